@@ -1,0 +1,31 @@
+# Set up a virtual environment and run, test or benchmark lstm-inspect.
+# TORCH_SPEC pins the torch build to install: torch==2.13.0 takes this machine's local CPU
+# wheel in seconds. Elsewhere, override it, e.g. make test TORCH_SPEC='torch>=2.1'.
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+ARGS ?= --shape 1000,20,1 --batch 200
+
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	# torch first, pinned, so that the project's open range is already satisfied.
+	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e '.[keras,test]'
+	touch $@
+
+run: $(STAMP)
+	$(BIN)/lstm-inspect $(ARGS)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

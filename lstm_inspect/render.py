@@ -1,0 +1,180 @@
+"""Turning an Inspection into output: a rich table, or JSON streamed step by step.
+
+Both renderers consume the inspection's steps as they come, so output starts before the
+run ends and memory does not grow with the number of steps.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, deque
+from typing import TextIO
+
+import numpy as np
+from rich.console import Console, Group
+from rich.table import Table
+from rich.text import Text
+
+from .report import Inspection, StepResult
+from .schedule import Start, Step
+
+SCHEMA_VERSION = 1
+
+
+def format_samples(samples: np.ndarray) -> str:
+    """"0-199" for a contiguous run, else the first few and the count."""
+    if len(samples) == 1:
+        return str(samples[0])
+    first, last = int(samples[0]), int(samples[-1])
+    if last - first == len(samples) - 1 and np.all(np.diff(samples) == 1):
+        return f"{first}-{last}"
+    head = ", ".join(str(s) for s in samples[:3].tolist())
+    return f"{head}, … ({len(samples):,})"
+
+
+def describe_start(step: Step) -> str:
+    """What the slots started from, e.g. "reset x200" or "carried x4 from train e0 b2"."""
+    if step.raises:
+        return f"raises: {len(step.call.samples):,} samples"
+    parts = []
+    if step.zero_slots:
+        parts.append(f"reset x{step.zero_slots:,}")
+    if step.carried_slots:
+        unrelated = int(np.count_nonzero(step.start_kinds() == Start.UNRELATED.value))
+        text = f"carried x{step.carried_slots:,} from {step.source.label}"
+        if unrelated == step.carried_slots:
+            text += " (unrelated samples)"
+        elif unrelated:
+            text += f" ({unrelated:,} unrelated)"
+        parts.append(text)
+    return ", ".join(parts)
+
+
+def _fold_key(step: Step) -> str:
+    """The kind of a step, without its indices, for the row that stands for folded steps."""
+    if step.raises:
+        return f"{step.call.phase} raising"
+    parts = []
+    if step.zero_slots:
+        parts.append(f"reset x{step.zero_slots:,}")
+    if step.carried_slots:
+        parts.append(f"carried x{step.carried_slots:,}")
+    return f"{step.call.phase} ({', '.join(parts)})"
+
+
+class _FoldedRows:
+    """Keeps the first and last rows of a long stream and counts the kinds in between."""
+
+    def __init__(self, max_rows: int):
+        self.head_size = max_rows // 2
+        self.tail: deque[StepResult] = deque(maxlen=max_rows - self.head_size - 1)
+        self.head: list[StepResult] = []
+        self.folded: Counter[str] = Counter()
+
+    def add(self, result: StepResult) -> None:
+        if len(self.head) < self.head_size:
+            self.head.append(result)
+            return
+        if len(self.tail) == self.tail.maxlen:
+            self.folded[_fold_key(self.tail[0].step)] += 1
+        self.tail.append(result)
+
+    def fold_label(self) -> str:
+        total = sum(self.folded.values())
+        kinds = ", ".join(f"{count:,} {key}" for key, count in self.folded.items())
+        return f"… {total:,} more steps: {kinds}"
+
+
+def _check_mark(result: StepResult) -> Text:
+    if result.verified is None:
+        return Text("—" if result.step.raises else "")
+    return Text("✓", style="green") if result.verified else Text("✗", style="bold red")
+
+
+def _row(result: StepResult) -> list:
+    call = result.step.call
+    observed = "" if result.observed is None else f"{result.observed.max_abs_h0:.3g}"
+    start = Text(describe_start(result.step), style="bold red" if result.step.raises else "")
+    epoch = "" if call.phase == "predict" else str(call.epoch)
+    return [str(call.index), str(call.phase), epoch, str(call.batch), format_samples(call.samples),
+            start, observed, _check_mark(result)]
+
+
+def build_table(inspection: Inspection, max_rows: int) -> Table:
+    table = Table(title="Keras's steps, checked on a PyTorch LSTM" if not inspection.dry_run
+                  else "Keras's steps (dry run: predicted, not run)", title_justify="left")
+    for name, justify in (("step", "right"), ("phase", "left"), ("epoch", "right"), ("batch", "right"),
+                          ("samples", "left"), ("slots started from", "left"),
+                          ("max |h0|", "right"), ("ok", "center")):
+        table.add_column(name, justify=justify, overflow="fold")
+    rows = _FoldedRows(max_rows)
+    for result in inspection:
+        rows.add(result)
+    for result in rows.head:
+        table.add_row(*_row(result))
+    if rows.folded:
+        table.add_row("", Text(rows.fold_label(), style="dim italic"), end_section=False)
+    for result in rows.tail:
+        table.add_row(*_row(result))
+    return table
+
+
+def _summary_text(inspection: Inspection) -> Text:
+    summary = inspection.summary
+    text = Text()
+    text.append(f"{summary.steps:,} steps: ")
+    text.append(f"{summary.reset_events:,} reset events, {summary.slot_resets:,} slot resets, "
+                f"{summary.slot_carries:,} slot carries. ")
+    if summary.verified is None:
+        text.append("Dry run: predicted from Keras's rules, not checked on tensors.", style="yellow")
+    elif summary.verified:
+        text.append("Every step verified on the tensors.", style="green")
+    else:
+        text.append(f"{inspection.mismatches:,} steps differ from Keras's rules: the mirror is wrong.",
+                    style="bold red")
+    return text
+
+
+def _error_text(inspection: Inspection) -> Text:
+    error = inspection.error
+    text = Text()
+    text.append(f"Keras raises {error.type} at step {error.step}", style="bold red")
+    text.append(" (after the steps before it ran):\n")
+    text.append("  " + error.message.replace("\n", "\n  ") + "\n")
+    text.append("Fix: ", style="bold")
+    text.append(inspection.fix)
+    return text
+
+
+def render_table(inspection: Inspection, console: Console, max_rows: int) -> None:
+    table = build_table(inspection, max_rows)
+    parts = [table, _summary_text(inspection)]
+    if inspection.error:
+        parts.append(_error_text(inspection))
+    verdict = Text()
+    verdict.append("Verdict: ", style="bold")
+    verdict.append(inspection.verdict)
+    parts.append(verdict)
+    console.print(Group(*parts))
+
+
+def step_to_json(result: StepResult) -> dict:
+    call = result.step.call
+    item = {"phase": str(call.phase), "epoch": call.epoch, "batch": call.batch,
+            "samples": call.samples.tolist(), "start": result.step.start_labels()}
+    if result.observed is not None:
+        item["observed"] = result.observed.to_json()
+    item["verified"] = result.verified
+    return item
+
+
+def write_json(inspection: Inspection, out: TextIO) -> None:
+    """Schema 1, written step by step (the steps array is never held in memory)."""
+    out.write('{"schema": %d, "spec": %s, "steps": [' % (SCHEMA_VERSION, json.dumps(inspection.spec.to_json())))
+    for index, result in enumerate(inspection):
+        out.write(("" if index == 0 else ", ") + "\n  " + json.dumps(step_to_json(result)))
+    tail = {"summary": inspection.summary.to_json(),
+            "error": inspection.error.to_json() if inspection.error else None,
+            "warnings": inspection.warnings,
+            "verdict": inspection.verdict}
+    out.write("\n], " + json.dumps(tail)[1:] + "\n")

@@ -1,0 +1,219 @@
+"""Prediction against observation: the schedule's steps checked on the mirror's tensors.
+
+`Inspection` is one streaming pass: iterate it for the step results (one at a time,
+nothing kept but the previous call's final states), then read `summary`, `error`,
+`verdict` and `exit_code`. This module never imports torch: a dry run stays fast, and
+the comparisons use tensor methods on the records the mirror hands over.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .schedule import KerasError, Step, count_calls, fix_for_partial_batch, predict_steps, predicted_error
+from .spec import ResetKind, Spec
+
+EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_KERAS_RAISES = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class Observed:
+    zero_slots: int  # slots whose initial h and c are all zeros
+    carried_slots: int  # slots whose initial h and c equal the previous call's final state of that slot
+    max_abs_h0: float
+
+    def to_json(self) -> dict:
+        return {"zero_slots": self.zero_slots, "carried_slots": self.carried_slots,
+                "max_abs_h0": self.max_abs_h0}
+
+
+@dataclass(frozen=True)
+class StepResult:
+    step: Step
+    observed: Observed | None  # None on a dry run and for the call where Keras raises
+    verified: bool | None  # None when nothing was observed
+
+
+@dataclass
+class Summary:
+    steps: int = 0
+    reset_events: int = 0  # steps where any slot started from zeros
+    slot_resets: int = 0
+    slot_carries: int = 0
+    verified: bool | None = None
+
+    def add(self, result: StepResult) -> None:
+        self.steps += 1
+        if result.step.raises:
+            return
+        self.slot_resets += result.step.zero_slots
+        self.slot_carries += result.step.carried_slots
+        self.reset_events += result.step.zero_slots > 0
+
+    def to_json(self) -> dict:
+        return {"steps": self.steps, "reset_events": self.reset_events, "slot_resets": self.slot_resets,
+                "slot_carries": self.slot_carries, "verified": self.verified}
+
+
+def observe(step: Step, record, previous) -> tuple[Observed, bool]:
+    """Read the initial state the mirror really passed and check it against the prediction.
+
+    Exact comparisons on purpose: a carried state is the same tensor values, not close ones.
+    """
+    h0, c0 = record.h0, record.c0
+    zero = (h0 == 0).all(dim=1) & (c0 == 0).all(dim=1)
+    if previous is not None and previous.hn.shape == h0.shape:
+        same_slot = (h0 == previous.hn).all(dim=1) & (c0 == previous.cn).all(dim=1)
+        carried_slots = int(same_slot.sum())
+    else:
+        carried_slots = 0
+    predicted_zero = step.source_slot < 0
+    verified = bool(zero[predicted_zero].all())
+    carried = np.flatnonzero(~predicted_zero)
+    if len(carried):
+        if previous is None or previous.call is not step.source:
+            verified = False
+        else:
+            sources = step.source_slot[carried]
+            verified = verified and bool((h0[carried] == previous.hn[sources]).all()
+                                         and (c0[carried] == previous.cn[sources]).all())
+    observed = Observed(int(zero.sum()), carried_slots, float(h0.abs().max()))
+    return observed, verified
+
+
+def warnings_for(spec: Spec) -> list[str]:
+    """Setups that run in Keras without a word but rarely do what their author meant."""
+    if not spec.stateful:
+        return []
+    found = []
+    if spec.shuffle:
+        found.append("shuffle is on with a stateful layer: Keras still carries state slot by slot, "
+                     "so each slot continues an unrelated sample; use --no-shuffle (shuffle=False), "
+                     "as the layer's docs ask")
+    if spec.epochs > 1 and spec.reset.kind == ResetKind.NEVER:
+        found.append("states are carried across epochs: nothing resets them at an epoch boundary; "
+                     "use --reset epoch (a callback calling layer.reset_state() in on_epoch_begin)")
+    if spec.val_samples:
+        found.append("validation runs through the training state: it starts from the state training "
+                     "left and leaves its own state for what comes next")
+    if spec.predict_samples:
+        found.append("predict starts from the state fit left: reset the layer before predict "
+                     "if its sequences do not continue the training data")
+    return found
+
+
+@dataclass
+class Inspection:
+    """One pass over Keras's steps for `spec`, checked on the mirror unless `dry_run`."""
+
+    spec: Spec
+    dry_run: bool = False
+    device: str = "cpu"
+    summary: Summary = field(default_factory=Summary)
+    error: KerasError | None = None
+    mismatches: int = 0
+
+    @property
+    def warnings(self) -> list[str]:
+        return warnings_for(self.spec)
+
+    @property
+    def planned_steps(self) -> int:
+        return count_calls(self.spec)
+
+    def __iter__(self) -> Iterator[StepResult]:
+        for result in (self._predicted() if self.dry_run else self._checked()):
+            self.summary.add(result)
+            self.mismatches += result.verified is False
+            yield result
+        if not self.dry_run:
+            self.summary.verified = self.mismatches == 0
+
+    def _predicted(self) -> Iterator[StepResult]:
+        for step in predict_steps(self.spec):
+            if step.raises:
+                self.error = predicted_error(step, self.spec.batch_size)
+            yield StepResult(step, None, None)
+
+    def _checked(self) -> Iterator[StepResult]:
+        from . import run  # torch is imported here, only when the run needs it
+
+        records = run.run_mirror(self.spec, run.resolve_device(self.device))
+        previous = None
+        for step in predict_steps(self.spec):
+            try:
+                record = next(records, None)
+            except run.KerasStateError as raised:
+                self.error = KerasError(step.call.index, "ValueError", str(raised))
+                predicted = predicted_error(step, self.spec.batch_size) if step.raises else None
+                yield StepResult(step, None, None if predicted == self.error else False)
+                return
+            if step.raises or record is None:
+                # The mirror ran a call where Keras raises (or stopped early): a disagreement.
+                yield StepResult(step, None, False)
+                return
+            observed, verified = observe(step, record, previous)
+            yield StepResult(step, observed, verified)
+            previous = record
+        if next(records, None) is not None:
+            self.mismatches += 1  # the mirror made more calls than Keras does
+
+    @property
+    def exit_code(self) -> int:
+        if self.mismatches:
+            return EXIT_MISMATCH
+        return EXIT_KERAS_RAISES if self.error else EXIT_OK
+
+    @property
+    def fix(self) -> str | None:
+        return fix_for_partial_batch(self.spec) if self.error else None
+
+    @property
+    def verdict(self) -> str:
+        return verdict(self.spec, self.summary, self.error)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count:,} {word}{'' if count == 1 else 's'}"
+
+
+def _times(count: int) -> str:
+    return {1: "once", 2: "twice"}.get(count, f"{count:,} times")
+
+
+def verdict(spec: Spec, summary: Summary, error: KerasError | None) -> str:
+    """The answer for this setup, in one or two plain sentences (three with an error)."""
+    batches = math.ceil(spec.samples / spec.batch_size)
+    if not spec.stateful:
+        other_phases = [name for name, count in (("validation", spec.val_samples),
+                                                 ("predict", spec.predict_samples)) if count]
+        text = ("Stateless LSTM: states are reset after every batch, "
+                f"{_times(batches)} per epoch; each batch holds up to {spec.batch_size:,} independent "
+                f"states, one per sequence, so every one of the {spec.samples:,} sequences starts "
+                "from zeros and nothing passes between sequences.")
+        if other_phases:
+            text += f" {' and '.join(other_phases).capitalize()} batches start from zeros too."
+        return text
+    text = ("Stateful LSTM: Keras never resets the state inside fit, validation or "
+            f"predict; slot i of each batch starts from the final state of slot i of the previous "
+            f"call, so sample j+{spec.batch_size:,} continues sample j ({spec.batch_size:,} parallel "
+            "streams), "
+            "not the last sample of the previous batch.")
+    if spec.reset.kind == ResetKind.NEVER:
+        text += " Nothing resets it here: each slot's state runs on through every phase."
+    elif spec.reset.kind == ResetKind.EPOCH:
+        text += (" Your callback zeroes all slots before each epoch's first batch, so each slot "
+                 f"carries through the epoch's {_plural(batches, 'training batch')}.")
+    else:
+        text += (f" Your callback zeroes all slots before every training batch whose index is a "
+                 f"multiple of {spec.reset.every}, so each slot carries through at most "
+                 f"{_plural(spec.reset.every, 'training batch')}.")
+    if spec.shuffle:
+        text += " Shuffle is on, so a slot carries its state into an unrelated sample."
+    if error:
+        text += f" Keras raises {error.type} at step {error.step}: {error.message.splitlines()[-1]}."
+    return text

@@ -1,0 +1,118 @@
+"""The user's setup: what `model.fit(...)` and `model.predict(...)` are called with.
+
+A `Spec` is frozen and validated on construction, so every later stage can trust it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class SpecError(ValueError):
+    """An invalid setup; `option` names the command-line option at fault."""
+
+    def __init__(self, option: str, message: str):
+        super().__init__(message)
+        self.option = option
+
+
+class Phase(StrEnum):
+    TRAIN = "train"
+    VALIDATION = "validation"
+    PREDICT = "predict"
+
+
+class ResetKind(StrEnum):
+    NEVER = "never"
+    EPOCH = "epoch"
+    EVERY = "every"
+
+
+@dataclass(frozen=True)
+class ResetPolicy:
+    """A user callback that calls `layer.reset_state()`; Keras itself never resets."""
+
+    kind: ResetKind = ResetKind.NEVER
+    every: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> ResetPolicy:
+        text = text.strip().lower()
+        if text in (ResetKind.NEVER, ResetKind.EPOCH):
+            return cls(ResetKind(text))
+        name, sep, count = text.partition(":")
+        if name == ResetKind.EVERY and sep:
+            if not count.strip().isdigit() or int(count) < 1:
+                raise SpecError("--reset", f"every:K needs a positive integer K, got {count!r}")
+            return cls(ResetKind.EVERY, int(count))
+        raise SpecError("--reset", f"expected never, epoch or every:K, got {text!r}")
+
+    def __str__(self) -> str:
+        return f"every:{self.every}" if self.kind == ResetKind.EVERY else str(self.kind)
+
+    def resets_on_epoch_begin(self) -> bool:
+        return self.kind == ResetKind.EPOCH
+
+    def resets_on_train_batch_begin(self, batch: int) -> bool:
+        return self.kind == ResetKind.EVERY and batch % self.every == 0
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """`N,T,F` as three positive integers; blanks around the numbers are allowed."""
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) != 3:
+        raise SpecError("--shape", f"expected N,T,F (samples,timesteps,features), got {text!r}")
+    if not all(part.isdigit() for part in parts):
+        raise SpecError("--shape", f"N, T and F must be positive integers, got {text!r}")
+    numbers = tuple(int(part) for part in parts)
+    if min(numbers) < 1:
+        raise SpecError("--shape", f"N, T and F must be positive integers, got {text!r}")
+    return numbers  # type: ignore[return-value]
+
+
+@dataclass(frozen=True)
+class Spec:
+    samples: int
+    timesteps: int
+    features: int
+    batch_size: int = 32
+    stateful: bool = False
+    epochs: int = 1
+    shuffle: bool = True
+    reset: ResetPolicy = ResetPolicy()
+    val_samples: int = 0
+    predict_samples: int = 0
+    units: int = 8
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        positive = {
+            "--shape": (self.samples, self.timesteps, self.features),
+            "--batch": (self.batch_size,),
+            "--epochs": (self.epochs,),
+            "--units": (self.units,),
+        }
+        for option, values in positive.items():
+            if any(value < 1 for value in values):
+                raise SpecError(option, f"{option} must be a positive integer")
+        for option, value in (("--val-samples", self.val_samples),
+                              ("--predict-samples", self.predict_samples)):
+            if value < 0:
+                raise SpecError(option, f"{option} must be zero or positive")
+        if not 0 <= self.seed < 2**32:
+            raise SpecError("--seed", "--seed must be between 0 and 2**32 - 1")
+        if self.reset.kind != ResetKind.NEVER and not self.stateful:
+            # A stateless layer holds no state between calls: a reset callback would
+            # change nothing, so asking for one is a misunderstanding worth stopping.
+            raise SpecError(
+                "--reset",
+                f"--reset {self.reset} needs --stateful: a stateless layer starts every batch "
+                "from zeros already",
+            )
+
+    def to_json(self) -> dict:
+        fields = dataclasses.asdict(self)
+        fields["reset"] = str(self.reset)
+        return fields
