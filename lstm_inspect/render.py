@@ -15,7 +15,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from .report import Inspection, StepResult
+from .report import Inspection, StepResult, plural
 from .schedule import Start, Step
 
 SCHEMA_VERSION = 1
@@ -28,7 +28,7 @@ def format_samples(samples: np.ndarray) -> str:
     first, last = int(samples[0]), int(samples[-1])
     if last - first == len(samples) - 1 and np.all(np.diff(samples) == 1):
         return f"{first}-{last}"
-    head = ", ".join(str(s) for s in samples[:3].tolist())
+    head = ", ".join(str(s) for s in samples[:2].tolist())
     return f"{head}, … ({len(samples):,})"
 
 
@@ -43,7 +43,7 @@ def describe_start(step: Step) -> str:
         unrelated = int(np.count_nonzero(step.start_kinds() == Start.UNRELATED.value))
         text = f"carried x{step.carried_slots:,} from {step.source.label}"
         if unrelated == step.carried_slots:
-            text += " (unrelated samples)"
+            text += " (unrelated)"
         elif unrelated:
             text += f" ({unrelated:,} unrelated)"
         parts.append(text)
@@ -95,16 +95,15 @@ def _row(result: StepResult) -> list:
     call = result.step.call
     observed = "" if result.observed is None else f"{result.observed.max_abs_h0:.3g}"
     start = Text(describe_start(result.step), style="bold red" if result.step.raises else "")
-    epoch = "" if call.phase == "predict" else str(call.epoch)
-    return [str(call.index), str(call.phase), epoch, str(call.batch), format_samples(call.samples),
-            start, observed, _check_mark(result)]
+    return [str(call.index), call.label, format_samples(call.samples), start, observed,
+            _check_mark(result)]
 
 
 def build_table(inspection: Inspection, max_rows: int) -> Table:
     table = Table(title="Keras's steps, checked on a PyTorch LSTM" if not inspection.dry_run
                   else "Keras's steps (dry run: predicted, not run)", title_justify="left")
-    for name, justify in (("step", "right"), ("phase", "left"), ("epoch", "right"), ("batch", "right"),
-                          ("samples", "left"), ("slots started from", "left"),
+    for name, justify in (("step", "right"), ("call", "left"), ("samples", "left"),
+                          ("slots started from", "left"),
                           ("max |h0|", "right"), ("ok", "center")):
         table.add_column(name, justify=justify, overflow="fold")
     rows = _FoldedRows(max_rows)
@@ -122,9 +121,8 @@ def build_table(inspection: Inspection, max_rows: int) -> Table:
 def _summary_text(inspection: Inspection) -> Text:
     summary = inspection.summary
     text = Text()
-    text.append(f"{summary.steps:,} steps: ")
-    text.append(f"{summary.reset_events:,} reset events, {summary.slot_resets:,} slot resets, "
-                f"{summary.slot_carries:,} slot carries. ")
+    text.append(f"{plural(summary.steps, 'step')}: {plural(summary.reset_events, 'reset event')}, "
+                f"{plural(summary.slot_resets, 'slot reset')}, {plural(summary.slot_carries, 'slot carry')}. ")
     if summary.verified is None:
         text.append("Dry run: predicted from Keras's rules, not checked on tensors.", style="yellow")
     elif summary.verified:

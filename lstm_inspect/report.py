@@ -75,7 +75,7 @@ def observe(step: Step, record, previous) -> tuple[Observed, bool]:
     verified = bool(zero[predicted_zero].all())
     carried = np.flatnonzero(~predicted_zero)
     if len(carried):
-        if previous is None or previous.call is not step.source:
+        if previous is None or previous.call.index != step.source.index:
             verified = False
         else:
             sources = step.source_slot[carried]
@@ -177,8 +177,10 @@ class Inspection:
         return verdict(self.spec, self.summary, self.error)
 
 
-def _plural(count: int, word: str) -> str:
-    return f"{count:,} {word}{'' if count == 1 else 's'}"
+def plural(count: int, word: str) -> str:
+    if count == 1:
+        return f"1 {word}"
+    return f"{count:,} {word[:-1] + 'ies' if word.endswith('y') else word + 's'}"
 
 
 def _times(count: int) -> str:
@@ -207,13 +209,14 @@ def verdict(spec: Spec, summary: Summary, error: KerasError | None) -> str:
         text += " Nothing resets it here: each slot's state runs on through every phase."
     elif spec.reset.kind == ResetKind.EPOCH:
         text += (" Your callback zeroes all slots before each epoch's first batch, so each slot "
-                 f"carries through the epoch's {_plural(batches, 'training batch')}.")
+                 f"carries through the epoch's {plural(batches, 'training batch')}.")
     else:
         text += (f" Your callback zeroes all slots before every training batch whose index is a "
                  f"multiple of {spec.reset.every}, so each slot carries through at most "
-                 f"{_plural(spec.reset.every, 'training batch')}.")
+                 f"{plural(spec.reset.every, 'training batch')}.")
     if spec.shuffle:
         text += " Shuffle is on, so a slot carries its state into an unrelated sample."
     if error:
-        text += f" Keras raises {error.type} at step {error.step}: {error.message.splitlines()[-1]}."
+        text += (f" But Keras raises {error.type} at step {error.step}: a stateful layer needs every "
+                 f"batch to hold exactly {spec.batch_size:,} samples.")
     return text
