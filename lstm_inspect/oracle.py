@@ -42,15 +42,17 @@ class KerasRun:
     error_type: str | None = None
     error_message: str | None = None
 
-    def start_labels(self) -> list[list[str] | None]:
-        """Per call, each slot's start as the schedule writes it: "zeros" or "<phase>:<sample>"
-        of the previous call's slot whose final state equals it exactly; "?" if none does."""
+    @property
+    def completed(self) -> list[KerasCall]:
+        return [call for call in self.calls if call.hn is not None]
+
+    def start_labels(self) -> list[list[str]]:
+        """Per completed call, each slot's start as the schedule writes it: "zeros" or
+        "<phase>:<sample>" of the previous call's slot whose final state equals it exactly
+        ("?" if none does)."""
         labels = []
         previous = None
-        for call in self.calls:
-            if call.hn is None:  # the call that raised
-                labels.append(None)
-                continue
+        for call in self.completed:
             slots = []
             for slot in range(len(call.samples)):
                 h, c = call.h0[slot], call.c0[slot]
@@ -153,7 +155,10 @@ def run_keras(spec: Spec) -> KerasRun:
             model.predict(phase_inputs(spec, Phase.PREDICT, spec.predict_samples),
                           batch_size=spec.batch_size, callbacks=callbacks, verbose=0)
     except Exception as raised:  # whatever Keras raises is the observation
-        result.error_step = len(result.calls) - 1
+        # The call that raised is the last one begun, or (when Keras raises while building
+        # its step function, before any batch begins) the next one.
+        begun_unfinished = bool(result.calls) and result.calls[-1].hn is None
+        result.error_step = len(result.calls) - begun_unfinished
         result.error_type = type(raised).__name__
         result.error_message = _ANSI.sub("", str(raised))
     return result

@@ -79,10 +79,10 @@ class _FoldedRows:
             self.folded[_fold_key(self.tail[0].step)] += 1
         self.tail.append(result)
 
-    def fold_label(self) -> str:
+    def fold_cells(self) -> list[str]:
         total = sum(self.folded.values())
         kinds = ", ".join(f"{count:,} {key}" for key, count in self.folded.items())
-        return f"… {total:,} more steps: {kinds}"
+        return ["…", f"{total:,} more steps", "", kinds]
 
 
 def _check_mark(result: StepResult) -> Text:
@@ -112,7 +112,7 @@ def build_table(inspection: Inspection, max_rows: int) -> Table:
     for result in rows.head:
         table.add_row(*_row(result))
     if rows.folded:
-        table.add_row("", Text(rows.fold_label(), style="dim italic"), end_section=False)
+        table.add_row(*rows.fold_cells(), style="dim italic")
     for result in rows.tail:
         table.add_row(*_row(result))
     return table
@@ -122,7 +122,7 @@ def _summary_text(inspection: Inspection) -> Text:
     summary = inspection.summary
     text = Text()
     text.append(f"{plural(summary.steps, 'step')}: {plural(summary.reset_events, 'reset event')}, "
-                f"{plural(summary.slot_resets, 'slot reset')}, {plural(summary.slot_carries, 'slot carry')}. ")
+                f"{plural(summary.slot_resets, 'slot reset')}, {plural(summary.slot_carries, 'slot carry', 'slot carries')}. ")
     if summary.verified is None:
         text.append("Dry run: predicted from Keras's rules, not checked on tensors.", style="yellow")
     elif summary.verified:
@@ -172,7 +172,7 @@ def write_json(inspection: Inspection, out: TextIO) -> None:
     for index, result in enumerate(inspection):
         out.write(("" if index == 0 else ", ") + "\n  " + json.dumps(step_to_json(result)))
     tail = {"summary": inspection.summary.to_json(),
-            "error": inspection.error.to_json() if inspection.error else None,
+            "error": {**inspection.error.to_json(), "fix": inspection.fix} if inspection.error else None,
             "warnings": inspection.warnings,
             "verdict": inspection.verdict}
     out.write("\n], " + json.dumps(tail)[1:] + "\n")

@@ -177,10 +177,8 @@ class Inspection:
         return verdict(self.spec, self.summary, self.error)
 
 
-def plural(count: int, word: str) -> str:
-    if count == 1:
-        return f"1 {word}"
-    return f"{count:,} {word[:-1] + 'ies' if word.endswith('y') else word + 's'}"
+def plural(count: int, word: str, many: str | None = None) -> str:
+    return f"{count:,} {word if count == 1 else many or word + 's'}"
 
 
 def _times(count: int) -> str:
@@ -209,11 +207,11 @@ def verdict(spec: Spec, summary: Summary, error: KerasError | None) -> str:
         text += " Nothing resets it here: each slot's state runs on through every phase."
     elif spec.reset.kind == ResetKind.EPOCH:
         text += (" Your callback zeroes all slots before each epoch's first batch, so each slot "
-                 f"carries through the epoch's {plural(batches, 'training batch')}.")
+                 f"carries through the epoch's {plural(batches, 'training batch', 'training batches')}.")
     else:
         text += (f" Your callback zeroes all slots before every training batch whose index is a "
                  f"multiple of {spec.reset.every}, so each slot carries through at most "
-                 f"{plural(spec.reset.every, 'training batch')}.")
+                 f"{plural(spec.reset.every, 'training batch', 'training batches')}.")
     if spec.shuffle:
         text += " Shuffle is on, so a slot carries its state into an unrelated sample."
     if error:

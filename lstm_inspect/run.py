@@ -68,7 +68,8 @@ def batch_inputs(spec: Spec, phase: Phase, samples: np.ndarray, device: torch.de
 
 def build_lstm(spec: Spec, device: torch.device) -> nn.LSTM:
     """An nn.LSTM with weights drawn from the seed, without touching torch's global RNG."""
-    lstm = nn.LSTM(spec.features, spec.units, batch_first=True)
+    with torch.random.fork_rng(devices=[]):  # nn.LSTM's own initialisation draws from it
+        lstm = nn.LSTM(spec.features, spec.units, batch_first=True)
     generator = torch.Generator().manual_seed(spec.seed)
     bound = 1.0 / spec.units**0.5
     with torch.no_grad():

@@ -175,6 +175,10 @@ def _divisors(n: int) -> list[int]:
     return sorted(set(small + [n // d for d in small]))
 
 
+def _either(separator: str, last: str, words: list[str]) -> str:
+    return words[0] if len(words) == 1 else separator.join(words[:-1]) + last + words[-1]
+
+
 def fix_for_partial_batch(spec: Spec) -> str:
     """How to make every stateful call hold exactly B samples, as Keras requires."""
     sizes = {"N": spec.samples, "--val-samples": spec.val_samples, "--predict-samples": spec.predict_samples}
@@ -184,8 +188,8 @@ def fix_for_partial_batch(spec: Spec) -> str:
     below = [d for d in divisors if d < spec.batch_size][-2:]
     above = [d for d in divisors if d > spec.batch_size][:2]
     near = below + above
-    what = "N" if len(sizes) == 1 else "N, --val-samples and --predict-samples"
-    choice = ", ".join(str(d) for d in near[:-1]) + (f" or {near[-1]}" if len(near) > 1 else str(near[-1]))
+    choice = _either(", ", " or ", [str(d) for d in near])
+    what = _either(", ", " and ", list(sizes))
     advice = f"use --batch {choice} (divisors of {what} near {spec.batch_size})"
     truncations = [f"{name} to {size - size % spec.batch_size}" for name, size in sizes.items()
                    if size % spec.batch_size and size >= spec.batch_size]

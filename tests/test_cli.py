@@ -1,0 +1,151 @@
+"""The command line, through click's CliRunner (and a subprocess where imports matter)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from lstm_inspect.cli import main
+
+GOLDEN = Path(__file__).parent / "golden"
+HEADLINE = ["--shape", "1000,20,1", "--batch", "200"]
+STATEFUL_PHASES = HEADLINE + ["--stateful", "--no-shuffle", "--epochs", "2", "--val-samples", "400",
+                              "--predict-samples", "200"]
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def invoke_json(*args):
+    result = invoke(*args, "--format", "json")
+    return result, json.loads(result.stdout)
+
+
+def test_headline_table(update_golden):
+    result = invoke(*HEADLINE)
+    assert result.exit_code == 0
+    golden = GOLDEN / "headline.txt"
+    if update_golden:
+        golden.write_text(result.stdout)
+    assert result.stdout == golden.read_text()
+    assert "\x1b[" not in result.stdout
+    assert "5 steps: 5 reset events, 1,000 slot resets, 0 slot carries. Every step verified" in result.stdout
+    assert ("states are reset after every batch, 5 times per epoch; each batch holds up to 200 independent "
+            "states, one per sequence, so every one of the 1,000 sequences starts from zeros and nothing "
+            "passes between sequences.") in " ".join(result.stdout.split())
+
+
+def test_headline_json_schema():
+    result, report = invoke_json(*HEADLINE)
+    assert result.exit_code == 0
+    assert set(report) >= {"schema", "spec", "steps", "summary", "error", "warnings", "verdict"}
+    assert report["schema"] == 1 and report["error"] is None and report["warnings"] == []
+    assert report["spec"] == {"samples": 1000, "timesteps": 20, "features": 1, "batch_size": 200,
+                              "stateful": False, "epochs": 1, "shuffle": True, "reset": "never",
+                              "val_samples": 0, "predict_samples": 0, "units": 8, "seed": 0}
+    assert report["summary"] == {"steps": 5, "reset_events": 5, "slot_resets": 1000, "slot_carries": 0,
+                                 "verified": True}
+    steps = report["steps"]
+    assert [step["phase"] for step in steps] == ["train"] * 5
+    assert sorted(sample for step in steps for sample in step["samples"]) == list(range(1000))
+    for index, step in enumerate(steps):
+        assert step["epoch"] == 0 and step["batch"] == index and step["verified"] is True
+        assert step["start"] == ["zeros"] * 200
+        assert step["observed"] == {"zero_slots": 200, "carried_slots": 0, "max_abs_h0": 0.0}
+
+
+def test_stateful_carries_through_validation_and_into_predict():
+    result, report = invoke_json(*STATEFUL_PHASES)
+    assert result.exit_code == 0 and report["summary"]["verified"] is True
+    calls = [(s["phase"], s["epoch"], s["batch"]) for s in report["steps"]]
+    epoch1_first = report["steps"][calls.index(("train", 1, 0))]
+    assert epoch1_first["start"] == [f"validation:{200 + i}" for i in range(200)]
+    predict = report["steps"][calls.index(("predict", 0, 0))]
+    assert predict["start"] == [f"validation:{200 + i}" for i in range(200)]
+    assert report["summary"]["reset_events"] == 1
+    assert any("validation" in warning for warning in report["warnings"])
+    assert any("across epochs" in warning for warning in report["warnings"])
+
+
+def test_stateful_table_shows_the_carry_sources():
+    result = invoke(*STATEFUL_PHASES)
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert any("train e1 b0" in line and "carried x200 from validation e0 b1" in line for line in lines)
+    assert any("predict b0" in line and "carried x200 from validation e1 b1" in line for line in lines)
+    assert "Every step verified on the tensors." in result.stdout
+    assert "warning: validation runs through the training state" in result.stderr
+
+
+def test_partial_stateful_batch_exits_3_with_kerass_message_and_a_fix():
+    result = invoke("--shape", "1000,20,1", "--batch", "300", "--stateful")
+    assert result.exit_code == 3
+    assert "Keras raises ValueError at step 3" in result.stdout
+    assert "- Expected batch size: 300" in result.stdout and "- Received batch size: 100" in result.stdout
+    assert "use --batch 200, 250, 500 or 1000" in " ".join(result.stdout.split())
+    assert "truncate N to 900" in result.stdout
+    _, report = invoke_json("--shape", "1000,20,1", "--batch", "300", "--stateful")
+    assert report["error"]["step"] == 3 and report["error"]["type"] == "ValueError"
+    assert len(report["steps"]) == 4
+    assert report["steps"][3] == {"phase": "train", "epoch": 0, "batch": 3,
+                                  "samples": report["steps"][3]["samples"], "start": None, "verified": None}
+    assert len(report["steps"][3]["samples"]) == 100
+    assert "Expected batch size: 300" in report["error"]["message"]
+    assert "900" in report["error"]["fix"]
+
+
+def test_dry_run_predicts_without_observing():
+    result, report = invoke_json(*STATEFUL_PHASES, "--dry-run")
+    assert result.exit_code == 0
+    assert all("observed" not in step and step["verified"] is None for step in report["steps"])
+    assert report["summary"]["verified"] is None
+    _, checked = invoke_json(*STATEFUL_PHASES)
+    assert [s["start"] for s in report["steps"]] == [s["start"] for s in checked["steps"]]
+
+
+def test_dry_run_and_help_never_import_torch():
+    code = ("import sys; from lstm_inspect.cli import main\n"
+            "for args in (['--help'], ['--shape', '1000,20,1', '--batch', '200', '--dry-run']):\n"
+            "    try: main(args)\n"
+            "    except SystemExit: pass\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "False"
+
+
+def test_long_schedules_fold_the_middle():
+    result = invoke("--shape", "1000,5,1", "--batch", "10", "--max-rows", "6", "--dry-run")
+    assert result.exit_code == 0
+    rows = [line.split("│")[1:-1] for line in result.stdout.splitlines() if line.startswith("│")]
+    assert [row[0].strip() for row in rows] == ["0", "1", "2", "…", "98", "99"]
+    assert rows[3][1].strip() == "95 more steps" and rows[3][3].strip() == "95 train (reset x10)"
+
+
+def test_python_dash_m_runs_the_same_command():
+    out = subprocess.run([sys.executable, "-m", "lstm_inspect", "--shape", "8,2,1", "--batch", "4",
+                          "--dry-run", "--format", "json"], capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout)["summary"]["steps"] == 2
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--shape", "1000,20"], "expected N,T,F"),
+    (["--shape", "a,b,c"], "positive integers"),
+    (["--shape", "0,20,1"], "positive integers"),
+    (["--shape", "1000,20,1", "--batch", "0"], "--batch must be a positive integer"),
+    (["--shape", "1000,20,1", "--epochs", "0"], "--epochs must be a positive integer"),
+    (["--shape", "1000,20,1", "--units", "0"], "--units must be a positive integer"),
+    (["--shape", "1000,20,1", "--reset", "every:0"], "positive integer K"),
+    (["--shape", "1000,20,1", "--reset", "epoch"], "needs --stateful"),
+    (["--shape", "1000,20,1", "--format", "xml"], "'xml' is not one of"),
+    (["--batch", "10"], "Missing option '--shape'"),
+])
+def test_usage_errors_exit_2_with_one_line(args, message):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert [line for line in result.stderr.splitlines() if line.startswith("Error")] != []

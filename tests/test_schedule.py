@@ -1,0 +1,136 @@
+"""Properties of Keras's schedule, for any setup hypothesis can think of."""
+
+from collections import defaultdict
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lstm_inspect.schedule import Start, count_calls, fix_for_partial_batch, iter_calls, predict_steps
+from lstm_inspect.spec import Phase, ResetPolicy, Spec
+
+resets = st.sampled_from(["never", "epoch", "every:1", "every:2", "every:3"]).map(ResetPolicy.parse)
+
+
+@st.composite
+def specs(draw, stateful=st.booleans()):
+    is_stateful = draw(stateful)
+    return Spec(
+        samples=draw(st.integers(1, 60)), timesteps=draw(st.integers(1, 4)), features=1,
+        batch_size=draw(st.integers(1, 16)), stateful=is_stateful, epochs=draw(st.integers(1, 3)),
+        shuffle=draw(st.booleans()), reset=draw(resets) if is_stateful else ResetPolicy(),
+        val_samples=draw(st.integers(0, 20)), predict_samples=draw(st.integers(0, 20)),
+        seed=draw(st.integers(0, 2**32 - 1)))
+
+
+def _sizes(spec):
+    return {Phase.TRAIN: spec.samples, Phase.VALIDATION: spec.val_samples, Phase.PREDICT: spec.predict_samples}
+
+
+@given(specs())
+def test_every_sample_appears_once_per_epoch_and_phase(spec):
+    seen = defaultdict(list)
+    for call in iter_calls(spec):
+        seen[call.phase, call.epoch].extend(call.samples.tolist())
+        assert 1 <= len(call.samples) <= spec.batch_size
+    for (phase, _epoch), samples in seen.items():
+        assert sorted(samples) == list(range(_sizes(spec)[phase]))
+    assert len(seen) == spec.epochs * (1 + bool(spec.val_samples)) + bool(spec.predict_samples)
+    assert sum(1 for _ in iter_calls(spec)) == count_calls(spec)
+
+
+@given(specs())
+def test_resets_plus_carries_equal_slots(spec):
+    for step in predict_steps(spec):
+        if not step.raises:
+            assert step.zero_slots + step.carried_slots == len(step.call.samples)
+            assert len(step.start_labels()) == len(step.call.samples)
+
+
+@given(specs(stateful=st.just(False)))
+def test_stateless_never_carries_and_never_raises(spec):
+    steps = list(predict_steps(spec))
+    assert len(steps) == count_calls(spec)
+    assert all(not step.raises and step.carried_slots == 0 and step.source is None for step in steps)
+
+
+@given(specs(stateful=st.just(True)))
+def test_stateful_slot_i_carries_from_slot_i_of_the_previous_call(spec):
+    previous = None
+    for step in predict_steps(spec):
+        if step.raises:
+            break
+        if step.carried_slots:
+            assert step.source is previous
+            assert np.array_equal(step.source_slot, np.arange(len(step.call.samples)))
+        previous = step.call
+
+
+@given(specs(stateful=st.just(True)))
+def test_stateful_raises_at_the_first_call_with_a_partial_batch(spec):
+    steps = list(predict_steps(spec))
+    sizes = [len(call.samples) for call in iter_calls(spec)]
+    partial = [index for index, size in enumerate(sizes) if size != spec.batch_size]
+    if partial:
+        assert len(steps) == partial[0] + 1 and steps[-1].raises
+    else:
+        assert len(steps) == len(sizes) and not any(step.raises for step in steps)
+
+
+@given(specs(stateful=st.just(True)))
+def test_stateful_resets_only_at_the_start_and_where_the_policy_says(spec):
+    for step in predict_steps(spec):
+        if step.raises:
+            break
+        call = step.call
+        policy_resets = call.phase == Phase.TRAIN and (
+            (call.batch == 0 and spec.reset.resets_on_epoch_begin())
+            or spec.reset.resets_on_train_batch_begin(call.batch))
+        assert (step.zero_slots > 0) == (call.index == 0 or policy_resets)
+
+
+@settings(max_examples=50)
+@given(specs(stateful=st.just(True)))
+def test_without_shuffle_carries_within_a_phase_continue_sample_j_minus_b(spec):
+    spec = Spec(**{**spec.__dict__, "shuffle": False})
+    for step in predict_steps(spec):
+        if step.raises or not step.carried_slots:
+            continue
+        kinds = set(step.start_kinds())
+        same_epoch_phase = (step.source.phase, step.source.epoch) == (step.call.phase, step.call.epoch)
+        assert kinds == {Start.CONTINUED.value if same_epoch_phase else Start.UNRELATED.value}
+
+
+def test_shuffle_permutes_each_epoch_differently_and_reproducibly():
+    spec = Spec(100, 2, 1, batch_size=10, epochs=2, shuffle=True, seed=7)
+    first = [call.samples.tolist() for call in iter_calls(spec)]
+    assert first == [call.samples.tolist() for call in iter_calls(spec)]
+    assert first[:10] != first[10:]
+    assert first[0] != list(range(10))
+
+
+def test_validation_and_predict_are_never_shuffled():
+    spec = Spec(8, 2, 1, batch_size=4, shuffle=True, val_samples=8, predict_samples=4)
+    others = [call.samples.tolist() for call in iter_calls(spec) if call.phase != Phase.TRAIN]
+    assert others == [[0, 1, 2, 3], [4, 5, 6, 7], [0, 1, 2, 3]]
+
+
+def test_start_labels_name_the_sample_whose_state_is_carried():
+    spec = Spec(8, 2, 1, batch_size=4, stateful=True, shuffle=False, val_samples=4)
+    labels = [step.start_labels() for step in predict_steps(spec)]
+    assert labels == [["zeros"] * 4, ["train:0", "train:1", "train:2", "train:3"],
+                      ["train:4", "train:5", "train:6", "train:7"]]
+
+
+@pytest.mark.parametrize("spec, expected", [
+    (Spec(1000, 20, 1, batch_size=300, stateful=True),
+     "use --batch 200, 250, 500 or 1000 (divisors of N near 300), or drop the remainder as drop_remainder "
+     "does: truncate N to 900"),
+    (Spec(10, 5, 1, batch_size=32, stateful=True), "use --batch 5 or 10 (divisors of N near 32)"),
+    (Spec(12, 5, 1, batch_size=4, stateful=True, val_samples=6),
+     "use --batch 2, 3 or 6 (divisors of N and --val-samples near 4), or drop the "
+     "remainder as drop_remainder does: truncate --val-samples to 4"),
+])
+def test_fix_suggests_divisors_near_b_and_truncation(spec, expected):
+    assert fix_for_partial_batch(spec) == expected

@@ -1,0 +1,56 @@
+import pytest
+
+from lstm_inspect.spec import ResetKind, ResetPolicy, Spec, SpecError, parse_shape
+
+
+@pytest.mark.parametrize("text, expected", [("1000,20,1", (1000, 20, 1)), (" 1000 , 20 , 1 ", (1000, 20, 1))])
+def test_parse_shape_accepts_three_positive_integers(text, expected):
+    assert parse_shape(text) == expected
+
+
+@pytest.mark.parametrize("text", ["1000,20", "a,b,c", "0,20,1", "-5,20,1", "1e3,20,1", "1,2,3,4", ""])
+def test_parse_shape_rejects(text):
+    with pytest.raises(SpecError) as raised:
+        parse_shape(text)
+    assert raised.value.option == "--shape"
+
+
+@pytest.mark.parametrize("text, kind, every", [("never", ResetKind.NEVER, 0), ("epoch", ResetKind.EPOCH, 0),
+                                               ("every:3", ResetKind.EVERY, 3)])
+def test_reset_policy_parses(text, kind, every):
+    policy = ResetPolicy.parse(text)
+    assert (policy.kind, policy.every) == (kind, every)
+    assert str(policy) == text
+
+
+@pytest.mark.parametrize("text", ["every:0", "every:", "every:x", "sometimes", "every"])
+def test_reset_policy_rejects(text):
+    with pytest.raises(SpecError):
+        ResetPolicy.parse(text)
+
+
+def test_every_k_resets_on_multiples_of_k_only():
+    policy = ResetPolicy.parse("every:3")
+    assert [policy.resets_on_train_batch_begin(b) for b in range(7)] == [True, False, False, True, False, False, True]
+    assert not policy.resets_on_epoch_begin()
+
+
+@pytest.mark.parametrize("field, value, option", [("batch_size", 0, "--batch"), ("epochs", 0, "--epochs"),
+                                                  ("units", 0, "--units"), ("val_samples", -1, "--val-samples"),
+                                                  ("seed", -1, "--seed")])
+def test_spec_rejects_out_of_range(field, value, option):
+    with pytest.raises(SpecError) as raised:
+        Spec(10, 5, 1, **{field: value})
+    assert raised.value.option == option
+
+
+def test_reset_policy_needs_stateful():
+    with pytest.raises(SpecError, match="needs --stateful"):
+        Spec(10, 5, 1, reset=ResetPolicy.parse("epoch"))
+    assert Spec(10, 5, 1, stateful=True, reset=ResetPolicy.parse("epoch")).reset.kind == ResetKind.EPOCH
+
+
+def test_spec_json_names_every_field():
+    assert Spec(10, 5, 1, stateful=True, reset=ResetPolicy.parse("every:2")).to_json() == {
+        "samples": 10, "timesteps": 5, "features": 1, "batch_size": 32, "stateful": True, "epochs": 1,
+        "shuffle": True, "reset": "every:2", "val_samples": 0, "predict_samples": 0, "units": 8, "seed": 0}
