@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.text import Text
 
 from . import __version__
-from .report import Inspection
+from .report import EXIT_MISMATCH, EXIT_OK, Expectations, Inspection, plural
 from .render import render_table, write_json
 from .spec import ResetPolicy, Spec, SpecError, parse_shape
 
@@ -71,9 +71,26 @@ class ResetType(click.ParamType):
               help="Table rows before the middle of a long schedule is folded into one row.")
 @click.option("--dry-run", is_flag=True,
               help="Derive the schedule only: no torch, no LSTM run, nothing observed.")
+@click.option("--evidence/--no-evidence", default=True, show_default=True,
+              help="Measure the evidence (batch independence, continuation, gradient truncation) "
+                   "and judge the common claims against it.")
+@click.option("--evidence-batch", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Training batch (epoch 0) whose samples are rerun alone for evidence 1.")
+@click.option("--expect-resets", type=click.IntRange(min=0), metavar="N",
+              help="CI: fail (exit 1) unless there are N reset events (steps where any slot starts from zeros).")
+@click.option("--expect-slot-resets", type=click.IntRange(min=0), metavar="N",
+              help="CI: fail unless N slots start from zeros in all.")
+@click.option("--expect-carries", type=click.IntRange(min=0), metavar="N",
+              help="CI: fail unless N slots carry a state in all.")
+@click.option("--expect-error/--expect-no-error", default=None,
+              help="CI: fail unless Keras raises (or does not) for this setup; a raise that was "
+                   "expected exits 0.")
+@click.option("--strict", is_flag=True, help="Treat warnings as failures (exit 1).")
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors: the exit code is the answer.")
 @click.version_option(__version__, "--version", prog_name="lstm-inspect")
 def main(shape, batch_size, stateful, epochs, shuffle, reset, val_samples, predict_samples, units,
-         seed, output_format, max_rows, dry_run):
+         seed, output_format, max_rows, dry_run, evidence, evidence_batch, expect_resets,
+         expect_slot_resets, expect_carries, expect_error, strict, quiet):
     """When does Keras reset an LSTM's state for this setup, and when does it carry it?
 
     Models model.fit(x, y, batch_size=B, epochs=E, shuffle=S, validation_data=V) then
@@ -91,12 +108,33 @@ def main(shape, batch_size, stateful, epochs, shuffle, reset, val_samples, predi
                     predict_samples=predict_samples, units=units, seed=seed)
     except SpecError as error:
         raise click.BadParameter(str(error), param_hint=f"'{error.option}'") from None
-    inspection = Inspection(spec, dry_run=dry_run)
+    if quiet and output_format == OutputFormat.JSON:
+        raise click.UsageError("--quiet prints nothing: it cannot be combined with --format json")
+    inspection = Inspection(spec, dry_run=dry_run, with_evidence=evidence and not dry_run,
+                            evidence_batch=evidence_batch)
+    expectations = Expectations(expect_resets, expect_slot_resets, expect_carries, expect_error)
     errors = Console(stderr=True, highlight=False)
-    for warning in inspection.warnings:
-        errors.print(Text.assemble(("warning: ", "yellow"), warning), soft_wrap=True)
-    if output_format == OutputFormat.JSON:
+    if not quiet:
+        for warning in inspection.warnings:
+            errors.print(Text.assemble(("warning: ", "yellow"), warning), soft_wrap=True)
+    if quiet:
+        for _ in inspection:
+            pass
+    elif output_format == OutputFormat.JSON:
         write_json(inspection, sys.stdout)
     else:
         render_table(inspection, Console(highlight=False), max_rows)
-    click.get_current_context().exit(inspection.exit_code)
+    failures = expectations.failures(inspection)
+    if strict and inspection.warnings:
+        failures.append(f"--strict: {plural(len(inspection.warnings), 'warning')}")
+    for failure in failures:
+        errors.print(Text.assemble(("failed: ", "bold red"), failure), soft_wrap=True)
+    click.get_current_context().exit(_exit_code(inspection, failures, expectations))
+
+
+def _exit_code(inspection: Inspection, failures: list[str], expectations: Expectations) -> int:
+    if failures:
+        return EXIT_MISMATCH
+    if inspection.error and expectations.error and inspection.exit_code != EXIT_MISMATCH:
+        return EXIT_OK  # Keras raising was the expected answer
+    return inspection.exit_code

@@ -144,11 +144,41 @@ def _error_text(inspection: Inspection) -> Text:
     return text
 
 
+def _evidence_table(inspection: Inspection) -> Table:
+    table = Table(title="Evidence, measured on the tensors", title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("evidence")
+    table.add_column("measured", justify="right")
+    table.add_column("pass", justify="center")
+    table.add_column("what it shows", overflow="fold")
+    for number, item in enumerate(inspection.evidence, start=1):
+        passed = Text("n/a", style="dim") if item.passed is None else (
+            Text("pass", style="green") if item.passed else Text("FAIL", style="bold red"))
+        measured = "—" if item.value is None else f"{item.value:.1e}"
+        table.add_row(str(number), item.title, measured, passed, item.detail)
+    return table
+
+
+def _claims_table(inspection: Inspection) -> Table:
+    table = Table(title="Claims people make, judged for this setup", title_justify="left")
+    table.add_column("claim", ratio=2, overflow="fold")
+    table.add_column("verdict", justify="center")
+    table.add_column("because", ratio=3, overflow="fold")
+    for claim in inspection.claims:
+        verdict = Text("TRUE", style="bold green") if claim.true else Text("FALSE", style="bold red")
+        table.add_row(claim.text, verdict, claim.because)
+    return table
+
+
 def render_table(inspection: Inspection, console: Console, max_rows: int) -> None:
     table = build_table(inspection, max_rows)
     parts = [table, _summary_text(inspection)]
     if inspection.error:
         parts.append(_error_text(inspection))
+    if inspection.evidence:
+        parts.append(_evidence_table(inspection))
+    if inspection.with_evidence:
+        parts.append(_claims_table(inspection))
     verdict = Text()
     verdict.append("Verdict: ", style="bold")
     verdict.append(inspection.verdict)
@@ -174,5 +204,7 @@ def write_json(inspection: Inspection, out: TextIO) -> None:
     tail = {"summary": inspection.summary.to_json(),
             "error": {**inspection.error.to_json(), "fix": inspection.fix} if inspection.error else None,
             "warnings": inspection.warnings,
-            "verdict": inspection.verdict}
+            "verdict": inspection.verdict,
+            "evidence": [item.to_json() for item in inspection.evidence],
+            "claims": [claim.to_json() for claim in inspection.claims]}
     out.write("\n], " + json.dumps(tail)[1:] + "\n")

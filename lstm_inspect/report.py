@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .claims import Claim, Landmarks, judge
 from .schedule import KerasError, Step, count_calls, fix_for_partial_batch, predict_steps, predicted_error
 from .spec import ResetKind, Spec
 
@@ -113,9 +114,13 @@ class Inspection:
     spec: Spec
     dry_run: bool = False
     device: str = "cpu"
+    with_evidence: bool = False
+    evidence_batch: int = 0
     summary: Summary = field(default_factory=Summary)
     error: KerasError | None = None
     mismatches: int = 0
+    evidence: list = field(default_factory=list)  # evidence.EvidenceItem, after the steps
+    landmarks: Landmarks = field(default_factory=Landmarks)
 
     @property
     def warnings(self) -> list[str]:
@@ -128,10 +133,15 @@ class Inspection:
     def __iter__(self) -> Iterator[StepResult]:
         for result in (self._predicted() if self.dry_run else self._checked()):
             self.summary.add(result)
+            self.landmarks.add(result.step)
             self.mismatches += result.verified is False
             yield result
         if not self.dry_run:
             self.summary.verified = self.mismatches == 0
+            if self.with_evidence:
+                from .evidence import gather  # needs torch, like the run
+
+                self.evidence = gather(self.spec, self.evidence_batch, self.device)
 
     def _predicted(self) -> Iterator[StepResult]:
         for step in predict_steps(self.spec):
@@ -163,8 +173,16 @@ class Inspection:
             self.mismatches += 1  # the mirror made more calls than Keras does
 
     @property
+    def claims(self) -> list[Claim]:
+        return judge(self.spec, self.landmarks, {item.key: item.value for item in self.evidence})
+
+    @property
+    def evidence_failed(self) -> bool:
+        return any(item.passed is False for item in self.evidence)
+
+    @property
     def exit_code(self) -> int:
-        if self.mismatches:
+        if self.mismatches or self.evidence_failed:
             return EXIT_MISMATCH
         return EXIT_KERAS_RAISES if self.error else EXIT_OK
 
@@ -175,6 +193,31 @@ class Inspection:
     @property
     def verdict(self) -> str:
         return verdict(self.spec, self.summary, self.error)
+
+
+@dataclass(frozen=True)
+class Expectations:
+    """What a CI script asserts about the run; None means "not asserted"."""
+
+    reset_events: int | None = None
+    slot_resets: int | None = None
+    slot_carries: int | None = None
+    error: bool | None = None
+
+    def failures(self, inspection: Inspection) -> list[str]:
+        summary = inspection.summary
+        found = (f"found {summary.reset_events:,} ({plural(summary.slot_resets, 'slot reset')}, "
+                 f"{plural(summary.slot_carries, 'slot carry', 'slot carries')})")
+        checks = [("reset events", self.reset_events, summary.reset_events),
+                  ("slot resets", self.slot_resets, summary.slot_resets),
+                  ("slot carries", self.slot_carries, summary.slot_carries)]
+        failed = [f"expected {expected:,} {name}, {found}" for name, expected, actual in checks
+                  if expected is not None and expected != actual]
+        raised = inspection.error is not None
+        if self.error is not None and self.error != raised:
+            failed.append(f"expected Keras {'to raise' if self.error else 'not to raise'}, "
+                          f"found {'an error at step %d' % inspection.error.step if raised else 'no error'}")
+        return failed
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:

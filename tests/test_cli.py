@@ -26,7 +26,8 @@ def invoke_json(*args):
 
 
 def test_headline_table(update_golden):
-    result = invoke(*HEADLINE)
+    # Without the evidence section: its float figures may differ in the last digit between CPUs.
+    result = invoke(*HEADLINE, "--no-evidence")
     assert result.exit_code == 0
     golden = GOLDEN / "headline.txt"
     if update_golden:

@@ -1,0 +1,114 @@
+"""The common claims about Keras's state, judged TRUE or FALSE for this setup.
+
+Each judgement cites what decides it: a step of the schedule (checked on the tensors)
+or an evidence item. `Landmarks` picks those steps out of the stream as it passes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .schedule import Step
+from .spec import Phase, ResetKind, Spec
+
+
+@dataclass(frozen=True)
+class Claim:
+    text: str
+    true: bool
+    because: str
+
+    def to_json(self) -> dict:
+        return {"claim": self.text, "verdict": "TRUE" if self.true else "FALSE", "because": self.because}
+
+
+class Landmarks:
+    """The few steps the claims cite, collected while the steps stream past."""
+
+    def __init__(self) -> None:
+        self.first_carry: Step | None = None
+        self.epoch_start: Step | None = None  # first training step of epoch 1
+        self.other_phase: Step | None = None  # first validation or predict step
+
+    def add(self, step: Step) -> None:
+        if step.raises:
+            return
+        call = step.call
+        if self.first_carry is None and step.carried_slots:
+            self.first_carry = step
+        if self.epoch_start is None and call.phase == Phase.TRAIN and call.epoch == 1 and call.batch == 0:
+            self.epoch_start = step
+        if self.other_phase is None and call.phase != Phase.TRAIN:
+            self.other_phase = step
+
+
+def _started(step: Step) -> str:
+    if step.carried_slots:
+        return f"step {step.call.index} ({step.call.label}) carried x{step.carried_slots:,} from {step.source.label}"
+    return f"step {step.call.index} ({step.call.label}) started all {step.zero_slots:,} slots from zeros"
+
+
+def judge(spec: Spec, landmarks: Landmarks, evidence: dict[str, float | None]) -> list[Claim]:
+    """`evidence` maps evidence keys to measured values (None on a dry run)."""
+    stateless = not spec.stateful
+    every_batch = spec.stateful and spec.reset.kind == ResetKind.EVERY and spec.reset.every == 1
+    carry = landmarks.first_carry
+    carry_cited = _started(carry) if carry else "nothing was carried in this run"
+
+    if stateless:
+        reset_batch = Claim("States are reset after each batch", True,
+                            "every step started all its slots from zeros (see the table)")
+        each_sequence = Claim("Each sequence starts from zeros (reset after each sample)", True,
+                              "the same fact seen from the other side: one slot per sequence, and "
+                              "every slot of every batch starts from zeros")
+    else:
+        reset_batch = Claim("States are reset after each batch", every_batch,
+                            "only because your callback resets before every batch" if every_batch
+                            else f"Keras never resets a stateful layer: {carry_cited}")
+        each_sequence = Claim("Each sequence starts from zeros (reset after each sample)", every_batch,
+                              "your callback zeroes every slot before each batch" if every_batch
+                              else f"a slot continues the state of the sample before it: {carry_cited}")
+
+    independence = evidence.get("batch_independence")
+    within_batch = Claim("State is kept between the samples of a batch", False,
+                         f"each sample rerun alone gives its in-batch output (max diff {independence:.1e}, "
+                         "evidence 1): the samples of a batch are independent slots"
+                         if independence is not None else
+                         "each sample has its own slot; measured by evidence 1 on a real run")
+
+    if carry and len(carry.source.samples) == 1:
+        mapping = ("with --batch 1 the only slot is both the last and the first: here, and only here, "
+                   "the claim holds")
+    elif carry:
+        slot0_sample = int(carry.call.samples[0])
+        last_of_source = f"{carry.source.phase}:{carry.source.samples[-1]}"
+        mapping = (f"slot i continues slot i: at step {carry.call.index} sample {slot0_sample} in slot 0 "
+                   f"starts from {carry.start_labels()[0]}, not from {last_of_source}, the last sample "
+                   "of the previous batch")
+    else:
+        mapping = "nothing is carried between batches at all" if stateless else \
+            "slot i continues slot i of the previous call (no carry happened in this run)"
+    last_into_first = Claim("Stateful carries the last sample of one batch into the first of the next",
+                            bool(carry) and len(carry.source.samples) == 1, mapping)
+
+    resets_at_epoch = spec.reset.kind in (ResetKind.EPOCH, ResetKind.EVERY)
+    if stateless:
+        epoch_end = Claim("States are reset at the end of each epoch", True,
+                          "they are reset after every batch, the epoch's last one included")
+    elif resets_at_epoch:
+        epoch_end = Claim("States are reset at the end of each epoch", True,
+                          f"only by your --reset {spec.reset} callback, at the next epoch's first batch")
+    else:
+        epoch_end = Claim("States are reset at the end of each epoch", False,
+                          _started(landmarks.epoch_start) if landmarks.epoch_start else
+                          "nothing in fit resets a stateful layer (one epoch here: add --epochs 2 to see it)")
+
+    if stateless:
+        fresh = Claim("Validation and predict start from a fresh state", True,
+                      "a stateless layer starts every call, in every phase, from zeros")
+    else:
+        fresh = Claim("Validation and predict start from a fresh state", False,
+                      _started(landmarks.other_phase) if landmarks.other_phase else
+                      "Keras does not reset before evaluate or predict (add --val-samples or "
+                      "--predict-samples to see it)")
+    return [reset_batch, each_sequence, within_batch, last_into_first, epoch_end, fresh]

@@ -1,0 +1,155 @@
+"""Evidence measured on the mirror's tensors, for the claims people make about Keras's state.
+
+1. Batch independence: each sample of a batch rerun alone, from its own slot's initial
+   state, gives the output it had inside the batch: nothing passes between samples.
+2. Continuation (stateful): a slot's chain of calls equals one stateless run over the
+   concatenated sequence: the state carried is exactly the state a longer sequence has.
+3. Gradient truncation: with the carried state detached, as Keras's state variables are,
+   the loss of a call has exactly zero gradient with respect to the previous call's
+   inputs; without the detach (the usual PyTorch porting bug) it does not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .run import KerasStateError, batch_inputs, build_lstm, resolve_device, run_mirror
+from .schedule import iter_calls, predict_steps
+from .spec import Phase, Spec
+
+# Float32 LSTM outputs computed batched and alone differ only by summation order.
+INDEPENDENCE_TOLERANCE = 1e-6
+CONTINUATION_TOLERANCE = 1e-5
+# Bounds that keep the evidence cheap next to the run itself, whatever the setup.
+MAX_SAMPLES_ALONE = 1024
+MAX_CHAIN_CALLS = 20
+
+
+@dataclass(frozen=True)
+class EvidenceItem:
+    key: str
+    title: str
+    value: float | None  # the measured number; None when it does not apply to this setup
+    passed: bool | None
+    detail: str
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"key": self.key, "title": self.title, "value": self.value, "passed": self.passed,
+                "detail": self.detail, **self.extra}
+
+
+def _training_record(spec: Spec, batch: int, device: torch.device):
+    """The mirror's record of training batch `batch` of epoch 0 (or the last one that ran)."""
+    found = None
+    try:
+        for record in run_mirror(spec, device):
+            if record.call.phase != Phase.TRAIN or record.call.epoch != 0:
+                break
+            found = record
+            if record.call.batch == batch:
+                break
+    except KerasStateError:
+        pass
+    return found
+
+
+def batch_independence(spec: Spec, batch: int, device: torch.device) -> EvidenceItem:
+    record = _training_record(spec, batch, device)
+    if record is None:
+        return EvidenceItem("batch_independence", "Batch independence", None, None,
+                            "no training batch ran: Keras raises at the first call")
+    lstm = build_lstm(spec, device)
+    slots = min(len(record.call.samples), MAX_SAMPLES_ALONE)
+    x = batch_inputs(spec, Phase.TRAIN, record.call.samples[:slots], device)
+    with torch.no_grad():
+        alone = torch.cat([lstm(x[i:i + 1], (record.h0[None, i:i + 1], record.c0[None, i:i + 1]))[0][:, -1]
+                           for i in range(slots)])
+    diff = float((alone - record.output[:slots]).abs().max())
+    checked = f"{slots:,} samples" + ("" if slots == len(record.call.samples) else
+                                      f" (the first {slots:,} of {len(record.call.samples):,})")
+    return EvidenceItem(
+        "batch_independence", "Batch independence", diff, diff <= INDEPENDENCE_TOLERANCE,
+        f"{checked} of {record.call.label} rerun one at a time from their own initial state: "
+        f"max |output in batch - output alone| = {diff:.1e}, so nothing passes between the "
+        "samples of a batch", {"step": record.call.index, "samples_checked": slots})
+
+
+def _longest_chain(spec: Spec) -> int:
+    """Most consecutive calls one slot's state runs through without a reset."""
+    longest = current = 0
+    for step in predict_steps(spec):
+        if step.raises:
+            break
+        current = current + 1 if step.carried_slots else 1
+        longest = max(longest, current)
+    return longest
+
+
+def continuation(spec: Spec, device: torch.device) -> EvidenceItem:
+    chain_calls = _longest_chain(spec)
+    effective = {"effective_length": chain_calls * spec.timesteps, "chain_calls": chain_calls}
+    if not spec.stateful:
+        return EvidenceItem("continuation", "Continuation", None, None,
+                            f"stateless: nothing is carried, each slot sees one {spec.timesteps}-step "
+                            "sequence from zeros", effective)
+    chain = []
+    try:
+        for record in run_mirror(spec, device):
+            if chain and not (record.h0.equal(chain[-1].hn) and record.c0.equal(chain[-1].cn)):
+                break  # the chain from the first call ends at the first reset
+            chain.append(record)
+            if len(chain) == MAX_CHAIN_CALLS:
+                break
+    except KerasStateError:
+        pass
+    if not chain:
+        return EvidenceItem("continuation", "Continuation", None, None,
+                            "no call ran: Keras raises at the first call", effective)
+    lstm = build_lstm(spec, device)
+    x = torch.cat([batch_inputs(spec, r.call.phase, r.call.samples, device) for r in chain], dim=1)
+    with torch.no_grad():
+        whole = lstm(x)[0]  # one stateless run from zeros over the concatenated sequences
+    ends = whole[:, spec.timesteps - 1::spec.timesteps]
+    diff = float(max((ends[:, k] - r.output).abs().max() for k, r in enumerate(chain)))
+    steps = len(chain) * spec.timesteps
+    return EvidenceItem(
+        "continuation", "Continuation", diff, diff <= CONTINUATION_TOLERANCE,
+        f"{len(chain)} chained calls of {spec.timesteps} steps equal one stateless {steps}-step "
+        f"sequence: max diff {diff:.1e}; between resets a slot sees up to {chain_calls:,} calls, "
+        f"an effective sequence of {chain_calls * spec.timesteps:,} steps", effective)
+
+
+def gradient_truncation(spec: Spec, device: torch.device) -> EvidenceItem:
+    calls = iter_calls(spec)
+    first = next(calls)
+    second = next(calls, first)
+    slots = min(len(first.samples), len(second.samples))
+    lstm = build_lstm(spec, device)
+
+    def gradient_norm(detach: bool) -> float:
+        x1 = batch_inputs(spec, first.phase, first.samples[:slots], device).requires_grad_()
+        x2 = batch_inputs(spec, second.phase, second.samples[:slots], device)
+        _, (h, c) = lstm(x1)
+        carried = (h.detach(), c.detach()) if detach else (h, c)
+        loss = lstm(x2, carried)[0].pow(2).mean()
+        (gradient,) = torch.autograd.grad(loss, x1, allow_unused=True)
+        return 0.0 if gradient is None else float(gradient.norm())
+
+    with torch.enable_grad():
+        detached, attached = gradient_norm(True), gradient_norm(False)
+    return EvidenceItem(
+        "gradient_truncation", "Gradient truncation", detached, detached == 0.0 and attached > 0.0,
+        f"|d loss(next call) / d inputs(previous call)| = {detached:.1f} with the carried state "
+        f"detached, as Keras does, and {attached:.2e} without: no gradient crosses a batch "
+        "boundary in Keras; in PyTorch, detach() the carried state",
+        {"with_detach": detached, "without_detach": attached})
+
+
+def gather(spec: Spec, batch: int, device: str = "cpu") -> list[EvidenceItem]:
+    where = resolve_device(device)
+    return [batch_independence(spec, batch, where), continuation(spec, where),
+            gradient_truncation(spec, where)]
