@@ -11,6 +11,7 @@ from rich.text import Text
 
 from . import __version__
 from .report import EXIT_MISMATCH, EXIT_OK, Expectations, Inspection, plural
+from .emit import keras_snippet, torch_snippet
 from .render import render_table, write_json
 from .spec import ResetPolicy, Spec, SpecError, parse_shape
 
@@ -18,6 +19,36 @@ from .spec import ResetPolicy, Spec, SpecError, parse_shape
 class OutputFormat(StrEnum):
     TABLE = "table"
     JSON = "json"
+
+
+class Emit(StrEnum):
+    KERAS = "keras"
+    TORCH = "torch"
+
+
+# Options that make no sense together: rejected, never settled silently.
+CONFLICTS = {
+    "emit": ("output_format", "dry_run", "quiet", "expect_resets", "expect_slot_resets", "expect_carries",
+             "expect_error", "strict", "max_rows"),
+    "quiet": ("output_format", "max_rows"),
+    "dry_run": ("evidence", "evidence_batch"),
+}
+
+
+def _option_name(ctx: click.Context, name: str) -> str:
+    param = next(p for p in ctx.command.params if p.name == name)
+    return param.opts[0]
+
+
+def reject_conflicts(ctx: click.Context) -> None:
+    given = {name for name in ctx.params
+             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+    for option, others in CONFLICTS.items():
+        if option in given:
+            for other in others:
+                if other in given:
+                    raise click.UsageError(f"{_option_name(ctx, option)} cannot be combined with "
+                                           f"{_option_name(ctx, other)}", ctx)
 
 
 class ShapeType(click.ParamType):
@@ -85,12 +116,15 @@ class ResetType(click.ParamType):
 @click.option("--expect-error/--expect-no-error", default=None,
               help="CI: fail unless Keras raises (or does not) for this setup; a raise that was "
                    "expected exits 0.")
+@click.option("--emit", type=click.Choice([e.value for e in Emit]),
+              help="Print a minimal runnable Keras or PyTorch snippet with this setup's state "
+                   "handling (it prints where each batch's states start), instead of running.")
 @click.option("--strict", is_flag=True, help="Treat warnings as failures (exit 1).")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors: the exit code is the answer.")
 @click.version_option(__version__, "--version", prog_name="lstm-inspect")
 def main(shape, batch_size, stateful, epochs, shuffle, reset, val_samples, predict_samples, units,
          seed, output_format, max_rows, dry_run, evidence, evidence_batch, expect_resets,
-         expect_slot_resets, expect_carries, expect_error, strict, quiet):
+         expect_slot_resets, expect_carries, expect_error, emit, strict, quiet):
     """When does Keras reset an LSTM's state for this setup, and when does it carry it?
 
     Models model.fit(x, y, batch_size=B, epochs=E, shuffle=S, validation_data=V) then
@@ -101,6 +135,7 @@ def main(shape, batch_size, stateful, epochs, shuffle, reset, val_samples, predi
     Exit codes: 0 ok; 1 the tensors differ from the prediction; 2 usage error;
     3 Keras itself would raise for this setup.
     """
+    reject_conflicts(click.get_current_context())
     samples, timesteps, features = shape
     try:
         spec = Spec(samples, timesteps, features, batch_size=batch_size, stateful=stateful,
@@ -108,8 +143,10 @@ def main(shape, batch_size, stateful, epochs, shuffle, reset, val_samples, predi
                     predict_samples=predict_samples, units=units, seed=seed)
     except SpecError as error:
         raise click.BadParameter(str(error), param_hint=f"'{error.option}'") from None
-    if quiet and output_format == OutputFormat.JSON:
-        raise click.UsageError("--quiet prints nothing: it cannot be combined with --format json")
+    if emit:
+        snippet = keras_snippet if emit == Emit.KERAS else torch_snippet
+        click.echo(snippet(spec, spec.command_line()), nl=False)
+        return
     inspection = Inspection(spec, dry_run=dry_run, with_evidence=evidence and not dry_run,
                             evidence_batch=evidence_batch)
     expectations = Expectations(expect_resets, expect_slot_resets, expect_carries, expect_error)

@@ -112,6 +112,19 @@ class Spec:
                 "from zeros already",
             )
 
+    def command_line(self) -> str:
+        """The lstm-inspect arguments that give this spec (defaults left out)."""
+        words = [f"--shape {self.samples},{self.timesteps},{self.features}"]
+        default = Spec(1, 1, 1)
+        for name, flag in (("batch_size", "--batch"), ("epochs", "--epochs"), ("val_samples", "--val-samples"),
+                           ("predict_samples", "--predict-samples"), ("units", "--units"), ("seed", "--seed")):
+            if getattr(self, name) != getattr(default, name):
+                words.append(f"{flag} {getattr(self, name)}")
+        words += ["--stateful"] * self.stateful + ["--no-shuffle"] * (not self.shuffle)
+        if self.reset != default.reset:
+            words.append(f"--reset {self.reset}")
+        return " ".join(words)
+
     def to_json(self) -> dict:
         fields = dataclasses.asdict(self)
         fields["reset"] = str(self.reset)

@@ -1,0 +1,68 @@
+"""The --emit snippets run (the Keras one on real Keras) and reproduce the tool's schedule."""
+
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from lstm_inspect.cli import main
+from lstm_inspect.schedule import predict_steps
+from lstm_inspect.spec import ResetPolicy, Spec
+
+SETUPS = {
+    "stateless": Spec(10, 5, 1, batch_size=4, epochs=2, val_samples=6, predict_samples=3),
+    "stateful, validation, predict": Spec(12, 5, 2, batch_size=4, stateful=True, shuffle=False, epochs=2,
+                                          val_samples=4, predict_samples=4),
+    "stateful, reset epoch": Spec(12, 5, 1, batch_size=4, stateful=True, shuffle=False, epochs=2,
+                                  reset=ResetPolicy.parse("epoch")),
+    "stateful, reset every:2": Spec(16, 5, 1, batch_size=4, stateful=True, shuffle=False, epochs=2,
+                                    reset=ResetPolicy.parse("every:2"), val_samples=4),
+    "stateful, partial batch": Spec(10, 5, 1, batch_size=4, stateful=True, shuffle=False),
+}
+
+
+def expected_lines(spec):
+    return [f"{step.call.label}: zeros={step.zero_slots} carried={step.carried_slots}"
+            for step in predict_steps(spec) if not step.raises]
+
+
+def run_snippet(spec, language):
+    emitted = CliRunner().invoke(main, [*spec.command_line().split(), "--emit", language])
+    assert emitted.exit_code == 0
+    compile(emitted.stdout, "snippet", "exec")
+    return subprocess.run([sys.executable, "-"], input=emitted.stdout, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.parametrize("language", ["torch", pytest.param("keras", marks=pytest.mark.keras)])
+@pytest.mark.parametrize("name", list(SETUPS))
+def test_snippet_reproduces_the_schedule(name, language):
+    spec = SETUPS[name]
+    done = run_snippet(spec, language)
+    raising = [step.call.label for step in predict_steps(spec) if step.raises]
+    # Keras's on_*_batch_begin still runs for the call that then raises: its line says nothing.
+    lines = [line for line in done.stdout.splitlines() if line.split(":")[0] not in raising]
+    assert lines == expected_lines(spec), done.stderr
+    raises = bool(raising)
+    assert (done.returncode != 0) == raises, done.stderr
+    if raises:
+        assert "ValueError" in done.stderr and "Expected batch size: 4" in done.stderr
+
+
+def test_keras_snippet_resets_through_the_layers_not_the_model():
+    text = CliRunner().invoke(main, ["--shape", "12,5,1", "--batch", "4", "--stateful", "--reset", "epoch",
+                                     "--emit", "keras"]).stdout
+    assert "rnn.reset_state()" in text and "model.reset_state" not in text
+    assert "batch_shape=(B, T, F)" in text and "shuffle=False" in text and "use_cudnn=False" in text
+
+
+def test_torch_snippet_detaches_and_zeroes():
+    text = CliRunner().invoke(main, ["--shape", "12,5,1", "--batch", "4", "--stateful", "--reset", "every:3",
+                                     "--emit", "torch"]).stdout
+    assert "h.detach(), c.detach()" in text and "if batch % 3 == 0" in text
+
+
+def test_emit_conflicts_with_running_options():
+    result = CliRunner().invoke(main, ["--shape", "12,5,1", "--emit", "torch", "--format", "json"])
+    assert result.exit_code == 2 and "--emit cannot be combined with --format" in result.stderr
