@@ -6,6 +6,9 @@ rate 0, so the weights stay equal), validation and `predict`, in the mirror's sa
 order. Stateful layers are read through `layer.states` in callbacks before and after
 every batch; stateless layers hold no state variables, so the initial state Keras builds
 for each call is recorded where the layer hands it to its recurrent loop.
+
+`compare_with_keras` puts that observation next to the schedule and the mirror, step by
+step: the schedule's starts against Keras's, the mirror's tensors against Keras's.
 """
 
 from __future__ import annotations
@@ -13,12 +16,26 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .schedule import Call, KerasError, Step, predict_steps, predicted_error, training_order
 from .spec import Phase, ResetKind, Spec
 
+if TYPE_CHECKING:
+    from .run import CallRecord  # imports torch, which a dry run never needs
+
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+# The same float32 state through Keras's and PyTorch's LSTM kernels differs by ~1e-7 (the
+# semantics doc measured 3e-8); a state taken from the wrong slot, or not reset, differs by
+# ~1e-1. Anything between is a bug worth seeing, not rounding.
+TOLERANCE = 1e-5
+
+# Running a sample alone costs one Keras call (~3 ms on CPU) per sample: the stateless
+# independence check covers the first call's first slots, a cost that does not grow with N.
+_ALONE_SLOTS = 32
 
 
 @dataclass
@@ -31,6 +48,9 @@ class KerasCall:
     c0: np.ndarray | None = None
     hn: np.ndarray | None = None
     cn: np.ndarray | None = None
+    # Stateless, first call only: the final h of its first slots' samples, each run alone
+    # (a batch of one, from zeros), for comparison with `hn` inside the batch.
+    alone_hn: np.ndarray | None = None
 
 
 @dataclass
@@ -108,8 +128,7 @@ def run_keras(spec: Spec) -> KerasRun:
     keras = import_keras()
     import torch
 
-    from .run import build_lstm
-    from .schedule import training_order
+    from .run import batch_inputs, build_lstm
 
     if spec.stateful:
         inputs = keras.Input(batch_shape=(spec.batch_size, spec.timesteps, spec.features))
@@ -161,6 +180,14 @@ def run_keras(spec: Spec) -> KerasRun:
         result.error_step = len(result.calls) - begun_unfinished
         result.error_type = type(raised).__name__
         result.error_message = _ANSI.sub("", str(raised))
+    if not spec.stateful:
+        # The calls below are not fit's: unrecorded, even if an error left a call unfinished.
+        layer.inner_loop = loop
+        if result.completed:
+            first = result.completed[0]
+            alone = batch_inputs(spec, first.phase, first.samples[:_ALONE_SLOTS], torch.device("cpu"))
+            # The model's output is the LSTM's last output, which is its final h.
+            first.alone_hn = model.predict(alone.numpy(), batch_size=1, verbose=0)
     return result
 
 
@@ -227,3 +254,143 @@ def _make_probe(keras, layer, spec: Spec, orders: list[np.ndarray], result: Kera
         on_test_batch_end = on_predict_batch_end = on_train_batch_end
 
     return StateProbe()
+
+
+@dataclass(frozen=True, eq=False)
+class StepComparison:
+    """One call Keras completed, next to the schedule's step and the mirror's call."""
+
+    phase: Phase
+    epoch: int
+    batch: int
+    samples: np.ndarray
+    start: list[str]  # each slot's start, read from Keras's tensors (KerasRun.start_labels)
+    predicted: list[str] | None  # the schedule's start_labels(); None if it has no such step
+    state_diff: float | None  # max |h0, c0 Keras - mirror|; None if the mirror has no such call
+    output_diff: float | None  # max |final h Keras - last output of the mirror|
+    batch_independence_diff: float | None  # stateless first call: max |in its batch - alone|
+
+    @property
+    def agree(self) -> bool:
+        """Keras starts every slot where the schedule says, and the mirror holds Keras's
+        numbers: a step whose labels match but whose tensors differ is not an agreement."""
+        return (self.start == self.predicted and self.state_diff is not None
+                and max(self.state_diff, self.output_diff, self.batch_independence_diff or 0.0) < TOLERANCE)
+
+    def to_json(self) -> dict:
+        return {"phase": self.phase.value, "epoch": self.epoch, "batch": self.batch,
+                "samples": self.samples.tolist(), "start": self.start, "state_diff": self.state_diff,
+                "output_diff": self.output_diff, "agree": self.agree}
+
+
+@dataclass(frozen=True, eq=False)
+class KerasComparison:
+    """Real Keras against the schedule and the mirror; `agree` is the verdict."""
+
+    version: str
+    backend: str
+    steps: list[StepComparison]
+    error: KerasError | None  # what Keras raised, at the index of the call that raised
+    predicted_error: KerasError | None  # the schedule's
+    planned_steps: int  # steps the schedule completes before any raise
+    mirror_steps: int  # calls the mirror completed
+
+    @property
+    def error_agrees(self) -> bool:
+        if self.error is None or self.predicted_error is None:
+            return self.error is None and self.predicted_error is None
+        # Keras wraps the message ("Exception encountered when calling LSTM.call()...").
+        return ((self.error.step, self.error.type) == (self.predicted_error.step, self.predicted_error.type)
+                and self.predicted_error.message in self.error.message)
+
+    @property
+    def same_length(self) -> bool:
+        return len(self.steps) == self.planned_steps == self.mirror_steps
+
+    @property
+    def agree(self) -> bool:
+        return all(step.agree for step in self.steps) and self.same_length and self.error_agrees
+
+    @property
+    def max_state_diff(self) -> float:
+        return max((step.state_diff for step in self.steps if step.state_diff is not None), default=0.0)
+
+    @property
+    def max_output_diff(self) -> float:
+        return max((step.output_diff for step in self.steps if step.output_diff is not None), default=0.0)
+
+    def summary_line(self) -> str:
+        agreeing = sum(step.agree for step in self.steps)
+        line = (f"Keras {self.version} ({self.backend}): {agreeing}/{len(self.steps)} steps agree, "
+                f"max state diff {self.max_state_diff:.1g}")
+        independence = [step.batch_independence_diff for step in self.steps
+                        if step.batch_independence_diff is not None]
+        if independence:
+            line += f", in batch vs alone {max(independence):.1g}"
+        if not self.same_length:
+            line += f"; the schedule plans {self.planned_steps} steps, the mirror ran {self.mirror_steps}"
+        if self.error or self.predicted_error:
+            line += f"; raises {_describe(self.error)}" if self.error else "; does not raise"
+            line += ", as predicted" if self.error_agrees else f", predicted {_describe(self.predicted_error)}"
+        return line
+
+    def to_json(self) -> dict:
+        return {"version": self.version, "backend": self.backend,
+                "steps": [step.to_json() for step in self.steps], "agree": self.agree,
+                "max_state_diff": self.max_state_diff, "max_output_diff": self.max_output_diff,
+                "error": self.error.to_json() if self.error else None}
+
+
+def _describe(error: KerasError | None) -> str:
+    return f"{error.type} at step {error.step}" if error else "no error"
+
+
+def _max_diff(a: np.ndarray, b: np.ndarray) -> float:
+    # In float64, so that the difference of two float32 values is itself exact.
+    return float(np.abs(a.astype(np.float64) - b.astype(np.float64)).max())
+
+
+def _same_call(call: KerasCall, other: Call) -> bool:
+    return ((call.phase, call.epoch, call.batch) == (other.phase, other.epoch, other.batch)
+            and np.array_equal(call.samples, other.samples))
+
+
+def _compare_step(call: KerasCall, start: list[str], step: Step | None,
+                  record: CallRecord | None) -> StepComparison:
+    predicted = step.start_labels() if step is not None and _same_call(call, step.call) else None
+    state_diff = output_diff = None
+    if record is not None and _same_call(call, record.call):
+        state_diff = max(_max_diff(call.h0, record.h0.numpy()), _max_diff(call.c0, record.c0.numpy()))
+        # Keras's output is not visible inside fit; an LSTM's last output is its final h.
+        output_diff = _max_diff(call.hn, record.output.numpy())
+    independence = None
+    if call.alone_hn is not None:
+        independence = _max_diff(call.hn[:len(call.alone_hn)], call.alone_hn)
+    return StepComparison(call.phase, call.epoch, call.batch, call.samples, start, predicted,
+                          state_diff, output_diff, independence)
+
+
+def compare_with_keras(spec: Spec) -> KerasComparison:
+    """Run the setup through real Keras and through the mirror, and compare every call
+    Keras completed with the schedule's step and the mirror's call of the same index."""
+    from .run import KerasStateError, run_mirror
+
+    observed = run_keras(spec)
+    schedule = list(predict_steps(spec))
+    planned = [step for step in schedule if not step.raises]
+    raising = [step for step in schedule if step.raises]
+    mirror = []
+    try:
+        for record in run_mirror(spec):
+            mirror.append(record)
+    except KerasStateError:
+        pass  # the mirror stops where it raises; the error compared is the one Keras raised
+    steps = [_compare_step(call, start, planned[i] if i < len(planned) else None,
+                           mirror[i] if i < len(mirror) else None)
+             for i, (call, start) in enumerate(zip(observed.completed, observed.start_labels()))]
+    error = None
+    if observed.error_type is not None:
+        error = KerasError(observed.error_step, observed.error_type, observed.error_message)
+    return KerasComparison(observed.version, observed.backend, steps, error,
+                           predicted_error(raising[0], spec.batch_size) if raising else None,
+                           len(planned), len(mirror))
