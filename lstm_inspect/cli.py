@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from enum import StrEnum
 
@@ -21,6 +22,10 @@ class OutputFormat(StrEnum):
     JSON = "json"
 
 
+class Against(StrEnum):
+    KERAS = "keras"
+
+
 class Emit(StrEnum):
     KERAS = "keras"
     TORCH = "torch"
@@ -28,10 +33,10 @@ class Emit(StrEnum):
 
 # Options that make no sense together: rejected, never settled silently.
 CONFLICTS = {
-    "emit": ("output_format", "dry_run", "quiet", "expect_resets", "expect_slot_resets", "expect_carries",
+    "emit": ("against", "output_format", "dry_run", "quiet", "expect_resets", "expect_slot_resets", "expect_carries",
              "expect_error", "strict", "max_rows"),
     "quiet": ("output_format", "max_rows"),
-    "dry_run": ("evidence", "evidence_batch"),
+    "dry_run": ("evidence", "evidence_batch", "against"),
 }
 
 
@@ -116,6 +121,11 @@ class ResetType(click.ParamType):
 @click.option("--expect-error/--expect-no-error", default=None,
               help="CI: fail unless Keras raises (or does not) for this setup; a raise that was "
                    "expected exits 0.")
+@click.option("--against", type=click.Choice([a.value for a in Against]),
+              help="Also run the setup through your installed Keras 3 (torch backend unless "
+                   "KERAS_BACKEND says otherwise; use_cudnn=False, since Keras 3.15 fails stateful "
+                   "training with cuDNN on torch: keras-team/keras#20875) with the same weights and "
+                   "inputs, and show where Keras and the mirror agree. Exit 1 if they disagree.")
 @click.option("--emit", type=click.Choice([e.value for e in Emit]),
               help="Print a minimal runnable Keras or PyTorch snippet with this setup's state "
                    "handling (it prints where each batch's states start), instead of running.")
@@ -124,7 +134,7 @@ class ResetType(click.ParamType):
 @click.version_option(__version__, "--version", prog_name="lstm-inspect")
 def main(shape, batch_size, stateful, epochs, shuffle, reset, val_samples, predict_samples, units,
          seed, output_format, max_rows, dry_run, evidence, evidence_batch, expect_resets,
-         expect_slot_resets, expect_carries, expect_error, emit, strict, quiet):
+         expect_slot_resets, expect_carries, expect_error, against, emit, strict, quiet):
     """When does Keras reset an LSTM's state for this setup, and when does it carry it?
 
     Models model.fit(x, y, batch_size=B, epochs=E, shuffle=S, validation_data=V) then
@@ -147,6 +157,7 @@ def main(shape, batch_size, stateful, epochs, shuffle, reset, val_samples, predi
         snippet = keras_snippet if emit == Emit.KERAS else torch_snippet
         click.echo(snippet(spec, spec.command_line()), nl=False)
         return
+    keras = _compare_with_keras(spec) if against else None
     inspection = Inspection(spec, dry_run=dry_run, with_evidence=evidence and not dry_run,
                             evidence_batch=evidence_batch)
     expectations = Expectations(expect_resets, expect_slot_resets, expect_carries, expect_error)
@@ -158,15 +169,25 @@ def main(shape, batch_size, stateful, epochs, shuffle, reset, val_samples, predi
         for _ in inspection:
             pass
     elif output_format == OutputFormat.JSON:
-        write_json(inspection, sys.stdout)
+        write_json(inspection, sys.stdout, keras)
     else:
-        render_table(inspection, Console(highlight=False), max_rows)
+        render_table(inspection, Console(highlight=False), max_rows, keras)
     failures = expectations.failures(inspection)
+    if keras is not None and not keras.agree:
+        failures.append(f"real Keras disagrees: {keras.summary_line()}")
     if strict and inspection.warnings:
         failures.append(f"--strict: {plural(len(inspection.warnings), 'warning')}")
     for failure in failures:
         errors.print(Text.assemble(("failed: ", "bold red"), failure), soft_wrap=True)
     click.get_current_context().exit(_exit_code(inspection, failures, expectations))
+
+
+def _compare_with_keras(spec: Spec):
+    if importlib.util.find_spec("keras") is None:
+        raise click.UsageError("--against keras needs Keras 3: pip install 'lstm-inspect[keras]'")
+    from .oracle import compare_with_keras
+
+    return compare_with_keras(spec)
 
 
 def _exit_code(inspection: Inspection, failures: list[str], expectations: Expectations) -> int:

@@ -99,23 +99,50 @@ def _row(result: StepResult) -> list:
             _check_mark(result)]
 
 
-def build_table(inspection: Inspection, max_rows: int) -> Table:
+def _keras_cell(keras, index: int) -> Text:
+    """Real Keras's view of a step: agreement and max |h0 Keras - h0 mirror|."""
+    if index < len(keras.steps):
+        step = keras.steps[index]
+        diff = "" if step.state_diff is None else f" {step.state_diff:.0e}"
+        return Text("✓" + diff, style="green") if step.agree else Text("✗" + diff, style="bold red")
+    if keras.error and keras.error.step == index:
+        return Text(f"raises{' ✓' if keras.error_agrees else ' ✗'}",
+                    style="green" if keras.error_agrees else "bold red")
+    return Text("—")
+
+
+def build_table(inspection: Inspection, max_rows: int, keras=None) -> Table:
     table = Table(title="Keras's steps, checked on a PyTorch LSTM" if not inspection.dry_run
                   else "Keras's steps (dry run: predicted, not run)", title_justify="left")
-    for name, justify in (("step", "right"), ("call", "left"), ("samples", "left"),
-                          ("slots started from", "left"),
-                          ("max |h0|", "right"), ("ok", "center")):
+    columns = [("step", "right"), ("call", "left"), ("samples", "left"), ("slots started from", "left"),
+               ("max |h0|", "right"), ("ok", "center")] + [("Keras", "left")] * (keras is not None)
+    for name, justify in columns:
         table.add_column(name, justify=justify, overflow="fold")
     rows = _FoldedRows(max_rows)
     for result in inspection:
         rows.add(result)
+
+    def add(result: StepResult) -> None:
+        cells = _row(result)
+        if keras is not None:
+            cells.append(_keras_cell(keras, result.step.call.index))
+        table.add_row(*cells)
+
     for result in rows.head:
-        table.add_row(*_row(result))
+        add(result)
     if rows.folded:
         table.add_row(*rows.fold_cells(), style="dim italic")
     for result in rows.tail:
-        table.add_row(*_row(result))
+        add(result)
     return table
+
+
+def _keras_text(keras) -> Text:
+    text = Text(keras.summary_line() + ".", style="green" if keras.agree else "bold red")
+    if keras.error:
+        text.append(f"\nKeras itself raised {keras.error.type} at step {keras.error.step}:\n  ")
+        text.append(keras.error.message.strip().replace("\n", "\n  "))
+    return text
 
 
 def _summary_text(inspection: Inspection) -> Text:
@@ -170,9 +197,12 @@ def _claims_table(inspection: Inspection) -> Table:
     return table
 
 
-def render_table(inspection: Inspection, console: Console, max_rows: int) -> None:
-    table = build_table(inspection, max_rows)
+def render_table(inspection: Inspection, console: Console, max_rows: int, keras=None) -> None:
+    """`keras`: an oracle.KerasComparison of the same setup, shown beside the mirror."""
+    table = build_table(inspection, max_rows, keras)
     parts = [table, _summary_text(inspection)]
+    if keras is not None:
+        parts.append(_keras_text(keras))
     if inspection.error:
         parts.append(_error_text(inspection))
     if inspection.evidence:
@@ -196,7 +226,7 @@ def step_to_json(result: StepResult) -> dict:
     return item
 
 
-def write_json(inspection: Inspection, out: TextIO) -> None:
+def write_json(inspection: Inspection, out: TextIO, keras=None) -> None:
     """Schema 1, written step by step (the steps array is never held in memory)."""
     out.write('{"schema": %d, "spec": %s, "steps": [' % (SCHEMA_VERSION, json.dumps(inspection.spec.to_json())))
     for index, result in enumerate(inspection):
@@ -207,4 +237,6 @@ def write_json(inspection: Inspection, out: TextIO) -> None:
             "verdict": inspection.verdict,
             "evidence": [item.to_json() for item in inspection.evidence],
             "claims": [claim.to_json() for claim in inspection.claims]}
+    if keras is not None:
+        tail["keras"] = keras.to_json()
     out.write("\n], " + json.dumps(tail)[1:] + "\n")
