@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import importlib.util
+import io
+import os
 import sys
 from enum import StrEnum
 
@@ -56,6 +58,28 @@ def reject_conflicts(ctx: click.Context) -> None:
                                            f"{_option_name(ctx, other)}", ctx)
 
 
+EXIT_BROKEN_PIPE, EXIT_INTERRUPTED = 141, 130  # as a shell reports SIGPIPE and SIGINT
+
+
+class InspectCommand(click.Command):
+    """Ends quietly, with the shell's conventional codes, on a closed pipe or Ctrl-C."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            # The reader has gone (`| head`): point stdout at /dev/null so that the flush at
+            # exit does not raise again, and stop.
+            try:
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            except (OSError, ValueError, io.UnsupportedOperation):
+                pass
+            raise SystemExit(EXIT_BROKEN_PIPE) from None
+        except KeyboardInterrupt:
+            click.echo("lstm-inspect: interrupted", err=True)
+            raise SystemExit(EXIT_INTERRUPTED) from None
+
+
 class ShapeType(click.ParamType):
     name = "N,T,F"
 
@@ -80,7 +104,7 @@ class ResetType(click.ParamType):
             self.fail(str(error), param, ctx)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.command(cls=InspectCommand, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--shape", type=ShapeType(), required=True,
               help="Data shape: N sequences of T timesteps of F features.")
 @click.option("--batch", "batch_size", type=int, default=32, show_default=True,
@@ -153,6 +177,8 @@ def main(shape, batch_size, stateful, epochs, shuffle, reset, val_samples, predi
                     predict_samples=predict_samples, units=units, seed=seed)
     except SpecError as error:
         raise click.BadParameter(str(error), param_hint=f"'{error.option}'") from None
+    if not dry_run and not emit:
+        check_batch_fits(spec)
     if emit:
         snippet = keras_snippet if emit == Emit.KERAS else torch_snippet
         click.echo(snippet(spec, spec.command_line()), nl=False)
@@ -161,7 +187,7 @@ def main(shape, batch_size, stateful, epochs, shuffle, reset, val_samples, predi
     inspection = Inspection(spec, dry_run=dry_run, with_evidence=evidence and not dry_run,
                             evidence_batch=evidence_batch)
     expectations = Expectations(expect_resets, expect_slot_resets, expect_carries, expect_error)
-    errors = Console(stderr=True, highlight=False)
+    errors = make_console(stderr=True)
     if not quiet:
         for warning in inspection.warnings:
             errors.print(Text.assemble(("warning: ", "yellow"), warning), soft_wrap=True)
@@ -171,7 +197,7 @@ def main(shape, batch_size, stateful, epochs, shuffle, reset, val_samples, predi
     elif output_format == OutputFormat.JSON:
         write_json(inspection, sys.stdout, keras)
     else:
-        render_table(inspection, Console(highlight=False), max_rows, keras)
+        render_table(inspection, make_console(), max_rows, keras)
     failures = expectations.failures(inspection)
     if keras is not None and not keras.agree:
         failures.append(f"real Keras disagrees: {keras.summary_line()}")
@@ -180,6 +206,34 @@ def main(shape, batch_size, stateful, epochs, shuffle, reset, val_samples, predi
     for failure in failures:
         errors.print(Text.assemble(("failed: ", "bold red"), failure), soft_wrap=True)
     click.get_current_context().exit(_exit_code(inspection, failures, expectations))
+
+
+def make_console(stderr: bool = False) -> Console:
+    """rich decides colour from the terminal; NO_COLOR (https://no-color.org) turns off every
+    escape code, bold and italic included, not only the colours rich drops for it."""
+    plain = bool(os.environ.get("NO_COLOR"))
+    return Console(stderr=stderr, highlight=False, **({"color_system": None} if plain else {}))
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_batch_fits(spec: Spec) -> None:
+    """Refuse, before any work, a batch the machine cannot hold, rather than be killed."""
+    available = _available_memory()
+    if available is not None and spec.batch_bytes() > available // 2:
+        raise click.UsageError(
+            f"one batch of {spec.batch_size:,} x {spec.timesteps:,} x {spec.features:,} needs about "
+            f"{spec.batch_bytes() / 2**30:,.1f} GiB, more than half of the {available / 2**30:,.1f} GiB "
+            "available: use a smaller --batch, or --dry-run for the schedule alone")
 
 
 def _compare_with_keras(spec: Spec):

@@ -112,6 +112,12 @@ class Spec:
                 "from zeros already",
             )
 
+    def batch_bytes(self) -> int:
+        """Rough peak memory of one batch in the mirror: the hashed inputs with their int64
+        temporaries (~36 bytes a value) and the LSTM's outputs and gate projections for every
+        timestep (~20 bytes a unit)."""
+        return self.batch_size * self.timesteps * (36 * self.features + 20 * self.units)
+
     def command_line(self) -> str:
         """The lstm-inspect arguments that give this spec (defaults left out)."""
         words = [f"--shape {self.samples},{self.timesteps},{self.features}"]

@@ -1,0 +1,154 @@
+"""No traceback for any input, clear errors, safe in pipes and CI."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from lstm_inspect.cli import main
+
+BIN = Path(sys.executable).parent / "lstm-inspect"
+SMALL = ["--shape", "12,5,1", "--batch", "4"]
+
+BAD_INPUTS = [
+    (["--shape", "1000,20"], "expected N,T,F"),
+    (["--shape", "a,b,c"], "positive integers"),
+    (["--shape", "0,20,1"], "positive integers"),
+    (["--shape", "-5,20,1"], "positive integers"),
+    (["--shape", "1e3,20,1"], "positive integers"),
+    (["--shape", "1000,20,1,4"], "expected N,T,F"),
+    (["--shape", ""], "expected N,T,F"),
+    (["--shape", "1000,,1"], "positive integers"),
+    (["--shape", "1000.5,20,1"], "positive integers"),
+    (["--shape", "1000,20,1", "--batch", "0"], "--batch must be a positive integer"),
+    (["--shape", "1000,20,1", "--batch", "-3"], "--batch must be a positive integer"),
+    (["--shape", "1000,20,1", "--batch", "ten"], "'ten' is not a valid integer"),
+    (["--shape", "1000,20,1", "--epochs", "0"], "--epochs must be a positive integer"),
+    (["--shape", "1000,20,1", "--units", "0"], "--units must be a positive integer"),
+    (["--shape", "1000,20,1", "--val-samples", "-1"], "--val-samples must be zero or positive"),
+    (["--shape", "1000,20,1", "--predict-samples", "-1"], "--predict-samples must be zero or positive"),
+    (["--shape", "1000,20,1", "--seed", "-1"], "--seed must be between 0 and 2**32 - 1"),
+    (["--shape", "1000,20,1", "--seed", str(2**32)], "--seed must be between 0 and 2**32 - 1"),
+    (["--shape", "1000,20,1", "--stateful", "--reset", "every:0"], "positive integer K"),
+    (["--shape", "1000,20,1", "--stateful", "--reset", "every:x"], "positive integer K"),
+    (["--shape", "1000,20,1", "--stateful", "--reset", "sometimes"], "expected never, epoch or every:K"),
+    (["--shape", "1000,20,1", "--reset", "epoch"], "needs --stateful"),
+    (["--shape", "1000,20,1", "--reset", "every:2"], "needs --stateful"),
+    (["--shape", "1000,20,1", "--format", "xml"], "'xml' is not one of"),
+    (["--shape", "1000,20,1", "--max-rows", "2"], "--max-rows"),
+    (["--shape", "1000,20,1", "--evidence-batch", "-1"], "--evidence-batch"),
+    (["--shape", "1000,20,1", "--expect-resets", "-1"], "--expect-resets"),
+    (["--shape", "1000,20,1", "--against", "tensorflow"], "'tensorflow' is not"),
+    (["--shape", "1000,20,1", "--emit", "jax"], "'jax' is not one of"),
+    (["--shape", "1000,20,1", "--dry-run", "--against", "keras"], "--dry-run cannot be combined with --against"),
+    (["--shape", "1000,20,1", "--dry-run", "--evidence-batch", "2"], "--dry-run cannot be combined"),
+    (["--shape", "1000,20,1", "--quiet", "--format", "json"], "--quiet cannot be combined with --format"),
+    (["--shape", "1000,20,1", "--emit", "torch", "--quiet"], "--emit cannot be combined with --quiet"),
+    (["--shape", "1000000,500,64", "--batch", "100000"], "use a smaller --batch, or --dry-run"),
+    (["--batch", "10"], "Missing option '--shape'"),
+    (["--shape"], "requires an argument"),
+    (["--shape", "10,2,1", "--frobnicate"], "No such option"),
+    (["--shape", "10,2,1", "extra"], "Got unexpected extra argument"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_INPUTS, ids=[" ".join(a) for a, _ in BAD_INPUTS])
+def test_bad_input_is_one_clear_line_and_exit_2(args, message):
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and message in errors[0]
+    assert "Traceback" not in result.output and result.stdout == ""
+
+
+def test_blanks_around_shape_numbers_are_accepted():
+    result = CliRunner().invoke(main, ["--shape", " 12 , 5 , 1 ", "--batch", "4", "--dry-run"])
+    assert result.exit_code == 0
+
+
+def test_the_same_arguments_give_byte_identical_json():
+    args = [*SMALL, "--stateful", "--epochs", "2", "--val-samples", "4", "--format", "json"]
+    first = subprocess.run([BIN, *args], capture_output=True, check=True).stdout
+    second = subprocess.run([BIN, *args], capture_output=True, check=True).stdout
+    assert first == second
+    assert json.loads(first)["summary"]["verified"] is True
+
+
+@pytest.mark.parametrize("env", [{"NO_COLOR": "1"}, {"TERM": "dumb"}, {"COLUMNS": "20"}, {"COLUMNS": "400"}])
+def test_any_terminal_environment(env):
+    result = CliRunner().invoke(main, [*SMALL, "--stateful", "--no-shuffle"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0
+    assert "\x1b[" not in result.stdout
+    assert "Verdict" in result.stdout
+
+
+def test_colour_only_on_a_terminal_and_never_with_no_color():
+    env = {**os.environ, "FORCE_COLOR": "1", "TERM": "xterm-256color"}
+    env.pop("NO_COLOR", None)
+    coloured = subprocess.run([BIN, *SMALL, "--dry-run"], capture_output=True, text=True, env=env).stdout
+    assert "\x1b[" in coloured
+    plain = subprocess.run([BIN, *SMALL, "--dry-run"], capture_output=True, text=True,
+                           env={**env, "NO_COLOR": "1"}).stdout
+    assert "\x1b[" not in plain
+
+
+def test_a_closed_pipe_ends_quietly():
+    producer = subprocess.Popen([BIN, "--shape", "100000,5,1", "--batch", "10", "--dry-run", "--format", "json"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    producer.stdout.read(100)
+    producer.stdout.close()  # what `| head -c 100` does
+    _, stderr = producer.communicate(timeout=60)
+    assert producer.returncode == 141
+    assert stderr == b""
+
+
+def test_ctrl_c_exits_130_without_a_traceback():
+    process = subprocess.Popen([BIN, "--shape", "2000000,20,1", "--batch", "10", "--format", "json"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    process.stdout.read(20)  # the run has started
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert b"Traceback" not in stderr and b"interrupted" in stderr
+
+
+OPTION_POOL = [
+    ["--stateful"], ["--stateless"], ["--shuffle"], ["--no-shuffle"], ["--dry-run"], ["--no-evidence"],
+    ["--strict"], ["--quiet"], ["--expect-error"], ["--expect-no-error"],
+    ["--format", "json"], ["--format", "table"], ["--format", "yaml"],
+    ["--emit", "torch"],
+]
+NUMERIC = ["--batch", "--epochs", "--units", "--val-samples", "--predict-samples", "--max-rows",
+           "--expect-resets", "--expect-carries", "--evidence-batch", "--seed"]
+tokens = st.one_of(
+    st.sampled_from(OPTION_POOL),
+    st.tuples(st.sampled_from(NUMERIC), st.one_of(st.integers(-3, 9).map(str), st.text(max_size=4)))
+      .map(list),
+    st.tuples(st.just("--reset"), st.sampled_from(["never", "epoch", "every:2", "every:0", "x"])).map(list),
+    st.text(max_size=6).map(lambda word: [word]),
+)
+shapes = st.one_of(st.tuples(st.integers(-1, 14), st.integers(0, 4), st.integers(0, 2))
+                   .map(lambda s: ",".join(map(str, s))), st.text(max_size=8))
+
+
+@settings(max_examples=60, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(shape=shapes, options=st.lists(tokens, max_size=5))
+def test_fuzzed_arguments_never_give_a_traceback(shape, options):
+    args = ["--shape", shape, *[token for option in options for token in option]]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code in (0, 1, 2, 3), (args, result.output, result.exception)
+    assert "Traceback" not in result.output
+    if result.exception is not None:
+        assert isinstance(result.exception, SystemExit), (args, repr(result.exception))
+    if "json" in args and result.exit_code in (0, 1, 3) and result.stdout:
+        json.loads(result.stdout)
