@@ -15,13 +15,22 @@ from rich.text import Text
 from . import __version__
 from .report import EXIT_MISMATCH, EXIT_OK, Expectations, Inspection, plural
 from .emit import keras_snippet, torch_snippet
+from .formats import check_writable, write_atomically, write_csv, write_markdown
 from .render import render_table, write_json
+from .timeline import render_timeline
 from .spec import ResetPolicy, Spec, SpecError, parse_shape
 
 
 class OutputFormat(StrEnum):
     TABLE = "table"
     JSON = "json"
+    MARKDOWN = "markdown"
+    CSV = "csv"
+
+
+class View(StrEnum):
+    TABLE = "table"
+    TIMELINE = "timeline"
 
 
 class Against(StrEnum):
@@ -37,7 +46,7 @@ class Emit(StrEnum):
 CONFLICTS = {
     "emit": ("against", "output_format", "dry_run", "quiet", "expect_resets", "expect_slot_resets", "expect_carries",
              "expect_error", "strict", "max_rows"),
-    "quiet": ("output_format", "max_rows"),
+    "quiet": ("output_format", "max_rows", "view", "svg", "html", "ascii_only"),
     "dry_run": ("evidence", "evidence_batch", "against"),
 }
 
@@ -47,9 +56,18 @@ def _option_name(ctx: click.Context, name: str) -> str:
     return param.opts[0]
 
 
+# The views, their glyphs and the exports belong to the rich output.
+TABLE_FORMAT_ONLY = ("view", "ascii_only", "svg", "html")
+
+
 def reject_conflicts(ctx: click.Context) -> None:
     given = {name for name in ctx.params
              if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+    if ctx.params["output_format"] != OutputFormat.TABLE:
+        for name in TABLE_FORMAT_ONLY:
+            if name in given:
+                raise click.UsageError(f"{_option_name(ctx, name)} cannot be combined with --format "
+                                       f"{ctx.params['output_format']}: it applies to --format table", ctx)
     for option, others in CONFLICTS.items():
         if option in given:
             for other in others:
@@ -126,7 +144,16 @@ class ResetType(click.ParamType):
               help="Seed of the weights, the inputs and the shuffle.")
 @click.option("--format", "output_format", type=click.Choice([f.value for f in OutputFormat]),
               default=OutputFormat.TABLE.value, show_default=True,
-              help="table for people; json (schema 1) for scripts.")
+              help="table for people (see --view); json (schema 1) for scripts; markdown for docs "
+                   "and PR comments; csv: one row per step and slot.")
+@click.option("--view", type=click.Choice([v.value for v in View]), default=View.TABLE.value,
+              show_default=True, help="timeline: one row per slot, one column per step.")
+@click.option("--ascii", "ascii_only", is_flag=True,
+              help="Plain ASCII glyphs (also chosen when the terminal cannot encode others).")
+@click.option("--svg", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write the view as a self-contained SVG file.")
+@click.option("--html", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Also write the view as a self-contained HTML file.")
 @click.option("--max-rows", type=click.IntRange(min=3), default=40, show_default=True,
               help="Table rows before the middle of a long schedule is folded into one row.")
 @click.option("--dry-run", is_flag=True,
@@ -157,7 +184,7 @@ class ResetType(click.ParamType):
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors: the exit code is the answer.")
 @click.version_option(__version__, "--version", prog_name="lstm-inspect")
 def main(shape, batch_size, stateful, epochs, shuffle, reset, val_samples, predict_samples, units,
-         seed, output_format, max_rows, dry_run, evidence, evidence_batch, expect_resets,
+         seed, output_format, view, ascii_only, svg, html, max_rows, dry_run, evidence, evidence_batch, expect_resets,
          expect_slot_resets, expect_carries, expect_error, against, emit, strict, quiet):
     """When does Keras reset an LSTM's state for this setup, and when does it carry it?
 
@@ -179,6 +206,10 @@ def main(shape, batch_size, stateful, epochs, shuffle, reset, val_samples, predi
         raise click.BadParameter(str(error), param_hint=f"'{error.option}'") from None
     if not dry_run and not emit:
         check_batch_fits(spec)
+    for option, path in (("--svg", svg), ("--html", html)):
+        problem = path and check_writable(path)
+        if problem:
+            raise click.BadParameter(problem, param_hint=f"'{option}'")
     if emit:
         snippet = keras_snippet if emit == Emit.KERAS else torch_snippet
         click.echo(snippet(spec, spec.command_line()), nl=False)
@@ -196,8 +227,20 @@ def main(shape, batch_size, stateful, epochs, shuffle, reset, val_samples, predi
             pass
     elif output_format == OutputFormat.JSON:
         write_json(inspection, sys.stdout, keras)
+    elif output_format == OutputFormat.MARKDOWN:
+        write_markdown(inspection, sys.stdout, max_rows)
+    elif output_format == OutputFormat.CSV:
+        write_csv(inspection, sys.stdout)
     else:
-        render_table(inspection, make_console(), max_rows, keras)
+        console = make_console(record=bool(svg or html))
+        if view == View.TIMELINE:
+            render_timeline(inspection, console, ascii_only, keras)
+        else:
+            render_table(inspection, console, max_rows, keras, ascii_only)
+        if svg:
+            write_atomically(svg, console.export_svg(title=f"lstm-inspect {spec.command_line()}", clear=False))
+        if html:
+            write_atomically(html, console.export_html(clear=False))
     failures = expectations.failures(inspection)
     if keras is not None and not keras.agree:
         failures.append(f"real Keras disagrees: {keras.summary_line()}")
@@ -208,11 +251,11 @@ def main(shape, batch_size, stateful, epochs, shuffle, reset, val_samples, predi
     click.get_current_context().exit(_exit_code(inspection, failures, expectations))
 
 
-def make_console(stderr: bool = False) -> Console:
+def make_console(stderr: bool = False, record: bool = False) -> Console:
     """rich decides colour from the terminal; NO_COLOR (https://no-color.org) turns off every
     escape code, bold and italic included, not only the colours rich drops for it."""
     plain = bool(os.environ.get("NO_COLOR"))
-    return Console(stderr=stderr, highlight=False, **({"color_system": None} if plain else {}))
+    return Console(stderr=stderr, highlight=False, record=record, **({"color_system": None} if plain else {}))
 
 
 def _available_memory() -> int | None:

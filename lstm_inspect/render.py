@@ -7,10 +7,12 @@ run ends and memory does not grow with the number of steps.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from collections import Counter, deque
 from typing import TextIO
 
 import numpy as np
+from rich import box
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
@@ -21,7 +23,19 @@ from .schedule import Start, Step
 SCHEMA_VERSION = 1
 
 
-def format_samples(samples: np.ndarray) -> str:
+@dataclass(frozen=True)
+class Marks:
+    ok: str
+    bad: str
+    none: str
+    more: str
+
+
+UNICODE_MARKS = Marks("✓", "✗", "—", "…")
+ASCII_MARKS = Marks("ok", "X", "-", "...")
+
+
+def format_samples(samples: np.ndarray, marks: Marks = UNICODE_MARKS) -> str:
     """"0-199" for a contiguous run, else the first few and the count."""
     if len(samples) == 1:
         return str(samples[0])
@@ -29,7 +43,7 @@ def format_samples(samples: np.ndarray) -> str:
     if last - first == len(samples) - 1 and np.all(np.diff(samples) == 1):
         return f"{first}-{last}"
     head = ", ".join(str(s) for s in samples[:2].tolist())
-    return f"{head}, … ({len(samples):,})"
+    return f"{head}, {marks.more} ({len(samples):,})"
 
 
 def describe_start(step: Step) -> str:
@@ -62,7 +76,7 @@ def _fold_key(step: Step) -> str:
     return f"{step.call.phase} ({', '.join(parts)})"
 
 
-class _FoldedRows:
+class FoldedRows:
     """Keeps the first and last rows of a long stream and counts the kinds in between."""
 
     def __init__(self, max_rows: int):
@@ -79,59 +93,59 @@ class _FoldedRows:
             self.folded[_fold_key(self.tail[0].step)] += 1
         self.tail.append(result)
 
-    def fold_cells(self) -> list[str]:
+    def fold_cells(self, marks: Marks = UNICODE_MARKS) -> list[str]:
         total = sum(self.folded.values())
         kinds = ", ".join(f"{count:,} {key}" for key, count in self.folded.items())
-        return ["…", f"{total:,} more steps", "", kinds]
+        return [marks.more, f"{total:,} more steps", "", kinds]
 
 
-def _check_mark(result: StepResult) -> Text:
+def _check_mark(result: StepResult, marks: Marks) -> Text:
     if result.verified is None:
-        return Text("—" if result.step.raises else "")
-    return Text("✓", style="green") if result.verified else Text("✗", style="bold red")
+        return Text(marks.none if result.step.raises else "")
+    return Text(marks.ok, style="green") if result.verified else Text(marks.bad, style="bold red")
 
 
-def _row(result: StepResult) -> list:
+def _row(result: StepResult, marks: Marks) -> list:
     call = result.step.call
     observed = "" if result.observed is None else f"{result.observed.max_abs_h0:.3g}"
     start = Text(describe_start(result.step), style="bold red" if result.step.raises else "")
-    return [str(call.index), call.label, format_samples(call.samples), start, observed,
-            _check_mark(result)]
+    return [str(call.index), call.label, format_samples(call.samples, marks), start, observed,
+            _check_mark(result, marks)]
 
 
-def _keras_cell(keras, index: int) -> Text:
+def _keras_cell(keras, index: int, marks: Marks) -> Text:
     """Real Keras's view of a step: agreement and max |h0 Keras - h0 mirror|."""
     if index < len(keras.steps):
         step = keras.steps[index]
         diff = "" if step.state_diff is None else f" {step.state_diff:.0e}"
-        return Text("✓" + diff, style="green") if step.agree else Text("✗" + diff, style="bold red")
+        return Text(marks.ok + diff, style="green") if step.agree else Text(marks.bad + diff, style="bold red")
     if keras.error and keras.error.step == index:
-        return Text(f"raises{' ✓' if keras.error_agrees else ' ✗'}",
+        return Text(f"raises {marks.ok if keras.error_agrees else marks.bad}",
                     style="green" if keras.error_agrees else "bold red")
-    return Text("—")
+    return Text(marks.none)
 
 
-def build_table(inspection: Inspection, max_rows: int, keras=None) -> Table:
+def build_table(inspection: Inspection, max_rows: int, keras=None, marks: Marks = UNICODE_MARKS) -> Table:
     table = Table(title="Keras's steps, checked on a PyTorch LSTM" if not inspection.dry_run
                   else "Keras's steps (dry run: predicted, not run)", title_justify="left")
     columns = [("step", "right"), ("call", "left"), ("samples", "left"), ("slots started from", "left"),
                ("max |h0|", "right"), ("ok", "center")] + [("Keras", "left")] * (keras is not None)
     for name, justify in columns:
         table.add_column(name, justify=justify, overflow="fold")
-    rows = _FoldedRows(max_rows)
+    rows = FoldedRows(max_rows)
     for result in inspection:
         rows.add(result)
 
     def add(result: StepResult) -> None:
-        cells = _row(result)
+        cells = _row(result, marks)
         if keras is not None:
-            cells.append(_keras_cell(keras, result.step.call.index))
+            cells.append(_keras_cell(keras, result.step.call.index, marks))
         table.add_row(*cells)
 
     for result in rows.head:
         add(result)
     if rows.folded:
-        table.add_row(*rows.fold_cells(), style="dim italic")
+        table.add_row(*rows.fold_cells(marks), style="dim italic")
     for result in rows.tail:
         add(result)
     return table
@@ -145,7 +159,7 @@ def _keras_text(keras) -> Text:
     return text
 
 
-def _summary_text(inspection: Inspection) -> Text:
+def summary_text(inspection: Inspection) -> Text:
     summary = inspection.summary
     text = Text()
     text.append(f"{plural(summary.steps, 'step')}: {plural(summary.reset_events, 'reset event')}, "
@@ -181,7 +195,7 @@ def _evidence_table(inspection: Inspection) -> Table:
     for number, item in enumerate(inspection.evidence, start=1):
         passed = Text("n/a", style="dim") if item.passed is None else (
             Text("pass", style="green") if item.passed else Text("FAIL", style="bold red"))
-        measured = "—" if item.value is None else f"{item.value:.1e}"
+        measured = "-" if item.value is None else f"{item.value:.1e}"
         table.add_row(str(number), item.title, measured, passed, item.detail)
     return table
 
@@ -197,10 +211,9 @@ def _claims_table(inspection: Inspection) -> Table:
     return table
 
 
-def render_table(inspection: Inspection, console: Console, max_rows: int, keras=None) -> None:
-    """`keras`: an oracle.KerasComparison of the same setup, shown beside the mirror."""
-    table = build_table(inspection, max_rows, keras)
-    parts = [table, _summary_text(inspection)]
+def closing_parts(inspection: Inspection, keras=None) -> list:
+    """What follows the steps in every rich view: summary, Keras, error, evidence, claims, verdict."""
+    parts = [summary_text(inspection)]
     if keras is not None:
         parts.append(_keras_text(keras))
     if inspection.error:
@@ -213,7 +226,25 @@ def render_table(inspection: Inspection, console: Console, max_rows: int, keras=
     verdict.append("Verdict: ", style="bold")
     verdict.append(inspection.verdict)
     parts.append(verdict)
-    console.print(Group(*parts))
+    return parts
+
+
+def render_table(inspection: Inspection, console: Console, max_rows: int, keras=None,
+                 ascii_only: bool = False) -> None:
+    """`keras`: an oracle.KerasComparison of the same setup, shown beside the mirror."""
+    plain = ascii_only or not can_encode(console, "✓✗—…│━┃")
+    table = build_table(inspection, max_rows, keras, ASCII_MARKS if plain else UNICODE_MARKS)
+    if plain:
+        table.box = box.ASCII
+    console.print(Group(table, *closing_parts(inspection, keras)))
+
+
+def can_encode(console: Console, text: str) -> bool:
+    try:
+        text.encode(console.encoding)
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
 
 
 def step_to_json(result: StepResult) -> dict:

@@ -1,0 +1,200 @@
+"""The timeline view: one row per slot, one column per step, a glyph for each slot's start.
+
+Built from the stream of steps while keeping only the columns it will show (the first and
+last steps that fit the width), so a million-step schedule folds in constant memory.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+from rich.console import Console, Group
+from rich.text import Text
+
+from .render import can_encode, closing_parts
+from .report import Inspection, StepResult
+from .schedule import Start
+from .spec import Phase
+
+RAISES = "raises"
+EMPTY = "empty"  # a slot the call does not fill (a stateless partial batch)
+
+
+@dataclass(frozen=True)
+class Glyphs:
+    zeros: str
+    continued: str
+    unrelated: str
+    raises: str
+    boundary: str
+    ellipsis: str
+
+    def of(self, kind: str) -> str:
+        return {Start.ZEROS.value: self.zeros, Start.CONTINUED.value: self.continued,
+                Start.UNRELATED.value: self.unrelated, RAISES: self.raises, EMPTY: " "}[kind]
+
+
+UNICODE = Glyphs("○", "─", "╳", "!", "│", "…")
+ASCII = Glyphs("o", "-", "x", "!", "|", "~")
+STYLES = {Start.ZEROS.value: "green", Start.CONTINUED.value: "blue", Start.UNRELATED.value: "yellow",
+          RAISES: "bold red", EMPTY: ""}
+
+LABEL_WIDTH = 28
+MAX_SLOT_ROWS = 16  # above this, show the first and last slots and fold the middle
+HEAD_SLOTS = 3
+
+
+@dataclass(frozen=True)
+class Column:
+    index: int
+    phase: Phase
+    epoch: int
+    kinds: np.ndarray  # Start value (or RAISES / EMPTY) per slot
+
+    @property
+    def segment(self) -> str:
+        return "predict" if self.phase == Phase.PREDICT else f"{self.phase} e{self.epoch}"
+
+
+def _column(result: StepResult, slots: int) -> Column:
+    step = result.step
+    kinds = np.full(slots, EMPTY, dtype=object)
+    if step.raises:
+        kinds[:] = RAISES
+    else:
+        kinds[:len(step.source_slot)] = step.start_kinds()
+    return Column(step.call.index, step.call.phase, step.call.epoch, kinds)
+
+
+class _Columns:
+    """The first `head` and last `tail` columns of the stream, plus what the middle hides."""
+
+    def __init__(self, head: int, tail: int, slots: int):
+        self.head_size, self.slots = head, slots
+        self.head: list[Column] = []
+        self.tail: deque[Column] = deque(maxlen=tail)
+        self.hidden = 0
+        self.total = 0
+        # Whether the folded middle slots (HEAD_SLOTS..slots-2) share one start in every step.
+        self.middle_uniform = True
+
+    def add(self, column: Column) -> None:
+        self.total += 1
+        middle = column.kinds[HEAD_SLOTS:-1]
+        if len(middle) and self.middle_uniform:
+            self.middle_uniform = bool((middle == middle[0]).all())
+        if len(self.head) < self.head_size:
+            self.head.append(column)
+            return
+        if len(self.tail) == self.tail.maxlen:
+            self.hidden += 1
+        self.tail.append(column)
+
+
+def _slot_rows(slots: int) -> list[tuple[str, int | None]]:
+    """(label, slot shown on that row); None marks the folded middle row."""
+    if slots <= MAX_SLOT_ROWS:
+        return [(f"slot {slot}", slot) for slot in range(slots)]
+    return ([(f"slot {slot}", slot) for slot in range(HEAD_SLOTS)]
+            + [(f"slots {HEAD_SLOTS}-{slots - 2}", None), (f"slot {slots - 1}", slots - 1)])
+
+
+def build_timeline(inspection: Inspection, width: int, glyphs: Glyphs, keras=None) -> Group:
+    spec = inspection.spec
+    label_width = LABEL_WIDTH if width >= 3 * LABEL_WIDTH else max(8, width // 3)
+    slots = min(spec.batch_size, max(spec.samples, spec.val_samples, spec.predict_samples))
+    # Two characters a step, plus room for phase boundaries and the fold marker.
+    fitting = max(4, (width - label_width - 8) // 3)
+    columns = _Columns(head=fitting // 2, tail=fitting - fitting // 2, slots=slots)
+    for result in inspection:
+        columns.add(_column(result, slots))
+    shown: list[Column | None] = list(columns.head) + ([None] if columns.hidden else []) + list(columns.tail)
+
+    def cells(render_cell) -> Text:
+        """One line: a cell per shown column, a boundary where the phase or epoch changes."""
+        line = Text(no_wrap=True, overflow="crop")
+        previous = None
+        for column in shown:
+            if column is None:
+                line.append(glyphs.ellipsis + " ", style="dim")
+            else:
+                if previous is not None and previous.segment != column.segment:
+                    line.append(glyphs.boundary, style="dim")
+                line.append_text(render_cell(column))
+            previous = column
+        return line
+
+    def labelled(label: str, line: Text) -> Text:
+        row = Text(label[:label_width].ljust(label_width), no_wrap=True, overflow="crop")
+        return row.append_text(line)
+
+    phases = labelled("phase (train/val/predict)", cells(lambda column: Text(column.phase.value[0] + " ",
+                                                                             style="dim")))
+    step_numbers = labelled("step (last digit)", cells(lambda column: Text(f"{column.index % 10} ", style="dim")))
+    lines = [_segment_header(shown, glyphs, label_width), phases, step_numbers]
+    for label, slot in _slot_rows(slots):
+        if slot is None and not columns.middle_uniform:
+            lines.append(Text(f"{label}: {slots - HEAD_SLOTS - 1:,} slots hidden (patterns differ)",
+                              style="dim"))
+            continue
+        if slot is None:
+            label, slot = f"{label} (same pattern)", HEAD_SLOTS
+        lines.append(labelled(label, cells(lambda column: _cell(column.kinds[slot], glyphs))))
+
+    notes = []
+    if columns.hidden:
+        notes.append(f"{columns.hidden:,} of {columns.total:,} steps hidden ({glyphs.ellipsis})")
+    if slots > MAX_SLOT_ROWS:
+        notes.append(f"{slots - HEAD_SLOTS - 1:,} middle slots folded into one row")
+    legend = Text()
+    for kind, words in ((Start.ZEROS.value, "reset to zeros"),
+                        (Start.CONTINUED.value, "carried from the same slot's previous sample (the layout "
+                                                "Keras expects: sample i+B continues sample i)"),
+                        (Start.UNRELATED.value, "carried from an unrelated sample (shuffle, epoch or phase "
+                                                "boundary)"),
+                        (RAISES, "Keras raises here")):
+        legend.append(glyphs.of(kind), style=STYLES[kind])
+        legend.append(f" {words}\n")
+    legend.append(f"{glyphs.boundary} phase or epoch boundary", style="dim")
+    parts = [Text("Timeline: where each slot's state starts, step by step", style="bold"), *lines]
+    if notes:
+        parts.append(Text("; ".join(notes), style="dim"))
+    parts.append(legend)
+    return Group(*parts, *closing_parts(inspection, keras))
+
+
+def _cell(kind: str, glyphs: Glyphs) -> Text:
+    return Text(glyphs.of(kind) + " ", style=STYLES[kind])
+
+
+def _segment_header(shown: list[Column | None], glyphs: Glyphs, label_width: int) -> Text:
+    """Phase and epoch names above the columns where each segment starts: "train e0" where
+    it fits, "t0" where only that fits."""
+    segments: list[list] = []  # [first column, width in characters]
+    previous = None
+    for column in shown:
+        if column is None:
+            segments.append([None, 2])
+        elif previous is not None and previous.segment == column.segment:
+            segments[-1][1] += 2
+        else:
+            gap = len(glyphs.boundary) if previous is not None else 0
+            segments.append([column, 2 + gap])
+        previous = column
+    header = Text(" " * label_width, no_wrap=True, overflow="crop")
+    for column, width in segments:
+        name = ""
+        if column is not None:
+            short = column.phase.value[0] + ("" if column.phase == Phase.PREDICT else str(column.epoch))
+            name = next((text for text in (column.segment, short) if len(text) < width), "")
+        header.append(name.ljust(width), style="bold")
+    return header
+
+
+def render_timeline(inspection: Inspection, console: Console, ascii_only: bool, keras=None) -> None:
+    encodable = UNICODE.zeros + UNICODE.continued + UNICODE.unrelated + UNICODE.boundary + UNICODE.ellipsis
+    glyphs = ASCII if ascii_only or not can_encode(console, encodable) else UNICODE
+    console.print(build_timeline(inspection, console.width, glyphs, keras))
+

@@ -1,0 +1,48 @@
+"""Regenerate the example outputs in README.md from the real command (`make readme`).
+
+Each example sits between `<!-- example: ARGS -->` and `<!-- /example -->`; its block is
+replaced by what `lstm-inspect ARGS` prints at a fixed width without colour. With --check,
+nothing is written and the exit code says whether the README is current.
+"""
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+EXAMPLE = re.compile(r"(<!-- example: (?P<args>.*?) -->\n)(?P<body>.*?)(<!-- /example -->)", re.S)
+ENVIRONMENT = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"}
+
+
+def render(args: str) -> str:
+    command = [str(Path(sys.executable).parent / "lstm-inspect"), *shlex.split(args)]
+    output = subprocess.run(command, capture_output=True, text=True, env=ENVIRONMENT).stdout
+    return f"```text\n$ lstm-inspect {args}\n{output}```\n"
+
+
+def updated(text: str) -> str:
+    return EXAMPLE.sub(lambda match: match.group(1) + render(match.group("args")) + match.group(4), text)
+
+
+def _without_measurements(text: str) -> str:
+    # Measured floats may differ in their last digit between CPUs; the rest must match.
+    return re.sub(r"\d+\.\d+(e[-+]\d+)?|\de[-+]\d+", "#", text)
+
+
+def main() -> int:
+    current = README.read_text()
+    fresh = updated(current)
+    if "--check" in sys.argv[1:]:
+        if _without_measurements(fresh) != _without_measurements(current):
+            print("README.md examples are stale: run `make readme`", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(fresh)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
