@@ -47,7 +47,7 @@ CONFLICTS = {
     "emit": ("against", "output_format", "dry_run", "quiet", "expect_resets", "expect_slot_resets", "expect_carries",
              "expect_error", "strict", "max_rows"),
     "quiet": ("output_format", "max_rows", "view", "svg", "html", "ascii_only"),
-    "dry_run": ("evidence", "evidence_batch", "against"),
+    "dry_run": ("evidence", "evidence_batch", "against", "device", "max_steps"),
 }
 
 
@@ -156,6 +156,12 @@ class ResetType(click.ParamType):
               help="Also write the view as a self-contained HTML file.")
 @click.option("--max-rows", type=click.IntRange(min=3), default=40, show_default=True,
               help="Table rows before the middle of a long schedule is folded into one row.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+              help="Where the mirror runs: auto picks CUDA (cuDNN's LSTM) when present.")
+@click.option("--max-steps", type=click.IntRange(min=1), metavar="K",
+              help="Check only the first K steps on the LSTM; predict the rest from the schedule.")
+@click.option("--no-slots", is_flag=True,
+              help="JSON: per-step slot counts instead of the per-slot arrays (for huge runs).")
 @click.option("--dry-run", is_flag=True,
               help="Derive the schedule only: no torch, no LSTM run, nothing observed.")
 @click.option("--evidence/--no-evidence", default=True, show_default=True,
@@ -184,7 +190,7 @@ class ResetType(click.ParamType):
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors: the exit code is the answer.")
 @click.version_option(__version__, "--version", prog_name="lstm-inspect")
 def main(shape, batch_size, stateful, epochs, shuffle, reset, val_samples, predict_samples, units,
-         seed, output_format, view, ascii_only, svg, html, max_rows, dry_run, evidence, evidence_batch, expect_resets,
+         seed, output_format, view, ascii_only, svg, html, max_rows, device, max_steps, no_slots, dry_run, evidence, evidence_batch, expect_resets,
          expect_slot_resets, expect_carries, expect_error, against, emit, strict, quiet):
     """When does Keras reset an LSTM's state for this setup, and when does it carry it?
 
@@ -215,8 +221,11 @@ def main(shape, batch_size, stateful, epochs, shuffle, reset, val_samples, predi
         click.echo(snippet(spec, spec.command_line()), nl=False)
         return
     keras = _compare_with_keras(spec) if against else None
-    inspection = Inspection(spec, dry_run=dry_run, with_evidence=evidence and not dry_run,
-                            evidence_batch=evidence_batch)
+    if device == "cuda" and not dry_run and not _cuda_available():
+        raise click.BadParameter("CUDA is not available here: use --device cpu or auto",
+                                 param_hint="'--device'")
+    inspection = Inspection(spec, dry_run=dry_run, device=device, with_evidence=evidence and not dry_run,
+                            evidence_batch=evidence_batch, max_steps=max_steps)
     expectations = Expectations(expect_resets, expect_slot_resets, expect_carries, expect_error)
     errors = make_console(stderr=True)
     if not quiet:
@@ -226,7 +235,7 @@ def main(shape, batch_size, stateful, epochs, shuffle, reset, val_samples, predi
         for _ in inspection:
             pass
     elif output_format == OutputFormat.JSON:
-        write_json(inspection, sys.stdout, keras)
+        write_json(inspection, sys.stdout, keras, slots=not no_slots)
     elif output_format == OutputFormat.MARKDOWN:
         write_markdown(inspection, sys.stdout, max_rows)
     elif output_format == OutputFormat.CSV:
@@ -277,6 +286,12 @@ def check_batch_fits(spec: Spec) -> None:
             f"one batch of {spec.batch_size:,} x {spec.timesteps:,} x {spec.features:,} needs about "
             f"{spec.batch_bytes() / 2**30:,.1f} GiB, more than half of the {available / 2**30:,.1f} GiB "
             "available: use a smaller --batch, or --dry-run for the schedule alone")
+
+
+def _cuda_available() -> bool:
+    import torch  # only asked when the user names CUDA
+
+    return torch.cuda.is_available()
 
 
 def _compare_with_keras(spec: Spec):

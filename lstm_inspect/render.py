@@ -166,6 +166,9 @@ def summary_text(inspection: Inspection) -> Text:
                 f"{plural(summary.slot_resets, 'slot reset')}, {plural(summary.slot_carries, 'slot carry', 'slot carries')}. ")
     if summary.verified is None:
         text.append("Dry run: predicted from Keras's rules, not checked on tensors.", style="yellow")
+    elif summary.verified and summary.checked_steps < summary.steps - bool(inspection.error):
+        text.append(f"The first {plural(summary.checked_steps, 'step')} verified on the tensors; the "
+                    "rest predicted from Keras's rules (--max-steps).", style="green")
     elif summary.verified:
         text.append("Every step verified on the tensors.", style="green")
     else:
@@ -247,21 +250,25 @@ def can_encode(console: Console, text: str) -> bool:
     return True
 
 
-def step_to_json(result: StepResult) -> dict:
-    call = result.step.call
-    item = {"phase": str(call.phase), "epoch": call.epoch, "batch": call.batch,
-            "samples": call.samples.tolist(), "start": result.step.start_labels()}
+def step_to_json(result: StepResult, slots: bool = True) -> dict:
+    """`slots=False` (--no-slots) replaces the per-slot arrays by counts, for huge runs."""
+    step, call = result.step, result.step.call
+    item = {"phase": str(call.phase), "epoch": call.epoch, "batch": call.batch}
+    if slots:
+        item.update(samples=call.samples.tolist(), start=step.start_labels())
+    else:
+        item.update(slots=len(call.samples), zero_slots=step.zero_slots, carried_slots=step.carried_slots)
     if result.observed is not None:
         item["observed"] = result.observed.to_json()
     item["verified"] = result.verified
     return item
 
 
-def write_json(inspection: Inspection, out: TextIO, keras=None) -> None:
+def write_json(inspection: Inspection, out: TextIO, keras=None, slots: bool = True) -> None:
     """Schema 1, written step by step (the steps array is never held in memory)."""
     out.write('{"schema": %d, "spec": %s, "steps": [' % (SCHEMA_VERSION, json.dumps(inspection.spec.to_json())))
     for index, result in enumerate(inspection):
-        out.write(("" if index == 0 else ", ") + "\n  " + json.dumps(step_to_json(result)))
+        out.write(("" if index == 0 else ", ") + "\n  " + json.dumps(step_to_json(result, slots)))
     tail = {"summary": inspection.summary.to_json(),
             "error": {**inspection.error.to_json(), "fix": inspection.fix} if inspection.error else None,
             "warnings": inspection.warnings,

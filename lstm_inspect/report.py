@@ -8,8 +8,9 @@ the comparisons use tensor methods on the records the mirror hands over.
 
 from __future__ import annotations
 
+import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,10 +46,12 @@ class Summary:
     reset_events: int = 0  # steps where any slot started from zeros
     slot_resets: int = 0
     slot_carries: int = 0
+    checked_steps: int = 0  # steps whose start was read from the mirror's tensors
     verified: bool | None = None
 
     def add(self, result: StepResult) -> None:
         self.steps += 1
+        self.checked_steps += result.observed is not None
         if result.step.raises:
             return
         self.slot_resets += result.step.zero_slots
@@ -57,7 +60,8 @@ class Summary:
 
     def to_json(self) -> dict:
         return {"steps": self.steps, "reset_events": self.reset_events, "slot_resets": self.slot_resets,
-                "slot_carries": self.slot_carries, "verified": self.verified}
+                "slot_carries": self.slot_carries, "checked_steps": self.checked_steps,
+                "verified": self.verified}
 
 
 def observe(step: Step, record, previous) -> tuple[Observed, bool]:
@@ -116,6 +120,7 @@ class Inspection:
     device: str = "cpu"
     with_evidence: bool = False
     evidence_batch: int = 0
+    max_steps: int | None = None  # check only the first steps on tensors; predict the rest
     summary: Summary = field(default_factory=Summary)
     error: KerasError | None = None
     mismatches: int = 0
@@ -143,8 +148,8 @@ class Inspection:
 
                 self.evidence = gather(self.spec, self.evidence_batch, self.device)
 
-    def _predicted(self) -> Iterator[StepResult]:
-        for step in predict_steps(self.spec):
+    def _predicted(self, steps: Iterable[Step] | None = None) -> Iterator[StepResult]:
+        for step in predict_steps(self.spec) if steps is None else steps:
             if step.raises:
                 self.error = predicted_error(step, self.spec.batch_size)
             yield StepResult(step, None, None)
@@ -154,7 +159,12 @@ class Inspection:
 
         records = run.run_mirror(self.spec, run.resolve_device(self.device))
         previous = None
-        for step in predict_steps(self.spec):
+        steps = predict_steps(self.spec)
+        for step in steps:
+            if step.call.index == self.max_steps:
+                records.close()
+                yield from self._predicted(itertools.chain([step], steps))
+                return
             try:
                 record = next(records, None)
             except run.KerasStateError as raised:
