@@ -18,7 +18,7 @@ from .emit import keras_snippet, torch_snippet
 from .formats import check_writable, write_atomically, write_csv, write_markdown
 from .render import render_table, write_json
 from .timeline import render_timeline
-from .spec import ResetPolicy, Spec, SpecError, parse_shape
+from .spec import SHUFFLE_BATCH, Cell, KerasVersion, ResetPolicy, Spec, SpecError, parse_shape
 
 
 class OutputFormat(StrEnum):
@@ -43,7 +43,10 @@ class Emit(StrEnum):
 
 
 # Options that make no sense together: rejected, never settled silently.
+SHUFFLE_MODES = {"true": True, "false": False, "batch": SHUFFLE_BATCH}
+
 CONFLICTS = {
+    "no_shuffle": ("shuffle",),
     "emit": ("against", "output_format", "dry_run", "quiet", "expect_resets", "expect_slot_resets", "expect_carries",
              "expect_error", "strict", "max_rows"),
     "quiet": ("output_format", "max_rows", "view", "svg", "html", "ascii_only"),
@@ -130,8 +133,19 @@ class ResetType(click.ParamType):
 @click.option("--stateful/--stateless", default=False, show_default=True,
               help="The layer's stateful argument.")
 @click.option("--epochs", type=int, default=1, show_default=True)
-@click.option("--shuffle/--no-shuffle", default=True, show_default=True,
-              help="fit's shuffle (Keras shuffles by default); the permutation is drawn from --seed.")
+@click.option("--shuffle", type=click.Choice(["true", "false", "batch"]), is_flag=False, flag_value="true",
+              default="true", show_default=True,
+              help="fit's shuffle (Keras shuffles by default; the permutation is drawn from --seed). "
+                   "batch: within each batch (and, in Keras 2, the batch order too).")
+@click.option("--no-shuffle", is_flag=True, help="shuffle=False.")
+@click.option("--cell", type=click.Choice([c.value for c in Cell]), default=Cell.LSTM.value, show_default=True,
+              help="The recurrent layer: LSTM (h and c per slot), GRU or SimpleRNN (h).")
+@click.option("--layers", type=int, default=1, show_default=True,
+              help="Stacked recurrent layers, each with its own state per slot.")
+@click.option("--bidirectional", is_flag=True, help="Wrap each layer in Bidirectional.")
+@click.option("--keras", "keras_version", type=click.Choice([k.value for k in KerasVersion]),
+              default=KerasVersion.THREE.value, show_default=True,
+              help="The Keras whose API and errors to describe: 3 (torch backend) or 2 (tf-keras).")
 @click.option("--reset", type=ResetType(), default="never", show_default=True,
               help="A reset callback (stateful only): epoch = layer.reset_state() in on_epoch_begin; "
                    "every:K = before each training batch whose index is a multiple of K.")
@@ -189,7 +203,8 @@ class ResetType(click.ParamType):
 @click.option("--strict", is_flag=True, help="Treat warnings as failures (exit 1).")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors: the exit code is the answer.")
 @click.version_option(__version__, "--version", prog_name="lstm-inspect")
-def main(shape, batch_size, stateful, epochs, shuffle, reset, val_samples, predict_samples, units,
+def main(shape, batch_size, stateful, epochs, shuffle, no_shuffle, cell, layers, bidirectional, keras_version,
+         reset, val_samples, predict_samples, units,
          seed, output_format, view, ascii_only, svg, html, max_rows, device, max_steps, no_slots, dry_run, evidence, evidence_batch, expect_resets,
          expect_slot_resets, expect_carries, expect_error, against, emit, strict, quiet):
     """When does Keras reset an LSTM's state for this setup, and when does it carry it?
@@ -206,8 +221,9 @@ def main(shape, batch_size, stateful, epochs, shuffle, reset, val_samples, predi
     samples, timesteps, features = shape
     try:
         spec = Spec(samples, timesteps, features, batch_size=batch_size, stateful=stateful,
-                    epochs=epochs, shuffle=shuffle, reset=reset, val_samples=val_samples,
-                    predict_samples=predict_samples, units=units, seed=seed)
+                    epochs=epochs, shuffle=False if no_shuffle else SHUFFLE_MODES[shuffle], reset=reset,
+                    val_samples=val_samples, predict_samples=predict_samples, units=units, seed=seed,
+                    cell=cell, layers=layers, bidirectional=bidirectional, keras=keras_version)
     except SpecError as error:
         raise click.BadParameter(str(error), param_hint=f"'{error.option}'") from None
     if not dry_run and not emit:
@@ -295,6 +311,8 @@ def _cuda_available() -> bool:
 
 
 def _compare_with_keras(spec: Spec):
+    if spec.keras != KerasVersion.THREE:
+        raise click.UsageError("--against keras drives Keras 3 (torch backend); it cannot check --keras 2")
     if importlib.util.find_spec("keras") is None:
         raise click.UsageError("--against keras needs Keras 3: pip install 'lstm-inspect[keras]'")
     from .oracle import compare_with_keras

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .run import KerasStateError, batch_inputs, build_lstm, resolve_device, run_mirror
+from .run import KerasStateError, batch_inputs, build_rnn, forward, resolve_device, run_mirror
 from .schedule import iter_calls, predict_steps
 from .spec import Phase, Spec
 
@@ -62,11 +62,11 @@ def batch_independence(spec: Spec, batch: int, device: torch.device) -> Evidence
     if record is None:
         return EvidenceItem("batch_independence", "Batch independence", None, None,
                             "no training batch ran: Keras raises at the first call")
-    lstm = build_lstm(spec, device)
+    module = build_rnn(spec, device)
     slots = min(len(record.call.samples), MAX_SAMPLES_ALONE)
     x = batch_inputs(spec, Phase.TRAIN, record.call.samples[:slots], device)
     with torch.no_grad():
-        alone = torch.cat([lstm(x[i:i + 1], (record.h0[None, i:i + 1], record.c0[None, i:i + 1]))[0][:, -1]
+        alone = torch.cat([forward(module, x[i:i + 1], tuple(s[:, i:i + 1] for s in record.initial))[0][:, -1]
                            for i in range(slots)])
     diff = float((alone - record.output[:slots]).abs().max())
     checked = f"{slots:,} samples" + ("" if slots == len(record.call.samples) else
@@ -99,7 +99,7 @@ def continuation(spec: Spec, device: torch.device) -> EvidenceItem:
     chain = []
     try:
         for record in run_mirror(spec, device):
-            if chain and not (record.h0.equal(chain[-1].hn) and record.c0.equal(chain[-1].cn)):
+            if chain and not all(now.equal(before) for now, before in zip(record.initial, chain[-1].final)):
                 break  # the chain from the first call ends at the first reset
             chain.append(record)
             if len(chain) == MAX_CHAIN_CALLS:
@@ -109,19 +109,30 @@ def continuation(spec: Spec, device: torch.device) -> EvidenceItem:
     if not chain:
         return EvidenceItem("continuation", "Continuation", None, None,
                             "no call ran: Keras raises at the first call", effective)
-    lstm = build_lstm(spec, device)
+    module = build_rnn(spec, device)
     slots = min(spec.batch_size, MAX_SAMPLES_ALONE)  # bounds the concatenated run's memory
     x = torch.cat([batch_inputs(spec, r.call.phase, r.call.samples[:slots], device) for r in chain], dim=1)
     with torch.no_grad():
-        whole = lstm(x)[0]  # one stateless run from zeros over the concatenated sequences
+        whole = forward(module, x)[0]  # one stateless run from zeros over the concatenated sequences
     ends = whole[:, spec.timesteps - 1::spec.timesteps]
-    diff = float(max((ends[:, k] - r.output[:slots]).abs().max() for k, r in enumerate(chain)))
+    gaps = torch.stack([(ends[:, k] - r.output[:slots]).abs() for k, r in enumerate(chain)])
+    diff = float(gaps[..., :spec.units].max())  # the forward direction
     steps = len(chain) * spec.timesteps
-    return EvidenceItem(
-        "continuation", "Continuation", diff, diff <= CONTINUATION_TOLERANCE,
-        f"{len(chain)} chained calls of {spec.timesteps} steps equal one stateless {steps}-step "
-        f"sequence: max diff {diff:.1e}; between resets a slot sees up to {chain_calls:,} calls, "
-        f"an effective sequence of {chain_calls * spec.timesteps:,} steps", effective)
+    detail = (f"{len(chain)} chained calls of {spec.timesteps} steps equal one stateless {steps}-step "
+              f"sequence: max diff {diff:.1e}; between resets a slot sees up to {chain_calls:,} calls, "
+              f"an effective sequence of {chain_calls * spec.timesteps:,} steps")
+    if spec.bidirectional:
+        backward = float(gaps[..., spec.units:].max())
+        effective["backward_diff"] = backward
+        detail += (f". Backward direction: diff {backward:.1e}, since its carried state is the one it "
+                   "had at the previous batch's first timestep: stateful Bidirectional is not one long "
+                   "bidirectional pass")
+    passed = diff <= CONTINUATION_TOLERANCE
+    if spec.bidirectional and spec.layers > 1:
+        # Above the first layer even the forward direction reads the backward one's outputs.
+        passed = None
+        detail += "; with stacked bidirectional layers no direction continues exactly"
+    return EvidenceItem("continuation", "Continuation", diff, passed, detail, effective)
 
 
 def gradient_truncation(spec: Spec, device: torch.device) -> EvidenceItem:
@@ -129,14 +140,14 @@ def gradient_truncation(spec: Spec, device: torch.device) -> EvidenceItem:
     first = next(calls)
     second = next(calls, first)
     slots = min(len(first.samples), len(second.samples))
-    lstm = build_lstm(spec, device)
+    module = build_rnn(spec, device)
 
     def gradient_norm(detach: bool) -> float:
         x1 = batch_inputs(spec, first.phase, first.samples[:slots], device).requires_grad_()
         x2 = batch_inputs(spec, second.phase, second.samples[:slots], device)
-        _, (h, c) = lstm(x1)
-        carried = (h.detach(), c.detach()) if detach else (h, c)
-        loss = lstm(x2, carried)[0].pow(2).mean()
+        _, final = forward(module, x1)
+        carried = tuple(state.detach() for state in final) if detach else final
+        loss = forward(module, x2, carried)[0].pow(2).mean()
         (gradient,) = torch.autograd.grad(loss, x1, allow_unused=True)
         return 0.0 if gradient is None else float(gradient.norm())
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .schedule import Call, KerasError, Step, predict_steps, predicted_error, training_order
-from .spec import Phase, ResetKind, Spec
+from .spec import Cell, Phase, ResetKind, Spec
 
 if TYPE_CHECKING:
     from .run import CallRecord  # imports torch, which a dry run never needs
@@ -40,17 +40,23 @@ _ALONE_SLOTS = 32
 
 @dataclass
 class KerasCall:
+    """One layer call as Keras made it. States are tuples in the cell's order (h, c for an
+    LSTM), each stacked over the RNN layers in torch's order (layer by layer, forward then
+    backward): shape (layers * directions, slots, units)."""
+
     phase: Phase
     epoch: int
     batch: int
     samples: np.ndarray
-    h0: np.ndarray | None = None
-    c0: np.ndarray | None = None
-    hn: np.ndarray | None = None
-    cn: np.ndarray | None = None
-    # Stateless, first call only: the final h of its first slots' samples, each run alone
-    # (a batch of one, from zeros), for comparison with `hn` inside the batch.
-    alone_hn: np.ndarray | None = None
+    initial: tuple[np.ndarray, ...] | None = None
+    final: tuple[np.ndarray, ...] | None = None
+    # Stateless, first call only: the model's output for its first slots' samples, each run
+    # alone (a batch of one, from zeros), for comparison with their outputs inside the batch.
+    alone_output: np.ndarray | None = None
+
+    def output(self, directions: int) -> np.ndarray:
+        """The model's output inside the batch: the last layer's final h, directions side by side."""
+        return np.concatenate(list(self.final[0][-directions:]), axis=1)
 
 
 @dataclass
@@ -64,25 +70,25 @@ class KerasRun:
 
     @property
     def completed(self) -> list[KerasCall]:
-        return [call for call in self.calls if call.hn is not None]
+        return [call for call in self.calls if call.final is not None]
 
     def start_labels(self) -> list[list[str]]:
         """Per completed call, each slot's start as the schedule writes it: "zeros" or
-        "<phase>:<sample>" of the previous call's slot whose final state equals it exactly
-        ("?" if none does)."""
+        "<phase>:<sample>" of the previous call's slot whose final states (every tensor,
+        layer and direction) equal it exactly ("?" if none does)."""
         labels = []
         previous = None
         for call in self.completed:
             slots = []
             for slot in range(len(call.samples)):
-                h, c = call.h0[slot], call.c0[slot]
-                if not h.any() and not c.any():
+                start = [state[:, slot] for state in call.initial]
+                if not any(state.any() for state in start):
                     slots.append("zeros")
                     continue
                 source = "?"
                 if previous is not None:
                     for j in range(len(previous.samples)):
-                        if np.array_equal(previous.hn[j], h) and np.array_equal(previous.cn[j], c):
+                        if all(np.array_equal(state[:, j], now) for state, now in zip(previous.final, start)):
                             source = f"{previous.phase}:{previous.samples[j]}"
                             break
                 slots.append(source)
@@ -106,13 +112,28 @@ def _to_numpy(keras, value) -> np.ndarray:
     return np.array(keras.ops.convert_to_numpy(value), copy=True)
 
 
-def copy_lstm_weights(keras_layer, torch_lstm) -> None:
-    """PyTorch (i, f, g, o) matches Keras's (i, f, c, o); Keras has one bias for PyTorch's two."""
-    def numpy(tensor):
-        return tensor.detach().cpu().numpy()
+def keras_weights(cell: Cell, torch_module, layer: int, reverse: bool) -> list[np.ndarray]:
+    """One Keras RNN layer's weights from one layer and direction of a torch RNN module.
 
-    keras_layer.set_weights([numpy(torch_lstm.weight_ih_l0).T, numpy(torch_lstm.weight_hh_l0).T,
-                             numpy(torch_lstm.bias_ih_l0) + numpy(torch_lstm.bias_hh_l0)])
+    LSTM: torch's gates (i, f, g, o) are Keras's (i, f, c, o); Keras has one bias for
+    torch's two. GRU: torch's blocks (r, z, n) are Keras's (z, r, h), and Keras's default
+    reset_after=True keeps both biases as two rows. SimpleRNN maps like the LSTM.
+    """
+    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+
+    def weight(name):
+        return getattr(torch_module, name + suffix).detach().cpu().numpy()
+
+    kernel, recurrent, bias_input, bias_hidden = (weight(name) for name in
+                                                  ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    if cell == Cell.GRU:
+        def keras_order(array):
+            r, z, n = np.split(array, 3, axis=0)
+            return np.concatenate([z, r, n], axis=0)
+
+        return [keras_order(kernel).T, keras_order(recurrent).T,
+                np.stack([keras_order(bias_input), keras_order(bias_hidden)])]
+    return [kernel.T, recurrent.T, bias_input + bias_hidden]
 
 
 def phase_inputs(spec: Spec, phase: Phase, count: int) -> np.ndarray:
@@ -124,49 +145,72 @@ def phase_inputs(spec: Spec, phase: Phase, count: int) -> np.ndarray:
     return batch_inputs(spec, phase, np.arange(count), torch.device("cpu")).numpy()
 
 
-def run_keras(spec: Spec) -> KerasRun:
-    keras = import_keras()
-    import torch
-
-    from .run import batch_inputs, build_lstm
-
+def build_keras_model(keras, spec: Spec):
+    """The Keras model for the spec, and its RNN layers in torch's order."""
     if spec.stateful:
         inputs = keras.Input(batch_shape=(spec.batch_size, spec.timesteps, spec.features))
     else:
         inputs = keras.Input(shape=(spec.timesteps, spec.features))
+    layer_class = getattr(keras.layers, spec.cell.keras_name)
     # use_cudnn=False: Keras 3 fails stateful training with cuDNN on torch (keras-team/keras#20875).
-    layer = keras.layers.LSTM(spec.units, stateful=spec.stateful, use_cudnn=False)
-    model = keras.Model(inputs, layer(inputs))
+    options = {} if spec.cell == Cell.RNN else {"use_cudnn": False}
+    outputs, rnns = inputs, []
+    for depth in range(spec.layers):
+        layer = layer_class(spec.units, stateful=spec.stateful, return_sequences=depth < spec.layers - 1,
+                            **options)
+        if spec.bidirectional:
+            layer = keras.layers.Bidirectional(layer)
+        outputs = layer(outputs)
+        rnns += [layer.forward_layer, layer.backward_layer] if spec.bidirectional else [layer]
+    model = keras.Model(inputs, outputs)
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss="mse")
-    copy_lstm_weights(layer, build_lstm(spec, torch.device("cpu")))
+    return model, rnns
+
+
+def copy_weights(rnns, spec: Spec, torch_module) -> None:
+    for index, rnn in enumerate(rnns):
+        layer, direction = divmod(index, spec.directions)
+        rnn.set_weights(keras_weights(spec.cell, torch_module, layer, reverse=direction == 1))
+
+
+def run_keras(spec: Spec) -> KerasRun:
+    keras = import_keras()
+    import torch
+
+    from .run import batch_inputs, build_rnn
+
+    model, rnns = build_keras_model(keras, spec)
+    copy_weights(rnns, spec, build_rnn(spec, torch.device("cpu")))
 
     result = KerasRun(keras.__version__, keras.backend.backend())
+    width = spec.units * spec.directions
     x_train = phase_inputs(spec, Phase.TRAIN, spec.samples)
     validation = None
     if spec.val_samples:
         validation = (phase_inputs(spec, Phase.VALIDATION, spec.val_samples),
-                      np.zeros((spec.val_samples, spec.units), np.float32))
+                      np.zeros((spec.val_samples, width), np.float32))
     orders = [training_order(spec, epoch) for epoch in range(spec.epochs)]
-    probe = _make_probe(keras, layer, spec, orders, result)
-    callbacks = [_make_reset_callback(keras, layer, spec), probe]
+    probe = _make_probe(keras, rnns, spec, orders, result)
+    callbacks = [_make_reset_callback(keras, rnns, spec), probe]
 
+    loops = [rnn.inner_loop for rnn in rnns]
     if not spec.stateful:
         # No state variables to read: record the initial state Keras builds for each call.
-        loop = layer.inner_loop
+        for index, rnn in enumerate(rnns):
+            def recording_inner_loop(sequences, initial_state, *args, index=index, **kwargs):
+                last, outputs, states = loops[index](sequences, initial_state, *args, **kwargs)
+                probe.record(index, [_to_numpy(keras, s) for s in initial_state],
+                             [_to_numpy(keras, s) for s in states])
+                return last, outputs, states
 
-        def recording_inner_loop(sequences, initial_state, *args, **kwargs):
-            last, outputs, states = loop(sequences, initial_state, *args, **kwargs)
-            probe.record(*(_to_numpy(keras, s) for s in initial_state), *(_to_numpy(keras, s) for s in states))
-            return last, outputs, states
-
-        layer.inner_loop = recording_inner_loop
+            rnn.inner_loop = recording_inner_loop
 
     try:
         # Keras draws its own permutation when shuffling; feeding each epoch in the mirror's
         # order (shuffle=False, one fit per epoch) makes both see the same batches.
         for epoch in range(spec.epochs) if spec.shuffle else [None]:
             x = x_train if epoch is None else x_train[orders[epoch]]
-            model.fit(x, np.zeros((spec.samples, spec.units), np.float32), batch_size=spec.batch_size,
+            model.fit(x, np.zeros((spec.samples, width), np.float32), batch_size=spec.batch_size,
                       epochs=spec.epochs if epoch is None else epoch + 1,
                       initial_epoch=0 if epoch is None else epoch, shuffle=False,
                       validation_data=validation, callbacks=callbacks, verbose=0)
@@ -176,37 +220,42 @@ def run_keras(spec: Spec) -> KerasRun:
     except Exception as raised:  # whatever Keras raises is the observation
         # The call that raised is the last one begun, or (when Keras raises while building
         # its step function, before any batch begins) the next one.
-        begun_unfinished = bool(result.calls) and result.calls[-1].hn is None
+        begun_unfinished = bool(result.calls) and result.calls[-1].final is None
         result.error_step = len(result.calls) - begun_unfinished
         result.error_type = type(raised).__name__
         result.error_message = _ANSI.sub("", str(raised))
     if not spec.stateful:
         # The calls below are not fit's: unrecorded, even if an error left a call unfinished.
-        layer.inner_loop = loop
+        for rnn, loop in zip(rnns, loops):
+            rnn.inner_loop = loop
         if result.completed:
             first = result.completed[0]
             alone = batch_inputs(spec, first.phase, first.samples[:_ALONE_SLOTS], torch.device("cpu"))
-            # The model's output is the LSTM's last output, which is its final h.
-            first.alone_hn = model.predict(alone.numpy(), batch_size=1, verbose=0)
+            first.alone_output = model.predict(alone.numpy(), batch_size=1, verbose=0)
     return result
 
 
-def _make_reset_callback(keras, layer, spec: Spec):
+def _make_reset_callback(keras, rnns, spec: Spec):
     class ResetCallback(keras.callbacks.Callback):
-        """The user's reset policy, as a Keras user writes it."""
+        """The user's reset policy, as a Keras 3 user writes it: the Model has no
+        reset_state(), so every RNN layer is reset."""
+
+        def _reset(self) -> None:
+            for rnn in rnns:
+                rnn.reset_state()
 
         def on_epoch_begin(self, epoch, logs=None):
             if spec.reset.kind == ResetKind.EPOCH:
-                layer.reset_state()
+                self._reset()
 
         def on_train_batch_begin(self, batch, logs=None):
             if spec.reset.resets_on_train_batch_begin(batch):
-                layer.reset_state()
+                self._reset()
 
     return ResetCallback()
 
 
-def _make_probe(keras, layer, spec: Spec, orders: list[np.ndarray], result: KerasRun):
+def _make_probe(keras, rnns, spec: Spec, orders: list[np.ndarray], result: KerasRun):
     def samples_of(phase: Phase, epoch: int, batch: int) -> np.ndarray:
         if phase == Phase.TRAIN:
             order = orders[epoch]
@@ -214,27 +263,38 @@ def _make_probe(keras, layer, spec: Spec, orders: list[np.ndarray], result: Kera
             order = np.arange(spec.val_samples if phase == Phase.VALIDATION else spec.predict_samples)
         return order[batch * spec.batch_size:(batch + 1) * spec.batch_size]
 
+    def read_states() -> tuple[np.ndarray, ...]:
+        per_layer = [[_to_numpy(keras, state) for state in rnn.states] for rnn in rnns]
+        return tuple(np.stack(tensors) for tensors in zip(*per_layer))
+
     class StateProbe(keras.callbacks.Callback):
-        """Notes each call as its batch begins; reads layer.states around it when stateful."""
+        """Notes each call as its batch begins; reads every RNN layer's states around it
+        when stateful, or assembles what the layers recorded when stateless."""
 
         epoch = 0
+        pending: dict[int, tuple[list, list]] = {}
 
         def _begin(self, phase: Phase, batch: int) -> None:
             epoch = 0 if phase == Phase.PREDICT else self.epoch
             call = KerasCall(phase, epoch, batch, samples_of(phase, epoch, batch))
             if spec.stateful:
-                call.h0, call.c0 = (_to_numpy(keras, s) for s in layer.states)
+                call.initial = read_states()
+            self.pending = {}
             result.calls.append(call)
 
         def _end(self) -> None:
+            call = result.calls[-1]
             if spec.stateful:
-                result.calls[-1].hn, result.calls[-1].cn = (_to_numpy(keras, s) for s in layer.states)
+                call.final = read_states()
+            elif len(self.pending) == len(rnns):
+                ordered = [self.pending[index] for index in range(len(rnns))]
+                call.initial = tuple(np.stack(t) for t in zip(*(initial for initial, _ in ordered)))
+                call.final = tuple(np.stack(t) for t in zip(*(final for _, final in ordered)))
 
-        def record(self, h0, c0, hn, cn) -> None:
-            # Keras also calls the layer once to build the model before the first batch.
-            if result.calls and result.calls[-1].hn is None:
-                call = result.calls[-1]
-                call.h0, call.c0, call.hn, call.cn = h0, c0, hn, cn
+        def record(self, index: int, initial: list, final: list) -> None:
+            # Keras also calls the layers once to build the model before the first batch.
+            if result.calls and result.calls[-1].final is None:
+                self.pending[index] = (initial, final)
 
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
@@ -266,8 +326,8 @@ class StepComparison:
     samples: np.ndarray
     start: list[str]  # each slot's start, read from Keras's tensors (KerasRun.start_labels)
     predicted: list[str] | None  # the schedule's start_labels(); None if it has no such step
-    state_diff: float | None  # max |h0, c0 Keras - mirror|; None if the mirror has no such call
-    output_diff: float | None  # max |final h Keras - last output of the mirror|
+    state_diff: float | None  # max |initial states Keras - mirror|; None if the mirror has no such call
+    output_diff: float | None  # max |final states Keras - mirror| (every tensor, layer, direction)
     batch_independence_diff: float | None  # stateless first call: max |in its batch - alone|
 
     @property
@@ -356,16 +416,20 @@ def _same_call(call: KerasCall, other: Call) -> bool:
 
 
 def _compare_step(call: KerasCall, start: list[str], step: Step | None,
-                  record: CallRecord | None) -> StepComparison:
+                  record: CallRecord | None, directions: int) -> StepComparison:
     predicted = step.start_labels() if step is not None and _same_call(call, step.call) else None
     state_diff = output_diff = None
     if record is not None and _same_call(call, record.call):
-        state_diff = max(_max_diff(call.h0, record.h0.numpy()), _max_diff(call.c0, record.c0.numpy()))
-        # Keras's output is not visible inside fit; an LSTM's last output is its final h.
-        output_diff = _max_diff(call.hn, record.output.numpy())
+        state_diff = max(_max_diff(keras, mirror.cpu().numpy())
+                         for keras, mirror in zip(call.initial, record.initial))
+        # Keras's outputs are not visible inside fit; its final states are, and they are
+        # what the outputs are made of (every layer and direction).
+        output_diff = max(_max_diff(keras, mirror.cpu().numpy())
+                          for keras, mirror in zip(call.final, record.final))
     independence = None
-    if call.alone_hn is not None:
-        independence = _max_diff(call.hn[:len(call.alone_hn)], call.alone_hn)
+    if call.alone_output is not None:
+        inside = call.output(directions)
+        independence = _max_diff(inside[:len(call.alone_output)], call.alone_output)
     return StepComparison(call.phase, call.epoch, call.batch, call.samples, start, predicted,
                           state_diff, output_diff, independence)
 
@@ -386,11 +450,11 @@ def compare_with_keras(spec: Spec) -> KerasComparison:
     except KerasStateError:
         pass  # the mirror stops where it raises; the error compared is the one Keras raised
     steps = [_compare_step(call, start, planned[i] if i < len(planned) else None,
-                           mirror[i] if i < len(mirror) else None)
+                           mirror[i] if i < len(mirror) else None, spec.directions)
              for i, (call, start) in enumerate(zip(observed.completed, observed.start_labels()))]
     error = None
     if observed.error_type is not None:
         error = KerasError(observed.error_step, observed.error_type, observed.error_message)
     return KerasComparison(observed.version, observed.backend, steps, error,
-                           predicted_error(raising[0], spec.batch_size) if raising else None,
+                           predicted_error(raising[0], spec) if raising else None,
                            len(planned), len(mirror))

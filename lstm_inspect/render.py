@@ -171,6 +171,11 @@ def summary_text(inspection: Inspection) -> Text:
                     "rest predicted from Keras's rules (--max-steps).", style="green")
     elif summary.verified:
         text.append("Every step verified on the tensors.", style="green")
+    if summary.tensors_checked:
+        spec = inspection.spec
+        text.append(f" Checked per slot: {' and '.join(spec.cell.state_names)}"
+                    + (f" of all {spec.layers} layers" if spec.layers > 1 else "")
+                    + (" in both directions" if spec.bidirectional else "") + ".")
     else:
         text.append(f"{inspection.mismatches:,} steps differ from Keras's rules: the mirror is wrong.",
                     style="bold red")

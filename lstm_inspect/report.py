@@ -17,16 +17,16 @@ import numpy as np
 
 from .claims import Claim, Landmarks, judge
 from .schedule import KerasError, Step, count_calls, fix_for_partial_batch, predict_steps, predicted_error
-from .spec import ResetKind, Spec
+from .spec import KerasVersion, ResetKind, Spec
 
 EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_KERAS_RAISES = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
 class Observed:
-    zero_slots: int  # slots whose initial h and c are all zeros
-    carried_slots: int  # slots whose initial h and c equal the previous call's final state of that slot
-    max_abs_h0: float
+    zero_slots: int  # slots whose initial states (every tensor, layer, direction) are all zeros
+    carried_slots: int  # other slots whose initial states equal the previous call's final ones there
+    max_abs_h0: float  # over every initial state tensor
 
     def to_json(self) -> dict:
         return {"zero_slots": self.zero_slots, "carried_slots": self.carried_slots,
@@ -48,6 +48,7 @@ class Summary:
     slot_carries: int = 0
     checked_steps: int = 0  # steps whose start was read from the mirror's tensors
     verified: bool | None = None
+    tensors_checked: list[str] = field(default_factory=list)  # e.g. "h[layer 0, backward]"
 
     def add(self, result: StepResult) -> None:
         self.steps += 1
@@ -60,6 +61,7 @@ class Summary:
 
     def to_json(self) -> dict:
         return {"steps": self.steps, "reset_events": self.reset_events, "slot_resets": self.slot_resets,
+                "tensors_checked": self.tensors_checked,
                 "slot_carries": self.slot_carries, "checked_steps": self.checked_steps,
                 "verified": self.verified}
 
@@ -67,27 +69,42 @@ class Summary:
 def observe(step: Step, record, previous) -> tuple[Observed, bool]:
     """Read the initial state the mirror really passed and check it against the prediction.
 
-    Exact comparisons on purpose: a carried state is the same tensor values, not close ones.
+    Every state tensor (h, and c for an LSTM) of every layer and direction is checked, and
+    exactly: a carried state is the same values, not close ones.
     """
-    h0, c0 = record.h0, record.c0
-    zero = (h0 == 0).all(dim=1) & (c0 == 0).all(dim=1)
-    if previous is not None and previous.hn.shape == h0.shape:
-        same_slot = (h0 == previous.hn).all(dim=1) & (c0 == previous.cn).all(dim=1)
-        carried_slots = int(same_slot.sum())
-    else:
-        carried_slots = 0
+    initial = record.initial
+    # Per slot: the largest |value| over every tensor, layer, direction and unit.
+    row_max = initial[0].abs().amax(dim=(0, 2))
+    for tensor in initial[1:]:
+        row_max = row_max.maximum(tensor.abs().amax(dim=(0, 2)))
+    zero = row_max == 0
+    comparable = previous is not None and previous.final[0].shape == initial[0].shape
+    if comparable:
+        same_slot = ~zero
+        for tensor, before in zip(initial, previous.final):
+            same_slot &= (tensor == before).all(dim=2).all(dim=0)
     predicted_zero = step.source_slot < 0
     verified = bool(zero[predicted_zero].all())
     carried = np.flatnonzero(~predicted_zero)
     if len(carried):
         if previous is None or previous.call.index != step.source.index:
             verified = False
+        elif comparable and np.array_equal(step.source_slot, np.arange(len(step.source_slot))):
+            verified = verified and bool(same_slot.all())  # the usual case: slot i from slot i
         else:
             sources = step.source_slot[carried]
-            verified = verified and bool((h0[carried] == previous.hn[sources]).all()
-                                         and (c0[carried] == previous.cn[sources]).all())
-    observed = Observed(int(zero.sum()), carried_slots, float(h0.abs().max()))
+            verified = verified and all(bool((tensor[:, carried] == before[:, sources]).all())
+                                        for tensor, before in zip(initial, previous.final))
+    observed = Observed(int(zero.sum()), int(same_slot.sum()) if comparable else 0,
+                        float(row_max.max()))
     return observed, verified
+
+
+def tensor_names(spec: Spec) -> list[str]:
+    """Every state tensor a slot holds, in the mirror's order."""
+    directions = ["forward", "backward"] if spec.bidirectional else [""]
+    return [f"{name}[layer {layer}{', ' + direction if direction else ''}]"
+            for name in spec.cell.state_names for layer in range(spec.layers) for direction in directions]
 
 
 def warnings_for(spec: Spec) -> list[str]:
@@ -101,7 +118,11 @@ def warnings_for(spec: Spec) -> list[str]:
                      "as the layer's docs ask")
     if spec.epochs > 1 and spec.reset.kind == ResetKind.NEVER:
         found.append("states are carried across epochs: nothing resets them at an epoch boundary; "
-                     "use --reset epoch (a callback calling layer.reset_state() in on_epoch_begin)")
+                     "use --reset epoch (a callback resetting the RNN layers in on_epoch_begin)")
+    if spec.bidirectional:
+        found.append("stateful Bidirectional: the backward direction carries the state it had at the "
+                     "previous batch's first timestep, so consecutive batches are not one long "
+                     "bidirectional sequence (see the continuation evidence)")
     if spec.val_samples:
         found.append("validation runs through the training state: it starts from the state training "
                      "left and leaves its own state for what comes next")
@@ -136,6 +157,8 @@ class Inspection:
         return count_calls(self.spec)
 
     def __iter__(self) -> Iterator[StepResult]:
+        if not self.dry_run:
+            self.summary.tensors_checked = tensor_names(self.spec)
         for result in (self._predicted() if self.dry_run else self._checked()):
             self.summary.add(result)
             self.landmarks.add(result.step)
@@ -151,7 +174,7 @@ class Inspection:
     def _predicted(self, steps: Iterable[Step] | None = None) -> Iterator[StepResult]:
         for step in predict_steps(self.spec) if steps is None else steps:
             if step.raises:
-                self.error = predicted_error(step, self.spec.batch_size)
+                self.error = predicted_error(step, self.spec)
             yield StepResult(step, None, None)
 
     def _checked(self) -> Iterator[StepResult]:
@@ -168,8 +191,8 @@ class Inspection:
             try:
                 record = next(records, None)
             except run.KerasStateError as raised:
-                self.error = KerasError(step.call.index, "ValueError", str(raised))
-                predicted = predicted_error(step, self.spec.batch_size) if step.raises else None
+                self.error = KerasError(step.call.index, raised.keras_type, str(raised))
+                predicted = predicted_error(step, self.spec) if step.raises else None
                 yield StepResult(step, None, None if predicted == self.error else False)
                 return
             if step.raises or record is None:
@@ -238,21 +261,25 @@ def _times(count: int) -> str:
     return {1: "once", 2: "twice"}.get(count, f"{count:,} times")
 
 
+def _version(spec: Spec) -> str:
+    return "Keras 3" if spec.keras == KerasVersion.THREE else "Keras 2 (tf-keras)"
+
+
 def verdict(spec: Spec, summary: Summary, error: KerasError | None) -> str:
     """The answer for this setup, in one or two plain sentences (three with an error)."""
     batches = math.ceil(spec.samples / spec.batch_size)
     if not spec.stateful:
         other_phases = [name for name, count in (("validation", spec.val_samples),
                                                  ("predict", spec.predict_samples)) if count]
-        text = ("Stateless LSTM: states are reset after every batch, "
+        text = (f"{_version(spec)}, stateless {spec.layer_name}: states are reset after every batch, "
                 f"{_times(batches)} per epoch; each batch holds up to {spec.batch_size:,} independent "
                 f"states, one per sequence, so every one of the {spec.samples:,} sequences starts "
                 "from zeros and nothing passes between sequences.")
         if other_phases:
             text += f" {' and '.join(other_phases).capitalize()} batches start from zeros too."
         return text
-    text = ("Stateful LSTM: Keras never resets the state inside fit, validation or "
-            f"predict; slot i of each batch starts from the final state of slot i of the previous "
+    text = (f"{_version(spec)}, stateful {spec.layer_name}: Keras never resets the state inside fit, "
+            f"validation or predict; slot i of each batch starts from the final state of slot i of the previous "
             f"call, so sample j+{spec.batch_size:,} continues sample j ({spec.batch_size:,} parallel "
             "streams), "
             "not the last sample of the previous batch.")
@@ -265,6 +292,11 @@ def verdict(spec: Spec, summary: Summary, error: KerasError | None) -> str:
         text += (f" Your callback zeroes all slots before every training batch whose index is a "
                  f"multiple of {spec.reset.every}, so each slot carries through at most "
                  f"{plural(spec.reset.every, 'training batch', 'training batches')}.")
+    if spec.layers > 1:
+        text += f" Each of the {spec.layers} layers keeps its own state per slot, reset and carried together."
+    if spec.bidirectional:
+        text += (" Both directions carry, but the backward one carries the state it had at the previous "
+                 "batch's first timestep: this is not one long bidirectional pass.")
     if spec.shuffle:
         text += " Shuffle is on, so a slot carries its state into an unrelated sample."
     if error:

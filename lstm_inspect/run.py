@@ -1,6 +1,6 @@
-"""The mirror: a real PyTorch LSTM whose state is handled by hand the way Keras handles it.
+"""The mirror: a real PyTorch RNN whose state is handled by hand the way Keras handles it.
 
-`KerasStateLSTM` applies Keras's state rules by itself (it never reads the schedule):
+`KerasStateRNN` applies Keras's state rules by itself (it never reads the schedule):
 stateless calls start from zeros; stateful calls start from the layer's state variables,
 which hold the previous call's final states (detached) and are zeroed only by
 `reset_state()`; a stateful call with another batch size raises Keras's ValueError.
@@ -17,22 +17,28 @@ import numpy as np
 import torch
 from torch import nn
 
-from .schedule import Call, iter_calls, stateful_batch_mismatch_message
-from .spec import Phase, Spec
+from .schedule import Call, iter_calls, keras_error
+from .spec import Cell, Phase, Spec
 
 
 class KerasStateError(ValueError):
-    """What Keras raises for a stateful call whose batch size differs from the state's."""
+    """What Keras raises for a stateful call whose batch size differs from the state's;
+    `keras_type` is the name of Keras's own exception class for the chosen version."""
+
+    def __init__(self, keras_type: str, message: str):
+        super().__init__(message)
+        self.keras_type = keras_type
 
 
 @dataclass(frozen=True)
 class CallRecord:
+    """One call of the mirror. States are tuples in the cell's order (h, c for an LSTM),
+    each of shape (layers * directions, slots, units), as torch's RNN modules take them."""
+
     call: Call
-    h0: torch.Tensor  # the very tensors passed to nn.LSTM as its initial state
-    c0: torch.Tensor
-    hn: torch.Tensor  # final states, as the layer keeps them
-    cn: torch.Tensor
-    output: torch.Tensor  # last timestep's output per slot
+    initial: tuple[torch.Tensor, ...]  # the very tensors passed to the RNN as its initial state
+    final: tuple[torch.Tensor, ...]  # final states, as the layer keeps them
+    output: torch.Tensor  # last timestep's output per slot (both directions concatenated)
 
 
 _MASK32 = 0xFFFFFFFF
@@ -66,54 +72,67 @@ def batch_inputs(spec: Spec, phase: Phase, samples: np.ndarray, device: torch.de
     return values.view(len(samples), spec.timesteps, spec.features)
 
 
-def build_lstm(spec: Spec, device: torch.device) -> nn.LSTM:
-    """An nn.LSTM with weights drawn from the seed, without touching torch's global RNG."""
-    with torch.random.fork_rng(devices=[]):  # nn.LSTM's own initialisation draws from it
-        lstm = nn.LSTM(spec.features, spec.units, batch_first=True)
+_TORCH_MODULES = {Cell.LSTM: nn.LSTM, Cell.GRU: nn.GRU, Cell.RNN: nn.RNN}
+
+
+def build_rnn(spec: Spec, device: torch.device) -> nn.RNNBase:
+    """The torch module for the spec's cell, depth and direction, with weights drawn from
+    the seed, without touching torch's global RNG. A stack of Keras layers (each returning
+    sequences into the next) is exactly torch's multi-layer module without dropout."""
+    with torch.random.fork_rng(devices=[]):  # the module's own initialisation draws from it
+        module = _TORCH_MODULES[spec.cell](spec.features, spec.units, num_layers=spec.layers,
+                                           bidirectional=spec.bidirectional, batch_first=True)
     generator = torch.Generator().manual_seed(spec.seed)
     bound = 1.0 / spec.units**0.5
     with torch.no_grad():
-        for parameter in lstm.parameters():
+        for parameter in module.parameters():
             parameter.copy_(torch.empty_like(parameter).uniform_(-bound, bound, generator=generator))
-    return lstm.to(device).eval()
+    return module.to(device).eval()
 
 
-class KerasStateLSTM:
-    """nn.LSTM with the state handling of a Keras 3 RNN layer (keras/src/layers/rnn/rnn.py)."""
+def forward(module: nn.RNNBase, x: torch.Tensor,
+            initial: tuple[torch.Tensor, ...] | None = None) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    """Run the module; states always as a tuple, whether it takes (h, c) or h alone."""
+    hx = None if initial is None else initial if len(initial) == 2 else initial[0]
+    output, final = module(x, hx)
+    return output, tuple(final) if isinstance(final, tuple) else (final,)
 
-    def __init__(self, lstm: nn.LSTM, stateful: bool, batch_size: int):
-        self.lstm = lstm
-        self.stateful = stateful
-        self.batch_size = batch_size
-        self.states: tuple[torch.Tensor, torch.Tensor] | None = None
-        if stateful:
+
+class KerasStateRNN:
+    """A torch RNN module with the state handling of Keras's RNN layers
+    (keras/src/layers/rnn/rnn.py), for every layer and direction at once."""
+
+    def __init__(self, module: nn.RNNBase, spec: Spec):
+        self.module = module
+        self.spec = spec
+        self.states: tuple[torch.Tensor, ...] | None = None
+        if spec.stateful:
             # Keras creates the state variables at build, with the fixed batch size, as zeros.
             self.reset_state()
 
-    def _zeros(self, slots: int) -> tuple[torch.Tensor, torch.Tensor]:
-        weight = self.lstm.weight_hh_l0
-        shape = (slots, self.lstm.hidden_size)
-        return (weight.new_zeros(shape), weight.new_zeros(shape))
+    def _zeros(self, slots: int) -> tuple[torch.Tensor, ...]:
+        weight = self.module.weight_hh_l0
+        shape = (self.spec.layers * self.spec.directions, slots, self.spec.units)
+        return tuple(weight.new_zeros(shape) for _ in self.spec.cell.state_names)
 
     def reset_state(self) -> None:
-        self.states = self._zeros(self.batch_size)
+        self.states = self._zeros(self.spec.batch_size)
 
     @torch.no_grad()
     def __call__(self, call: Call, x: torch.Tensor) -> CallRecord:
         slots = x.shape[0]
-        if self.stateful:
-            if slots != self.batch_size:
-                raise KerasStateError(stateful_batch_mismatch_message(self.batch_size, slots))
-            h0, c0 = self.states
+        if self.spec.stateful:
+            if slots != self.spec.batch_size:
+                raise KerasStateError(*keras_error(self.spec, slots))
+            initial = self.states
         else:
-            h0, c0 = self._zeros(slots)
-        output, (hn, cn) = self.lstm(x, (h0.unsqueeze(0), c0.unsqueeze(0)))
-        hn, cn = hn[0], cn[0]
-        if self.stateful:
+            initial = self._zeros(slots)
+        output, final = forward(self.module, x, initial)
+        if self.spec.stateful:
             # Keras assigns the final states to non-trainable variables: the next call
             # sees constants, so no gradient crosses a batch boundary (truncated BPTT).
-            self.states = (hn.detach(), cn.detach())
-        return CallRecord(call, h0, c0, hn, cn, output[:, -1])
+            self.states = tuple(state.detach() for state in final)
+        return CallRecord(call, initial, final, output[:, -1])
 
 
 def resolve_device(name: str) -> torch.device:
@@ -126,7 +145,7 @@ def run_mirror(spec: Spec, device: torch.device | None = None) -> Iterator[CallR
     """Every call fit (+ validation) and predict make, in order; raises KerasStateError
     at the call where Keras raises, after yielding the calls before it."""
     device = device or torch.device("cpu")
-    layer = KerasStateLSTM(build_lstm(spec, device), spec.stateful, spec.batch_size)
+    layer = KerasStateRNN(build_rnn(spec, device), spec)
     for call in iter_calls(spec):
         if call.phase == Phase.TRAIN:
             # The user's callback: on_epoch_begin, then on_train_batch_begin.

@@ -15,20 +15,26 @@ from enum import StrEnum
 
 import numpy as np
 
-from .spec import Phase, Spec
-
-# Keras 3 (torch backend) text for a stateful call whose batch size differs from the
-# state's (keras/src/layers/rnn/rnn.py); measured in the shared semantics doc.
-KERAS_ERROR_TYPE = "ValueError"
-
+from .spec import SHUFFLE_BATCH, KerasVersion, Phase, Spec
 
 def stateful_batch_mismatch_message(expected: int, received: int) -> str:
+    """Keras 3 (torch backend), keras/src/layers/rnn/rnn.py: a stateful call whose batch
+    size differs from the state's."""
     return (
         "If an RNN is stateful, the batch size of the input sequences must be the same as "
         "the batch size of the initial state. \n"
         f"- Expected batch size: {expected}\n"
         f"- Received batch size: {received}"
     )
+
+
+def keras_error(spec: Spec, received: int) -> tuple[str, str]:
+    """(type, message) of what Keras raises for a stateful batch of `received` samples,
+    as measured (shared semantics doc): tf-keras fails in TensorFlow's shape check."""
+    if spec.keras == KerasVersion.TWO:
+        return ("InvalidArgumentError",
+                f"Incompatible shapes: [{spec.batch_size},{spec.units}] vs. [{received},{spec.units}]")
+    return "ValueError", stateful_batch_mismatch_message(spec.batch_size, received)
 
 
 @dataclass(frozen=True, eq=False)
@@ -49,11 +55,22 @@ class Call:
 
 
 def training_order(spec: Spec, epoch: int) -> np.ndarray:
-    """Sample order of one training epoch: Keras reshuffles every epoch when shuffle=True."""
+    """Sample order of one training epoch: Keras reshuffles every epoch when shuffle=True.
+
+    shuffle="batch" shuffles within each batch-sized chunk; Keras 2 also shuffles the order
+    of the chunks (the partial one included), Keras 3 keeps it.
+    """
     dtype = np.int32 if spec.samples < 2**31 else np.int64
+    order = np.arange(spec.samples, dtype=dtype)
     if not spec.shuffle:
-        return np.arange(spec.samples, dtype=dtype)
-    return np.random.default_rng([spec.seed, epoch]).permutation(spec.samples).astype(dtype)
+        return order
+    rng = np.random.default_rng([spec.seed, epoch])
+    if spec.shuffle != SHUFFLE_BATCH:
+        return rng.permutation(spec.samples).astype(dtype)
+    chunks = [order[start:start + spec.batch_size] for start in range(0, spec.samples, spec.batch_size)]
+    if spec.keras == KerasVersion.TWO:
+        chunks = [chunks[i] for i in rng.permutation(len(chunks))]
+    return np.concatenate([rng.permutation(chunk) for chunk in chunks])
 
 
 def _batches(phase: Phase, epoch: int, order: np.ndarray, batch_size: int):
@@ -165,9 +182,8 @@ class KerasError:
         return {"step": self.step, "type": self.type, "message": self.message}
 
 
-def predicted_error(step: Step, batch_size: int) -> KerasError:
-    return KerasError(step.call.index, KERAS_ERROR_TYPE,
-                      stateful_batch_mismatch_message(batch_size, len(step.call.samples)))
+def predicted_error(step: Step, spec: Spec) -> KerasError:
+    return KerasError(step.call.index, *keras_error(spec, len(step.call.samples)))
 
 
 def _divisors(n: int) -> list[int]:

@@ -24,6 +24,29 @@ class Phase(StrEnum):
     PREDICT = "predict"
 
 
+class Cell(StrEnum):
+    LSTM = "lstm"
+    GRU = "gru"
+    RNN = "rnn"  # Keras's SimpleRNN
+
+    @property
+    def state_names(self) -> tuple[str, ...]:
+        """The state tensors each slot holds: an LSTM has two, the others one."""
+        return ("h", "c") if self is Cell.LSTM else ("h",)
+
+    @property
+    def keras_name(self) -> str:
+        return {Cell.LSTM: "LSTM", Cell.GRU: "GRU", Cell.RNN: "SimpleRNN"}[self]
+
+
+class KerasVersion(StrEnum):
+    THREE = "3"  # Keras 3 on the torch backend
+    TWO = "2"  # tf-keras
+
+
+SHUFFLE_BATCH = "batch"  # fit(shuffle="batch"), besides True and False
+
+
 class ResetKind(StrEnum):
     NEVER = "never"
     EPOCH = "epoch"
@@ -86,13 +109,22 @@ class Spec:
     predict_samples: int = 0
     units: int = 8
     seed: int = 0
+    cell: Cell = Cell.LSTM
+    layers: int = 1
+    bidirectional: bool = False
+    keras: KerasVersion = KerasVersion.THREE
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "cell", Cell(self.cell))
+        object.__setattr__(self, "keras", KerasVersion(self.keras))
+        if self.shuffle not in (True, False, SHUFFLE_BATCH):
+            raise SpecError("--shuffle", f"shuffle is True, False or 'batch', got {self.shuffle!r}")
         positive = {
             "--shape": (self.samples, self.timesteps, self.features),
             "--batch": (self.batch_size,),
             "--epochs": (self.epochs,),
             "--units": (self.units,),
+            "--layers": (self.layers,),
         }
         for option, values in positive.items():
             if any(value < 1 for value in values):
@@ -112,11 +144,22 @@ class Spec:
                 "from zeros already",
             )
 
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def layer_name(self) -> str:
+        """How the verdict names the model, e.g. "2-layer bidirectional GRU"."""
+        stack = f"{self.layers}-layer " if self.layers > 1 else ""
+        return f"{stack}{'bidirectional ' if self.bidirectional else ''}{self.cell.keras_name}"
+
     def batch_bytes(self) -> int:
         """Rough peak memory of one batch in the mirror: the hashed inputs with their int64
-        temporaries (~36 bytes a value) and the LSTM's outputs and gate projections for every
-        timestep (~20 bytes a unit)."""
-        return self.batch_size * self.timesteps * (36 * self.features + 20 * self.units)
+        temporaries (~36 bytes a value) and each layer's outputs and gate projections for
+        every timestep (~20 bytes a unit and direction)."""
+        per_step = 36 * self.features + 20 * self.units * self.layers * self.directions
+        return self.batch_size * self.timesteps * per_step
 
     def command_line(self) -> str:
         """The lstm-inspect arguments that give this spec (defaults left out)."""
@@ -127,11 +170,16 @@ class Spec:
             if getattr(self, name) != getattr(default, name):
                 words.append(f"{flag} {getattr(self, name)}")
         words += ["--stateful"] * self.stateful + ["--no-shuffle"] * (not self.shuffle)
+        words += ["--shuffle batch"] * (self.shuffle == SHUFFLE_BATCH)
+        for name, flag in (("cell", "--cell"), ("layers", "--layers"), ("keras", "--keras")):
+            if getattr(self, name) != getattr(default, name):
+                words.append(f"{flag} {getattr(self, name)}")
+        words += ["--bidirectional"] * self.bidirectional
         if self.reset != default.reset:
             words.append(f"--reset {self.reset}")
         return " ".join(words)
 
     def to_json(self) -> dict:
         fields = dataclasses.asdict(self)
-        fields["reset"] = str(self.reset)
+        fields.update(reset=str(self.reset), cell=str(self.cell), keras=str(self.keras))
         return fields

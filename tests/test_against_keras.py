@@ -103,19 +103,19 @@ def test_matrix_agrees(matrix):
         assert all(step.start == ["zeros"] * len(step.samples) for step in comparison.steps)
 
 
-class RolledCarry(run.KerasStateLSTM):
+class RolledCarry(run.KerasStateRNN):
     """Hands slot i's final state to slot i+1: the classic misreading of Keras's carry
     ("the next batch continues the previous sample") built into the mirror."""
 
     def __call__(self, call, x):
         record = super().__call__(call, x)
-        if self.stateful:
-            self.states = tuple(state.roll(1, dims=0) for state in self.states)
+        if self.spec.stateful:
+            self.states = tuple(state.roll(1, dims=1) for state in self.states)
         return record
 
 
 def test_a_mirror_that_carries_the_wrong_slot_disagrees(monkeypatch):
-    monkeypatch.setattr(run, "KerasStateLSTM", RolledCarry)
+    monkeypatch.setattr(run, "KerasStateRNN", RolledCarry)
     comparison = compare_with_keras(Spec(8, 5, 1, batch_size=4, stateful=True, shuffle=False))
     first, second = comparison.steps
     assert first.agree  # both start from zeros

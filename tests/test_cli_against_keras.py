@@ -35,14 +35,14 @@ def test_kerass_real_error_at_the_predicted_step_exits_3():
 
 
 def test_a_disagreement_with_keras_exits_1(monkeypatch):
-    copy = oracle.copy_lstm_weights
+    copy = oracle.copy_weights
 
-    def perturbed(keras_layer, torch_lstm):
-        copy(keras_layer, torch_lstm)
-        kernel, recurrent, bias = keras_layer.get_weights()
-        keras_layer.set_weights([kernel, recurrent, bias + 0.5])
+    def perturbed(rnns, spec, torch_module):
+        copy(rnns, spec, torch_module)
+        kernel, recurrent, bias = rnns[0].get_weights()
+        rnns[0].set_weights([kernel, recurrent, bias + 0.5])
 
-    monkeypatch.setattr(oracle, "copy_lstm_weights", perturbed)
+    monkeypatch.setattr(oracle, "copy_weights", perturbed)
     result = CliRunner().invoke(main, PHASES, catch_exceptions=False)
     assert result.exit_code == 1
     assert "real Keras disagrees" in result.stderr

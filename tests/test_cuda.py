@@ -27,7 +27,8 @@ def test_every_step_verified_exactly_on_the_gpu(spec):
 def test_records_live_on_the_gpu_and_carries_are_the_same_tensors():
     spec = Spec(8, 5, 2, batch_size=4, stateful=True, shuffle=False)
     first, second = run.run_mirror(spec, torch.device("cuda"))
-    assert second.h0.is_cuda and torch.equal(second.h0, first.hn) and torch.equal(second.c0, first.cn)
+    assert second.initial[0].is_cuda
+    assert all(torch.equal(now, before) for now, before in zip(second.initial, first.final))
 
 
 def test_evidence_holds_on_the_gpu():

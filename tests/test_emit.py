@@ -60,7 +60,7 @@ def test_keras_snippet_resets_through_the_layers_not_the_model():
 def test_torch_snippet_detaches_and_zeroes():
     text = CliRunner().invoke(main, ["--shape", "12,5,1", "--batch", "4", "--stateful", "--reset", "every:3",
                                      "--emit", "torch"]).stdout
-    assert "h.detach(), c.detach()" in text and "if batch % 3 == 0" in text
+    assert "tuple(s.detach() for s in final)" in text and "if batch % 3 == 0" in text
 
 
 def test_emit_conflicts_with_running_options():

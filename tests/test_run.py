@@ -1,5 +1,7 @@
 """The mirror on real tensors, and the report's checks of it."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -27,35 +29,49 @@ def test_inputs_depend_only_on_seed_phase_and_sample():
 
 def test_weights_come_from_the_seed_without_touching_the_global_rng():
     state = torch.random.get_rng_state()
-    first = run.build_lstm(Spec(4, 2, 1, seed=3), CPU)
+    first = run.build_rnn(Spec(4, 2, 1, seed=3), CPU)
     assert torch.equal(state, torch.random.get_rng_state())
-    second = run.build_lstm(Spec(4, 2, 1, seed=3), CPU)
+    second = run.build_rnn(Spec(4, 2, 1, seed=3), CPU)
     assert all(torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters()))
 
 
-def test_stateful_layer_carries_slot_i_to_slot_i_detached_and_raises_on_another_batch_size():
-    spec = Spec(8, 3, 2, batch_size=4, stateful=True)
-    layer = run.KerasStateLSTM(run.build_lstm(spec, CPU), stateful=True, batch_size=4)
+@pytest.mark.parametrize("cell, tensors", [("lstm", 2), ("gru", 1), ("rnn", 1)])
+@pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, True)])
+def test_stateful_layer_carries_slot_i_to_slot_i_detached_and_raises_on_another_batch_size(
+        cell, tensors, layers, bidirectional):
+    spec = Spec(8, 3, 2, batch_size=4, stateful=True, cell=cell, layers=layers, bidirectional=bidirectional)
+    layer = run.KerasStateRNN(run.build_rnn(spec, CPU), spec)
     calls = list(run.iter_calls(spec))
     first = layer(calls[0], torch.rand(4, 3, 2))
     second = layer(calls[1], torch.rand(4, 3, 2))
-    assert not first.h0.any() and not first.c0.any()
-    assert torch.equal(second.h0, first.hn) and torch.equal(second.c0, first.cn)
-    assert not second.h0.requires_grad
+    assert len(first.initial) == len(first.final) == tensors
+    assert first.initial[0].shape == (layers * spec.directions, 4, 8)
+    assert not any(state.any() for state in first.initial)
+    assert all(torch.equal(now, before) for now, before in zip(second.initial, first.final))
+    assert not any(state.requires_grad for state in second.initial)
     layer.reset_state()
-    assert not layer.states[0].any()
+    assert not any(state.any() for state in layer.states)
     with pytest.raises(run.KerasStateError) as raised:
         layer(calls[1], torch.rand(3, 3, 2))
-    assert str(raised.value) == stateful_batch_mismatch_message(4, 3)
+    assert str(raised.value) == stateful_batch_mismatch_message(4, 3) and raised.value.keras_type == "ValueError"
+
+
+def test_keras_2_raises_tensorflows_shape_error():
+    spec = Spec(8, 3, 2, batch_size=4, stateful=True, keras="2", units=3)
+    layer = run.KerasStateRNN(run.build_rnn(spec, CPU), spec)
+    with pytest.raises(run.KerasStateError) as raised:
+        layer(next(run.iter_calls(spec)), torch.rand(2, 3, 2))
+    assert raised.value.keras_type == "InvalidArgumentError"
+    assert str(raised.value) == "Incompatible shapes: [4,3] vs. [2,3]"
 
 
 def test_stateless_layer_starts_every_call_from_zeros():
     spec = Spec(8, 3, 2, batch_size=4)
-    layer = run.KerasStateLSTM(run.build_lstm(spec, CPU), stateful=False, batch_size=4)
+    layer = run.KerasStateRNN(run.build_rnn(spec, CPU), spec)
     calls = list(run.iter_calls(spec))
     layer(calls[0], torch.rand(4, 3, 2))
     record = layer(calls[1], torch.rand(3, 3, 2))
-    assert record.h0.shape == (3, 8) and not record.h0.any() and not record.c0.any()
+    assert record.initial[0].shape == (1, 3, 8) and not any(state.any() for state in record.initial)
 
 
 @pytest.mark.parametrize("spec", [
@@ -85,17 +101,17 @@ def test_partial_stateful_batch_raises_where_predicted_after_the_steps_before_it
     assert inspection.exit_code == EXIT_KERAS_RAISES
 
 
-class _LastIntoFirst(run.KerasStateLSTM):
+class _LastIntoFirst(run.KerasStateRNN):
     """The misconception: the last sample of a batch carries into the first of the next."""
 
     def __call__(self, call, x):
         record = super().__call__(call, x)
-        if self.stateful:
-            self.states = tuple(state.roll(1, dims=0) for state in self.states)
+        if self.spec.stateful:
+            self.states = tuple(state.roll(1, dims=1) for state in self.states)
         return record
 
 
-class _ResetsEveryEpoch(run.KerasStateLSTM):
+class _ResetsEveryEpoch(run.KerasStateRNN):
     """The misconception: Keras resets the state at each epoch boundary."""
 
     def __call__(self, call, x):
@@ -106,7 +122,7 @@ class _ResetsEveryEpoch(run.KerasStateLSTM):
 
 @pytest.mark.parametrize("wrong_layer", [_LastIntoFirst, _ResetsEveryEpoch])
 def test_a_mirror_that_breaks_kerass_rules_is_caught(monkeypatch, wrong_layer):
-    monkeypatch.setattr(run, "KerasStateLSTM", wrong_layer)
+    monkeypatch.setattr(run, "KerasStateRNN", wrong_layer)
     inspection = Inspection(Spec(12, 5, 2, batch_size=4, stateful=True, shuffle=False, epochs=2))
     results = list(inspection)
     assert any(result.verified is False for result in results)
@@ -114,14 +130,14 @@ def test_a_mirror_that_breaks_kerass_rules_is_caught(monkeypatch, wrong_layer):
 
 
 def test_a_mirror_that_does_not_raise_where_keras_does_is_caught(monkeypatch):
-    class Lenient(run.KerasStateLSTM):
+    class Lenient(run.KerasStateRNN):
         def __call__(self, call, x):
-            if self.stateful and x.shape[0] != self.batch_size:
-                self.states = tuple(state[:x.shape[0]] for state in self.states)
-                self.batch_size = x.shape[0]
+            if self.spec.stateful and x.shape[0] != self.spec.batch_size:
+                self.states = tuple(state[:, :x.shape[0]] for state in self.states)
+                self.spec = dataclasses.replace(self.spec, batch_size=x.shape[0])
             return super().__call__(call, x)
 
-    monkeypatch.setattr(run, "KerasStateLSTM", Lenient)
+    monkeypatch.setattr(run, "KerasStateRNN", Lenient)
     inspection = Inspection(Spec(10, 5, 1, batch_size=4, stateful=True))
     assert [r.verified for r in inspection][-1] is False
     assert inspection.exit_code == EXIT_MISMATCH

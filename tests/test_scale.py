@@ -21,13 +21,13 @@ def test_max_steps_checks_the_first_steps_and_predicts_the_rest():
 
 def test_max_steps_stops_the_mirror(monkeypatch):
     made = []
-    real = run.KerasStateLSTM.__call__
+    real = run.KerasStateRNN.__call__
 
     def counting(self, call, x):
         made.append(call.index)
         return real(self, call, x)
 
-    monkeypatch.setattr(run.KerasStateLSTM, "__call__", counting)
+    monkeypatch.setattr(run.KerasStateRNN, "__call__", counting)
     list(Inspection(Spec(1000, 5, 1, batch_size=10), max_steps=4))
     assert made == [0, 1, 2, 3]
 
