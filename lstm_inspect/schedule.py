@@ -54,38 +54,45 @@ class Call:
         return f"{self.phase} e{self.epoch} b{self.batch}"
 
 
-def training_order(spec: Spec, epoch: int) -> np.ndarray:
-    """Sample order of one training epoch: Keras reshuffles every epoch when shuffle=True.
+def training_batches(spec: Spec, epoch: int) -> list[np.ndarray]:
+    """The samples of each training batch of one epoch, in Keras's order.
 
-    shuffle="batch" shuffles within each batch-sized chunk; Keras 2 also shuffles the order
-    of the chunks (the partial one included), Keras 3 keeps it.
+    shuffle=True: a new permutation every epoch, cut into batches. shuffle="batch": each
+    batch-sized chunk shuffled within itself; Keras 2 also shuffles the order of the chunks,
+    the partial one included (it may come first), Keras 3 keeps it.
     """
     dtype = np.int32 if spec.samples < 2**31 else np.int64
     order = np.arange(spec.samples, dtype=dtype)
-    if not spec.shuffle:
-        return order
     rng = np.random.default_rng([spec.seed, epoch])
-    if spec.shuffle != SHUFFLE_BATCH:
-        return rng.permutation(spec.samples).astype(dtype)
+    if spec.shuffle is True:
+        order = rng.permutation(spec.samples).astype(dtype)
     chunks = [order[start:start + spec.batch_size] for start in range(0, spec.samples, spec.batch_size)]
+    if spec.shuffle != SHUFFLE_BATCH:
+        return chunks
     if spec.keras == KerasVersion.TWO:
         chunks = [chunks[i] for i in rng.permutation(len(chunks))]
-    return np.concatenate([rng.permutation(chunk) for chunk in chunks])
+    return [rng.permutation(chunk) for chunk in chunks]
 
 
-def _batches(phase: Phase, epoch: int, order: np.ndarray, batch_size: int):
-    for batch, start in enumerate(range(0, len(order), batch_size)):
-        yield phase, epoch, batch, order[start:start + batch_size]
+def training_order(spec: Spec, epoch: int) -> np.ndarray:
+    """Every training sample of one epoch, in the order Keras feeds them."""
+    return np.concatenate(training_batches(spec, epoch))
 
 
 def _phase_batches(spec: Spec):
     # Validation and predict data are never shuffled by Keras.
     for epoch in range(spec.epochs):
-        yield from _batches(Phase.TRAIN, epoch, training_order(spec, epoch), spec.batch_size)
+        for batch, samples in enumerate(training_batches(spec, epoch)):
+            yield Phase.TRAIN, epoch, batch, samples
         if spec.val_samples:
             yield from _batches(Phase.VALIDATION, epoch, np.arange(spec.val_samples), spec.batch_size)
     if spec.predict_samples:
         yield from _batches(Phase.PREDICT, 0, np.arange(spec.predict_samples), spec.batch_size)
+
+
+def _batches(phase: Phase, epoch: int, order: np.ndarray, batch_size: int):
+    for batch, start in enumerate(range(0, len(order), batch_size)):
+        yield phase, epoch, batch, order[start:start + batch_size]
 
 
 def iter_calls(spec: Spec) -> Iterator[Call]:

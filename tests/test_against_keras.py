@@ -32,6 +32,13 @@ MATRIX = {
     "stateful, shuffled, validation": Spec(12, 5, 1, batch_size=4, stateful=True, epochs=2, val_samples=4),
     "stateful, partial batch in predict": Spec(8, 5, 1, batch_size=4, stateful=True, shuffle=False,
                                                predict_samples=5),
+    "stateful 2-layer GRU, reset epoch": Spec(12, 5, 2, batch_size=4, stateful=True, shuffle=False, epochs=2,
+                                              cell="gru", layers=2, reset=ResetPolicy.parse("epoch")),
+    "stateful bidirectional SimpleRNN, validation": Spec(12, 5, 2, batch_size=4, stateful=True, shuffle=False,
+                                                         cell="rnn", bidirectional=True, val_samples=4),
+    "stateful 2-layer bidirectional LSTM, predict": Spec(8, 5, 2, batch_size=4, stateful=True, shuffle=False,
+                                                         layers=2, bidirectional=True, predict_samples=4),
+    "stateless bidirectional GRU": Spec(10, 5, 2, batch_size=4, cell="gru", bidirectional=True),
 }
 
 

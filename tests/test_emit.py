@@ -19,6 +19,11 @@ SETUPS = {
     "stateful, reset every:2": Spec(16, 5, 1, batch_size=4, stateful=True, shuffle=False, epochs=2,
                                     reset=ResetPolicy.parse("every:2"), val_samples=4),
     "stateful, partial batch": Spec(10, 5, 1, batch_size=4, stateful=True, shuffle=False),
+    "stateful 2-layer GRU, reset epoch": Spec(12, 5, 2, batch_size=4, stateful=True, shuffle=False, epochs=2,
+                                              cell="gru", layers=2, reset=ResetPolicy.parse("epoch")),
+    "stateful bidirectional SimpleRNN": Spec(12, 5, 1, batch_size=4, stateful=True, shuffle=False,
+                                             cell="rnn", bidirectional=True, predict_samples=4),
+    "stateless bidirectional, shuffle batch": Spec(10, 5, 1, batch_size=4, shuffle="batch", bidirectional=True),
 }
 
 

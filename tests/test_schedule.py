@@ -19,9 +19,12 @@ def specs(draw, stateful=st.booleans()):
     return Spec(
         samples=draw(st.integers(1, 60)), timesteps=draw(st.integers(1, 4)), features=1,
         batch_size=draw(st.integers(1, 16)), stateful=is_stateful, epochs=draw(st.integers(1, 3)),
-        shuffle=draw(st.booleans()), reset=draw(resets) if is_stateful else ResetPolicy(),
+        shuffle=draw(st.sampled_from([True, False, "batch"])), reset=draw(resets) if is_stateful else ResetPolicy(),
         val_samples=draw(st.integers(0, 20)), predict_samples=draw(st.integers(0, 20)),
-        seed=draw(st.integers(0, 2**32 - 1)))
+        seed=draw(st.integers(0, 2**32 - 1)),
+        # The schedule must hold for every cell, depth, direction and Keras version.
+        cell=draw(st.sampled_from(["lstm", "gru", "rnn"])), layers=draw(st.integers(1, 3)),
+        bidirectional=draw(st.booleans()), keras=draw(st.sampled_from(["3", "2"])))
 
 
 def _sizes(spec):
@@ -38,6 +41,17 @@ def test_every_sample_appears_once_per_epoch_and_phase(spec):
         assert sorted(samples) == list(range(_sizes(spec)[phase]))
     assert len(seen) == spec.epochs * (1 + bool(spec.val_samples)) + bool(spec.predict_samples)
     assert sum(1 for _ in iter_calls(spec)) == count_calls(spec)
+
+
+@given(specs())
+def test_batch_shuffle_keeps_each_batch_within_one_chunk(spec):
+    if spec.shuffle != "batch":
+        return
+    chunks = {tuple(range(start, min(start + spec.batch_size, spec.samples)))
+              for start in range(0, spec.samples, spec.batch_size)}
+    for call in iter_calls(spec):
+        if call.phase == Phase.TRAIN:
+            assert tuple(sorted(call.samples.tolist())) in chunks
 
 
 @given(specs())
