@@ -9,7 +9,7 @@ ARGS ?= --shape 1000,20,1 --batch 200
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench readme clean
 
 setup: $(STAMP)
 
@@ -26,6 +26,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench.py
+
+# Rewrite the example outputs in README.md from the real command.
+readme: $(STAMP)
+	$(BIN)/python scripts/update_readme.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis

@@ -1,0 +1,27 @@
+"""The README's examples are what the command prints today (`make readme` regenerates them)."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_readme_examples_are_current():
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "update_readme.py"), "--check"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_readme_quick_start_is_make_run_and_make_test():
+    text = (ROOT / "README.md").read_text()
+    quick_start = text[text.index("## Quick start"):text.index("## Reading the output")]
+    assert "make run" in quick_start and "make test" in quick_start
+
+
+def test_every_option_is_documented_in_the_readme():
+    from lstm_inspect.cli import main
+
+    text = (ROOT / "README.md").read_text()
+    for param in main.params:
+        assert any(opt in text for opt in param.opts), param.opts
