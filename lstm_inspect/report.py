@@ -78,26 +78,34 @@ def observe(step: Step, record, previous) -> tuple[Observed, bool]:
     for tensor in initial[1:]:
         row_max = row_max.maximum(tensor.abs().amax(dim=(0, 2)))
     zero = row_max == 0
+    zero_slots = int(zero.sum())
+    predicted_zero = step.source_slot < 0
     comparable = previous is not None and previous.final[0].shape == initial[0].shape
-    if comparable:
+    same_slot = None
+    if comparable and zero_slots < len(zero) and all(t.equal(p) for t, p in zip(initial, previous.final)):
+        # The usual stateful call: every tensor is bit for bit the previous final state, so
+        # each slot not all zeros carried from the same slot (one fused compare per tensor).
+        carried_slots = len(zero) - zero_slots
+    elif comparable:
         same_slot = ~zero
         for tensor, before in zip(initial, previous.final):
             same_slot &= (tensor == before).all(dim=2).all(dim=0)
-    predicted_zero = step.source_slot < 0
-    verified = bool(zero[predicted_zero].all())
-    carried = np.flatnonzero(~predicted_zero)
-    if len(carried):
-        if previous is None or previous.call.index != step.source.index:
-            verified = False
-        elif comparable and np.array_equal(step.source_slot, np.arange(len(step.source_slot))):
-            verified = verified and bool(same_slot.all())  # the usual case: slot i from slot i
-        else:
-            sources = step.source_slot[carried]
-            verified = verified and all(bool((tensor[:, carried] == before[:, sources]).all())
-                                        for tensor, before in zip(initial, previous.final))
-    observed = Observed(int(zero.sum()), int(same_slot.sum()) if comparable else 0,
-                        float(row_max.max()))
-    return observed, verified
+        carried_slots = int(same_slot.sum())
+    else:
+        carried_slots = 0
+    if step.source is None:
+        verified = zero_slots == len(zero)
+    elif previous is None or previous.call.index != step.source.index:
+        verified = False
+    elif same_slot is None and comparable and np.array_equal(step.source_slot, np.arange(len(zero))):
+        verified = carried_slots == len(zero)
+    else:
+        carried = np.flatnonzero(~predicted_zero)
+        sources = step.source_slot[carried]
+        verified = (bool(zero[predicted_zero].all())
+                    and all(bool((tensor[:, carried] == before[:, sources]).all())
+                            for tensor, before in zip(initial, previous.final)))
+    return Observed(zero_slots, carried_slots, float(row_max.max())), verified
 
 
 def tensor_names(spec: Spec) -> list[str]:

@@ -48,10 +48,16 @@ def _fmix32(z):
     """Murmur3's finaliser on 32-bit values held in int64 tensors (or Python ints).
 
     A bijection of [0, 2**32); multipliers stay below 2**31 so no product overflows int64.
+    Augmented assignments work in place on tensors (no temporaries per pass) and rebind ints.
     """
-    z = ((z ^ (z >> 16)) * 0x45D9F3B) & _MASK32
-    z = ((z ^ (z >> 16)) * 0x45D9F3B) & _MASK32
-    return z ^ (z >> 16)
+    z ^= z >> 16
+    z *= 0x45D9F3B
+    z &= _MASK32
+    z ^= z >> 16
+    z *= 0x45D9F3B
+    z &= _MASK32
+    z ^= z >> 16
+    return z
 
 
 _PHASE_SALT = {Phase.TRAIN: 0x1B873593, Phase.VALIDATION: 0x5A3B2C1D, Phase.PREDICT: 0x27D4EB2F}
@@ -67,9 +73,10 @@ def batch_inputs(spec: Spec, phase: Phase, samples: np.ndarray, device: torch.de
     per_sample = torch.as_tensor(samples, dtype=torch.int64, device=device)
     per_sample = _fmix32(((per_sample & _MASK32) * 0x2C1B3C6D ^ salt) & _MASK32)
     cells = torch.arange(spec.timesteps * spec.features, dtype=torch.int64, device=device)
-    keys = (per_sample[:, None] + cells[None, :] * 0x61C88647) & _MASK32
-    values = _fmix32(keys).to(torch.float32) * (2.0 / 2**32) - 1.0
-    return values.view(len(samples), spec.timesteps, spec.features)
+    keys = per_sample[:, None] + cells[None, :] * 0x61C88647
+    keys &= _MASK32
+    values = _fmix32(keys).to(torch.float32)
+    return values.mul_(2.0 / 2**32).sub_(1.0).view(len(samples), spec.timesteps, spec.features)
 
 
 _TORCH_MODULES = {Cell.LSTM: nn.LSTM, Cell.GRU: nn.GRU, Cell.RNN: nn.RNN}

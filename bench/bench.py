@@ -1,0 +1,300 @@
+"""Benchmark: lstm-inspect measured side by side with the limits it is held to.
+
+    python bench/bench.py [--quick] [--only a,b,c,d,e]        (or: make bench)
+
+Parts: (a) the mirror's checked run vs a bare PyTorch loop on the CPU; (b) the mirror vs
+real Keras 3; (c) wall time of the headline command vs `import torch`; (d) peak memory as
+N grows; (e) part (a) on the GPU, when there is one. The targets come from
+shared/docs/performance-anchors.md and are printed beside the figures. Absolute times drift
+on shared machines, so each comparison is measured in this one run, interleaved, best of a
+few repeats after a warm-up. A missed target is reported, never a failure: this is a
+benchmark, not a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+# Keras reads its backend once, at import; part (b) is about Keras on torch, whatever the
+# caller's environment says.
+os.environ["KERAS_BACKEND"] = "torch"
+
+import numpy as np
+import torch
+from torch import nn
+
+from lstm_inspect.oracle import copy_weights, import_keras
+from lstm_inspect.report import Inspection
+from lstm_inspect.run import batch_inputs, build_rnn, run_mirror
+from lstm_inspect.schedule import iter_calls
+from lstm_inspect.spec import Spec
+
+# The interpreter running this script is the venv's (make bench runs $(BIN)/python), so its
+# folder holds the lstm-inspect entry point the users run.
+BIN = Path(sys.executable).parent
+LSTM_INSPECT = str(BIN / "lstm-inspect")
+PARTS = "abcde"
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """What a run measures: the full sizes of the brief, or a smoke run's smaller ones."""
+
+    a_samples: int  # N of parts (a) and (e)
+    repeats: int  # timed repeats per measurement (best one kept)
+    d_samples: tuple[int, ...]  # N of part (d)'s memory series, smallest first
+    big_samples: int  # N of part (d)'s large dry run
+
+
+FULL = Sizes(a_samples=100_000, repeats=3, d_samples=(10**4, 10**5, 10**6), big_samples=10**7)
+QUICK = Sizes(a_samples=10_000, repeats=1, d_samples=(10**3, 10**4, 10**5), big_samples=10**6)
+
+
+# --- output -------------------------------------------------------------------------------
+
+def duration(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def megabytes(kilobytes: int) -> str:
+    return f"{kilobytes / 1024:.0f} MB"
+
+
+def heading(text: str) -> None:
+    print(f"\n{text}", flush=True)
+
+
+def row(label: str, value: str, target: str = "", met: bool | None = None) -> None:
+    """One line of a part's table: what, the figure, and the target with its outcome."""
+    outcome = "" if met is None else ("met" if met else "MISSED")
+    print(f"  {label:<44} {value:>12}   {target:<16} {outcome}".rstrip(), flush=True)
+
+
+# --- measuring ------------------------------------------------------------------------------
+
+def best_times(runs: dict[str, Callable[[], object]], repeats: int,
+               sync: Callable[[], None] = lambda: None) -> tuple[dict[str, float], dict[str, object]]:
+    """Best wall time of each run, and what its warm-up returned.
+
+    One warm-up each (first-call costs: allocator, thread pool, Keras's predict function,
+    cuDNN), then `repeats` rounds that take the runs in turn, so that load from elsewhere
+    on the machine falls on all of them alike. `sync` waits for queued GPU work.
+    """
+    results = {name: run() for name, run in runs.items()}
+    best = {name: math.inf for name in runs}
+    for _ in range(repeats):
+        for name, run in runs.items():
+            sync()
+            start = time.perf_counter()
+            run()
+            sync()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best, results
+
+
+@dataclass(frozen=True)
+class Process:
+    seconds: float
+    max_rss_kb: int
+    exit_code: int
+
+
+# Runs a command and reports its wall time, peak RSS and exit code. It runs in a small
+# Python of its own because Linux counts in a child's peak RSS the memory of the process
+# that spawned it, up to the exec: spawned from this script, which holds torch and Keras,
+# every command would show this script's few hundred MB. The small Python's own ~12 MB is
+# the floor of what it reports.
+_MEASURE = """
+import resource, subprocess, sys, time
+start = time.perf_counter()
+code = subprocess.call(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+seconds = time.perf_counter() - start
+print(seconds, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, code)
+"""
+
+
+def run_process(argv: list[str]) -> Process:
+    """Wall time, peak RSS and exit code of one fresh process, its output discarded."""
+    report = subprocess.run([sys.executable, "-c", _MEASURE, *argv], capture_output=True, text=True,
+                            check=True)
+    seconds, max_rss_kb, exit_code = report.stdout.split()
+    return Process(float(seconds), int(max_rss_kb), int(exit_code))
+
+
+def best_process(argv: list[str], repeats: int) -> Process:
+    """The fastest of `repeats` runs (the OS's file cache is warmed by the first)."""
+    return min((run_process(argv) for _ in range(repeats)), key=lambda p: p.seconds)
+
+
+# --- (a) and (e): the mirror's checked run vs a bare PyTorch loop ---------------------------
+
+def stateful_spec(samples: int, timesteps: int, features: int, batch: int, units: int) -> Spec:
+    return Spec(samples, timesteps, features, batch_size=batch, stateful=True, shuffle=False, units=units)
+
+
+def checked_run(spec: Spec, device: str) -> Inspection:
+    inspection = Inspection(spec, device=device)
+    for _ in inspection:
+        pass
+    return inspection
+
+
+def bare_loop(spec: Spec, device: str) -> int:
+    """The limit the mirror is held to: the same forward calls with Keras's stateful state
+    handling written inline, nothing recorded or checked. Full batches only, as in the
+    mirror, since Keras raises at a stateful call with a partial batch. Returns the calls."""
+    lstm = nn.LSTM(spec.features, spec.units, batch_first=True).to(device).eval()
+    shape = (1, spec.batch_size, spec.units)
+    state = (torch.zeros(shape, device=device), torch.zeros(shape, device=device))
+    calls = spec.samples // spec.batch_size
+    with torch.no_grad():
+        for _ in range(calls):
+            x = torch.rand(spec.batch_size, spec.timesteps, spec.features, device=device)
+            _, (h, c) = lstm(x, state)
+            state = (h.detach(), c.detach())
+    return calls
+
+
+def mirror_vs_bare(sizes: Sizes, device: str, sync: Callable[[], None]) -> None:
+    spec = stateful_spec(sizes.a_samples, 50, 8, batch=256, units=64)
+    print(f"  N={spec.samples:,} T={spec.timesteps} F={spec.features} B={spec.batch_size} "
+          f"U={spec.units}, stateful, no shuffle, one epoch; best of {sizes.repeats}")
+    best, results = best_times({"mirror": lambda: checked_run(spec, device),
+                                "bare": lambda: bare_loop(spec, device)}, sizes.repeats, sync)
+    inspection = results["mirror"]
+    # The mirror's steps include the one where Keras raises (a partial last batch): no forward.
+    mirror_calls = inspection.summary.steps - (inspection.error is not None)
+    ending = f", then Keras raises at step {inspection.error.step}" if inspection.error else ""
+    row("bare PyTorch loop", duration(best["bare"]))
+    row("mirror, checked run (Inspection)", duration(best["mirror"]))
+    row("ratio mirror / bare", f"{best['mirror'] / best['bare']:.2f}x", "<= 1.10x",
+        best["mirror"] / best["bare"] <= 1.10)
+    print(f"  forward calls: mirror {mirror_calls:,}, bare {results['bare']:,}{ending}; "
+          f"every step verified: {inspection.summary.verified}")
+
+
+def part_a(sizes: Sizes) -> None:
+    heading(f"(a) CPU ({torch.get_num_threads()} torch threads): mirror's checked run vs bare PyTorch loop")
+    mirror_vs_bare(sizes, "cpu", sync=lambda: None)
+
+
+def part_e(sizes: Sizes) -> None:
+    if not torch.cuda.is_available():
+        heading("(e) skipped: no CUDA")
+        return
+    heading(f"(e) GPU ({torch.cuda.get_device_name()}): mirror's checked run vs bare PyTorch loop")
+    mirror_vs_bare(sizes, "cuda", sync=torch.cuda.synchronize)
+
+
+# --- (b): the mirror vs real Keras 3 ------------------------------------------------------------
+
+def part_b(sizes: Sizes) -> None:
+    keras = import_keras()
+    spec = stateful_spec(1000, 20, 1, batch=200, units=32)
+    heading(f"(b) CPU: mirror vs real Keras {keras.__version__} ({keras.backend.backend()} backend, "
+            "use_cudnn=False, stateful, predict_on_batch per batch)")
+    print(f"  N={spec.samples:,} T={spec.timesteps} F={spec.features} B={spec.batch_size} "
+          f"U={spec.units}, one epoch of forward calls; best of {sizes.repeats * 3}")
+    inputs = keras.Input(batch_shape=(spec.batch_size, spec.timesteps, spec.features))
+    layer = keras.layers.LSTM(spec.units, stateful=True, use_cudnn=False)
+    model = keras.Model(inputs, layer(inputs))
+    copy_weights([layer], spec, build_rnn(spec, torch.device("cpu")))  # the mirror's weights
+    # The mirror's own inputs, made before timing: Keras is not charged for making them.
+    batches = [batch_inputs(spec, call.phase, call.samples, torch.device("cpu")).numpy()
+               for call in iter_calls(spec)]
+
+    def keras_epoch():
+        layer.reset_state()  # each epoch starts from zeros, as each mirror run does
+        return [model.predict_on_batch(x) for x in batches]
+
+    def mirror_forward():
+        return [record.output for record in run_mirror(spec)]
+
+    # Repeats are cheap at this size and single runs are a few milliseconds: take more.
+    best, results = best_times({"keras": keras_epoch, "mirror": mirror_forward,
+                                "checked": lambda: checked_run(spec, "cpu")}, sizes.repeats * 3)
+    # Same weights, same inputs, same state handling: the outputs must agree.
+    agree = all(np.allclose(k, m.numpy(), atol=1e-5) for k, m in zip(results["keras"], results["mirror"]))
+    row("real Keras, predict_on_batch", duration(best["keras"]))
+    row("mirror, forward only (run_mirror)", duration(best["mirror"]))
+    row("mirror, checked run (Inspection)", duration(best["checked"]))
+    row("speed-up Keras / mirror forward", f"{best['keras'] / best['mirror']:.1f}x", ">= 10x",
+        best["keras"] / best["mirror"] >= 10)
+    row("speed-up Keras / mirror checked", f"{best['keras'] / best['checked']:.1f}x")
+    print(f"  outputs of Keras and the mirror agree (atol 1e-5): {agree}")
+
+
+# --- (c): wall time of the headline command -------------------------------------------------------
+
+def part_c(sizes: Sizes) -> None:
+    heading(f"(c) wall time of fresh processes (venv binaries, best of {sizes.repeats})")
+    headline = [LSTM_INSPECT, "--shape", "1000,20,1", "--batch", "200"]
+    commands = {"python -c 'import torch'": [sys.executable, "-c", "import torch"],
+                "lstm-inspect --shape 1000,20,1 --batch 200": headline,
+                "  ... --dry-run": headline + ["--dry-run"]}
+    measured = {label: best_process(argv, sizes.repeats) for label, argv in commands.items()}
+    torch_seconds = measured["python -c 'import torch'"].seconds
+    for label, process in measured.items():
+        note = f"{process.seconds / torch_seconds:.2f}x import torch"
+        row(label, duration(process.seconds), f"{note}, exit {process.exit_code}")
+
+
+# --- (d): peak memory as N grows ---------------------------------------------------------------
+
+def part_d(sizes: Sizes) -> None:
+    heading("(d) peak RSS of fresh processes, T=20 F=1 B=1000, --format json to /dev/null")
+    base = [LSTM_INSPECT, "--batch", "1000", "--format", "json"]
+    print(f"  {'N':>12} {'dry-run RSS':>12} {'time (1 run)':>13} {'real-run RSS':>13} {'time (1 run)':>13}")
+    dry, real = {}, {}
+    for samples in sizes.d_samples:
+        shape = ["--shape", f"{samples},20,1"]
+        dry[samples] = run_process(base + shape + ["--dry-run"])
+        real[samples] = run_process(base + shape)
+        print(f"  {samples:>12,} {megabytes(dry[samples].max_rss_kb):>12} {duration(dry[samples].seconds):>13} "
+              f"{megabytes(real[samples].max_rss_kb):>13} {duration(real[samples].seconds):>13}", flush=True)
+    small, large = sizes.d_samples[0], sizes.d_samples[-1]
+    for name, series in (("dry run", dry), ("real run", real)):
+        ratio = series[large].max_rss_kb / series[small].max_rss_kb
+        row(f"{name} RSS, N={large:,} / N={small:,}", f"{ratio:.2f}x", "<= 1.3x", ratio <= 1.3)
+    # --no-slots is planned, not yet there in every version: pass it where --help lists it.
+    help_text = subprocess.run([LSTM_INSPECT, "--help"], capture_output=True, text=True).stdout
+    no_slots = ["--no-slots"] if "--no-slots" in help_text else []
+    big = run_process(base + ["--shape", f"{sizes.big_samples},20,1", "--dry-run"] + no_slots)
+    label = f"N={sizes.big_samples:,} --dry-run{' --no-slots' if no_slots else ''}"
+    row(f"{label}: time", duration(big.seconds))
+    row(f"{label}: peak RSS", megabytes(big.max_rss_kb), f"exit {big.exit_code}")
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="smaller N and one repeat: a fast smoke run")
+    parser.add_argument("--only", default=",".join(PARTS), metavar="a,b,...",
+                        help="parts to run, comma-separated (default: all)")
+    args = parser.parse_args()
+    args.only = {part.strip() for part in args.only.split(",") if part.strip()}
+    if not args.only or not args.only <= set(PARTS):
+        parser.error(f"--only takes parts from {', '.join(PARTS)}")
+    return args
+
+
+def main() -> None:
+    args = parse_args()
+    sizes = QUICK if args.quick else FULL
+    print(f"lstm-inspect benchmark{' (quick)' if args.quick else ''}: torch {torch.__version__}, "
+          f"{os.cpu_count()} CPUs; targets from shared/docs/performance-anchors.md")
+    runners = {"a": part_a, "b": part_b, "c": part_c, "d": part_d, "e": part_e}
+    for part in PARTS:
+        if part in args.only:
+            runners[part](sizes)
+
+
+if __name__ == "__main__":
+    main()
