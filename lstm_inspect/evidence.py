@@ -140,7 +140,7 @@ def gradient_truncation(spec: Spec, device: torch.device) -> EvidenceItem:
     first = next(calls)
     second = next(calls, first)
     slots = min(len(first.samples), len(second.samples))
-    module = build_rnn(spec, device)
+    module = build_rnn(spec, device).train()  # cuDNN runs backward only in training mode
 
     def gradient_norm(detach: bool) -> float:
         x1 = batch_inputs(spec, first.phase, first.samples[:slots], device).requires_grad_()

@@ -78,13 +78,11 @@ def observe(step: Step, record, previous) -> tuple[Observed, bool]:
     for tensor in initial[1:]:
         row_max = row_max.maximum(tensor.abs().amax(dim=(0, 2)))
     zero = row_max == 0
-    zero_slots = int(zero.sum())
     predicted_zero = step.source_slot < 0
     comparable = previous is not None and previous.final[0].shape == initial[0].shape
+    zero_slots, max_abs, identical = _read_back(initial, previous.final if comparable else None, row_max, zero)
     same_slot = None
-    if comparable and zero_slots < len(zero) and all(t.equal(p) for t, p in zip(initial, previous.final)):
-        # The usual stateful call: every tensor is bit for bit the previous final state, so
-        # each slot not all zeros carried from the same slot (one fused compare per tensor).
+    if identical or zero_slots == len(zero):  # a slot all zeros counts as reset, never as carried
         carried_slots = len(zero) - zero_slots
     elif comparable:
         same_slot = ~zero
@@ -105,7 +103,28 @@ def observe(step: Step, record, previous) -> tuple[Observed, bool]:
         verified = (bool(zero[predicted_zero].all())
                     and all(bool((tensor[:, carried] == before[:, sources]).all())
                             for tensor, before in zip(initial, previous.final)))
-    return Observed(zero_slots, carried_slots, float(row_max.max())), verified
+    return Observed(zero_slots, carried_slots, max_abs), verified
+
+
+def _read_back(initial, before, row_max, zero) -> tuple[int, float, bool]:
+    """(zero slots, max |initial state|, whether every tensor is bit for bit `before`).
+
+    On a GPU each value read back waits for the device, so everything is reduced there and
+    read back at once; on the CPU one fused torch.equal per tensor is cheapest.
+    """
+    if not initial[0].is_cuda:
+        identical = before is not None and all(t.equal(p) for t, p in zip(initial, before))
+        return int(zero.sum()), float(row_max.max()), identical
+    stats = row_max.new_zeros(3)
+    stats[0] = zero.sum()
+    stats[1] = row_max.max()
+    if before is not None:
+        same = (initial[0] == before[0]).all()
+        for tensor, previous in zip(initial[1:], before[1:]):
+            same &= (tensor == previous).all()
+        stats[2] = same
+    zeros, max_abs, same = stats.tolist()
+    return int(zeros), max_abs, same == 1.0
 
 
 def tensor_names(spec: Spec) -> list[str]:

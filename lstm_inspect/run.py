@@ -70,7 +70,12 @@ def batch_inputs(spec: Spec, phase: Phase, samples: np.ndarray, device: torch.de
     so that a sample's data depends only on its index, whatever batch or epoch holds it.
     """
     salt = _fmix32((spec.seed ^ _PHASE_SALT[phase]) & _MASK32)
-    per_sample = torch.as_tensor(samples, dtype=torch.int64, device=device)
+    first = int(samples[0])
+    if samples[-1] - first == len(samples) - 1:
+        # Contiguous samples (no shuffle): made on the device, no copy from the host to wait for.
+        per_sample = torch.arange(first, first + len(samples), dtype=torch.int64, device=device)
+    else:
+        per_sample = torch.as_tensor(samples, dtype=torch.int64, device=device)
     per_sample = _fmix32(((per_sample & _MASK32) * 0x2C1B3C6D ^ salt) & _MASK32)
     cells = torch.arange(spec.timesteps * spec.features, dtype=torch.int64, device=device)
     keys = per_sample[:, None] + cells[None, :] * 0x61C88647
