@@ -71,7 +71,7 @@ def batch_inputs(spec: Spec, phase: Phase, samples: np.ndarray, device: torch.de
     """
     salt = _fmix32((spec.seed ^ _PHASE_SALT[phase]) & _MASK32)
     first = int(samples[0])
-    if samples[-1] - first == len(samples) - 1:
+    if len(samples) == 1 or bool((np.diff(samples) == 1).all()):
         # Contiguous samples (no shuffle): made on the device, no copy from the host to wait for.
         per_sample = torch.arange(first, first + len(samples), dtype=torch.int64, device=device)
     else:

@@ -141,3 +141,10 @@ def test_a_mirror_that_does_not_raise_where_keras_does_is_caught(monkeypatch):
     inspection = Inspection(Spec(10, 5, 1, batch_size=4, stateful=True))
     assert [r.verified for r in inspection][-1] is False
     assert inspection.exit_code == EXIT_MISMATCH
+
+
+def test_shuffled_samples_get_their_own_inputs_even_when_they_span_a_range():
+    spec = Spec(50, 6, 3)
+    shuffled = run.batch_inputs(spec, Phase.TRAIN, np.array([4, 6, 5, 7]), CPU)
+    in_order = run.batch_inputs(spec, Phase.TRAIN, np.array([4, 5, 6, 7]), CPU)
+    assert torch.equal(shuffled[1], in_order[2]) and torch.equal(shuffled[2], in_order[1])
