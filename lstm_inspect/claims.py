@@ -51,7 +51,9 @@ def _started(step: Step) -> str:
 def judge(spec: Spec, landmarks: Landmarks, evidence: dict[str, float | None]) -> list[Claim]:
     """`evidence` maps evidence keys to measured values (None on a dry run)."""
     stateless = not spec.stateful
-    every_batch = spec.stateful and spec.reset.kind == ResetKind.EVERY and spec.reset.every == 1
+    # A callback resetting before every training batch does not run for validation or predict.
+    every_batch = (spec.stateful and spec.reset.kind == ResetKind.EVERY and spec.reset.every == 1
+                   and not spec.val_samples and not spec.predict_samples)
     carry = landmarks.first_carry
     carry_cited = _started(carry) if carry else "nothing was carried in this run"
 

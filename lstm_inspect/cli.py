@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.metadata
 import io
+import math
 import os
 import sys
 from enum import StrEnum
@@ -45,13 +46,20 @@ class Emit(StrEnum):
 # Options that make no sense together: rejected, never settled silently.
 SHUFFLE_MODES = {"true": True, "false": False, "batch": SHUFFLE_BATCH}
 
+# Options that make no sense together: rejected, never settled silently.
 CONFLICTS = {
     "no_shuffle": ("shuffle",),
-    "emit": ("against", "output_format", "dry_run", "quiet", "expect_resets", "expect_slot_resets", "expect_carries",
-             "expect_error", "strict", "max_rows"),
+    # --emit prints code instead of running: every option about the run or its output clashes.
+    "emit": ("against", "output_format", "view", "ascii_only", "svg", "html", "max_rows", "dry_run", "device",
+             "max_steps", "no_slots", "evidence", "evidence_batch", "quiet", "expect_resets",
+             "expect_slot_resets", "expect_carries", "expect_error", "strict"),
     "quiet": ("output_format", "max_rows", "view", "svg", "html", "ascii_only"),
     "dry_run": ("evidence", "evidence_batch", "against", "device", "max_steps"),
 }
+
+# Options that shape one output format only.
+FORMAT_ONLY = {"view": ("table",), "ascii_only": ("table",), "svg": ("table",), "html": ("table",),
+               "max_rows": ("table", "markdown"), "no_slots": ("json",), "against": ("table", "json")}
 
 
 def _option_name(ctx: click.Context, name: str) -> str:
@@ -59,18 +67,16 @@ def _option_name(ctx: click.Context, name: str) -> str:
     return param.opts[0]
 
 
-# The views, their glyphs and the exports belong to the rich output.
-TABLE_FORMAT_ONLY = ("view", "ascii_only", "svg", "html")
-
-
 def reject_conflicts(ctx: click.Context) -> None:
     given = {name for name in ctx.params
              if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
-    if ctx.params["output_format"] != OutputFormat.TABLE:
-        for name in TABLE_FORMAT_ONLY:
-            if name in given:
-                raise click.UsageError(f"{_option_name(ctx, name)} cannot be combined with --format "
-                                       f"{ctx.params['output_format']}: it applies to --format table", ctx)
+    if "evidence_batch" in given and not ctx.params["evidence"]:
+        raise click.UsageError("--evidence-batch cannot be combined with --no-evidence", ctx)
+    output_format = ctx.params["output_format"]
+    for name, formats in FORMAT_ONLY.items():
+        if name in given and output_format not in formats:
+            raise click.UsageError(f"{_option_name(ctx, name)} cannot be combined with --format {output_format}: "
+                                   f"it applies to --format {' or '.join(formats)}", ctx)
     for option, others in CONFLICTS.items():
         if option in given:
             for other in others:
@@ -153,7 +159,7 @@ class ResetType(click.ParamType):
               help="Validation samples, run after each epoch's training (validation_data).")
 @click.option("--predict-samples", type=int, default=0, show_default=True,
               help="Samples passed to predict after fit.")
-@click.option("--units", type=int, default=8, show_default=True, help="LSTM units.")
+@click.option("--units", type=int, default=8, show_default=True, help="Units of each recurrent layer.")
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the weights, the inputs and the shuffle.")
 @click.option("--format", "output_format", type=click.Choice([f.value for f in OutputFormat]),
@@ -171,13 +177,13 @@ class ResetType(click.ParamType):
 @click.option("--max-rows", type=click.IntRange(min=3), default=40, show_default=True,
               help="Table rows before the middle of a long schedule is folded into one row.")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="Where the mirror runs: auto picks CUDA (cuDNN's LSTM) when present.")
+              help="Where the mirror runs: auto picks CUDA (cuDNN) when present.")
 @click.option("--max-steps", type=click.IntRange(min=1), metavar="K",
-              help="Check only the first K steps on the LSTM; predict the rest from the schedule.")
+              help="Check only the first K steps on the tensors; predict the rest from the schedule.")
 @click.option("--no-slots", is_flag=True,
               help="JSON: per-step slot counts instead of the per-slot arrays (for huge runs).")
 @click.option("--dry-run", is_flag=True,
-              help="Derive the schedule only: no torch, no LSTM run, nothing observed.")
+              help="Derive the schedule only: no torch, no run, nothing observed.")
 @click.option("--evidence/--no-evidence", default=True, show_default=True,
               help="Measure the evidence (batch independence, continuation, gradient truncation) "
                    "and judge the common claims against it.")
@@ -207,11 +213,11 @@ def main(shape, batch_size, stateful, epochs, shuffle, no_shuffle, cell, layers,
          reset, val_samples, predict_samples, units,
          seed, output_format, view, ascii_only, svg, html, max_rows, device, max_steps, no_slots, dry_run, evidence, evidence_batch, expect_resets,
          expect_slot_resets, expect_carries, expect_error, against, emit, strict, quiet):
-    """When does Keras reset an LSTM's state for this setup, and when does it carry it?
+    """When does Keras reset a recurrent layer's state for this setup, and when does it carry it?
 
     Models model.fit(x, y, batch_size=B, epochs=E, shuffle=S, validation_data=V) then
     model.predict(P, batch_size=B), derives the schedule Keras follows, runs a PyTorch
-    LSTM whose state is handled as Keras handles it, and checks every slot's initial
+    RNN whose state is handled as Keras handles it, and checks every slot's initial
     state on the tensors.
 
     Exit codes: 0 ok; 1 the tensors differ from the prediction; 2 usage error;
@@ -236,10 +242,14 @@ def main(shape, batch_size, stateful, epochs, shuffle, no_shuffle, cell, layers,
         snippet = keras_snippet if emit == Emit.KERAS else torch_snippet
         click.echo(snippet(spec, spec.command_line()), nl=False)
         return
-    keras = _compare_with_keras(spec) if against else None
     if device == "cuda" and not dry_run and not _cuda_available():
         raise click.BadParameter("CUDA is not available here: use --device cpu or auto",
                                  param_hint="'--device'")
+    training_batches = math.ceil(spec.samples / spec.batch_size)
+    if evidence_batch >= training_batches:
+        raise click.BadParameter(f"epoch 0 has {plural(training_batches, 'training batch', 'training batches')}"
+                                 f" (0 to {training_batches - 1})", param_hint="'--evidence-batch'")
+    keras = _compare_with_keras(spec) if against else None
     inspection = Inspection(spec, dry_run=dry_run, device=device, with_evidence=evidence and not dry_run,
                             evidence_batch=evidence_batch, max_steps=max_steps)
     expectations = Expectations(expect_resets, expect_slot_resets, expect_carries, expect_error)
@@ -313,8 +323,13 @@ def _cuda_available() -> bool:
 def _compare_with_keras(spec: Spec):
     if spec.keras != KerasVersion.THREE:
         raise click.UsageError("--against keras drives Keras 3 (torch backend); it cannot check --keras 2")
-    if importlib.util.find_spec("keras") is None:
-        raise click.UsageError("--against keras needs Keras 3: pip install 'lstm-inspect[keras]'")
+    try:
+        installed = importlib.metadata.version("keras")
+    except importlib.metadata.PackageNotFoundError:
+        installed = None
+    if installed is None or not installed.startswith("3."):
+        found = f" (found Keras {installed})" if installed else ""
+        raise click.UsageError(f"--against keras needs Keras 3{found}: pip install 'lstm-inspect[keras]'")
     from .oracle import compare_with_keras
 
     return compare_with_keras(spec)

@@ -126,7 +126,7 @@ def _keras_cell(keras, index: int, marks: Marks) -> Text:
 
 
 def build_table(inspection: Inspection, max_rows: int, keras=None, marks: Marks = UNICODE_MARKS) -> Table:
-    table = Table(title="Keras's steps, checked on a PyTorch LSTM" if not inspection.dry_run
+    table = Table(title=f"Keras's steps, checked on a PyTorch {inspection.spec.layer_name}" if not inspection.dry_run
                   else "Keras's steps (dry run: predicted, not run)", title_justify="left")
     columns = [("step", "right"), ("call", "left"), ("samples", "left"), ("slots started from", "left"),
                ("max |h0|", "right"), ("ok", "center")] + [("Keras", "left")] * (keras is not None)
@@ -171,14 +171,14 @@ def summary_text(inspection: Inspection) -> Text:
                     "rest predicted from Keras's rules (--max-steps).", style="green")
     elif summary.verified:
         text.append("Every step verified on the tensors.", style="green")
+    else:
+        text.append(f"{plural(inspection.mismatches, 'step differs', 'steps differ')} from Keras's rules: "
+                    "the mirror is wrong.", style="bold red")
     if summary.tensors_checked:
         spec = inspection.spec
         text.append(f" Checked per slot: {' and '.join(spec.cell.state_names)}"
                     + (f" of all {spec.layers} layers" if spec.layers > 1 else "")
                     + (" in both directions" if spec.bidirectional else "") + ".")
-    else:
-        text.append(f"{inspection.mismatches:,} steps differ from Keras's rules: the mirror is wrong.",
-                    style="bold red")
     return text
 
 
@@ -219,17 +219,20 @@ def _claims_table(inspection: Inspection) -> Table:
     return table
 
 
-def closing_parts(inspection: Inspection, keras=None) -> list:
-    """What follows the steps in every rich view: summary, Keras, error, evidence, claims, verdict."""
+def closing_parts(inspection: Inspection, keras=None, plain: bool = False) -> list:
+    """What follows the steps in every rich view: summary, Keras, error, evidence, claims, verdict.
+    `plain`: ASCII boxes."""
     parts = [summary_text(inspection)]
     if keras is not None:
         parts.append(_keras_text(keras))
     if inspection.error:
         parts.append(_error_text(inspection))
-    if inspection.evidence:
-        parts.append(_evidence_table(inspection))
-    if inspection.with_evidence:
-        parts.append(_claims_table(inspection))
+    tables = ([_evidence_table(inspection)] if inspection.evidence else []) + (
+        [_claims_table(inspection)] if inspection.with_evidence else [])
+    for table in tables:
+        if plain:
+            table.box = box.ASCII
+        parts.append(table)
     verdict = Text()
     verdict.append("Verdict: ", style="bold")
     verdict.append(inspection.verdict)
@@ -244,7 +247,7 @@ def render_table(inspection: Inspection, console: Console, max_rows: int, keras=
     table = build_table(inspection, max_rows, keras, ASCII_MARKS if plain else UNICODE_MARKS)
     if plain:
         table.box = box.ASCII
-    console.print(Group(table, *closing_parts(inspection, keras)))
+    console.print(Group(table, *closing_parts(inspection, keras, plain)))
 
 
 def can_encode(console: Console, text: str) -> bool:
@@ -279,7 +282,7 @@ def write_json(inspection: Inspection, out: TextIO, keras=None, slots: bool = Tr
             "warnings": inspection.warnings,
             "verdict": inspection.verdict,
             "evidence": [item.to_json() for item in inspection.evidence],
-            "claims": [claim.to_json() for claim in inspection.claims]}
+            "claims": [claim.to_json() for claim in inspection.claims] if inspection.with_evidence else []}
     if keras is not None:
         tail["keras"] = keras.to_json()
     out.write("\n], " + json.dumps(tail)[1:] + "\n")

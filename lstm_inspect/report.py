@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .claims import Claim, Landmarks, judge
-from .schedule import KerasError, Step, count_calls, fix_for_partial_batch, predict_steps, predicted_error
+from .schedule import KerasError, Step, fix_for_partial_batch, predict_steps, predicted_error
 from .spec import KerasVersion, ResetKind, Spec
 
-EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_KERAS_RAISES = 0, 1, 2, 3
+EXIT_OK, EXIT_MISMATCH, EXIT_KERAS_RAISES = 0, 1, 3  # 2, usage errors, is the command line's
 
 
 @dataclass(frozen=True)
@@ -179,10 +179,6 @@ class Inspection:
     def warnings(self) -> list[str]:
         return warnings_for(self.spec)
 
-    @property
-    def planned_steps(self) -> int:
-        return count_calls(self.spec)
-
     def __iter__(self) -> Iterator[StepResult]:
         if not self.dry_run:
             self.summary.tensors_checked = tensor_names(self.spec)
@@ -224,13 +220,18 @@ class Inspection:
                 return
             if step.raises or record is None:
                 # The mirror ran a call where Keras raises (or stopped early): a disagreement.
+                if step.raises:
+                    self.error = predicted_error(step, self.spec)
                 yield StepResult(step, None, False)
                 return
             observed, verified = observe(step, record, previous)
             yield StepResult(step, observed, verified)
             previous = record
-        if next(records, None) is not None:
-            self.mismatches += 1  # the mirror made more calls than Keras does
+        try:
+            if next(records, None) is not None:
+                self.mismatches += 1  # the mirror made more calls than Keras does
+        except run.KerasStateError:
+            self.mismatches += 1  # ... and raised where Keras does not
 
     @property
     def claims(self) -> list[Claim]:

@@ -10,6 +10,7 @@ callback. Inputs are made per batch from the seed, never for the whole dataset.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -158,11 +159,25 @@ def run_mirror(spec: Spec, device: torch.device | None = None) -> Iterator[CallR
     at the call where Keras raises, after yielding the calls before it."""
     device = device or torch.device("cpu")
     layer = KerasStateRNN(build_rnn(spec, device), spec)
-    for call in iter_calls(spec):
+    for call, x in _calls_with_inputs(spec, device):
         if call.phase == Phase.TRAIN:
             # The user's callback: on_epoch_begin, then on_train_batch_begin.
             if call.batch == 0 and spec.reset.resets_on_epoch_begin():
                 layer.reset_state()
             if spec.reset.resets_on_train_batch_begin(call.batch):
                 layer.reset_state()
-        yield layer(call, batch_inputs(spec, call.phase, call.samples, device))
+        yield layer(call, x)
+
+
+# Inputs are hashed for a few calls at a time, up to this many values: a handful of kernel
+# launches instead of a dozen per call (what costs on a GPU), memory still a few batches.
+INPUT_GROUP_VALUES = 1 << 20
+
+
+def _calls_with_inputs(spec: Spec, device: torch.device) -> Iterator[tuple[Call, torch.Tensor]]:
+    per_call = spec.batch_size * spec.timesteps * spec.features
+    group = max(1, INPUT_GROUP_VALUES // per_call)
+    for phase, calls in itertools.groupby(iter_calls(spec), key=lambda call: call.phase):
+        while chunk := list(itertools.islice(calls, group)):
+            inputs = batch_inputs(spec, phase, np.concatenate([call.samples for call in chunk]), device)
+            yield from zip(chunk, inputs.split([len(call.samples) for call in chunk]))

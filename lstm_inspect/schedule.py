@@ -100,12 +100,6 @@ def iter_calls(spec: Spec) -> Iterator[Call]:
         yield Call(index, phase, epoch, batch, samples)
 
 
-def count_calls(spec: Spec) -> int:
-    """Number of layer calls fit + predict would make if nothing raised."""
-    per_epoch = math.ceil(spec.samples / spec.batch_size) + math.ceil(spec.val_samples / spec.batch_size)
-    return spec.epochs * per_epoch + math.ceil(spec.predict_samples / spec.batch_size)
-
-
 class Start(StrEnum):
     ZEROS = "zeros"
     CONTINUED = "continued"  # from sample j - B of the same phase and epoch: the layout Keras expects

@@ -67,7 +67,7 @@ class ResetPolicy:
             return cls(ResetKind(text))
         name, sep, count = text.partition(":")
         if name == ResetKind.EVERY and sep:
-            if not count.strip().isdigit() or int(count) < 1:
+            if not _is_number(count.strip()) or int(count) < 1:
                 raise SpecError("--reset", f"every:K needs a positive integer K, got {count!r}")
             return cls(ResetKind.EVERY, int(count))
         raise SpecError("--reset", f"expected never, epoch or every:K, got {text!r}")
@@ -82,12 +82,17 @@ class ResetPolicy:
         return self.kind == ResetKind.EVERY and batch % self.every == 0
 
 
+def _is_number(text: str) -> bool:
+    """ASCII digits only: str.isdigit() also accepts "²", which int() rejects."""
+    return text.isascii() and text.isdigit()
+
+
 def parse_shape(text: str) -> tuple[int, int, int]:
     """`N,T,F` as three positive integers; blanks around the numbers are allowed."""
     parts = [part.strip() for part in text.split(",")]
     if len(parts) != 3:
         raise SpecError("--shape", f"expected N,T,F (samples,timesteps,features), got {text!r}")
-    if not all(part.isdigit() for part in parts):
+    if not all(_is_number(part) for part in parts):
         raise SpecError("--shape", f"N, T and F must be positive integers, got {text!r}")
     numbers = tuple(int(part) for part in parts)
     if min(numbers) < 1:
@@ -159,7 +164,9 @@ class Spec:
         temporaries (~36 bytes a value) and each layer's outputs and gate projections for
         every timestep (~20 bytes a unit and direction)."""
         per_step = 36 * self.features + 20 * self.units * self.layers * self.directions
-        return self.batch_size * self.timesteps * per_step
+        largest_batch = min(self.batch_size, max(self.samples, self.val_samples, self.predict_samples))
+        weights = 4 * 4 * self.units * (self.units + self.features) * self.layers * self.directions
+        return largest_batch * self.timesteps * per_step + weights
 
     def command_line(self) -> str:
         """The lstm-inspect arguments that give this spec (defaults left out)."""

@@ -105,7 +105,7 @@ def build_timeline(inspection: Inspection, width: int, glyphs: Glyphs, keras=Non
     spec = inspection.spec
     label_width = LABEL_WIDTH if width >= 3 * LABEL_WIDTH else max(8, width // 3)
     slots = min(spec.batch_size, max(spec.samples, spec.val_samples, spec.predict_samples))
-    # Two characters a step, plus room for phase boundaries and the fold marker.
+    # Two characters a step and room for phase boundaries: about three a step, to be safe.
     fitting = max(4, (width - label_width - 8) // 3)
     columns = _Columns(head=fitting // 2, tail=fitting - fitting // 2, slots=slots)
     for result in inspection:
@@ -162,7 +162,7 @@ def build_timeline(inspection: Inspection, width: int, glyphs: Glyphs, keras=Non
     if notes:
         parts.append(Text("; ".join(notes), style="dim"))
     parts.append(legend)
-    return Group(*parts, *closing_parts(inspection, keras))
+    return Group(*parts, *closing_parts(inspection, keras, plain=glyphs is ASCII))
 
 
 def _cell(kind: str, glyphs: Glyphs) -> Text:

@@ -100,6 +100,12 @@ def test_partial_stateful_batch_exits_3_with_kerass_message_and_a_fix():
     assert "900" in report["error"]["fix"]
 
 
+def test_summary_says_what_was_checked():
+    dry = invoke(*STATEFUL_PHASES, "--dry-run").stdout
+    assert "Dry run: predicted from Keras's rules" in dry and "differ" not in dry
+    assert "Every step verified on the tensors." in invoke(*HEADLINE, "--no-evidence").stdout
+
+
 def test_dry_run_predicts_without_observing():
     result, report = invoke_json(*STATEFUL_PHASES, "--dry-run")
     assert result.exit_code == 0

@@ -48,11 +48,20 @@ def test_a_disagreement_with_keras_exits_1(monkeypatch):
     assert "real Keras disagrees" in result.stderr
 
 
-def test_without_keras_installed_it_is_a_usage_error(monkeypatch):
-    import importlib.util
+@pytest.mark.parametrize("installed", [None, "2.15.0"])
+def test_without_keras_3_installed_it_is_a_usage_error(monkeypatch, installed):
+    import importlib.metadata
 
-    real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "keras" else real(name, *a))
+    real = importlib.metadata.version
+
+    def version(name):
+        if name != "keras":
+            return real(name)
+        if installed is None:
+            raise importlib.metadata.PackageNotFoundError(name)
+        return installed
+
+    monkeypatch.setattr(importlib.metadata, "version", version)
     result = CliRunner().invoke(main, ["--shape", "8,5,1", "--against", "keras"])
     assert result.exit_code == 2
     assert "pip install 'lstm-inspect[keras]'" in result.stderr

@@ -78,6 +78,15 @@ def test_reset_every_batch_makes_the_reset_claims_true():
     assert verdicts["Each sequence starts from zeros (reset after each sample)"] is True
 
 
+def test_reset_every_batch_still_carries_into_validation():
+    spec = Spec(12, 5, 1, batch_size=4, stateful=True, shuffle=False, val_samples=4,
+                reset=ResetPolicy.parse("every:1"))
+    inspection = Inspection(spec, with_evidence=True)
+    list(inspection)
+    claim = next(c for c in inspection.claims if c.text == "States are reset after each batch")
+    assert claim.true is False and "validation e0 b0" in claim.because
+
+
 def test_a_mismeasured_evidence_fails_the_run(monkeypatch):
     real = evidence_module.gradient_truncation
 

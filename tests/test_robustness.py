@@ -53,6 +53,18 @@ BAD_INPUTS = [
     (["--shape", "1000,20,1", "--quiet", "--format", "json"], "--quiet cannot be combined with --format"),
     (["--shape", "1000,20,1", "--emit", "torch", "--quiet"], "--emit cannot be combined with --quiet"),
     (["--shape", "1000000,500,64", "--batch", "100000"], "use a smaller --batch, or --dry-run"),
+    (["--shape", "1²,2,3"], "positive integers"),
+    (["--shape", "12,5,1", "--stateful", "--reset", "every:²"], "positive integer K"),
+    (["--shape", "12,5,1", "--batch", "4", "--evidence-batch", "3"], "epoch 0 has 3 training batches"),
+    (["--shape", "12,5,1", "--no-evidence", "--evidence-batch", "1"], "--evidence-batch cannot be combined"),
+    (["--shape", "12,5,1", "--emit", "torch", "--svg", "x.svg"], "--emit cannot be combined with --svg"),
+    (["--shape", "12,5,1", "--emit", "keras", "--view", "timeline"], "--emit cannot be combined with --view"),
+    (["--shape", "12,5,1", "--no-slots"], "--no-slots cannot be combined with --format table"),
+    (["--shape", "12,5,1", "--format", "csv", "--max-rows", "5"], "it applies to --format table or markdown"),
+    (["--shape", "12,5,1", "--format", "markdown", "--against", "keras"], "--against cannot be combined"),
+    (["--shape", "12,5,1", "--shuffle", "--no-shuffle"], "--no-shuffle cannot be combined with --shuffle"),
+    (["--shape", "12,5,1", "--layers", "0"], "--layers must be a positive integer"),
+    (["--shape", "12,5,1", "--cell", "transformer"], "'transformer' is not one of"),
     (["--batch", "10"], "Missing option '--shape'"),
     (["--shape"], "requires an argument"),
     (["--shape", "10,2,1", "--frobnicate"], "No such option"),
@@ -67,6 +79,12 @@ def test_bad_input_is_one_clear_line_and_exit_2(args, message):
     errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
     assert len(errors) == 1 and message in errors[0]
     assert "Traceback" not in result.output and result.stdout == ""
+
+
+def test_a_huge_batch_over_few_samples_is_not_refused():
+    # A stateless batch never holds more than the data: 10 samples in a "batch" of 10**8.
+    result = CliRunner().invoke(main, ["--shape", "10,20,1", "--batch", "100000000", "--no-evidence"])
+    assert result.exit_code == 0
 
 
 def test_blanks_around_shape_numbers_are_accepted():

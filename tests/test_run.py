@@ -127,6 +127,14 @@ def test_a_mirror_that_breaks_kerass_rules_is_caught(monkeypatch, wrong_layer):
     results = list(inspection)
     assert any(result.verified is False for result in results)
     assert inspection.summary.verified is False and inspection.exit_code == EXIT_MISMATCH
+    from click.testing import CliRunner
+
+    from lstm_inspect.cli import main
+
+    shown = CliRunner().invoke(main, ["--shape", "12,5,2", "--batch", "4", "--stateful", "--no-shuffle",
+                                      "--epochs", "2", "--no-evidence"])
+    assert shown.exit_code == EXIT_MISMATCH
+    assert "from Keras's rules: the mirror is wrong" in " ".join(shown.stdout.split())
 
 
 def test_a_mirror_that_does_not_raise_where_keras_does_is_caught(monkeypatch):
