@@ -8,8 +8,8 @@ import os
 import tempfile
 from typing import TextIO
 
-from .render import FoldedRows, describe_start, format_samples, summary_text
-from .report import Inspection, StepResult
+from .render import FoldedRows, step_cells, summary_text
+from .report import Inspection
 
 
 def _escape(text: str) -> str:
@@ -20,13 +20,6 @@ def _markdown_row(cells: list[str]) -> str:
     return "| " + " | ".join(_escape(cell) for cell in cells) + " |\n"
 
 
-def _step_cells(result: StepResult) -> list[str]:
-    call = result.step.call
-    observed = "" if result.observed is None else f"{result.observed.max_abs_h0:.3g}"
-    ok = {True: "✓", False: "✗", None: ""}[result.verified]
-    return [str(call.index), call.label, format_samples(call.samples), describe_start(result.step), observed, ok]
-
-
 def write_markdown(inspection: Inspection, out: TextIO, max_rows: int) -> None:
     rows = FoldedRows(max_rows)
     for result in inspection:
@@ -35,11 +28,11 @@ def write_markdown(inspection: Inspection, out: TextIO, max_rows: int) -> None:
     out.write(_markdown_row(["step", "call", "samples", "slots started from", "max |h0|", "ok"]))
     out.write("|---:|---|---|---|---:|:---:|\n")
     for result in rows.head:
-        out.write(_markdown_row(_step_cells(result)))
+        out.write(_markdown_row(step_cells(result)))
     if rows.folded:
         out.write(_markdown_row(rows.fold_cells() + ["", ""]))
     for result in rows.tail:
-        out.write(_markdown_row(_step_cells(result)))
+        out.write(_markdown_row(step_cells(result)))
     out.write(f"\n{summary_text(inspection).plain}\n")
     if inspection.error:
         out.write(f"\n**Keras raises {inspection.error.type} at step {inspection.error.step}:** "

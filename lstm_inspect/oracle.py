@@ -87,7 +87,9 @@ class KerasRun:
                     continue
                 source = "?"
                 if previous is not None:
-                    for j in range(len(previous.samples)):
+                    # Slot i first: where Keras carries from, so the search is short when it does.
+                    candidates = [slot] * (slot < len(previous.samples)) + list(range(len(previous.samples)))
+                    for j in candidates:
                         if all(np.array_equal(state[:, j], now) for state, now in zip(previous.final, start)):
                             source = f"{previous.phase}:{previous.samples[j]}"
                             break

@@ -105,12 +105,19 @@ def _check_mark(result: StepResult, marks: Marks) -> Text:
     return Text(marks.ok, style="green") if result.verified else Text(marks.bad, style="bold red")
 
 
-def _row(result: StepResult, marks: Marks) -> list:
+def step_cells(result: StepResult, marks: Marks = UNICODE_MARKS) -> list[str]:
+    """The text of a step's row, for every tabular format."""
     call = result.step.call
     observed = "" if result.observed is None else f"{result.observed.max_abs_h0:.3g}"
-    start = Text(describe_start(result.step), style="bold red" if result.step.raises else "")
-    return [str(call.index), call.label, format_samples(call.samples, marks), start, observed,
-            _check_mark(result, marks)]
+    return [str(call.index), call.label, format_samples(call.samples, marks), describe_start(result.step),
+            observed, _check_mark(result, marks).plain]
+
+
+def _row(result: StepResult, marks: Marks) -> list:
+    cells = step_cells(result, marks)
+    cells[3] = Text(cells[3], style="bold red" if result.step.raises else "")
+    cells[5] = _check_mark(result, marks)
+    return cells
 
 
 def _keras_cell(keras, index: int, marks: Marks) -> Text:
