@@ -181,6 +181,9 @@ def summary_text(inspection: Inspection) -> Text:
     else:
         text.append(f"{plural(inspection.mismatches, 'step differs', 'steps differ')} from Keras's rules: "
                     "the mirror is wrong.", style="bold red")
+        if inspection.first_difference:
+            index, names = inspection.first_difference
+            text.append(f" First at step {index}, in {', '.join(names)}.", style="bold red")
     if summary.tensors_checked:
         spec = inspection.spec
         text.append(f" Checked per slot: {' and '.join(spec.cell.state_names)}"

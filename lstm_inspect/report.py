@@ -8,6 +8,7 @@ the comparisons use tensor methods on the records the mirror hands over.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from collections.abc import Iterable, Iterator
@@ -27,10 +28,12 @@ class Observed:
     zero_slots: int  # slots whose initial states (every tensor, layer, direction) are all zeros
     carried_slots: int  # other slots whose initial states equal the previous call's final ones there
     max_abs_h0: float  # over every initial state tensor
+    differing: tuple[str, ...] = ()  # when not verified: the tensors, by layer and direction, at fault
 
     def to_json(self) -> dict:
-        return {"zero_slots": self.zero_slots, "carried_slots": self.carried_slots,
-                "max_abs_h0": self.max_abs_h0}
+        fields = {"zero_slots": self.zero_slots, "carried_slots": self.carried_slots,
+                  "max_abs_h0": self.max_abs_h0}
+        return {**fields, "differing": list(self.differing)} if self.differing else fields
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,26 @@ def _read_back(initial, before, row_max, zero) -> tuple[int, float, bool]:
     return int(zeros), max_abs, same == 1.0
 
 
+def differing_tensors(spec: Spec, step: Step, record, previous) -> tuple[str, ...]:
+    """Which state tensors, layer by layer and direction by direction, break the prediction
+    (only asked for a step that failed, so its cost does not matter)."""
+    names = iter(tensor_names(spec))
+    carried = np.flatnonzero(step.source_slot >= 0)
+    zeros = np.flatnonzero(step.source_slot < 0)
+    usable = previous is not None and step.source is not None and previous.call.index == step.source.index
+    found = []
+    for index, tensor in enumerate(record.initial):
+        for row in range(tensor.shape[0]):
+            name = next(names)
+            wrong = bool(tensor[row, zeros].any()) if len(zeros) else False
+            if len(carried):
+                before = previous.final[index][row, step.source_slot[carried]] if usable else None
+                wrong = wrong or before is None or not bool((tensor[row, carried] == before).all())
+            if wrong:
+                found.append(name)
+    return tuple(found)
+
+
 def tensor_names(spec: Spec) -> list[str]:
     """Every state tensor a slot holds, in the mirror's order."""
     directions = ["forward", "backward"] if spec.bidirectional else [""]
@@ -172,6 +195,7 @@ class Inspection:
     summary: Summary = field(default_factory=Summary)
     error: KerasError | None = None
     mismatches: int = 0
+    first_difference: tuple[int, tuple[str, ...]] | None = None  # step, and the tensors at fault
     evidence: list = field(default_factory=list)  # evidence.EvidenceItem, after the steps
     landmarks: Landmarks = field(default_factory=Landmarks)
 
@@ -186,6 +210,8 @@ class Inspection:
             self.summary.add(result)
             self.landmarks.add(result.step)
             self.mismatches += result.verified is False
+            if self.first_difference is None and result.observed is not None and result.observed.differing:
+                self.first_difference = (result.step.call.index, result.observed.differing)
             yield result
         if not self.dry_run:
             self.summary.verified = self.mismatches == 0
@@ -225,6 +251,8 @@ class Inspection:
                 yield StepResult(step, None, False)
                 return
             observed, verified = observe(step, record, previous)
+            if not verified:
+                observed = dataclasses.replace(observed, differing=differing_tensors(self.spec, step, record, previous))
             yield StepResult(step, observed, verified)
             previous = record
         try:

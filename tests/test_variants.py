@@ -115,3 +115,32 @@ def test_inputs_for_the_same_sample_match_across_variants():
     plain = batch_inputs(Spec(10, 5, 2), "train", np.arange(3), torch.device(CPU))
     gru = batch_inputs(Spec(10, 5, 2, cell="gru", layers=2), "train", np.arange(3), torch.device(CPU))
     assert torch.equal(plain, gru)
+
+
+def test_a_mirror_wrong_in_one_layer_is_reported_for_that_layer(monkeypatch):
+    import torch
+
+    from lstm_inspect import run
+
+    class ForgetsLayerOne(run.KerasStateRNN):
+        """Carries every layer's state but the second one's, which it zeroes."""
+
+        def __call__(self, call, x):
+            record = super().__call__(call, x)
+            if self.spec.stateful:
+                self.states = tuple(state.clone().index_fill_(0, torch.tensor([1]), 0.0) for state in self.states)
+            return record
+
+    monkeypatch.setattr(run, "KerasStateRNN", ForgetsLayerOne)
+    spec = Spec(12, 5, 2, batch_size=4, stateful=True, shuffle=False, layers=2)
+    inspection = Inspection(spec)
+    results = list(inspection)
+    assert results[1].verified is False
+    assert results[1].observed.differing == ("h[layer 1]", "c[layer 1]")
+    assert inspection.first_difference == (1, ("h[layer 1]", "c[layer 1]"))
+    result = CliRunner().invoke(main, ["--shape", "12,5,2", "--batch", "4", "--stateful", "--no-shuffle",
+                                       "--layers", "2", "--no-evidence", "--format", "json"])
+    assert json.loads(result.stdout)["steps"][1]["observed"]["differing"] == ["h[layer 1]", "c[layer 1]"]
+    table = CliRunner().invoke(main, ["--shape", "12,5,2", "--batch", "4", "--stateful", "--no-shuffle",
+                                      "--layers", "2", "--no-evidence"]).stdout
+    assert "First at step 1, in h[layer 1], c[layer 1]." in " ".join(table.split())
