@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -42,23 +43,22 @@ class EvidenceItem:
                 "detail": self.detail, **self.extra}
 
 
-def _training_record(spec: Spec, batch: int, device: torch.device):
-    """The mirror's record of training batch `batch` of epoch 0 (or the last one that ran)."""
-    found = None
+def first_records(spec: Spec, count: int, device: torch.device) -> list:
+    """The mirror's first `count` calls (fewer where Keras raises): one run serves all evidence."""
+    records = []
     try:
-        for record in run_mirror(spec, device):
-            if record.call.phase != Phase.TRAIN or record.call.epoch != 0:
-                break
-            found = record
-            if record.call.batch == batch:
-                break
+        for record in itertools.islice(run_mirror(spec, device), count):
+            records.append(record)
     except KerasStateError:
         pass
-    return found
+    return records
 
 
-def batch_independence(spec: Spec, batch: int, device: torch.device) -> EvidenceItem:
-    record = _training_record(spec, batch, device)
+def batch_independence(spec: Spec, records: list, batch: int, device: torch.device) -> EvidenceItem:
+    """`records`: the mirror's first calls; epoch 0's training batch `batch` (or the last one
+    that ran) is rerun sample by sample."""
+    training = [r for r in records[:batch + 1] if r.call.phase == Phase.TRAIN and r.call.epoch == 0]
+    record = training[-1] if training else None
     if record is None:
         return EvidenceItem("batch_independence", "Batch independence", None, None,
                             "no training batch ran: Keras raises at the first call")
@@ -89,23 +89,19 @@ def _longest_chain(spec: Spec) -> int:
     return longest
 
 
-def continuation(spec: Spec, device: torch.device) -> EvidenceItem:
+def continuation(spec: Spec, records: list, device: torch.device) -> EvidenceItem:
+    """`records`: the mirror's first calls; the chain from the first runs to the first reset."""
     chain_calls = _longest_chain(spec)
     effective = {"effective_length": chain_calls * spec.timesteps, "chain_calls": chain_calls}
     if not spec.stateful:
         return EvidenceItem("continuation", "Continuation", None, None,
                             f"stateless: nothing is carried, each slot sees one {spec.timesteps}-step "
                             "sequence from zeros", effective)
-    chain = []
-    try:
-        for record in run_mirror(spec, device):
-            if chain and not all(now.equal(before) for now, before in zip(record.initial, chain[-1].final)):
-                break  # the chain from the first call ends at the first reset
-            chain.append(record)
-            if len(chain) == MAX_CHAIN_CALLS:
-                break
-    except KerasStateError:
-        pass
+    chain = records[:1]
+    for record in records[1:MAX_CHAIN_CALLS]:
+        if not all(now.equal(before) for now, before in zip(record.initial, chain[-1].final)):
+            break
+        chain.append(record)
     if not chain:
         return EvidenceItem("continuation", "Continuation", None, None,
                             "no call ran: Keras raises at the first call", effective)
@@ -166,5 +162,6 @@ def gather(spec: Spec, batch: int, device: str = "cpu") -> list[EvidenceItem]:
     # cuDNN may compute in TF32 by default, whose rounding depends on the batch layout: the
     # evidence compares float32 results, as Keras computes them.
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-        return [batch_independence(spec, batch, where), continuation(spec, where),
+        records = first_records(spec, max(batch + 1, MAX_CHAIN_CALLS), where)
+        return [batch_independence(spec, records, batch, where), continuation(spec, records, where),
                 gradient_truncation(spec, where)]
