@@ -210,8 +210,8 @@ class ResetType(click.ParamType):
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors: the exit code is the answer.")
 @click.version_option(__version__, "--version", prog_name="lstm-inspect")
 def main(shape, batch_size, stateful, epochs, shuffle, no_shuffle, cell, layers, bidirectional, keras_version,
-         reset, val_samples, predict_samples, units,
-         seed, output_format, view, ascii_only, svg, html, max_rows, device, max_steps, no_slots, dry_run, evidence, evidence_batch, expect_resets,
+         reset, val_samples, predict_samples, units, seed, output_format, view, ascii_only, svg, html,
+         max_rows, device, max_steps, no_slots, dry_run, evidence, evidence_batch, expect_resets,
          expect_slot_resets, expect_carries, expect_error, against, emit, strict, quiet):
     """When does Keras reset a recurrent layer's state for this setup, and when does it carry it?
 
@@ -232,23 +232,12 @@ def main(shape, batch_size, stateful, epochs, shuffle, no_shuffle, cell, layers,
                     cell=cell, layers=layers, bidirectional=bidirectional, keras=keras_version)
     except SpecError as error:
         raise click.BadParameter(str(error), param_hint=f"'{error.option}'") from None
-    if not dry_run and not emit:
-        check_batch_fits(spec)
-    for option, path in (("--svg", svg), ("--html", html)):
-        problem = path and check_writable(path)
-        if problem:
-            raise click.BadParameter(problem, param_hint=f"'{option}'")
     if emit:
         snippet = keras_snippet if emit == Emit.KERAS else torch_snippet
         click.echo(snippet(spec, spec.command_line()), nl=False)
         return
-    if device == "cuda" and not dry_run and not _cuda_available():
-        raise click.BadParameter("CUDA is not available here: use --device cpu or auto",
-                                 param_hint="'--device'")
-    training_batches = math.ceil(spec.samples / spec.batch_size)
-    if evidence_batch >= training_batches:
-        raise click.BadParameter(f"epoch 0 has {plural(training_batches, 'training batch', 'training batches')}"
-                                 f" (0 to {training_batches - 1})", param_hint="'--evidence-batch'")
+    check_before_running(spec, dry_run=dry_run, device=device, evidence_batch=evidence_batch,
+                         exports={"--svg": svg, "--html": html})
     keras = _compare_with_keras(spec) if against else None
     inspection = Inspection(spec, dry_run=dry_run, device=device, with_evidence=evidence and not dry_run,
                             evidence_batch=evidence_batch, max_steps=max_steps)
@@ -284,6 +273,24 @@ def main(shape, batch_size, stateful, epochs, shuffle, no_shuffle, cell, layers,
     for failure in failures:
         errors.print(Text.assemble(("failed: ", "bold red"), failure), soft_wrap=True)
     click.get_current_context().exit(_exit_code(inspection, failures, expectations))
+
+
+def check_before_running(spec: Spec, dry_run: bool, device: str, evidence_batch: int,
+                         exports: dict[str, str | None]) -> None:
+    """Usage errors that depend on more than one option or on this machine, found before any work."""
+    for option, path in exports.items():
+        problem = path and check_writable(path)
+        if problem:
+            raise click.BadParameter(problem, param_hint=f"'{option}'")
+    if dry_run:
+        return
+    check_batch_fits(spec)
+    if device == "cuda" and not _cuda_available():
+        raise click.BadParameter("CUDA is not available here: use --device cpu or auto", param_hint="'--device'")
+    training_batches = math.ceil(spec.samples / spec.batch_size)
+    if evidence_batch >= training_batches:
+        raise click.BadParameter(f"epoch 0 has {plural(training_batches, 'training batch', 'training batches')}"
+                                 f" (0 to {training_batches - 1})", param_hint="'--evidence-batch'")
 
 
 def make_console(stderr: bool = False, record: bool = False) -> Console:
