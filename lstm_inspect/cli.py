@@ -152,9 +152,9 @@ class ResetType(click.ParamType):
 @click.option("--keras", "keras_version", type=click.Choice([k.value for k in KerasVersion]),
               default=KerasVersion.THREE.value, show_default=True,
               help="The Keras whose API and errors to describe: 3 (torch backend) or 2 (tf-keras).")
-@click.option("--reset", type=ResetType(), default="never", show_default=True,
-              help="A reset callback (stateful only): epoch = layer.reset_state() in on_epoch_begin; "
-                   "every:K = before each training batch whose index is a multiple of K.")
+@click.option("--reset", type=ResetType(), default="never", show_default=True, metavar="never|epoch|every:K",
+              help="A reset callback (stateful only) that resets every RNN layer: epoch = in "
+                   "on_epoch_begin; every:K = before each training batch whose index is a multiple of K.")
 @click.option("--val-samples", type=int, default=0, show_default=True,
               help="Validation samples, run after each epoch's training (validation_data).")
 @click.option("--predict-samples", type=int, default=0, show_default=True,
@@ -220,8 +220,9 @@ def main(shape, batch_size, stateful, epochs, shuffle, no_shuffle, cell, layers,
     RNN whose state is handled as Keras handles it, and checks every slot's initial
     state on the tensors.
 
-    Exit codes: 0 ok; 1 the tensors differ from the prediction; 2 usage error;
-    3 Keras itself would raise for this setup.
+    Exit codes: 0 ok; 1 the tensors (or real Keras) differ from the prediction, or a CI
+    expectation failed; 2 usage error; 3 Keras itself would raise for this setup;
+    130 interrupted; 141 the output pipe was closed.
     """
     reject_conflicts(click.get_current_context())
     samples, timesteps, features = shape
