@@ -21,7 +21,7 @@ from .run import KerasStateError, batch_inputs, build_rnn, forward, resolve_devi
 from .schedule import iter_calls, predict_steps
 from .spec import Phase, Spec
 
-# Float32 LSTM outputs computed batched and alone differ only by summation order.
+# Float32 outputs computed batched and alone differ only by summation order.
 INDEPENDENCE_TOLERANCE = 1e-6
 CONTINUATION_TOLERANCE = 1e-5
 # Bounds that keep the evidence cheap next to the run itself, whatever the setup.

@@ -3,9 +3,10 @@
 `KerasStateRNN` applies Keras's state rules by itself (it never reads the schedule):
 stateless calls start from zeros; stateful calls start from the layer's state variables,
 which hold the previous call's final states (detached) and are zeroed only by
-`reset_state()`; a stateful call with another batch size raises Keras's ValueError.
+`reset_state()`; a stateful call with another batch size raises what Keras raises.
 `run_mirror` drives it like Keras's fit/evaluate/predict loops with the user's reset
-callback. Inputs are made per batch from the seed, never for the whole dataset.
+callback. Inputs are made a few batches at a time from the seed, never for the whole
+dataset.
 """
 
 from __future__ import annotations
