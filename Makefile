@@ -13,10 +13,11 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
+# torch goes in first, pinned, so that the project's open range (torch>=2.1) is already
+# satisfied and pip fetches no other build.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	# torch first, pinned, so that the project's open range is already satisfied.
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e '.[keras,test]'
 	touch $@
