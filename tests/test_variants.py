@@ -9,8 +9,8 @@ from click.testing import CliRunner
 from lstm_inspect.cli import main
 from lstm_inspect.evidence import continuation, first_records
 from lstm_inspect.report import Inspection
-from lstm_inspect.schedule import iter_calls
-from lstm_inspect.spec import Spec
+from lstm_inspect.schedule import iter_calls, predict_steps
+from lstm_inspect.spec import ResetPolicy, Spec
 
 CPU = "cpu"
 
@@ -149,3 +149,19 @@ def test_a_mirror_wrong_in_one_layer_is_reported_for_that_layer(monkeypatch):
     table = CliRunner().invoke(main, ["--shape", "12,5,2", "--batch", "4", "--stateful", "--no-shuffle",
                                       "--layers", "2", "--no-evidence"]).stdout
     assert "First at step 1, in h[layer 1], c[layer 1]." in " ".join(table.split())
+
+
+def test_keras_2_snippet_runs_under_tf_keras_when_installed():
+    import importlib.util
+    import subprocess
+    import sys
+
+    if importlib.util.find_spec("tf_keras") is None:
+        pytest.skip("tf-keras is not installed (it needs TensorFlow); the Keras 3 snippets run for real")
+    spec = Spec(12, 5, 1, batch_size=4, stateful=True, shuffle=False, epochs=2, keras="2",
+                reset=ResetPolicy.parse("epoch"))
+    text = CliRunner().invoke(main, [*spec.command_line().split(), "--emit", "keras"]).stdout
+    done = subprocess.run([sys.executable, "-"], input=text, capture_output=True, text=True, timeout=600)
+    expected = [f"{step.call.label}: zeros={step.zero_slots} carried={step.carried_slots}"
+                for step in predict_steps(spec)]
+    assert done.stdout.splitlines() == expected, done.stderr
