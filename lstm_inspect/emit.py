@@ -114,6 +114,7 @@ class ShowStates(keras.callbacks.Callback):
         self.epoch = epoch
 
     def show(self, label, batch, total):
+        # Batch sizes as Keras cuts them: the remainder last (Keras 2's shuffle="batch" may move it).
         print(f"{label}: zeros={min(B, total - batch * B)} carried=0")
 
     def on_train_batch_begin(self, batch, logs=None):
