@@ -55,6 +55,7 @@ CONFLICTS = {
              "expect_slot_resets", "expect_carries", "expect_error", "strict"),
     "quiet": ("output_format", "max_rows", "view", "svg", "html", "ascii_only"),
     "dry_run": ("evidence", "evidence_batch", "against", "device", "max_steps"),
+    "against": ("max_steps",),  # Keras runs every step: the mirror's shown must be checked too
 }
 
 # Options that shape one output format only.
@@ -70,6 +71,9 @@ def _option_name(ctx: click.Context, name: str) -> str:
 def reject_conflicts(ctx: click.Context) -> None:
     given = {name for name in ctx.params
              if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+    if "max_rows" in given and ctx.params["view"] == View.TIMELINE:
+        raise click.UsageError("--max-rows cannot be combined with --view timeline: the timeline folds "
+                               "to the terminal's width", ctx)
     if "evidence_batch" in given and not ctx.params["evidence"]:
         raise click.UsageError("--evidence-batch cannot be combined with --no-evidence", ctx)
     output_format = ctx.params["output_format"]
@@ -234,6 +238,9 @@ def main(shape, batch_size, stateful, epochs, shuffle, no_shuffle, cell, layers,
     except SpecError as error:
         raise click.BadParameter(str(error), param_hint=f"'{error.option}'") from None
     if emit:
+        if spec.stateful and spec.shuffle:
+            click.echo("note: the snippet fits with shuffle=False, as a stateful layer needs "
+                       "(slot i of batch k+1 continues slot i of batch k)", err=True)
         snippet = keras_snippet if emit == Emit.KERAS else torch_snippet
         click.echo(snippet(spec, spec.command_line()), nl=False)
         return
@@ -283,9 +290,11 @@ def check_before_running(spec: Spec, dry_run: bool, device: str, evidence_batch:
         problem = path and check_writable(path)
         if problem:
             raise click.BadParameter(problem, param_hint=f"'{option}'")
+    check_fits(spec.order_bytes(), f"the training order of {spec.samples:,} samples", "a smaller N")
     if dry_run:
         return
-    check_batch_fits(spec)
+    check_fits(spec.batch_bytes(), f"one batch of {spec.batch_size:,} x {spec.timesteps:,} x {spec.features:,}",
+               "a smaller --batch, or --dry-run for the schedule alone")
     if device == "cuda" and not _cuda_available():
         raise click.BadParameter("CUDA is not available here: use --device cpu or auto", param_hint="'--device'")
     training_batches = math.ceil(spec.samples / spec.batch_size)
@@ -312,14 +321,12 @@ def _available_memory() -> int | None:
     return None
 
 
-def check_batch_fits(spec: Spec) -> None:
-    """Refuse, before any work, a batch the machine cannot hold, rather than be killed."""
+def check_fits(needed: int, what: str, fix: str) -> None:
+    """Refuse, before any work, what the machine cannot hold, rather than be killed."""
     available = _available_memory()
-    if available is not None and spec.batch_bytes() > available // 2:
-        raise click.UsageError(
-            f"one batch of {spec.batch_size:,} x {spec.timesteps:,} x {spec.features:,} needs about "
-            f"{spec.batch_bytes() / 2**30:,.1f} GiB, more than half of the {available / 2**30:,.1f} GiB "
-            "available: use a smaller --batch, or --dry-run for the schedule alone")
+    if available is not None and needed > available // 2:
+        raise click.UsageError(f"{what} needs about {needed / 2**30:,.1f} GiB, more than half of the "
+                               f"{available / 2**30:,.1f} GiB available: use {fix}")
 
 
 def _cuda_available() -> bool:
@@ -338,8 +345,15 @@ def _compare_with_keras(spec: Spec):
     if installed is None or not installed.startswith("3."):
         found = f" (found Keras {installed})" if installed else ""
         raise click.UsageError(f"--against keras needs Keras 3{found}: pip install 'lstm-inspect[keras]'")
-    from .oracle import compare_with_keras
+    # Keras is fed whole arrays: every sample of every phase at once.
+    check_fits(spec.timesteps * spec.features * 4 * 3 * (spec.samples + spec.val_samples + spec.predict_samples),
+               "real Keras's input arrays", "a smaller N for --against keras")
+    from .oracle import compare_with_keras, import_keras
 
+    try:
+        import_keras()
+    except (ImportError, ValueError) as failed:  # e.g. KERAS_BACKEND naming a missing or unknown backend
+        raise click.UsageError(f"--against keras could not import Keras: {failed}") from None
     return compare_with_keras(spec)
 
 

@@ -145,7 +145,7 @@ def _reset_callback(spec: Spec) -> str:
 def keras_snippet(spec: Spec, args: str) -> str:
     width = "UNITS * 2" if spec.bidirectional else "UNITS"
     lines = [_HEADER.format(args=args), _KERAS_IMPORTS[spec.keras], "\n", _constants(spec), f'''\
-rng = np.random.default_rng(0)
+rng = np.random.default_rng({spec.seed})
 x, y = rng.uniform(-1, 1, (N, T, F)).astype("float32"), np.zeros((N, {width}), "float32")
 ''']
     if spec.val_samples:
@@ -200,7 +200,7 @@ from torch import nn
 ''', _constants(spec), f'''\
 STATEFUL, SHUFFLE = {spec.stateful}, {bool(spec.shuffle) and not spec.stateful}
 DIRECTIONS = {spec.directions}
-torch.manual_seed(0)
+torch.manual_seed({spec.seed})
 rnn = {_TORCH_MODULES[spec.cell]}(F, UNITS, num_layers=LAYERS, bidirectional=DIRECTIONS == 2, batch_first=True)
 optimizer = torch.optim.SGD(rnn.parameters(), lr=0.01)
 x, x_val, x_pred = (torch.rand(n, T, F) * 2 - 1 for n in (N, VAL, PRED))

@@ -8,8 +8,16 @@ import os
 import tempfile
 from typing import TextIO
 
-from .render import FoldedRows, step_cells, summary_text
+from .render import ASCII_MARKS, UNICODE_MARKS, FoldedRows, step_cells, summary_text
 from .report import Inspection
+
+
+def _encodes(out: TextIO, text: str) -> bool:
+    try:
+        text.encode(getattr(out, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
 
 
 def _escape(text: str) -> str:
@@ -21,18 +29,20 @@ def _markdown_row(cells: list[str]) -> str:
 
 
 def write_markdown(inspection: Inspection, out: TextIO, max_rows: int) -> None:
+    marks = UNICODE_MARKS if _encodes(out, "✓✗—…") else ASCII_MARKS
     rows = FoldedRows(max_rows)
     for result in inspection:
         rows.add(result)
+    rows.finish()
     out.write(f"`lstm-inspect {inspection.spec.command_line()}`\n\n")
     out.write(_markdown_row(["step", "call", "samples", "slots started from", "max |h0|", "ok"]))
     out.write("|---:|---|---|---|---:|:---:|\n")
     for result in rows.head:
-        out.write(_markdown_row(step_cells(result)))
+        out.write(_markdown_row(step_cells(result, marks)))
     if rows.folded:
-        out.write(_markdown_row(rows.fold_cells() + ["", ""]))
+        out.write(_markdown_row(rows.fold_cells(marks) + ["", ""]))
     for result in rows.tail:
-        out.write(_markdown_row(step_cells(result)))
+        out.write(_markdown_row(step_cells(result, marks)))
     out.write(f"\n{summary_text(inspection).plain}\n")
     if inspection.error:
         out.write(f"\n**Keras raises {inspection.error.type} at step {inspection.error.step}:** "
@@ -70,6 +80,9 @@ def check_writable(path: str) -> str | None:
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         return f"{path} is a directory"
+    if os.path.lexists(path) and (os.path.islink(path) or not os.path.isfile(path)):
+        # The file is replaced by a rename: never do that to a device, a pipe or a link.
+        return f"{path} exists and is not a regular file"
     if not os.path.isdir(directory):
         return f"no such directory: {directory}"
     if not os.access(directory, os.W_OK):

@@ -105,7 +105,7 @@ def import_keras():
     try:
         import keras
     except ImportError as missing:
-        raise ImportError("real Keras is not installed: pip install 'lstm-inspect[keras]'") from missing
+        raise ImportError(f"{missing} (pip install 'lstm-inspect[keras]' installs Keras 3)") from missing
     return keras
 
 
@@ -339,10 +339,12 @@ class StepComparison:
         return (self.start == self.predicted and self.state_diff is not None
                 and max(self.state_diff, self.output_diff, self.batch_independence_diff or 0.0) < TOLERANCE)
 
-    def to_json(self) -> dict:
-        return {"phase": self.phase.value, "epoch": self.epoch, "batch": self.batch,
-                "samples": self.samples.tolist(), "start": self.start, "state_diff": self.state_diff,
-                "output_diff": self.output_diff, "agree": self.agree}
+    def to_json(self, slots: bool = True) -> dict:
+        """`slots=False` (--no-slots): the per-slot arrays left out, as in the mirror's steps."""
+        item = {"phase": self.phase.value, "epoch": self.epoch, "batch": self.batch}
+        if slots:
+            item.update(samples=self.samples.tolist(), start=self.start)
+        return {**item, "state_diff": self.state_diff, "output_diff": self.output_diff, "agree": self.agree}
 
 
 @dataclass(frozen=True, eq=False)
@@ -396,9 +398,9 @@ class KerasComparison:
             line += ", as predicted" if self.error_agrees else f", predicted {_describe(self.predicted_error)}"
         return line
 
-    def to_json(self) -> dict:
+    def to_json(self, slots: bool = True) -> dict:
         return {"version": self.version, "backend": self.backend,
-                "steps": [step.to_json() for step in self.steps], "agree": self.agree,
+                "steps": [step.to_json(slots) for step in self.steps], "agree": self.agree,
                 "max_state_diff": self.max_state_diff, "max_output_diff": self.max_output_diff,
                 "error": self.error.to_json() if self.error else None}
 

@@ -81,7 +81,8 @@ class FoldedRows:
 
     def __init__(self, max_rows: int):
         self.head_size = max_rows // 2
-        self.tail: deque[StepResult] = deque(maxlen=max_rows - self.head_size - 1)
+        # One row more than shown when folding: the fold row takes its place only if needed.
+        self.tail: deque[StepResult] = deque(maxlen=max_rows - self.head_size)
         self.head: list[StepResult] = []
         self.folded: Counter[str] = Counter()
 
@@ -92,6 +93,11 @@ class FoldedRows:
         if len(self.tail) == self.tail.maxlen:
             self.folded[_fold_key(self.tail[0].step)] += 1
         self.tail.append(result)
+
+    def finish(self) -> None:
+        """Make room for the fold row, if anything was folded."""
+        if self.folded:
+            self.folded[_fold_key(self.tail.popleft().step)] += 1
 
     def fold_cells(self, marks: Marks = UNICODE_MARKS) -> list[str]:
         total = sum(self.folded.values())
@@ -142,6 +148,7 @@ def build_table(inspection: Inspection, max_rows: int, keras=None, marks: Marks 
     rows = FoldedRows(max_rows)
     for result in inspection:
         rows.add(result)
+    rows.finish()
 
     def add(result: StepResult) -> None:
         cells = _row(result, marks)
@@ -294,5 +301,5 @@ def write_json(inspection: Inspection, out: TextIO, keras=None, slots: bool = Tr
             "evidence": [item.to_json() for item in inspection.evidence],
             "claims": [claim.to_json() for claim in inspection.claims] if inspection.with_evidence else []}
     if keras is not None:
-        tail["keras"] = keras.to_json()
+        tail["keras"] = keras.to_json(slots)
     out.write("\n], " + json.dumps(tail)[1:] + "\n")

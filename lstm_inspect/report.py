@@ -162,7 +162,7 @@ def warnings_for(spec: Spec) -> list[str]:
     if not spec.stateful:
         return []
     found = []
-    if spec.shuffle:
+    if spec.shuffle and spec.carries:
         found.append("shuffle is on with a stateful layer: Keras still carries state slot by slot, "
                      "so each slot continues an unrelated sample; use --no-shuffle (shuffle=False), "
                      "as the layer's docs ask")
@@ -295,13 +295,17 @@ class Expectations:
 
     def failures(self, inspection: Inspection) -> list[str]:
         summary = inspection.summary
-        found = (f"found {summary.reset_events:,} ({plural(summary.slot_resets, 'slot reset')}, "
-                 f"{plural(summary.slot_carries, 'slot carry', 'slot carries')})")
+        counts = {"reset events": plural(summary.reset_events, "reset event"),
+                  "slot resets": plural(summary.slot_resets, "slot reset"),
+                  "slot carries": plural(summary.slot_carries, "slot carry", "slot carries")}
         checks = [("reset events", self.reset_events, summary.reset_events),
                   ("slot resets", self.slot_resets, summary.slot_resets),
                   ("slot carries", self.slot_carries, summary.slot_carries)]
-        failed = [f"expected {expected:,} {name}, {found}" for name, expected, actual in checks
-                  if expected is not None and expected != actual]
+        failed = []
+        for name, expected, actual in checks:
+            if expected is not None and expected != actual:
+                others = ", ".join(text for other, text in counts.items() if other != name)
+                failed.append(f"expected {expected:,} {name}, found {actual:,} ({others})")
         raised = inspection.error is not None
         if self.error is not None and self.error != raised:
             failed.append(f"expected Keras {'to raise' if self.error else 'not to raise'}, "
@@ -353,7 +357,7 @@ def verdict(spec: Spec, summary: Summary, error: KerasError | None) -> str:
     if spec.bidirectional:
         text += (" Both directions carry, but the backward one carries the state it had at the previous "
                  "batch's first timestep: this is not one long bidirectional pass.")
-    if spec.shuffle:
+    if spec.shuffle and spec.carries:
         text += " Shuffle is on, so a slot carries its state into an unrelated sample."
     if error:
         text += (f" But Keras raises {error.type} at step {error.step}: a stateful layer needs every "

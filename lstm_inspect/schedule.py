@@ -85,14 +85,15 @@ def _phase_batches(spec: Spec):
         for batch, samples in enumerate(training_batches(spec, epoch)):
             yield Phase.TRAIN, epoch, batch, samples
         if spec.val_samples:
-            yield from _batches(Phase.VALIDATION, epoch, np.arange(spec.val_samples), spec.batch_size)
+            yield from _in_order(Phase.VALIDATION, epoch, spec.val_samples, spec.batch_size)
     if spec.predict_samples:
-        yield from _batches(Phase.PREDICT, 0, np.arange(spec.predict_samples), spec.batch_size)
+        yield from _in_order(Phase.PREDICT, 0, spec.predict_samples, spec.batch_size)
 
 
-def _batches(phase: Phase, epoch: int, order: np.ndarray, batch_size: int):
-    for batch, start in enumerate(range(0, len(order), batch_size)):
-        yield phase, epoch, batch, order[start:start + batch_size]
+def _in_order(phase: Phase, epoch: int, count: int, batch_size: int):
+    """Unshuffled batches, made one at a time."""
+    for batch, start in enumerate(range(0, count, batch_size)):
+        yield phase, epoch, batch, np.arange(start, min(start + batch_size, count))
 
 
 def iter_calls(spec: Spec) -> Iterator[Call]:

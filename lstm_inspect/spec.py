@@ -150,6 +150,12 @@ class Spec:
             )
 
     @property
+    def carries(self) -> bool:
+        """Whether any state can pass from one call to another: stateful, and more than one call."""
+        return self.stateful and (self.samples > self.batch_size or self.epochs > 1
+                                  or bool(self.val_samples) or bool(self.predict_samples))
+
+    @property
     def directions(self) -> int:
         return 2 if self.bidirectional else 1
 
@@ -167,6 +173,10 @@ class Spec:
         largest_batch = min(self.batch_size, max(self.samples, self.val_samples, self.predict_samples))
         weights = 4 * 4 * self.units * (self.units + self.features) * self.layers * self.directions
         return largest_batch * self.timesteps * per_step + weights
+
+    def order_bytes(self) -> int:
+        """Memory of one epoch's training order, which even a dry run holds (4 or 8 bytes a sample)."""
+        return self.samples * (4 if self.samples < 2**31 else 8)
 
     def command_line(self) -> str:
         """The lstm-inspect arguments that give this spec (defaults left out)."""

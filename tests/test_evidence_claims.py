@@ -133,3 +133,19 @@ def test_strict_turns_warnings_into_failures():
 
 def test_quiet_with_json_is_a_usage_error():
     assert CliRunner().invoke(main, [*HEADLINE, "--quiet", "--format", "json"]).exit_code == 2
+
+
+def test_each_failed_expectation_reports_its_own_count():
+    result = CliRunner().invoke(main, ["--shape", "12,5,1", "--batch", "4", "--stateful", "--no-shuffle",
+                                       "--quiet", "--expect-carries", "3", "--expect-slot-resets", "4"])
+    assert result.exit_code == 1
+    assert "expected 3 slot carries, found 8 (1 reset event, 4 slot resets)" in result.stderr
+    assert "slot resets, found" not in result.stderr  # the slot-reset expectation held
+
+
+def test_one_call_has_no_gradient_boundary_to_measure():
+    from lstm_inspect.evidence import gradient_truncation
+    import torch
+
+    item = gradient_truncation(Spec(2, 3, 1, batch_size=4, stateful=True), torch.device("cpu"))
+    assert item.value is None and item.passed is None

@@ -65,6 +65,8 @@ BAD_INPUTS = [
     (["--shape", "12,5,1", "--shuffle", "--no-shuffle"], "--no-shuffle cannot be combined with --shuffle"),
     (["--shape", "12,5,1", "--layers", "0"], "--layers must be a positive integer"),
     (["--shape", "12,5,1", "--cell", "transformer"], "'transformer' is not one of"),
+    (["--shape", "12,5,1", "--max-steps", "2", "--against", "keras"], "--against cannot be combined with --max-steps"),
+    (["--shape", "12,5,1", "--view", "timeline", "--max-rows", "5"], "--max-rows cannot be combined with --view"),
     (["--batch", "10"], "Missing option '--shape'"),
     (["--shape"], "requires an argument"),
     (["--shape", "10,2,1", "--frobnicate"], "No such option"),
@@ -170,3 +172,30 @@ def test_fuzzed_arguments_never_give_a_traceback(shape, options):
         assert isinstance(result.exception, SystemExit), (args, repr(result.exception))
     if "json" in args and result.exit_code in (0, 1, 3) and result.stdout:
         json.loads(result.stdout)
+
+
+def test_a_device_or_link_is_never_replaced_by_an_export(tmp_path):
+    link = tmp_path / "link.svg"
+    link.symlink_to(tmp_path / "target.svg")
+    result = CliRunner().invoke(main, [*SMALL, "--svg", str(link)])
+    assert result.exit_code == 2 and "is not a regular file" in result.stderr
+    result = CliRunner().invoke(main, [*SMALL, "--html", "/dev/null"])
+    assert result.exit_code == 2 and "is not a regular file" in result.stderr
+
+
+def test_a_schedule_too_large_for_memory_is_refused_even_on_a_dry_run():
+    result = CliRunner().invoke(main, ["--shape", "1000000000000000,20,1", "--dry-run"])
+    assert result.exit_code == 2 and "the training order of" in result.stderr
+
+
+def test_markdown_to_an_ascii_stream_uses_ascii_marks():
+    env = {**os.environ, "PYTHONIOENCODING": "ascii"}
+    done = subprocess.run([BIN, *SMALL, "--format", "markdown", "--no-evidence"], capture_output=True, env=env)
+    assert done.returncode == 0 and b"Traceback" not in done.stderr
+    assert b"| ok |" in done.stdout
+
+
+def test_folding_only_when_there_are_more_steps_than_rows():
+    rows = [line for line in CliRunner().invoke(main, ["--shape", "16,5,1", "--batch", "4", "--max-rows", "4",
+                                                       "--dry-run"]).stdout.splitlines() if line.startswith("│")]
+    assert [row.split("│")[1].strip() for row in rows] == ["0", "1", "2", "3"]
