@@ -29,10 +29,14 @@ class Landmarks:
         self.first_carry: Step | None = None
         self.epoch_start: Step | None = None  # first training step of epoch 1
         self.other_phase: Step | None = None  # first validation or predict step
+        self.longest_chain = 0  # most consecutive calls a slot's state runs through without a reset
+        self._chain = 0
 
     def add(self, step: Step) -> None:
         if step.raises:
             return
+        self._chain = self._chain + 1 if step.carried_slots else 1
+        self.longest_chain = max(self.longest_chain, self._chain)
         call = step.call
         if self.first_carry is None and step.carried_slots:
             self.first_carry = step

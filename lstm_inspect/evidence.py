@@ -11,14 +11,13 @@
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from .run import KerasStateError, batch_inputs, build_rnn, forward, resolve_device, run_mirror
-from .schedule import iter_calls, predict_steps
+from .run import batch_inputs, build_rnn, forward, mirror_records, resolve_device
+from .schedule import iter_calls
 from .spec import Phase, Spec
 
 # Float32 outputs computed batched and alone differ only by summation order.
@@ -41,17 +40,6 @@ class EvidenceItem:
     def to_json(self) -> dict:
         return {"key": self.key, "title": self.title, "value": self.value, "passed": self.passed,
                 "detail": self.detail, **self.extra}
-
-
-def first_records(spec: Spec, count: int, device: torch.device) -> list:
-    """The mirror's first `count` calls (fewer where Keras raises): one run serves all evidence."""
-    records = []
-    try:
-        for record in itertools.islice(run_mirror(spec, device), count):
-            records.append(record)
-    except KerasStateError:
-        pass
-    return records
 
 
 def batch_independence(spec: Spec, records: list, batch: int, device: torch.device) -> EvidenceItem:
@@ -80,20 +68,9 @@ def batch_independence(spec: Spec, records: list, batch: int, device: torch.devi
         "samples of a batch", {"step": record.call.index, "samples_checked": slots})
 
 
-def _longest_chain(spec: Spec) -> int:
-    """Most consecutive calls one slot's state runs through without a reset."""
-    longest = current = 0
-    for step in predict_steps(spec):
-        if step.raises:
-            break
-        current = current + 1 if step.carried_slots else 1
-        longest = max(longest, current)
-    return longest
-
-
-def continuation(spec: Spec, records: list, device: torch.device) -> EvidenceItem:
-    """`records`: the mirror's first calls; the chain from the first runs to the first reset."""
-    chain_calls = _longest_chain(spec)
+def continuation(spec: Spec, records: list, chain_calls: int, device: torch.device) -> EvidenceItem:
+    """`records`: the mirror's first calls; the chain from the first runs to the first reset.
+    `chain_calls`: the most consecutive calls a slot runs through without a reset, in the run."""
     effective = {"effective_length": chain_calls * spec.timesteps, "chain_calls": chain_calls}
     if not spec.stateful:
         return EvidenceItem("continuation", "Continuation", None, None,
@@ -161,11 +138,12 @@ def gradient_truncation(spec: Spec, device: torch.device) -> EvidenceItem:
         {"with_detach": detached, "without_detach": attached})
 
 
-def gather(spec: Spec, batch: int, device: str = "cpu") -> list[EvidenceItem]:
+def gather(spec: Spec, batch: int, chain_calls: int, device: str = "cpu") -> list[EvidenceItem]:
     where = resolve_device(device)
     # cuDNN may compute in TF32 by default, whose rounding depends on the batch layout: the
     # evidence compares float32 results, as Keras computes them.
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-        records = first_records(spec, max(batch + 1, MAX_CHAIN_CALLS), where)
-        return [batch_independence(spec, records, batch, where), continuation(spec, records, where),
+        # One run of the mirror serves batch independence and continuation.
+        records = mirror_records(spec, where, limit=max(batch + 1, MAX_CHAIN_CALLS))
+        return [batch_independence(spec, records, batch, where), continuation(spec, records, chain_calls, where),
                 gradient_truncation(spec, where)]

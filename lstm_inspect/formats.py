@@ -8,16 +8,8 @@ import os
 import tempfile
 from typing import TextIO
 
-from .render import ASCII_MARKS, UNICODE_MARKS, FoldedRows, step_cells, summary_text
+from .render import ASCII_MARKS, UNICODE_MARKS, FoldedRows, can_encode, step_cells, summary_text
 from .report import Inspection
-
-
-def _encodes(out: TextIO, text: str) -> bool:
-    try:
-        text.encode(getattr(out, "encoding", None) or "utf-8")
-    except (UnicodeEncodeError, LookupError):
-        return False
-    return True
 
 
 def _escape(text: str) -> str:
@@ -29,7 +21,7 @@ def _markdown_row(cells: list[str]) -> str:
 
 
 def write_markdown(inspection: Inspection, out: TextIO, max_rows: int) -> None:
-    marks = UNICODE_MARKS if _encodes(out, "✓✗—…") else ASCII_MARKS
+    marks = UNICODE_MARKS if can_encode(out, "✓✗—…") else ASCII_MARKS
     rows = FoldedRows(max_rows)
     for result in inspection:
         rows.add(result)

@@ -441,18 +441,13 @@ def _compare_step(call: KerasCall, start: list[str], step: Step | None,
 def compare_with_keras(spec: Spec) -> KerasComparison:
     """Run the setup through real Keras and through the mirror, and compare every call
     Keras completed with the schedule's step and the mirror's call of the same index."""
-    from .run import KerasStateError, run_mirror
+    from .run import mirror_records
 
     observed = run_keras(spec)
     schedule = list(predict_steps(spec))
     planned = [step for step in schedule if not step.raises]
     raising = [step for step in schedule if step.raises]
-    mirror = []
-    try:
-        for record in run_mirror(spec):
-            mirror.append(record)
-    except KerasStateError:
-        pass  # the mirror stops where it raises; the error compared is the one Keras raised
+    mirror = mirror_records(spec)  # up to where it raises; the error compared is the one Keras raised
     steps = [_compare_step(call, start, planned[i] if i < len(planned) else None,
                            mirror[i] if i < len(mirror) else None, spec.directions)
              for i, (call, start) in enumerate(zip(observed.completed, observed.start_labels()))]

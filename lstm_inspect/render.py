@@ -50,30 +50,27 @@ def describe_start(step: Step) -> str:
     """What the slots started from, e.g. "reset x200" or "carried x4 from train e0 b2"."""
     if step.raises:
         return f"raises: {len(step.call.samples):,} samples"
-    parts = []
-    if step.zero_slots:
-        parts.append(f"reset x{step.zero_slots:,}")
+    parts = _counts(step)
     if step.carried_slots:
         unrelated = int(np.count_nonzero(step.start_kinds() == Start.UNRELATED.value))
-        text = f"carried x{step.carried_slots:,} from {step.source.label}"
+        parts[-1] += f" from {step.source.label}"
         if unrelated == step.carried_slots:
-            text += " (unrelated)"
+            parts[-1] += " (unrelated)"
         elif unrelated:
-            text += f" ({unrelated:,} unrelated)"
-        parts.append(text)
+            parts[-1] += f" ({unrelated:,} unrelated)"
     return ", ".join(parts)
+
+
+def _counts(step: Step) -> list[str]:
+    return ([f"reset x{step.zero_slots:,}"] if step.zero_slots else []) + (
+        [f"carried x{step.carried_slots:,}"] if step.carried_slots else [])
 
 
 def _fold_key(step: Step) -> str:
     """The kind of a step, without its indices, for the row that stands for folded steps."""
     if step.raises:
         return f"{step.call.phase} raising"
-    parts = []
-    if step.zero_slots:
-        parts.append(f"reset x{step.zero_slots:,}")
-    if step.carried_slots:
-        parts.append(f"carried x{step.carried_slots:,}")
-    return f"{step.call.phase} ({', '.join(parts)})"
+    return f"{step.call.phase} ({', '.join(_counts(step))})"
 
 
 class FoldedRows:
@@ -267,9 +264,10 @@ def render_table(inspection: Inspection, console: Console, max_rows: int, keras=
     console.print(Group(table, *closing_parts(inspection, keras, plain)))
 
 
-def can_encode(console: Console, text: str) -> bool:
+def can_encode(stream, text: str) -> bool:
+    """Whether a console or a text stream can write `text` in its encoding."""
     try:
-        text.encode(console.encoding)
+        text.encode(getattr(stream, "encoding", None) or "utf-8")
     except (UnicodeEncodeError, LookupError):
         return False
     return True

@@ -218,7 +218,7 @@ class Inspection:
             if self.with_evidence:
                 from .evidence import gather  # needs torch, like the run
 
-                self.evidence = gather(self.spec, self.evidence_batch, self.device)
+                self.evidence = gather(self.spec, self.evidence_batch, self.landmarks.longest_chain, self.device)
 
     def _predicted(self, steps: Iterable[Step] | None = None) -> Iterator[StepResult]:
         for step in predict_steps(self.spec) if steps is None else steps:
@@ -295,16 +295,13 @@ class Expectations:
 
     def failures(self, inspection: Inspection) -> list[str]:
         summary = inspection.summary
-        counts = {"reset events": plural(summary.reset_events, "reset event"),
-                  "slot resets": plural(summary.slot_resets, "slot reset"),
-                  "slot carries": plural(summary.slot_carries, "slot carry", "slot carries")}
-        checks = [("reset events", self.reset_events, summary.reset_events),
-                  ("slot resets", self.slot_resets, summary.slot_resets),
-                  ("slot carries", self.slot_carries, summary.slot_carries)]
+        checks = [("reset events", self.reset_events, summary.reset_events, "reset event", None),
+                  ("slot resets", self.slot_resets, summary.slot_resets, "slot reset", None),
+                  ("slot carries", self.slot_carries, summary.slot_carries, "slot carry", "slot carries")]
         failed = []
-        for name, expected, actual in checks:
+        for name, expected, actual, _, _ in checks:
             if expected is not None and expected != actual:
-                others = ", ".join(text for other, text in counts.items() if other != name)
+                others = ", ".join(plural(count, one, many) for other, _, count, one, many in checks if other != name)
                 failed.append(f"expected {expected:,} {name}, found {actual:,} ({others})")
         raised = inspection.error is not None
         if self.error is not None and self.error != raised:

@@ -155,6 +155,16 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def mirror_records(spec: Spec, device: torch.device | None = None, limit: int | None = None) -> list[CallRecord]:
+    """The mirror's calls as a list (the first `limit` only, if given), up to where it raises."""
+    records = []
+    try:
+        records.extend(itertools.islice(run_mirror(spec, device), limit))
+    except KerasStateError:
+        pass
+    return records
+
+
 def run_mirror(spec: Spec, device: torch.device | None = None) -> Iterator[CallRecord]:
     """Every call fit (+ validation) and predict make, in order; raises KerasStateError
     at the call where Keras raises, after yielding the calls before it."""

@@ -71,8 +71,8 @@ def _column(result: StepResult, slots: int) -> Column:
 class _Columns:
     """The first `head` and last `tail` columns of the stream, plus what the middle hides."""
 
-    def __init__(self, head: int, tail: int, slots: int):
-        self.head_size, self.slots = head, slots
+    def __init__(self, head: int, tail: int):
+        self.head_size = head
         self.head: list[Column] = []
         self.tail: deque[Column] = deque(maxlen=tail)
         self.hidden = 0
@@ -107,7 +107,7 @@ def build_timeline(inspection: Inspection, width: int, glyphs: Glyphs, keras=Non
     slots = min(spec.batch_size, max(spec.samples, spec.val_samples, spec.predict_samples))
     # Two characters a step and room for phase boundaries: about three a step, to be safe.
     fitting = max(4, (width - label_width - 8) // 3)
-    columns = _Columns(head=fitting // 2, tail=fitting - fitting // 2, slots=slots)
+    columns = _Columns(head=fitting // 2, tail=fitting - fitting // 2)
     for result in inspection:
         columns.add(_column(result, slots))
     shown: list[Column | None] = list(columns.head) + ([None] if columns.hidden else []) + list(columns.tail)

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from lstm_inspect import run
-from lstm_inspect.evidence import gather
 from lstm_inspect.report import Inspection
 from lstm_inspect.spec import ResetPolicy, Spec
 
@@ -32,7 +31,9 @@ def test_records_live_on_the_gpu_and_carries_are_the_same_tensors():
 
 
 def test_evidence_holds_on_the_gpu():
-    items = {item.key: item for item in gather(Spec(1000, 20, 1, batch_size=200, stateful=True, shuffle=False),
-                                               0, "cuda")}
+    inspection = Inspection(Spec(1000, 20, 1, batch_size=200, stateful=True, shuffle=False), device="cuda",
+                            with_evidence=True)
+    list(inspection)
+    items = {item.key: item for item in inspection.evidence}
     assert items["continuation"].passed and items["gradient_truncation"].value == 0.0
     assert items["batch_independence"].value < 1e-5

@@ -7,7 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from lstm_inspect.cli import main
-from lstm_inspect.evidence import continuation, first_records
+from lstm_inspect.evidence import continuation
+from lstm_inspect.run import mirror_records
 from lstm_inspect.report import Inspection
 from lstm_inspect.schedule import iter_calls, predict_steps
 from lstm_inspect.spec import ResetPolicy, Spec
@@ -60,7 +61,10 @@ def test_backward_direction_does_not_continue_across_batches():
     import torch
 
     def measured(spec):
-        return continuation(spec, first_records(spec, 20, torch.device(CPU)), torch.device(CPU))
+        schedule = Inspection(spec, dry_run=True)
+        list(schedule)
+        return continuation(spec, mirror_records(spec, torch.device(CPU), limit=20),
+                            schedule.landmarks.longest_chain, torch.device(CPU))
 
     item = measured(Spec(40, 5, 1, batch_size=8, stateful=True, shuffle=False, bidirectional=True))
     assert item.value <= 1e-5 and item.extra["backward_diff"] > 1e-3
