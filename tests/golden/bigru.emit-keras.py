@@ -1,0 +1,79 @@
+# Reproduces the state handling of: lstm-inspect --shape 12,3,2 --batch 4 --epochs 2 --stateful --cell gru --layers 2 --bidirectional --reset epoch
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "torch")
+import keras
+import numpy as np
+
+
+def to_numpy(variable):
+    return np.array(keras.ops.convert_to_numpy(variable))
+
+N, T, F, B, UNITS, EPOCHS = 12, 3, 2, 4, 8, 2
+VAL, PRED, LAYERS = 0, 0, 2
+rng = np.random.default_rng(0)
+x, y = rng.uniform(-1, 1, (N, T, F)).astype("float32"), np.zeros((N, UNITS * 2), "float32")
+# A stateful layer needs a fixed batch size: the state holds one row per batch slot.
+inputs = keras.Input(batch_shape=(B, T, F))
+# use_cudnn=False: Keras 3 fails stateful training with cuDNN on torch (keras-team/keras#20875).
+outputs = inputs
+for depth in range(LAYERS):
+    outputs = keras.layers.Bidirectional(keras.layers.GRU(UNITS, stateful=True, return_sequences=depth < LAYERS - 1, use_cudnn=False))(outputs)
+model = keras.Model(inputs, outputs)
+model.compile(optimizer="sgd", loss="mse")
+
+
+def rnn_layers(model):
+    """Every RNN layer: each holds its own state per batch slot (Bidirectional holds two)."""
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Bidirectional):
+            yield from (layer.forward_layer, layer.backward_layer)
+        elif isinstance(layer, keras.layers.RNN):
+            yield layer
+
+
+class ResetStates(keras.callbacks.Callback):
+    """Keras never resets a stateful layer itself."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # Keras 3's Model has no reset_state(): reset each RNN layer.
+        for rnn in rnn_layers(self.model):
+            rnn.reset_state()
+
+
+class ShowStates(keras.callbacks.Callback):
+    """Prints where each slot's initial state comes from, read from every layer's states."""
+
+    epoch, final = 0, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def states(self):
+        return [to_numpy(state) for rnn in rnn_layers(self.model) for state in rnn.states]
+
+    def show(self, label):
+        now = self.states()
+        zeros = np.all([~state.any(axis=1) for state in now], axis=0)
+        carried = (np.zeros(len(zeros), bool) if self.final is None else
+                   np.all([(a == b).all(axis=1) for a, b in zip(now, self.final)], axis=0) & ~zeros)
+        print(f"{label}: zeros={zeros.sum()} carried={carried.sum()}")
+
+    def keep_final(self, batch, logs=None):
+        self.final = self.states()
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.show(f"train e{self.epoch} b{batch}")
+
+    def on_test_batch_begin(self, batch, logs=None):
+        self.show(f"validation e{self.epoch} b{batch}")
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        self.show(f"predict b{batch}")
+
+    on_train_batch_end = on_test_batch_end = on_predict_batch_end = keep_final
+
+
+show = ShowStates()
+# shuffle=False for a stateful layer: slot i of batch k+1 continues slot i of batch k.
+model.fit(x, y, batch_size=B, epochs=EPOCHS, shuffle=False, callbacks=[ResetStates(), show], verbose=0)
