@@ -32,8 +32,8 @@ import torch
 from torch import nn
 
 from lstm_inspect.oracle import copy_weights, import_keras
-from lstm_inspect.report import Inspection
-from lstm_inspect.run import batch_inputs, build_rnn, run_mirror
+from lstm_inspect.inspection import Inspection, Report
+from lstm_inspect.mirror import batch_inputs, build_rnn, run_mirror
 from lstm_inspect.schedule import iter_calls
 from lstm_inspect.spec import Spec
 
@@ -140,11 +140,11 @@ def stateful_spec(samples: int, timesteps: int, features: int, batch: int, units
     return Spec(samples, timesteps, features, batch_size=batch, stateful=True, shuffle=False, units=units)
 
 
-def checked_run(spec: Spec, device: str) -> Inspection:
+def checked_run(spec: Spec, device: str) -> Report:
     inspection = Inspection(spec, device=device)
-    for _ in inspection:
+    for _ in inspection:  # streamed, as the command does: no step kept
         pass
-    return inspection
+    return inspection.report
 
 
 def bare_loop(spec: Spec, device: str) -> int:
@@ -169,16 +169,16 @@ def mirror_vs_bare(sizes: Sizes, device: str, sync: Callable[[], None]) -> None:
           f"U={spec.units}, stateful, no shuffle, one epoch; best of {sizes.repeats}")
     best, results = best_times({"mirror": lambda: checked_run(spec, device),
                                 "bare": lambda: bare_loop(spec, device)}, sizes.repeats, sync)
-    inspection = results["mirror"]
+    report = results["mirror"]
     # The mirror's steps include the one where Keras raises (a partial last batch): no forward.
-    mirror_calls = inspection.summary.steps - (inspection.error is not None)
-    ending = f", then Keras raises at step {inspection.error.step}" if inspection.error else ""
+    mirror_calls = report.summary.steps - (report.error is not None)
+    ending = f", then Keras raises at step {report.error.step}" if report.error else ""
     row("bare PyTorch loop", duration(best["bare"]))
     row("mirror, checked run (Inspection)", duration(best["mirror"]))
     row("ratio mirror / bare", f"{best['mirror'] / best['bare']:.2f}x", "<= 1.10x",
         best["mirror"] / best["bare"] <= 1.10)
     print(f"  forward calls: mirror {mirror_calls:,}, bare {results['bare']:,}{ending}; "
-          f"every step verified: {inspection.summary.verified}")
+          f"every step verified: {report.summary.verified}")
 
 
 def part_a(sizes: Sizes) -> None:

@@ -1,8 +1,47 @@
-"""lstm-inspect: when does Keras reset a recurrent layer's state, and when does it carry it?"""
+"""lstm-inspect: when does Keras reset a recurrent layer's state, and when does it carry it?
 
+The library under the command, torch-free to import (torch loads on first use of what needs it):
+
+- the setup: `Spec`, with `Shuffle`, `ResetPolicy`, `Cell`, `KerasVersion`, `Phase`; an invalid one
+  raises `SpecError`, naming the field;
+- the schedule: `keras_steps(spec)` yields Keras's `Step`s, each slot's start predicted; the
+  raising step carries its `KerasError`; `iter_calls(spec)` is the data order alone;
+- the mirror: `KerasStateful(rnn, batch_size=B)`, a trainable `torch.nn.Module` that handles
+  state as Keras does, raising `KerasStateError` (a ValueError) as Keras does;
+- a checked run: `inspect(spec)` streams `StepResult`s once and ends in a frozen `Report`
+  (`inspect(spec).run()` keeps the steps too).
+"""
+
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 try:
     __version__ = version("lstm-inspect")
 except PackageNotFoundError:  # running from a source tree that was never installed
     __version__ = "0+unknown"
+
+# Public name -> the module that defines it, imported on first use.
+_EXPORTS = {
+    "Spec": "spec", "SpecError": "spec", "Shuffle": "spec", "ResetPolicy": "spec", "ResetKind": "spec",
+    "Cell": "spec", "KerasVersion": "spec", "Phase": "spec", "Terms": "spec",
+    "keras_steps": "schedule", "iter_calls": "schedule", "Step": "schedule", "Call": "schedule",
+    "Start": "schedule", "KerasError": "schedule", "KerasStateError": "schedule",
+    "KerasStateful": "mirror",
+    "inspect": "inspection", "Inspection": "inspection", "Report": "inspection", "StepResult": "inspection",
+    "Summary": "inspection",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'lstm_inspect' has no attribute {name!r}")
+    value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

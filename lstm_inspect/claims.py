@@ -7,9 +7,10 @@ or an evidence item. `Landmarks` picks those steps out of the stream as it passe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .schedule import Step
-from .spec import Phase, ResetKind, Spec
+from .spec import Phase, ResetKind, Spec, Terms
 
 
 @dataclass(frozen=True)
@@ -18,7 +19,7 @@ class Claim:
     true: bool
     because: str
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {"claim": self.text, "verdict": "TRUE" if self.true else "FALSE", "because": self.because}
 
 
@@ -52,8 +53,8 @@ def _started(step: Step) -> str:
     return f"step {step.call.index} ({step.call.label}) started all {step.zero_slots:,} slots from zeros"
 
 
-def judge(spec: Spec, landmarks: Landmarks, evidence: dict[str, float | None]) -> list[Claim]:
-    """`evidence` maps evidence keys to measured values (None on a dry run)."""
+def judge(spec: Spec, landmarks: Landmarks, evidence: dict[str, float | None], terms: Terms = Terms()) -> list[Claim]:
+    """`evidence` maps evidence keys to measured values (None on a dry run); `terms` names settings."""
     stateless = not spec.stateful
     # A callback resetting before every training batch does not run for validation or predict.
     every_batch = (spec.stateful and spec.reset.kind == ResetKind.EVERY and spec.reset.every == 1
@@ -83,7 +84,7 @@ def judge(spec: Spec, landmarks: Landmarks, evidence: dict[str, float | None]) -
                          "each sample has its own slot; measured by evidence 1 on a real run")
 
     if carry and len(carry.source.samples) == 1:
-        mapping = ("with --batch 1 the only slot is both the last and the first: here, and only here, "
+        mapping = (f"with {terms.setting('batch_size', 1)} the only slot is both the last and the first: here, and only here, "
                    "the claim holds")
     elif carry:
         slot0_sample = int(carry.call.samples[0])
@@ -103,11 +104,12 @@ def judge(spec: Spec, landmarks: Landmarks, evidence: dict[str, float | None]) -
                           "they are reset after every batch, the epoch's last one included")
     elif resets_at_epoch:
         epoch_end = Claim("States are reset at the end of each epoch", True,
-                          f"only by your --reset {spec.reset} callback, at the next epoch's first batch")
+                          f"only by your {terms.setting('reset', str(spec.reset))} callback, at the next epoch's first batch")
     else:
         epoch_end = Claim("States are reset at the end of each epoch", False,
                           _started(landmarks.epoch_start) if landmarks.epoch_start else
-                          "nothing in fit resets a stateful layer (one epoch here: add --epochs 2 to see it)")
+                          "nothing in fit resets a stateful layer (one epoch here: add "
+                          f"{terms.setting('epochs', 2)} to see it)")
 
     if stateless:
         fresh = Claim("Validation and predict start from a fresh state", True,
@@ -115,6 +117,6 @@ def judge(spec: Spec, landmarks: Landmarks, evidence: dict[str, float | None]) -
     else:
         fresh = Claim("Validation and predict start from a fresh state", False,
                       _started(landmarks.other_phase) if landmarks.other_phase else
-                      "Keras does not reset before evaluate or predict (add --val-samples or "
-                      "--predict-samples to see it)")
+                      f"Keras does not reset before evaluate or predict (add {terms.name('val_samples')} or "
+                      f"{terms.name('predict_samples')} to see it)")
     return [reset_batch, each_sequence, within_batch, last_into_first, epoch_end, fresh]

@@ -1,4 +1,8 @@
-"""The command line: parse and validate options, build the Inspection, pick a renderer."""
+"""The command line: options in groups, each building one object; exit codes and CI checks.
+
+The only module that imports click. It maps the library's field names to its flags, picks
+a view, feeds it the inspection's steps, and turns the report into an exit code.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,25 @@ import io
 import math
 import os
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.text import Text
 
 from . import __version__
-from .report import EXIT_MISMATCH, EXIT_OK, Expectations, Inspection, plural
 from .emit import keras_snippet, torch_snippet
-from .formats import check_writable, write_atomically, write_csv, write_markdown
-from .render import render_table, write_json
-from .timeline import render_timeline
-from .spec import SHUFFLE_BATCH, Cell, KerasVersion, ResetPolicy, Spec, SpecError, parse_shape
+from .formats import CsvWriter, MarkdownWriter, check_writable, write_atomically
+from .inspection import Inspection, Report, StepResult, inspect
+from .render import JsonWriter, TableView, View
+from .spec import Cell, KerasVersion, ResetPolicy, Shuffle, Spec, SpecError, Terms, parse_shape
+from .timeline import TimelineView
+from .verdict import plural, warnings_for
+
+EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_KERAS_RAISES = 0, 1, 2, 3
 
 
 class OutputFormat(StrEnum):
@@ -29,7 +39,7 @@ class OutputFormat(StrEnum):
     CSV = "csv"
 
 
-class View(StrEnum):
+class ViewName(StrEnum):
     TABLE = "table"
     TIMELINE = "timeline"
 
@@ -42,9 +52,6 @@ class Emit(StrEnum):
     KERAS = "keras"
     TORCH = "torch"
 
-
-# Options that make no sense together: rejected, never settled silently.
-SHUFFLE_MODES = {"true": True, "false": False, "batch": SHUFFLE_BATCH}
 
 # Options that make no sense together: rejected, never settled silently.
 CONFLICTS = {
@@ -71,7 +78,7 @@ def _option_name(ctx: click.Context, name: str) -> str:
 def reject_conflicts(ctx: click.Context) -> None:
     given = {name for name in ctx.params
              if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
-    if "max_rows" in given and ctx.params["view"] == View.TIMELINE:
+    if "max_rows" in given and ctx.params["view"] == ViewName.TIMELINE:
         raise click.UsageError("--max-rows cannot be combined with --view timeline: the timeline folds "
                                "to the terminal's width", ctx)
     if "evidence_batch" in given and not ctx.params["evidence"]:
@@ -135,88 +142,265 @@ class ResetType(click.ParamType):
             self.fail(str(error), param, ctx)
 
 
+class ShapeType(click.ParamType):
+    name = "N,T,F"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_shape(value)
+        except SpecError as error:
+            self.fail(str(error), param, ctx)
+
+
+class ResetType(click.ParamType):
+    name = "never|epoch|every:K"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, ResetPolicy):
+            return value
+        try:
+            return ResetPolicy.parse(value)
+        except SpecError as error:
+            self.fail(str(error), param, ctx)
+
+
+SETUP_OPTIONS = [
+    click.option("--shape", type=ShapeType(), required=True,
+                 help="Data shape: N sequences of T timesteps of F features."),
+    click.option("--batch", "batch_size", type=int, default=32, show_default=True,
+                 help="batch_size of fit and predict (Keras's default is 32)."),
+    click.option("--stateful/--stateless", default=False, show_default=True,
+                 help="The layer's stateful argument."),
+    click.option("--epochs", type=int, default=1, show_default=True),
+    click.option("--shuffle", type=click.Choice(["true", "false", "batch"]), is_flag=False, flag_value="true",
+                 default="true", show_default=True,
+                 help="fit's shuffle (Keras shuffles by default; the permutation is drawn from --seed). "
+                      "batch: within each batch (and, in Keras 2, the batch order too)."),
+    click.option("--no-shuffle", is_flag=True, help="shuffle=False."),
+    click.option("--cell", type=click.Choice([c.value for c in Cell]), default=Cell.LSTM.value, show_default=True,
+                 help="The recurrent layer: LSTM (h and c per slot), GRU or SimpleRNN (h)."),
+    click.option("--layers", type=int, default=1, show_default=True,
+                 help="Stacked recurrent layers, each with its own state per slot."),
+    click.option("--bidirectional", is_flag=True, help="Wrap each layer in Bidirectional."),
+    click.option("--keras", type=click.Choice([k.value for k in KerasVersion]),
+                 default=KerasVersion.THREE.value, show_default=True,
+                 help="The Keras whose API and errors to describe: 3 (torch backend) or 2 (tf-keras)."),
+    click.option("--reset", type=ResetType(), default="never", show_default=True, metavar="never|epoch|every:K",
+                 help="A reset callback (stateful only) that resets every RNN layer: epoch = in "
+                      "on_epoch_begin; every:K = before each training batch whose index is a multiple of K."),
+    click.option("--val-samples", type=int, default=0, show_default=True,
+                 help="Validation samples, run after each epoch's training (validation_data)."),
+    click.option("--predict-samples", type=int, default=0, show_default=True,
+                 help="Samples passed to predict after fit."),
+    click.option("--units", type=int, default=8, show_default=True, help="Units of each recurrent layer."),
+    click.option("--seed", type=int, default=0, show_default=True,
+                 help="Seed of the weights, the inputs and the shuffle."),
+]
+OUTPUT_OPTIONS = [
+    click.option("--format", "output_format", type=click.Choice([f.value for f in OutputFormat]),
+                 default=OutputFormat.TABLE.value, show_default=True,
+                 help="table for people (see --view); json (schema 1) for scripts; markdown for docs "
+                      "and PR comments; csv: one row per step and slot."),
+    click.option("--view", type=click.Choice([v.value for v in ViewName]), default=ViewName.TABLE.value,
+                 show_default=True, help="timeline: one row per slot, one column per step."),
+    click.option("--ascii", "ascii_only", is_flag=True,
+                 help="Plain ASCII glyphs (also chosen when the terminal cannot encode others)."),
+    click.option("--svg", type=click.Path(dir_okay=False), metavar="FILE",
+                 help="Also write the view as a self-contained SVG file."),
+    click.option("--html", type=click.Path(dir_okay=False), metavar="FILE",
+                 help="Also write the view as a self-contained HTML file."),
+    click.option("--max-rows", type=click.IntRange(min=3), default=40, show_default=True,
+                 help="Table rows before the middle of a long schedule is folded into one row."),
+    click.option("--no-slots", is_flag=True,
+                 help="JSON: per-step slot counts instead of the per-slot arrays (for huge runs)."),
+]
+RUN_OPTIONS = [
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                 help="Where the mirror runs: auto picks CUDA (cuDNN) when present."),
+    click.option("--max-steps", type=click.IntRange(min=1), metavar="K",
+                 help="Check only the first K steps on the tensors; predict the rest from the schedule."),
+    click.option("--dry-run", is_flag=True,
+                 help="Derive the schedule only: no torch, no run, nothing observed."),
+    click.option("--evidence/--no-evidence", default=True, show_default=True,
+                 help="Measure the evidence (batch independence, continuation, gradient truncation) "
+                      "and judge the common claims against it."),
+    click.option("--evidence-batch", type=click.IntRange(min=0), default=0, show_default=True,
+                 help="Training batch (epoch 0) whose samples are rerun alone for evidence 1."),
+    click.option("--against", type=click.Choice([a.value for a in Against]),
+                 help="Also run the setup through your installed Keras 3 (torch backend unless "
+                      "KERAS_BACKEND says otherwise; use_cudnn=False, since Keras 3.15 fails stateful "
+                      "training with cuDNN on torch: keras-team/keras#20875) with the same weights and "
+                      "inputs, and show where Keras and the mirror agree. Exit 1 if they disagree."),
+    click.option("--emit", type=click.Choice([e.value for e in Emit]),
+                 help="Print a minimal runnable Keras or PyTorch snippet with this setup's state "
+                      "handling (it prints where each batch's states start), instead of running."),
+]
+CI_OPTIONS = [
+    click.option("--expect-resets", type=click.IntRange(min=0), metavar="N",
+                 help="CI: fail (exit 1) unless there are N reset events (steps where any slot starts from zeros)."),
+    click.option("--expect-slot-resets", type=click.IntRange(min=0), metavar="N",
+                 help="CI: fail unless N slots start from zeros in all."),
+    click.option("--expect-carries", type=click.IntRange(min=0), metavar="N",
+                 help="CI: fail unless N slots carry a state in all."),
+    click.option("--expect-error/--expect-no-error", default=None,
+                 help="CI: fail unless Keras raises (or does not) for this setup; a raise that was "
+                      "expected exits 0."),
+    click.option("--strict", is_flag=True, help="Treat warnings as failures (exit 1)."),
+    click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors: the exit code is the answer."),
+]
+
+
+def _options(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    """One decorator for a group of options, listed in the order --help shows them."""
+    def apply(function: Any) -> Any:
+        for option in reversed(options):
+            function = option(function)
+        return function
+    return apply
+
+
+# The library names Spec's fields; the command line names its flags.
+FLAGS = {"samples": "--shape", "timesteps": "--shape", "features": "--shape", "shape": "--shape",
+         "batch_size": "--batch", "stateful": "--stateful", "epochs": "--epochs", "shuffle": "--shuffle",
+         "cell": "--cell", "layers": "--layers", "bidirectional": "--bidirectional", "keras": "--keras",
+         "reset": "--reset", "val_samples": "--val-samples", "predict_samples": "--predict-samples",
+         "units": "--units", "seed": "--seed", "max_steps": "--max-steps"}
+TERMS = Terms(FLAGS, {"shuffle=False": "--no-shuffle (shuffle=False)"})
+
+
+def build_spec(params: dict[str, Any]) -> Spec:
+    samples, timesteps, features = params["shape"]
+    shuffle = Shuffle.FALSE if params["no_shuffle"] else Shuffle(params["shuffle"])
+    names = ("batch_size", "stateful", "epochs", "cell", "layers", "bidirectional", "keras", "reset",
+             "val_samples", "predict_samples", "units", "seed")
+    try:
+        return Spec(samples, timesteps, features, shuffle=shuffle, **{name: params[name] for name in names})
+    except SpecError as error:
+        raise click.BadParameter(error.describe(FLAGS), param_hint=f"'{FLAGS[error.field]}'") from None
+
+
+def command_line(spec: Spec) -> str:
+    """The lstm-inspect arguments that give this spec (defaults left out)."""
+    words = [f"--shape {spec.samples},{spec.timesteps},{spec.features}"]
+    default = Spec(1, 1, 1)
+    for name in ("batch_size", "epochs", "val_samples", "predict_samples", "units", "seed"):
+        if getattr(spec, name) != getattr(default, name):
+            words.append(f"{FLAGS[name]} {getattr(spec, name)}")
+    words += ["--stateful"] * spec.stateful + ["--no-shuffle"] * (spec.shuffle == Shuffle.FALSE)
+    words += ["--shuffle batch"] * (spec.shuffle == Shuffle.BATCH)
+    for name in ("cell", "layers", "keras"):
+        if getattr(spec, name) != getattr(default, name):
+            words.append(f"{FLAGS[name]} {getattr(spec, name)}")
+    words += ["--bidirectional"] * spec.bidirectional
+    if spec.reset != default.reset:
+        words.append(f"--reset {spec.reset}")
+    return " ".join(words)
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where and how the report is shown."""
+
+    output_format: OutputFormat
+    view: ViewName
+    ascii_only: bool
+    svg: str | None
+    html: str | None
+    max_rows: int
+    no_slots: bool
+    quiet: bool
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Output:
+        return cls(OutputFormat(params["output_format"]), ViewName(params["view"]), params["ascii_only"],
+                   params["svg"], params["html"], params["max_rows"], params["no_slots"], params["quiet"])
+
+    def make_view(self, spec: Spec) -> tuple[View, Console | None]:
+        """The view, and the console to export from (--svg, --html)."""
+        if self.quiet:
+            return _Discard(), None
+        if self.output_format == OutputFormat.JSON:
+            return JsonWriter(sys.stdout, spec, slots=not self.no_slots), None
+        if self.output_format == OutputFormat.MARKDOWN:
+            return MarkdownWriter(sys.stdout, self.max_rows, f"lstm-inspect {command_line(spec)}"), None
+        if self.output_format == OutputFormat.CSV:
+            return CsvWriter(sys.stdout), None
+        console = make_console(record=bool(self.svg or self.html))
+        if self.view == ViewName.TIMELINE:
+            return TimelineView(console, spec, self.ascii_only), console
+        return TableView(console, self.max_rows, self.ascii_only), console
+
+    def export(self, console: Console | None, spec: Spec) -> None:
+        if console is None:
+            return
+        if self.svg:
+            write_atomically(self.svg, console.export_svg(title=f"lstm-inspect {command_line(spec)}", clear=False))
+        if self.html:
+            write_atomically(self.html, console.export_html(clear=False))
+
+
+class _Discard:
+    """--quiet: the run goes on, nothing is shown."""
+
+    def add(self, result: StepResult) -> None:
+        pass
+
+    def finish(self, report: Report) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Expectations:
+    """What a CI script asserts about the run; None means "not asserted"."""
+
+    reset_events: int | None = None
+    slot_resets: int | None = None
+    slot_carries: int | None = None
+    error: bool | None = None
+    strict: bool = False
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Expectations:
+        return cls(params["expect_resets"], params["expect_slot_resets"], params["expect_carries"],
+                   params["expect_error"], params["strict"])
+
+    def failures(self, report: Report) -> list[str]:
+        summary = report.summary
+        checks = [("reset events", self.reset_events, summary.reset_events, "reset event", None),
+                  ("slot resets", self.slot_resets, summary.slot_resets, "slot reset", None),
+                  ("slot carries", self.slot_carries, summary.slot_carries, "slot carry", "slot carries")]
+        failed = []
+        for name, expected, actual, _, _ in checks:
+            if expected is not None and expected != actual:
+                others = ", ".join(plural(count, one, many) for other, _, count, one, many in checks if other != name)
+                failed.append(f"expected {expected:,} {name}, found {actual:,} ({others})")
+        raised = report.error is not None
+        if self.error is not None and self.error != raised:
+            found = f"an error at step {report.error.step}" if report.error else "no error"
+            failed.append(f"expected Keras {'to raise' if self.error else 'not to raise'}, found {found}")
+        if report.keras is not None and not report.keras.agree:
+            failed.append(f"real Keras disagrees: {report.keras.summary_line()}")
+        if self.strict and report.warnings:
+            failed.append(f"--strict: {plural(len(report.warnings), 'warning')}")
+        return failed
+
+    def exit_code(self, report: Report, failures: list[str]) -> int:
+        if failures or not report.ok:
+            return EXIT_MISMATCH
+        if report.error and not self.error:
+            return EXIT_KERAS_RAISES  # unless Keras raising was the expected answer
+        return EXIT_OK
+
+
 @click.command(cls=InspectCommand, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--shape", type=ShapeType(), required=True,
-              help="Data shape: N sequences of T timesteps of F features.")
-@click.option("--batch", "batch_size", type=int, default=32, show_default=True,
-              help="batch_size of fit and predict (Keras's default is 32).")
-@click.option("--stateful/--stateless", default=False, show_default=True,
-              help="The layer's stateful argument.")
-@click.option("--epochs", type=int, default=1, show_default=True)
-@click.option("--shuffle", type=click.Choice(["true", "false", "batch"]), is_flag=False, flag_value="true",
-              default="true", show_default=True,
-              help="fit's shuffle (Keras shuffles by default; the permutation is drawn from --seed). "
-                   "batch: within each batch (and, in Keras 2, the batch order too).")
-@click.option("--no-shuffle", is_flag=True, help="shuffle=False.")
-@click.option("--cell", type=click.Choice([c.value for c in Cell]), default=Cell.LSTM.value, show_default=True,
-              help="The recurrent layer: LSTM (h and c per slot), GRU or SimpleRNN (h).")
-@click.option("--layers", type=int, default=1, show_default=True,
-              help="Stacked recurrent layers, each with its own state per slot.")
-@click.option("--bidirectional", is_flag=True, help="Wrap each layer in Bidirectional.")
-@click.option("--keras", "keras_version", type=click.Choice([k.value for k in KerasVersion]),
-              default=KerasVersion.THREE.value, show_default=True,
-              help="The Keras whose API and errors to describe: 3 (torch backend) or 2 (tf-keras).")
-@click.option("--reset", type=ResetType(), default="never", show_default=True, metavar="never|epoch|every:K",
-              help="A reset callback (stateful only) that resets every RNN layer: epoch = in "
-                   "on_epoch_begin; every:K = before each training batch whose index is a multiple of K.")
-@click.option("--val-samples", type=int, default=0, show_default=True,
-              help="Validation samples, run after each epoch's training (validation_data).")
-@click.option("--predict-samples", type=int, default=0, show_default=True,
-              help="Samples passed to predict after fit.")
-@click.option("--units", type=int, default=8, show_default=True, help="Units of each recurrent layer.")
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the weights, the inputs and the shuffle.")
-@click.option("--format", "output_format", type=click.Choice([f.value for f in OutputFormat]),
-              default=OutputFormat.TABLE.value, show_default=True,
-              help="table for people (see --view); json (schema 1) for scripts; markdown for docs "
-                   "and PR comments; csv: one row per step and slot.")
-@click.option("--view", type=click.Choice([v.value for v in View]), default=View.TABLE.value,
-              show_default=True, help="timeline: one row per slot, one column per step.")
-@click.option("--ascii", "ascii_only", is_flag=True,
-              help="Plain ASCII glyphs (also chosen when the terminal cannot encode others).")
-@click.option("--svg", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Also write the view as a self-contained SVG file.")
-@click.option("--html", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Also write the view as a self-contained HTML file.")
-@click.option("--max-rows", type=click.IntRange(min=3), default=40, show_default=True,
-              help="Table rows before the middle of a long schedule is folded into one row.")
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
-              help="Where the mirror runs: auto picks CUDA (cuDNN) when present.")
-@click.option("--max-steps", type=click.IntRange(min=1), metavar="K",
-              help="Check only the first K steps on the tensors; predict the rest from the schedule.")
-@click.option("--no-slots", is_flag=True,
-              help="JSON: per-step slot counts instead of the per-slot arrays (for huge runs).")
-@click.option("--dry-run", is_flag=True,
-              help="Derive the schedule only: no torch, no run, nothing observed.")
-@click.option("--evidence/--no-evidence", default=True, show_default=True,
-              help="Measure the evidence (batch independence, continuation, gradient truncation) "
-                   "and judge the common claims against it.")
-@click.option("--evidence-batch", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Training batch (epoch 0) whose samples are rerun alone for evidence 1.")
-@click.option("--expect-resets", type=click.IntRange(min=0), metavar="N",
-              help="CI: fail (exit 1) unless there are N reset events (steps where any slot starts from zeros).")
-@click.option("--expect-slot-resets", type=click.IntRange(min=0), metavar="N",
-              help="CI: fail unless N slots start from zeros in all.")
-@click.option("--expect-carries", type=click.IntRange(min=0), metavar="N",
-              help="CI: fail unless N slots carry a state in all.")
-@click.option("--expect-error/--expect-no-error", default=None,
-              help="CI: fail unless Keras raises (or does not) for this setup; a raise that was "
-                   "expected exits 0.")
-@click.option("--against", type=click.Choice([a.value for a in Against]),
-              help="Also run the setup through your installed Keras 3 (torch backend unless "
-                   "KERAS_BACKEND says otherwise; use_cudnn=False, since Keras 3.15 fails stateful "
-                   "training with cuDNN on torch: keras-team/keras#20875) with the same weights and "
-                   "inputs, and show where Keras and the mirror agree. Exit 1 if they disagree.")
-@click.option("--emit", type=click.Choice([e.value for e in Emit]),
-              help="Print a minimal runnable Keras or PyTorch snippet with this setup's state "
-                   "handling (it prints where each batch's states start), instead of running.")
-@click.option("--strict", is_flag=True, help="Treat warnings as failures (exit 1).")
-@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors: the exit code is the answer.")
+@_options(SETUP_OPTIONS)
+@_options(OUTPUT_OPTIONS)
+@_options(RUN_OPTIONS)
+@_options(CI_OPTIONS)
 @click.version_option(__version__, "--version", prog_name="lstm-inspect")
-def main(shape, batch_size, stateful, epochs, shuffle, no_shuffle, cell, layers, bidirectional, keras_version,
-         reset, val_samples, predict_samples, units, seed, output_format, view, ascii_only, svg, html,
-         max_rows, device, max_steps, no_slots, dry_run, evidence, evidence_batch, expect_resets,
-         expect_slot_resets, expect_carries, expect_error, against, emit, strict, quiet):
+def main(**params: Any) -> None:
     """When does Keras reset a recurrent layer's state for this setup, and when does it carry it?
 
     Models model.fit(x, y, batch_size=B, epochs=E, shuffle=S, validation_data=V) then
@@ -228,77 +412,63 @@ def main(shape, batch_size, stateful, epochs, shuffle, no_shuffle, cell, layers,
     expectation failed; 2 usage error; 3 Keras itself would raise for this setup;
     130 interrupted; 141 the output pipe was closed.
     """
-    reject_conflicts(click.get_current_context())
-    samples, timesteps, features = shape
-    try:
-        spec = Spec(samples, timesteps, features, batch_size=batch_size, stateful=stateful,
-                    epochs=epochs, shuffle=False if no_shuffle else SHUFFLE_MODES[shuffle], reset=reset,
-                    val_samples=val_samples, predict_samples=predict_samples, units=units, seed=seed,
-                    cell=cell, layers=layers, bidirectional=bidirectional, keras=keras_version)
-    except SpecError as error:
-        raise click.BadParameter(str(error), param_hint=f"'{error.option}'") from None
-    if emit:
-        if spec.stateful and spec.shuffle:
-            click.echo("note: the snippet fits with shuffle=False, as a stateful layer needs "
-                       "(slot i of batch k+1 continues slot i of batch k)", err=True)
-        snippet = keras_snippet if emit == Emit.KERAS else torch_snippet
-        click.echo(snippet(spec, spec.command_line()), nl=False)
+    ctx = click.get_current_context()
+    reject_conflicts(ctx)
+    spec = build_spec(params)
+    if params["emit"]:
+        print_snippet(spec, Emit(params["emit"]))
         return
-    check_before_running(spec, dry_run=dry_run, device=device, evidence_batch=evidence_batch,
-                         exports={"--svg": svg, "--html": html})
-    keras = _compare_with_keras(spec) if against else None
-    inspection = Inspection(spec, dry_run=dry_run, device=device, with_evidence=evidence and not dry_run,
-                            evidence_batch=evidence_batch, max_steps=max_steps)
-    expectations = Expectations(expect_resets, expect_slot_resets, expect_carries, expect_error)
+    output, expectations = Output.from_params(params), Expectations.from_params(params)
+    check_before_running(spec, params)
+    inspection = _inspection(spec, params)
     errors = make_console(stderr=True)
-    if not quiet:
-        for warning in inspection.warnings:
+    if not output.quiet:
+        for warning in warnings_for(spec, TERMS):
             errors.print(Text.assemble(("warning: ", "yellow"), warning), soft_wrap=True)
-    if quiet:
-        for _ in inspection:
-            pass
-    elif output_format == OutputFormat.JSON:
-        write_json(inspection, sys.stdout, keras, slots=not no_slots)
-    elif output_format == OutputFormat.MARKDOWN:
-        write_markdown(inspection, sys.stdout, max_rows)
-    elif output_format == OutputFormat.CSV:
-        write_csv(inspection, sys.stdout)
-    else:
-        console = make_console(record=bool(svg or html))
-        if view == View.TIMELINE:
-            render_timeline(inspection, console, ascii_only, keras)
-        else:
-            render_table(inspection, console, max_rows, keras, ascii_only)
-        if svg:
-            write_atomically(svg, console.export_svg(title=f"lstm-inspect {spec.command_line()}", clear=False))
-        if html:
-            write_atomically(html, console.export_html(clear=False))
-    failures = expectations.failures(inspection)
-    if keras is not None and not keras.agree:
-        failures.append(f"real Keras disagrees: {keras.summary_line()}")
-    if strict and inspection.warnings:
-        failures.append(f"--strict: {plural(len(inspection.warnings), 'warning')}")
+    view, console = output.make_view(spec)
+    for result in inspection:
+        view.add(result)
+    report = inspection.report
+    view.finish(report)
+    output.export(console, spec)
+    failures = expectations.failures(report)
     for failure in failures:
         errors.print(Text.assemble(("failed: ", "bold red"), failure), soft_wrap=True)
-    click.get_current_context().exit(_exit_code(inspection, failures, expectations))
+    ctx.exit(expectations.exit_code(report, failures))
 
 
-def check_before_running(spec: Spec, dry_run: bool, device: str, evidence_batch: int,
-                         exports: dict[str, str | None]) -> None:
+def print_snippet(spec: Spec, emit: Emit) -> None:
+    if spec.stateful and spec.shuffle:
+        click.echo("note: the snippet fits with shuffle=False, as a stateful layer needs "
+                   "(slot i of batch k+1 continues slot i of batch k)", err=True)
+    snippet = keras_snippet if emit == Emit.KERAS else torch_snippet
+    click.echo(snippet(spec, command_line(spec)), nl=False)
+
+
+def _inspection(spec: Spec, params: dict[str, Any]) -> Inspection:
+    against_keras = params["against"] is not None
+    if against_keras:
+        _check_keras(spec)
+    return inspect(spec, dry_run=params["dry_run"], device=params["device"],
+                   evidence=params["evidence"], evidence_batch=params["evidence_batch"],
+                   max_steps=params["max_steps"], against_keras=against_keras, terms=TERMS)
+
+
+def check_before_running(spec: Spec, params: dict[str, Any]) -> None:
     """Usage errors that depend on more than one option or on this machine, found before any work."""
-    for option, path in exports.items():
-        problem = path and check_writable(path)
+    for option in ("svg", "html"):
+        problem = params[option] and check_writable(params[option])
         if problem:
-            raise click.BadParameter(problem, param_hint=f"'{option}'")
+            raise click.BadParameter(problem, param_hint=f"'--{option}'")
     check_fits(spec.order_bytes(), f"the training order of {spec.samples:,} samples", "a smaller N")
-    if dry_run:
+    if params["dry_run"]:
         return
     check_fits(spec.batch_bytes(), f"one batch of {spec.batch_size:,} x {spec.timesteps:,} x {spec.features:,}",
                "a smaller --batch, or --dry-run for the schedule alone")
-    if device == "cuda" and not _cuda_available():
+    if params["device"] == "cuda" and not _cuda_available():
         raise click.BadParameter("CUDA is not available here: use --device cpu or auto", param_hint="'--device'")
     training_batches = math.ceil(spec.samples / spec.batch_size)
-    if evidence_batch >= training_batches:
+    if params["evidence_batch"] >= training_batches:
         raise click.BadParameter(f"epoch 0 has {plural(training_batches, 'training batch', 'training batches')}"
                                  f" (0 to {training_batches - 1})", param_hint="'--evidence-batch'")
 
@@ -335,11 +505,12 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
-def _compare_with_keras(spec: Spec):
+def _check_keras(spec: Spec) -> None:
+    """--against keras: usage errors for a Keras that cannot serve as the oracle."""
     if spec.keras != KerasVersion.THREE:
         raise click.UsageError("--against keras drives Keras 3 (torch backend); it cannot check --keras 2")
     try:
-        installed = importlib.metadata.version("keras")
+        installed: str | None = importlib.metadata.version("keras")
     except importlib.metadata.PackageNotFoundError:
         installed = None
     if installed is None or not installed.startswith("3."):
@@ -348,18 +519,9 @@ def _compare_with_keras(spec: Spec):
     # Keras is fed whole arrays: every sample of every phase at once.
     check_fits(spec.timesteps * spec.features * 4 * 3 * (spec.samples + spec.val_samples + spec.predict_samples),
                "real Keras's input arrays", "a smaller N for --against keras")
-    from .oracle import compare_with_keras, import_keras
+    from .oracle import import_keras
 
     try:
         import_keras()
     except (ImportError, ValueError) as failed:  # e.g. KERAS_BACKEND naming a missing or unknown backend
         raise click.UsageError(f"--against keras could not import Keras: {failed}") from None
-    return compare_with_keras(spec)
-
-
-def _exit_code(inspection: Inspection, failures: list[str], expectations: Expectations) -> int:
-    if failures:
-        return EXIT_MISMATCH
-    if inspection.error and expectations.error and inspection.exit_code != EXIT_MISMATCH:
-        return EXIT_OK  # Keras raising was the expected answer
-    return inspection.exit_code

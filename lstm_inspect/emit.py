@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import textwrap
 
-from .spec import SHUFFLE_BATCH, Cell, KerasVersion, ResetKind, Spec
+from .spec import Cell, KerasVersion, ResetKind, Shuffle, Spec
 
 _HEADER = "# Reproduces the state handling of: lstm-inspect {args}\n"
 
@@ -24,7 +24,7 @@ def _shuffle(spec: Spec) -> str:
     # A stateful layer wants its batches in order: slot i of batch k+1 continues slot i of batch k.
     if spec.stateful:
         return "False"
-    return repr(SHUFFLE_BATCH) if spec.shuffle == SHUFFLE_BATCH else str(spec.shuffle)
+    return repr(spec.shuffle.keras_value)
 
 
 _KERAS_IMPORTS = {
@@ -188,9 +188,6 @@ model.compile(optimizer="sgd", loss="mse")
     return "".join(lines)
 
 
-_TORCH_MODULES = {Cell.LSTM: "nn.LSTM", Cell.GRU: "nn.GRU", Cell.RNN: "nn.RNN"}
-
-
 def torch_snippet(spec: Spec, args: str) -> str:
     is_lstm = spec.cell == Cell.LSTM
     lines = [_HEADER.format(args=args), '''\
@@ -201,7 +198,7 @@ from torch import nn
 STATEFUL, SHUFFLE = {spec.stateful}, {bool(spec.shuffle) and not spec.stateful}
 DIRECTIONS = {spec.directions}
 torch.manual_seed({spec.seed})
-rnn = {_TORCH_MODULES[spec.cell]}(F, UNITS, num_layers=LAYERS, bidirectional=DIRECTIONS == 2, batch_first=True)
+rnn = nn.{spec.cell.torch_name}(F, UNITS, num_layers=LAYERS, bidirectional=DIRECTIONS == 2, batch_first=True)
 optimizer = torch.optim.SGD(rnn.parameters(), lr=0.01)
 x, x_val, x_pred = (torch.rand(n, T, F) * 2 - 1 for n in (N, VAL, PRED))
 
@@ -239,7 +236,7 @@ for epoch in range(EPOCHS):
 ''']
     if spec.reset.kind == ResetKind.EPOCH:
         lines.append("    state = zeros(B)  # --reset epoch: on_epoch_begin\n")
-    if spec.shuffle == SHUFFLE_BATCH and not spec.stateful:
+    if spec.shuffle == Shuffle.BATCH and not spec.stateful:
         lines.append('''\
     # shuffle="batch": within each batch-sized chunk of the data
     order = torch.cat([torch.randperm(len(chunk)) + start

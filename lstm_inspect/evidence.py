@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .run import batch_inputs, build_rnn, forward, mirror_records, resolve_device
+from .mirror import batch_inputs, build_rnn, forward, mirror_records, resolve_device
 from .schedule import iter_calls
 from .spec import Phase, Spec
 

@@ -8,8 +8,8 @@ import os
 import tempfile
 from typing import TextIO
 
+from .inspection import Report, StepResult
 from .render import ASCII_MARKS, UNICODE_MARKS, FoldedRows, can_encode, step_cells, summary_text
-from .report import Inspection
 
 
 def _escape(text: str) -> str:
@@ -20,51 +20,66 @@ def _markdown_row(cells: list[str]) -> str:
     return "| " + " | ".join(_escape(cell) for cell in cells) + " |\n"
 
 
-def write_markdown(inspection: Inspection, out: TextIO, max_rows: int) -> None:
-    marks = UNICODE_MARKS if can_encode(out, "✓✗—…") else ASCII_MARKS
-    rows = FoldedRows(max_rows)
-    for result in inspection:
-        rows.add(result)
-    rows.finish()
-    out.write(f"`lstm-inspect {inspection.spec.command_line()}`\n\n")
-    out.write(_markdown_row(["step", "call", "samples", "slots started from", "max |h0|", "ok"]))
-    out.write("|---:|---|---|---|---:|:---:|\n")
-    for result in rows.head:
-        out.write(_markdown_row(step_cells(result, marks)))
-    if rows.folded:
-        out.write(_markdown_row(rows.fold_cells(marks) + ["", ""]))
-    for result in rows.tail:
-        out.write(_markdown_row(step_cells(result, marks)))
-    out.write(f"\n{summary_text(inspection).plain}\n")
-    if inspection.error:
-        out.write(f"\n**Keras raises {inspection.error.type} at step {inspection.error.step}:** "
-                  f"{_escape(inspection.error.message)}  \nFix: {inspection.fix}\n")
-    if inspection.evidence:
-        out.write("\n| evidence | measured | pass | what it shows |\n|---|---:|:---:|---|\n")
-        for item in inspection.evidence:
-            measured = "" if item.value is None else f"{item.value:.1e}"
-            passed = {True: "pass", False: "FAIL", None: "n/a"}[item.passed]
-            out.write(_markdown_row([item.title, measured, passed, item.detail]))
-    if inspection.with_evidence:
-        out.write("\n| claim | verdict | because |\n|---|:---:|---|\n")
-        for claim in inspection.claims:
-            out.write(_markdown_row([claim.text, "TRUE" if claim.true else "FALSE", claim.because]))
-    out.write(f"\n**Verdict:** {inspection.verdict}\n")
+class MarkdownWriter:
+    """GitHub markdown: the steps (folded past `max_rows`), summary, error, evidence, claims,
+    verdict; headed by `command`, the command line that made it."""
+
+    def __init__(self, out: TextIO, max_rows: int, command: str):
+        self.out, self.command = out, command
+        self.marks = UNICODE_MARKS if can_encode(out, "✓✗—…") else ASCII_MARKS
+        self.rows = FoldedRows(max_rows)
+
+    def add(self, result: StepResult) -> None:
+        self.rows.add(result)
+
+    def finish(self, report: Report) -> None:
+        out, rows = self.out, self.rows
+        rows.finish()
+        out.write(f"`{self.command}`\n\n")
+        out.write(_markdown_row(["step", "call", "samples", "slots started from", "max |h0|", "ok"]))
+        out.write("|---:|---|---|---|---:|:---:|\n")
+        for result in rows.head:
+            out.write(_markdown_row(step_cells(result, self.marks)))
+        if rows.folded:
+            out.write(_markdown_row(rows.fold_cells(self.marks) + ["", ""]))
+        for result in rows.tail:
+            out.write(_markdown_row(step_cells(result, self.marks)))
+        out.write(f"\n{summary_text(report).plain}\n")
+        if report.error:
+            out.write(f"\n**Keras raises {report.error.type} at step {report.error.step}:** "
+                      f"{_escape(report.error.message)}  \nFix: {report.fix}\n")
+        if report.evidence:
+            out.write("\n| evidence | measured | pass | what it shows |\n|---|---:|:---:|---|\n")
+            for item in report.evidence:
+                measured = "" if item.value is None else f"{item.value:.1e}"
+                passed = {True: "pass", False: "FAIL", None: "n/a"}[item.passed]
+                out.write(_markdown_row([item.title, measured, passed, item.detail]))
+        if report.claims:
+            out.write("\n| claim | verdict | because |\n|---|:---:|---|\n")
+            for claim in report.claims:
+                out.write(_markdown_row([claim.text, "TRUE" if claim.true else "FALSE", claim.because]))
+        out.write(f"\n**Verdict:** {report.verdict}\n")
 
 
 CSV_COLUMNS = ["phase", "epoch", "batch", "slot", "sample", "start", "verified"]
 
 
-def write_csv(inspection: Inspection, out: TextIO) -> None:
+class CsvWriter:
     """One row per step and slot, written as the steps come."""
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(CSV_COLUMNS)
-    for result in inspection:
+
+    def __init__(self, out: TextIO):
+        self.writer = csv.writer(out, lineterminator="\n")
+        self.writer.writerow(CSV_COLUMNS)
+
+    def add(self, result: StepResult) -> None:
         call = result.step.call
         starts = result.step.start_labels() or ["raises"] * len(call.samples)
         verified = "" if result.verified is None else str(result.verified).lower()
-        writer.writerows([call.phase.value, call.epoch, call.batch, slot, sample, start, verified]
-                         for slot, (sample, start) in enumerate(zip(call.samples.tolist(), starts)))
+        self.writer.writerows([call.phase.value, call.epoch, call.batch, slot, sample, start, verified]
+                              for slot, (sample, start) in enumerate(zip(call.samples.tolist(), starts)))
+
+    def finish(self, report: Report) -> None:
+        """Nothing follows the rows."""
 
 
 def check_writable(path: str) -> str | None:

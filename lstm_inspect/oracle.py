@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .schedule import Call, KerasError, Step, predict_steps, predicted_error, training_order
+from .schedule import Call, KerasError, Step, keras_steps, training_order
 from .spec import Cell, Phase, ResetKind, Spec
 
 if TYPE_CHECKING:
-    from .run import CallRecord  # imports torch, which a dry run never needs
+    from .mirror import CallRecord  # imports torch, which a dry run never needs
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -142,7 +142,7 @@ def phase_inputs(spec: Spec, phase: Phase, count: int) -> np.ndarray:
     """The mirror's inputs for samples 0..count-1 of a phase, as one array for Keras."""
     import torch
 
-    from .run import batch_inputs
+    from .mirror import batch_inputs
 
     return batch_inputs(spec, phase, np.arange(count), torch.device("cpu")).numpy()
 
@@ -179,7 +179,7 @@ def run_keras(spec: Spec) -> KerasRun:
     keras = import_keras()
     import torch
 
-    from .run import batch_inputs, build_rnn
+    from .mirror import batch_inputs, build_rnn
 
     model, rnns = build_keras_model(keras, spec)
     copy_weights(rnns, spec, build_rnn(spec, torch.device("cpu")))
@@ -251,7 +251,8 @@ def _make_reset_callback(keras, rnns, spec: Spec):
                 self._reset()
 
         def on_train_batch_begin(self, batch, logs=None):
-            if spec.reset.resets_on_train_batch_begin(batch):
+            # Keras's own batch index, counted by fit from 0 in each epoch.
+            if spec.reset.kind == ResetKind.EVERY and batch % spec.reset.every == 0:
                 self._reset()
 
     return ResetCallback()
@@ -355,17 +356,17 @@ class KerasComparison:
     backend: str
     steps: list[StepComparison]
     error: KerasError | None  # what Keras raised, at the index of the call that raised
-    predicted_error: KerasError | None  # the schedule's
+    schedule_error: KerasError | None  # the schedule's
     planned_steps: int  # steps the schedule completes before any raise
     mirror_steps: int  # calls the mirror completed
 
     @property
     def error_agrees(self) -> bool:
-        if self.error is None or self.predicted_error is None:
-            return self.error is None and self.predicted_error is None
+        if self.error is None or self.schedule_error is None:
+            return self.error is None and self.schedule_error is None
         # Keras wraps the message ("Exception encountered when calling LSTM.call()...").
-        return ((self.error.step, self.error.type) == (self.predicted_error.step, self.predicted_error.type)
-                and self.predicted_error.message in self.error.message)
+        return ((self.error.step, self.error.type) == (self.schedule_error.step, self.schedule_error.type)
+                and self.schedule_error.message in self.error.message)
 
     @property
     def same_length(self) -> bool:
@@ -393,9 +394,9 @@ class KerasComparison:
             line += f", in batch vs alone {max(independence):.1g}"
         if not self.same_length:
             line += f"; the schedule plans {self.planned_steps} steps, the mirror ran {self.mirror_steps}"
-        if self.error or self.predicted_error:
+        if self.error or self.schedule_error:
             line += f"; raises {_describe(self.error)}" if self.error else "; does not raise"
-            line += ", as predicted" if self.error_agrees else f", predicted {_describe(self.predicted_error)}"
+            line += ", as predicted" if self.error_agrees else f", predicted {_describe(self.schedule_error)}"
         return line
 
     def to_json(self, slots: bool = True) -> dict:
@@ -441,12 +442,12 @@ def _compare_step(call: KerasCall, start: list[str], step: Step | None,
 def compare_with_keras(spec: Spec) -> KerasComparison:
     """Run the setup through real Keras and through the mirror, and compare every call
     Keras completed with the schedule's step and the mirror's call of the same index."""
-    from .run import mirror_records
+    from .mirror import mirror_records
 
     observed = run_keras(spec)
-    schedule = list(predict_steps(spec))
+    schedule = list(keras_steps(spec))
     planned = [step for step in schedule if not step.raises]
-    raising = [step for step in schedule if step.raises]
+    raising = [step.error for step in schedule if step.error is not None]
     mirror = mirror_records(spec)  # up to where it raises; the error compared is the one Keras raised
     steps = [_compare_step(call, start, planned[i] if i < len(planned) else None,
                            mirror[i] if i < len(mirror) else None, spec.directions)
@@ -455,5 +456,5 @@ def compare_with_keras(spec: Spec) -> KerasComparison:
     if observed.error_type is not None:
         error = KerasError(observed.error_step, observed.error_type, observed.error_message)
     return KerasComparison(observed.version, observed.backend, steps, error,
-                           predicted_error(raising[0], spec) if raising else None,
+                           raising[0] if raising else None,
                            len(planned), len(mirror))

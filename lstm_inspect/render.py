@@ -1,15 +1,16 @@
-"""Turning an Inspection into output: a rich table, or JSON streamed step by step.
+"""Turning a run into output: a rich table, or JSON written step by step.
 
-Both renderers consume the inspection's steps as they come, so output starts before the
-run ends and memory does not grow with the number of steps.
+Every view takes the steps one at a time (`add`) as whoever runs the inspection hands them
+over, then the finished report (`finish`): output starts before the run ends, memory does
+not grow with the number of steps, and no view ever runs anything itself.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from collections import Counter, deque
-from typing import TextIO
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 import numpy as np
 from rich import box
@@ -17,8 +18,28 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-from .report import Inspection, StepResult, plural
+from .inspection import Report, StepResult
 from .schedule import Start, Step
+from .spec import Spec
+from .verdict import plural
+
+if TYPE_CHECKING:
+    from .oracle import KerasComparison
+
+
+class View(Protocol):
+    """An output: fed each step result, then the report."""
+
+    def add(self, result: StepResult) -> None: ...
+
+    def finish(self, report: Report) -> None: ...
+
+
+def show(report: Report, view: View) -> None:
+    """Render a report whose steps were kept (`Inspection.run()`)."""
+    for result in report.steps:
+        view.add(result)
+    view.finish(report)
 
 SCHEMA_VERSION = 1
 
@@ -123,7 +144,7 @@ def _row(result: StepResult, marks: Marks) -> list:
     return cells
 
 
-def _keras_cell(keras, index: int, marks: Marks) -> Text:
+def _keras_cell(keras: KerasComparison, index: int, marks: Marks) -> Text:
     """Real Keras's view of a step: agreement and max |h0 Keras - h0 mirror|."""
     if index < len(keras.steps):
         step = keras.steps[index]
@@ -135,17 +156,14 @@ def _keras_cell(keras, index: int, marks: Marks) -> Text:
     return Text(marks.none)
 
 
-def build_table(inspection: Inspection, max_rows: int, keras=None, marks: Marks = UNICODE_MARKS) -> Table:
-    table = Table(title=f"Keras's steps, checked on a PyTorch {inspection.spec.layer_name}" if not inspection.dry_run
+def build_table(report: Report, rows: FoldedRows, marks: Marks = UNICODE_MARKS) -> Table:
+    keras = report.keras
+    table = Table(title=f"Keras's steps, checked on a PyTorch {report.spec.layer_name}" if not report.dry_run
                   else "Keras's steps (dry run: predicted, not run)", title_justify="left")
     columns = [("step", "right"), ("call", "left"), ("samples", "left"), ("slots started from", "left"),
                ("max |h0|", "right"), ("ok", "center")] + [("Keras", "left")] * (keras is not None)
     for name, justify in columns:
         table.add_column(name, justify=justify, overflow="fold")
-    rows = FoldedRows(max_rows)
-    for result in inspection:
-        rows.add(result)
-    rows.finish()
 
     def add(result: StepResult) -> None:
         cells = _row(result, marks)
@@ -162,7 +180,7 @@ def build_table(inspection: Inspection, max_rows: int, keras=None, marks: Marks 
     return table
 
 
-def _keras_text(keras) -> Text:
+def _keras_text(keras: KerasComparison) -> Text:
     text = Text(keras.summary_line() + ".", style="green" if keras.agree else "bold red")
     if keras.error:
         text.append(f"\nKeras itself raised {keras.error.type} at step {keras.error.step}:\n  ")
@@ -170,51 +188,52 @@ def _keras_text(keras) -> Text:
     return text
 
 
-def summary_text(inspection: Inspection) -> Text:
-    summary = inspection.summary
+def summary_text(report: Report) -> Text:
+    summary = report.summary
     text = Text()
     text.append(f"{plural(summary.steps, 'step')}: {plural(summary.reset_events, 'reset event')}, "
                 f"{plural(summary.slot_resets, 'slot reset')}, {plural(summary.slot_carries, 'slot carry', 'slot carries')}. ")
     if summary.verified is None:
         text.append("Dry run: predicted from Keras's rules, not checked on tensors.", style="yellow")
-    elif summary.verified and summary.checked_steps < summary.steps - bool(inspection.error):
+    elif summary.verified and summary.checked_steps < summary.steps - bool(report.error):
         text.append(f"The first {plural(summary.checked_steps, 'step')} verified on the tensors; the "
-                    "rest predicted from Keras's rules (--max-steps).", style="green")
+                    f"rest predicted from Keras's rules ({report.terms.name('max_steps')}).", style="green")
     elif summary.verified:
         text.append("Every step verified on the tensors.", style="green")
     else:
-        text.append(f"{plural(inspection.mismatches, 'step differs', 'steps differ')} from Keras's rules: "
+        text.append(f"{plural(report.mismatches, 'step differs', 'steps differ')} from Keras's rules: "
                     "the mirror is wrong.", style="bold red")
-        if inspection.first_difference:
-            index, names = inspection.first_difference
+        if report.first_difference:
+            index, names = report.first_difference
             text.append(f" First at step {index}, in {', '.join(names)}.", style="bold red")
     if summary.tensors_checked:
-        spec = inspection.spec
+        spec = report.spec
         text.append(f" Checked per slot: {' and '.join(spec.cell.state_names)}"
                     + (f" of all {spec.layers} layers" if spec.layers > 1 else "")
                     + (" in both directions" if spec.bidirectional else "") + ".")
     return text
 
 
-def _error_text(inspection: Inspection) -> Text:
-    error = inspection.error
+def _error_text(report: Report) -> Text:
+    error = report.error
+    assert error is not None and report.fix is not None
     text = Text()
     text.append(f"Keras raises {error.type} at step {error.step}", style="bold red")
     text.append(" (after the steps before it ran):\n")
     text.append("  " + error.message.replace("\n", "\n  ") + "\n")
     text.append("Fix: ", style="bold")
-    text.append(inspection.fix)
+    text.append(report.fix)
     return text
 
 
-def _evidence_table(inspection: Inspection) -> Table:
+def _evidence_table(report: Report) -> Table:
     table = Table(title="Evidence, measured on the tensors", title_justify="left")
     table.add_column("#", justify="right")
     table.add_column("evidence")
     table.add_column("measured", justify="right")
     table.add_column("pass", justify="center")
     table.add_column("what it shows", overflow="fold")
-    for number, item in enumerate(inspection.evidence, start=1):
+    for number, item in enumerate(report.evidence, start=1):
         passed = Text("n/a", style="dim") if item.passed is None else (
             Text("pass", style="green") if item.passed else Text("FAIL", style="bold red"))
         measured = "-" if item.value is None else f"{item.value:.1e}"
@@ -222,49 +241,58 @@ def _evidence_table(inspection: Inspection) -> Table:
     return table
 
 
-def _claims_table(inspection: Inspection) -> Table:
+def _claims_table(report: Report) -> Table:
     table = Table(title="Claims people make, judged for this setup", title_justify="left")
     table.add_column("claim", ratio=2, overflow="fold")
     table.add_column("verdict", justify="center")
     table.add_column("because", ratio=3, overflow="fold")
-    for claim in inspection.claims:
+    for claim in report.claims:
         verdict = Text("TRUE", style="bold green") if claim.true else Text("FALSE", style="bold red")
         table.add_row(claim.text, verdict, claim.because)
     return table
 
 
-def closing_parts(inspection: Inspection, keras=None, plain: bool = False) -> list:
+def closing_parts(report: Report, plain: bool = False) -> list[Any]:
     """What follows the steps in every rich view: summary, Keras, error, evidence, claims, verdict.
     `plain`: ASCII boxes."""
-    parts = [summary_text(inspection)]
-    if keras is not None:
-        parts.append(_keras_text(keras))
-    if inspection.error:
-        parts.append(_error_text(inspection))
-    tables = ([_evidence_table(inspection)] if inspection.evidence else []) + (
-        [_claims_table(inspection)] if inspection.with_evidence else [])
+    parts: list[Any] = [summary_text(report)]
+    if report.keras is not None:
+        parts.append(_keras_text(report.keras))
+    if report.error:
+        parts.append(_error_text(report))
+    tables = ([_evidence_table(report)] if report.evidence else []) + (
+        [_claims_table(report)] if report.claims else [])
     for table in tables:
         if plain:
             table.box = box.ASCII
         parts.append(table)
     verdict = Text()
     verdict.append("Verdict: ", style="bold")
-    verdict.append(inspection.verdict)
+    verdict.append(report.verdict)
     parts.append(verdict)
     return parts
 
 
-def render_table(inspection: Inspection, console: Console, max_rows: int, keras=None,
-                 ascii_only: bool = False) -> None:
-    """`keras`: an oracle.KerasComparison of the same setup, shown beside the mirror."""
-    plain = ascii_only or not can_encode(console, "✓✗—…│━┃")
-    table = build_table(inspection, max_rows, keras, ASCII_MARKS if plain else UNICODE_MARKS)
-    if plain:
-        table.box = box.ASCII
-    console.print(Group(table, *closing_parts(inspection, keras, plain)))
+class TableView:
+    """The table of steps (the middle folded past `max_rows`), then the closing parts."""
+
+    def __init__(self, console: Console, max_rows: int, ascii_only: bool = False):
+        self.console = console
+        self.plain = ascii_only or not can_encode(console, "✓✗—…│━┃")
+        self.rows = FoldedRows(max_rows)
+
+    def add(self, result: StepResult) -> None:
+        self.rows.add(result)
+
+    def finish(self, report: Report) -> None:
+        self.rows.finish()
+        table = build_table(report, self.rows, ASCII_MARKS if self.plain else UNICODE_MARKS)
+        if self.plain:
+            table.box = box.ASCII
+        self.console.print(Group(table, *closing_parts(report, self.plain)))
 
 
-def can_encode(stream, text: str) -> bool:
+def can_encode(stream: Any, text: str) -> bool:
     """Whether a console or a text stream can write `text` in its encoding."""
     try:
         text.encode(getattr(stream, "encoding", None) or "utf-8")
@@ -273,10 +301,10 @@ def can_encode(stream, text: str) -> bool:
     return True
 
 
-def step_to_json(result: StepResult, slots: bool = True) -> dict:
+def step_to_json(result: StepResult, slots: bool = True) -> dict[str, Any]:
     """`slots=False` (--no-slots) replaces the per-slot arrays by counts, for huge runs."""
     step, call = result.step, result.step.call
-    item = {"phase": str(call.phase), "epoch": call.epoch, "batch": call.batch}
+    item: dict[str, Any] = {"phase": str(call.phase), "epoch": call.epoch, "batch": call.batch}
     if slots:
         item.update(samples=call.samples.tolist(), start=step.start_labels())
     else:
@@ -287,17 +315,24 @@ def step_to_json(result: StepResult, slots: bool = True) -> dict:
     return item
 
 
-def write_json(inspection: Inspection, out: TextIO, keras=None, slots: bool = True) -> None:
+class JsonWriter:
     """Schema 1, written step by step (the steps array is never held in memory)."""
-    out.write('{"schema": %d, "spec": %s, "steps": [' % (SCHEMA_VERSION, json.dumps(inspection.spec.to_json())))
-    for index, result in enumerate(inspection):
-        out.write(("" if index == 0 else ", ") + "\n  " + json.dumps(step_to_json(result, slots)))
-    tail = {"summary": inspection.summary.to_json(),
-            "error": {**inspection.error.to_json(), "fix": inspection.fix} if inspection.error else None,
-            "warnings": inspection.warnings,
-            "verdict": inspection.verdict,
-            "evidence": [item.to_json() for item in inspection.evidence],
-            "claims": [claim.to_json() for claim in inspection.claims] if inspection.with_evidence else []}
-    if keras is not None:
-        tail["keras"] = keras.to_json(slots)
-    out.write("\n], " + json.dumps(tail)[1:] + "\n")
+
+    def __init__(self, out: TextIO, spec: Spec, slots: bool = True):
+        self.out, self.slots, self.count = out, slots, 0
+        out.write('{"schema": %d, "spec": %s, "steps": [' % (SCHEMA_VERSION, json.dumps(spec.to_json())))
+
+    def add(self, result: StepResult) -> None:
+        self.out.write(("" if self.count == 0 else ", ") + "\n  " + json.dumps(step_to_json(result, self.slots)))
+        self.count += 1
+
+    def finish(self, report: Report) -> None:
+        tail = {"summary": report.summary.to_json(),
+                "error": {**report.error.to_json(), "fix": report.fix} if report.error else None,
+                "warnings": list(report.warnings),
+                "verdict": report.verdict,
+                "evidence": [item.to_json() for item in report.evidence],
+                "claims": [claim.to_json() for claim in report.claims]}
+        if report.keras is not None:
+            tail["keras"] = report.keras.to_json(self.slots)
+        self.out.write("\n], " + json.dumps(tail)[1:] + "\n")

@@ -1,9 +1,10 @@
 """The steps Keras takes, and what it does with each slot's state (pure numpy, no torch).
 
 Two layers: `iter_calls` is Keras's data order (which samples fill which batch, in which
-phase); `predict_steps` adds Keras's state rules on top (each slot starts from zeros or
+phase); `keras_steps` adds Keras's state rules on top (each slot starts from zeros or
 from the previous call's final state of the same slot; a stateful call with a batch
-that is not exactly the state's batch size raises). Both are lazy: one batch at a time.
+that is not exactly the state's batch size raises, and that step carries the error).
+Both are lazy: one batch at a time.
 """
 
 from __future__ import annotations
@@ -12,10 +13,12 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 import numpy as np
 
-from .spec import SHUFFLE_BATCH, KerasVersion, Phase, Spec
+from .spec import KerasVersion, Phase, ResetKind, Shuffle, Spec, Terms
+
 
 def stateful_batch_mismatch_message(expected: int, received: int) -> str:
     """Keras 3 (torch backend), keras/src/layers/rnn/rnn.py: a stateful call whose batch
@@ -28,13 +31,33 @@ def stateful_batch_mismatch_message(expected: int, received: int) -> str:
     )
 
 
-def keras_error(spec: Spec, received: int) -> tuple[str, str]:
-    """(type, message) of what Keras raises for a stateful batch of `received` samples,
-    as measured (shared semantics doc): tf-keras fails in TensorFlow's shape check."""
-    if spec.keras == KerasVersion.TWO:
-        return ("InvalidArgumentError",
-                f"Incompatible shapes: [{spec.batch_size},{spec.units}] vs. [{received},{spec.units}]")
-    return "ValueError", stateful_batch_mismatch_message(spec.batch_size, received)
+def keras_error(keras: KerasVersion, expected: int, received: int, units: int) -> tuple[str, str]:
+    """(type, message) of what Keras raises for a stateful batch of `received` samples when
+    the state holds `expected`, as measured: tf-keras fails in TensorFlow's shape check."""
+    if keras == KerasVersion.TWO:
+        return "InvalidArgumentError", f"Incompatible shapes: [{expected},{units}] vs. [{received},{units}]"
+    return "ValueError", stateful_batch_mismatch_message(expected, received)
+
+
+class KerasStateError(ValueError):
+    """What Keras raises for a stateful call whose batch size differs from the state's; a
+    ValueError, as in Keras 3. `keras_type` names Keras's own exception class."""
+
+    def __init__(self, keras_type: str, message: str):
+        super().__init__(message)
+        self.keras_type = keras_type
+
+
+@dataclass(frozen=True)
+class KerasError:
+    """What Keras raises, and at which step."""
+
+    step: int
+    type: str
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"step": self.step, "type": self.type, "message": self.message}
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,10 +87,10 @@ def training_batches(spec: Spec, epoch: int) -> list[np.ndarray]:
     dtype = np.int32 if spec.samples < 2**31 else np.int64
     order = np.arange(spec.samples, dtype=dtype)
     rng = np.random.default_rng([spec.seed, epoch])
-    if spec.shuffle is True:
+    if spec.shuffle == Shuffle.TRUE:
         rng.shuffle(order)  # in place: the same permutation as rng.permutation, 4 bytes a sample
     chunks = [order[start:start + spec.batch_size] for start in range(0, spec.samples, spec.batch_size)]
-    if spec.shuffle != SHUFFLE_BATCH:
+    if spec.shuffle != Shuffle.BATCH:
         return chunks
     if spec.keras == KerasVersion.TWO:
         chunks = [chunks[i] for i in rng.permutation(len(chunks))]
@@ -79,7 +102,7 @@ def training_order(spec: Spec, epoch: int) -> np.ndarray:
     return np.concatenate(training_batches(spec, epoch))
 
 
-def _phase_batches(spec: Spec):
+def _phase_batches(spec: Spec) -> Iterator[tuple[Phase, int, int, np.ndarray]]:
     # Validation and predict data are never shuffled by Keras.
     for epoch in range(spec.epochs):
         for batch, samples in enumerate(training_batches(spec, epoch)):
@@ -90,7 +113,8 @@ def _phase_batches(spec: Spec):
         yield from _in_order(Phase.PREDICT, 0, spec.predict_samples, spec.batch_size)
 
 
-def _in_order(phase: Phase, epoch: int, count: int, batch_size: int):
+def _in_order(phase: Phase, epoch: int, count: int, batch_size: int
+              ) -> Iterator[tuple[Phase, int, int, np.ndarray]]:
     """Unshuffled batches, made one at a time."""
     for batch, start in enumerate(range(0, count, batch_size)):
         yield phase, epoch, batch, np.arange(start, min(start + batch_size, count))
@@ -114,22 +138,23 @@ class Step:
     call: Call
     source: Call | None  # the call whose final states the carried slots start from
     source_slot: np.ndarray | None  # per slot: slot of `source`, -1 for zeros; None if Keras raises
+    error: KerasError | None = None  # what Keras raises at this step, instead of running it
 
     @property
     def raises(self) -> bool:
-        return self.source_slot is None
+        return self.error is not None
 
     @property
     def zero_slots(self) -> int:
-        return 0 if self.raises else int(np.count_nonzero(self.source_slot < 0))
+        return 0 if self.source_slot is None else int(np.count_nonzero(self.source_slot < 0))
 
     @property
     def carried_slots(self) -> int:
-        return 0 if self.raises else len(self.source_slot) - self.zero_slots
+        return 0 if self.source_slot is None else len(self.source_slot) - self.zero_slots
 
     def start_labels(self) -> list[str] | None:
         """Per slot: "zeros" or "<phase>:<sample>" of the sample whose final state it starts from."""
-        if self.raises:
+        if self.source_slot is None:
             return None
         if self.source is None:
             return [Start.ZEROS.value] * len(self.source_slot)
@@ -138,7 +163,8 @@ class Step:
                 for s in self.source_slot.tolist()]
 
     def start_kinds(self) -> np.ndarray:
-        """Per slot Start value (as strings), None-free: callers skip raising steps."""
+        """Per slot Start value (as strings); callers skip raising steps."""
+        assert self.source_slot is not None, "a raising step starts no slot"
         kinds = np.full(len(self.source_slot), Start.ZEROS.value, dtype=object)
         carried = self.source_slot >= 0
         if self.source is None or not carried.any():
@@ -152,40 +178,31 @@ class Step:
 
 
 def _resets_before(spec: Spec, call: Call) -> bool:
-    """Whether the user's reset callback zeroes the state before this call."""
+    """Whether the user's reset callback zeroes the state before this call: on_epoch_begin
+    (before batch 0), or on_train_batch_begin for batch indices that are multiples of K.
+    Validation and predict run no training hooks."""
     if call.phase != Phase.TRAIN:
         return False
-    return ((call.batch == 0 and spec.reset.resets_on_epoch_begin())
-            or spec.reset.resets_on_train_batch_begin(call.batch))
+    if spec.reset.kind == ResetKind.EPOCH:
+        return call.batch == 0
+    return spec.reset.kind == ResetKind.EVERY and call.batch % spec.reset.every == 0
 
 
-def predict_steps(spec: Spec) -> Iterator[Step]:
-    """Keras's state rules; ends with the raising step when Keras would raise."""
+def keras_steps(spec: Spec) -> Iterator[Step]:
+    """Keras's steps for the setup, each slot's start predicted; ends with the raising step
+    (its `error` set) when Keras would raise."""
     previous: Call | None = None
     for call in iter_calls(spec):
         slots = len(call.samples)
         if spec.stateful and slots != spec.batch_size:
-            yield Step(call, None, None)
+            error = KerasError(call.index, *keras_error(spec.keras, spec.batch_size, slots, spec.units))
+            yield Step(call, None, None, error)
             return
         if spec.stateful and previous is not None and not _resets_before(spec, call):
             yield Step(call, previous, np.arange(slots))
         else:
             yield Step(call, None, np.full(slots, -1))
         previous = call
-
-
-@dataclass(frozen=True)
-class KerasError:
-    step: int
-    type: str
-    message: str
-
-    def to_json(self) -> dict:
-        return {"step": self.step, "type": self.type, "message": self.message}
-
-
-def predicted_error(step: Step, spec: Spec) -> KerasError:
-    return KerasError(step.call.index, *keras_error(spec, len(step.call.samples)))
 
 
 def _divisors(n: int) -> list[int]:
@@ -197,9 +214,10 @@ def _either(separator: str, last: str, words: list[str]) -> str:
     return words[0] if len(words) == 1 else separator.join(words[:-1]) + last + words[-1]
 
 
-def fix_for_partial_batch(spec: Spec) -> str:
+def fix_for_partial_batch(spec: Spec, terms: Terms = Terms()) -> str:
     """How to make every stateful call hold exactly B samples, as Keras requires."""
-    sizes = {"N": spec.samples, "--val-samples": spec.val_samples, "--predict-samples": spec.predict_samples}
+    sizes = {"N": spec.samples, terms.name("val_samples"): spec.val_samples,
+             terms.name("predict_samples"): spec.predict_samples}
     sizes = {name: size for name, size in sizes.items() if size}
     common = math.gcd(*sizes.values())
     divisors = _divisors(common)
@@ -208,7 +226,7 @@ def fix_for_partial_batch(spec: Spec) -> str:
     near = below + above
     choice = _either(", ", " or ", [str(d) for d in near])
     what = _either(", ", " and ", list(sizes))
-    advice = f"use --batch {choice} (divisors of {what} near {spec.batch_size})"
+    advice = f"use {terms.name('batch_size')} {choice} (divisors of {what} near {spec.batch_size})"
     truncations = [f"{name} to {size - size % spec.batch_size}" for name, size in sizes.items()
                    if size % spec.batch_size and size >= spec.batch_size]
     if truncations:

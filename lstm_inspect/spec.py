@@ -6,16 +6,47 @@ A `Spec` is frozen and validated on construction, so every later stage can trust
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 
 class SpecError(ValueError):
-    """An invalid setup; `option` names the command-line option at fault."""
+    """An invalid setup. `field` names the Spec field at fault; the message names fields as
+    `{field}` placeholders, which `describe` fills with the caller's own names for them (the
+    command line's flags, say). str() names the fields as Spec spells them."""
 
-    def __init__(self, option: str, message: str):
-        super().__init__(message)
-        self.option = option
+    def __init__(self, field: str, template: str, **values: object):
+        self.field = field
+        self.template = template
+        self.values = values
+        super().__init__(self.describe())
+
+    def describe(self, names: Mapping[str, str] | None = None) -> str:
+        """The message, each `{field}` spelt by `names` (default: the field's own name)."""
+        names = names or {}
+        fields = set(re.findall(r"\{(\w+)\}", self.template)) - set(self.values)
+        return self.template.format(**{name: names.get(name, name) for name in fields}, **self.values)
+
+
+@dataclass(frozen=True)
+class Terms:
+    """How the library's sentences name a setting: as Spec's fields (`batch_size`,
+    `shuffle=False`), or, given `flags`, as a command line spells them."""
+
+    flags: Mapping[str, str] = dataclasses.field(default_factory=dict)  # field -> option
+    settings: Mapping[str, str] = dataclasses.field(default_factory=dict)  # "shuffle=False" -> its option
+
+    def name(self, field: str) -> str:
+        return self.flags.get(field, field)
+
+    def setting(self, field: str, value: object) -> str:
+        python = f"{field}={value!r}"
+        if field not in self.flags:
+            return python
+        return self.settings.get(python, f"{self.flags[field]} {value}")
 
 
 class Phase(StrEnum):
@@ -38,13 +69,42 @@ class Cell(StrEnum):
     def keras_name(self) -> str:
         return {Cell.LSTM: "LSTM", Cell.GRU: "GRU", Cell.RNN: "SimpleRNN"}[self]
 
+    @property
+    def torch_name(self) -> str:
+        """The class in torch.nn."""
+        return self.name
+
 
 class KerasVersion(StrEnum):
     THREE = "3"  # Keras 3 on the torch backend
     TWO = "2"  # tf-keras
 
 
-SHUFFLE_BATCH = "batch"  # fit(shuffle="batch"), besides True and False
+class Shuffle(StrEnum):
+    """fit's `shuffle`: True (a new permutation each epoch), False, or "batch"."""
+
+    TRUE = "true"
+    FALSE = "false"
+    BATCH = "batch"
+
+    @classmethod
+    def of(cls, value: Shuffle | bool | str) -> Shuffle:
+        """From what fit takes (True, False, "batch") or a member's value."""
+        if isinstance(value, bool):
+            return cls.TRUE if value else cls.FALSE
+        try:
+            return cls(value)
+        except ValueError:
+            raise SpecError("shuffle", "{shuffle} is True, False or 'batch', got {got!r}", got=value) from None
+
+    @property
+    def keras_value(self) -> bool | str:
+        """The argument as fit takes it."""
+        return {Shuffle.TRUE: True, Shuffle.FALSE: False, Shuffle.BATCH: "batch"}[self]
+
+    def __bool__(self) -> bool:
+        """Whether fit reorders samples at all."""
+        return self is not Shuffle.FALSE
 
 
 class ResetKind(StrEnum):
@@ -68,18 +128,12 @@ class ResetPolicy:
         name, sep, count = text.partition(":")
         if name == ResetKind.EVERY and sep:
             if not _is_number(count.strip()) or int(count) < 1:
-                raise SpecError("--reset", f"every:K needs a positive integer K, got {count!r}")
+                raise SpecError("reset", "every:K needs a positive integer K, got {got!r}", got=count)
             return cls(ResetKind.EVERY, int(count))
-        raise SpecError("--reset", f"expected never, epoch or every:K, got {text!r}")
+        raise SpecError("reset", "expected never, epoch or every:K, got {got!r}", got=text)
 
     def __str__(self) -> str:
         return f"every:{self.every}" if self.kind == ResetKind.EVERY else str(self.kind)
-
-    def resets_on_epoch_begin(self) -> bool:
-        return self.kind == ResetKind.EPOCH
-
-    def resets_on_train_batch_begin(self, batch: int) -> bool:
-        return self.kind == ResetKind.EVERY and batch % self.every == 0
 
 
 def _is_number(text: str) -> bool:
@@ -91,13 +145,13 @@ def parse_shape(text: str) -> tuple[int, int, int]:
     """`N,T,F` as three positive integers; blanks around the numbers are allowed."""
     parts = [part.strip() for part in text.split(",")]
     if len(parts) != 3:
-        raise SpecError("--shape", f"expected N,T,F (samples,timesteps,features), got {text!r}")
+        raise SpecError("shape", "expected N,T,F (samples,timesteps,features), got {got!r}", got=text)
     if not all(_is_number(part) for part in parts):
-        raise SpecError("--shape", f"N, T and F must be positive integers, got {text!r}")
-    numbers = tuple(int(part) for part in parts)
-    if min(numbers) < 1:
-        raise SpecError("--shape", f"N, T and F must be positive integers, got {text!r}")
-    return numbers  # type: ignore[return-value]
+        raise SpecError("shape", "N, T and F must be positive integers, got {got!r}", got=text)
+    samples, timesteps, features = (int(part) for part in parts)
+    if min(samples, timesteps, features) < 1:
+        raise SpecError("shape", "N, T and F must be positive integers, got {got!r}", got=text)
+    return samples, timesteps, features
 
 
 @dataclass(frozen=True)
@@ -108,8 +162,8 @@ class Spec:
     batch_size: int = 32
     stateful: bool = False
     epochs: int = 1
-    shuffle: bool = True
-    reset: ResetPolicy = ResetPolicy()
+    shuffle: Shuffle = Shuffle.TRUE  # also takes True, False or "batch", as fit does
+    reset: ResetPolicy = ResetPolicy()  # also takes its text: "never", "epoch", "every:K"
     val_samples: int = 0
     predict_samples: int = 0
     units: int = 8
@@ -122,32 +176,25 @@ class Spec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "cell", Cell(self.cell))
         object.__setattr__(self, "keras", KerasVersion(self.keras))
-        if self.shuffle not in (True, False, SHUFFLE_BATCH):
-            raise SpecError("--shuffle", f"shuffle is True, False or 'batch', got {self.shuffle!r}")
-        positive = {
-            "--shape": (self.samples, self.timesteps, self.features),
-            "--batch": (self.batch_size,),
-            "--epochs": (self.epochs,),
-            "--units": (self.units,),
-            "--layers": (self.layers,),
-        }
-        for option, values in positive.items():
-            if any(value < 1 for value in values):
-                raise SpecError(option, f"{option} must be a positive integer")
-        for option, value in (("--val-samples", self.val_samples),
-                              ("--predict-samples", self.predict_samples)):
-            if value < 0:
-                raise SpecError(option, f"{option} must be zero or positive")
+        object.__setattr__(self, "shuffle", Shuffle.of(self.shuffle))
+        if isinstance(self.reset, str):
+            object.__setattr__(self, "reset", ResetPolicy.parse(self.reset))
+        positive = {"samples": self.samples, "timesteps": self.timesteps, "features": self.features,
+                    "batch_size": self.batch_size, "epochs": self.epochs, "units": self.units,
+                    "layers": self.layers}
+        for name, value in positive.items():
+            if value < 1:
+                raise SpecError(name, f"{{{name}}} must be a positive integer")
+        for name in ("val_samples", "predict_samples"):
+            if getattr(self, name) < 0:
+                raise SpecError(name, f"{{{name}}} must be zero or positive")
         if not 0 <= self.seed < 2**32:
-            raise SpecError("--seed", "--seed must be between 0 and 2**32 - 1")
+            raise SpecError("seed", "{seed} must be between 0 and 2**32 - 1")
         if self.reset.kind != ResetKind.NEVER and not self.stateful:
             # A stateless layer holds no state between calls: a reset callback would
             # change nothing, so asking for one is a misunderstanding worth stopping.
-            raise SpecError(
-                "--reset",
-                f"--reset {self.reset} needs --stateful: a stateless layer starts every batch "
-                "from zeros already",
-            )
+            raise SpecError("reset", "{reset} {policy} needs {stateful}: a stateless layer starts every "
+                            "batch from zeros already", policy=str(self.reset))
 
     @property
     def carries(self) -> bool:
@@ -178,25 +225,8 @@ class Spec:
         """Memory of one epoch's training order, which even a dry run holds (4 or 8 bytes a sample)."""
         return self.samples * (4 if self.samples < 2**31 else 8)
 
-    def command_line(self) -> str:
-        """The lstm-inspect arguments that give this spec (defaults left out)."""
-        words = [f"--shape {self.samples},{self.timesteps},{self.features}"]
-        default = Spec(1, 1, 1)
-        for name, flag in (("batch_size", "--batch"), ("epochs", "--epochs"), ("val_samples", "--val-samples"),
-                           ("predict_samples", "--predict-samples"), ("units", "--units"), ("seed", "--seed")):
-            if getattr(self, name) != getattr(default, name):
-                words.append(f"{flag} {getattr(self, name)}")
-        words += ["--stateful"] * self.stateful + ["--no-shuffle"] * (not self.shuffle)
-        words += ["--shuffle batch"] * (self.shuffle == SHUFFLE_BATCH)
-        for name, flag in (("cell", "--cell"), ("layers", "--layers"), ("keras", "--keras")):
-            if getattr(self, name) != getattr(default, name):
-                words.append(f"{flag} {getattr(self, name)}")
-        words += ["--bidirectional"] * self.bidirectional
-        if self.reset != default.reset:
-            words.append(f"--reset {self.reset}")
-        return " ".join(words)
-
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         fields = dataclasses.asdict(self)
-        fields.update(reset=str(self.reset), cell=str(self.cell), keras=str(self.keras))
+        fields.update(shuffle=self.shuffle.keras_value, reset=str(self.reset), cell=str(self.cell),
+                      keras=str(self.keras))
         return fields

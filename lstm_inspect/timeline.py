@@ -13,10 +13,10 @@ import numpy as np
 from rich.console import Console, Group
 from rich.text import Text
 
+from .inspection import Report, StepResult
 from .render import can_encode, closing_parts
-from .report import Inspection, StepResult
 from .schedule import Start
-from .spec import Phase
+from .spec import Phase, Spec
 
 RAISES = "raises"
 EMPTY = "empty"  # a slot the call does not fill (a stateless partial batch)
@@ -101,15 +101,21 @@ def _slot_rows(slots: int) -> list[tuple[str, int | None]]:
             + [(f"slots {HEAD_SLOTS}-{slots - 2}", None), (f"slot {slots - 1}", slots - 1)])
 
 
-def build_timeline(inspection: Inspection, width: int, glyphs: Glyphs, keras=None) -> Group:
-    spec = inspection.spec
+def timeline_slots(spec: Spec) -> int:
+    """Rows of the grid: the most slots any call fills."""
+    return min(spec.batch_size, max(spec.samples, spec.val_samples, spec.predict_samples))
+
+
+def _fitting_columns(width: int) -> tuple[int, int]:
+    """(label width, how many step columns fit the width)."""
     label_width = LABEL_WIDTH if width >= 3 * LABEL_WIDTH else max(8, width // 3)
-    slots = min(spec.batch_size, max(spec.samples, spec.val_samples, spec.predict_samples))
     # Two characters a step and room for phase boundaries: about three a step, to be safe.
-    fitting = max(4, (width - label_width - 8) // 3)
-    columns = _Columns(head=fitting // 2, tail=fitting - fitting // 2)
-    for result in inspection:
-        columns.add(_column(result, slots))
+    return label_width, max(4, (width - label_width - 8) // 3)
+
+
+def build_timeline(report: Report, columns: _Columns, width: int, glyphs: Glyphs) -> Group:
+    slots = timeline_slots(report.spec)
+    label_width, _ = _fitting_columns(width)
     shown: list[Column | None] = list(columns.head) + ([None] if columns.hidden else []) + list(columns.tail)
 
     def cells(render_cell) -> Text:
@@ -162,7 +168,7 @@ def build_timeline(inspection: Inspection, width: int, glyphs: Glyphs, keras=Non
     if notes:
         parts.append(Text("; ".join(notes), style="dim"))
     parts.append(legend)
-    return Group(*parts, *closing_parts(inspection, keras, plain=glyphs is ASCII))
+    return Group(*parts, *closing_parts(report, plain=glyphs is ASCII))
 
 
 def _cell(kind: str, glyphs: Glyphs) -> Text:
@@ -193,8 +199,19 @@ def _segment_header(shown: list[Column | None], glyphs: Glyphs, label_width: int
     return header
 
 
-def render_timeline(inspection: Inspection, console: Console, ascii_only: bool, keras=None) -> None:
-    encodable = UNICODE.zeros + UNICODE.continued + UNICODE.unrelated + UNICODE.boundary + UNICODE.ellipsis
-    glyphs = ASCII if ascii_only or not can_encode(console, encodable) else UNICODE
-    console.print(build_timeline(inspection, console.width, glyphs, keras))
+class TimelineView:
+    """The grid of slots by steps, keeping only the columns that fit the console's width."""
 
+    def __init__(self, console: Console, spec: Spec, ascii_only: bool = False):
+        encodable = UNICODE.zeros + UNICODE.continued + UNICODE.unrelated + UNICODE.boundary + UNICODE.ellipsis
+        self.console = console
+        self.glyphs = ASCII if ascii_only or not can_encode(console, encodable) else UNICODE
+        self.slots = timeline_slots(spec)
+        _, fitting = _fitting_columns(console.width)
+        self.columns = _Columns(head=fitting // 2, tail=fitting - fitting // 2)
+
+    def add(self, result: StepResult) -> None:
+        self.columns.add(_column(result, self.slots))
+
+    def finish(self, report: Report) -> None:
+        self.console.print(build_timeline(report, self.columns, self.console.width, self.glyphs))

@@ -7,9 +7,9 @@ import re
 
 import pytest
 
-from lstm_inspect import oracle, run
+from lstm_inspect import mirror, oracle
 from lstm_inspect.oracle import TOLERANCE, KerasComparison, StepComparison, compare_with_keras
-from lstm_inspect.schedule import KerasError, predict_steps
+from lstm_inspect.schedule import KerasError, keras_steps
 from lstm_inspect.spec import Phase, ResetPolicy, Spec
 
 # No skip: a missing oracle must fail the suite, not hide (as in test_keras_conformance).
@@ -59,7 +59,7 @@ def matrix(request):
 
 
 def test_stateful_carry_through_validation_and_predict_agrees_on_every_step(carried):
-    steps = list(predict_steps(CARRIED_EVERYWHERE))
+    steps = list(keras_steps(CARRIED_EVERYWHERE))
     assert carried.version.startswith("3.") and carried.backend == "torch"
     assert [(s.phase, s.epoch, s.batch, s.samples.tolist()) for s in carried.steps] == \
            [(s.call.phase, s.call.epoch, s.call.batch, s.call.samples.tolist()) for s in steps]
@@ -88,9 +88,9 @@ def test_summary_line(carried):
 
 
 def test_keras_raises_its_value_error_where_the_schedule_predicts(partial):
-    assert partial.error.step == partial.predicted_error.step == 2
+    assert partial.error.step == partial.schedule_error.step == 2
     assert partial.error.type == "ValueError"
-    assert partial.predicted_error.message in partial.error.message
+    assert partial.schedule_error.message in partial.error.message
     assert "\x1b[" not in partial.error.message
     assert len(partial.steps) == 2 and partial.agree
     assert partial.to_json()["error"] == {"step": 2, "type": "ValueError", "message": partial.error.message}
@@ -110,19 +110,20 @@ def test_matrix_agrees(matrix):
         assert all(step.start == ["zeros"] * len(step.samples) for step in comparison.steps)
 
 
-class RolledCarry(run.KerasStateRNN):
+class RolledCarry(mirror.KerasStateful):
     """Hands slot i's final state to slot i+1: the classic misreading of Keras's carry
     ("the next batch continues the previous sample") built into the mirror."""
 
-    def __call__(self, call, x):
-        record = super().__call__(call, x)
-        if self.spec.stateful:
-            self.states = tuple(state.roll(1, dims=1) for state in self.states)
-        return record
+    def call(self, x):
+        result = super().call(x)
+        if self.stateful:
+            for name, state in zip(self.state_names, self.states):
+                setattr(self, name, state.roll(1, dims=1))
+        return result
 
 
 def test_a_mirror_that_carries_the_wrong_slot_disagrees(monkeypatch):
-    monkeypatch.setattr(run, "KerasStateRNN", RolledCarry)
+    monkeypatch.setattr(mirror, "KerasStateful", RolledCarry)
     comparison = compare_with_keras(Spec(8, 5, 1, batch_size=4, stateful=True, shuffle=False))
     first, second = comparison.steps
     assert first.agree  # both start from zeros

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from lstm_inspect import run
-from lstm_inspect.report import Inspection
+from lstm_inspect import mirror
+from lstm_inspect.inspection import Inspection
 from lstm_inspect.spec import ResetPolicy, Spec
 
 pytestmark = [pytest.mark.cuda,
@@ -20,20 +20,20 @@ pytestmark = [pytest.mark.cuda,
 def test_every_step_verified_exactly_on_the_gpu(spec):
     inspection = Inspection(spec, device="cuda")
     results = list(inspection)
-    assert inspection.summary.verified is True and all(r.verified for r in results)
+    assert inspection.report.summary.verified is True and all(r.verified for r in results)
 
 
 def test_records_live_on_the_gpu_and_carries_are_the_same_tensors():
     spec = Spec(8, 5, 2, batch_size=4, stateful=True, shuffle=False)
-    first, second = run.run_mirror(spec, torch.device("cuda"))
+    first, second = mirror.run_mirror(spec, torch.device("cuda"))
     assert second.initial[0].is_cuda
     assert all(torch.equal(now, before) for now, before in zip(second.initial, first.final))
 
 
 def test_evidence_holds_on_the_gpu():
     inspection = Inspection(Spec(1000, 20, 1, batch_size=200, stateful=True, shuffle=False), device="cuda",
-                            with_evidence=True)
+                            evidence=True)
     list(inspection)
-    items = {item.key: item for item in inspection.evidence}
+    items = {item.key: item for item in inspection.report.evidence}
     assert items["continuation"].passed and items["gradient_truncation"].value == 0.0
     assert items["batch_independence"].value < 1e-5

@@ -6,8 +6,8 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from lstm_inspect.cli import main
-from lstm_inspect.schedule import predict_steps
+from lstm_inspect.cli import command_line, main
+from lstm_inspect.schedule import keras_steps
 from lstm_inspect.spec import ResetPolicy, Spec
 
 SETUPS = {
@@ -29,11 +29,11 @@ SETUPS = {
 
 def expected_lines(spec):
     return [f"{step.call.label}: zeros={step.zero_slots} carried={step.carried_slots}"
-            for step in predict_steps(spec) if not step.raises]
+            for step in keras_steps(spec) if not step.raises]
 
 
 def run_snippet(spec, language):
-    emitted = CliRunner().invoke(main, [*spec.command_line().split(), "--emit", language])
+    emitted = CliRunner().invoke(main, [*command_line(spec).split(), "--emit", language])
     assert emitted.exit_code == 0
     compile(emitted.stdout, "snippet", "exec")
     return subprocess.run([sys.executable, "-"], input=emitted.stdout, capture_output=True, text=True,
@@ -45,7 +45,7 @@ def run_snippet(spec, language):
 def test_snippet_reproduces_the_schedule(name, language):
     spec = SETUPS[name]
     done = run_snippet(spec, language)
-    raising = [step.call.label for step in predict_steps(spec) if step.raises]
+    raising = [step.call.label for step in keras_steps(spec) if step.raises]
     # Keras's on_*_batch_begin still runs for the call that then raises: its line says nothing.
     lines = [line for line in done.stdout.splitlines() if line.split(":")[0] not in raising]
     assert lines == expected_lines(spec), done.stderr

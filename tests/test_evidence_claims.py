@@ -7,7 +7,7 @@ from click.testing import CliRunner
 
 from lstm_inspect import evidence as evidence_module
 from lstm_inspect.cli import main
-from lstm_inspect.report import Inspection
+from lstm_inspect.inspection import Inspection
 from lstm_inspect.spec import ResetPolicy, Spec
 
 HEADLINE = ["--shape", "1000,20,1", "--batch", "200"]
@@ -71,9 +71,9 @@ def test_epoch_and_phase_claims_cite_the_deciding_steps():
 
 def test_reset_every_batch_makes_the_reset_claims_true():
     spec = Spec(12, 5, 1, batch_size=4, stateful=True, shuffle=False, reset=ResetPolicy.parse("every:1"))
-    inspection = Inspection(spec, with_evidence=True)
+    inspection = Inspection(spec, evidence=True)
     list(inspection)
-    verdicts = {claim.text: claim.true for claim in inspection.claims}
+    verdicts = {claim.text: claim.true for claim in inspection.report.claims}
     assert verdicts["States are reset after each batch"] is True
     assert verdicts["Each sequence starts from zeros (reset after each sample)"] is True
 
@@ -81,9 +81,9 @@ def test_reset_every_batch_makes_the_reset_claims_true():
 def test_reset_every_batch_still_carries_into_validation():
     spec = Spec(12, 5, 1, batch_size=4, stateful=True, shuffle=False, val_samples=4,
                 reset=ResetPolicy.parse("every:1"))
-    inspection = Inspection(spec, with_evidence=True)
+    inspection = Inspection(spec, evidence=True)
     list(inspection)
-    claim = next(c for c in inspection.claims if c.text == "States are reset after each batch")
+    claim = next(c for c in inspection.report.claims if c.text == "States are reset after each batch")
     assert claim.true is False and "validation e0 b0" in claim.because
 
 

@@ -9,8 +9,8 @@ step with the predicted error.
 import pytest
 
 from lstm_inspect import oracle as keras_oracle
-from lstm_inspect.report import Inspection
-from lstm_inspect.schedule import predict_steps
+from lstm_inspect.inspection import Inspection
+from lstm_inspect.schedule import keras_steps
 from lstm_inspect.spec import ResetPolicy, Spec
 
 # No skip: `make test` installs Keras, and a missing oracle must fail the suite, not hide.
@@ -51,7 +51,7 @@ def test_runs_on_keras_3_torch_backend(setup):
 
 def test_every_slot_starts_where_the_schedule_says(setup):
     spec, observed = setup
-    steps = [step for step in predict_steps(spec) if not step.raises]
+    steps = [step for step in keras_steps(spec) if not step.raises]
     assert [(c.phase, c.epoch, c.batch, c.samples.tolist()) for c in observed.completed] == \
            [(s.call.phase, s.call.epoch, s.call.batch, s.call.samples.tolist()) for s in steps]
     assert observed.start_labels() == [step.start_labels() for step in steps]
@@ -60,19 +60,20 @@ def test_every_slot_starts_where_the_schedule_says(setup):
 def test_keras_raises_where_and_what_the_schedule_predicts(setup):
     spec, observed = setup
     inspection = Inspection(spec, dry_run=True)
-    list(inspection)
-    if inspection.error is None:
+    error = inspection.run().error
+    if error is None:
         assert observed.error_type is None, observed.error_message
         return
-    assert observed.error_step == inspection.error.step
-    assert observed.error_type == inspection.error.type
-    assert inspection.error.message in observed.error_message
+    assert observed.error_step == error.step
+    assert observed.error_type == error.type
+    assert error.message in observed.error_message
 
 
 def test_the_mirror_agrees_with_keras(setup):
     spec, observed = setup
     inspection = Inspection(spec)
     results = list(inspection)
-    assert inspection.summary.verified is True
+    report = inspection.report
+    assert report.summary.verified is True
     assert len([r for r in results if not r.step.raises]) == len(observed.completed)
-    assert (inspection.error.step if inspection.error else None) == observed.error_step
+    assert (report.error.step if report.error else None) == observed.error_step

@@ -5,9 +5,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from lstm_inspect import run
+from lstm_inspect import mirror
 from lstm_inspect.cli import main
-from lstm_inspect.report import Inspection
+from lstm_inspect.inspection import Inspection
 from lstm_inspect.spec import Spec
 
 
@@ -15,19 +15,19 @@ def test_max_steps_checks_the_first_steps_and_predicts_the_rest():
     inspection = Inspection(Spec(100, 5, 1, batch_size=10, stateful=True, shuffle=False), max_steps=3)
     results = list(inspection)
     assert [r.verified for r in results] == [True] * 3 + [None] * 7
-    assert inspection.summary.checked_steps == 3 and inspection.summary.steps == 10
-    assert inspection.summary.verified is True
+    assert inspection.report.summary.checked_steps == 3 and inspection.report.summary.steps == 10
+    assert inspection.report.summary.verified is True
 
 
 def test_max_steps_stops_the_mirror(monkeypatch):
     made = []
-    real = run.KerasStateRNN.__call__
+    real = mirror.KerasStateful.call
 
-    def counting(self, call, x):
-        made.append(call.index)
-        return real(self, call, x)
+    def counting(self, x):
+        made.append(len(made))
+        return real(self, x)
 
-    monkeypatch.setattr(run.KerasStateRNN, "__call__", counting)
+    monkeypatch.setattr(mirror.KerasStateful, "call", counting)
     list(Inspection(Spec(1000, 5, 1, batch_size=10), max_steps=4))
     assert made == [0, 1, 2, 3]
 
@@ -59,4 +59,4 @@ def test_cuda_asked_for_where_there_is_none_is_a_usage_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     result = CliRunner().invoke(main, ["--shape", "12,5,1", "--device", "cuda"])
     assert result.exit_code == 2 and "CUDA is not available" in result.stderr
-    assert run.resolve_device("auto").type == "cpu"
+    assert mirror.resolve_device("auto").type == "cpu"

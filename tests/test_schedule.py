@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstm_inspect.schedule import Start, fix_for_partial_batch, iter_calls, predict_steps
+from lstm_inspect.cli import TERMS
+from lstm_inspect.schedule import Start, fix_for_partial_batch, iter_calls, keras_steps
 from lstm_inspect.spec import Phase, ResetPolicy, Spec
 
 resets = st.sampled_from(["never", "epoch", "every:1", "every:2", "every:3"]).map(ResetPolicy.parse)
@@ -63,7 +64,7 @@ def test_batch_shuffle_keeps_each_batch_within_one_chunk(spec):
 
 @given(specs())
 def test_resets_plus_carries_equal_slots(spec):
-    for step in predict_steps(spec):
+    for step in keras_steps(spec):
         if not step.raises:
             assert step.zero_slots + step.carried_slots == len(step.call.samples)
             assert len(step.start_labels()) == len(step.call.samples)
@@ -71,7 +72,7 @@ def test_resets_plus_carries_equal_slots(spec):
 
 @given(specs(stateful=st.just(False)))
 def test_stateless_never_carries_and_never_raises(spec):
-    steps = list(predict_steps(spec))
+    steps = list(keras_steps(spec))
     assert len(steps) == count_calls(spec)
     assert all(not step.raises and step.carried_slots == 0 and step.source is None for step in steps)
 
@@ -79,7 +80,7 @@ def test_stateless_never_carries_and_never_raises(spec):
 @given(specs(stateful=st.just(True)))
 def test_stateful_slot_i_carries_from_slot_i_of_the_previous_call(spec):
     previous = None
-    for step in predict_steps(spec):
+    for step in keras_steps(spec):
         if step.raises:
             break
         if step.carried_slots:
@@ -90,7 +91,7 @@ def test_stateful_slot_i_carries_from_slot_i_of_the_previous_call(spec):
 
 @given(specs(stateful=st.just(True)))
 def test_stateful_raises_at_the_first_call_with_a_partial_batch(spec):
-    steps = list(predict_steps(spec))
+    steps = list(keras_steps(spec))
     sizes = [len(call.samples) for call in iter_calls(spec)]
     partial = [index for index, size in enumerate(sizes) if size != spec.batch_size]
     if partial:
@@ -101,13 +102,16 @@ def test_stateful_raises_at_the_first_call_with_a_partial_batch(spec):
 
 @given(specs(stateful=st.just(True)))
 def test_stateful_resets_only_at_the_start_and_where_the_policy_says(spec):
-    for step in predict_steps(spec):
+    for step in keras_steps(spec):
         if step.raises:
             break
         call = step.call
+        # Counted by hand, apart from the schedule's rule: epoch resets where a training epoch
+        # begins; every:K where K divides the training batch's position in its epoch.
+        text = str(spec.reset)
         policy_resets = call.phase == Phase.TRAIN and (
-            (call.batch == 0 and spec.reset.resets_on_epoch_begin())
-            or spec.reset.resets_on_train_batch_begin(call.batch))
+            (text == "epoch" and call.batch == 0)
+            or (text.startswith("every:") and call.batch % int(text[len("every:"):]) == 0))
         assert (step.zero_slots > 0) == (call.index == 0 or policy_resets)
 
 
@@ -115,7 +119,7 @@ def test_stateful_resets_only_at_the_start_and_where_the_policy_says(spec):
 @given(specs(stateful=st.just(True)))
 def test_without_shuffle_carries_within_a_phase_continue_sample_j_minus_b(spec):
     spec = Spec(**{**spec.__dict__, "shuffle": False})
-    for step in predict_steps(spec):
+    for step in keras_steps(spec):
         if step.raises or not step.carried_slots:
             continue
         kinds = set(step.start_kinds())
@@ -139,7 +143,7 @@ def test_validation_and_predict_are_never_shuffled():
 
 def test_start_labels_name_the_sample_whose_state_is_carried():
     spec = Spec(8, 2, 1, batch_size=4, stateful=True, shuffle=False, val_samples=4)
-    labels = [step.start_labels() for step in predict_steps(spec)]
+    labels = [step.start_labels() for step in keras_steps(spec)]
     assert labels == [["zeros"] * 4, ["train:0", "train:1", "train:2", "train:3"],
                       ["train:4", "train:5", "train:6", "train:7"]]
 
@@ -154,4 +158,10 @@ def test_start_labels_name_the_sample_whose_state_is_carried():
      "remainder as drop_remainder does: truncate --val-samples to 4"),
 ])
 def test_fix_suggests_divisors_near_b_and_truncation(spec, expected):
-    assert fix_for_partial_batch(spec) == expected
+    assert fix_for_partial_batch(spec, TERMS) == expected
+
+
+def test_fix_names_spec_fields_by_default():
+    spec = Spec(12, 5, 1, batch_size=4, stateful=True, val_samples=6)
+    assert fix_for_partial_batch(spec) == ("use batch_size 2, 3 or 6 (divisors of N and val_samples near 4), or "
+                                           "drop the remainder as drop_remainder does: truncate val_samples to 4")

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from lstm_inspect.cli import main
+from lstm_inspect.cli import command_line, main
+from lstm_inspect.claims import Landmarks
 from lstm_inspect.evidence import continuation
-from lstm_inspect.run import mirror_records
-from lstm_inspect.report import Inspection
-from lstm_inspect.schedule import iter_calls, predict_steps
+from lstm_inspect.mirror import mirror_records
+from lstm_inspect.inspection import Inspection
+from lstm_inspect.schedule import iter_calls, keras_steps
 from lstm_inspect.spec import ResetPolicy, Spec
 
 CPU = "cpu"
@@ -50,21 +51,22 @@ def test_bidirectional_agrees_with_keras_and_shows_the_backward_caveat():
 def test_every_variant_is_verified_on_its_tensors(cell, layers, bidirectional):
     spec = Spec(12, 5, 2, batch_size=4, stateful=True, shuffle=False, epochs=2, val_samples=4,
                 cell=cell, layers=layers, bidirectional=bidirectional)
-    inspection = Inspection(spec, with_evidence=True)
+    inspection = Inspection(spec, evidence=True)
     results = list(inspection)
-    assert inspection.summary.verified and all(r.verified for r in results)
-    assert len(inspection.summary.tensors_checked) == len(spec.cell.state_names) * layers * spec.directions
-    assert not inspection.evidence_failed
+    assert inspection.report.summary.verified and all(r.verified for r in results)
+    assert len(inspection.report.summary.tensors_checked) == len(spec.cell.state_names) * layers * spec.directions
+    assert not inspection.report.evidence_failed
 
 
 def test_backward_direction_does_not_continue_across_batches():
     import torch
 
     def measured(spec):
-        schedule = Inspection(spec, dry_run=True)
-        list(schedule)
+        landmarks = Landmarks()
+        for step in keras_steps(spec):
+            landmarks.add(step)
         return continuation(spec, mirror_records(spec, torch.device(CPU), limit=20),
-                            schedule.landmarks.longest_chain, torch.device(CPU))
+                            landmarks.longest_chain, torch.device(CPU))
 
     item = measured(Spec(40, 5, 1, batch_size=8, stateful=True, shuffle=False, bidirectional=True))
     assert item.value <= 1e-5 and item.extra["backward_diff"] > 1e-3
@@ -118,7 +120,7 @@ def test_layers_must_be_positive():
 
 def test_inputs_for_the_same_sample_match_across_variants():
     # The data does not depend on the model: only the seed, the phase and the sample index.
-    from lstm_inspect.run import batch_inputs
+    from lstm_inspect.mirror import batch_inputs
     import torch
 
     plain = batch_inputs(Spec(10, 5, 2), "train", np.arange(3), torch.device(CPU))
@@ -129,24 +131,24 @@ def test_inputs_for_the_same_sample_match_across_variants():
 def test_a_mirror_wrong_in_one_layer_is_reported_for_that_layer(monkeypatch):
     import torch
 
-    from lstm_inspect import run
+    from lstm_inspect import mirror
 
-    class ForgetsLayerOne(run.KerasStateRNN):
+    class ForgetsLayerOne(mirror.KerasStateful):
         """Carries every layer's state but the second one's, which it zeroes."""
 
-        def __call__(self, call, x):
-            record = super().__call__(call, x)
-            if self.spec.stateful:
-                self.states = tuple(state.clone().index_fill_(0, torch.tensor([1]), 0.0) for state in self.states)
-            return record
+        def call(self, x):
+            result = super().call(x)
+            for name, state in zip(self.state_names, self.states):
+                setattr(self, name, state.clone().index_fill_(0, torch.tensor([1]), 0.0))
+            return result
 
-    monkeypatch.setattr(run, "KerasStateRNN", ForgetsLayerOne)
+    monkeypatch.setattr(mirror, "KerasStateful", ForgetsLayerOne)
     spec = Spec(12, 5, 2, batch_size=4, stateful=True, shuffle=False, layers=2)
     inspection = Inspection(spec)
     results = list(inspection)
     assert results[1].verified is False
     assert results[1].observed.differing == ("h[layer 1]", "c[layer 1]")
-    assert inspection.first_difference == (1, ("h[layer 1]", "c[layer 1]"))
+    assert inspection.report.first_difference == (1, ("h[layer 1]", "c[layer 1]"))
     result = CliRunner().invoke(main, ["--shape", "12,5,2", "--batch", "4", "--stateful", "--no-shuffle",
                                        "--layers", "2", "--no-evidence", "--format", "json"])
     assert json.loads(result.stdout)["steps"][1]["observed"]["differing"] == ["h[layer 1]", "c[layer 1]"]
@@ -164,8 +166,8 @@ def test_keras_2_snippet_runs_under_tf_keras_when_installed():
         pytest.skip("tf-keras is not installed (it needs TensorFlow); the Keras 3 snippets run for real")
     spec = Spec(12, 5, 1, batch_size=4, stateful=True, shuffle=False, epochs=2, keras="2",
                 reset=ResetPolicy.parse("epoch"))
-    text = CliRunner().invoke(main, [*spec.command_line().split(), "--emit", "keras"]).stdout
+    text = CliRunner().invoke(main, [*command_line(spec).split(), "--emit", "keras"]).stdout
     done = subprocess.run([sys.executable, "-"], input=text, capture_output=True, text=True, timeout=600)
     expected = [f"{step.call.label}: zeros={step.zero_slots} carried={step.carried_slots}"
-                for step in predict_steps(spec)]
+                for step in keras_steps(spec)]
     assert done.stdout.splitlines() == expected, done.stderr

@@ -1,4 +1,4 @@
-"""The mirror on real tensors, and the report's checks of it."""
+"""The mirror on real tensors, and the inspection's checks of it."""
 
 import dataclasses
 
@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from lstm_inspect import run
-from lstm_inspect.report import EXIT_KERAS_RAISES, EXIT_MISMATCH, EXIT_OK, Inspection
-from lstm_inspect.schedule import stateful_batch_mismatch_message
+from lstm_inspect import mirror
+from lstm_inspect.cli import EXIT_MISMATCH
+from lstm_inspect.inspection import Inspection
+from lstm_inspect.schedule import KerasStateError, iter_calls, stateful_batch_mismatch_message
 from lstm_inspect.spec import Phase, ResetPolicy, Spec
 
 CPU = torch.device("cpu")
@@ -16,22 +17,22 @@ CPU = torch.device("cpu")
 
 def test_inputs_depend_only_on_seed_phase_and_sample():
     spec = Spec(50, 6, 3, seed=4)
-    together = run.batch_inputs(spec, Phase.TRAIN, np.array([3, 17, 42]), CPU)
-    alone = run.batch_inputs(spec, Phase.TRAIN, np.array([17]), CPU)
+    together = mirror.batch_inputs(spec, Phase.TRAIN, np.array([3, 17, 42]), CPU)
+    alone = mirror.batch_inputs(spec, Phase.TRAIN, np.array([17]), CPU)
     assert together.shape == (3, 6, 3)
     assert torch.equal(together[1], alone[0])
     assert not torch.equal(together[0], together[1])
-    assert not torch.equal(run.batch_inputs(spec, Phase.VALIDATION, np.array([17]), CPU), alone)
+    assert not torch.equal(mirror.batch_inputs(spec, Phase.VALIDATION, np.array([17]), CPU), alone)
     other_seed = Spec(50, 6, 3, seed=5)
-    assert not torch.equal(run.batch_inputs(other_seed, Phase.TRAIN, np.array([17]), CPU), alone)
+    assert not torch.equal(mirror.batch_inputs(other_seed, Phase.TRAIN, np.array([17]), CPU), alone)
     assert together.min() >= -1 and together.max() < 1 and together.std() > 0.4
 
 
 def test_weights_come_from_the_seed_without_touching_the_global_rng():
     state = torch.random.get_rng_state()
-    first = run.build_rnn(Spec(4, 2, 1, seed=3), CPU)
+    first = mirror.build_rnn(Spec(4, 2, 1, seed=3), CPU)
     assert torch.equal(state, torch.random.get_rng_state())
-    second = run.build_rnn(Spec(4, 2, 1, seed=3), CPU)
+    second = mirror.build_rnn(Spec(4, 2, 1, seed=3), CPU)
     assert all(torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters()))
 
 
@@ -40,38 +41,36 @@ def test_weights_come_from_the_seed_without_touching_the_global_rng():
 def test_stateful_layer_carries_slot_i_to_slot_i_detached_and_raises_on_another_batch_size(
         cell, tensors, layers, bidirectional):
     spec = Spec(8, 3, 2, batch_size=4, stateful=True, cell=cell, layers=layers, bidirectional=bidirectional)
-    layer = run.KerasStateRNN(run.build_rnn(spec, CPU), spec)
-    calls = list(run.iter_calls(spec))
-    first = layer(calls[0], torch.rand(4, 3, 2))
-    second = layer(calls[1], torch.rand(4, 3, 2))
-    assert len(first.initial) == len(first.final) == tensors
-    assert first.initial[0].shape == (layers * spec.directions, 4, 8)
-    assert not any(state.any() for state in first.initial)
-    assert all(torch.equal(now, before) for now, before in zip(second.initial, first.final))
-    assert not any(state.requires_grad for state in second.initial)
+    layer = mirror.KerasStateful(mirror.build_rnn(spec, CPU), spec.batch_size)
+    _, first_initial, first_final = layer.call(torch.rand(4, 3, 2))
+    _, second_initial, _ = layer.call(torch.rand(4, 3, 2))
+    assert len(first_initial) == len(first_final) == tensors
+    assert first_initial[0].shape == (layers * spec.directions, 4, 8)
+    assert not any(state.any() for state in first_initial)
+    assert all(torch.equal(now, before) for now, before in zip(second_initial, first_final))
+    assert not any(state.requires_grad for state in second_initial)
     layer.reset_state()
     assert not any(state.any() for state in layer.states)
-    with pytest.raises(run.KerasStateError) as raised:
-        layer(calls[1], torch.rand(3, 3, 2))
+    with pytest.raises(KerasStateError) as raised:
+        layer.call(torch.rand(3, 3, 2))
     assert str(raised.value) == stateful_batch_mismatch_message(4, 3) and raised.value.keras_type == "ValueError"
 
 
 def test_keras_2_raises_tensorflows_shape_error():
     spec = Spec(8, 3, 2, batch_size=4, stateful=True, keras="2", units=3)
-    layer = run.KerasStateRNN(run.build_rnn(spec, CPU), spec)
-    with pytest.raises(run.KerasStateError) as raised:
-        layer(next(run.iter_calls(spec)), torch.rand(2, 3, 2))
+    layer = mirror.KerasStateful(mirror.build_rnn(spec, CPU), spec.batch_size, keras=spec.keras)
+    with pytest.raises(KerasStateError) as raised:
+        layer.call(torch.rand(2, 3, 2))
     assert raised.value.keras_type == "InvalidArgumentError"
     assert str(raised.value) == "Incompatible shapes: [4,3] vs. [2,3]"
 
 
 def test_stateless_layer_starts_every_call_from_zeros():
     spec = Spec(8, 3, 2, batch_size=4)
-    layer = run.KerasStateRNN(run.build_rnn(spec, CPU), spec)
-    calls = list(run.iter_calls(spec))
-    layer(calls[0], torch.rand(4, 3, 2))
-    record = layer(calls[1], torch.rand(3, 3, 2))
-    assert record.initial[0].shape == (1, 3, 8) and not any(state.any() for state in record.initial)
+    layer = mirror.KerasStateful(mirror.build_rnn(spec, CPU), stateful=False)
+    layer.call(torch.rand(4, 3, 2))
+    _, initial, _ = layer.call(torch.rand(3, 3, 2))
+    assert initial[0].shape == (1, 3, 8) and not any(state.any() for state in initial)
 
 
 @pytest.mark.parametrize("spec", [
@@ -84,7 +83,7 @@ def test_every_step_is_verified_on_the_tensors(spec):
     inspection = Inspection(spec)
     results = list(inspection)
     assert all(result.verified for result in results)
-    assert inspection.summary.verified is True and inspection.exit_code == EXIT_OK
+    assert inspection.report.summary.verified is True and inspection.report.ok
     for result in results:
         assert result.observed.zero_slots == result.step.zero_slots
         if result.step.source is not None:
@@ -96,37 +95,37 @@ def test_partial_stateful_batch_raises_where_predicted_after_the_steps_before_it
     inspection = Inspection(Spec(10, 5, 1, batch_size=4, stateful=True))
     results = list(inspection)
     assert [r.verified for r in results] == [True, True, None]
-    assert inspection.error.step == 2 and inspection.error.type == "ValueError"
-    assert inspection.error.message == stateful_batch_mismatch_message(4, 2)
-    assert inspection.exit_code == EXIT_KERAS_RAISES
+    report = inspection.report
+    assert report.error.step == 2 and report.error.type == "ValueError"
+    assert report.error.message == stateful_batch_mismatch_message(4, 2)
+    assert report.ok and report.steps == ()
 
 
-class _LastIntoFirst(run.KerasStateRNN):
+class _LastIntoFirst(mirror.KerasStateful):
     """The misconception: the last sample of a batch carries into the first of the next."""
 
-    def __call__(self, call, x):
-        record = super().__call__(call, x)
-        if self.spec.stateful:
-            self.states = tuple(state.roll(1, dims=1) for state in self.states)
-        return record
+    def call(self, x):
+        result = super().call(x)
+        if self.stateful:
+            for name, state in zip(self.state_names, self.states):
+                setattr(self, name, state.roll(1, dims=1))
+        return result
 
 
-class _ResetsEveryEpoch(run.KerasStateRNN):
+class _ResetsEveryEpoch(mirror._ResetCallback):
     """The misconception: Keras resets the state at each epoch boundary."""
 
-    def __call__(self, call, x):
-        if call.phase == Phase.TRAIN and call.batch == 0:
-            self.reset_state()
-        return super().__call__(call, x)
+    def on_epoch_begin(self):
+        self.layer.reset_state()
 
 
-@pytest.mark.parametrize("wrong_layer", [_LastIntoFirst, _ResetsEveryEpoch])
-def test_a_mirror_that_breaks_kerass_rules_is_caught(monkeypatch, wrong_layer):
-    monkeypatch.setattr(run, "KerasStateRNN", wrong_layer)
+@pytest.mark.parametrize("name, wrong", [("KerasStateful", _LastIntoFirst), ("_ResetCallback", _ResetsEveryEpoch)])
+def test_a_mirror_that_breaks_kerass_rules_is_caught(monkeypatch, name, wrong):
+    monkeypatch.setattr(mirror, name, wrong)
     inspection = Inspection(Spec(12, 5, 2, batch_size=4, stateful=True, shuffle=False, epochs=2))
     results = list(inspection)
     assert any(result.verified is False for result in results)
-    assert inspection.summary.verified is False and inspection.exit_code == EXIT_MISMATCH
+    assert inspection.report.summary.verified is False and not inspection.report.ok
     from click.testing import CliRunner
 
     from lstm_inspect.cli import main
@@ -138,21 +137,22 @@ def test_a_mirror_that_breaks_kerass_rules_is_caught(monkeypatch, wrong_layer):
 
 
 def test_a_mirror_that_does_not_raise_where_keras_does_is_caught(monkeypatch):
-    class Lenient(run.KerasStateRNN):
-        def __call__(self, call, x):
-            if self.spec.stateful and x.shape[0] != self.spec.batch_size:
-                self.states = tuple(state[:, :x.shape[0]] for state in self.states)
-                self.spec = dataclasses.replace(self.spec, batch_size=x.shape[0])
-            return super().__call__(call, x)
+    class Lenient(mirror.KerasStateful):
+        def call(self, x):
+            if self.stateful and x.shape[0] != self.batch_size:
+                for name, state in zip(self.state_names, self.states):
+                    setattr(self, name, state[:, :x.shape[0]])
+                self.batch_size = x.shape[0]
+            return super().call(x)
 
-    monkeypatch.setattr(run, "KerasStateRNN", Lenient)
+    monkeypatch.setattr(mirror, "KerasStateful", Lenient)
     inspection = Inspection(Spec(10, 5, 1, batch_size=4, stateful=True))
     assert [r.verified for r in inspection][-1] is False
-    assert inspection.exit_code == EXIT_MISMATCH
+    assert not inspection.report.ok
 
 
 def test_shuffled_samples_get_their_own_inputs_even_when_they_span_a_range():
     spec = Spec(50, 6, 3)
-    shuffled = run.batch_inputs(spec, Phase.TRAIN, np.array([4, 6, 5, 7]), CPU)
-    in_order = run.batch_inputs(spec, Phase.TRAIN, np.array([4, 5, 6, 7]), CPU)
+    shuffled = mirror.batch_inputs(spec, Phase.TRAIN, np.array([4, 6, 5, 7]), CPU)
+    in_order = mirror.batch_inputs(spec, Phase.TRAIN, np.array([4, 5, 6, 7]), CPU)
     assert torch.equal(shuffled[1], in_order[2]) and torch.equal(shuffled[2], in_order[1])

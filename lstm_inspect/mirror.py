@@ -1,0 +1,240 @@
+"""The mirror: a real PyTorch RNN whose state is handled by hand the way Keras handles it.
+
+`KerasStateful` is a public, trainable `torch.nn.Module` that applies Keras's state rules
+by itself (it never reads the schedule): stateless calls start from zeros; stateful calls
+start from the layer's state, which holds the previous call's final states (detached, so
+no gradient crosses a call) and is zeroed only by `reset_state()`; a stateful call with
+another batch size raises what Keras raises. `run_mirror` drives it like Keras's
+fit/evaluate/predict loops with the user's reset callback. Inputs are made a few batches
+at a time from the seed, never for the whole dataset.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .schedule import Call, KerasStateError, iter_calls, keras_error
+from .spec import KerasVersion, Phase, ResetKind, Spec
+
+States = tuple[torch.Tensor, ...]  # in the cell's order: (h, c) for an LSTM, (h,) otherwise
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """One call of the mirror. States are tuples in the cell's order (h, c for an LSTM),
+    each of shape (layers * directions, slots, units), as torch's RNN modules take them."""
+
+    call: Call
+    initial: States  # the very tensors passed to the RNN as its initial state
+    final: States  # final states, as the layer keeps them
+    output: torch.Tensor  # last timestep's output per slot (both directions concatenated)
+
+
+_MASK32 = 0xFFFFFFFF
+
+
+def _fmix32(z):
+    """Murmur3's finaliser on 32-bit values held in int64 tensors (or Python ints).
+
+    A bijection of [0, 2**32); multipliers stay below 2**31 so no product overflows int64.
+    Augmented assignments work in place on tensors (no temporaries per pass) and rebind ints.
+    """
+    z ^= z >> 16
+    z *= 0x45D9F3B
+    z &= _MASK32
+    z ^= z >> 16
+    z *= 0x45D9F3B
+    z &= _MASK32
+    z ^= z >> 16
+    return z
+
+
+_PHASE_SALT = {Phase.TRAIN: 0x1B873593, Phase.VALIDATION: 0x5A3B2C1D, Phase.PREDICT: 0x27D4EB2F}
+
+
+def batch_inputs(spec: Spec, phase: Phase, samples: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Inputs of shape (len(samples), T, F), uniform in [-1, 1), for these samples of this phase.
+
+    Counter-based (a hash of seed, phase, sample and cell) rather than a seeded generator,
+    so that a sample's data depends only on its index, whatever batch or epoch holds it.
+    """
+    salt = _fmix32((spec.seed ^ _PHASE_SALT[phase]) & _MASK32)
+    first = int(samples[0])
+    if len(samples) == 1 or bool((np.diff(samples) == 1).all()):
+        # Contiguous samples (no shuffle): made on the device, no copy from the host to wait for.
+        per_sample = torch.arange(first, first + len(samples), dtype=torch.int64, device=device)
+    else:
+        per_sample = torch.as_tensor(samples, dtype=torch.int64, device=device)
+    per_sample = _fmix32(((per_sample & _MASK32) * 0x2C1B3C6D ^ salt) & _MASK32)
+    cells = torch.arange(spec.timesteps * spec.features, dtype=torch.int64, device=device)
+    keys = per_sample[:, None] + cells[None, :] * 0x61C88647
+    keys &= _MASK32
+    values = _fmix32(keys).to(torch.float32)
+    return values.mul_(2.0 / 2**32).sub_(1.0).view(len(samples), spec.timesteps, spec.features)
+
+
+def build_rnn(spec: Spec, device: torch.device) -> nn.RNNBase:
+    """The torch module for the spec's cell, depth and direction, with weights drawn from
+    the seed, without touching torch's global RNG. A stack of Keras layers (each returning
+    sequences into the next) is exactly torch's multi-layer module without dropout."""
+    with torch.random.fork_rng(devices=[]):  # the module's own initialisation draws from it
+        module = getattr(nn, spec.cell.torch_name)(spec.features, spec.units, num_layers=spec.layers,
+                                           bidirectional=spec.bidirectional, batch_first=True)
+    generator = torch.Generator().manual_seed(spec.seed)
+    bound = 1.0 / spec.units**0.5
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(torch.empty_like(parameter).uniform_(-bound, bound, generator=generator))
+    return module.to(device).eval()
+
+
+def forward(module: nn.RNNBase, x: torch.Tensor, initial: States | None = None) -> tuple[torch.Tensor, States]:
+    """Run the module; states always as a tuple, whether it takes (h, c) or h alone."""
+    hx = None if initial is None else initial if len(initial) == 2 else initial[0]
+    output, final = module(x, hx)
+    return output, tuple(final) if isinstance(final, tuple) else (final,)
+
+
+class KerasStateful(nn.Module):
+    """A torch RNN (`nn.LSTM`, `nn.GRU` or `nn.RNN`, batch_first) with the state handling of
+    Keras's recurrent layers (keras/src/layers/rnn/rnn.py), for every layer and direction.
+
+    Stateful (the default): the state holds `batch_size` slots, starts as zeros, and slot i
+    of each call starts from slot i's final state of the previous call, detached, so that
+    gradients flow within a call and never across one (truncated backpropagation through
+    time, as Keras's state variables give). `reset_state()` zeroes it; a call with another
+    batch size raises `KerasStateError` (a ValueError) with Keras's message. The state is
+    a buffer: it follows `.to(device)` and, as in Keras, is not saved in `state_dict()`.
+    Stateless: every call starts from zeros, whatever its batch size.
+
+    `forward` returns what the wrapped module returns: `(output, h_n)`, or
+    `(output, (h_n, c_n))` for an LSTM, so it replaces the module in existing code.
+    """
+
+    def __init__(self, rnn: nn.RNNBase, batch_size: int | None = None, *, stateful: bool = True,
+                 keras: KerasVersion | str = KerasVersion.THREE):
+        super().__init__()
+        if not isinstance(rnn, (nn.LSTM, nn.GRU, nn.RNN)):
+            raise TypeError(f"expected an nn.LSTM, nn.GRU or nn.RNN, got {type(rnn).__name__}")
+        if not rnn.batch_first:
+            raise ValueError("the RNN must be built with batch_first=True, as Keras's inputs are")
+        if stateful and (batch_size is None or batch_size < 1):
+            raise ValueError("a stateful layer needs a fixed, positive batch_size, as Keras's "
+                             "Input(batch_shape=...) gives it")
+        self.rnn = rnn
+        self.batch_size = batch_size
+        self.stateful = stateful
+        self.keras = KerasVersion(keras)
+        self.state_names = ("h", "c") if isinstance(rnn, nn.LSTM) else ("h",)  # its buffers
+        if stateful:
+            # Keras creates the state variables at build, with the fixed batch size, as zeros.
+            for name, zeros in zip(self.state_names, self._zeros(self.batch_size or 0)):
+                self.register_buffer(name, zeros, persistent=False)
+
+    @property
+    def states(self) -> States:
+        """The state each slot holds now (stateful only), in the cell's order."""
+        if not self.stateful:
+            raise AttributeError("a stateless layer holds no state between calls")
+        return tuple(getattr(self, name) for name in self.state_names)
+
+    def _zeros(self, slots: int) -> States:
+        rnn = self.rnn
+        shape = (rnn.num_layers * (2 if rnn.bidirectional else 1), slots, rnn.hidden_size)
+        return tuple(rnn.weight_hh_l0.new_zeros(shape) for _ in self.state_names)
+
+    def reset_state(self) -> None:
+        """Zero every slot of every layer and direction, as Keras's `layer.reset_state()`.
+        New tensors, so states read before the reset keep their values."""
+        if self.stateful:
+            for name, zeros in zip(self.state_names, self._zeros(self.batch_size or 0)):
+                setattr(self, name, zeros)
+
+    def call(self, x: torch.Tensor) -> tuple[torch.Tensor, States, States]:
+        """One call: (output, initial states, final states), the initial ones being the very
+        tensors passed to the RNN; the final ones keep their graph."""
+        slots = x.shape[0]
+        if not self.stateful:
+            initial = self._zeros(slots)
+        elif slots != self.batch_size:
+            raise KerasStateError(*keras_error(self.keras, self.batch_size or 0, slots, self.rnn.hidden_size))
+        else:
+            initial = self.states
+        output, final = forward(self.rnn, x, initial)
+        if self.stateful:
+            # Keras assigns the final states to non-trainable variables: the next call sees
+            # constants, so no gradient crosses a call boundary.
+            for name, state in zip(self.state_names, final):
+                setattr(self, name, state.detach())
+        return output, initial, final
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | States]:
+        output, _, final = self.call(x)
+        return output, final if len(final) == 2 else final[0]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(name)
+
+
+def mirror_records(spec: Spec, device: torch.device | None = None, limit: int | None = None) -> list[CallRecord]:
+    """The mirror's calls as a list (the first `limit` only, if given), up to where it raises."""
+    records = []
+    try:
+        records.extend(itertools.islice(run_mirror(spec, device), limit))
+    except KerasStateError:
+        pass
+    return records
+
+
+class _ResetCallback:
+    """The user's reset callback, as a Keras user writes it, hooked where fit calls it."""
+
+    def __init__(self, spec: Spec, layer: KerasStateful):
+        self.kind, self.every, self.layer = spec.reset.kind, spec.reset.every, layer
+
+    def on_epoch_begin(self) -> None:
+        if self.kind == ResetKind.EPOCH:
+            self.layer.reset_state()
+
+    def on_train_batch_begin(self, batch: int) -> None:
+        if self.kind == ResetKind.EVERY and batch % self.every == 0:
+            self.layer.reset_state()
+
+
+@torch.no_grad()
+def run_mirror(spec: Spec, device: torch.device | None = None) -> Iterator[CallRecord]:
+    """Every call fit (+ validation) and predict make, in order; raises KerasStateError
+    at the call where Keras raises, after yielding the calls before it."""
+    device = device or torch.device("cpu")
+    layer = KerasStateful(build_rnn(spec, device), spec.batch_size, stateful=spec.stateful, keras=spec.keras)
+    callback = _ResetCallback(spec, layer)
+    for call, x in _calls_with_inputs(spec, device):
+        if call.phase == Phase.TRAIN:
+            if call.batch == 0:
+                callback.on_epoch_begin()
+            callback.on_train_batch_begin(call.batch)
+        output, initial, final = layer.call(x)
+        yield CallRecord(call, initial, final, output[:, -1])
+
+
+# Inputs are hashed for a few calls at a time, up to this many values: a handful of kernel
+# launches instead of a dozen per call (what costs on a GPU), memory still a few batches.
+INPUT_GROUP_VALUES = 1 << 20
+
+
+def _calls_with_inputs(spec: Spec, device: torch.device) -> Iterator[tuple[Call, torch.Tensor]]:
+    per_call = spec.batch_size * spec.timesteps * spec.features
+    group = max(1, INPUT_GROUP_VALUES // per_call)
+    for phase, calls in itertools.groupby(iter_calls(spec), key=lambda call: call.phase):
+        while chunk := list(itertools.islice(calls, group)):
+            inputs = batch_inputs(spec, phase, np.concatenate([call.samples for call in chunk]), device)
+            yield from zip(chunk, inputs.split([len(call.samples) for call in chunk]))
