@@ -9,7 +9,7 @@ ARGS ?= --shape 1000,20,1 --batch 200
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test bench readme clean
+.PHONY: setup run test bench readme golden mutants clean
 
 setup: $(STAMP)
 
@@ -30,6 +30,14 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench.py
+
+# Rewrite the golden output files (tests/golden) after a reviewed change of what users see.
+golden: $(STAMP)
+	$(BIN)/python -m pytest -q tests/test_golden.py --update-golden
+
+# Plant known single-line bugs one at a time and check that a test catches each.
+mutants: $(STAMP)
+	$(BIN)/python scripts/plant_bugs.py
 
 # Rewrite the example outputs in README.md from the real command.
 readme: $(STAMP)
