@@ -25,7 +25,10 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(BIN)/lstm-inspect $(ARGS)
 
+# Lint and type-check first (seconds), then the tests, real Keras included.
 test: $(STAMP)
+	$(BIN)/ruff check lstm_inspect tests bench scripts
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: $(STAMP)

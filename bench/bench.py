@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from lstm_inspect.oracle import copy_weights, import_keras
 from lstm_inspect.inspection import Inspection, Report
 from lstm_inspect.mirror import batch_inputs, build_rnn, run_mirror
+from lstm_inspect.oracle import copy_weights, import_keras
 from lstm_inspect.schedule import iter_calls
 from lstm_inspect.spec import Spec
 

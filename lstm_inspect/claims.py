@@ -48,7 +48,7 @@ class Landmarks:
 
 
 def _started(step: Step) -> str:
-    if step.carried_slots:
+    if step.source is not None and step.carried_slots:
         return f"step {step.call.index} ({step.call.label}) carried x{step.carried_slots:,} from {step.source.label}"
     return f"step {step.call.index} ({step.call.label}) started all {step.zero_slots:,} slots from zeros"
 
@@ -83,20 +83,22 @@ def judge(spec: Spec, landmarks: Landmarks, evidence: dict[str, float | None], t
                          if independence is not None else
                          "each sample has its own slot; measured by evidence 1 on a real run")
 
-    if carry and len(carry.source.samples) == 1:
-        mapping = (f"with {terms.setting('batch_size', 1)} the only slot is both the last and the first: here, and only here, "
-                   "the claim holds")
-    elif carry:
+    source = carry.source if carry else None
+    one_slot = source is not None and len(source.samples) == 1
+    if carry is not None and source is not None and not one_slot:
         slot0_sample = int(carry.call.samples[0])
-        last_of_source = f"{carry.source.phase}:{carry.source.samples[-1]}"
+        last_of_source = f"{source.phase}:{source.samples[-1]}"
         mapping = (f"slot i continues slot i: at step {carry.call.index} sample {slot0_sample} in slot 0 "
-                   f"starts from {carry.start_labels()[0]}, not from {last_of_source}, the last sample "
-                   "of the previous batch")
+                   f"starts from {(carry.start_labels() or ['?'])[0]}, not from {last_of_source}, the last "
+                   "sample of the previous batch")
+    elif one_slot:
+        mapping = (f"with {terms.setting('batch_size', 1)} the only slot is both the last and the first: "
+                   "here, and only here, the claim holds")
     else:
         mapping = "nothing is carried between batches at all" if stateless else \
             "slot i continues slot i of the previous call (no carry happened in this run)"
     last_into_first = Claim("Stateful carries the last sample of one batch into the first of the next",
-                            bool(carry) and len(carry.source.samples) == 1, mapping)
+                            one_slot, mapping)
 
     resets_at_epoch = spec.reset.kind in (ResetKind.EPOCH, ResetKind.EVERY)
     if stateless:
@@ -104,7 +106,8 @@ def judge(spec: Spec, landmarks: Landmarks, evidence: dict[str, float | None], t
                           "they are reset after every batch, the epoch's last one included")
     elif resets_at_epoch:
         epoch_end = Claim("States are reset at the end of each epoch", True,
-                          f"only by your {terms.setting('reset', str(spec.reset))} callback, at the next epoch's first batch")
+                          f"only by your {terms.setting('reset', str(spec.reset))} callback, at the next "
+                          "epoch's first batch")
     else:
         epoch_end = Claim("States are reset at the end of each epoch", False,
                           _started(landmarks.epoch_start) if landmarks.epoch_start else

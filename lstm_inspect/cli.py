@@ -6,6 +6,7 @@ a view, feeds it the inspection's steps, and turns the report into an exit code.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import io
 import math
@@ -102,44 +103,18 @@ EXIT_BROKEN_PIPE, EXIT_INTERRUPTED = 141, 130  # as a shell reports SIGPIPE and 
 class InspectCommand(click.Command):
     """Ends quietly, with the shell's conventional codes, on a closed pipe or Ctrl-C."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except BrokenPipeError:
             # The reader has gone (`| head`): point stdout at /dev/null so that the flush at
             # exit does not raise again, and stop.
-            try:
+            with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            except (OSError, ValueError, io.UnsupportedOperation):
-                pass
             raise SystemExit(EXIT_BROKEN_PIPE) from None
         except KeyboardInterrupt:
             click.echo("lstm-inspect: interrupted", err=True)
             raise SystemExit(EXIT_INTERRUPTED) from None
-
-
-class ShapeType(click.ParamType):
-    name = "N,T,F"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, tuple):
-            return value
-        try:
-            return parse_shape(value)
-        except SpecError as error:
-            self.fail(str(error), param, ctx)
-
-
-class ResetType(click.ParamType):
-    name = "never|epoch|every:K"
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, ResetPolicy):
-            return value
-        try:
-            return ResetPolicy.parse(value)
-        except SpecError as error:
-            self.fail(str(error), param, ctx)
 
 
 class ShapeType(click.ParamType):
@@ -476,8 +451,9 @@ def check_before_running(spec: Spec, params: dict[str, Any]) -> None:
 def make_console(stderr: bool = False, record: bool = False) -> Console:
     """rich decides colour from the terminal; NO_COLOR (https://no-color.org) turns off every
     escape code, bold and italic included, not only the colours rich drops for it."""
-    plain = bool(os.environ.get("NO_COLOR"))
-    return Console(stderr=stderr, highlight=False, record=record, **({"color_system": None} if plain else {}))
+    if os.environ.get("NO_COLOR"):
+        return Console(stderr=stderr, highlight=False, record=record, color_system=None)
+    return Console(stderr=stderr, highlight=False, record=record)
 
 
 def _available_memory() -> int | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 
 from .mirror import batch_inputs, build_rnn, forward, mirror_records, resolve_device
@@ -71,7 +70,7 @@ def batch_independence(spec: Spec, records: list, batch: int, device: torch.devi
 def continuation(spec: Spec, records: list, chain_calls: int, device: torch.device) -> EvidenceItem:
     """`records`: the mirror's first calls; the chain from the first runs to the first reset.
     `chain_calls`: the most consecutive calls a slot runs through without a reset, in the run."""
-    effective = {"effective_length": chain_calls * spec.timesteps, "chain_calls": chain_calls}
+    effective: dict[str, float] = {"effective_length": chain_calls * spec.timesteps, "chain_calls": chain_calls}
     if not spec.stateful:
         return EvidenceItem("continuation", "Continuation", None, None,
                             f"stateless: nothing is carried, each slot sees one {spec.timesteps}-step "
@@ -102,7 +101,7 @@ def continuation(spec: Spec, records: list, chain_calls: int, device: torch.devi
         detail += (f". Backward direction: diff {backward:.1e}, since its carried state is the one it "
                    "had at the previous batch's first timestep: stateful Bidirectional is not one long "
                    "bidirectional pass")
-    passed = diff <= CONTINUATION_TOLERANCE
+    passed: bool | None = diff <= CONTINUATION_TOLERANCE
     if spec.bidirectional and spec.layers > 1:
         # Above the first layer even the forward direction reads the backward one's outputs.
         passed = None

@@ -11,9 +11,11 @@ at a time from the seed, never for the whole dataset.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,7 +41,7 @@ class CallRecord:
 _MASK32 = 0xFFFFFFFF
 
 
-def _fmix32(z):
+def _fmix32(z: Any) -> Any:
     """Murmur3's finaliser on 32-bit values held in int64 tensors (or Python ints).
 
     A bijection of [0, 2**32); multipliers stay below 2**31 so no product overflows int64.
@@ -75,7 +77,7 @@ def batch_inputs(spec: Spec, phase: Phase, samples: np.ndarray, device: torch.de
     cells = torch.arange(spec.timesteps * spec.features, dtype=torch.int64, device=device)
     keys = per_sample[:, None] + cells[None, :] * 0x61C88647
     keys &= _MASK32
-    values = _fmix32(keys).to(torch.float32)
+    values: torch.Tensor = _fmix32(keys).to(torch.float32)
     return values.mul_(2.0 / 2**32).sub_(1.0).view(len(samples), spec.timesteps, spec.features)
 
 
@@ -84,8 +86,8 @@ def build_rnn(spec: Spec, device: torch.device) -> nn.RNNBase:
     the seed, without touching torch's global RNG. A stack of Keras layers (each returning
     sequences into the next) is exactly torch's multi-layer module without dropout."""
     with torch.random.fork_rng(devices=[]):  # the module's own initialisation draws from it
-        module = getattr(nn, spec.cell.torch_name)(spec.features, spec.units, num_layers=spec.layers,
-                                           bidirectional=spec.bidirectional, batch_first=True)
+        module: nn.RNNBase = getattr(nn, spec.cell.torch_name)(
+            spec.features, spec.units, num_layers=spec.layers, bidirectional=spec.bidirectional, batch_first=True)
     generator = torch.Generator().manual_seed(spec.seed)
     bound = 1.0 / spec.units**0.5
     with torch.no_grad():
@@ -147,7 +149,9 @@ class KerasStateful(nn.Module):
     def _zeros(self, slots: int) -> States:
         rnn = self.rnn
         shape = (rnn.num_layers * (2 if rnn.bidirectional else 1), slots, rnn.hidden_size)
-        return tuple(rnn.weight_hh_l0.new_zeros(shape) for _ in self.state_names)
+        weight = rnn.weight_hh_l0
+        assert isinstance(weight, torch.Tensor)
+        return tuple(weight.new_zeros(shape) for _ in self.state_names)
 
     def reset_state(self) -> None:
         """Zero every slot of every layer and direction, as Keras's `layer.reset_state()`.
@@ -187,11 +191,9 @@ def resolve_device(name: str) -> torch.device:
 
 def mirror_records(spec: Spec, device: torch.device | None = None, limit: int | None = None) -> list[CallRecord]:
     """The mirror's calls as a list (the first `limit` only, if given), up to where it raises."""
-    records = []
-    try:
+    records: list[CallRecord] = []
+    with contextlib.suppress(KerasStateError):
         records.extend(itertools.islice(run_mirror(spec, device), limit))
-    except KerasStateError:
-        pass
     return records
 
 
@@ -211,7 +213,7 @@ class _ResetCallback:
 
 
 @torch.no_grad()
-def run_mirror(spec: Spec, device: torch.device | None = None) -> Iterator[CallRecord]:
+def run_mirror(spec: Spec, device: torch.device | None = None) -> Generator[CallRecord, None, None]:
     """Every call fit (+ validation) and predict make, in order; raises KerasStateError
     at the call where Keras raises, after yielding the calls before it."""
     device = device or torch.device("cpu")
@@ -237,4 +239,4 @@ def _calls_with_inputs(spec: Spec, device: torch.device) -> Iterator[tuple[Call,
     for phase, calls in itertools.groupby(iter_calls(spec), key=lambda call: call.phase):
         while chunk := list(itertools.islice(calls, group)):
             inputs = batch_inputs(spec, phase, np.concatenate([call.samples for call in chunk]), device)
-            yield from zip(chunk, inputs.split([len(call.samples) for call in chunk]))
+            yield from zip(chunk, torch.split(inputs, [len(call.samples) for call in chunk]))

@@ -35,22 +35,24 @@ class Observed:
 
 def observe(step: Step, record: CallRecord, previous: CallRecord | None) -> tuple[Observed, bool]:
     """Read the initial state the mirror really passed and check it against the prediction."""
+    source_slot = step.source_slot
+    assert source_slot is not None, "a raising step runs no call to observe"
     initial = record.initial
     # Per slot: the largest |value| over every tensor, layer, direction and unit.
     row_max = initial[0].abs().amax(dim=(0, 2))
     for tensor in initial[1:]:
         row_max = row_max.maximum(tensor.abs().amax(dim=(0, 2)))
     zero = row_max == 0
-    predicted_zero = step.source_slot < 0
-    comparable = previous is not None and previous.final[0].shape == initial[0].shape
-    zero_slots, max_abs, identical = _read_back(initial, previous.final if comparable else None, row_max, zero)
+    predicted_zero = source_slot < 0
+    before = previous.final if previous is not None and previous.final[0].shape == initial[0].shape else None
+    zero_slots, max_abs, identical = _read_back(initial, before, row_max, zero)
     same_slot = None
     if identical or zero_slots == len(zero):  # a slot all zeros counts as reset, never as carried
         carried_slots = len(zero) - zero_slots
-    elif comparable:
+    elif before is not None:
         same_slot = ~zero
-        for tensor, before in zip(initial, previous.final):
-            same_slot &= (tensor == before).all(dim=2).all(dim=0)
+        for tensor, last in zip(initial, before):
+            same_slot &= (tensor == last).all(dim=2).all(dim=0)
         carried_slots = int(same_slot.sum())
     else:
         carried_slots = 0
@@ -58,14 +60,14 @@ def observe(step: Step, record: CallRecord, previous: CallRecord | None) -> tupl
         verified = zero_slots == len(zero)
     elif previous is None or previous.call.index != step.source.index:
         verified = False
-    elif same_slot is None and comparable and np.array_equal(step.source_slot, np.arange(len(zero))):
+    elif same_slot is None and before is not None and np.array_equal(source_slot, np.arange(len(zero))):
         verified = carried_slots == len(zero)
     else:
         carried = np.flatnonzero(~predicted_zero)
-        sources = step.source_slot[carried]
+        sources = source_slot[carried]
         verified = (bool(zero[predicted_zero].all())
-                    and all(bool((tensor[:, carried] == before[:, sources]).all())
-                            for tensor, before in zip(initial, previous.final)))
+                    and all(bool((tensor[:, carried] == last[:, sources]).all())
+                            for tensor, last in zip(initial, previous.final)))
     return Observed(zero_slots, carried_slots, max_abs), verified
 
 
@@ -93,17 +95,20 @@ def _read_back(initial: States, before: States | None, row_max: Any, zero: Any) 
 def differing_tensors(spec: Spec, step: Step, record: CallRecord, previous: CallRecord | None) -> tuple[str, ...]:
     """Which state tensors, layer by layer and direction by direction, break the prediction
     (only asked for a step that failed, so its cost does not matter)."""
+    source_slot = step.source_slot
+    assert source_slot is not None, "a raising step runs no call to observe"
     names = iter(tensor_names(spec))
-    carried = np.flatnonzero(step.source_slot >= 0)
-    zeros = np.flatnonzero(step.source_slot < 0)
-    usable = previous is not None and step.source is not None and previous.call.index == step.source.index
+    carried = np.flatnonzero(source_slot >= 0)
+    zeros = np.flatnonzero(source_slot < 0)
+    usable = previous if previous is not None and step.source is not None \
+        and previous.call.index == step.source.index else None
     found = []
     for index, tensor in enumerate(record.initial):
         for row in range(tensor.shape[0]):
             name = next(names)
             wrong = bool(tensor[row, zeros].any()) if len(zeros) else False
             if len(carried):
-                before = previous.final[index][row, step.source_slot[carried]] if usable else None
+                before = usable.final[index][row, source_slot[carried]] if usable is not None else None
                 wrong = wrong or before is None or not bool((tensor[row, carried] == before).all())
             if wrong:
                 found.append(name)

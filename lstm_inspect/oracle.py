@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -56,6 +56,7 @@ class KerasCall:
 
     def output(self, directions: int) -> np.ndarray:
         """The model's output inside the batch: the last layer's final h, directions side by side."""
+        assert self.final is not None, "the call did not complete"
         return np.concatenate(list(self.final[0][-directions:]), axis=1)
 
 
@@ -79,6 +80,7 @@ class KerasRun:
         labels = []
         previous = None
         for call in self.completed:
+            assert call.initial is not None and call.final is not None
             slots = []
             for slot in range(len(call.samples)):
                 start = [state[:, slot] for state in call.initial]
@@ -86,7 +88,7 @@ class KerasRun:
                     slots.append("zeros")
                     continue
                 source = "?"
-                if previous is not None:
+                if previous is not None and previous.final is not None:
                     # Slot i first: where Keras carries from, so the search is short when it does.
                     candidates = [slot] * (slot < len(previous.samples)) + list(range(len(previous.samples)))
                     for j in candidates:
@@ -338,11 +340,11 @@ class StepComparison:
         """Keras starts every slot where the schedule says, and the mirror holds Keras's
         numbers: a step whose labels match but whose tensors differ is not an agreement."""
         return (self.start == self.predicted and self.state_diff is not None
-                and max(self.state_diff, self.output_diff, self.batch_independence_diff or 0.0) < TOLERANCE)
+                and max(self.state_diff, self.output_diff or 0.0, self.batch_independence_diff or 0.0) < TOLERANCE)
 
-    def to_json(self, slots: bool = True) -> dict:
+    def to_json(self, slots: bool = True) -> dict[str, Any]:
         """`slots=False` (--no-slots): the per-slot arrays left out, as in the mirror's steps."""
-        item = {"phase": self.phase.value, "epoch": self.epoch, "batch": self.batch}
+        item: dict[str, Any] = {"phase": self.phase.value, "epoch": self.epoch, "batch": self.batch}
         if slots:
             item.update(samples=self.samples.tolist(), start=self.start)
         return {**item, "state_diff": self.state_diff, "output_diff": self.output_diff, "agree": self.agree}
@@ -425,6 +427,7 @@ def _compare_step(call: KerasCall, start: list[str], step: Step | None,
     predicted = step.start_labels() if step is not None and _same_call(call, step.call) else None
     state_diff = output_diff = None
     if record is not None and _same_call(call, record.call):
+        assert call.initial is not None and call.final is not None
         state_diff = max(_max_diff(keras, mirror.cpu().numpy())
                          for keras, mirror in zip(call.initial, record.initial))
         # Keras's outputs are not visible inside fit; its final states are, and they are
@@ -454,6 +457,7 @@ def compare_with_keras(spec: Spec) -> KerasComparison:
              for i, (call, start) in enumerate(zip(observed.completed, observed.start_labels()))]
     error = None
     if observed.error_type is not None:
+        assert observed.error_step is not None and observed.error_message is not None
         error = KerasError(observed.error_step, observed.error_type, observed.error_message)
     return KerasComparison(observed.version, observed.backend, steps, error,
                            raising[0] if raising else None,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 import numpy as np
 from rich import box
-from rich.console import Console, Group
+from rich.console import Console, Group, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
@@ -72,7 +72,7 @@ def describe_start(step: Step) -> str:
     if step.raises:
         return f"raises: {len(step.call.samples):,} samples"
     parts = _counts(step)
-    if step.carried_slots:
+    if step.source is not None and step.carried_slots:
         unrelated = int(np.count_nonzero(step.start_kinds() == Start.UNRELATED.value))
         parts[-1] += f" from {step.source.label}"
         if unrelated == step.carried_slots:
@@ -137,9 +137,9 @@ def step_cells(result: StepResult, marks: Marks = UNICODE_MARKS) -> list[str]:
             observed, _check_mark(result, marks).plain]
 
 
-def _row(result: StepResult, marks: Marks) -> list:
-    cells = step_cells(result, marks)
-    cells[3] = Text(cells[3], style="bold red" if result.step.raises else "")
+def _row(result: StepResult, marks: Marks) -> list[str | Text]:
+    cells: list[str | Text] = list(step_cells(result, marks))
+    cells[3] = Text(str(cells[3]), style="bold red" if result.step.raises else "")
     cells[5] = _check_mark(result, marks)
     return cells
 
@@ -160,8 +160,11 @@ def build_table(report: Report, rows: FoldedRows, marks: Marks = UNICODE_MARKS) 
     keras = report.keras
     table = Table(title=f"Keras's steps, checked on a PyTorch {report.spec.layer_name}" if not report.dry_run
                   else "Keras's steps (dry run: predicted, not run)", title_justify="left")
-    columns = [("step", "right"), ("call", "left"), ("samples", "left"), ("slots started from", "left"),
-               ("max |h0|", "right"), ("ok", "center")] + [("Keras", "left")] * (keras is not None)
+    columns: list[tuple[str, JustifyMethod]] = [
+        ("step", "right"), ("call", "left"), ("samples", "left"), ("slots started from", "left"),
+        ("max |h0|", "right"), ("ok", "center")]
+    if keras is not None:
+        columns.append(("Keras", "left"))
     for name, justify in columns:
         table.add_column(name, justify=justify, overflow="fold")
 
@@ -192,7 +195,8 @@ def summary_text(report: Report) -> Text:
     summary = report.summary
     text = Text()
     text.append(f"{plural(summary.steps, 'step')}: {plural(summary.reset_events, 'reset event')}, "
-                f"{plural(summary.slot_resets, 'slot reset')}, {plural(summary.slot_carries, 'slot carry', 'slot carries')}. ")
+                f"{plural(summary.slot_resets, 'slot reset')}, "
+                f"{plural(summary.slot_carries, 'slot carry', 'slot carries')}. ")
     if summary.verified is None:
         text.append("Dry run: predicted from Keras's rules, not checked on tensors.", style="yellow")
     elif summary.verified and summary.checked_steps < summary.steps - bool(report.error):
@@ -320,7 +324,7 @@ class JsonWriter:
 
     def __init__(self, out: TextIO, spec: Spec, slots: bool = True):
         self.out, self.slots, self.count = out, slots, 0
-        out.write('{"schema": %d, "spec": %s, "steps": [' % (SCHEMA_VERSION, json.dumps(spec.to_json())))
+        out.write(f'{{"schema": {SCHEMA_VERSION}, "spec": {json.dumps(spec.to_json())}, "steps": [')
 
     def add(self, result: StepResult) -> None:
         self.out.write(("" if self.count == 0 else ", ") + "\n  " + json.dumps(step_to_json(result, self.slots)))

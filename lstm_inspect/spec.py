@@ -100,7 +100,7 @@ class Shuffle(StrEnum):
     @property
     def keras_value(self) -> bool | str:
         """The argument as fit takes it."""
-        return {Shuffle.TRUE: True, Shuffle.FALSE: False, Shuffle.BATCH: "batch"}[self]
+        return "batch" if self is Shuffle.BATCH else self is Shuffle.TRUE
 
     def __bool__(self) -> bool:
         """Whether fit reorders samples at all."""

@@ -64,7 +64,7 @@ def _column(result: StepResult, slots: int) -> Column:
     if step.raises:
         kinds[:] = RAISES
     else:
-        kinds[:len(step.source_slot)] = step.start_kinds()
+        kinds[:len(step.call.samples)] = step.start_kinds()
     return Column(step.call.index, step.call.phase, step.call.epoch, kinds)
 
 
@@ -147,7 +147,7 @@ def build_timeline(report: Report, columns: _Columns, width: int, glyphs: Glyphs
             continue
         if slot is None:
             label, slot = f"{label} (same pattern)", HEAD_SLOTS
-        lines.append(labelled(label, cells(lambda column: _cell(column.kinds[slot], glyphs))))
+        lines.append(labelled(label, cells(lambda column, slot=slot: _cell(column.kinds[slot], glyphs))))
 
     notes = []
     if columns.hidden:

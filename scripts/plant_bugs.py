@@ -12,16 +12,28 @@ TESTS = ["tests/test_library.py", "tests/test_mirror.py", "tests/test_schedule.p
          "tests/test_robustness.py"]
 # (name, file, original text, planted text)
 PLANTS = [
- ("any zero slot verifies", "lstm_inspect/observe.py", "        verified = zero_slots == len(zero)", "        verified = zero_slots > 0"),
- ("only h compared", "lstm_inspect/observe.py", "    initial = record.initial\n", "    initial = record.initial[:1]\n    previous = previous and type(previous)(previous.call, previous.initial[:1], previous.final[:1], previous.output)\n"),
- ("expected error masks wrong mirror", "lstm_inspect/cli.py", "        if failures or not report.ok:", "        if failures:"),
- ("checked_steps from steps", "lstm_inspect/inspection.py", '"slot_carries": self.slot_carries, "checked_steps": self.checked_steps,', '"slot_carries": self.slot_carries, "checked_steps": self.steps,'),
- ("dry run takes max-steps and device", "lstm_inspect/cli.py", '"dry_run": ("evidence", "evidence_batch", "against", "device", "max_steps"),', '"dry_run": ("evidence", "evidence_batch", "against"),'),
- ("schedule resets in validation", "lstm_inspect/schedule.py", "    if call.phase != Phase.TRAIN:\n        return False\n    if spec.reset.kind == ResetKind.EPOCH:", "    if spec.reset.kind == ResetKind.EPOCH:"),
- ("mirror resets in validation", "lstm_inspect/mirror.py", "        if call.phase == Phase.TRAIN:\n            if call.batch == 0:", "        if True:\n            if call.batch == 0:"),
- ("schedule every:K off by one", "lstm_inspect/schedule.py", "call.batch % spec.reset.every == 0", "(call.batch + 1) % spec.reset.every == 0"),
- ("mirror every:K off by one", "lstm_inspect/mirror.py", "batch % self.every == 0", "(batch + 1) % self.every == 0"),
- ("no detach", "lstm_inspect/mirror.py", "setattr(self, name, state.detach())", "setattr(self, name, state)"),
+    ("any zero slot verifies", "lstm_inspect/observe.py",
+     "        verified = zero_slots == len(zero)", "        verified = zero_slots > 0"),
+    ("only h compared", "lstm_inspect/observe.py", "    initial = record.initial\n",
+     "    initial = record.initial[:1]\n    previous = previous and type(previous)("
+     "previous.call, previous.initial[:1], previous.final[:1], previous.output)\n"),
+    ("expected error masks wrong mirror", "lstm_inspect/cli.py",
+     "        if failures or not report.ok:", "        if failures:"),
+    ("checked_steps from steps", "lstm_inspect/inspection.py",
+     '"checked_steps": self.checked_steps,', '"checked_steps": self.steps,'),
+    ("dry run takes max-steps and device", "lstm_inspect/cli.py",
+     '"dry_run": ("evidence", "evidence_batch", "against", "device", "max_steps"),',
+     '"dry_run": ("evidence", "evidence_batch", "against"),'),
+    ("schedule resets in validation", "lstm_inspect/schedule.py",
+     "    if call.phase != Phase.TRAIN:\n        return False\n    if spec.reset.kind == ResetKind.EPOCH:",
+     "    if spec.reset.kind == ResetKind.EPOCH:"),
+    ("mirror resets in validation", "lstm_inspect/mirror.py",
+     "        if call.phase == Phase.TRAIN:\n            if call.batch == 0:",
+     "        if True:\n            if call.batch == 0:"),
+    ("schedule every:K off by one", "lstm_inspect/schedule.py",
+     "call.batch % spec.reset.every == 0", "(call.batch + 1) % spec.reset.every == 0"),
+    ("mirror every:K off by one", "lstm_inspect/mirror.py", "batch % self.every == 0", "(batch + 1) % self.every == 0"),
+    ("no detach", "lstm_inspect/mirror.py", "setattr(self, name, state.detach())", "setattr(self, name, state)"),
 ]
 
 

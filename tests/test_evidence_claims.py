@@ -144,8 +144,9 @@ def test_each_failed_expectation_reports_its_own_count():
 
 
 def test_one_call_has_no_gradient_boundary_to_measure():
-    from lstm_inspect.evidence import gradient_truncation
     import torch
+
+    from lstm_inspect.evidence import gradient_truncation
 
     item = gradient_truncation(Spec(2, 3, 1, batch_size=4, stateful=True), torch.device("cpu"))
     assert item.value is None and item.passed is None

@@ -13,8 +13,7 @@ from click.testing import CliRunner
 from torch import nn
 
 import lstm_inspect
-from lstm_inspect import KerasStateError, KerasStateful, Shuffle, Spec, SpecError, inspect, keras_steps
-from lstm_inspect import mirror
+from lstm_inspect import KerasStateError, KerasStateful, Shuffle, Spec, SpecError, inspect, keras_steps, mirror
 from lstm_inspect.cli import main
 from lstm_inspect.schedule import stateful_batch_mismatch_message
 
@@ -193,7 +192,8 @@ def test_run_keeps_the_steps_and_judges_everything():
     assert "shuffle=False" not in " ".join(report.warnings)  # no shuffle here to warn about
     raising = inspect(Spec(10, 5, 1, batch_size=4, stateful=True), evidence=False).run()
     assert raising.ok and raising.error.step == 2
-    assert raising.fix.startswith("use batch_size 1, 2, 5 or 10 (divisors of N near 4)")  # Spec's names, not the command line's
+    # Spec's names, not the command line's:
+    assert raising.fix.startswith("use batch_size 1, 2, 5 or 10 (divisors of N near 4)")
 
 
 # --- planted bugs the suite once let through, each pinned down ---
@@ -206,7 +206,7 @@ class _ResetKeepsSlotZero(mirror.KerasStateful):
             return super().reset_state()
         kept = self.states
         super().reset_state()
-        for name, before, zeros in zip(self.state_names, kept, self.states):
+        for before, zeros in zip(kept, self.states):
             zeros[:, 0] = before[:, 0]
 
 

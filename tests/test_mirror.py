@@ -1,6 +1,5 @@
 """The mirror on real tensors, and the inspection's checks of it."""
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -9,7 +8,7 @@ import torch
 from lstm_inspect import mirror
 from lstm_inspect.cli import EXIT_MISMATCH
 from lstm_inspect.inspection import Inspection
-from lstm_inspect.schedule import KerasStateError, iter_calls, stateful_batch_mismatch_message
+from lstm_inspect.schedule import KerasStateError, stateful_batch_mismatch_message
 from lstm_inspect.spec import Phase, ResetPolicy, Spec
 
 CPU = torch.device("cpu")

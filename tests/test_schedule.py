@@ -16,7 +16,7 @@ resets = st.sampled_from(["never", "epoch", "every:1", "every:2", "every:3"]).ma
 
 
 @st.composite
-def specs(draw, stateful=st.booleans()):
+def specs(draw, stateful=st.booleans()):  # noqa: B008 (a strategy, built once, never mutated)
     is_stateful = draw(stateful)
     return Spec(
         samples=draw(st.integers(1, 60)), timesteps=draw(st.integers(1, 4)), features=1,

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from lstm_inspect.cli import command_line, main
 from lstm_inspect.claims import Landmarks
+from lstm_inspect.cli import command_line, main
 from lstm_inspect.evidence import continuation
-from lstm_inspect.mirror import mirror_records
 from lstm_inspect.inspection import Inspection
+from lstm_inspect.mirror import mirror_records
 from lstm_inspect.schedule import iter_calls, keras_steps
 from lstm_inspect.spec import ResetPolicy, Spec
 
@@ -120,8 +120,9 @@ def test_layers_must_be_positive():
 
 def test_inputs_for_the_same_sample_match_across_variants():
     # The data does not depend on the model: only the seed, the phase and the sample index.
-    from lstm_inspect.mirror import batch_inputs
     import torch
+
+    from lstm_inspect.mirror import batch_inputs
 
     plain = batch_inputs(Spec(10, 5, 2), "train", np.arange(3), torch.device(CPU))
     gru = batch_inputs(Spec(10, 5, 2, cell="gru", layers=2), "train", np.arange(3), torch.device(CPU))

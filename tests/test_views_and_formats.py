@@ -1,9 +1,9 @@
 """The timeline view, the markdown and CSV formats, and the SVG/HTML exports."""
 
 import csv
-import re
 import io
 import os
+import re
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
