@@ -11,6 +11,7 @@ from typing import Any
 
 from .schedule import Step
 from .spec import Phase, ResetKind, Spec, Terms
+from .verdict import slot_counts
 
 
 @dataclass(frozen=True)
@@ -49,40 +50,45 @@ class Landmarks:
 
 def _started(step: Step) -> str:
     if step.source is not None and step.carried_slots:
-        return f"step {step.call.index} ({step.call.label}) carried x{step.carried_slots:,} from {step.source.label}"
+        return f"step {step.call.index} ({step.call.label}) {', '.join(slot_counts(step))} from {step.source.label}"
     return f"step {step.call.index} ({step.call.label}) started all {step.zero_slots:,} slots from zeros"
 
 
 def judge(spec: Spec, landmarks: Landmarks, evidence: dict[str, float | None], terms: Terms = Terms()) -> list[Claim]:
     """`evidence` maps evidence keys to measured values (None on a dry run); `terms` names settings."""
-    stateless = not spec.stateful
-    # A callback resetting before every training batch does not run for validation or predict.
-    every_batch = (spec.stateful and spec.reset.kind == ResetKind.EVERY and spec.reset.every == 1
-                   and not spec.val_samples and not spec.predict_samples)
-    carry = landmarks.first_carry
-    carry_cited = _started(carry) if carry else "nothing was carried in this run"
-
-    if stateless:
-        reset_batch = Claim("States are reset after each batch", True,
-                            "every step started all its slots from zeros (see the table)")
-        each_sequence = Claim("Each sequence starts from zeros (reset after each sample)", True,
-                              "the same fact seen from the other side: one slot per sequence, and "
-                              "every slot of every batch starts from zeros")
-    else:
-        reset_batch = Claim("States are reset after each batch", every_batch,
-                            "only because your callback resets before every batch" if every_batch
-                            else f"Keras never resets a stateful layer: {carry_cited}")
-        each_sequence = Claim("Each sequence starts from zeros (reset after each sample)", every_batch,
-                              "your callback zeroes every slot before each batch" if every_batch
-                              else f"a slot continues the state of the sample before it: {carry_cited}")
-
     independence = evidence.get("batch_independence")
     within_batch = Claim("State is kept between the samples of a batch", False,
                          f"each sample rerun alone gives its in-batch output (max diff {independence:.1e}, "
                          "evidence 1): the samples of a batch are independent slots"
                          if independence is not None else
                          "each sample has its own slot; measured by evidence 1 on a real run")
+    return [*_reset_claims(spec, landmarks), within_batch, _last_into_first(spec, landmarks, terms),
+            _epoch_end(spec, landmarks, terms), _fresh_phases(spec, landmarks, terms)]
 
+
+def _reset_claims(spec: Spec, landmarks: Landmarks) -> list[Claim]:
+    """"Reset after each batch" and "each sequence starts from zeros": one fact, two wordings."""
+    if not spec.stateful:
+        return [Claim("States are reset after each batch", True,
+                      "every step started all its slots from zeros (see the table)"),
+                Claim("Each sequence starts from zeros (reset after each sample)", True,
+                      "the same fact seen from the other side: one slot per sequence, and "
+                      "every slot of every batch starts from zeros")]
+    # A callback resetting before every training batch does not run for validation or predict.
+    every_batch = (spec.reset.kind == ResetKind.EVERY and spec.reset.every == 1
+                   and not spec.val_samples and not spec.predict_samples)
+    carry = landmarks.first_carry
+    cited = _started(carry) if carry else "nothing was carried in this run"
+    return [Claim("States are reset after each batch", every_batch,
+                  "only because your callback resets before every batch" if every_batch
+                  else f"Keras never resets a stateful layer: {cited}"),
+            Claim("Each sequence starts from zeros (reset after each sample)", every_batch,
+                  "your callback zeroes every slot before each batch" if every_batch
+                  else f"a slot continues the state of the sample before it: {cited}")]
+
+
+def _last_into_first(spec: Spec, landmarks: Landmarks, terms: Terms) -> Claim:
+    carry = landmarks.first_carry
     source = carry.source if carry else None
     one_slot = source is not None and len(source.samples) == 1
     if carry is not None and source is not None and not one_slot:
@@ -95,31 +101,27 @@ def judge(spec: Spec, landmarks: Landmarks, evidence: dict[str, float | None], t
         mapping = (f"with {terms.setting('batch_size', 1)} the only slot is both the last and the first: "
                    "here, and only here, the claim holds")
     else:
-        mapping = "nothing is carried between batches at all" if stateless else \
+        mapping = "nothing is carried between batches at all" if not spec.stateful else \
             "slot i continues slot i of the previous call (no carry happened in this run)"
-    last_into_first = Claim("Stateful carries the last sample of one batch into the first of the next",
-                            one_slot, mapping)
+    return Claim("Stateful carries the last sample of one batch into the first of the next", one_slot, mapping)
 
-    resets_at_epoch = spec.reset.kind in (ResetKind.EPOCH, ResetKind.EVERY)
-    if stateless:
-        epoch_end = Claim("States are reset at the end of each epoch", True,
-                          "they are reset after every batch, the epoch's last one included")
-    elif resets_at_epoch:
-        epoch_end = Claim("States are reset at the end of each epoch", True,
-                          f"only by your {terms.setting('reset', str(spec.reset))} callback, at the next "
-                          "epoch's first batch")
-    else:
-        epoch_end = Claim("States are reset at the end of each epoch", False,
-                          _started(landmarks.epoch_start) if landmarks.epoch_start else
-                          "nothing in fit resets a stateful layer (one epoch here: add "
-                          f"{terms.setting('epochs', 2)} to see it)")
 
-    if stateless:
-        fresh = Claim("Validation and predict start from a fresh state", True,
-                      "a stateless layer starts every call, in every phase, from zeros")
-    else:
-        fresh = Claim("Validation and predict start from a fresh state", False,
-                      _started(landmarks.other_phase) if landmarks.other_phase else
-                      f"Keras does not reset before evaluate or predict (add {terms.name('val_samples')} or "
-                      f"{terms.name('predict_samples')} to see it)")
-    return [reset_batch, each_sequence, within_batch, last_into_first, epoch_end, fresh]
+def _epoch_end(spec: Spec, landmarks: Landmarks, terms: Terms) -> Claim:
+    claim = "States are reset at the end of each epoch"
+    if not spec.stateful:
+        return Claim(claim, True, "they are reset after every batch, the epoch's last one included")
+    if spec.reset.kind in (ResetKind.EPOCH, ResetKind.EVERY):
+        return Claim(claim, True, f"only by your {terms.setting('reset', str(spec.reset))} callback, at the "
+                                  "next epoch's first batch")
+    return Claim(claim, False, _started(landmarks.epoch_start) if landmarks.epoch_start else
+                 "nothing in fit resets a stateful layer (one epoch here: add "
+                 f"{terms.setting('epochs', 2)} to see it)")
+
+
+def _fresh_phases(spec: Spec, landmarks: Landmarks, terms: Terms) -> Claim:
+    claim = "Validation and predict start from a fresh state"
+    if not spec.stateful:
+        return Claim(claim, True, "a stateless layer starts every call, in every phase, from zeros")
+    return Claim(claim, False, _started(landmarks.other_phase) if landmarks.other_phase else
+                 f"Keras does not reset before evaluate or predict (add {terms.name('val_samples')} or "
+                 f"{terms.name('predict_samples')} to see it)")

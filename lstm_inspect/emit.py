@@ -188,13 +188,10 @@ model.compile(optimizer="sgd", loss="mse")
     return "".join(lines)
 
 
-def torch_snippet(spec: Spec, args: str) -> str:
+def _torch_state_handling(spec: Spec) -> str:
+    """The model, its data, and one call of it with Keras's state rules, up to the epoch loop."""
     is_lstm = spec.cell == Cell.LSTM
-    lines = [_HEADER.format(args=args), '''\
-import torch
-from torch import nn
-
-''', _constants(spec), f'''\
+    return f'''\
 STATEFUL, SHUFFLE = {spec.stateful}, {bool(spec.shuffle) and not spec.stateful}
 DIRECTIONS = {spec.directions}
 torch.manual_seed({spec.seed})
@@ -233,7 +230,15 @@ def call(label, inputs):
 
 
 for epoch in range(EPOCHS):
-''']
+'''
+
+
+def torch_snippet(spec: Spec, args: str) -> str:
+    lines = [_HEADER.format(args=args), '''\
+import torch
+from torch import nn
+
+''', _constants(spec), _torch_state_handling(spec)]
     if spec.reset.kind == ResetKind.EPOCH:
         lines.append("    state = zeros(B)  # --reset epoch: on_epoch_begin\n")
     if spec.shuffle == Shuffle.BATCH and not spec.stateful:

@@ -9,7 +9,7 @@ import tempfile
 from typing import TextIO
 
 from .inspection import Report, StepResult
-from .render import ASCII_MARKS, UNICODE_MARKS, FoldedRows, can_encode, step_cells, summary_text
+from .render import FoldedRows, choose_glyphs, step_cells, summary_text
 
 
 def _escape(text: str) -> str:
@@ -26,7 +26,7 @@ class MarkdownWriter:
 
     def __init__(self, out: TextIO, max_rows: int, command: str):
         self.out, self.command = out, command
-        self.marks = UNICODE_MARKS if can_encode(out, "✓✗—…") else ASCII_MARKS
+        self.marks = choose_glyphs(out)
         self.rows = FoldedRows(max_rows)
 
     def add(self, result: StepResult) -> None:

@@ -23,12 +23,12 @@ if TYPE_CHECKING:
 class Observed:
     zero_slots: int  # slots whose initial states (every tensor, layer, direction) are all zeros
     carried_slots: int  # other slots whose initial states equal the previous call's final ones there
-    max_abs_h0: float  # over every initial state tensor
+    max_abs_initial: float  # over every initial state tensor (h, and c for an LSTM)
     differing: tuple[str, ...] = ()  # when not verified: the tensors, by layer and direction, at fault
 
     def to_json(self) -> dict[str, Any]:
         fields = {"zero_slots": self.zero_slots, "carried_slots": self.carried_slots,
-                  "max_abs_h0": self.max_abs_h0}
+                  "max_abs_h0": self.max_abs_initial}  # schema 1 keeps its first name
         return {**fields, "differing": list(self.differing)} if self.differing else fields
 
 

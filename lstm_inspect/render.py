@@ -7,10 +7,11 @@ not grow with the number of steps, and no view ever runs anything itself.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol, TextIO
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TextIO, TypeVar
 
 import numpy as np
 from rich import box
@@ -21,10 +22,13 @@ from rich.text import Text
 from .inspection import Report, StepResult
 from .schedule import Start, Step
 from .spec import Spec
-from .verdict import plural
+from .verdict import plural, slot_counts
 
 if TYPE_CHECKING:
     from .oracle import KerasComparison
+
+
+T = TypeVar("T")
 
 
 class View(Protocol):
@@ -41,22 +45,47 @@ def show(report: Report, view: View) -> None:
         view.add(result)
     view.finish(report)
 
+
 SCHEMA_VERSION = 1
 
 
+RAISES = "raises"  # a call where Keras raises
+EMPTY = "empty"  # a slot the call does not fill (a stateless partial batch)
+
+
 @dataclass(frozen=True)
-class Marks:
+class Glyphs:
+    """Every mark a view draws, in Unicode or in plain ASCII."""
+
     ok: str
     bad: str
     none: str
-    more: str
+    more: str  # a table row or list that stands for folded items
+    zeros: str  # timeline cells, one character each
+    continued: str
+    unrelated: str
+    raises: str
+    boundary: str
+    gap: str  # the timeline's folded columns
+
+    def of(self, kind: str) -> str:
+        """A timeline cell: a Start value, RAISES or EMPTY."""
+        return {Start.ZEROS.value: self.zeros, Start.CONTINUED.value: self.continued,
+                Start.UNRELATED.value: self.unrelated, RAISES: self.raises, EMPTY: " "}[kind]
 
 
-UNICODE_MARKS = Marks("✓", "✗", "—", "…")
-ASCII_MARKS = Marks("ok", "X", "-", "...")
+UNICODE = Glyphs("✓", "✗", "—", "…", "○", "─", "╳", "!", "│", "…")
+ASCII = Glyphs("ok", "X", "-", "...", "o", "-", "x", "!", "|", "~")
+_BOXES = "│━┃"  # rich's table borders
 
 
-def format_samples(samples: np.ndarray, marks: Marks = UNICODE_MARKS) -> str:
+def choose_glyphs(stream: Any, ascii_only: bool = False) -> Glyphs:
+    """ASCII when asked for, or when the stream's encoding cannot write the Unicode marks."""
+    unicode = "".join(str(value) for value in dataclasses.astuple(UNICODE)) + _BOXES
+    return ASCII if ascii_only or not can_encode(stream, unicode) else UNICODE
+
+
+def format_samples(samples: np.ndarray, marks: Glyphs = UNICODE) -> str:
     """"0-199" for a contiguous run, else the first few and the count."""
     if len(samples) == 1:
         return str(samples[0])
@@ -71,7 +100,7 @@ def describe_start(step: Step) -> str:
     """What the slots started from, e.g. "reset x200" or "carried x4 from train e0 b2"."""
     if step.raises:
         return f"raises: {len(step.call.samples):,} samples"
-    parts = _counts(step)
+    parts = slot_counts(step)
     if step.source is not None and step.carried_slots:
         unrelated = int(np.count_nonzero(step.start_kinds() == Start.UNRELATED.value))
         parts[-1] += f" from {step.source.label}"
@@ -82,69 +111,78 @@ def describe_start(step: Step) -> str:
     return ", ".join(parts)
 
 
-def _counts(step: Step) -> list[str]:
-    return ([f"reset x{step.zero_slots:,}"] if step.zero_slots else []) + (
-        [f"carried x{step.carried_slots:,}"] if step.carried_slots else [])
-
-
 def _fold_key(step: Step) -> str:
     """The kind of a step, without its indices, for the row that stands for folded steps."""
     if step.raises:
         return f"{step.call.phase} raising"
-    return f"{step.call.phase} ({', '.join(_counts(step))})"
+    return f"{step.call.phase} ({', '.join(slot_counts(step))})"
 
 
-class FoldedRows:
+class HeadAndTail(Generic[T]):
+    """The first `head` and last `tail` items of a stream, in constant memory."""
+
+    def __init__(self, head: int, tail: int):
+        self.head_size = head
+        self.head: list[T] = []
+        self.tail: deque[T] = deque(maxlen=tail)
+
+    def add(self, item: T) -> T | None:
+        """Keep `item`; return the one it pushes out of the middle, if any."""
+        if len(self.head) < self.head_size:
+            self.head.append(item)
+            return None
+        dropped = self.tail[0] if len(self.tail) == self.tail.maxlen else None
+        self.tail.append(item)
+        return dropped
+
+
+class FoldedRows(HeadAndTail[StepResult]):
     """Keeps the first and last rows of a long stream and counts the kinds in between."""
 
     def __init__(self, max_rows: int):
-        self.head_size = max_rows // 2
         # One row more than shown when folding: the fold row takes its place only if needed.
-        self.tail: deque[StepResult] = deque(maxlen=max_rows - self.head_size)
-        self.head: list[StepResult] = []
+        super().__init__(max_rows // 2, max_rows - max_rows // 2)
         self.folded: Counter[str] = Counter()
 
-    def add(self, result: StepResult) -> None:
-        if len(self.head) < self.head_size:
-            self.head.append(result)
-            return
-        if len(self.tail) == self.tail.maxlen:
-            self.folded[_fold_key(self.tail[0].step)] += 1
-        self.tail.append(result)
+    def add(self, item: StepResult) -> StepResult | None:
+        dropped = super().add(item)
+        if dropped is not None:
+            self.folded[_fold_key(dropped.step)] += 1
+        return dropped
 
     def finish(self) -> None:
         """Make room for the fold row, if anything was folded."""
         if self.folded:
             self.folded[_fold_key(self.tail.popleft().step)] += 1
 
-    def fold_cells(self, marks: Marks = UNICODE_MARKS) -> list[str]:
+    def fold_cells(self, marks: Glyphs = UNICODE) -> list[str]:
         total = sum(self.folded.values())
         kinds = ", ".join(f"{count:,} {key}" for key, count in self.folded.items())
         return [marks.more, f"{total:,} more steps", "", kinds]
 
 
-def _check_mark(result: StepResult, marks: Marks) -> Text:
+def _check_mark(result: StepResult, marks: Glyphs) -> Text:
     if result.verified is None:
         return Text(marks.none if result.step.raises else "")
     return Text(marks.ok, style="green") if result.verified else Text(marks.bad, style="bold red")
 
 
-def step_cells(result: StepResult, marks: Marks = UNICODE_MARKS) -> list[str]:
+def step_cells(result: StepResult, marks: Glyphs = UNICODE) -> list[str]:
     """The text of a step's row, for every tabular format."""
     call = result.step.call
-    observed = "" if result.observed is None else f"{result.observed.max_abs_h0:.3g}"
+    observed = "" if result.observed is None else f"{result.observed.max_abs_initial:.3g}"
     return [str(call.index), call.label, format_samples(call.samples, marks), describe_start(result.step),
             observed, _check_mark(result, marks).plain]
 
 
-def _row(result: StepResult, marks: Marks) -> list[str | Text]:
+def _row(result: StepResult, marks: Glyphs) -> list[str | Text]:
     cells: list[str | Text] = list(step_cells(result, marks))
     cells[3] = Text(str(cells[3]), style="bold red" if result.step.raises else "")
     cells[5] = _check_mark(result, marks)
     return cells
 
 
-def _keras_cell(keras: KerasComparison, index: int, marks: Marks) -> Text:
+def _keras_cell(keras: KerasComparison, index: int, marks: Glyphs) -> Text:
     """Real Keras's view of a step: agreement and max |h0 Keras - h0 mirror|."""
     if index < len(keras.steps):
         step = keras.steps[index]
@@ -156,7 +194,7 @@ def _keras_cell(keras: KerasComparison, index: int, marks: Marks) -> Text:
     return Text(marks.none)
 
 
-def build_table(report: Report, rows: FoldedRows, marks: Marks = UNICODE_MARKS) -> Table:
+def build_table(report: Report, rows: FoldedRows, marks: Glyphs = UNICODE) -> Table:
     keras = report.keras
     table = Table(title=f"Keras's steps, checked on a PyTorch {report.spec.layer_name}" if not report.dry_run
                   else "Keras's steps (dry run: predicted, not run)", title_justify="left")
@@ -282,7 +320,7 @@ class TableView:
 
     def __init__(self, console: Console, max_rows: int, ascii_only: bool = False):
         self.console = console
-        self.plain = ascii_only or not can_encode(console, "✓✗—…│━┃")
+        self.glyphs = choose_glyphs(console, ascii_only)
         self.rows = FoldedRows(max_rows)
 
     def add(self, result: StepResult) -> None:
@@ -290,10 +328,11 @@ class TableView:
 
     def finish(self, report: Report) -> None:
         self.rows.finish()
-        table = build_table(report, self.rows, ASCII_MARKS if self.plain else UNICODE_MARKS)
-        if self.plain:
+        plain = self.glyphs is ASCII
+        table = build_table(report, self.rows, self.glyphs)
+        if plain:
             table.box = box.ASCII
-        self.console.print(Group(table, *closing_parts(report, self.plain)))
+        self.console.print(Group(table, *closing_parts(report, plain)))
 
 
 def can_encode(stream: Any, text: str) -> bool:

@@ -71,10 +71,14 @@ class Call:
     samples: np.ndarray  # data index held by each slot, within the phase's own data
 
     @property
+    def segment(self) -> str:
+        """The phase and epoch, e.g. "train e0"; predict runs once, so "predict" alone."""
+        return "predict" if self.phase == Phase.PREDICT else f"{self.phase} e{self.epoch}"
+
+    @property
     def label(self) -> str:
-        if self.phase == Phase.PREDICT:
-            return f"predict b{self.batch}"
-        return f"{self.phase} e{self.epoch} b{self.batch}"
+        """The call, e.g. "train e0 b3" or "predict b1"."""
+        return f"{self.segment} b{self.batch}"
 
 
 def training_batches(spec: Spec, epoch: int) -> list[np.ndarray]:

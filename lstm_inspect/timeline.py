@@ -6,7 +6,6 @@ last steps that fit the width), so a million-step schedule folds in constant mem
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
@@ -14,30 +13,10 @@ from rich.console import Console, Group
 from rich.text import Text
 
 from .inspection import Report, StepResult
-from .render import can_encode, closing_parts
+from .render import ASCII, EMPTY, RAISES, Glyphs, HeadAndTail, choose_glyphs, closing_parts
 from .schedule import Start
 from .spec import Phase, Spec
 
-RAISES = "raises"
-EMPTY = "empty"  # a slot the call does not fill (a stateless partial batch)
-
-
-@dataclass(frozen=True)
-class Glyphs:
-    zeros: str
-    continued: str
-    unrelated: str
-    raises: str
-    boundary: str
-    ellipsis: str
-
-    def of(self, kind: str) -> str:
-        return {Start.ZEROS.value: self.zeros, Start.CONTINUED.value: self.continued,
-                Start.UNRELATED.value: self.unrelated, RAISES: self.raises, EMPTY: " "}[kind]
-
-
-UNICODE = Glyphs("○", "─", "╳", "!", "│", "…")
-ASCII = Glyphs("o", "-", "x", "!", "|", "~")
 STYLES = {Start.ZEROS.value: "green", Start.CONTINUED.value: "blue", Start.UNRELATED.value: "yellow",
           RAISES: "bold red", EMPTY: ""}
 
@@ -51,11 +30,8 @@ class Column:
     index: int
     phase: Phase
     epoch: int
+    segment: str  # the call's phase and epoch, e.g. "train e0"
     kinds: np.ndarray  # Start value (or RAISES / EMPTY) per slot
-
-    @property
-    def segment(self) -> str:
-        return "predict" if self.phase == Phase.PREDICT else f"{self.phase} e{self.epoch}"
 
 
 def _column(result: StepResult, slots: int) -> Column:
@@ -65,32 +41,27 @@ def _column(result: StepResult, slots: int) -> Column:
         kinds[:] = RAISES
     else:
         kinds[:len(step.call.samples)] = step.start_kinds()
-    return Column(step.call.index, step.call.phase, step.call.epoch, kinds)
+    return Column(step.call.index, step.call.phase, step.call.epoch, step.call.segment, kinds)
 
 
-class _Columns:
+class _Columns(HeadAndTail[Column]):
     """The first `head` and last `tail` columns of the stream, plus what the middle hides."""
 
     def __init__(self, head: int, tail: int):
-        self.head_size = head
-        self.head: list[Column] = []
-        self.tail: deque[Column] = deque(maxlen=tail)
+        super().__init__(head, tail)
         self.hidden = 0
         self.total = 0
         # Whether the folded middle slots (HEAD_SLOTS..slots-2) share one start in every step.
         self.middle_uniform = True
 
-    def add(self, column: Column) -> None:
+    def add(self, item: Column) -> Column | None:
         self.total += 1
-        middle = column.kinds[HEAD_SLOTS:-1]
+        middle = item.kinds[HEAD_SLOTS:-1]
         if len(middle) and self.middle_uniform:
             self.middle_uniform = bool((middle == middle[0]).all())
-        if len(self.head) < self.head_size:
-            self.head.append(column)
-            return
-        if len(self.tail) == self.tail.maxlen:
-            self.hidden += 1
-        self.tail.append(column)
+        dropped = super().add(item)
+        self.hidden += dropped is not None
+        return dropped
 
 
 def _slot_rows(slots: int) -> list[tuple[str, int | None]]:
@@ -124,7 +95,7 @@ def build_timeline(report: Report, columns: _Columns, width: int, glyphs: Glyphs
         previous = None
         for column in shown:
             if column is None:
-                line.append(glyphs.ellipsis + " ", style="dim")
+                line.append(glyphs.gap + " ", style="dim")
             else:
                 if previous is not None and previous.segment != column.segment:
                     line.append(glyphs.boundary, style="dim")
@@ -151,7 +122,7 @@ def build_timeline(report: Report, columns: _Columns, width: int, glyphs: Glyphs
 
     notes = []
     if columns.hidden:
-        notes.append(f"{columns.hidden:,} of {columns.total:,} steps hidden ({glyphs.ellipsis})")
+        notes.append(f"{columns.hidden:,} of {columns.total:,} steps hidden ({glyphs.gap})")
     if slots > MAX_SLOT_ROWS:
         notes.append(f"{slots - HEAD_SLOTS - 1:,} middle slots folded into one row")
     legend = Text()
@@ -203,9 +174,8 @@ class TimelineView:
     """The grid of slots by steps, keeping only the columns that fit the console's width."""
 
     def __init__(self, console: Console, spec: Spec, ascii_only: bool = False):
-        encodable = UNICODE.zeros + UNICODE.continued + UNICODE.unrelated + UNICODE.boundary + UNICODE.ellipsis
         self.console = console
-        self.glyphs = ASCII if ascii_only or not can_encode(console, encodable) else UNICODE
+        self.glyphs = choose_glyphs(console, ascii_only)
         self.slots = timeline_slots(spec)
         _, fitting = _fitting_columns(console.width)
         self.columns = _Columns(head=fitting // 2, tail=fitting - fitting // 2)

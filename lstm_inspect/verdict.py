@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING
 
-from .schedule import KerasError
+from .schedule import KerasError, Step
 from .spec import KerasVersion, ResetKind, Spec, Terms
 
 if TYPE_CHECKING:
@@ -39,6 +39,12 @@ def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
         found.append("predict starts from the state fit left: reset the layer before predict "
                      "if its sequences do not continue the training data")
     return found
+
+
+def slot_counts(step: Step) -> list[str]:
+    """How a step's slots start, e.g. ["reset x200"] or ["carried x4"]."""
+    return ([f"reset x{step.zero_slots:,}"] if step.zero_slots else []) + (
+        [f"carried x{step.carried_slots:,}"] if step.carried_slots else [])
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:

@@ -87,7 +87,7 @@ def test_every_step_is_verified_on_the_tensors(spec):
         assert result.observed.zero_slots == result.step.zero_slots
         if result.step.source is not None:
             assert result.observed.carried_slots == result.step.carried_slots
-            assert result.observed.max_abs_h0 > 0
+            assert result.observed.max_abs_initial > 0
 
 
 def test_partial_stateful_batch_raises_where_predicted_after_the_steps_before_it():
