@@ -25,3 +25,26 @@ def test_every_option_is_documented_in_the_readme():
     text = (ROOT / "README.md").read_text()
     for param in main.params:
         assert any(opt in text for opt in param.opts), param.opts
+
+
+def _python_api_section() -> str:
+    text = (ROOT / "README.md").read_text()
+    return text[text.index("## Python API"):text.index("## How it works")]
+
+
+def test_python_api_examples_run():
+    import doctest
+
+    section = _python_api_section()
+    test = doctest.DocTestParser().get_doctest(section, {}, "README.md (Python API)", str(ROOT / "README.md"), 0)
+    assert len(test.examples) > 20
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0
+
+
+def test_every_public_name_is_documented_in_the_python_api_section():
+    import lstm_inspect
+
+    section = _python_api_section()
+    assert [name for name in lstm_inspect.__all__ if name != "__version__" and f"`{name}" not in section] == []
