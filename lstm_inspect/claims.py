@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .schedule import Step
+from .schedule import Step, facts_for
 from .spec import Phase, ResetKind, Spec, Terms
 from .verdict import slot_counts
 
@@ -55,7 +55,8 @@ def _started(step: Step) -> str:
 
 
 def judge(spec: Spec, landmarks: Landmarks, evidence: dict[str, float | None], terms: Terms = Terms()) -> list[Claim]:
-    """`evidence` maps evidence keys to measured values (None on a dry run); `terms` names settings."""
+    """`evidence` maps evidence keys to measured values (None where one does not apply); `terms`
+    names settings."""
     independence = evidence.get("batch_independence")
     within_batch = Claim("State is kept between the samples of a batch", False,
                          f"each sample rerun alone gives its in-batch output (max diff {independence:.1e}, "
@@ -66,9 +67,20 @@ def judge(spec: Spec, landmarks: Landmarks, evidence: dict[str, float | None], t
             _epoch_end(spec, landmarks, terms), _fresh_phases(spec, landmarks, terms)]
 
 
+def _carries_nothing(spec: Spec) -> str | None:
+    """Why no call passes state to another, if none does: stateless, or a backend that drops it."""
+    if not spec.stateful:
+        return "a stateless layer starts every call, in every phase, from zeros"
+    facts = facts_for(spec)
+    if not facts.carries:
+        return (f"on the {facts.backend} backend Keras {facts.keras_version} drops a stateful layer's state "
+                "inside fit, evaluate and predict: every call starts from zeros")
+    return None
+
+
 def _reset_claims(spec: Spec, landmarks: Landmarks) -> list[Claim]:
     """"Reset after each batch" and "each sequence starts from zeros": one fact, two wordings."""
-    if not spec.stateful:
+    if _carries_nothing(spec):
         return [Claim("States are reset after each batch", True,
                       "every step started all its slots from zeros (see the table)"),
                 Claim("Each sequence starts from zeros (reset after each sample)", True,
@@ -92,7 +104,7 @@ def _last_into_first(spec: Spec, landmarks: Landmarks, terms: Terms) -> Claim:
     source = carry.source if carry else None
     one_slot = source is not None and len(source.samples) == 1
     if carry is not None and source is not None and not one_slot:
-        slot0_sample = int(carry.call.samples[0])
+        slot0_sample = int(carry.call.slot_samples[0])
         last_of_source = f"{source.phase}:{source.samples[-1]}"
         mapping = (f"slot i continues slot i: at step {carry.call.index} sample {slot0_sample} in slot 0 "
                    f"starts from {(carry.start_labels() or ['?'])[0]}, not from {last_of_source}, the last "
@@ -101,14 +113,14 @@ def _last_into_first(spec: Spec, landmarks: Landmarks, terms: Terms) -> Claim:
         mapping = (f"with {terms.setting('batch_size', 1)} the only slot is both the last and the first: "
                    "here, and only here, the claim holds")
     else:
-        mapping = "nothing is carried between batches at all" if not spec.stateful else \
+        mapping = "nothing is carried between batches at all" if _carries_nothing(spec) else \
             "slot i continues slot i of the previous call (no carry happened in this run)"
     return Claim("Stateful carries the last sample of one batch into the first of the next", one_slot, mapping)
 
 
 def _epoch_end(spec: Spec, landmarks: Landmarks, terms: Terms) -> Claim:
     claim = "States are reset at the end of each epoch"
-    if not spec.stateful:
+    if _carries_nothing(spec):
         return Claim(claim, True, "they are reset after every batch, the epoch's last one included")
     if spec.reset.kind in (ResetKind.EPOCH, ResetKind.EVERY):
         return Claim(claim, True, f"only by your {terms.setting('reset', str(spec.reset))} callback, at the "
@@ -120,8 +132,9 @@ def _epoch_end(spec: Spec, landmarks: Landmarks, terms: Terms) -> Claim:
 
 def _fresh_phases(spec: Spec, landmarks: Landmarks, terms: Terms) -> Claim:
     claim = "Validation and predict start from a fresh state"
-    if not spec.stateful:
-        return Claim(claim, True, "a stateless layer starts every call, in every phase, from zeros")
+    reason = _carries_nothing(spec)
+    if reason:
+        return Claim(claim, True, reason)
     return Claim(claim, False, _started(landmarks.other_phase) if landmarks.other_phase else
                  f"Keras does not reset before evaluate or predict (add {terms.name('val_samples')} or "
                  f"{terms.name('predict_samples')} to see it)")

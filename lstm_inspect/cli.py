@@ -7,6 +7,7 @@ a view, feeds it the inspection's steps, and turns the report into an exit code.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.metadata
 import io
 import math
@@ -26,11 +27,11 @@ from .emit import keras_snippet, torch_snippet
 from .formats import CsvWriter, MarkdownWriter, check_writable, write_atomically
 from .inspection import Inspection, Report, StepResult, inspect
 from .render import JsonWriter, TableView, View
-from .spec import Cell, KerasVersion, ResetPolicy, Shuffle, Spec, SpecError, Terms, parse_shape
+from .spec import Backend, Cell, KerasVersion, ResetPolicy, Shuffle, Spec, SpecError, Terms, parse_shape
 from .timeline import TimelineView
-from .verdict import plural, warnings_for
+from .verdict import plural
 
-EXIT_OK, EXIT_MISMATCH, EXIT_USAGE, EXIT_KERAS_RAISES = 0, 1, 2, 3
+EXIT_OK, EXIT_MISMATCH, EXIT_KERAS_RAISES = 0, 1, 3  # 2, usage errors, is click's
 
 
 class OutputFormat(StrEnum):
@@ -161,7 +162,11 @@ SETUP_OPTIONS = [
     click.option("--bidirectional", is_flag=True, help="Wrap each layer in Bidirectional."),
     click.option("--keras", type=click.Choice([k.value for k in KerasVersion]),
                  default=KerasVersion.THREE.value, show_default=True,
-                 help="The Keras whose API and errors to describe: 3 (torch backend) or 2 (tf-keras)."),
+                 help="The Keras whose API and errors to describe: 3, or 2 (tf-keras, on TensorFlow)."),
+    click.option("--backend", type=click.Choice([b.value for b in Backend]),
+                 help="The backend Keras 3 runs on. Default: the one your Keras would pick (KERAS_BACKEND, "
+                      "else \"backend\" in keras.json under KERAS_HOME or ~/.keras, else tensorflow); "
+                      "tensorflow for --keras 2."),
     click.option("--reset", type=ResetType(), default="never", show_default=True, metavar="never|epoch|every:K",
                  help="A reset callback (stateful only) that resets every RNN layer: epoch = in "
                       "on_epoch_begin; every:K = before each training batch whose index is a multiple of K."),
@@ -240,18 +245,19 @@ def _options(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
 FLAGS = {"samples": "--shape", "timesteps": "--shape", "features": "--shape", "shape": "--shape",
          "batch_size": "--batch", "stateful": "--stateful", "epochs": "--epochs", "shuffle": "--shuffle",
          "cell": "--cell", "layers": "--layers", "bidirectional": "--bidirectional", "keras": "--keras",
+         "backend": "--backend",
          "reset": "--reset", "val_samples": "--val-samples", "predict_samples": "--predict-samples",
          "units": "--units", "seed": "--seed", "max_steps": "--max-steps"}
-TERMS = Terms(FLAGS, {"shuffle=False": "--no-shuffle (shuffle=False)"})
+# In sentences, the data's N stands for the samples (N of --shape N,T,F).
+TERMS = Terms({**FLAGS, "samples": "N"}, {"shuffle=False": "--no-shuffle (shuffle=False)"})
 
 
 def build_spec(params: dict[str, Any]) -> Spec:
     samples, timesteps, features = params["shape"]
     shuffle = Shuffle.FALSE if params["no_shuffle"] else Shuffle(params["shuffle"])
-    names = ("batch_size", "stateful", "epochs", "cell", "layers", "bidirectional", "keras", "reset",
-             "val_samples", "predict_samples", "units", "seed")
+    given = {field.name: params[field.name] for field in dataclasses.fields(Spec) if field.name in params}
     try:
-        return Spec(samples, timesteps, features, shuffle=shuffle, **{name: params[name] for name in names})
+        return Spec(samples, timesteps, features, **{**given, "shuffle": shuffle})
     except SpecError as error:
         raise click.BadParameter(error.describe(FLAGS), param_hint=f"'{FLAGS[error.field]}'") from None
 
@@ -265,7 +271,7 @@ def command_line(spec: Spec) -> str:
             words.append(f"{FLAGS[name]} {getattr(spec, name)}")
     words += ["--stateful"] * spec.stateful + ["--no-shuffle"] * (spec.shuffle == Shuffle.FALSE)
     words += ["--shuffle batch"] * (spec.shuffle == Shuffle.BATCH)
-    for name in ("cell", "layers", "keras"):
+    for name in ("cell", "layers", "keras", "backend"):
         if getattr(spec, name) != getattr(default, name):
             words.append(f"{FLAGS[name]} {getattr(spec, name)}")
     words += ["--bidirectional"] * spec.bidirectional
@@ -398,7 +404,7 @@ def main(**params: Any) -> None:
     inspection = _inspection(spec, params)
     errors = make_console(stderr=True)
     if not output.quiet:
-        for warning in warnings_for(spec, TERMS):
+        for warning in inspection.warnings:
             errors.print(Text.assemble(("warning: ", "yellow"), warning), soft_wrap=True)
     view, console = output.make_view(spec)
     for result in inspection:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .mirror import batch_inputs, build_rnn, forward, mirror_records, resolve_device
-from .schedule import iter_calls
+from .schedule import facts_for, iter_calls
 from .spec import Phase, Spec
 
 # Float32 outputs computed batched and alone differ only by summation order.
@@ -71,12 +71,15 @@ def continuation(spec: Spec, records: list, chain_calls: int, device: torch.devi
     """`records`: the mirror's first calls; the chain from the first runs to the first reset.
     `chain_calls`: the most consecutive calls a slot runs through without a reset, in the run."""
     effective: dict[str, float] = {"effective_length": chain_calls * spec.timesteps, "chain_calls": chain_calls}
-    if not spec.stateful:
+    if not spec.stateful or not facts_for(spec).carries:
+        why = "stateless" if not spec.stateful else f"on the {spec.backend} backend"
         return EvidenceItem("continuation", "Continuation", None, None,
-                            f"stateless: nothing is carried, each slot sees one {spec.timesteps}-step "
+                            f"{why}: nothing is carried, each slot sees one {spec.timesteps}-step "
                             "sequence from zeros", effective)
     chain = records[:1]
     for record in records[1:MAX_CHAIN_CALLS]:
+        if len(record.call.samples) < spec.batch_size:
+            break  # a lone sample TensorFlow broadcasts continues no sequence
         if not all(now.equal(before) for now, before in zip(record.initial, chain[-1].final)):
             break
         chain.append(record)

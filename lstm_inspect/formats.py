@@ -76,7 +76,7 @@ class CsvWriter:
         starts = result.step.start_labels() or ["raises"] * len(call.samples)
         verified = "" if result.verified is None else str(result.verified).lower()
         self.writer.writerows([call.phase.value, call.epoch, call.batch, slot, sample, start, verified]
-                              for slot, (sample, start) in enumerate(zip(call.samples.tolist(), starts)))
+                              for slot, (sample, start) in enumerate(zip(call.slot_samples.tolist(), starts)))
 
     def finish(self, report: Report) -> None:
         """Nothing follows the rows."""

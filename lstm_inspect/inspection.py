@@ -130,10 +130,16 @@ class Inspection:
                                "or call run()")
         return self._report
 
+    @property
+    def warnings(self) -> list[str]:
+        """Known before the run: they depend on the setup alone."""
+        return warnings_for(self.spec, self.terms)
+
     def run(self) -> Report:
         """Run to the end, keeping every step in the report."""
         steps = tuple(self)
-        return dataclasses.replace(self.report, steps=steps)
+        self._report = dataclasses.replace(self.report, steps=steps)
+        return self._report
 
     def __iter__(self) -> Iterator[StepResult]:
         if self._started:
@@ -162,7 +168,7 @@ class Inspection:
         return Report(spec=spec, dry_run=self.dry_run, summary=summary, error=self._error,
                       fix=fix_for_partial_batch(spec, self.terms) if self._error else None,
                       mismatches=self._mismatches, first_difference=self._first_difference,
-                      warnings=tuple(warnings_for(spec, self.terms)), verdict=verdict(spec, summary, self._error),
+                      warnings=tuple(self.warnings), verdict=verdict(spec, summary, self._error),
                       evidence=evidence, claims=tuple(claims), keras=self.keras, terms=self.terms)
 
     def _predicted(self, steps: Iterable[Step]) -> Iterator[StepResult]:
@@ -186,8 +192,10 @@ class Inspection:
                 record = next(records, None)
             except KerasStateError as raised:
                 # The mirror raised: right only where, and as, the schedule says Keras raises.
-                self._error = KerasError(step.call.index, raised.keras_type, str(raised))
-                yield StepResult(step, None, None if step.error == self._error else False)
+                expected = step.error is not None and (step.error.type, step.error.message) == (
+                    raised.keras_type, str(raised))
+                self._error = step.error if expected else KerasError(step.call.index, raised.keras_type, str(raised))
+                yield StepResult(step, None, None if expected else False)
                 return
             if step.error is not None or record is None:
                 # The mirror ran a call where Keras raises (or stopped early): a disagreement.
@@ -214,6 +222,8 @@ def inspect(spec: Spec, *, dry_run: bool = False, device: str = "cpu", evidence:
     `dry_run`, predicted only); `evidence` measures the evidence and judges the claims
     (ignored on a dry run); `against_keras` first runs the setup through the installed Keras 3
     (the `keras` extra) and puts it beside the mirror. Streams: see `Inspection`."""
+    if dry_run and (against_keras or max_steps is not None):
+        raise ValueError("a dry run observes nothing: no max_steps or Keras comparison")
     keras = None
     if against_keras:
         from .oracle import compare_with_keras

@@ -21,8 +21,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from .schedule import Call, KerasStateError, iter_calls, keras_error
-from .spec import KerasVersion, Phase, ResetKind, Spec
+from .schedule import FACTS, Call, KerasStateError, iter_calls, keras_error
+from .spec import Backend, KerasVersion, Phase, ResetKind, Spec
 
 States = tuple[torch.Tensor, ...]  # in the cell's order: (h, c) for an LSTM, (h,) otherwise
 
@@ -113,26 +113,30 @@ class KerasStateful(nn.Module):
     time, as Keras's state variables give). `reset_state()` zeroes it; a call with another
     batch size raises `KerasStateError` (a ValueError) with Keras's message. The state is
     a buffer: it follows `.to(device)` and, as in Keras, is not saved in `state_dict()`.
-    Stateless: every call starts from zeros, whatever its batch size.
+    Stateless: every call starts from zeros, whatever its batch size. `keras` and `backend`
+    choose the wording of the error, as that Keras raises it.
 
     `forward` returns what the wrapped module returns: `(output, h_n)`, or
     `(output, (h_n, c_n))` for an LSTM, so it replaces the module in existing code.
     """
 
     def __init__(self, rnn: nn.RNNBase, batch_size: int | None = None, *, stateful: bool = True,
-                 keras: KerasVersion | str = KerasVersion.THREE):
+                 keras: KerasVersion | str = KerasVersion.THREE, backend: Backend | str | None = None):
         super().__init__()
         if not isinstance(rnn, (nn.LSTM, nn.GRU, nn.RNN)):
             raise TypeError(f"expected an nn.LSTM, nn.GRU or nn.RNN, got {type(rnn).__name__}")
         if not rnn.batch_first:
             raise ValueError("the RNN must be built with batch_first=True, as Keras's inputs are")
+        if getattr(rnn, "proj_size", 0):
+            raise ValueError("an LSTM with proj_size has no Keras counterpart")
         if stateful and (batch_size is None or batch_size < 1):
             raise ValueError("a stateful layer needs a fixed, positive batch_size, as Keras's "
                              "Input(batch_shape=...) gives it")
         self.rnn = rnn
-        self.batch_size = batch_size
+        self._batch_size = batch_size
         self.stateful = stateful
         self.keras = KerasVersion(keras)
+        self.backend = Backend(backend or (Backend.TENSORFLOW if self.keras == KerasVersion.TWO else Backend.TORCH))
         self.state_names = ("h", "c") if isinstance(rnn, nn.LSTM) else ("h",)  # its buffers
         if stateful:
             # Keras creates the state variables at build, with the fixed batch size, as zeros.
@@ -140,10 +144,16 @@ class KerasStateful(nn.Module):
                 self.register_buffer(name, zeros, persistent=False)
 
     @property
+    def batch_size(self) -> int | None:
+        """Fixed at construction, as Keras's Input(batch_shape=...)."""
+        return self._batch_size
+
+    @property
     def states(self) -> States:
         """The state each slot holds now (stateful only), in the cell's order."""
         if not self.stateful:
-            raise AttributeError("a stateless layer holds no state between calls")
+            # Not AttributeError: nn.Module would turn it into "no attribute 'states'".
+            raise TypeError("a stateless layer holds no state between calls")
         return tuple(getattr(self, name) for name in self.state_names)
 
     def _zeros(self, slots: int) -> States:
@@ -152,6 +162,16 @@ class KerasStateful(nn.Module):
         weight = rnn.weight_hh_l0
         assert isinstance(weight, torch.Tensor)
         return tuple(weight.new_zeros(shape) for _ in self.state_names)
+
+    def set_states(self, states: States) -> None:
+        """Give every slot these states (as Keras 3's `layer.states[i].assign(v)`), in the
+        cell's order, each of shape (layers * directions, batch_size, units); kept detached."""
+        if not self.stateful:
+            raise TypeError("a stateless layer holds no state between calls")
+        for name, current, state in zip(self.state_names, self.states, states, strict=True):
+            if state.shape != current.shape:
+                raise ValueError(f"{name} must have shape {tuple(current.shape)}, got {tuple(state.shape)}")
+            setattr(self, name, state.detach())
 
     def reset_state(self) -> None:
         """Zero every slot of every layer and direction, as Keras's `layer.reset_state()`.
@@ -167,9 +187,15 @@ class KerasStateful(nn.Module):
         if not self.stateful:
             initial = self._zeros(slots)
         elif slots != self.batch_size:
-            raise KerasStateError(*keras_error(self.keras, self.batch_size or 0, slots, self.rnn.hidden_size))
+            kind, message, _ = keras_error(FACTS[self.keras, self.backend], self.batch_size or 0, slots,
+                                           self.rnn.hidden_size)
+            raise KerasStateError(kind, message)
         else:
             initial = self.states
+            if torch.is_grad_enabled():
+                # A state left by a call under torch.inference_mode() (say, validation) cannot
+                # take part in a backward pass; an ordinary copy can.
+                initial = tuple(state.clone() if state.is_inference() else state for state in initial)
         output, final = forward(self.rnn, x, initial)
         if self.stateful:
             # Keras assigns the final states to non-trainable variables: the next call sees
@@ -217,14 +243,23 @@ def run_mirror(spec: Spec, device: torch.device | None = None) -> Generator[Call
     """Every call fit (+ validation) and predict make, in order; raises KerasStateError
     at the call where Keras raises, after yielding the calls before it."""
     device = device or torch.device("cpu")
-    layer = KerasStateful(build_rnn(spec, device), spec.batch_size, stateful=spec.stateful, keras=spec.keras)
+    layer = KerasStateful(build_rnn(spec, device), spec.batch_size, stateful=spec.stateful, keras=spec.keras,
+                          backend=spec.backend)
     callback = _ResetCallback(spec, layer)
     for call, x in _calls_with_inputs(spec, device):
         if call.phase == Phase.TRAIN:
             if call.batch == 0:
                 callback.on_epoch_begin()
             callback.on_train_batch_begin(call.batch)
+        if spec.stateful and spec.backend == Backend.TENSORFLOW and len(x) == 1:
+            # TensorFlow adds a lone sample's input projections to every row of the state:
+            # each slot runs that sample from its own state.
+            x = x.expand(spec.batch_size, -1, -1)
+        kept = layer.states if spec.stateful else ()
         output, initial, final = layer.call(x)
+        if spec.stateful and spec.backend == Backend.JAX:
+            # JAX's stateless train/test/predict steps drop the state variables' assignments.
+            layer.set_states(kept)
         yield CallRecord(call, initial, final, output[:, -1])
 
 

@@ -20,7 +20,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .inspection import Report, StepResult
-from .schedule import Start, Step
+from .schedule import Start, Step, facts_for
 from .spec import Spec
 from .verdict import plural, slot_counts
 
@@ -171,7 +171,9 @@ def step_cells(result: StepResult, marks: Glyphs = UNICODE) -> list[str]:
     """The text of a step's row, for every tabular format."""
     call = result.step.call
     observed = "" if result.observed is None else f"{result.observed.max_abs_initial:.3g}"
-    return [str(call.index), call.label, format_samples(call.samples, marks), describe_start(result.step),
+    samples = (f"{call.samples[0]} in all {call.broadcast:,} slots" if call.broadcast
+               else format_samples(call.samples, marks))
+    return [str(call.index), call.label, samples, describe_start(result.step),
             observed, _check_mark(result, marks).plain]
 
 
@@ -196,8 +198,9 @@ def _keras_cell(keras: KerasComparison, index: int, marks: Glyphs) -> Text:
 
 def build_table(report: Report, rows: FoldedRows, marks: Glyphs = UNICODE) -> Table:
     keras = report.keras
-    table = Table(title=f"Keras's steps, checked on a PyTorch {report.spec.layer_name}" if not report.dry_run
-                  else "Keras's steps (dry run: predicted, not run)", title_justify="left")
+    name = facts_for(report.spec).name
+    table = Table(title=f"Steps of {name}, checked on a PyTorch {report.spec.layer_name}" if not report.dry_run
+                  else f"Steps of {name} (dry run: predicted, not run)", title_justify="left")
     columns: list[tuple[str, JustifyMethod]] = [
         ("step", "right"), ("call", "left"), ("samples", "left"), ("slots started from", "left"),
         ("max |h0|", "right"), ("ok", "center")]
@@ -349,9 +352,11 @@ def step_to_json(result: StepResult, slots: bool = True) -> dict[str, Any]:
     step, call = result.step, result.step.call
     item: dict[str, Any] = {"phase": str(call.phase), "epoch": call.epoch, "batch": call.batch}
     if slots:
-        item.update(samples=call.samples.tolist(), start=step.start_labels())
+        item.update(samples=call.slot_samples.tolist(), start=step.start_labels())
     else:
-        item.update(slots=len(call.samples), zero_slots=step.zero_slots, carried_slots=step.carried_slots)
+        item.update(slots=len(call.slot_samples), zero_slots=step.zero_slots, carried_slots=step.carried_slots)
+    if call.broadcast:
+        item["broadcast"] = True  # one sample, run in every slot (TensorFlow), where Keras raises elsewhere
     if result.observed is not None:
         item["observed"] = result.observed.to_json()
     item["verified"] = result.verified

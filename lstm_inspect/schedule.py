@@ -4,12 +4,15 @@ Two layers: `iter_calls` is Keras's data order (which samples fill which batch, 
 phase); `keras_steps` adds Keras's state rules on top (each slot starts from zeros or
 from the previous call's final state of the same slot; a stateful call with a batch
 that is not exactly the state's batch size raises, and that step carries the error).
-Both are lazy: one batch at a time.
+Both are lazy: one batch at a time. `FACTS` holds what each Keras does on each backend,
+as measured; every backend-specific rule is read from there.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -17,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .spec import KerasVersion, Phase, ResetKind, Shuffle, Spec, Terms
+from .spec import Backend, KerasVersion, Phase, ResetKind, Shuffle, Spec, Terms
 
 
 def stateful_batch_mismatch_message(expected: int, received: int) -> str:
@@ -31,12 +34,83 @@ def stateful_batch_mismatch_message(expected: int, received: int) -> str:
     )
 
 
-def keras_error(keras: KerasVersion, expected: int, received: int, units: int) -> tuple[str, str]:
-    """(type, message) of what Keras raises for a stateful batch of `received` samples when
-    the state holds `expected`, as measured: tf-keras fails in TensorFlow's shape check."""
-    if keras == KerasVersion.TWO:
-        return "InvalidArgumentError", f"Incompatible shapes: [{expected},{units}] vs. [{received},{units}]"
-    return "ValueError", stateful_batch_mismatch_message(expected, received)
+@dataclass(frozen=True)
+class Facts:
+    """What one Keras, on one backend, does with a stateful layer inside fit, evaluate and
+    predict, as measured with real Keras (`measured_on`); the conformance tests re-measure it."""
+
+    keras: KerasVersion
+    backend: Backend
+    measured_on: str  # the versions the facts were measured with
+    keras_version: str  # Keras's own version among them
+    carries: bool  # each call starts from the previous call's final state (else from zeros)
+    broadcasts_one: bool  # a stateful batch of one sample runs in every slot instead of raising
+    error_type: str  # what a stateful batch of another size raises
+    raises_before_first_batch: bool  # N < B: raised while fit builds its step, before batch 0 begins
+
+    @property
+    def name(self) -> str:
+        """E.g. "Keras 3 (jax)" or "Keras 2 (tf-keras)"."""
+        return "Keras 2 (tf-keras)" if self.keras == KerasVersion.TWO else f"Keras 3 ({self.backend})"
+
+
+FACTS = {
+    (KerasVersion.THREE, Backend.TORCH): Facts(
+        KerasVersion.THREE, Backend.TORCH, "Keras 3.15.1, torch 2.13.0", "3.15.1",
+        carries=True, broadcasts_one=False, error_type="ValueError", raises_before_first_batch=True),
+    # TensorFlow adds the lone sample's projections to every state row: broadcasting, no error.
+    (KerasVersion.THREE, Backend.TENSORFLOW): Facts(
+        KerasVersion.THREE, Backend.TENSORFLOW, "Keras 3.15.1, tensorflow-cpu 2.21.0", "3.15.1",
+        carries=True, broadcasts_one=True, error_type="InvalidArgumentError", raises_before_first_batch=False),
+    # The state variables are created untracked, so JAX's stateless train, test and predict
+    # steps drop their assignments: every call starts from the zeros they were created with.
+    (KerasVersion.THREE, Backend.JAX): Facts(
+        KerasVersion.THREE, Backend.JAX, "Keras 3.15.1, jax 0.10.2", "3.15.1",
+        carries=False, broadcasts_one=False, error_type="ValueError", raises_before_first_batch=True),
+    (KerasVersion.TWO, Backend.TENSORFLOW): Facts(
+        KerasVersion.TWO, Backend.TENSORFLOW, "tf-keras 2.21.0, tensorflow-cpu 2.21.0", "2.21.0",
+        carries=True, broadcasts_one=True, error_type="InvalidArgumentError", raises_before_first_batch=False),
+}
+
+
+def facts_for(spec: Spec) -> Facts:
+    return FACTS[spec.keras, spec.backend]
+
+
+def keeps_state(spec: Spec) -> bool:
+    """Whether any state passes from one call to another inside fit, evaluate and predict."""
+    return spec.stateful and facts_for(spec).carries and spec.carries
+
+
+def broadcast_phases(spec: Spec) -> list[Phase]:
+    """The phases whose last batch is a lone sample that TensorFlow broadcasts into every slot
+    (stateful only), up to the first batch that raises instead."""
+    if not (spec.stateful and facts_for(spec).broadcasts_one and spec.batch_size > 1):
+        return []
+    found = []
+    for phase, count in ((Phase.TRAIN, spec.samples), (Phase.VALIDATION, spec.val_samples),
+                         (Phase.PREDICT, spec.predict_samples)):
+        remainder = count % spec.batch_size
+        if remainder > 1:
+            break  # Keras raises at this phase's last batch
+        if remainder == 1:
+            found.append(phase)
+    return found
+
+
+def keras_error(facts: Facts, expected: int, received: int, units: int) -> tuple[str, str, str]:
+    """(type, message, pattern) of what Keras raises for a stateful batch of `received`
+    samples when the state holds `expected`; real Keras's message contains a match of
+    `pattern`. TensorFlow's shape check names whichever node fails first: the order of the
+    two shapes and their width (the units, or an LSTM's four gates) vary."""
+    if facts.error_type == "InvalidArgumentError":
+        message = (f"Incompatible shapes between the {received}-sample batch and the {expected}-row state "
+                   f"(TensorFlow's shape check, e.g. \"Incompatible shapes: [{received},{units}] vs. "
+                   f"[{expected},{units}]\")")
+        sizes = f"({received}|{expected})"
+        return facts.error_type, message, rf"Incompatible shapes: \[{sizes},\d+\] vs\. \[{sizes},\d+\]"
+    message = stateful_batch_mismatch_message(expected, received)
+    return facts.error_type, message, re.escape(message)
 
 
 class KerasStateError(ValueError):
@@ -50,14 +124,21 @@ class KerasStateError(ValueError):
 
 @dataclass(frozen=True)
 class KerasError:
-    """What Keras raises, and at which step."""
+    """What Keras raises, and at which step. `pattern`: a regular expression that real Keras's
+    message contains a match of (its own message, escaped, when it does not vary)."""
 
     step: int
     type: str
     message: str
+    pattern: str = ""
+    when: str = ""  # where in the step it is raised, when that is worth saying
+
+    def matches(self, message: str) -> bool:
+        return re.search(self.pattern or re.escape(self.message), message) is not None
 
     def to_json(self) -> dict[str, Any]:
-        return {"step": self.step, "type": self.type, "message": self.message}
+        found = {"step": self.step, "type": self.type, "message": self.message}
+        return {**found, "when": self.when} if self.when else found
 
 
 @dataclass(frozen=True, eq=False)
@@ -68,7 +149,13 @@ class Call:
     phase: Phase
     epoch: int
     batch: int
-    samples: np.ndarray  # data index held by each slot, within the phase's own data
+    samples: np.ndarray  # the batch's samples: data indices within the phase's own data
+    broadcast: int = 0  # TensorFlow: the state rows a lone sample runs in (every slot), else 0
+
+    @property
+    def slot_samples(self) -> np.ndarray:
+        """The sample each slot runs."""
+        return np.repeat(self.samples, self.broadcast) if self.broadcast else self.samples
 
     @property
     def segment(self) -> str:
@@ -144,6 +231,10 @@ class Step:
     source_slot: np.ndarray | None  # per slot: slot of `source`, -1 for zeros; None if Keras raises
     error: KerasError | None = None  # what Keras raises at this step, instead of running it
 
+    def __post_init__(self) -> None:
+        if (self.error is None) == (self.source_slot is None):
+            raise ValueError("a step either raises (error) or starts its slots (source_slot), not both")
+
     @property
     def raises(self) -> bool:
         return self.error is not None
@@ -162,9 +253,8 @@ class Step:
             return None
         if self.source is None:
             return [Start.ZEROS.value] * len(self.source_slot)
-        phase = self.source.phase.value
-        return [f"{phase}:{self.source.samples[s]}" if s >= 0 else Start.ZEROS.value
-                for s in self.source_slot.tolist()]
+        phase, sources = self.source.phase.value, self.source.slot_samples
+        return [f"{phase}:{sources[s]}" if s >= 0 else Start.ZEROS.value for s in self.source_slot.tolist()]
 
     def start_kinds(self) -> np.ndarray:
         """Per slot Start value (as strings); callers skip raising steps."""
@@ -174,7 +264,8 @@ class Step:
         if self.source is None or not carried.any():
             return kinds
         kinds[carried] = Start.UNRELATED.value
-        if self.source.phase == self.call.phase and self.source.epoch == self.call.epoch:
+        broadcast = self.source.broadcast or self.call.broadcast
+        if self.source.segment == self.call.segment and not broadcast:
             predecessor = self.source.samples[self.source_slot[carried]]
             layout = predecessor == self.call.samples[carried] - len(self.source.samples)
             kinds[np.flatnonzero(carried)[layout]] = Start.CONTINUED.value
@@ -195,18 +286,30 @@ def _resets_before(spec: Spec, call: Call) -> bool:
 def keras_steps(spec: Spec) -> Iterator[Step]:
     """Keras's steps for the setup, each slot's start predicted; ends with the raising step
     (its `error` set) when Keras would raise."""
+    facts = facts_for(spec)
     previous: Call | None = None
     for call in iter_calls(spec):
         slots = len(call.samples)
         if spec.stateful and slots != spec.batch_size:
-            error = KerasError(call.index, *keras_error(spec.keras, spec.batch_size, slots, spec.units))
-            yield Step(call, None, None, error)
-            return
-        if spec.stateful and previous is not None and not _resets_before(spec, call):
-            yield Step(call, previous, np.arange(slots))
+            if slots == 1 and facts.broadcasts_one:
+                call = dataclasses.replace(call, broadcast=spec.batch_size)
+            else:
+                yield Step(call, None, None, _raised(spec, facts, call))
+                return
+        if spec.stateful and facts.carries and previous is not None and not _resets_before(spec, call):
+            yield Step(call, previous, np.arange(spec.batch_size))
         else:
-            yield Step(call, None, np.full(slots, -1))
+            yield Step(call, None, np.full(len(call.slot_samples), -1))
         previous = call
+
+
+def _raised(spec: Spec, facts: Facts, call: Call) -> KerasError:
+    kind, message, pattern = keras_error(facts, spec.batch_size, len(call.samples), spec.units)
+    when = ""
+    if call.index == 0:  # N < B: the very first batch is already too small
+        when = ("while fit builds its step function, before any batch begins" if facts.raises_before_first_batch
+                else "inside the first batch, after its on_train_batch_begin callback")
+    return KerasError(call.index, kind, message, pattern, when)
 
 
 def _divisors(n: int) -> list[int]:
@@ -220,7 +323,7 @@ def _either(separator: str, last: str, words: list[str]) -> str:
 
 def fix_for_partial_batch(spec: Spec, terms: Terms = Terms()) -> str:
     """How to make every stateful call hold exactly B samples, as Keras requires."""
-    sizes = {"N": spec.samples, terms.name("val_samples"): spec.val_samples,
+    sizes = {terms.name("samples"): spec.samples, terms.name("val_samples"): spec.val_samples,
              terms.name("predict_samples"): spec.predict_samples}
     sizes = {name: size for name, size in sizes.items() if size}
     common = math.gcd(*sizes.values())

@@ -6,6 +6,8 @@ A `Spec` is frozen and validated on construction, so every later stage can trust
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -76,8 +78,36 @@ class Cell(StrEnum):
 
 
 class KerasVersion(StrEnum):
-    THREE = "3"  # Keras 3 on the torch backend
-    TWO = "2"  # tf-keras
+    THREE = "3"  # Keras 3, on any of its backends
+    TWO = "2"  # tf-keras, on TensorFlow
+
+
+class Backend(StrEnum):
+    """The backend Keras 3 runs on (Keras 2 runs on TensorFlow only)."""
+
+    TORCH = "torch"
+    TENSORFLOW = "tensorflow"
+    JAX = "jax"
+
+
+def default_backend(environ: Mapping[str, str] | None = None) -> Backend:
+    """The backend Keras 3 would pick, read the way Keras reads it and without importing it:
+    KERAS_BACKEND, else "backend" in keras.json under KERAS_HOME (default ~/.keras), else
+    TensorFlow. A name Keras does not know is an error, as it is in Keras."""
+    environ = os.environ if environ is None else environ
+    name = environ.get("KERAS_BACKEND")
+    if name is None:
+        home = environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+        try:
+            with open(os.path.join(home, "keras.json"), encoding="utf-8") as config:
+                name = json.load(config).get("backend")
+        except (OSError, ValueError, AttributeError):
+            name = None  # Keras ignores a missing or unreadable file too
+    try:
+        return Backend(name or Backend.TENSORFLOW)
+    except ValueError:
+        raise SpecError("backend", "{backend} is torch, tensorflow or jax; KERAS_BACKEND or keras.json "
+                        "says {got!r}", got=name) from None
 
 
 class Shuffle(StrEnum):
@@ -172,10 +202,24 @@ class Spec:
     layers: int = 1
     bidirectional: bool = False
     keras: KerasVersion = KerasVersion.THREE
+    # None: the backend Keras would pick itself (default_backend), TensorFlow for Keras 2.
+    backend: Backend = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
+        for name, choice in (("cell", Cell), ("keras", KerasVersion), ("backend", Backend)):
+            value = getattr(self, name)
+            if value is not None and value not in {member.value for member in choice}:
+                raise SpecError(name, f"{{{name}}} is one of {', '.join(member.value for member in choice)}, "
+                                "got {got!r}", got=value)
         object.__setattr__(self, "cell", Cell(self.cell))
         object.__setattr__(self, "keras", KerasVersion(self.keras))
+        if self.backend is None:
+            object.__setattr__(self, "backend", Backend.TENSORFLOW if self.keras == KerasVersion.TWO
+                               else default_backend())
+        object.__setattr__(self, "backend", Backend(self.backend))
+        if self.keras == KerasVersion.TWO and self.backend != Backend.TENSORFLOW:
+            raise SpecError("backend", "{keras} 2 (tf-keras) runs on TensorFlow only, not on {got}",
+                            got=str(self.backend))
         object.__setattr__(self, "shuffle", Shuffle.of(self.shuffle))
         if isinstance(self.reset, str):
             object.__setattr__(self, "reset", ResetPolicy.parse(self.reset))
@@ -212,14 +256,18 @@ class Spec:
         stack = f"{self.layers}-layer " if self.layers > 1 else ""
         return f"{stack}{'bidirectional ' if self.bidirectional else ''}{self.cell.keras_name}"
 
+    @property
+    def largest_batch(self) -> int:
+        """The most slots any call fills."""
+        return min(self.batch_size, max(self.samples, self.val_samples, self.predict_samples))
+
     def batch_bytes(self) -> int:
         """Rough peak memory of one batch in the mirror: the hashed inputs with their int64
         temporaries (~36 bytes a value) and each layer's outputs and gate projections for
         every timestep (~20 bytes a unit and direction)."""
         per_step = 36 * self.features + 20 * self.units * self.layers * self.directions
-        largest_batch = min(self.batch_size, max(self.samples, self.val_samples, self.predict_samples))
         weights = 4 * 4 * self.units * (self.units + self.features) * self.layers * self.directions
-        return largest_batch * self.timesteps * per_step + weights
+        return self.largest_batch * self.timesteps * per_step + weights
 
     def order_bytes(self) -> int:
         """Memory of one epoch's training order, which even a dry run holds (4 or 8 bytes a sample)."""
@@ -228,5 +276,5 @@ class Spec:
     def to_json(self) -> dict[str, Any]:
         fields = dataclasses.asdict(self)
         fields.update(shuffle=self.shuffle.keras_value, reset=str(self.reset), cell=str(self.cell),
-                      keras=str(self.keras))
+                      keras=str(self.keras), backend=str(self.backend))
         return fields

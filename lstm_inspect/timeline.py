@@ -40,7 +40,7 @@ def _column(result: StepResult, slots: int) -> Column:
     if step.raises:
         kinds[:] = RAISES
     else:
-        kinds[:len(step.call.samples)] = step.start_kinds()
+        kinds[:len(step.call.slot_samples)] = step.start_kinds()
     return Column(step.call.index, step.call.phase, step.call.epoch, step.call.segment, kinds)
 
 
@@ -72,11 +72,6 @@ def _slot_rows(slots: int) -> list[tuple[str, int | None]]:
             + [(f"slots {HEAD_SLOTS}-{slots - 2}", None), (f"slot {slots - 1}", slots - 1)])
 
 
-def timeline_slots(spec: Spec) -> int:
-    """Rows of the grid: the most slots any call fills."""
-    return min(spec.batch_size, max(spec.samples, spec.val_samples, spec.predict_samples))
-
-
 def _fitting_columns(width: int) -> tuple[int, int]:
     """(label width, how many step columns fit the width)."""
     label_width = LABEL_WIDTH if width >= 3 * LABEL_WIDTH else max(8, width // 3)
@@ -84,9 +79,8 @@ def _fitting_columns(width: int) -> tuple[int, int]:
     return label_width, max(4, (width - label_width - 8) // 3)
 
 
-def build_timeline(report: Report, columns: _Columns, width: int, glyphs: Glyphs) -> Group:
-    slots = timeline_slots(report.spec)
-    label_width, _ = _fitting_columns(width)
+def build_timeline(report: Report, columns: _Columns, label_width: int, glyphs: Glyphs) -> Group:
+    slots = report.spec.largest_batch
     shown: list[Column | None] = list(columns.head) + ([None] if columns.hidden else []) + list(columns.tail)
 
     def cells(render_cell) -> Text:
@@ -176,12 +170,12 @@ class TimelineView:
     def __init__(self, console: Console, spec: Spec, ascii_only: bool = False):
         self.console = console
         self.glyphs = choose_glyphs(console, ascii_only)
-        self.slots = timeline_slots(spec)
-        _, fitting = _fitting_columns(console.width)
+        self.slots = spec.largest_batch
+        self.label_width, fitting = _fitting_columns(console.width)
         self.columns = _Columns(head=fitting // 2, tail=fitting - fitting // 2)
 
     def add(self, result: StepResult) -> None:
         self.columns.add(_column(result, self.slots))
 
     def finish(self, report: Report) -> None:
-        self.console.print(build_timeline(report, self.columns, self.console.width, self.glyphs))
+        self.console.print(build_timeline(report, self.columns, self.label_width, self.glyphs))

@@ -6,10 +6,11 @@ the command line can have its own flags named instead of Spec's fields.
 
 from __future__ import annotations
 
+import importlib.metadata
 import math
 from typing import TYPE_CHECKING
 
-from .schedule import KerasError, Step
+from .schedule import KerasError, Step, broadcast_phases, facts_for
 from .spec import KerasVersion, ResetKind, Spec, Terms
 
 if TYPE_CHECKING:
@@ -18,9 +19,20 @@ if TYPE_CHECKING:
 
 def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
     """Setups that run in Keras without a word but rarely do what their author meant."""
+    found = _version_warning(spec)
     if not spec.stateful:
-        return []
-    found = []
+        return found
+    if not facts_for(spec).carries:
+        return [*found, f"{_does_nothing(spec)}: every call starts from zeros, as if the layer were "
+                        "stateless, whatever the callbacks reset; to carry the state, use the torch or "
+                        "TensorFlow backend, or carry it by hand (return_state=True, then initial_state=...)"]
+    broadcast = broadcast_phases(spec)
+    if broadcast:
+        found.append(f"{facts_for(spec).name} does not raise for a stateful batch of one sample "
+                     f"({' and '.join(broadcast)}): it broadcasts that sample into all {spec.batch_size:,} "
+                     "slots, so each slot runs it from its own state and every slot's state is "
+                     f"overwritten, and predict returns {spec.batch_size:,} rows for it: those states and "
+                     f"rows are garbage; make every batch hold exactly {spec.batch_size:,} samples")
     if spec.shuffle and spec.carries:
         found.append("shuffle is on with a stateful layer: Keras still carries state slot by slot, "
                      f"so each slot continues an unrelated sample; use {terms.setting('shuffle', False)}, "
@@ -55,24 +67,50 @@ def _times(count: int) -> str:
     return {1: "once", 2: "twice"}.get(count, f"{count:,} times")
 
 
-def _version(spec: Spec) -> str:
-    return "Keras 3" if spec.keras == KerasVersion.THREE else "Keras 2 (tf-keras)"
+def _version_warning(spec: Spec) -> list[str]:
+    """Keras installed in another version than the facts were measured on: they may differ."""
+    facts = facts_for(spec)
+    package = "tf_keras" if spec.keras == KerasVersion.TWO else "keras"
+    try:
+        installed = importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    if installed == facts.keras_version:
+        return []
+    return [f"the facts for {facts.name} were measured on {facts.measured_on}; you have {package} "
+            f"{installed}, where they may have changed (check with --against keras)"]
+
+
+def _does_nothing(spec: Spec) -> str:
+    facts = facts_for(spec)
+    return (f"stateful=True does nothing inside fit, evaluate or predict on the {facts.backend} backend "
+            f"in Keras {facts.keras_version}")
 
 
 def verdict(spec: Spec, summary: Summary, error: KerasError | None) -> str:
     """The answer for this setup, in one or two plain sentences (three with an error)."""
     batches = math.ceil(spec.samples / spec.batch_size)
+    name = facts_for(spec).name
+    if spec.stateful and not facts_for(spec).carries:
+        text = (f"{name}, stateful {spec.layer_name}: {_does_nothing(spec)}. Every slot of every call starts "
+                "from zeros, as in a stateless layer; nothing passes between batches, epochs, validation "
+                "or predict, and a reset changes nothing. To carry the state: the torch or TensorFlow "
+                "backend, or states passed by hand.")
+        if error:
+            text += (f" Keras still raises {error.type} at step {error.step}: a stateful layer needs every "
+                     f"batch to hold exactly {spec.batch_size:,} samples.")
+        return text
     if not spec.stateful:
         other_phases = [name for name, count in (("validation", spec.val_samples),
                                                  ("predict", spec.predict_samples)) if count]
-        text = (f"{_version(spec)}, stateless {spec.layer_name}: states are reset after every batch, "
+        text = (f"{name}, stateless {spec.layer_name}: states are reset after every batch, "
                 f"{_times(batches)} per epoch; each batch holds up to {spec.batch_size:,} independent "
                 f"states, one per sequence, so every one of the {spec.samples:,} sequences starts "
                 "from zeros and nothing passes between sequences.")
         if other_phases:
             text += f" {' and '.join(other_phases).capitalize()} batches start from zeros too."
         return text
-    text = (f"{_version(spec)}, stateful {spec.layer_name}: Keras never resets the state inside fit, "
+    text = (f"{name}, stateful {spec.layer_name}: Keras never resets the state inside fit, "
             f"validation or predict; slot i of each batch starts from the final state of slot i of the previous "
             f"call, so sample j+{spec.batch_size:,} continues sample j ({spec.batch_size:,} parallel "
             "streams), "
@@ -93,6 +131,10 @@ def verdict(spec: Spec, summary: Summary, error: KerasError | None) -> str:
                  "batch's first timestep: this is not one long bidirectional pass.")
     if spec.shuffle and spec.carries:
         text += " Shuffle is on, so a slot carries its state into an unrelated sample."
+    if broadcast_phases(spec):
+        text += (f" Keras does not raise for a batch of one sample here: it runs that sample in all "
+                 f"{spec.batch_size:,} slots, overwriting every slot's state with garbage, and predict "
+                 f"returns {spec.batch_size:,} rows for it.")
     if error:
         text += (f" But Keras raises {error.type} at step {error.step}: a stateful layer needs every "
                  f"batch to hold exactly {spec.batch_size:,} samples.")

@@ -14,7 +14,8 @@ from pathlib import Path
 
 README = Path(__file__).resolve().parent.parent / "README.md"
 EXAMPLE = re.compile(r"(<!-- example: (?P<args>.*?) -->\n)(?P<body>.*?)(<!-- /example -->)", re.S)
-ENVIRONMENT = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"}
+# The examples describe Keras 3 on torch, whatever backend this machine's Keras would pick.
+ENVIRONMENT = {**os.environ, "COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb", "KERAS_BACKEND": "torch"}
 
 
 def render(args: str) -> str:

@@ -6,6 +6,8 @@ import pytest
 os.environ["TERM"] = "dumb"
 os.environ["COLUMNS"] = "100"
 os.environ.pop("FORCE_COLOR", None)
+# The backend the tests describe unless they say otherwise (Keras's own default is TensorFlow).
+os.environ["KERAS_BACKEND"] = "torch"
 
 
 def pytest_addoption(parser):

@@ -47,7 +47,8 @@ def test_headline_json_schema():
     assert report["spec"] == {"samples": 1000, "timesteps": 20, "features": 1, "batch_size": 200,
                               "stateful": False, "epochs": 1, "shuffle": True, "reset": "never",
                               "val_samples": 0, "predict_samples": 0, "units": 8, "seed": 0,
-                              "cell": "lstm", "layers": 1, "bidirectional": False, "keras": "3"}
+                              "cell": "lstm", "layers": 1, "bidirectional": False, "keras": "3",
+                              "backend": "torch"}
     assert report["summary"] == {"steps": 5, "reset_events": 5, "slot_resets": 1000, "slot_carries": 0,
                                  "checked_steps": 5, "tensors_checked": ["h[layer 0]", "c[layer 0]"],
                                  "verified": True}

@@ -148,14 +148,37 @@ def test_the_module_keeps_kerass_contract():
     stateless = KerasStateful(nn.RNN(2, 3, batch_first=True), stateful=False)
     output, h = stateless(torch.randn(7, 5, 2))
     assert output.shape == (7, 5, 3) and h.shape == (1, 7, 3)
-    with pytest.raises(AttributeError):
+    with pytest.raises(TypeError, match="stateless"):
         stateless.states  # noqa: B018
+    with pytest.raises(ValueError, match="proj_size"):
+        KerasStateful(nn.LSTM(2, 4, proj_size=2, batch_first=True), batch_size=4)
+    with pytest.raises(AttributeError):
+        layer.batch_size = 3  # fixed, as Keras's Input(batch_shape=...)
     with pytest.raises(ValueError, match="batch_first"):
         KerasStateful(nn.LSTM(2, 3), batch_size=4)
     with pytest.raises(ValueError, match="fixed, positive batch_size"):
         KerasStateful(nn.LSTM(2, 3, batch_first=True))
     with pytest.raises(TypeError):
         KerasStateful(nn.Linear(2, 3), batch_size=4)
+
+
+def test_training_goes_on_from_a_state_left_under_inference_mode():
+    layer = KerasStateful(nn.GRU(2, 3, batch_first=True), batch_size=2)
+    with torch.inference_mode():  # validation, as a PyTorch loop writes it
+        layer(torch.randn(2, 4, 2))
+    output, _ = layer(torch.randn(2, 4, 2))
+    output.sum().backward()
+    assert layer.rnn.weight_hh_l0.grad is not None
+
+
+def test_set_states_gives_every_slot_a_state():
+    layer = KerasStateful(nn.LSTM(2, 3, batch_first=True), batch_size=2)
+    given = (torch.ones(1, 2, 3), torch.full((1, 2, 3), 2.0))
+    layer.set_states(given)
+    _, initial, _ = layer.call(torch.randn(2, 4, 2))
+    assert all(torch.equal(now, then) for now, then in zip(initial, given))
+    with pytest.raises(ValueError, match="shape"):
+        layer.set_states((torch.ones(1, 3, 3), torch.ones(1, 3, 3)))
 
 
 def test_reset_leaves_states_read_before_it_alone():
@@ -175,6 +198,8 @@ def test_an_inspection_streams_once_and_reports_only_at_the_end():
     results = list(inspection)
     report = inspection.report
     assert report.summary.steps == len(results) == 3 and report.steps == ()
+    kept = inspect(Spec(12, 5, 1, batch_size=4), evidence=False)
+    assert kept.run() is kept.report and len(kept.report.steps) == 3
     with pytest.raises(RuntimeError, match="once"):
         list(inspection)
     assert inspection.report.summary.steps == 3  # not counted twice
@@ -193,7 +218,7 @@ def test_run_keeps_the_steps_and_judges_everything():
     raising = inspect(Spec(10, 5, 1, batch_size=4, stateful=True), evidence=False).run()
     assert raising.ok and raising.error.step == 2
     # Spec's names, not the command line's:
-    assert raising.fix.startswith("use batch_size 1, 2, 5 or 10 (divisors of N near 4)")
+    assert raising.fix.startswith("use batch_size 1, 2, 5 or 10 (divisors of samples near 4)")
 
 
 # --- planted bugs the suite once let through, each pinned down ---

@@ -49,4 +49,5 @@ def test_spec_json_names_every_field():
     assert Spec(10, 5, 1, stateful=True, reset=ResetPolicy.parse("every:2")).to_json() == {
         "samples": 10, "timesteps": 5, "features": 1, "batch_size": 32, "stateful": True, "epochs": 1,
         "shuffle": True, "reset": "every:2", "val_samples": 0, "predict_samples": 0, "units": 8, "seed": 0,
-        "cell": "lstm", "layers": 1, "bidirectional": False, "keras": "3"}
+        "cell": "lstm", "layers": 1, "bidirectional": False, "keras": "3",
+        "backend": "torch"}
