@@ -1,49 +1,62 @@
 # Set up a virtual environment and run, test or benchmark lstm-inspect.
 # TORCH_SPEC pins the torch build to install: torch==2.13.0 takes this machine's local CPU
 # wheel in seconds. Elsewhere, override it, e.g. make test TORCH_SPEC='torch>=2.1'.
+# ORACLES_SPEC pins the real Kerases the tests hold the tool to, at the versions its facts
+# were measured on (lstm_inspect/schedule.py, FACTS).
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
+ORACLES_SPEC ?= keras==3.15.1 tensorflow-cpu==2.21.0 jax==0.10.2 jaxlib==0.10.2
+TF_KERAS_SPEC ?= tf-keras==2.21.0
 ARGS ?= --shape 1000,20,1 --batch 200
 
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
+TEST_STAMP := $(VENV)/.installed-test
 
 .PHONY: setup run test bench readme golden mutants clean
 
-setup: $(STAMP)
+setup: $(TEST_STAMP)
 
-# torch goes in first, pinned, so that the project's open range (torch>=2.1) is already
-# satisfied and pip fetches no other build.
-$(STAMP): pyproject.toml
+# What running needs, nothing more. torch goes in first, pinned, so that the project's open
+# range (torch>=2.1) is already satisfied and pip fetches no other build.
+$(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e '.[keras,test]'
+	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
-run: $(STAMP)
+# The test tools and oracles: Keras 3 with its TensorFlow and JAX backends, and tf-keras.
+# tf-keras asks for the `tensorflow` distribution, whose module tensorflow-cpu already
+# provides, so it goes in without its dependencies.
+$(TEST_STAMP): $(RUN_STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[keras,test]' $(ORACLES_SPEC)
+	$(BIN)/python -m pip install --quiet --no-deps "$(TF_KERAS_SPEC)"
+	touch $@
+
+run: $(RUN_STAMP)
 	$(BIN)/lstm-inspect $(ARGS)
 
-# Lint and type-check first (seconds), then the tests, real Keras included.
-test: $(STAMP)
+# Lint and type-check first (seconds), then the tests, real Keras on every backend included.
+test: $(TEST_STAMP)
 	$(BIN)/ruff check lstm_inspect tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
-bench: $(STAMP)
+bench: $(TEST_STAMP)
 	$(BIN)/python bench/bench.py
 
 # Rewrite the golden output files (tests/golden) after a reviewed change of what users see.
-golden: $(STAMP)
+golden: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q tests/test_golden.py --update-golden
 
 # Plant known single-line bugs one at a time and check that a test catches each.
-mutants: $(STAMP)
+mutants: $(TEST_STAMP)
 	$(BIN)/python scripts/plant_bugs.py
 
 # Rewrite the example outputs in README.md from the real command.
-readme: $(STAMP)
+readme: $(TEST_STAMP)
 	$(BIN)/python scripts/update_readme.py
 
 clean:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import importlib.metadata
+import importlib.util
 import io
 import math
 import os
@@ -27,6 +28,7 @@ from .emit import keras_snippet, torch_snippet
 from .formats import CsvWriter, MarkdownWriter, check_writable, write_atomically
 from .inspection import Inspection, Report, StepResult, inspect
 from .render import JsonWriter, TableView, View
+from .schedule import facts_for
 from .spec import Backend, Cell, KerasVersion, ResetPolicy, Shuffle, Spec, SpecError, Terms, parse_shape
 from .timeline import TimelineView
 from .verdict import plural
@@ -209,10 +211,10 @@ RUN_OPTIONS = [
     click.option("--evidence-batch", type=click.IntRange(min=0), default=0, show_default=True,
                  help="Training batch (epoch 0) whose samples are rerun alone for evidence 1."),
     click.option("--against", type=click.Choice([a.value for a in Against]),
-                 help="Also run the setup through your installed Keras 3 (torch backend unless "
-                      "KERAS_BACKEND says otherwise; use_cudnn=False, since Keras 3.15 fails stateful "
-                      "training with cuDNN on torch: keras-team/keras#20875) with the same weights and "
-                      "inputs, and show where Keras and the mirror agree. Exit 1 if they disagree."),
+                 help="Also run the setup through your installed Keras (--keras, on --backend, in a "
+                      "process of its own; use_cudnn=False, since Keras 3.15 fails stateful training with "
+                      "cuDNN on torch: keras-team/keras#20875) with the same weights and inputs, and show "
+                      "where Keras and the mirror agree. Exit 1 if they disagree."),
     click.option("--emit", type=click.Choice([e.value for e in Emit]),
                  help="Print a minimal runnable Keras or PyTorch snippet with this setup's state "
                       "handling (it prints where each batch's states start), instead of running."),
@@ -430,9 +432,12 @@ def _inspection(spec: Spec, params: dict[str, Any]) -> Inspection:
     against_keras = params["against"] is not None
     if against_keras:
         _check_keras(spec)
-    return inspect(spec, dry_run=params["dry_run"], device=params["device"],
-                   evidence=params["evidence"], evidence_batch=params["evidence_batch"],
-                   max_steps=params["max_steps"], against_keras=against_keras, terms=TERMS)
+    try:
+        return inspect(spec, dry_run=params["dry_run"], device=params["device"],
+                       evidence=params["evidence"], evidence_batch=params["evidence_batch"],
+                       max_steps=params["max_steps"], against_keras=against_keras, terms=TERMS)
+    except RuntimeError as failed:  # the Keras process could not run (see oracle.run_keras_isolated)
+        raise click.UsageError(f"--against keras: {failed}") from None
 
 
 def check_before_running(spec: Spec, params: dict[str, Any]) -> None:
@@ -487,23 +492,32 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+# What --against keras needs installed, per Keras and backend: (distributions, the extra that brings them).
+ORACLE_NEEDS = {
+    (KerasVersion.THREE, Backend.TORCH): (("keras", "torch"), "keras"),
+    (KerasVersion.THREE, Backend.TENSORFLOW): (("keras", "tensorflow"), "tensorflow"),
+    (KerasVersion.THREE, Backend.JAX): (("keras", "jax"), "jax"),
+    (KerasVersion.TWO, Backend.TENSORFLOW): (("tf_keras", "tensorflow"), "tf-keras"),
+}
+
+
 def _check_keras(spec: Spec) -> None:
-    """--against keras: usage errors for a Keras that cannot serve as the oracle."""
-    if spec.keras != KerasVersion.THREE:
-        raise click.UsageError("--against keras drives Keras 3 (torch backend); it cannot check --keras 2")
-    try:
-        installed: str | None = importlib.metadata.version("keras")
-    except importlib.metadata.PackageNotFoundError:
-        installed = None
-    if installed is None or not installed.startswith("3."):
-        found = f" (found Keras {installed})" if installed else ""
-        raise click.UsageError(f"--against keras needs Keras 3{found}: pip install 'lstm-inspect[keras]'")
+    """--against keras: usage errors for a Keras that cannot serve as the oracle, found
+    without importing it (it runs in a process of its own)."""
+    modules, extra = ORACLE_NEEDS[spec.keras, spec.backend]
+    missing = [module for module in modules if importlib.util.find_spec(module) is None]
+    name = facts_for(spec).name
+    if missing:
+        raise click.UsageError(f"--against keras needs {' and '.join(missing)} for {name}: "
+                               f"pip install 'lstm-inspect[{extra}]'")
+    if spec.keras == KerasVersion.THREE:
+        try:
+            installed: str | None = importlib.metadata.version("keras")
+        except importlib.metadata.PackageNotFoundError:
+            installed = None
+        if installed is None or not installed.startswith("3."):
+            found = f" (found Keras {installed})" if installed else ""
+            raise click.UsageError(f"--against keras needs Keras 3{found}: pip install 'lstm-inspect[keras]'")
     # Keras is fed whole arrays: every sample of every phase at once.
     check_fits(spec.timesteps * spec.features * 4 * 3 * (spec.samples + spec.val_samples + spec.predict_samples),
                "real Keras's input arrays", "a smaller N for --against keras")
-    from .oracle import import_keras
-
-    try:
-        import_keras()
-    except (ImportError, ValueError) as failed:  # e.g. KERAS_BACKEND naming a missing or unknown backend
-        raise click.UsageError(f"--against keras could not import Keras: {failed}") from None

@@ -31,7 +31,7 @@ _KERAS_IMPORTS = {
     KerasVersion.THREE: '''\
 import os
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
+os.environ.setdefault("KERAS_BACKEND", "{backend}")
 import keras
 import numpy as np
 
@@ -144,7 +144,8 @@ def _reset_callback(spec: Spec) -> str:
 
 def keras_snippet(spec: Spec, args: str) -> str:
     width = "UNITS * 2" if spec.bidirectional else "UNITS"
-    lines = [_HEADER.format(args=args), _KERAS_IMPORTS[spec.keras], "\n", _constants(spec), f'''\
+    imports = _KERAS_IMPORTS[spec.keras].replace("{backend}", str(spec.backend))
+    lines = [_HEADER.format(args=args), imports, "\n", _constants(spec), f'''\
 rng = np.random.default_rng({spec.seed})
 x, y = rng.uniform(-1, 1, (N, T, F)).astype("float32"), np.zeros((N, {width}), "float32")
 ''']

@@ -13,15 +13,19 @@ step: the schedule's starts against Keras's, the mirror's tensors against Keras'
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import subprocess
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .schedule import Call, KerasError, Step, keras_steps, training_order
-from .spec import Cell, Phase, ResetKind, Spec
+from .spec import Backend, Cell, KerasVersion, Phase, ResetKind, Spec
 
 if TYPE_CHECKING:
     from .mirror import CallRecord  # imports torch, which a dry run never needs
@@ -54,6 +58,31 @@ class KerasCall:
     # alone (a batch of one, from zeros), for comparison with their outputs inside the batch.
     alone_output: np.ndarray | None = None
 
+    @property
+    def slot_samples(self) -> np.ndarray:
+        """The sample each state row ran: one lone sample runs in every row where TensorFlow
+        broadcasts it."""
+        rows = len(self.samples) if self.initial is None else self.initial[0].shape[1]
+        return np.repeat(self.samples, rows) if len(self.samples) == 1 else self.samples
+
+    def to_json(self) -> dict[str, Any]:
+        def arrays(states: tuple[np.ndarray, ...] | None) -> list[Any] | None:
+            return None if states is None else [state.tolist() for state in states]
+
+        return {"phase": self.phase.value, "epoch": self.epoch, "batch": self.batch,
+                "samples": self.samples.tolist(), "initial": arrays(self.initial), "final": arrays(self.final),
+                "alone_output": None if self.alone_output is None else self.alone_output.tolist()}
+
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> KerasCall:
+        def arrays(states: list[Any] | None) -> tuple[np.ndarray, ...] | None:
+            return None if states is None else tuple(np.array(state, dtype=np.float32) for state in states)
+
+        alone = item["alone_output"]
+        return cls(Phase(item["phase"]), item["epoch"], item["batch"], np.array(item["samples"], dtype=np.int64),
+                   arrays(item["initial"]), arrays(item["final"]),
+                   None if alone is None else np.array(alone, dtype=np.float32))
+
     def output(self, directions: int) -> np.ndarray:
         """The model's output inside the batch: the last layer's final h, directions side by side."""
         assert self.final is not None, "the call did not complete"
@@ -68,6 +97,19 @@ class KerasRun:
     error_step: int | None = None
     error_type: str | None = None
     error_message: str | None = None
+    predict_rows: int | None = None  # rows predict returned
+    error_in_batch: bool = False  # the raising call had begun (its batch-begin callback ran)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version, "backend": self.backend, "calls": [call.to_json() for call in self.calls],
+                "error_step": self.error_step, "error_type": self.error_type, "error_message": self.error_message,
+                "predict_rows": self.predict_rows, "error_in_batch": self.error_in_batch}
+
+    @classmethod
+    def from_json(cls, item: dict[str, Any]) -> KerasRun:
+        return cls(item["version"], item["backend"], [KerasCall.from_json(call) for call in item["calls"]],
+                   item["error_step"], item["error_type"], item["error_message"], item["predict_rows"],
+                   item["error_in_batch"])
 
     @property
     def completed(self) -> list[KerasCall]:
@@ -82,7 +124,7 @@ class KerasRun:
         for call in self.completed:
             assert call.initial is not None and call.final is not None
             slots = []
-            for slot in range(len(call.samples)):
+            for slot in range(call.initial[0].shape[1]):
                 start = [state[:, slot] for state in call.initial]
                 if not any(state.any() for state in start):
                     slots.append("zeros")
@@ -90,10 +132,10 @@ class KerasRun:
                 source = "?"
                 if previous is not None and previous.final is not None:
                     # Slot i first: where Keras carries from, so the search is short when it does.
-                    candidates = [slot] * (slot < len(previous.samples)) + list(range(len(previous.samples)))
-                    for j in candidates:
+                    rows = previous.final[0].shape[1]
+                    for j in [slot] * (slot < rows) + list(range(rows)):
                         if all(np.array_equal(state[:, j], now) for state, now in zip(previous.final, start)):
-                            source = f"{previous.phase}:{previous.samples[j]}"
+                            source = f"{previous.phase}:{previous.slot_samples[j]}"
                             break
                 slots.append(source)
             labels.append(slots)
@@ -101,18 +143,30 @@ class KerasRun:
         return labels
 
 
-def import_keras():
-    """Import Keras on the torch backend unless the user chose another one."""
-    os.environ.setdefault("KERAS_BACKEND", "torch")
+def import_keras(spec: Spec | None = None) -> Any:
+    """The Keras that `spec` describes, imported in this process: Keras 3 on its backend
+    (KERAS_BACKEND, set before Keras is first imported; torch unless set), or tf-keras."""
+    if spec is not None and spec.keras == KerasVersion.TWO:
+        try:
+            import tf_keras
+        except ImportError as missing:
+            raise ImportError(f"{missing} (pip install 'lstm-inspect[tf-keras]' installs Keras 2)") from missing
+        return tf_keras
+    os.environ.setdefault("KERAS_BACKEND", str(spec.backend) if spec else "torch")
     try:
         import keras
     except ImportError as missing:
         raise ImportError(f"{missing} (pip install 'lstm-inspect[keras]' installs Keras 3)") from missing
+    if spec is not None and keras.backend.backend() != spec.backend:
+        raise ValueError(f"this process's Keras runs on {keras.backend.backend()}, not {spec.backend}: "
+                         "Keras reads its backend once (run_keras_isolated starts a process for it)")
     return keras
 
 
-def _to_numpy(keras, value) -> np.ndarray:
+def _to_numpy(keras: Any, value: Any) -> np.ndarray:
     """A copy: on the torch backend the conversion may share memory with a live variable."""
+    if not hasattr(keras, "ops"):  # tf-keras: TensorFlow tensors and variables
+        return np.array(value, copy=True)
     return np.array(keras.ops.convert_to_numpy(value), copy=True)
 
 
@@ -157,7 +211,7 @@ def build_keras_model(keras, spec: Spec):
         inputs = keras.Input(shape=(spec.timesteps, spec.features))
     layer_class = getattr(keras.layers, spec.cell.keras_name)
     # use_cudnn=False: Keras 3 fails stateful training with cuDNN on torch (keras-team/keras#20875).
-    options = {} if spec.cell == Cell.RNN else {"use_cudnn": False}
+    options = {} if spec.cell == Cell.RNN or spec.keras == KerasVersion.TWO else {"use_cudnn": False}
     outputs, rnns = inputs, []
     for depth in range(spec.layers):
         layer = layer_class(spec.units, stateful=spec.stateful, return_sequences=depth < spec.layers - 1,
@@ -167,8 +221,18 @@ def build_keras_model(keras, spec: Spec):
         outputs = layer(outputs)
         rnns += [layer.forward_layer, layer.backward_layer] if spec.bidirectional else [layer]
     model = keras.Model(inputs, outputs)
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss="mse")
+    # States are read inside the recurrent loop where no variable holds them (see _reads_loop):
+    # TensorFlow hands the loop concrete values only when it runs eagerly.
+    eager = _reads_loop(spec) and spec.backend == Backend.TENSORFLOW
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss="mse", run_eagerly=eager)
     return model, rnns
+
+
+def _reads_loop(spec: Spec) -> bool:
+    """Whether states are read where the recurrent loop takes and returns them, rather than
+    from the layers' state variables: stateless layers have none, and on JAX the variables
+    never change inside fit, evaluate or predict (their assignments are dropped)."""
+    return not spec.stateful or spec.backend == Backend.JAX
 
 
 def copy_weights(rnns, spec: Spec, torch_module) -> None:
@@ -178,7 +242,9 @@ def copy_weights(rnns, spec: Spec, torch_module) -> None:
 
 
 def run_keras(spec: Spec) -> KerasRun:
-    keras = import_keras()
+    """Run the setup through real Keras, in this process: see `run_keras_isolated` for a
+    Keras on another backend than this process's."""
+    keras = import_keras(spec)
     import torch
 
     from .mirror import batch_inputs, build_rnn
@@ -186,7 +252,8 @@ def run_keras(spec: Spec) -> KerasRun:
     model, rnns = build_keras_model(keras, spec)
     copy_weights(rnns, spec, build_rnn(spec, torch.device("cpu")))
 
-    result = KerasRun(keras.__version__, keras.backend.backend())
+    backend = keras.backend.backend() if spec.keras == KerasVersion.THREE else "tensorflow"
+    result = KerasRun(keras.__version__, backend)
     width = spec.units * spec.directions
     x_train = phase_inputs(spec, Phase.TRAIN, spec.samples)
     validation = None
@@ -196,19 +263,7 @@ def run_keras(spec: Spec) -> KerasRun:
     orders = [training_order(spec, epoch) for epoch in range(spec.epochs)]
     probe = _make_probe(keras, rnns, spec, orders, result)
     callbacks = [_make_reset_callback(keras, rnns, spec), probe]
-
-    loops = [rnn.inner_loop for rnn in rnns]
-    if not spec.stateful:
-        # No state variables to read: record the initial state Keras builds for each call.
-        for index, rnn in enumerate(rnns):
-            def recording_inner_loop(sequences, initial_state, *args, index=index, **kwargs):
-                last, outputs, states = loops[index](sequences, initial_state, *args, **kwargs)
-                probe.record(index, [_to_numpy(keras, s) for s in initial_state],
-                             [_to_numpy(keras, s) for s in states])
-                return last, outputs, states
-
-            rnn.inner_loop = recording_inner_loop
-
+    restore = _hook_loops(keras, rnns, spec, probe) if _reads_loop(spec) else (lambda: None)
     try:
         # Keras draws its own permutation when shuffling; feeding each epoch in the mirror's
         # order (shuffle=False, one fit per epoch) makes both see the same batches.
@@ -219,32 +274,119 @@ def run_keras(spec: Spec) -> KerasRun:
                       initial_epoch=0 if epoch is None else epoch, shuffle=False,
                       validation_data=validation, callbacks=callbacks, verbose=0)
         if spec.predict_samples:
-            model.predict(phase_inputs(spec, Phase.PREDICT, spec.predict_samples),
-                          batch_size=spec.batch_size, callbacks=callbacks, verbose=0)
+            result.predict_rows = len(model.predict(phase_inputs(spec, Phase.PREDICT, spec.predict_samples),
+                                                    batch_size=spec.batch_size, callbacks=callbacks, verbose=0))
     except Exception as raised:  # whatever Keras raises is the observation
         # The call that raised is the last one begun, or (when Keras raises while building
         # its step function, before any batch begins) the next one.
         begun_unfinished = bool(result.calls) and result.calls[-1].final is None
         result.error_step = len(result.calls) - begun_unfinished
+        result.error_in_batch = begun_unfinished
         result.error_type = type(raised).__name__
         result.error_message = _ANSI.sub("", str(raised))
-    if not spec.stateful:
-        # The calls below are not fit's: unrecorded, even if an error left a call unfinished.
-        for rnn, loop in zip(rnns, loops):
-            rnn.inner_loop = loop
-        if result.completed:
-            first = result.completed[0]
-            alone = batch_inputs(spec, first.phase, first.samples[:_ALONE_SLOTS], torch.device("cpu"))
-            first.alone_output = model.predict(alone.numpy(), batch_size=1, verbose=0)
+    restore()  # the calls below are not fit's: unrecorded, even if an error left a call unfinished
+    if not spec.stateful and result.completed:
+        first = result.completed[0]
+        alone = batch_inputs(spec, first.phase, first.samples[:_ALONE_SLOTS], torch.device("cpu"))
+        first.alone_output = np.asarray(model.predict(alone.numpy(), batch_size=1, verbose=0))
     return result
 
 
-def _make_reset_callback(keras, rnns, spec: Spec):
+def run_keras_isolated(specs: list[Spec]) -> list[KerasRun]:
+    """`run_keras` for each spec, in a fresh process per Keras and backend: Keras reads its
+    backend once per process, so each runs where KERAS_BACKEND names it."""
+    runs: dict[int, KerasRun] = {}
+    groups: dict[tuple[KerasVersion, Backend], list[int]] = {}
+    for index, spec in enumerate(specs):
+        groups.setdefault((spec.keras, spec.backend), []).append(index)
+    for (keras, backend), indices in groups.items():
+        environ = {**os.environ, "KERAS_BACKEND": str(backend), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        request = json.dumps([specs[index].to_json() for index in indices])
+        done = subprocess.run([sys.executable, "-m", "lstm_inspect.oracle"], input=request, capture_output=True,
+                              text=True, env=environ)
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+            raise RuntimeError(f"Keras {keras} on {backend} could not run: {last}")
+        for index, item in zip(indices, json.loads(done.stdout)):
+            runs[index] = KerasRun.from_json(item)
+    return [runs[index] for index in range(len(specs))]
+
+
+def _runs_here(spec: Spec) -> bool:
+    """Whether this process already holds the Keras `spec` describes (no new process needed)."""
+    keras = sys.modules.get("keras")
+    return (spec.keras == KerasVersion.THREE and keras is not None and hasattr(keras, "backend")
+            and keras.backend.backend() == spec.backend)
+
+
+def _serve() -> None:
+    """`python -m lstm_inspect.oracle`: run the specs on stdin (JSON), print their runs (JSON)."""
+    specs = [Spec(**fields) for fields in json.load(sys.stdin)]
+    runs = [run_keras(spec).to_json() for spec in specs]
+    sys.stdout.write(json.dumps(runs))
+
+
+def _hook_loops(keras: Any, rnns: list[Any], spec: Spec, probe: Any) -> Callable[[], None]:
+    """Record the states each RNN layer's recurrent loop takes and returns; returns a function
+    that undoes the hooks. Keras 3 has a loop per layer (`inner_loop`); tf-keras one function
+    for all (`backend.rnn`), whose calls come layer by layer in the model's order."""
+    if spec.keras == KerasVersion.TWO:
+        from tf_keras.src import backend as keras_2_backend
+
+        loop = keras_2_backend.rnn
+
+        def keras_2_rnn(step_function: Any, inputs: Any, initial_states: Any, *args: Any, **kwargs: Any) -> Any:
+            last, outputs, states = loop(step_function, inputs, initial_states, *args, **kwargs)
+            if probe.recording():  # TensorFlow runs eagerly then (see build_keras_model)
+                probe.record(len(probe.pending), [_to_numpy(keras, s) for s in initial_states],
+                             [_to_numpy(keras, s) for s in states])
+            return last, outputs, states
+
+        keras_2_backend.rnn = keras_2_rnn
+
+        def restore_keras_2() -> None:
+            keras_2_backend.rnn = loop
+        return restore_keras_2
+
+    loops = [rnn.inner_loop for rnn in rnns]
+    for index, rnn in enumerate(rnns):
+        def recording_inner_loop(sequences: Any, initial_state: Any, *args: Any, index: int = index,
+                                 **kwargs: Any) -> Any:
+            last, outputs, states = loops[index](sequences, initial_state, *args, **kwargs)
+            if spec.backend == Backend.JAX:
+                # Traced once into the compiled step: the callback hands over the values at every run.
+                import jax
+
+                count = len(initial_state)
+
+                def record(*values: Any, index: int = index) -> None:
+                    if probe.recording():
+                        probe.record(index, [np.array(v) for v in values[:count]],
+                                     [np.array(v) for v in values[count:]])
+
+                jax.debug.callback(record, *initial_state, *states)
+            elif probe.recording():
+                probe.record(index, [_to_numpy(keras, s) for s in initial_state],
+                             [_to_numpy(keras, s) for s in states])
+            return last, outputs, states
+
+        rnn.inner_loop = recording_inner_loop
+
+    def restore_keras_3() -> None:
+        for rnn, loop in zip(rnns, loops):
+            rnn.inner_loop = loop
+    return restore_keras_3
+
+
+def _make_reset_callback(keras: Any, rnns: list[Any], spec: Spec) -> Any:
     class ResetCallback(keras.callbacks.Callback):
-        """The user's reset policy, as a Keras 3 user writes it: the Model has no
-        reset_state(), so every RNN layer is reset."""
+        """The user's reset policy, as a user writes it: Keras 3's Model has no reset_state(),
+        so every RNN layer is reset; Keras 2's model.reset_states() resets them all."""
 
         def _reset(self) -> None:
+            if spec.keras == KerasVersion.TWO:
+                self.model.reset_states()
+                return
             for rnn in rnns:
                 rnn.reset_state()
 
@@ -273,32 +415,40 @@ def _make_probe(keras, rnns, spec: Spec, orders: list[np.ndarray], result: Keras
         return tuple(np.stack(tensors) for tensors in zip(*per_layer))
 
     class StateProbe(keras.callbacks.Callback):
-        """Notes each call as its batch begins; reads every RNN layer's states around it
-        when stateful, or assembles what the layers recorded when stateless."""
+        """Notes each call as its batch begins; reads every RNN layer's states around it from
+        the state variables, or assembles what the layers' loops recorded (_reads_loop)."""
 
         epoch = 0
-        pending: dict[int, tuple[list, list]] = {}
+        pending: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
 
         def _begin(self, phase: Phase, batch: int) -> None:
             epoch = 0 if phase == Phase.PREDICT else self.epoch
             call = KerasCall(phase, epoch, batch, samples_of(phase, epoch, batch))
-            if spec.stateful:
+            if not _reads_loop(spec):
                 call.initial = read_states()
             self.pending = {}
             result.calls.append(call)
 
         def _end(self) -> None:
             call = result.calls[-1]
-            if spec.stateful:
+            if not _reads_loop(spec):
                 call.final = read_states()
-            elif len(self.pending) == len(rnns):
+                return
+            if spec.backend == Backend.JAX:
+                import jax
+
+                jax.effects_barrier()  # every callback of this step has run
+            if len(self.pending) == len(rnns):
                 ordered = [self.pending[index] for index in range(len(rnns))]
                 call.initial = tuple(np.stack(t) for t in zip(*(initial for initial, _ in ordered)))
                 call.final = tuple(np.stack(t) for t in zip(*(final for _, final in ordered)))
 
-        def record(self, index: int, initial: list, final: list) -> None:
-            # Keras also calls the layers once to build the model before the first batch.
-            if result.calls and result.calls[-1].final is None:
+        def recording(self) -> bool:
+            """Whether a call is under way (Keras also calls the layers to build the model)."""
+            return bool(result.calls) and result.calls[-1].final is None
+
+        def record(self, index: int, initial: list[np.ndarray], final: list[np.ndarray]) -> None:
+            if self.recording():
                 self.pending[index] = (initial, final)
 
         def on_epoch_begin(self, epoch, logs=None):
@@ -368,7 +518,7 @@ class KerasComparison:
             return self.error is None and self.schedule_error is None
         # Keras wraps the message ("Exception encountered when calling LSTM.call()...").
         return ((self.error.step, self.error.type) == (self.schedule_error.step, self.schedule_error.type)
-                and self.schedule_error.message in self.error.message)
+                and self.schedule_error.matches(self.error.message))
 
     @property
     def same_length(self) -> bool:
@@ -447,7 +597,7 @@ def compare_with_keras(spec: Spec) -> KerasComparison:
     Keras completed with the schedule's step and the mirror's call of the same index."""
     from .mirror import mirror_records
 
-    observed = run_keras(spec)
+    (observed,) = [run_keras(spec)] if _runs_here(spec) else run_keras_isolated([spec])
     schedule = list(keras_steps(spec))
     planned = [step for step in schedule if not step.raises]
     raising = [step.error for step in schedule if step.error is not None]
@@ -462,3 +612,7 @@ def compare_with_keras(spec: Spec) -> KerasComparison:
     return KerasComparison(observed.version, observed.backend, steps, error,
                            raising[0] if raising else None,
                            len(planned), len(mirror))
+
+
+if __name__ == "__main__":
+    _serve()

@@ -9,7 +9,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ["tests/test_library.py", "tests/test_mirror.py", "tests/test_schedule.py", "tests/test_cli.py",
-         "tests/test_robustness.py"]
+         "tests/test_robustness.py", "tests/test_backend_rules.py"]
 # (name, file, original text, planted text)
 PLANTS = [
     ("any zero slot verifies", "lstm_inspect/observe.py",
@@ -33,7 +33,17 @@ PLANTS = [
     ("schedule every:K off by one", "lstm_inspect/schedule.py",
      "call.batch % spec.reset.every == 0", "(call.batch + 1) % spec.reset.every == 0"),
     ("mirror every:K off by one", "lstm_inspect/mirror.py", "batch % self.every == 0", "(batch + 1) % self.every == 0"),
-    ("no detach", "lstm_inspect/mirror.py", "setattr(self, name, state.detach())", "setattr(self, name, state)"),
+    ("no detach", "lstm_inspect/mirror.py",
+     "                setattr(self, name, state.detach())", "                setattr(self, name, state)"),
+    ("mirror keeps the state on JAX", "lstm_inspect/mirror.py", "            layer.set_states(kept)\n",
+     "            pass\n"),
+    ("mirror raises for TensorFlow's lone sample", "lstm_inspect/mirror.py",
+     "            x = x.expand(spec.batch_size, -1, -1)\n", "            pass\n"),
+    ("schedule carries on JAX", "lstm_inspect/schedule.py",
+     '"Keras 3.15.1, jax 0.10.2", "3.15.1",\n        carries=False', '"Keras 3.15.1, jax 0.10.2", "3.15.1",\n        carries=True'),
+    ("schedule raises for TensorFlow's lone sample", "lstm_inspect/schedule.py",
+     "        carries=True, broadcasts_one=True, error_type=\"InvalidArgumentError\"",
+     "        carries=True, broadcasts_one=False, error_type=\"InvalidArgumentError\""),
 ]
 
 
@@ -51,6 +61,9 @@ def main() -> int:
                                    "-m", "not keras", *TESTS], cwd=ROOT, capture_output=True, text=True)
         finally:
             source.write_text(text)
+        if "ERROR" in done.stdout:
+            print(f"{name}: the plant broke the code itself, not its behaviour: fix the plant", file=sys.stderr)
+            return 2
         caught = [line.split(" - ")[0] for line in done.stdout.splitlines() if line.startswith("FAILED")]
         survivors += not caught
         print(f"{name:40s} {'caught by ' + caught[0][len('FAILED '):] if caught else 'SURVIVED'}")

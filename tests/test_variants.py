@@ -158,13 +158,11 @@ def test_a_mirror_wrong_in_one_layer_is_reported_for_that_layer(monkeypatch):
     assert "First at step 1, in h[layer 1], c[layer 1]." in " ".join(table.split())
 
 
-def test_keras_2_snippet_runs_under_tf_keras_when_installed():
-    import importlib.util
+@pytest.mark.keras
+def test_keras_2_snippet_runs_under_tf_keras():
     import subprocess
     import sys
 
-    if importlib.util.find_spec("tf_keras") is None:
-        pytest.skip("tf-keras is not installed (it needs TensorFlow); the Keras 3 snippets run for real")
     spec = Spec(12, 5, 1, batch_size=4, stateful=True, shuffle=False, epochs=2, keras="2",
                 reset=ResetPolicy.parse("epoch"))
     text = CliRunner().invoke(main, [*command_line(spec).split(), "--emit", "keras"]).stdout

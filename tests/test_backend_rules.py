@@ -1,0 +1,106 @@
+"""What the tool says per backend, without Keras: the default backend as Keras picks it, the
+TensorFlow broadcast of a lone stateful sample, JAX's dropped state, the version warning, and
+the command line's answers (real Keras checks the same facts in test_backends)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from lstm_inspect import Spec, SpecError, inspect
+from lstm_inspect.cli import main
+from lstm_inspect.spec import Backend, default_backend
+
+
+def run(*args, env=None):
+    return CliRunner().invoke(main, list(args), env=env)
+
+
+def test_the_default_backend_is_read_as_keras_reads_it(tmp_path, monkeypatch):
+    assert default_backend({"KERAS_BACKEND": "jax"}) == Backend.JAX
+    assert default_backend({"KERAS_HOME": str(tmp_path)}) == Backend.TENSORFLOW  # no keras.json: Keras's default
+    (tmp_path / "keras.json").write_text(json.dumps({"backend": "torch", "floatx": "float32"}))
+    assert default_backend({"KERAS_HOME": str(tmp_path)}) == Backend.TORCH
+    assert default_backend({"KERAS_HOME": str(tmp_path), "KERAS_BACKEND": "jax"}) == Backend.JAX  # env first
+    home = tmp_path / "home"
+    (home / ".keras").mkdir(parents=True)
+    (home / ".keras" / "keras.json").write_text(json.dumps({"backend": "jax"}))
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("KERAS_BACKEND")
+    monkeypatch.delenv("KERAS_HOME", raising=False)
+    assert default_backend() == Backend.JAX  # ~/.keras/keras.json
+    assert Spec(8, 3, 1).backend == Backend.JAX  # a Spec without a backend describes this Keras
+    (tmp_path / "keras.json").write_text("{not json")
+    assert default_backend({"KERAS_HOME": str(tmp_path)}) == Backend.TENSORFLOW
+    with pytest.raises(SpecError) as raised:
+        default_backend({"KERAS_BACKEND": "numpy"})
+    assert raised.value.field == "backend"
+
+
+def test_the_command_line_takes_the_backend_from_the_environment_without_importing_keras():
+    result = run("--shape", "8,3,1", "--batch", "4", "--dry-run", "--format", "json", env={"KERAS_BACKEND": "jax"})
+    assert json.loads(result.stdout)["spec"]["backend"] == "jax"
+    result = run("--shape", "8,3,1", "--dry-run", env={"KERAS_BACKEND": "numpy"})
+    assert result.exit_code == 2 and "--backend is torch, tensorflow or jax" in result.stderr
+    result = run("--shape", "8,3,1", "--keras", "2", "--backend", "jax", "--dry-run")
+    assert result.exit_code == 2 and "runs on TensorFlow only" in result.stderr
+
+
+def test_jax_stateful_reports_every_slot_from_zeros_with_the_warning():
+    result = run("--shape", "8,3,1", "--batch", "4", "--stateful", "--no-shuffle", "--predict-samples", "8",
+                 "--format", "json", env={"KERAS_BACKEND": "jax"})
+    report = json.loads(result.stdout)
+    assert result.exit_code == 0 and report["spec"]["backend"] == "jax"
+    assert all(start == "zeros" for step in report["steps"] for start in step["start"])
+    assert all(step["verified"] for step in report["steps"])  # the mirror drops the state too
+    sentence = "stateful=True does nothing inside fit, evaluate or predict on the jax backend in Keras 3.15.1"
+    assert any(sentence in warning for warning in report["warnings"]) and sentence in report["verdict"]
+    claims = {claim["claim"]: claim["verdict"] for claim in report["claims"]}
+    assert claims["Validation and predict start from a fresh state"] == "TRUE"
+    assert next(item for item in report["evidence"] if item["key"] == "continuation")["passed"] is None
+
+
+def test_tensorflow_broadcasts_a_lone_stateful_sample_into_every_slot():
+    args = ["--shape", "9,4,1", "--batch", "4", "--stateful", "--no-shuffle", "--backend", "tensorflow"]
+    result = run(*args, "--no-evidence")
+    assert result.exit_code == 0, result.output
+    row = next(line for line in result.stdout.splitlines() if "train e0 b2" in line)
+    assert "8 in all 4 slots" in row and "carried x4" in row and "✓" in row
+    assert "does not raise for a stateful batch of one sample" in result.stderr
+    assert "Keras does not raise for a batch of one sample here" in " ".join(result.stdout.split())
+    assert run(*args, "--strict", "--quiet").exit_code == 1
+    assert run(*args[:-2], "--backend", "torch", "--quiet").exit_code == 3
+    report = json.loads(run(*args, "--no-evidence", "--format", "json").stdout)
+    lone = report["steps"][2]
+    assert lone["broadcast"] is True and lone["samples"] == [8, 8, 8, 8]
+    assert lone["start"] == ["train:4", "train:5", "train:6", "train:7"] and report["error"] is None
+
+
+@pytest.mark.parametrize("spec", [
+    Spec(9, 4, 2, batch_size=4, stateful=True, shuffle=False, epochs=2, predict_samples=5, backend="tensorflow"),
+    Spec(9, 4, 2, batch_size=4, stateful=True, shuffle=False, keras="2", layers=2, bidirectional=True),
+    Spec(12, 4, 2, batch_size=4, stateful=True, shuffle=False, epochs=2, val_samples=4, backend="jax",
+         reset="every:2"),
+    Spec(10, 4, 1, batch_size=4, stateful=True, backend="jax"),
+])
+def test_the_mirror_follows_each_backend_on_the_tensors(spec):
+    report = inspect(spec, evidence=False).run()
+    assert report.ok and all(result.verified is not False for result in report.steps)
+
+
+def test_a_keras_of_another_version_than_measured_is_warned_about(monkeypatch):
+    import importlib.metadata
+
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "3.99.0")
+    warnings = inspect(Spec(8, 3, 1, batch_size=4), dry_run=True).warnings
+    assert any("measured on Keras 3.15.1, torch 2.13.0; you have keras 3.99.0" in warning for warning in warnings)
+
+
+def test_against_keras_names_the_extra_a_missing_backend_needs(monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "jax" else real(name))
+    result = run("--shape", "8,3,1", "--batch", "4", "--backend", "jax", "--against", "keras")
+    assert result.exit_code == 2
+    assert "--against keras needs jax for Keras 3 (jax): pip install 'lstm-inspect[jax]'" in result.stderr

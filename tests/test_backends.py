@@ -1,0 +1,97 @@
+"""Conformance on every Keras the tool describes: Keras 3 on torch, TensorFlow and JAX, and
+Keras 2 (tf-keras). Each runs in a process of its own (Keras reads its backend once), through
+real fit (with validation) and predict; every slot's start is read from Keras's own state
+tensors during the real calls (the layers' state variables, or the states the recurrent loop
+takes where no variable holds them: stateless layers, and JAX) and must equal the schedule's,
+and the mirror's tensors must equal Keras's; where Keras raises, it raises where and what the
+schedule says; where TensorFlow broadcasts a lone sample, predict returns a row per slot."""
+
+import numpy as np
+import pytest
+
+from lstm_inspect.mirror import mirror_records
+from lstm_inspect.oracle import TOLERANCE, run_keras_isolated
+from lstm_inspect.schedule import facts_for, keras_steps
+from lstm_inspect.spec import Phase, Spec
+
+pytestmark = pytest.mark.keras
+
+KERASES = {"keras 3, torch": ("3", "torch"), "keras 3, tensorflow": ("3", "tensorflow"),
+           "keras 3, jax": ("3", "jax"), "keras 2": ("2", "tensorflow")}
+
+SETUPS = {
+    "stateless, partial batches, validation and predict":
+        dict(samples=10, timesteps=5, features=2, batch_size=4, shuffle=False, epochs=2, val_samples=6,
+             predict_samples=5),
+    "stateful carry across epochs, validation and predict":
+        dict(samples=12, timesteps=5, features=2, batch_size=4, stateful=True, shuffle=False, epochs=2,
+             val_samples=8, predict_samples=4),
+    "stateful bidirectional GRU": dict(samples=12, timesteps=5, features=2, batch_size=4, stateful=True,
+                                       shuffle=False, epochs=2, cell="gru", bidirectional=True),
+    "stateful, reset every epoch": dict(samples=12, timesteps=5, features=2, batch_size=4, stateful=True,
+                                        shuffle=False, epochs=3, reset="epoch"),
+    "stateful, partial batch of 2": dict(samples=10, timesteps=5, features=1, batch_size=4, stateful=True,
+                                         shuffle=False),
+    "stateful, partial batch of 1": dict(samples=9, timesteps=5, features=1, batch_size=4, stateful=True,
+                                         shuffle=False, epochs=2, predict_samples=5),
+    "stateful, N < B": dict(samples=3, timesteps=5, features=1, batch_size=4, stateful=True),
+}
+
+
+@pytest.fixture(scope="module", params=list(KERASES), ids=list(KERASES))
+def runs(request):
+    keras, backend = KERASES[request.param]
+    specs = {name: Spec(**fields, keras=keras, backend=backend) for name, fields in SETUPS.items()}
+    return dict(zip(specs, zip(specs.values(), run_keras_isolated(list(specs.values())))))
+
+
+@pytest.fixture(params=list(SETUPS), ids=list(SETUPS))
+def setup(runs, request):
+    return runs[request.param]
+
+
+def test_it_ran_the_keras_asked_for(setup):
+    spec, observed = setup
+    assert observed.backend == spec.backend
+    assert observed.version == facts_for(spec).keras_version
+
+
+def test_every_slot_starts_where_the_schedule_says(setup):
+    spec, observed = setup
+    steps = [step for step in keras_steps(spec) if not step.raises]
+    assert [(c.phase, c.epoch, c.batch, c.samples.tolist()) for c in observed.completed] == \
+           [(s.call.phase, s.call.epoch, s.call.batch, s.call.samples.tolist()) for s in steps]
+    assert observed.start_labels() == [step.start_labels() for step in steps]
+
+
+def test_keras_raises_where_and_what_the_schedule_says(setup):
+    spec, observed = setup
+    raising = [step.error for step in keras_steps(spec) if step.error is not None]
+    if not raising:
+        assert observed.error_type is None, observed.error_message
+        return
+    error = raising[0]
+    assert (observed.error_step, observed.error_type) == (error.step, error.type)
+    assert error.matches(observed.error_message), observed.error_message
+    if error.step == 0:  # N < B: before fit's first batch begins, or inside it
+        assert observed.error_in_batch == (not facts_for(spec).raises_before_first_batch)
+
+
+def test_predict_returns_a_row_per_slot(setup):
+    spec, observed = setup
+    steps = list(keras_steps(spec))
+    if not spec.predict_samples or any(step.raises for step in steps):
+        return
+    expected = sum(len(step.call.slot_samples) for step in steps if step.call.phase == Phase.PREDICT)
+    assert observed.predict_rows == expected
+    assert expected > spec.predict_samples or spec.predict_samples % spec.batch_size != 1 or not spec.stateful \
+        or not facts_for(spec).broadcasts_one
+
+
+def test_the_mirror_holds_kerass_numbers(setup):
+    spec, observed = setup
+    records = mirror_records(spec)
+    assert len(records) == len(observed.completed)
+    for record, call in zip(records, observed.completed):
+        for mirror, keras in [*zip(record.initial, call.initial), *zip(record.final, call.final)]:
+            assert np.abs(mirror.numpy().astype(np.float64) - keras).max() < TOLERANCE, record.call.label
