@@ -108,9 +108,14 @@ def test_keras_2_snippet_uses_keras_2s_reset_api():
     assert "rnn.reset_state()" in keras_3 and "reset_states()" not in keras_3
 
 
-def test_against_keras_refuses_keras_2():
-    result = CliRunner().invoke(main, ["--shape", "8,5,1", "--keras", "2", "--against", "keras"])
-    assert result.exit_code == 2 and "Keras 3" in result.stderr
+@pytest.mark.keras
+def test_against_keras_runs_keras_2_and_agrees_on_its_error():
+    result, report = run_json("--shape", "10,5,1", "--batch", "4", "--stateful", "--no-shuffle", "--keras", "2",
+                              "--against", "keras", "--no-evidence")
+    assert result.exit_code == 3, result.stderr
+    keras = report["keras"]
+    assert keras["agree"] and keras["version"] == "2.21.0" and keras["backend"] == "tensorflow"
+    assert keras["error"]["type"] == "InvalidArgumentError" and keras["error"]["step"] == 2
 
 
 def test_layers_must_be_positive():
