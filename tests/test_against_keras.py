@@ -6,6 +6,7 @@ Each setup is tiny (N <= 16) and runs once per module: Keras's fit is the slow p
 import re
 
 import pytest
+from fakes import LastIntoFirst
 
 from lstm_inspect import mirror, oracle
 from lstm_inspect.oracle import TOLERANCE, KerasComparison, StepComparison, compare_with_keras
@@ -110,20 +111,8 @@ def test_matrix_agrees(matrix):
         assert all(step.start == ["zeros"] * len(step.samples) for step in comparison.steps)
 
 
-class RolledCarry(mirror.KerasStateful):
-    """Hands slot i's final state to slot i+1: the classic misreading of Keras's carry
-    ("the next batch continues the previous sample") built into the mirror."""
-
-    def call(self, x):
-        result = super().call(x)
-        if self.stateful:
-            for name, state in zip(self.state_names, self.states):
-                setattr(self, name, state.roll(1, dims=1))
-        return result
-
-
 def test_a_mirror_that_carries_the_wrong_slot_disagrees(monkeypatch):
-    monkeypatch.setattr(mirror, "KerasStateful", RolledCarry)
+    monkeypatch.setattr(mirror, "KerasStateful", LastIntoFirst)
     comparison = compare_with_keras(Spec(8, 5, 1, batch_size=4, stateful=True, shuffle=False))
     first, second = comparison.steps
     assert first.agree  # both start from zeros

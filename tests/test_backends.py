@@ -35,6 +35,15 @@ SETUPS = {
     "stateful, partial batch of 1": dict(samples=9, timesteps=5, features=1, batch_size=4, stateful=True,
                                          shuffle=False, epochs=2, predict_samples=5),
     "stateful, N < B": dict(samples=3, timesteps=5, features=1, batch_size=4, stateful=True),
+    "stateless, shuffled": dict(samples=10, timesteps=5, features=2, batch_size=4, shuffle=True, epochs=2),
+    "stateful, reset every:2, predict": dict(samples=16, timesteps=5, features=2, batch_size=4, stateful=True,
+                                             shuffle=False, epochs=2, reset="every:2", predict_samples=4),
+    "stateful, shuffled, validation": dict(samples=12, timesteps=5, features=2, batch_size=4, stateful=True,
+                                           shuffle=True, epochs=2, val_samples=4),
+    "stateful, partial batch in validation": dict(samples=8, timesteps=5, features=1, batch_size=4,
+                                                  stateful=True, shuffle=False, epochs=2, val_samples=6),
+    "stateful, partial batch in predict": dict(samples=8, timesteps=5, features=1, batch_size=4, stateful=True,
+                                               shuffle=False, predict_samples=5),
 }
 
 

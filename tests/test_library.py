@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
+from fakes import LastIntoFirst
 from torch import nn
 
 import lstm_inspect
@@ -259,16 +260,8 @@ def test_the_cell_state_c_is_checked_not_only_h(monkeypatch):
     assert results[1].verified is False and results[1].observed.differing == ("c[layer 0]",)
 
 
-class _LastIntoFirst(mirror.KerasStateful):
-    def call(self, x):
-        result = super().call(x)
-        for name, state in zip(self.state_names, self.states):
-            setattr(self, name, state.roll(1, dims=1))
-        return result
-
-
 def test_an_expected_keras_error_does_not_hide_a_wrong_mirror(monkeypatch):
-    monkeypatch.setattr(mirror, "KerasStateful", _LastIntoFirst)
+    monkeypatch.setattr(mirror, "KerasStateful", LastIntoFirst)
     args = ["--shape", "10,5,1", "--batch", "4", "--stateful", "--no-shuffle", "--no-evidence", "--expect-error"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1 and "the mirror is wrong" in " ".join(result.stdout.split())

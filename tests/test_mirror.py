@@ -4,6 +4,7 @@
 import numpy as np
 import pytest
 import torch
+from fakes import LastIntoFirst
 
 from lstm_inspect import mirror
 from lstm_inspect.cli import EXIT_MISMATCH
@@ -101,17 +102,6 @@ def test_partial_stateful_batch_raises_where_predicted_after_the_steps_before_it
     assert report.ok and report.steps == ()
 
 
-class _LastIntoFirst(mirror.KerasStateful):
-    """The misconception: the last sample of a batch carries into the first of the next."""
-
-    def call(self, x):
-        result = super().call(x)
-        if self.stateful:
-            for name, state in zip(self.state_names, self.states):
-                setattr(self, name, state.roll(1, dims=1))
-        return result
-
-
 class _ResetsEveryEpoch(mirror._ResetCallback):
     """The misconception: Keras resets the state at each epoch boundary."""
 
@@ -119,7 +109,7 @@ class _ResetsEveryEpoch(mirror._ResetCallback):
         self.layer.reset_state()
 
 
-@pytest.mark.parametrize("name, wrong", [("KerasStateful", _LastIntoFirst), ("_ResetCallback", _ResetsEveryEpoch)])
+@pytest.mark.parametrize("name, wrong", [("KerasStateful", LastIntoFirst), ("_ResetCallback", _ResetsEveryEpoch)])
 def test_a_mirror_that_breaks_kerass_rules_is_caught(monkeypatch, name, wrong):
     monkeypatch.setattr(mirror, name, wrong)
     inspection = Inspection(Spec(12, 5, 2, batch_size=4, stateful=True, shuffle=False, epochs=2))
