@@ -207,7 +207,8 @@ RUN_OPTIONS = [
                  help="Derive the schedule only: no torch, no run, nothing observed."),
     click.option("--evidence/--no-evidence", default=True, show_default=True,
                  help="Measure the evidence (batch independence, continuation, gradient truncation) "
-                      "and judge the common claims against it."),
+                      "and judge the common claims against it. Continuation is measured with the "
+                      "weights fixed, so it is exact for predict; inside a real fit they change."),
     click.option("--evidence-batch", type=click.IntRange(min=0), default=0, show_default=True,
                  help="Training batch (epoch 0) whose samples are rerun alone for evidence 1."),
     click.option("--against", type=click.Choice([a.value for a in Against]),

@@ -97,7 +97,8 @@ def continuation(spec: Spec, records: list, chain_calls: int, device: torch.devi
     steps = len(chain) * spec.timesteps
     detail = (f"{len(chain)} chained calls of {spec.timesteps} steps equal one stateless {steps}-step "
               f"sequence: max diff {diff:.1e}; between resets a slot sees up to {chain_calls:,} calls, "
-              f"an effective sequence of {chain_calls * spec.timesteps:,} steps")
+              f"an effective sequence of {chain_calls * spec.timesteps:,} steps. Measured with the weights "
+              "fixed: inside a real fit they change between calls, so this is exact for predict only")
     if spec.bidirectional:
         backward = float(gaps[..., spec.units:].max())
         effective["backward_diff"] = backward

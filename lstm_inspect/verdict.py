@@ -10,7 +10,7 @@ import importlib.metadata
 import math
 from typing import TYPE_CHECKING
 
-from .schedule import KerasError, Step, broadcast_phases, facts_for
+from .schedule import KerasError, Step, broadcast_phases, facts_for, keeps_state
 from .spec import KerasVersion, ResetKind, Spec, Terms
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
                      "slots, so each slot runs it from its own state and every slot's state is "
                      f"overwritten, and predict returns {spec.batch_size:,} rows for it: those states and "
                      f"rows are garbage; make every batch hold exactly {spec.batch_size:,} samples")
-    if spec.shuffle and spec.carries:
+    if _shuffle_mixes_slots(spec):
         found.append("shuffle is on with a stateful layer: Keras still carries state slot by slot, "
                      f"so each slot continues an unrelated sample; use {terms.setting('shuffle', False)}, "
                      "as the layer's docs ask")
@@ -65,6 +65,18 @@ def plural(count: int, word: str, many: str | None = None) -> str:
 
 def _times(count: int) -> str:
     return {1: "once", 2: "twice"}.get(count, f"{count:,} times")
+
+
+def _shuffle_mixes_slots(spec: Spec) -> bool:
+    """Whether shuffling hands a slot's state to an unrelated sample: it does where one training
+    batch carries into the next. A carry into validation or predict, or across an epoch through
+    validation, joins unrelated samples whatever the shuffle."""
+    if not (spec.shuffle and keeps_state(spec)):
+        return False
+    batches = math.ceil(spec.samples / spec.batch_size)
+    resets_every_batch = spec.reset.kind == ResetKind.EVERY and spec.reset.every == 1
+    across_epochs = spec.epochs > 1 and spec.reset.kind == ResetKind.NEVER and not spec.val_samples
+    return (batches > 1 and not resets_every_batch) or across_epochs
 
 
 def _version_warning(spec: Spec) -> list[str]:
@@ -104,17 +116,19 @@ def verdict(spec: Spec, summary: Summary, error: KerasError | None) -> str:
         other_phases = [name for name, count in (("validation", spec.val_samples),
                                                  ("predict", spec.predict_samples)) if count]
         text = (f"{name}, stateless {spec.layer_name}: states are reset after every batch, "
-                f"{_times(batches)} per epoch; each batch holds up to {spec.batch_size:,} independent "
-                f"states, one per sequence, so every one of the {spec.samples:,} sequences starts "
-                "from zeros and nothing passes between sequences.")
+                f"{_times(batches)} per epoch; each batch holds up to "
+                f"{plural(spec.batch_size, 'independent state')}, one per sequence, so every one of the "
+                f"{spec.samples:,} sequences starts from zeros and nothing passes between sequences.")
         if other_phases:
             text += f" {' and '.join(other_phases).capitalize()} batches start from zeros too."
         return text
     text = (f"{name}, stateful {spec.layer_name}: Keras never resets the state inside fit, "
             f"validation or predict; slot i of each batch starts from the final state of slot i of the previous "
-            f"call, so sample j+{spec.batch_size:,} continues sample j ({spec.batch_size:,} parallel "
-            "streams), "
-            "not the last sample of the previous batch.")
+            f"call, so sample j+{spec.batch_size:,} continues sample j ")
+    if spec.batch_size == 1:
+        text += "(one slot, one stream): each batch's only sample continues the previous batch's."
+    else:
+        text += f"({spec.batch_size:,} parallel streams), not the last sample of the previous batch."
     if spec.reset.kind == ResetKind.NEVER:
         text += " Nothing resets it here: each slot's state runs on through every phase."
     elif spec.reset.kind == ResetKind.EPOCH:
@@ -129,7 +143,7 @@ def verdict(spec: Spec, summary: Summary, error: KerasError | None) -> str:
     if spec.bidirectional:
         text += (" Both directions carry, but the backward one carries the state it had at the previous "
                  "batch's first timestep: this is not one long bidirectional pass.")
-    if spec.shuffle and spec.carries:
+    if _shuffle_mixes_slots(spec):
         text += " Shuffle is on, so a slot carries its state into an unrelated sample."
     if broadcast_phases(spec):
         text += (f" Keras does not raise for a batch of one sample here: it runs that sample in all "
