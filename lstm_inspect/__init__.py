@@ -24,9 +24,11 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 # Public name -> the module that defines it, imported on first use.
 _EXPORTS = {
     "Spec": "spec", "SpecError": "spec", "Shuffle": "spec", "ResetPolicy": "spec", "ResetKind": "spec",
-    "Cell": "spec", "KerasVersion": "spec", "Phase": "spec", "Terms": "spec",
+    "Cell": "spec", "KerasVersion": "spec", "Phase": "spec", "Terms": "spec", "Backend": "spec",
+    "default_backend": "spec",
     "keras_steps": "schedule", "iter_calls": "schedule", "Step": "schedule", "Call": "schedule",
-    "Start": "schedule", "KerasError": "schedule", "KerasStateError": "schedule",
+    "Start": "schedule", "KerasError": "schedule", "KerasStateError": "schedule", "FACTS": "schedule",
+    "Facts": "schedule",
     "KerasStateful": "mirror",
     "inspect": "inspection", "Inspection": "inspection", "Report": "inspection", "StepResult": "inspection",
     "Summary": "inspection",

@@ -11,7 +11,7 @@ from typing import Any
 
 from .schedule import Step, facts_for
 from .spec import Phase, ResetKind, Spec, Terms
-from .verdict import slot_counts
+from .verdict import slot_counts, stateful_does_nothing
 
 
 @dataclass(frozen=True)
@@ -71,10 +71,8 @@ def _carries_nothing(spec: Spec) -> str | None:
     """Why no call passes state to another, if none does: stateless, or a backend that drops it."""
     if not spec.stateful:
         return "a stateless layer starts every call, in every phase, from zeros"
-    facts = facts_for(spec)
-    if not facts.carries:
-        return (f"on the {facts.backend} backend Keras {facts.keras_version} drops a stateful layer's state "
-                "inside fit, evaluate and predict: every call starts from zeros")
+    if not facts_for(spec).carries:
+        return f"{stateful_does_nothing(spec)}: every call starts from zeros"
     return None
 
 
@@ -102,7 +100,7 @@ def _reset_claims(spec: Spec, landmarks: Landmarks) -> list[Claim]:
 def _last_into_first(spec: Spec, landmarks: Landmarks, terms: Terms) -> Claim:
     carry = landmarks.first_carry
     source = carry.source if carry else None
-    one_slot = source is not None and len(source.samples) == 1
+    one_slot = source is not None and spec.batch_size == 1
     if carry is not None and source is not None and not one_slot:
         slot0_sample = int(carry.call.slot_samples[0])
         last_of_source = f"{source.phase}:{source.samples[-1]}"

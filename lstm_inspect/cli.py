@@ -274,9 +274,11 @@ def command_line(spec: Spec) -> str:
             words.append(f"{FLAGS[name]} {getattr(spec, name)}")
     words += ["--stateful"] * spec.stateful + ["--no-shuffle"] * (spec.shuffle == Shuffle.FALSE)
     words += ["--shuffle batch"] * (spec.shuffle == Shuffle.BATCH)
-    for name in ("cell", "layers", "keras", "backend"):
+    for name in ("cell", "layers", "keras"):
         if getattr(spec, name) != getattr(default, name):
             words.append(f"{FLAGS[name]} {getattr(spec, name)}")
+    if spec.keras == KerasVersion.THREE:  # the default depends on the machine: always say which
+        words.append(f"--backend {spec.backend}")
     words += ["--bidirectional"] * spec.bidirectional
     if spec.reset != default.reset:
         words.append(f"--reset {spec.reset}")
@@ -430,14 +432,19 @@ def print_snippet(spec: Spec, emit: Emit) -> None:
 
 
 def _inspection(spec: Spec, params: dict[str, Any]) -> Inspection:
-    against_keras = params["against"] is not None
-    if against_keras:
-        _check_keras(spec)
-    try:
+    def start(against_keras: bool) -> Inspection:
         return inspect(spec, dry_run=params["dry_run"], device=params["device"],
                        evidence=params["evidence"], evidence_batch=params["evidence_batch"],
                        max_steps=params["max_steps"], against_keras=against_keras, terms=TERMS)
-    except RuntimeError as failed:  # the Keras process could not run (see oracle.run_keras_isolated)
+
+    if params["against"] is None:
+        return start(False)
+    _check_keras(spec)
+    from .oracle import OracleError
+
+    try:
+        return start(True)
+    except OracleError as failed:
         raise click.UsageError(f"--against keras: {failed}") from None
 
 

@@ -31,7 +31,7 @@ _KERAS_IMPORTS = {
     KerasVersion.THREE: '''\
 import os
 
-os.environ.setdefault("KERAS_BACKEND", "{backend}")
+os.environ["KERAS_BACKEND"] = "{backend}"  # the backend these states are described for
 import keras
 import numpy as np
 

@@ -18,6 +18,7 @@ import torch
 from .mirror import batch_inputs, build_rnn, forward, mirror_records, resolve_device
 from .schedule import facts_for, iter_calls
 from .spec import Phase, Spec
+from .verdict import stateful_does_nothing
 
 # Float32 outputs computed batched and alone differ only by summation order.
 INDEPENDENCE_TOLERANCE = 1e-6
@@ -72,20 +73,25 @@ def continuation(spec: Spec, records: list, chain_calls: int, device: torch.devi
     `chain_calls`: the most consecutive calls a slot runs through without a reset, in the run."""
     effective: dict[str, float] = {"effective_length": chain_calls * spec.timesteps, "chain_calls": chain_calls}
     if not spec.stateful or not facts_for(spec).carries:
-        why = "stateless" if not spec.stateful else f"on the {spec.backend} backend"
+        why = "stateless" if not spec.stateful else stateful_does_nothing(spec)
         return EvidenceItem("continuation", "Continuation", None, None,
                             f"{why}: nothing is carried, each slot sees one {spec.timesteps}-step "
                             "sequence from zeros", effective)
-    chain = records[:1]
-    for record in records[1:MAX_CHAIN_CALLS]:
+    # The chain starts from zeros, as the stateless run it is held to, and holds full calls only:
+    # a lone sample TensorFlow broadcasts continues no sequence.
+    starts = [index for index, record in enumerate(records[:MAX_CHAIN_CALLS])
+              if len(record.call.samples) == spec.batch_size and not any(state.any() for state in record.initial)]
+    chain = [records[starts[0]]] if starts else []
+    for record in records[starts[0] + 1:MAX_CHAIN_CALLS] if starts else []:
         if len(record.call.samples) < spec.batch_size:
-            break  # a lone sample TensorFlow broadcasts continues no sequence
+            break
         if not all(now.equal(before) for now, before in zip(record.initial, chain[-1].final)):
             break
         chain.append(record)
     if not chain:
         return EvidenceItem("continuation", "Continuation", None, None,
-                            "no call ran: Keras raises at the first call", effective)
+                            "no call of a full batch starts from zeros among the first calls (a lone "
+                            "sample comes first, or Keras raises first)", effective)
     module = build_rnn(spec, device)
     slots = min(spec.batch_size, MAX_SAMPLES_ALONE)  # bounds the concatenated run's memory
     x = torch.cat([batch_inputs(spec, r.call.phase, r.call.samples[:slots], device) for r in chain], dim=1)

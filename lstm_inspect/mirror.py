@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .schedule import FACTS, Call, KerasStateError, iter_calls, keras_error
+from .schedule import FACTS, Call, KerasStateError, iter_calls, keras_error, stateful_batch_mismatch_message
 from .spec import Backend, KerasVersion, Phase, ResetKind, Spec
 
 States = tuple[torch.Tensor, ...]  # in the cell's order: (h, c) for an LSTM, (h,) otherwise
@@ -251,6 +251,10 @@ def run_mirror(spec: Spec, device: torch.device | None = None) -> Generator[Call
             if call.batch == 0:
                 callback.on_epoch_begin()
             callback.on_train_batch_begin(call.batch)
+        if (spec.stateful and spec.keras == KerasVersion.THREE and spec.backend == Backend.TENSORFLOW
+                and call.phase == Phase.PREDICT and call.batch == 0 and len(x) != spec.batch_size):
+            # Keras 3's predict on TensorFlow traces its first batch's shape: Keras's own check sees it.
+            raise KerasStateError("ValueError", stateful_batch_mismatch_message(spec.batch_size, len(x)))
         if spec.stateful and spec.backend == Backend.TENSORFLOW and len(x) == 1:
             # TensorFlow adds a lone sample's input projections to every row of the state:
             # each slot runs that sample from its own state.

@@ -18,14 +18,16 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .schedule import Call, KerasError, Step, keras_steps, training_order
-from .spec import Backend, Cell, KerasVersion, Phase, ResetKind, Spec
+from .schedule import Call, KerasError, Step, keras_steps, training_batches, training_order
+from .spec import Backend, Cell, KerasVersion, Phase, ResetKind, Shuffle, Spec
 
 if TYPE_CHECKING:
     from .mirror import CallRecord  # imports torch, which a dry run never needs
@@ -255,28 +257,19 @@ def run_keras(spec: Spec) -> KerasRun:
     backend = keras.backend.backend() if spec.keras == KerasVersion.THREE else "tensorflow"
     result = KerasRun(keras.__version__, backend)
     width = spec.units * spec.directions
-    x_train = phase_inputs(spec, Phase.TRAIN, spec.samples)
     validation = None
     if spec.val_samples:
         validation = (phase_inputs(spec, Phase.VALIDATION, spec.val_samples),
                       np.zeros((spec.val_samples, width), np.float32))
     orders = [training_order(spec, epoch) for epoch in range(spec.epochs)]
-    probe = _make_probe(keras, rnns, spec, orders, result)
+    probe = _make_probe(keras, rnns, spec, result)
     callbacks = [_make_reset_callback(keras, rnns, spec), probe]
     restore = _hook_loops(keras, rnns, spec, probe) if _reads_loop(spec) else (lambda: None)
     try:
-        # Keras draws its own permutation when shuffling; feeding each epoch in the mirror's
-        # order (shuffle=False, one fit per epoch) makes both see the same batches.
-        for epoch in range(spec.epochs) if spec.shuffle else [None]:
-            x = x_train if epoch is None else x_train[orders[epoch]]
-            model.fit(x, np.zeros((spec.samples, width), np.float32), batch_size=spec.batch_size,
-                      epochs=spec.epochs if epoch is None else epoch + 1,
-                      initial_epoch=0 if epoch is None else epoch, shuffle=False,
-                      validation_data=validation, callbacks=callbacks, verbose=0)
-        if spec.predict_samples:
-            result.predict_rows = len(model.predict(phase_inputs(spec, Phase.PREDICT, spec.predict_samples),
-                                                    batch_size=spec.batch_size, callbacks=callbacks, verbose=0))
-    except Exception as raised:  # whatever Keras raises is the observation
+        _drive(keras, model, spec, orders, validation, callbacks, result)
+    except Exception as raised:  # whatever Keras raises is the observation ...
+        if probe.failure is not None:
+            raise probe.failure from raised  # ... unless the probe itself broke
         # The call that raised is the last one begun, or (when Keras raises while building
         # its step function, before any batch begins) the next one.
         begun_unfinished = bool(result.calls) and result.calls[-1].final is None
@@ -284,12 +277,48 @@ def run_keras(spec: Spec) -> KerasRun:
         result.error_in_batch = begun_unfinished
         result.error_type = type(raised).__name__
         result.error_message = _ANSI.sub("", str(raised))
-    restore()  # the calls below are not fit's: unrecorded, even if an error left a call unfinished
+    finally:
+        restore()  # the calls below are not fit's: unrecorded, even if an error left a call unfinished
     if not spec.stateful and result.completed:
         first = result.completed[0]
         alone = batch_inputs(spec, first.phase, first.samples[:_ALONE_SLOTS], torch.device("cpu"))
         first.alone_output = np.asarray(model.predict(alone.numpy(), batch_size=1, verbose=0))
     return result
+
+
+def _drive(keras: Any, model: Any, spec: Spec, orders: list[np.ndarray], validation: Any, callbacks: list[Any],
+           result: KerasRun) -> None:
+    """fit, then predict. Keras draws its own permutation when shuffling: each epoch is fed
+    in the schedule's order instead (shuffle=False, one fit per epoch), so that both see the
+    same batches."""
+    width = spec.units * spec.directions
+    x_train = phase_inputs(spec, Phase.TRAIN, spec.samples)
+    for epoch in range(spec.epochs) if spec.shuffle else [None]:
+        fit = {"epochs": spec.epochs if epoch is None else epoch + 1, "initial_epoch": epoch or 0,
+               "shuffle": False, "validation_data": validation, "callbacks": callbacks, "verbose": 0}
+        if epoch is not None and spec.keras == KerasVersion.TWO and spec.shuffle == Shuffle.BATCH:
+            # Keras 2 also shuffles the chunks' order, the partial chunk included: re-batching
+            # the epoch's order would cut other batches, so the batches are fed as they are.
+            model.fit(_batches_sequence(keras, x_train, width, training_batches(spec, epoch)), **fit)
+            continue
+        x = x_train if epoch is None else x_train[orders[epoch]]
+        model.fit(x, np.zeros((spec.samples, width), np.float32), batch_size=spec.batch_size, **fit)
+    if spec.predict_samples:
+        result.predict_rows = len(model.predict(phase_inputs(spec, Phase.PREDICT, spec.predict_samples),
+                                                batch_size=spec.batch_size, callbacks=callbacks, verbose=0))
+
+
+def _batches_sequence(keras: Any, x: np.ndarray, width: int, batches: list[np.ndarray]) -> Any:
+    """The given batches of `x` (with zero targets), in order, as a Keras 2 Sequence."""
+    class Batches(keras.utils.Sequence):
+        def __len__(self) -> int:
+            return len(batches)
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            samples = batches[index]
+            return x[samples], np.zeros((len(samples), width), np.float32)
+
+    return Batches()
 
 
 def run_keras_isolated(specs: list[Spec]) -> list[KerasRun]:
@@ -302,14 +331,22 @@ def run_keras_isolated(specs: list[Spec]) -> list[KerasRun]:
     for (keras, backend), indices in groups.items():
         environ = {**os.environ, "KERAS_BACKEND": str(backend), "TF_CPP_MIN_LOG_LEVEL": "3"}
         request = json.dumps([specs[index].to_json() for index in indices])
-        done = subprocess.run([sys.executable, "-m", "lstm_inspect.oracle"], input=request, capture_output=True,
-                              text=True, env=environ)
-        if done.returncode != 0:
-            last = (done.stderr.strip().splitlines() or ["no output"])[-1]
-            raise RuntimeError(f"Keras {keras} on {backend} could not run: {last}")
-        for index, item in zip(indices, json.loads(done.stdout)):
+        # The runs come back in a file of their own: whatever Keras prints cannot mix with them.
+        with tempfile.TemporaryDirectory(prefix="lstm-inspect-") as folder:
+            answer = Path(folder) / "runs.json"
+            done = subprocess.run([sys.executable, "-m", "lstm_inspect.oracle", str(answer)], input=request,
+                                  capture_output=True, text=True, env=environ)
+            if done.returncode != 0 or not answer.exists():
+                last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                raise OracleError(f"Keras {keras} on {backend} could not run: {last}")
+            items = json.loads(answer.read_text())
+        for index, item in zip(indices, items):
             runs[index] = KerasRun.from_json(item)
     return [runs[index] for index in range(len(specs))]
+
+
+class OracleError(RuntimeError):
+    """The process running real Keras failed (not Keras raising inside the run: that is observed)."""
 
 
 def _runs_here(spec: Spec) -> bool:
@@ -319,11 +356,11 @@ def _runs_here(spec: Spec) -> bool:
             and keras.backend.backend() == spec.backend)
 
 
-def _serve() -> None:
-    """`python -m lstm_inspect.oracle`: run the specs on stdin (JSON), print their runs (JSON)."""
+def _serve(answer: str) -> None:
+    """`python -m lstm_inspect.oracle FILE`: run the specs on stdin (JSON), write their runs to FILE."""
     specs = [Spec(**fields) for fields in json.load(sys.stdin)]
     runs = [run_keras(spec).to_json() for spec in specs]
-    sys.stdout.write(json.dumps(runs))
+    Path(answer).write_text(json.dumps(runs))
 
 
 def _hook_loops(keras: Any, rnns: list[Any], spec: Spec, probe: Any) -> Callable[[], None]:
@@ -402,12 +439,13 @@ def _make_reset_callback(keras: Any, rnns: list[Any], spec: Spec) -> Any:
     return ResetCallback()
 
 
-def _make_probe(keras, rnns, spec: Spec, orders: list[np.ndarray], result: KerasRun):
+def _make_probe(keras: Any, rnns: list[Any], spec: Spec, result: KerasRun) -> Any:
+    epoch_batches = [training_batches(spec, epoch) for epoch in range(spec.epochs)]
+
     def samples_of(phase: Phase, epoch: int, batch: int) -> np.ndarray:
         if phase == Phase.TRAIN:
-            order = orders[epoch]
-        else:
-            order = np.arange(spec.val_samples if phase == Phase.VALIDATION else spec.predict_samples)
+            return epoch_batches[epoch][batch]
+        order = np.arange(spec.val_samples if phase == Phase.VALIDATION else spec.predict_samples)
         return order[batch * spec.batch_size:(batch + 1) * spec.batch_size]
 
     def read_states() -> tuple[np.ndarray, ...]:
@@ -420,8 +458,16 @@ def _make_probe(keras, rnns, spec: Spec, orders: list[np.ndarray], result: Keras
 
         epoch = 0
         pending: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+        failure: Exception | None = None  # the probe's own error, never to pass for Keras's
 
         def _begin(self, phase: Phase, batch: int) -> None:
+            try:
+                self._note(phase, batch)
+            except Exception as error:
+                self.failure = error
+                raise
+
+        def _note(self, phase: Phase, batch: int) -> None:
             epoch = 0 if phase == Phase.PREDICT else self.epoch
             call = KerasCall(phase, epoch, batch, samples_of(phase, epoch, batch))
             if not _reads_loop(spec):
@@ -430,6 +476,13 @@ def _make_probe(keras, rnns, spec: Spec, orders: list[np.ndarray], result: Keras
             result.calls.append(call)
 
         def _end(self) -> None:
+            try:
+                self._read()
+            except Exception as error:
+                self.failure = error
+                raise
+
+        def _read(self) -> None:
             call = result.calls[-1]
             if not _reads_loop(spec):
                 call.final = read_states()
@@ -615,4 +668,4 @@ def compare_with_keras(spec: Spec) -> KerasComparison:
 
 
 if __name__ == "__main__":
-    _serve()
+    _serve(sys.argv[1])

@@ -47,6 +47,8 @@ class Facts:
     broadcasts_one: bool  # a stateful batch of one sample runs in every slot instead of raising
     error_type: str  # what a stateful batch of another size raises
     raises_before_first_batch: bool  # N < B: raised while fit builds its step, before batch 0 begins
+    # predict traces its first batch's shape: a short first batch raises Keras's own ValueError
+    predict_checks_first_batch: bool = False
 
     @property
     def name(self) -> str:
@@ -58,10 +60,12 @@ FACTS = {
     (KerasVersion.THREE, Backend.TORCH): Facts(
         KerasVersion.THREE, Backend.TORCH, "Keras 3.15.1, torch 2.13.0", "3.15.1",
         carries=True, broadcasts_one=False, error_type="ValueError", raises_before_first_batch=True),
-    # TensorFlow adds the lone sample's projections to every state row: broadcasting, no error.
+    # TensorFlow adds the lone sample's projections to every state row: broadcasting, no error,
+    # in a compiled step (Keras's default; with run_eagerly=True Keras raises its ValueError).
     (KerasVersion.THREE, Backend.TENSORFLOW): Facts(
         KerasVersion.THREE, Backend.TENSORFLOW, "Keras 3.15.1, tensorflow-cpu 2.21.0", "3.15.1",
-        carries=True, broadcasts_one=True, error_type="InvalidArgumentError", raises_before_first_batch=False),
+        carries=True, broadcasts_one=True, error_type="InvalidArgumentError", raises_before_first_batch=False,
+        predict_checks_first_batch=True),
     # The state variables are created untracked, so JAX's stateless train, test and predict
     # steps drop their assignments: every call starts from the zeros they were created with.
     (KerasVersion.THREE, Backend.JAX): Facts(
@@ -91,7 +95,8 @@ def broadcast_phases(spec: Spec) -> list[Phase]:
     for phase, count in ((Phase.TRAIN, spec.samples), (Phase.VALIDATION, spec.val_samples),
                          (Phase.PREDICT, spec.predict_samples)):
         remainder = count % spec.batch_size
-        if remainder > 1:
+        first_short = count < spec.batch_size and phase == Phase.PREDICT and facts_for(spec).predict_checks_first_batch
+        if remainder > 1 or first_short:
             break  # Keras raises at this phase's last batch
         if remainder == 1:
             found.append(phase)
@@ -291,6 +296,10 @@ def keras_steps(spec: Spec) -> Iterator[Step]:
     for call in iter_calls(spec):
         slots = len(call.samples)
         if spec.stateful and slots != spec.batch_size:
+            if _checked_by_keras(facts, call):
+                message = stateful_batch_mismatch_message(spec.batch_size, slots)
+                yield Step(call, None, None, KerasError(call.index, "ValueError", message, re.escape(message)))
+                return
             if slots == 1 and facts.broadcasts_one:
                 call = dataclasses.replace(call, broadcast=spec.batch_size)
             else:
@@ -301,6 +310,11 @@ def keras_steps(spec: Spec) -> Iterator[Step]:
         else:
             yield Step(call, None, np.full(len(call.slot_samples), -1))
         previous = call
+
+
+def _checked_by_keras(facts: Facts, call: Call) -> bool:
+    """A short batch Keras's own check sees (where TensorFlow's shapes would not)."""
+    return facts.predict_checks_first_batch and call.phase == Phase.PREDICT and call.batch == 0
 
 
 def _raised(spec: Spec, facts: Facts, call: Call) -> KerasError:

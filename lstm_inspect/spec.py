@@ -95,9 +95,11 @@ def default_backend(environ: Mapping[str, str] | None = None) -> Backend:
     KERAS_BACKEND, else "backend" in keras.json under KERAS_HOME (default ~/.keras), else
     TensorFlow. A name Keras does not know is an error, as it is in Keras."""
     environ = os.environ if environ is None else environ
-    name = environ.get("KERAS_BACKEND")
+    name = environ.get("KERAS_BACKEND") or None
     if name is None:
-        home = environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+        base = os.path.expanduser("~")
+        base = base if os.access(base, os.W_OK) else "/tmp"  # as Keras falls back
+        home = environ.get("KERAS_HOME") or os.path.join(base, ".keras")
         try:
             with open(os.path.join(home, "keras.json"), encoding="utf-8") as config:
                 name = json.load(config).get("backend")

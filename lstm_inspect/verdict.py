@@ -11,7 +11,7 @@ import math
 from typing import TYPE_CHECKING
 
 from .schedule import KerasError, Step, broadcast_phases, facts_for, keeps_state
-from .spec import KerasVersion, ResetKind, Spec, Terms
+from .spec import KerasVersion, Phase, ResetKind, Spec, Terms
 
 if TYPE_CHECKING:
     from .inspection import Summary
@@ -23,16 +23,17 @@ def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
     if not spec.stateful:
         return found
     if not facts_for(spec).carries:
-        return [*found, f"{_does_nothing(spec)}: every call starts from zeros, as if the layer were "
+        return [*found, f"{stateful_does_nothing(spec)}: every call starts from zeros, as if the layer were "
                         "stateless, whatever the callbacks reset; to carry the state, use the torch or "
                         "TensorFlow backend, or carry it by hand (return_state=True, then initial_state=...)"]
     broadcast = broadcast_phases(spec)
     if broadcast:
+        rows = (f", and predict returns {spec.batch_size:,} rows for it" if Phase.PREDICT in broadcast else "")
         found.append(f"{facts_for(spec).name} does not raise for a stateful batch of one sample "
-                     f"({' and '.join(broadcast)}): it broadcasts that sample into all {spec.batch_size:,} "
-                     "slots, so each slot runs it from its own state and every slot's state is "
-                     f"overwritten, and predict returns {spec.batch_size:,} rows for it: those states and "
-                     f"rows are garbage; make every batch hold exactly {spec.batch_size:,} samples")
+                     f"({' and '.join(broadcast)}): in a compiled step (Keras's default) it broadcasts that "
+                     f"sample into all {spec.batch_size:,} slots, so each slot runs it from its own state and "
+                     f"every slot's state is overwritten{rows}: garbage; make every batch hold exactly "
+                     f"{spec.batch_size:,} samples")
     if _shuffle_mixes_slots(spec):
         found.append("shuffle is on with a stateful layer: Keras still carries state slot by slot, "
                      f"so each slot continues an unrelated sample; use {terms.setting('shuffle', False)}, "
@@ -93,7 +94,8 @@ def _version_warning(spec: Spec) -> list[str]:
             f"{installed}, where they may have changed (check with --against keras)"]
 
 
-def _does_nothing(spec: Spec) -> str:
+def stateful_does_nothing(spec: Spec) -> str:
+    """Why a stateful layer on this backend carries nothing (for a backend whose facts say so)."""
     facts = facts_for(spec)
     return (f"stateful=True does nothing inside fit, evaluate or predict on the {facts.backend} backend "
             f"in Keras {facts.keras_version}")
@@ -104,7 +106,7 @@ def verdict(spec: Spec, summary: Summary, error: KerasError | None) -> str:
     batches = math.ceil(spec.samples / spec.batch_size)
     name = facts_for(spec).name
     if spec.stateful and not facts_for(spec).carries:
-        text = (f"{name}, stateful {spec.layer_name}: {_does_nothing(spec)}. Every slot of every call starts "
+        text = (f"{name}, stateful {spec.layer_name}: {stateful_does_nothing(spec)}. Every slot of every call starts "
                 "from zeros, as in a stateless layer; nothing passes between batches, epochs, validation "
                 "or predict, and a reset changes nothing. To carry the state: the torch or TensorFlow "
                 "backend, or states passed by hand.")
@@ -145,10 +147,11 @@ def verdict(spec: Spec, summary: Summary, error: KerasError | None) -> str:
                  "batch's first timestep: this is not one long bidirectional pass.")
     if _shuffle_mixes_slots(spec):
         text += " Shuffle is on, so a slot carries its state into an unrelated sample."
-    if broadcast_phases(spec):
+    broadcast = broadcast_phases(spec)
+    if broadcast:
+        rows = f", and predict returns {spec.batch_size:,} rows for it" if Phase.PREDICT in broadcast else ""
         text += (f" Keras does not raise for a batch of one sample here: it runs that sample in all "
-                 f"{spec.batch_size:,} slots, overwriting every slot's state with garbage, and predict "
-                 f"returns {spec.batch_size:,} rows for it.")
+                 f"{spec.batch_size:,} slots, overwriting every slot's state with garbage{rows}.")
     if error:
         text += (f" But Keras raises {error.type} at step {error.step}: a stateful layer needs every "
                  f"batch to hold exactly {spec.batch_size:,} samples.")

@@ -104,3 +104,24 @@ def test_against_keras_names_the_extra_a_missing_backend_needs(monkeypatch):
     result = run("--shape", "8,3,1", "--batch", "4", "--backend", "jax", "--against", "keras")
     assert result.exit_code == 2
     assert "--against keras needs jax for Keras 3 (jax): pip install 'lstm-inspect[jax]'" in result.stderr
+
+
+def test_a_lone_broadcast_sample_is_never_taken_for_batch_size_one():
+    report = inspect(Spec(1, 3, 1, batch_size=4, stateful=True, epochs=3, backend="tensorflow")).run()
+    claim = next(c for c in report.claims if c.text.startswith("Stateful carries the last sample"))
+    assert report.ok and claim.true is False
+    assert not any("predict returns" in warning for warning in report.warnings)  # no predict here
+
+
+def test_evidence_starts_its_chain_at_a_full_batch_from_zeros():
+    # Keras 2's shuffle="batch" puts the lone sample 8 first here (seed 0).
+    spec = Spec(9, 3, 1, batch_size=4, stateful=True, shuffle="batch", keras="2")
+    report = inspect(spec).run()
+    assert len(report.steps[0].step.call.samples) == 1 and report.ok
+
+
+def test_keras_3_on_tensorflow_checks_a_short_first_predict_batch_itself():
+    spec = Spec(4, 3, 1, batch_size=4, stateful=True, shuffle=False, predict_samples=1, backend="tensorflow")
+    report = inspect(spec, evidence=False).run()
+    assert report.ok and report.error.type == "ValueError" and report.error.step == 1
+    assert not any("broadcast" in warning for warning in report.warnings)

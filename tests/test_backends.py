@@ -44,6 +44,14 @@ SETUPS = {
                                                   stateful=True, shuffle=False, epochs=2, val_samples=6),
     "stateful, partial batch in predict": dict(samples=8, timesteps=5, features=1, batch_size=4, stateful=True,
                                                shuffle=False, predict_samples=5),
+    # Keras 3 on TensorFlow checks predict's first batch itself: a short one raises its ValueError.
+    "stateful, predict of one sample": dict(samples=4, timesteps=3, features=1, batch_size=4, stateful=True,
+                                            shuffle=False, predict_samples=1),
+    "stateful, predict of two samples": dict(samples=4, timesteps=3, features=1, batch_size=4, stateful=True,
+                                             shuffle=False, predict_samples=2),
+    # Keras 2 may put the partial chunk first; it is then a lone sample on TensorFlow.
+    "stateful, shuffle batch": dict(samples=9, timesteps=3, features=1, batch_size=4, stateful=True,
+                                    shuffle="batch", epochs=3),
 }
 
 

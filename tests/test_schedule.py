@@ -39,6 +39,13 @@ def broadcasts(spec):
     return spec.backend == "tensorflow" and spec.stateful
 
 
+def lone_broadcast(spec, call):
+    """Whether this call's lone sample runs in every slot: TensorFlow, except the first batch of
+    a predict on Keras 3, whose shape Keras checks itself (measured)."""
+    checked = spec.keras == "3" and call.phase == Phase.PREDICT and call.batch == 0
+    return len(call.samples) == 1 and spec.batch_size > 1 and broadcasts(spec) and not checked
+
+
 def count_calls(spec):
     """Layer calls fit + predict make if nothing raises: Keras's batches, counted by hand."""
     per_epoch = math.ceil(spec.samples / spec.batch_size) + math.ceil(spec.val_samples / spec.batch_size)
@@ -76,7 +83,7 @@ def test_batch_shuffle_keeps_each_batch_within_one_chunk(spec):
 def test_resets_plus_carries_equal_slots(spec):
     for step in keras_steps(spec):
         if not step.raises:
-            slots = spec.batch_size if len(step.call.samples) == 1 and broadcasts(spec) else len(step.call.samples)
+            slots = spec.batch_size if lone_broadcast(spec, step.call) else len(step.call.samples)
             assert step.zero_slots + step.carried_slots == slots == len(step.call.slot_samples)
             assert len(step.start_labels()) == slots
 
@@ -104,8 +111,8 @@ def test_stateful_slot_i_carries_from_slot_i_of_the_previous_call(spec):
 def test_stateful_raises_at_the_first_call_with_a_partial_batch(spec):
     steps = list(keras_steps(spec))
     sizes = [len(call.samples) for call in iter_calls(spec)]
-    partial = [index for index, size in enumerate(sizes)
-               if size != spec.batch_size and not (size == 1 and broadcasts(spec))]
+    partial = [index for index, (size, call) in enumerate(zip(sizes, iter_calls(spec)))
+               if size != spec.batch_size and not lone_broadcast(spec, call)]
     if partial:
         assert len(steps) == partial[0] + 1 and steps[-1].raises
     else:

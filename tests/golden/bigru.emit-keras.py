@@ -1,7 +1,7 @@
-# Reproduces the state handling of: lstm-inspect --shape 12,3,2 --batch 4 --epochs 2 --stateful --cell gru --layers 2 --bidirectional --reset epoch
+# Reproduces the state handling of: lstm-inspect --shape 12,3,2 --batch 4 --epochs 2 --stateful --cell gru --layers 2 --backend torch --bidirectional --reset epoch
 import os
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
+os.environ["KERAS_BACKEND"] = "torch"  # the backend these states are described for
 import keras
 import numpy as np
 

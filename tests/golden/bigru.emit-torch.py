@@ -1,4 +1,4 @@
-# Reproduces the state handling of: lstm-inspect --shape 12,3,2 --batch 4 --epochs 2 --stateful --cell gru --layers 2 --bidirectional --reset epoch
+# Reproduces the state handling of: lstm-inspect --shape 12,3,2 --batch 4 --epochs 2 --stateful --cell gru --layers 2 --backend torch --bidirectional --reset epoch
 import torch
 from torch import nn
 

@@ -1,4 +1,4 @@
-# Reproduces the state handling of: lstm-inspect --shape 10,3,1 --batch 4 --epochs 2 --units 4 --shuffle batch --keras 2 --backend tensorflow
+# Reproduces the state handling of: lstm-inspect --shape 10,3,1 --batch 4 --epochs 2 --units 4 --shuffle batch --keras 2
 import numpy as np
 import tf_keras as keras  # Keras 2
 

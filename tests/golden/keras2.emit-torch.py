@@ -1,4 +1,4 @@
-# Reproduces the state handling of: lstm-inspect --shape 10,3,1 --batch 4 --epochs 2 --units 4 --shuffle batch --keras 2 --backend tensorflow
+# Reproduces the state handling of: lstm-inspect --shape 10,3,1 --batch 4 --epochs 2 --units 4 --shuffle batch --keras 2
 import torch
 from torch import nn
 

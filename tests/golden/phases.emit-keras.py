@@ -1,7 +1,7 @@
-# Reproduces the state handling of: lstm-inspect --shape 12,5,1 --batch 4 --epochs 2 --val-samples 4 --predict-samples 4 --stateful --no-shuffle
+# Reproduces the state handling of: lstm-inspect --shape 12,5,1 --batch 4 --epochs 2 --val-samples 4 --predict-samples 4 --stateful --no-shuffle --backend torch
 import os
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
+os.environ["KERAS_BACKEND"] = "torch"  # the backend these states are described for
 import keras
 import numpy as np
 

@@ -1,4 +1,4 @@
-# Reproduces the state handling of: lstm-inspect --shape 12,5,1 --batch 4 --epochs 2 --val-samples 4 --predict-samples 4 --stateful --no-shuffle
+# Reproduces the state handling of: lstm-inspect --shape 12,5,1 --batch 4 --epochs 2 --val-samples 4 --predict-samples 4 --stateful --no-shuffle --backend torch
 import torch
 from torch import nn
 
