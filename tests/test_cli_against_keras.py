@@ -70,3 +70,17 @@ def test_without_keras_3_installed_it_is_a_usage_error(monkeypatch, installed):
 def test_against_conflicts_with_dry_run():
     result = CliRunner().invoke(main, ["--shape", "8,5,1", "--against", "keras", "--dry-run"])
     assert result.exit_code == 2 and "--dry-run cannot be combined with --against" in result.stderr
+
+
+@pytest.mark.parametrize("args, backend, code", [
+    (["--shape", "8,3,1", "--batch", "4", "--stateful", "--no-shuffle", "--predict-samples", "8"], "jax", 0),
+    (["--shape", "9,4,1", "--batch", "4", "--stateful", "--no-shuffle"], "tensorflow", 0),
+])
+def test_real_keras_on_the_other_backends_agrees(args, backend, code):
+    result = CliRunner().invoke(main, [*args, "--format", "json", "--no-evidence", "--against", "keras"],
+                                env={"KERAS_BACKEND": backend}, catch_exceptions=False)
+    report = json.loads(result.stdout)
+    assert result.exit_code == code, result.stderr
+    keras = report["keras"]
+    assert keras["backend"] == backend and keras["agree"] and keras["max_state_diff"] < 1e-5
+    assert [step["start"] for step in keras["steps"]] == [step["start"] for step in report["steps"]]
