@@ -71,3 +71,15 @@ def test_torch_snippet_detaches_and_zeroes():
 def test_emit_conflicts_with_running_options():
     result = CliRunner().invoke(main, ["--shape", "12,5,1", "--emit", "torch", "--format", "json"])
     assert result.exit_code == 2 and "--emit cannot be combined with --format" in result.stderr
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("spec", [
+    Spec(9, 5, 1, batch_size=4, stateful=True, shuffle=False, epochs=2, predict_samples=5, backend="tensorflow"),
+    Spec(12, 5, 1, batch_size=4, stateful=True, shuffle=False, epochs=2, val_samples=4, backend="jax",
+         reset=ResetPolicy.parse("epoch")),
+], ids=["tensorflow, lone samples broadcast", "jax, nothing carried"])
+def test_keras_snippet_reproduces_the_schedule_on_its_backend(spec):
+    done = run_snippet(spec, "keras")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == expected_lines(spec)
