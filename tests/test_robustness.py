@@ -146,6 +146,7 @@ OPTION_POOL = [
     ["--strict"], ["--quiet"], ["--expect-error"], ["--expect-no-error"],
     ["--format", "json"], ["--format", "table"], ["--format", "yaml"],
     ["--emit", "torch"],
+    ["--backend", "jax"], ["--backend", "tensorflow"], ["--backend", "torch"], ["--keras", "2"],
 ]
 NUMERIC = ["--batch", "--epochs", "--units", "--val-samples", "--predict-samples", "--max-rows",
            "--expect-resets", "--expect-carries", "--evidence-batch", "--seed"]
