@@ -208,6 +208,8 @@ class Spec:
     backend: Backend = None  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
+        if isinstance(self.keras, int) and not isinstance(self.keras, bool):
+            object.__setattr__(self, "keras", str(self.keras))  # keras=3 as well as keras="3"
         for name, choice in (("cell", Cell), ("keras", KerasVersion), ("backend", Backend)):
             value = getattr(self, name)
             if value is not None and value not in {member.value for member in choice}:

@@ -36,6 +36,11 @@ def test_spec_takes_what_fit_takes():
     with pytest.raises(SpecError) as raised:
         Spec(12, 5, 1, shuffle="sometimes")
     assert raised.value.field == "shuffle"
+    assert Spec(12, 5, 1, keras=2).keras == "2" and Spec(12, 5, 1, keras=2).backend == "tensorflow"
+    for field, value in (("cell", "lstm2"), ("keras", "4"), ("backend", "numpy")):
+        with pytest.raises(SpecError) as raised:
+            Spec(12, 5, 1, **{field: value})
+        assert raised.value.field == field
 
 
 # --- the schedule, read against hand-written tables (independent of every rule in the code) ---
