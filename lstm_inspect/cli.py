@@ -34,6 +34,8 @@ from .timeline import TimelineView
 from .verdict import plural
 
 EXIT_OK, EXIT_MISMATCH, EXIT_KERAS_RAISES = 0, 1, 3  # 2, usage errors, is click's
+# Bounds on the work one command may ask for: past them it would run for days, or fold nothing.
+MAX_STEPS, MAX_LAYERS, MAX_ROWS = 10**8, 64, 10**6
 
 
 class OutputFormat(StrEnum):
@@ -104,7 +106,18 @@ EXIT_BROKEN_PIPE, EXIT_INTERRUPTED = 141, 130  # as a shell reports SIGPIPE and 
 
 
 class InspectCommand(click.Command):
-    """Ends quietly, with the shell's conventional codes, on a closed pipe or Ctrl-C."""
+    """Refuses an option given twice (or a flag given both ways) rather than keep the last; ends
+    quietly, with the shell's conventional codes, on a closed pipe or Ctrl-C."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        for param in self.params:
+            names = [*param.opts, *param.secondary_opts]
+            given = [arg.split("=", 1)[0] for arg in args if arg.split("=", 1)[0] in names]
+            if len(given) > 1:
+                both = any(name in param.opts for name in given) and any(name in param.secondary_opts for name in given)
+                how = "both ways" if both else "twice"
+                raise click.UsageError(f"{' and '.join(dict.fromkeys(given))} given {how}: say it once", ctx)
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -118,6 +131,26 @@ class InspectCommand(click.Command):
         except KeyboardInterrupt:
             click.echo("lstm-inspect: interrupted", err=True)
             raise SystemExit(EXIT_INTERRUPTED) from None
+
+
+class _AsciiDigits(click.ParamType):
+    """Integers in ASCII digits only: int() also takes "４" and "٣", which --shape refuses."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip().isascii():
+            self.fail(f"{value!r} is not a valid integer (ASCII digits only).", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class AsciiInt(_AsciiDigits, click.types.IntParamType):
+    pass
+
+
+class AsciiIntRange(_AsciiDigits, click.IntRange):
+    pass
+
+
+ASCII_INT = AsciiInt()
 
 
 class ShapeType(click.ParamType):
@@ -147,11 +180,11 @@ class ResetType(click.ParamType):
 SETUP_OPTIONS = [
     click.option("--shape", type=ShapeType(), required=True,
                  help="Data shape: N sequences of T timesteps of F features."),
-    click.option("--batch", "batch_size", type=int, default=32, show_default=True,
+    click.option("--batch", "batch_size", type=ASCII_INT, default=32, show_default=True,
                  help="batch_size of fit and predict (Keras's default is 32)."),
     click.option("--stateful/--stateless", default=False, show_default=True,
                  help="The layer's stateful argument."),
-    click.option("--epochs", type=int, default=1, show_default=True),
+    click.option("--epochs", type=ASCII_INT, default=1, show_default=True),
     click.option("--shuffle", type=click.Choice(["true", "false", "batch"]), is_flag=False, flag_value="true",
                  default="true", show_default=True,
                  help="fit's shuffle (Keras shuffles by default; the permutation is drawn from --seed). "
@@ -159,7 +192,7 @@ SETUP_OPTIONS = [
     click.option("--no-shuffle", is_flag=True, help="shuffle=False."),
     click.option("--cell", type=click.Choice([c.value for c in Cell]), default=Cell.LSTM.value, show_default=True,
                  help="The recurrent layer: LSTM (h and c per slot), GRU or SimpleRNN (h)."),
-    click.option("--layers", type=int, default=1, show_default=True,
+    click.option("--layers", type=ASCII_INT, default=1, show_default=True,
                  help="Stacked recurrent layers, each with its own state per slot."),
     click.option("--bidirectional", is_flag=True, help="Wrap each layer in Bidirectional."),
     click.option("--keras", type=click.Choice([k.value for k in KerasVersion]),
@@ -172,12 +205,12 @@ SETUP_OPTIONS = [
     click.option("--reset", type=ResetType(), default="never", show_default=True, metavar="never|epoch|every:K",
                  help="A reset callback (stateful only) that resets every RNN layer: epoch = in "
                       "on_epoch_begin; every:K = before each training batch whose index is a multiple of K."),
-    click.option("--val-samples", type=int, default=0, show_default=True,
+    click.option("--val-samples", type=ASCII_INT, default=0, show_default=True,
                  help="Validation samples, run after each epoch's training (validation_data)."),
-    click.option("--predict-samples", type=int, default=0, show_default=True,
+    click.option("--predict-samples", type=ASCII_INT, default=0, show_default=True,
                  help="Samples passed to predict after fit."),
-    click.option("--units", type=int, default=8, show_default=True, help="Units of each recurrent layer."),
-    click.option("--seed", type=int, default=0, show_default=True,
+    click.option("--units", type=ASCII_INT, default=8, show_default=True, help="Units of each recurrent layer."),
+    click.option("--seed", type=ASCII_INT, default=0, show_default=True,
                  help="Seed of the weights, the inputs and the shuffle."),
 ]
 OUTPUT_OPTIONS = [
@@ -193,7 +226,7 @@ OUTPUT_OPTIONS = [
                  help="Also write the view as a self-contained SVG file."),
     click.option("--html", type=click.Path(dir_okay=False), metavar="FILE",
                  help="Also write the view as a self-contained HTML file."),
-    click.option("--max-rows", type=click.IntRange(min=3), default=40, show_default=True,
+    click.option("--max-rows", type=AsciiIntRange(min=3, max=MAX_ROWS), default=40, show_default=True,
                  help="Table rows before the middle of a long schedule is folded into one row."),
     click.option("--no-slots", is_flag=True,
                  help="JSON: per-step slot counts instead of the per-slot arrays (for huge runs)."),
@@ -201,7 +234,7 @@ OUTPUT_OPTIONS = [
 RUN_OPTIONS = [
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
                  help="Where the mirror runs: auto picks CUDA (cuDNN) when present."),
-    click.option("--max-steps", type=click.IntRange(min=1), metavar="K",
+    click.option("--max-steps", type=AsciiIntRange(min=1), metavar="K",
                  help="Check only the first K steps on the tensors; predict the rest from the schedule."),
     click.option("--dry-run", is_flag=True,
                  help="Derive the schedule only: no torch, no run, nothing observed."),
@@ -209,7 +242,7 @@ RUN_OPTIONS = [
                  help="Measure the evidence (batch independence, continuation, gradient truncation) "
                       "and judge the common claims against it. Continuation is measured with the "
                       "weights fixed, so it is exact for predict; inside a real fit they change."),
-    click.option("--evidence-batch", type=click.IntRange(min=0), default=0, show_default=True,
+    click.option("--evidence-batch", type=AsciiIntRange(min=0), default=0, show_default=True,
                  help="Training batch (epoch 0) whose samples are rerun alone for evidence 1."),
     click.option("--against", type=click.Choice([a.value for a in Against]),
                  help="Also run the setup through your installed Keras (--keras, on --backend, in a "
@@ -221,11 +254,11 @@ RUN_OPTIONS = [
                       "handling (it prints where each batch's states start), instead of running."),
 ]
 CI_OPTIONS = [
-    click.option("--expect-resets", type=click.IntRange(min=0), metavar="N",
+    click.option("--expect-resets", type=AsciiIntRange(min=0), metavar="N",
                  help="CI: fail (exit 1) unless there are N reset events (steps where any slot starts from zeros)."),
-    click.option("--expect-slot-resets", type=click.IntRange(min=0), metavar="N",
+    click.option("--expect-slot-resets", type=AsciiIntRange(min=0), metavar="N",
                  help="CI: fail unless N slots start from zeros in all."),
-    click.option("--expect-carries", type=click.IntRange(min=0), metavar="N",
+    click.option("--expect-carries", type=AsciiIntRange(min=0), metavar="N",
                  help="CI: fail unless N slots carry a state in all."),
     click.option("--expect-error/--expect-no-error", default=None,
                  help="CI: fail unless Keras raises (or does not) for this setup; a raise that was "
@@ -450,11 +483,22 @@ def _inspection(spec: Spec, params: dict[str, Any]) -> Inspection:
 
 def check_before_running(spec: Spec, params: dict[str, Any]) -> None:
     """Usage errors that depend on more than one option or on this machine, found before any work."""
+    if params["svg"] is not None and params["svg"] == params["html"]:
+        raise click.UsageError("--svg and --html name the same file: one would overwrite the other")
     for option in ("svg", "html"):
+        if params[option] == "":
+            raise click.BadParameter("an empty path names no file", param_hint=f"'--{option}'")
         problem = params[option] and check_writable(params[option])
         if problem:
             raise click.BadParameter(problem, param_hint=f"'--{option}'")
     check_fits(spec.order_bytes(), f"the training order of {spec.samples:,} samples", "a smaller N")
+    steps = spec.epochs * (math.ceil(spec.samples / spec.batch_size) + math.ceil(spec.val_samples / spec.batch_size)) \
+        + math.ceil(spec.predict_samples / spec.batch_size)
+    if steps > MAX_STEPS:
+        raise click.UsageError(f"the schedule has {steps:,} steps; lstm-inspect follows at most {MAX_STEPS:,} "
+                               "(fewer epochs or a larger --batch)")
+    if spec.layers > MAX_LAYERS:
+        raise click.BadParameter(f"at most {MAX_LAYERS} stacked layers", param_hint="'--layers'")
     if params["dry_run"]:
         return
     check_fits(spec.batch_bytes(), f"one batch of {spec.batch_size:,} x {spec.timesteps:,} x {spec.features:,}",
@@ -529,3 +573,7 @@ def _check_keras(spec: Spec) -> None:
     # Keras is fed whole arrays: every sample of every phase at once.
     check_fits(spec.timesteps * spec.features * 4 * 3 * (spec.samples + spec.val_samples + spec.predict_samples),
                "real Keras's input arrays", "a smaller N for --against keras")
+
+
+if __name__ == "__main__":  # python -m lstm_inspect.cli, as python -m lstm_inspect
+    main()

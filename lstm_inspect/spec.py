@@ -159,6 +159,8 @@ class ResetPolicy:
             return cls(ResetKind(text))
         name, sep, count = text.partition(":")
         if name == ResetKind.EVERY and sep:
+            if _is_number(count.strip()) and _too_long(count):
+                raise SpecError("reset", f"every:K takes K of at most {MAX_DIGITS} digits")
             if not _is_number(count.strip()) or int(count) < 1:
                 raise SpecError("reset", "every:K needs a positive integer K, got {got!r}", got=count)
             return cls(ResetKind.EVERY, int(count))
@@ -168,9 +170,16 @@ class ResetPolicy:
         return f"every:{self.every}" if self.kind == ResetKind.EVERY else str(self.kind)
 
 
+MAX_DIGITS = 18  # past int64 a count describes no data anyone holds (and int() refuses 4,300 digits)
+
+
 def _is_number(text: str) -> bool:
     """ASCII digits only: str.isdigit() also accepts "²", which int() rejects."""
     return text.isascii() and text.isdigit()
+
+
+def _too_long(text: str) -> bool:
+    return len(text.strip().lstrip("0")) > MAX_DIGITS
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
@@ -180,6 +189,8 @@ def parse_shape(text: str) -> tuple[int, int, int]:
         raise SpecError("shape", "expected N,T,F (samples,timesteps,features), got {got!r}", got=text)
     if not all(_is_number(part) for part in parts):
         raise SpecError("shape", "N, T and F must be positive integers, got {got!r}", got=text)
+    if any(_too_long(part) for part in parts):
+        raise SpecError("shape", f"N, T and F have at most {MAX_DIGITS} digits")
     samples, timesteps, features = (int(part) for part in parts)
     if min(samples, timesteps, features) < 1:
         raise SpecError("shape", "N, T and F must be positive integers, got {got!r}", got=text)

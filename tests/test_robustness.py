@@ -71,6 +71,23 @@ BAD_INPUTS = [
     (["--shape"], "requires an argument"),
     (["--shape", "10,2,1", "--frobnicate"], "No such option"),
     (["--shape", "10,2,1", "extra"], "Got unexpected extra argument"),
+    # Contradictions are refused, never settled by keeping the last.
+    (["--shape", "12,5,1", "--stateful", "--stateless"], "--stateful and --stateless given both ways"),
+    (["--shape", "12,5,1", "--evidence", "--no-evidence"], "given both ways"),
+    (["--shape", "12,5,1", "--expect-error", "--expect-no-error"], "given both ways"),
+    (["--shape", "12,5,1", "--batch", "2", "--batch=4"], "--batch given twice"),
+    (["--shape", "12,5,1", "-q", "--quiet"], "-q and --quiet given twice"),
+    (["--shape", "12,5,1", "--svg", "x.svg", "--html", "x.svg"], "--svg and --html name the same file"),
+    (["--shape", "12,5,1", "--svg", ""], "an empty path names no file"),
+    # Digits are ASCII digits, as --shape takes them.
+    (["--shape", "12,5,1", "--batch", "\uff14"], "ASCII digits only"),
+    (["--shape", "12,5,1", "--seed", "\u0663"], "ASCII digits only"),
+    # Bounds on the work asked for, and on the size of a number.
+    (["--shape", "9" * 5000 + ",2,1"], "N, T and F have at most 18 digits"),
+    (["--shape", "12,5,1", "--stateful", "--reset", "every:" + "9" * 5000], "at most 18 digits"),
+    (["--shape", "12,5,1", "--max-rows", "18446744073709551616"], "not in the range 3<=x<=1000000"),
+    (["--shape", "12,5,1", "--epochs", "1000000000000", "--dry-run"], "lstm-inspect follows at most 100,000,000"),
+    (["--shape", "12,5,1", "--layers", "1000000"], "at most 64 stacked layers"),
 ]
 
 
@@ -200,3 +217,9 @@ def test_folding_only_when_there_are_more_steps_than_rows():
     rows = [line for line in CliRunner().invoke(main, ["--shape", "16,5,1", "--batch", "4", "--max-rows", "4",
                                                        "--dry-run"]).stdout.splitlines() if line.startswith("│")]
     assert [row.split("│")[1].strip() for row in rows] == ["0", "1", "2", "3"]
+
+
+def test_python_dash_m_on_the_cli_module_runs_the_command():
+    out = subprocess.run([sys.executable, "-m", "lstm_inspect.cli", "--shape", "8,2,1", "--batch", "4", "--dry-run",
+                          "--format", "json"], capture_output=True, text=True, check=True).stdout
+    assert json.loads(out)["summary"]["steps"] == 2
