@@ -1,3 +1,3 @@
-from .cli import main
+from .entry import run
 
-main(prog_name="lstm-inspect")
+run()

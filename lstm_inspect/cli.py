@@ -13,6 +13,7 @@ import importlib.util
 import io
 import math
 import os
+import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from .timeline import TimelineView
 from .verdict import plural
 
 EXIT_OK, EXIT_MISMATCH, EXIT_KERAS_RAISES = 0, 1, 3  # 2, usage errors, is click's
+EXIT_OUTPUT = 74  # the output could not be written (sysexits' EX_IOERR)
 # Bounds on the work one command may ask for: past them it would run for days, or fold nothing.
 MAX_STEPS, MAX_LAYERS, MAX_ROWS = 10**8, 64, 10**6
 
@@ -102,12 +104,20 @@ def reject_conflicts(ctx: click.Context) -> None:
                                            f"{_option_name(ctx, other)}", ctx)
 
 
-EXIT_BROKEN_PIPE, EXIT_INTERRUPTED = 141, 130  # as a shell reports SIGPIPE and SIGINT
+EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_TERMINATED = 141, 130, 143  # as a shell reports those signals
 
 
 class InspectCommand(click.Command):
-    """Refuses an option given twice (or a flag given both ways) rather than keep the last; ends
-    quietly, with the shell's conventional codes, on a closed pipe or Ctrl-C."""
+    """Refuses an option given twice (or a flag given both ways) rather than keep the last; says
+    a usage error in one line; ends quietly, with the shell's conventional codes, on a closed
+    pipe, Ctrl-C or SIGTERM (an export under way leaves no temporary file)."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as error:
+            error.ctx = None  # click then prints "Error: ..." alone, without the usage lines
+            raise
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         for param in self.params:
@@ -120,17 +130,22 @@ class InspectCommand(click.Command):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
+        signal.signal(signal.SIGTERM, _terminated)
         try:
             return super().invoke(ctx)
+        except click.UsageError as error:
+            error.ctx = None
+            raise
         except BrokenPipeError:
-            # The reader has gone (`| head`): point stdout at /dev/null so that the flush at
-            # exit does not raise again, and stop.
-            with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            _discard_stdout()  # the reader has gone (`| head`): stop quietly
             raise SystemExit(EXIT_BROKEN_PIPE) from None
         except KeyboardInterrupt:
             click.echo("lstm-inspect: interrupted", err=True)
             raise SystemExit(EXIT_INTERRUPTED) from None
+
+
+def _terminated(signum: int, frame: Any) -> None:
+    raise SystemExit(EXIT_TERMINATED)  # unwinds like Ctrl-C: temporary files are removed
 
 
 class _AsciiDigits(click.ParamType):
@@ -444,16 +459,63 @@ def main(**params: Any) -> None:
     if not output.quiet:
         for warning in inspection.warnings:
             errors.print(Text.assemble(("warning: ", "yellow"), warning), soft_wrap=True)
-    view, console = output.make_view(spec)
-    for result in inspection:
-        view.add(result)
-    report = inspection.report
-    view.finish(report)
-    output.export(console, spec)
+    report = show(inspection, output, spec)
     failures = expectations.failures(report)
     for failure in failures:
         errors.print(Text.assemble(("failed: ", "bold red"), failure), soft_wrap=True)
     ctx.exit(expectations.exit_code(report, failures))
+
+
+def show(inspection: Inspection, output: Output, spec: Spec) -> Report:
+    """Feed the view every step, then the report, and write the exports. Any failure to write
+    ends the command with one line and a non-zero code; the exports are written whatever
+    happens to standard output."""
+    if not output.quiet and not _stdout_open():
+        _output_failed("standard output is closed")
+    console: Console | None = None
+    try:
+        view, console = output.make_view(spec)  # JSON and CSV write their heads at once
+        for result in inspection:
+            view.add(result)
+        view.finish(inspection.report)
+        sys.stdout.flush()  # buffered bytes fail here, not silently at exit
+    except BrokenPipeError:
+        output.export(console, spec)
+        raise  # InspectCommand: 141
+    except OSError as failed:
+        _discard_stdout()
+        with contextlib.suppress(OSError):
+            output.export(console, spec)
+        _output_failed(failed.strerror or str(failed))
+    try:
+        output.export(console, spec)
+    except OSError as failed:
+        _output_failed(f"{failed.filename or 'an export'}: {failed.strerror or failed}")
+    return inspection.report
+
+
+def _stdout_open() -> bool:
+    """False where the shell closed it (`>&-`): Python then has no sys.stdout, or a dead descriptor."""
+    if sys.stdout is None:
+        return False
+    try:
+        os.fstat(sys.stdout.fileno())
+    except (ValueError, io.UnsupportedOperation):
+        return True  # a stream with no descriptor (a test's, an IDE's) is open
+    except OSError:
+        return False
+    return True
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so that the flush at exit does not fail a second time."""
+    with contextlib.suppress(OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _output_failed(why: str) -> None:
+    click.echo(f"lstm-inspect: cannot write the output: {why}", err=True)
+    raise SystemExit(EXIT_OUTPUT)
 
 
 def print_snippet(spec: Spec, emit: Emit) -> None:
@@ -511,12 +573,26 @@ def check_before_running(spec: Spec, params: dict[str, Any]) -> None:
                                  f" (0 to {training_batches - 1})", param_hint="'--evidence-batch'")
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """rich exits with 1 here; the command answers every closed pipe alike (141)."""
+        raise BrokenPipeError
+
+
+# A width of 0 (COLUMNS=0) prints nothing at all: take the width of a terminal of unknown size.
+DEFAULT_WIDTH = 80
+
+
 def make_console(stderr: bool = False, record: bool = False) -> Console:
     """rich decides colour from the terminal; NO_COLOR (https://no-color.org) turns off every
     escape code, bold and italic included, not only the colours rich drops for it."""
     if os.environ.get("NO_COLOR"):
-        return Console(stderr=stderr, highlight=False, record=record, color_system=None)
-    return Console(stderr=stderr, highlight=False, record=record)
+        console = _Console(stderr=stderr, highlight=False, record=record, color_system=None)
+    else:
+        console = _Console(stderr=stderr, highlight=False, record=record)
+    if console.width < 1:
+        console.width = DEFAULT_WIDTH
+    return console
 
 
 def _available_memory() -> int | None:

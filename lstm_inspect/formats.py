@@ -83,17 +83,27 @@ class CsvWriter:
 
 
 def check_writable(path: str) -> str | None:
-    """Why `path` cannot be written, or None; checked before any work is done."""
-    directory = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(path):
-        return f"{path} is a directory"
+    """Why `path` cannot be written, or None; checked before any work is done, down to a real
+    file made and removed beside it (permissions alone do not tell: /proc, read-only mounts)."""
+    try:
+        directory = os.path.dirname(os.path.abspath(path))
+    except OSError:
+        return "the working directory no longer exists"
+    if path.endswith((os.sep, "/")) or os.path.isdir(path):
+        return f"{path} names a directory, not a file"
     if os.path.lexists(path) and (os.path.islink(path) or not os.path.isfile(path)):
         # The file is replaced by a rename: never do that to a device, a pipe or a link.
         return f"{path} exists and is not a regular file"
     if not os.path.isdir(directory):
         return f"no such directory: {directory}"
-    if not os.access(directory, os.W_OK):
-        return f"cannot write in {directory}"
+    try:
+        if len(os.fsencode(os.path.basename(path))) > os.pathconf(directory, "PC_NAME_MAX"):
+            return f"the file name is longer than {directory} allows"
+        handle, probe = tempfile.mkstemp(dir=directory, prefix=".lstm-inspect-", suffix=".tmp")
+    except OSError as failed:
+        return f"cannot write in {directory}: {failed.strerror or failed}"
+    os.close(handle)
+    os.unlink(probe)
     return None
 
 
@@ -108,6 +118,8 @@ def write_atomically(path: str, text: str) -> None:
         with os.fdopen(handle, "w", encoding="utf-8") as file:
             file.write(text)
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as failed:
         os.unlink(temporary)
+        if isinstance(failed, OSError):
+            raise OSError(failed.errno, failed.strerror, path) from failed  # the user's path, not ours
         raise

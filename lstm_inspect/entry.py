@@ -1,0 +1,21 @@
+"""The console script: loads the command line with Ctrl-C already answered, so that an
+interrupt while click, rich and numpy are still loading ends as quietly as one later on."""
+
+import signal
+import sys
+from typing import Any
+
+EXIT_INTERRUPTED = 130
+
+
+def _interrupted(signum: int, frame: Any) -> None:
+    sys.stderr.write("lstm-inspect: interrupted\n")
+    raise SystemExit(EXIT_INTERRUPTED)
+
+
+def run() -> None:
+    signal.signal(signal.SIGINT, _interrupted)
+    from .cli import main  # the heavy imports
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # the command handles Ctrl-C itself
+    main(prog_name="lstm-inspect")

@@ -1,0 +1,127 @@
+"""Output that cannot be written: every format and view either completes or ends with one line
+and a non-zero code (74 for an output error, 141 for a closed pipe, 143 for SIGTERM), and an
+export that was asked for is written whatever happens to standard output."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lstm_inspect import formats
+from lstm_inspect.cli import main
+
+BIN = Path(sys.executable).parent / "lstm-inspect"
+DRY = ["--shape", "12,5,1", "--batch", "4", "--dry-run"]
+OUTPUTS = {"table": [], "timeline": ["--view", "timeline"], "json": ["--format", "json"],
+           "csv": ["--format", "csv"], "markdown": ["--format", "markdown"]}
+
+
+def run_with(stdout: str, args: list[str]) -> tuple[int, str]:
+    """Run the command with standard output closed, full (/dev/full), or a pipe whose reader has gone."""
+    extra: dict = {}
+    if stdout == "closed":
+        extra["preexec_fn"] = lambda: os.close(1)
+    elif stdout == "full":
+        extra["stdout"] = open("/dev/full", "w")  # noqa: SIM115 (closed below)
+    else:
+        reader, writer = os.pipe()
+        os.close(reader)
+        extra["stdout"] = writer
+    try:
+        done = subprocess.run([BIN, *args], stderr=subprocess.PIPE, text=True, timeout=120, **extra)
+    finally:
+        target = extra.get("stdout")
+        if hasattr(target, "close"):
+            target.close()
+        elif isinstance(target, int):
+            os.close(target)
+    return done.returncode, done.stderr
+
+
+@settings(max_examples=15, deadline=None, derandomize=True)
+@given(output=st.sampled_from(list(OUTPUTS)), stdout=st.sampled_from(["closed", "full", "gone"]),
+       size=st.sampled_from(["12,5,1", "4000,5,1"]))
+def test_output_that_cannot_be_written_ends_with_one_line_and_a_code(output, stdout, size):
+    code, stderr = run_with(stdout, ["--shape", size, "--batch", "4", "--dry-run", *OUTPUTS[output]])
+    assert "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+    if stdout == "gone":
+        assert code == 141 and stderr == ""
+    else:
+        why = "standard output is closed" if stdout == "closed" else "No space left on device"
+        assert code == 74 and stderr.strip().splitlines() == [f"lstm-inspect: cannot write the output: {why}"]
+
+
+@pytest.mark.parametrize("stdout", ["full", "gone"])
+def test_an_export_is_written_whatever_happens_to_stdout(tmp_path, stdout):
+    svg = tmp_path / "run.svg"
+    code, _ = run_with(stdout, ["--shape", "4000,5,1", "--batch", "4", "--dry-run", "--svg", str(svg)])
+    assert code in (74, 141) and svg.read_text().startswith("<svg")
+
+
+@pytest.mark.parametrize("path, message", [
+    ("a" * 300 + ".svg", "the file name is longer than"),
+    ("x.svg/", "names a directory, not a file"),
+    ("/proc/x.svg", "cannot write in /proc"),
+])
+def test_an_export_path_that_cannot_be_written_is_refused_before_the_run(path, message):
+    result = CliRunner().invoke(main, ["--shape", "12,5,1", "--batch", "4", "--no-evidence", "--svg", path])
+    assert result.exit_code == 2 and message in result.stderr and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_a_deleted_working_directory_is_refused_for_an_export(tmp_path):
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    done = subprocess.run([BIN, *DRY, "--svg", "x.svg"], cwd=gone, capture_output=True, text=True,
+                          preexec_fn=lambda: os.rmdir(gone))
+    assert done.returncode == 2 and "the working directory no longer exists" in done.stderr
+
+
+def test_an_interrupted_export_leaves_no_temporary_file(tmp_path, monkeypatch):
+    real_fdopen = os.fdopen
+
+    class Interrupted:
+        def __init__(self, *args, **kwargs):
+            self.file = real_fdopen(*args, **kwargs)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.file.close()
+
+        def write(self, text):
+            raise SystemExit(143)  # as the SIGTERM handler raises it
+
+    monkeypatch.setattr(formats.os, "fdopen", Interrupted)
+    with pytest.raises(SystemExit):
+        formats.write_atomically(str(tmp_path / "run.svg"), "<svg/>")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("signum, code, delay", [(signal.SIGINT, 130, 0.05), (signal.SIGTERM, 143, 1.5)])
+def test_a_signal_ends_the_command_quietly(signum, code, delay):
+    process = subprocess.Popen([BIN, "--shape", "200000,20,1", "--batch", "10", "--format", "json"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(delay)  # SIGINT while the command still loads; SIGTERM while it runs
+    process.send_signal(signum)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == code and b"Traceback" not in stderr
+
+
+def test_a_terminal_of_no_width_still_shows_the_table():
+    done = subprocess.run([BIN, *DRY], capture_output=True, text=True, env={**os.environ, "COLUMNS": "0"})
+    assert done.returncode == 0 and "reset x4" in done.stdout
+
+
+def test_a_usage_error_is_one_line():
+    result = CliRunner().invoke(main, ["--shape", "12,5"])
+    assert result.exit_code == 2 and result.stderr.strip().splitlines() == [
+        "Error: Invalid value for '--shape': expected N,T,F (samples,timesteps,features), got '12,5'"]
