@@ -139,9 +139,11 @@ class KerasStateful(nn.Module):
         self.backend = Backend(backend or (Backend.TENSORFLOW if self.keras == KerasVersion.TWO else Backend.TORCH))
         self.state_names = ("h", "c") if isinstance(rnn, nn.LSTM) else ("h",)  # its buffers
         if stateful:
-            # Keras creates the state variables at build, with the fixed batch size, as zeros.
-            for name, zeros in zip(self.state_names, self._zeros(self.batch_size or 0)):
-                self.register_buffer(name, zeros, persistent=False)
+            # Keras creates the state variables at build, as zeros of the fixed batch size. Here
+            # None stands for those zeros until they are read: a call Keras refuses (a batch of
+            # another size) then allocates nothing, however large the batch size.
+            for name in self.state_names:
+                self.register_buffer(name, None, persistent=False)
 
     @property
     def batch_size(self) -> int | None:
@@ -154,6 +156,9 @@ class KerasStateful(nn.Module):
         if not self.stateful:
             # Not AttributeError: nn.Module would turn it into "no attribute 'states'".
             raise TypeError("a stateless layer holds no state between calls")
+        if getattr(self, self.state_names[0]) is None:
+            for name, zeros in zip(self.state_names, self._zeros(self.batch_size or 0)):
+                setattr(self, name, zeros)
         return tuple(getattr(self, name) for name in self.state_names)
 
     def _zeros(self, slots: int) -> States:
@@ -177,8 +182,8 @@ class KerasStateful(nn.Module):
         """Zero every slot of every layer and direction, as Keras's `layer.reset_state()`.
         New tensors, so states read before the reset keep their values."""
         if self.stateful:
-            for name, zeros in zip(self.state_names, self._zeros(self.batch_size or 0)):
-                setattr(self, name, zeros)
+            for name in self.state_names:
+                setattr(self, name, None)  # zeros, made when next read
 
     def call(self, x: torch.Tensor) -> tuple[torch.Tensor, States, States]:
         """One call: (output, initial states, final states), the initial ones being the very
@@ -259,11 +264,10 @@ def run_mirror(spec: Spec, device: torch.device | None = None) -> Generator[Call
             # TensorFlow adds a lone sample's input projections to every row of the state:
             # each slot runs that sample from its own state.
             x = x.expand(spec.batch_size, -1, -1)
-        kept = layer.states if spec.stateful else ()
         output, initial, final = layer.call(x)
         if spec.stateful and spec.backend == Backend.JAX:
             # JAX's stateless train/test/predict steps drop the state variables' assignments.
-            layer.set_states(kept)
+            layer.set_states(initial)
         yield CallRecord(call, initial, final, output[:, -1])
 
 

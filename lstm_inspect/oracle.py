@@ -299,7 +299,7 @@ def _drive(keras: Any, model: Any, spec: Spec, orders: list[np.ndarray], validat
         if epoch is not None and spec.keras == KerasVersion.TWO and spec.shuffle == Shuffle.BATCH:
             # Keras 2 also shuffles the chunks' order, the partial chunk included: re-batching
             # the epoch's order would cut other batches, so the batches are fed as they are.
-            model.fit(_batches_sequence(keras, x_train, width, training_batches(spec, epoch)), **fit)
+            model.fit(_batches_sequence(keras, x_train, width, list(training_batches(spec, epoch))), **fit)
             continue
         x = x_train if epoch is None else x_train[orders[epoch]]
         model.fit(x, np.zeros((spec.samples, width), np.float32), batch_size=spec.batch_size, **fit)
@@ -440,7 +440,7 @@ def _make_reset_callback(keras: Any, rnns: list[Any], spec: Spec) -> Any:
 
 
 def _make_probe(keras: Any, rnns: list[Any], spec: Spec, result: KerasRun) -> Any:
-    epoch_batches = [training_batches(spec, epoch) for epoch in range(spec.epochs)]
+    epoch_batches = [list(training_batches(spec, epoch)) for epoch in range(spec.epochs)]
 
     def samples_of(phase: Phase, epoch: int, batch: int) -> np.ndarray:
         if phase == Phase.TRAIN:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -173,8 +173,9 @@ class Call:
         return f"{self.segment} b{self.batch}"
 
 
-def training_batches(spec: Spec, epoch: int) -> list[np.ndarray]:
-    """The samples of each training batch of one epoch, in Keras's order.
+def training_batches(spec: Spec, epoch: int) -> Iterator[np.ndarray]:
+    """The samples of each training batch of one epoch, in Keras's order, one batch at a time
+    (views of one order array: 4 bytes a sample, whatever the number of batches).
 
     shuffle=True: a new permutation every epoch, cut into batches. shuffle="batch": each
     batch-sized chunk shuffled within itself; Keras 2 also shuffles the order of the chunks,
@@ -185,17 +186,18 @@ def training_batches(spec: Spec, epoch: int) -> list[np.ndarray]:
     rng = np.random.default_rng([spec.seed, epoch])
     if spec.shuffle == Shuffle.TRUE:
         rng.shuffle(order)  # in place: the same permutation as rng.permutation, 4 bytes a sample
-    chunks = [order[start:start + spec.batch_size] for start in range(0, spec.samples, spec.batch_size)]
-    if spec.shuffle != Shuffle.BATCH:
-        return chunks
-    if spec.keras == KerasVersion.TWO:
-        chunks = [chunks[i] for i in rng.permutation(len(chunks))]
-    return [rng.permutation(chunk) for chunk in chunks]
+    chunks = math.ceil(spec.samples / spec.batch_size)
+    chunk_order: Iterable[int] = range(chunks)
+    if spec.shuffle == Shuffle.BATCH and spec.keras == KerasVersion.TWO:
+        chunk_order = rng.permutation(chunks)
+    for chunk in chunk_order:
+        samples = order[chunk * spec.batch_size:(chunk + 1) * spec.batch_size]
+        yield rng.permutation(samples) if spec.shuffle == Shuffle.BATCH else samples
 
 
 def training_order(spec: Spec, epoch: int) -> np.ndarray:
     """Every training sample of one epoch, in the order Keras feeds them."""
-    return np.concatenate(training_batches(spec, epoch))
+    return np.concatenate(list(training_batches(spec, epoch)))
 
 
 def _phase_batches(spec: Spec) -> Iterator[tuple[Phase, int, int, np.ndarray]]:

@@ -31,7 +31,7 @@ class Column:
     phase: Phase
     epoch: int
     segment: str  # the call's phase and epoch, e.g. "train e0"
-    kinds: np.ndarray  # Start value (or RAISES / EMPTY) per slot
+    kinds: np.ndarray  # Start value (or RAISES / EMPTY) of each slot the grid shows (_shown_slots)
 
 
 def _column(result: StepResult, slots: int) -> Column:
@@ -55,13 +55,23 @@ class _Columns(HeadAndTail[Column]):
         self.middle_uniform = True
 
     def add(self, item: Column) -> Column | None:
+        """`item` holds every slot's start; only the shown slots' are kept (a million slots
+        would make each kept column megabytes)."""
         self.total += 1
         middle = item.kinds[HEAD_SLOTS:-1]
         if len(middle) and self.middle_uniform:
             self.middle_uniform = bool((middle == middle[0]).all())
-        dropped = super().add(item)
+        shown = item.kinds[_shown_slots(len(item.kinds))]
+        dropped = super().add(Column(item.index, item.phase, item.epoch, item.segment, shown))
         self.hidden += dropped is not None
         return dropped
+
+
+def _shown_slots(slots: int) -> list[int]:
+    """The slots the grid draws: all, or the first few, one for the folded middle, and the last."""
+    if slots <= MAX_SLOT_ROWS:
+        return list(range(slots))
+    return [*range(HEAD_SLOTS), HEAD_SLOTS, slots - 1]
 
 
 def _slot_rows(slots: int) -> list[tuple[str, int | None]]:
@@ -112,7 +122,8 @@ def build_timeline(report: Report, columns: _Columns, label_width: int, glyphs: 
             continue
         if slot is None:
             label, slot = f"{label} (same pattern)", HEAD_SLOTS
-        lines.append(labelled(label, cells(lambda column, slot=slot: _cell(column.kinds[slot], glyphs))))
+        position = _shown_slots(slots).index(slot)
+        lines.append(labelled(label, cells(lambda column, at=position: _cell(column.kinds[at], glyphs))))
 
     notes = []
     if columns.hidden:

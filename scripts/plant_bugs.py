@@ -35,7 +35,7 @@ PLANTS = [
     ("mirror every:K off by one", "lstm_inspect/mirror.py", "batch % self.every == 0", "(batch + 1) % self.every == 0"),
     ("no detach", "lstm_inspect/mirror.py",
      "                setattr(self, name, state.detach())", "                setattr(self, name, state)"),
-    ("mirror keeps the state on JAX", "lstm_inspect/mirror.py", "            layer.set_states(kept)\n",
+    ("mirror keeps the state on JAX", "lstm_inspect/mirror.py", "            layer.set_states(initial)\n",
      "            pass\n"),
     ("mirror raises for TensorFlow's lone sample", "lstm_inspect/mirror.py",
      "            x = x.expand(spec.batch_size, -1, -1)\n", "            pass\n"),
