@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .mirror import batch_inputs, build_rnn, forward, mirror_records, resolve_device
+from .mirror import CallRecord, batch_inputs, build_rnn, forward, mirror_records, resolve_device
 from .schedule import facts_for, iter_calls
 from .spec import Phase, Spec
 from .verdict import stateful_does_nothing
@@ -23,9 +23,13 @@ from .verdict import stateful_does_nothing
 # Float32 outputs computed batched and alone differ only by summation order.
 INDEPENDENCE_TOLERANCE = 1e-6
 CONTINUATION_TOLERANCE = 1e-5
-# Bounds that keep the evidence cheap next to the run itself, whatever the setup.
-MAX_SAMPLES_ALONE = 1024
-MAX_CHAIN_CALLS = 20
+# Bounds that keep the evidence no dearer than the run it explains, whatever the setup: it is
+# measured on the first slots of a few calls, and each row says which.
+EVIDENCE_SLOTS = 64  # slots kept from each call the evidence looks at
+MAX_SAMPLES_ALONE = 16  # samples rerun one at a time (at most one per call the run made)
+MAX_CHAIN_CALLS = 8
+MAX_CHAIN_STEPS = 1024  # timesteps of the concatenated sequence
+GRADIENT_STEPS = 64  # timesteps of each call the gradient runs through
 
 
 @dataclass(frozen=True)
@@ -42,16 +46,17 @@ class EvidenceItem:
                 "detail": self.detail, **self.extra}
 
 
-def batch_independence(spec: Spec, records: list, batch: int, device: torch.device) -> EvidenceItem:
-    """`records`: the mirror's first calls; epoch 0's training batch `batch` (or the last one
-    that ran) is rerun sample by sample."""
+def batch_independence(spec: Spec, records: list[CallRecord], batch: int, run_calls: int,
+                       device: torch.device) -> EvidenceItem:
+    """`records`: the mirror's first calls (their first slots); epoch 0's training batch `batch`
+    (or the last one that ran) is rerun sample by sample, at most one sample per call of the run."""
     training = [r for r in records[:batch + 1] if r.call.phase == Phase.TRAIN and r.call.epoch == 0]
     record = training[-1] if training else None
     if record is None:
         return EvidenceItem("batch_independence", "Batch independence", None, None,
                             "no training batch ran: Keras raises at the first call")
     module = build_rnn(spec, device)
-    slots = min(len(record.call.samples), MAX_SAMPLES_ALONE)
+    slots = max(1, min(len(record.call.samples), MAX_SAMPLES_ALONE, run_calls, EVIDENCE_SLOTS))
     x = batch_inputs(spec, Phase.TRAIN, record.call.samples[:slots], device)
     with torch.no_grad():
         alone = torch.cat([forward(module, x[i:i + 1], tuple(s[:, i:i + 1] for s in record.initial))[0][:, -1]
@@ -68,7 +73,7 @@ def batch_independence(spec: Spec, records: list, batch: int, device: torch.devi
         "samples of a batch", {"step": record.call.index, "samples_checked": slots})
 
 
-def continuation(spec: Spec, records: list, chain_calls: int, device: torch.device) -> EvidenceItem:
+def continuation(spec: Spec, records: list[CallRecord], chain_calls: int, device: torch.device) -> EvidenceItem:
     """`records`: the mirror's first calls; the chain from the first runs to the first reset.
     `chain_calls`: the most consecutive calls a slot runs through without a reset, in the run."""
     effective: dict[str, float] = {"effective_length": chain_calls * spec.timesteps, "chain_calls": chain_calls}
@@ -79,10 +84,11 @@ def continuation(spec: Spec, records: list, chain_calls: int, device: torch.devi
                             "sequence from zeros", effective)
     # The chain starts from zeros, as the stateless run it is held to, and holds full calls only:
     # a lone sample TensorFlow broadcasts continues no sequence.
-    starts = [index for index, record in enumerate(records[:MAX_CHAIN_CALLS])
+    most = min(MAX_CHAIN_CALLS, max(1, MAX_CHAIN_STEPS // spec.timesteps))
+    starts = [index for index, record in enumerate(records)
               if len(record.call.samples) == spec.batch_size and not any(state.any() for state in record.initial)]
     chain = [records[starts[0]]] if starts else []
-    for record in records[starts[0] + 1:MAX_CHAIN_CALLS] if starts else []:
+    for record in records[starts[0] + 1:starts[0] + most] if starts else []:
         if len(record.call.samples) < spec.batch_size:
             break
         if not all(now.equal(before) for now, before in zip(record.initial, chain[-1].final)):
@@ -93,7 +99,7 @@ def continuation(spec: Spec, records: list, chain_calls: int, device: torch.devi
                             "no call of a full batch starts from zeros among the first calls (a lone "
                             "sample comes first, or Keras raises first)", effective)
     module = build_rnn(spec, device)
-    slots = min(spec.batch_size, MAX_SAMPLES_ALONE)  # bounds the concatenated run's memory
+    slots = min(spec.batch_size, EVIDENCE_SLOTS)  # bounds the concatenated run's memory
     x = torch.cat([batch_inputs(spec, r.call.phase, r.call.samples[:slots], device) for r in chain], dim=1)
     with torch.no_grad():
         whole = forward(module, x)[0]  # one stateless run from zeros over the concatenated sequences
@@ -101,7 +107,8 @@ def continuation(spec: Spec, records: list, chain_calls: int, device: torch.devi
     gaps = torch.stack([(ends[:, k] - r.output[:slots]).abs() for k, r in enumerate(chain)])
     diff = float(gaps[..., :spec.units].max())  # the forward direction
     steps = len(chain) * spec.timesteps
-    detail = (f"{len(chain)} chained calls of {spec.timesteps} steps equal one stateless {steps}-step "
+    which = "" if slots == spec.batch_size else f" (the first {slots:,} of {spec.batch_size:,} slots)"
+    detail = (f"{len(chain)} chained calls of {spec.timesteps} steps{which} equal one stateless {steps}-step "
               f"sequence: max diff {diff:.1e}; between resets a slot sees up to {chain_calls:,} calls, "
               f"an effective sequence of {chain_calls * spec.timesteps:,} steps. Measured with the weights "
               "fixed: inside a real fit they change between calls, so this is exact for predict only")
@@ -125,12 +132,13 @@ def gradient_truncation(spec: Spec, device: torch.device) -> EvidenceItem:
     if second is None:
         return EvidenceItem("gradient_truncation", "Gradient truncation", None, None,
                             "one call only: there is no batch boundary for a gradient to cross")
-    slots = min(len(first.samples), len(second.samples))
+    slots = min(len(first.samples), len(second.samples), EVIDENCE_SLOTS)
+    steps = min(spec.timesteps, GRADIENT_STEPS)
     module = build_rnn(spec, device).train()  # cuDNN runs backward only in training mode
 
     def gradient_norm(detach: bool) -> float:
-        x1 = batch_inputs(spec, first.phase, first.samples[:slots], device).requires_grad_()
-        x2 = batch_inputs(spec, second.phase, second.samples[:slots], device)
+        x1 = batch_inputs(spec, first.phase, first.samples[:slots], device)[:, :steps].requires_grad_()
+        x2 = batch_inputs(spec, second.phase, second.samples[:slots], device)[:, :steps]
         _, final = forward(module, x1)
         carried = tuple(state.detach() for state in final) if detach else final
         loss = forward(module, x2, carried)[0].pow(2).mean()
@@ -143,16 +151,26 @@ def gradient_truncation(spec: Spec, device: torch.device) -> EvidenceItem:
         "gradient_truncation", "Gradient truncation", detached, detached == 0.0 and attached > 0.0,
         f"|d loss(next call) / d inputs(previous call)| = {detached:.1f} with the carried state "
         f"detached, as Keras does, and {attached:.2e} without: no gradient crosses a batch "
-        "boundary in Keras; in PyTorch, detach() the carried state",
+        "boundary in Keras; in PyTorch, detach() the carried state"
+        + _measured_on(slots, len(first.samples), steps, spec.timesteps),
         {"with_detach": detached, "without_detach": attached})
 
 
-def gather(spec: Spec, batch: int, chain_calls: int, device: str = "cpu") -> list[EvidenceItem]:
+def _measured_on(slots: int, all_slots: int, steps: int, all_steps: int) -> str:
+    """Which part of a call the gradient was measured on, where it was not the whole call."""
+    parts = ([f"the first {slots:,} of {all_slots:,} slots"] if slots < all_slots else []) + (
+        [f"the first {steps:,} of {all_steps:,} timesteps"] if steps < all_steps else [])
+    return f" (measured on {' and '.join(parts)} of each call)" if parts else ""
+
+
+def gather(spec: Spec, batch: int, chain_calls: int, run_calls: int, device: str = "cpu") -> list[EvidenceItem]:
+    """`run_calls`: how many calls the run made, which the evidence's reruns do not exceed."""
     where = resolve_device(device)
     # cuDNN may compute in TF32 by default, whose rounding depends on the batch layout: the
     # evidence compares float32 results, as Keras computes them.
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-        # One run of the mirror serves batch independence and continuation.
-        records = mirror_records(spec, where, limit=max(batch + 1, MAX_CHAIN_CALLS))
-        return [batch_independence(spec, records, batch, where), continuation(spec, records, chain_calls, where),
-                gradient_truncation(spec, where)]
+        # One run of the mirror serves batch independence and continuation, keeping the first
+        # slots of each call only.
+        records = mirror_records(spec, where, limit=max(batch + 1, MAX_CHAIN_CALLS), slots=EVIDENCE_SLOTS)
+        return [batch_independence(spec, records, batch, run_calls, where),
+                continuation(spec, records, chain_calls, where), gradient_truncation(spec, where)]

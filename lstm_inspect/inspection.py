@@ -160,7 +160,8 @@ class Inspection:
         if self.with_evidence:
             from .evidence import gather  # needs torch, like the run
 
-            evidence = tuple(gather(spec, self.evidence_batch, self._landmarks.longest_chain, self.device))
+            evidence = tuple(gather(spec, self.evidence_batch, self._landmarks.longest_chain, self._tally.steps,
+                                    self.device))
         verified = None if self.dry_run else self._mismatches == 0
         summary = self._tally.freeze(verified, () if self.dry_run else tuple(tensor_names(spec)))
         claims = judge(spec, self._landmarks, {item.key: item.value for item in evidence}, self.terms) \

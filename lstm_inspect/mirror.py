@@ -220,11 +220,20 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def mirror_records(spec: Spec, device: torch.device | None = None, limit: int | None = None) -> list[CallRecord]:
-    """The mirror's calls as a list (the first `limit` only, if given), up to where it raises."""
+def mirror_records(spec: Spec, device: torch.device | None = None, limit: int | None = None,
+                   slots: int | None = None) -> list[CallRecord]:
+    """The mirror's calls as a list (the first `limit` only, if given), up to where it raises;
+    with `slots`, each keeps copies of its first slots only, so that the list stays small."""
     records: list[CallRecord] = []
     with contextlib.suppress(KerasStateError):
-        records.extend(itertools.islice(run_mirror(spec, device), limit))
+        for record in itertools.islice(run_mirror(spec, device), limit):
+            if slots is not None:
+                def first(states: States, count: int = slots) -> States:
+                    return tuple(state[:, :count].clone() for state in states)
+
+                record = CallRecord(record.call, first(record.initial), first(record.final),
+                                    record.output[:slots].clone())
+            records.append(record)
     return records
 
 
