@@ -28,6 +28,7 @@ from . import __version__
 from .emit import keras_snippet, torch_snippet
 from .formats import CsvWriter, MarkdownWriter, check_writable, write_atomically
 from .inspection import Inspection, Report, StepResult, inspect
+from .memory import VIRTUAL_ALLOWANCE, available, estimate
 from .render import JsonWriter, TableView, View
 from .schedule import facts_for
 from .spec import Backend, Cell, KerasVersion, ResetPolicy, Shuffle, Spec, SpecError, Terms, parse_shape
@@ -444,7 +445,8 @@ def main(**params: Any) -> None:
 
     Exit codes: 0 ok; 1 the tensors (or real Keras) differ from the prediction, or a CI
     expectation failed; 2 usage error; 3 Keras itself would raise for this setup;
-    130 interrupted; 141 the output pipe was closed.
+    74 the output could not be written; 130 interrupted; 141 the output pipe was
+    closed; 143 terminated.
     """
     ctx = click.get_current_context()
     reject_conflicts(ctx)
@@ -553,7 +555,6 @@ def check_before_running(spec: Spec, params: dict[str, Any]) -> None:
         problem = params[option] and check_writable(params[option])
         if problem:
             raise click.BadParameter(problem, param_hint=f"'--{option}'")
-    check_fits(spec.order_bytes(), f"the training order of {spec.samples:,} samples", "a smaller N")
     steps = spec.epochs * (math.ceil(spec.samples / spec.batch_size) + math.ceil(spec.val_samples / spec.batch_size)) \
         + math.ceil(spec.predict_samples / spec.batch_size)
     if steps > MAX_STEPS:
@@ -561,10 +562,9 @@ def check_before_running(spec: Spec, params: dict[str, Any]) -> None:
                                "(fewer epochs or a larger --batch)")
     if spec.layers > MAX_LAYERS:
         raise click.BadParameter(f"at most {MAX_LAYERS} stacked layers", param_hint="'--layers'")
+    check_memory(spec, params)
     if params["dry_run"]:
         return
-    check_fits(spec.batch_bytes(), f"one batch of {spec.batch_size:,} x {spec.timesteps:,} x {spec.features:,}",
-               "a smaller --batch, or --dry-run for the schedule alone")
     if params["device"] == "cuda" and not _cuda_available():
         raise click.BadParameter("CUDA is not available here: use --device cpu or auto", param_hint="'--device'")
     training_batches = math.ceil(spec.samples / spec.batch_size)
@@ -595,23 +595,28 @@ def make_console(stderr: bool = False, record: bool = False) -> Console:
     return console
 
 
-def _available_memory() -> int | None:
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
+# What to do about the part of the estimate that weighs most.
+MEMORY_FIXES = {"start-up": "a machine with more memory", "the training order": "a smaller N",
+                "the timeline's columns": "--view table", "one batch": "a smaller --batch, or --dry-run for the "
+                "schedule alone", "the state": "a smaller --batch", "the evidence": "--no-evidence",
+                "real Keras": "a smaller N for --against keras"}
 
 
-def check_fits(needed: int, what: str, fix: str) -> None:
-    """Refuse, before any work, what the machine cannot hold, rather than be killed."""
-    available = _available_memory()
-    if available is not None and needed > available // 2:
-        raise click.UsageError(f"{what} needs about {needed / 2**30:,.1f} GiB, more than half of the "
-                               f"{available / 2**30:,.1f} GiB available: use {fix}")
+def check_memory(spec: Spec, params: dict[str, Any]) -> None:
+    """Refuse, before any work, what this process may not hold, rather than be killed: the
+    estimate (memory.estimate) against the least room any limit leaves (memory.available)."""
+    dry_run = params["dry_run"]
+    parts = estimate(spec, dry_run=dry_run, evidence=params["evidence"] and not dry_run,
+                     against_keras=params["against"] is not None, timeline=params["view"] == ViewName.TIMELINE)
+    room = available()
+    if room is None:
+        return
+    needed = sum(parts.values()) + (VIRTUAL_ALLOWANCE if room.virtual and not dry_run else 0)
+    if needed > room.bytes:
+        largest = max(parts, key=lambda part: parts[part])
+        what = f"the training order of {spec.samples:,} samples" if largest == "the training order" else largest
+        raise click.UsageError(f"this needs about {needed / 2**30:,.1f} GiB, most of it for {what}, more than the "
+                               f"{room.bytes / 2**30:,.1f} GiB that {room.source} leaves: use {MEMORY_FIXES[largest]}")
 
 
 def _cuda_available() -> bool:
@@ -646,9 +651,6 @@ def _check_keras(spec: Spec) -> None:
         if installed is None or not installed.startswith("3."):
             found = f" (found Keras {installed})" if installed else ""
             raise click.UsageError(f"--against keras needs Keras 3{found}: pip install 'lstm-inspect[keras]'")
-    # Keras is fed whole arrays: every sample of every phase at once.
-    check_fits(spec.timesteps * spec.features * 4 * 3 * (spec.samples + spec.val_samples + spec.predict_samples),
-               "real Keras's input arrays", "a smaller N for --against keras")
 
 
 if __name__ == "__main__":  # python -m lstm_inspect.cli, as python -m lstm_inspect

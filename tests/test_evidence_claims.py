@@ -153,3 +153,31 @@ def test_one_call_has_no_gradient_boundary_to_measure():
 
     item = gradient_truncation(Spec(2, 3, 1, batch_size=4, stateful=True), torch.device("cpu"))
     assert item.value is None and item.passed is None
+
+
+def test_the_evidence_costs_no_more_than_the_run(monkeypatch):
+    """Every forward pass of the evidence, counted in slot-timesteps, against the run's own."""
+    import torch
+
+    from lstm_inspect import evidence as evidence_module
+    from lstm_inspect import mirror
+
+    spent = {"run": 0, "evidence": 0}
+    real_run_forward, real_evidence_forward = mirror.forward, evidence_module.forward
+
+    def counted(key, real):
+        def forward(module, x, initial=None):
+            spent[key] += x.shape[0] * x.shape[1]
+            return real(module, x, initial)
+        return forward
+
+    monkeypatch.setattr(evidence_module, "forward", counted("evidence", real_evidence_forward))
+    spec = Spec(800, 50, 1, batch_size=400, units=16, stateful=True, shuffle=False, epochs=2)
+    monkeypatch.setattr(mirror, "forward", counted("run", real_run_forward))
+    with torch.no_grad():
+        inspection = Inspection(spec, evidence=True)
+        list(inspection)
+    run_cost = spec.epochs * spec.samples * spec.timesteps
+    # The mirror's forward also serves the evidence's rerun of its first calls (as many as the run's).
+    assert spent["evidence"] <= run_cost and spent["run"] <= 2 * run_cost
+    assert not inspection.report.evidence_failed

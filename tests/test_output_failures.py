@@ -125,3 +125,16 @@ def test_a_usage_error_is_one_line():
     result = CliRunner().invoke(main, ["--shape", "12,5"])
     assert result.exit_code == 2 and result.stderr.strip().splitlines() == [
         "Error: Invalid value for '--shape': expected N,T,F (samples,timesteps,features), got '12,5'"]
+
+
+def test_ctrl_c_in_the_evidence_acts_within_a_second_or_two():
+    """The evidence runs in small steps (bounded slots and timesteps), so an interrupt waits for
+    one of them at most: SIGINT about when the run gives way to the evidence."""
+    process = subprocess.Popen([BIN, "--shape", "800,500,1", "--batch", "400", "--units", "256", "-q"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    time.sleep(2.5)
+    sent = time.monotonic()
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode in (0, 130) and b"Traceback" not in stderr
+    assert time.monotonic() - sent < 2.0

@@ -202,8 +202,9 @@ def test_a_device_or_link_is_never_replaced_by_an_export(tmp_path):
 
 
 def test_a_schedule_too_large_for_memory_is_refused_even_on_a_dry_run():
-    result = CliRunner().invoke(main, ["--shape", "1000000000000000,20,1", "--dry-run"])
-    assert result.exit_code == 2 and "the training order of" in result.stderr
+    # 10^7 steps, within the bound on steps; 10^11 samples' order, beyond any machine here.
+    result = CliRunner().invoke(main, ["--shape", "100000000000,20,1", "--batch", "10000", "--dry-run"])
+    assert result.exit_code == 2 and "the training order of 100,000,000,000 samples" in result.stderr
 
 
 def test_markdown_to_an_ascii_stream_uses_ascii_marks():
