@@ -134,7 +134,8 @@ def test_a_batch_keras_refuses_allocates_nothing():
     def limit():
         resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
 
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
     done = subprocess.run([BIN, "--shape", "10,5,1", "--batch", "1000000000", "--stateful", "--no-evidence"],
-                          capture_output=True, text=True, preexec_fn=limit, env={**os.environ, "KERAS_BACKEND": "torch"})
+                          capture_output=True, text=True, preexec_fn=limit, env=env)
     assert done.returncode == 3 and "Traceback" not in done.stderr
     assert "Expected batch size: 1000000000" in done.stdout
