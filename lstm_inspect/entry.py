@@ -18,4 +18,8 @@ def run() -> None:
     from .cli import main  # the heavy imports
 
     signal.signal(signal.SIGINT, signal.default_int_handler)  # the command handles Ctrl-C itself
-    main(prog_name="lstm-inspect")
+    try:
+        main(prog_name="lstm-inspect")
+    finally:
+        # The answer is given: a Ctrl-C while Python winds down would only turn it into a traceback.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
