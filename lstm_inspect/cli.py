@@ -13,9 +13,12 @@ import importlib.util
 import io
 import math
 import os
+import re
 import signal
 import sys
-from collections.abc import Callable
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -28,7 +31,7 @@ from . import __version__
 from .emit import keras_snippet, torch_snippet
 from .formats import CsvWriter, MarkdownWriter, check_writable, write_atomically
 from .inspection import Inspection, Report, StepResult, inspect
-from .memory import VIRTUAL_ALLOWANCE, available, estimate
+from .memory import VIRTUAL_ALLOWANCE, estimate, rooms
 from .render import JsonWriter, TableView, View
 from .schedule import facts_for
 from .spec import Backend, Cell, KerasVersion, ResetPolicy, Shuffle, Spec, SpecError, Terms, parse_shape
@@ -111,38 +114,79 @@ EXIT_BROKEN_PIPE, EXIT_INTERRUPTED, EXIT_TERMINATED = 141, 130, 143  # as a shel
 class InspectCommand(click.Command):
     """Refuses an option given twice (or a flag given both ways) rather than keep the last; says
     a usage error in one line; ends quietly, with the shell's conventional codes, on a closed
-    pipe, Ctrl-C or SIGTERM (an export under way leaves no temporary file)."""
+    pipe, an output it cannot write, Ctrl-C or SIGTERM (an export under way leaves no temporary
+    file). --help and --version answer the same way."""
 
-    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
-        try:
-            return super().make_context(*args, **kwargs)
-        except click.UsageError as error:
-            error.ctx = None  # click then prints "Error: ..." alone, without the usage lines
-            raise
+    def make_context(self, info_name: str | None, args: list[str], *more: Any, **options: Any) -> click.Context:
+        if not _stdout_open() and any(arg in ("--help", "-h", "--version") for arg in args):
+            _output_failed("standard output is closed")
+        with _writing():
+            try:
+                return super().make_context(info_name, args, *more, **options)
+            except click.exceptions.Exit:
+                if sys.stdout is not None:
+                    sys.stdout.flush()  # --help and --version: their text fails here, not at exit
+                raise
+            except click.UsageError as error:
+                error.ctx = None  # click then prints "Error: ..." alone, without the usage lines
+                raise
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:  # click's own parser says which words are options: a file may be named "--svg"
+            _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+        except click.UsageError:
+            order = []  # the real parse below says what is wrong
+        counts = Counter(param.name for param in order if isinstance(param, click.Option))
         for param in self.params:
-            names = [*param.opts, *param.secondary_opts]
-            given = [arg.split("=", 1)[0] for arg in args if arg.split("=", 1)[0] in names]
-            if len(given) > 1:
+            if counts[param.name] > 1:
+                names = [*param.opts, *param.secondary_opts]
+                given = [arg.split("=", 1)[0] for arg in args if arg.split("=", 1)[0] in names]
                 both = any(name in param.opts for name in given) and any(name in param.secondary_opts for name in given)
                 how = "both ways" if both else "twice"
                 raise click.UsageError(f"{' and '.join(dict.fromkeys(given))} given {how}: say it once", ctx)
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
-        signal.signal(signal.SIGTERM, _terminated)
+        previous = _install(signal.SIGTERM, _terminated)
         try:
-            return super().invoke(ctx)
+            with _writing():
+                result = super().invoke(ctx)
+                if sys.stdout is not None:
+                    sys.stdout.flush()  # buffered bytes fail here, not silently at exit
+                return result
         except click.UsageError as error:
             error.ctx = None
             raise
-        except BrokenPipeError:
-            _discard_stdout()  # the reader has gone (`| head`): stop quietly
-            raise SystemExit(EXIT_BROKEN_PIPE) from None
         except KeyboardInterrupt:
             click.echo("lstm-inspect: interrupted", err=True)
             raise SystemExit(EXIT_INTERRUPTED) from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _writing() -> Iterator[None]:
+    """A closed pipe ends the command with 141, an output it cannot write with 74: one line,
+    no traceback, and nothing more written."""
+    try:
+        yield
+    except BrokenPipeError:
+        _discard_stdout()  # the reader has gone (`| head`): stop quietly
+        raise SystemExit(EXIT_BROKEN_PIPE) from None
+    except OSError as failed:
+        if failed.filename is not None:
+            raise  # a file's, not standard output's: said where it is written
+        _discard_stdout()
+        _output_failed(failed.strerror or str(failed))
+
+
+def _install(signum: int, handler: Any) -> Any:
+    """Install a handler where the signal still has its default one, in the main thread only;
+    returns what to restore (None: nothing installed)."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signum) != signal.SIG_DFL:
+        return None
+    return signal.signal(signum, handler)
 
 
 def _terminated(signum: int, frame: Any) -> None:
@@ -153,7 +197,8 @@ class _AsciiDigits(click.ParamType):
     """Integers in ASCII digits only: int() also takes "４" and "٣", which --shape refuses."""
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, str) and not value.strip().isascii():
+        # As --shape takes its numbers: digits, a minus sign for the error that says "positive".
+        if isinstance(value, str) and not re.fullmatch(r"\s*-?[0-9]+\s*", value):
             self.fail(f"{value!r} is not a valid integer (ASCII digits only).", param, ctx)
         return super().convert(value, param, ctx)
 
@@ -460,27 +505,35 @@ def main(**params: Any) -> None:
     errors = make_console(stderr=True)
     if not output.quiet:
         for warning in inspection.warnings:
-            errors.print(Text.assemble(("warning: ", "yellow"), warning), soft_wrap=True)
+            _say(errors, Text.assemble(("warning: ", "yellow"), warning))
     report = show(inspection, output, spec)
     failures = expectations.failures(report)
     for failure in failures:
-        errors.print(Text.assemble(("failed: ", "bold red"), failure), soft_wrap=True)
+        _say(errors, Text.assemble(("failed: ", "bold red"), failure))
     ctx.exit(expectations.exit_code(report, failures))
+
+
+def _say(errors: Console, text: Text) -> None:
+    """A line on stderr; a stderr that cannot take it changes neither the run nor its code."""
+    with contextlib.suppress(OSError):
+        errors.print(text, soft_wrap=True)
 
 
 def show(inspection: Inspection, output: Output, spec: Spec) -> Report:
     """Feed the view every step, then the report, and write the exports. Any failure to write
     ends the command with one line and a non-zero code; the exports are written whatever
     happens to standard output."""
-    if not output.quiet and not _stdout_open():
-        _output_failed("standard output is closed")
+    closed = not output.quiet and not _stdout_open()
+    if closed:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the exports' sake; the process ends below)
     console: Console | None = None
     try:
         view, console = output.make_view(spec)  # JSON and CSV write their heads at once
         for result in inspection:
             view.add(result)
         view.finish(inspection.report)
-        sys.stdout.flush()  # buffered bytes fail here, not silently at exit
+        if sys.stdout is not None:
+            sys.stdout.flush()  # buffered bytes fail here, not silently at exit
     except BrokenPipeError:
         output.export(console, spec)
         raise  # InspectCommand: 141
@@ -493,6 +546,8 @@ def show(inspection: Inspection, output: Output, spec: Spec) -> Report:
         output.export(console, spec)
     except OSError as failed:
         _output_failed(f"{failed.filename or 'an export'}: {failed.strerror or failed}")
+    if closed:
+        _output_failed("standard output is closed")
     return inspection.report
 
 
@@ -521,6 +576,8 @@ def _output_failed(why: str) -> None:
 
 
 def print_snippet(spec: Spec, emit: Emit) -> None:
+    if not _stdout_open():
+        _output_failed("standard output is closed")
     if spec.stateful and spec.shuffle:
         click.echo("note: the snippet fits with shuffle=False, as a stateful layer needs "
                    "(slot i of batch k+1 continues slot i of batch k)", err=True)
@@ -597,6 +654,7 @@ def make_console(stderr: bool = False, record: bool = False) -> Console:
 
 # What to do about the part of the estimate that weighs most.
 MEMORY_FIXES = {"start-up": "a machine with more memory", "the training order": "a smaller N",
+                "the weights": "fewer --units or --layers",
                 "the timeline's columns": "--view table", "one batch": "a smaller --batch, or --dry-run for the "
                 "schedule alone", "the state": "a smaller --batch", "the evidence": "--no-evidence",
                 "real Keras": "a smaller N for --against keras"}
@@ -604,19 +662,18 @@ MEMORY_FIXES = {"start-up": "a machine with more memory", "the training order": 
 
 def check_memory(spec: Spec, params: dict[str, Any]) -> None:
     """Refuse, before any work, what this process may not hold, rather than be killed: the
-    estimate (memory.estimate) against the least room any limit leaves (memory.available)."""
+    estimate (memory.estimate) against the room each limit leaves (memory.rooms)."""
     dry_run = params["dry_run"]
     parts = estimate(spec, dry_run=dry_run, evidence=params["evidence"] and not dry_run,
                      against_keras=params["against"] is not None, timeline=params["view"] == ViewName.TIMELINE)
-    room = available()
-    if room is None:
-        return
-    needed = sum(parts.values()) + (VIRTUAL_ALLOWANCE if room.virtual and not dry_run else 0)
-    if needed > room.bytes:
-        largest = max(parts, key=lambda part: parts[part])
-        what = f"the training order of {spec.samples:,} samples" if largest == "the training order" else largest
-        raise click.UsageError(f"this needs about {needed / 2**30:,.1f} GiB, most of it for {what}, more than the "
-                               f"{room.bytes / 2**30:,.1f} GiB that {room.source} leaves: use {MEMORY_FIXES[largest]}")
+    for room in rooms():
+        needed = sum(parts.values()) + (VIRTUAL_ALLOWANCE if room.virtual and not dry_run else 0)
+        if needed > room.bytes:
+            largest = max(parts, key=lambda part: parts[part])
+            what = f"the training order of {spec.samples:,} samples" if largest == "the training order" else largest
+            raise click.UsageError(f"this needs about {needed / 2**30:,.1f} GiB, most of it for {what}, more than "
+                                   f"the {room.bytes / 2**30:,.1f} GiB that {room.source} leaves: use "
+                                   f"{MEMORY_FIXES[largest]}")
 
 
 def _cuda_available() -> bool:

@@ -14,12 +14,17 @@ def _interrupted(signum: int, frame: Any) -> None:
 
 
 def run() -> None:
-    signal.signal(signal.SIGINT, _interrupted)
+    # A shell that started us with Ctrl-C ignored (`trap '' INT`, a background job) keeps it so.
+    answering = signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    if answering:
+        signal.signal(signal.SIGINT, _interrupted)
     from .cli import main  # the heavy imports
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # the command handles Ctrl-C itself
+    if answering:
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the command handles Ctrl-C itself
     try:
         main(prog_name="lstm-inspect")
     finally:
-        # The answer is given: a Ctrl-C while Python winds down would only turn it into a traceback.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if answering:
+            # The answer is given: a Ctrl-C while Python winds down would only turn it into a traceback.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)

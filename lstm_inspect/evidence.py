@@ -11,25 +11,22 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 from dataclasses import dataclass, field
 
 import torch
 
-from .mirror import CallRecord, batch_inputs, build_rnn, forward, mirror_records, resolve_device
-from .schedule import facts_for, iter_calls
+from .memory import EVIDENCE_SLOTS, GRADIENT_STEPS, MAX_CHAIN_CALLS, MAX_CHAIN_STEPS, MAX_SAMPLES_ALONE
+from .mirror import CallRecord, batch_inputs, build_rnn, forward, resolve_device, run_mirror
+from .schedule import KerasStateError, facts_for, iter_calls
 from .spec import Phase, Spec
 from .verdict import stateful_does_nothing
 
 # Float32 outputs computed batched and alone differ only by summation order.
 INDEPENDENCE_TOLERANCE = 1e-6
 CONTINUATION_TOLERANCE = 1e-5
-# Bounds that keep the evidence no dearer than the run it explains, whatever the setup: it is
-# measured on the first slots of a few calls, and each row says which.
-EVIDENCE_SLOTS = 64  # slots kept from each call the evidence looks at
-MAX_SAMPLES_ALONE = 16  # samples rerun one at a time (at most one per call the run made)
-MAX_CHAIN_CALLS = 8
-MAX_CHAIN_STEPS = 1024  # timesteps of the concatenated sequence
-GRADIENT_STEPS = 64  # timesteps of each call the gradient runs through
+
 
 
 @dataclass(frozen=True)
@@ -46,12 +43,10 @@ class EvidenceItem:
                 "detail": self.detail, **self.extra}
 
 
-def batch_independence(spec: Spec, records: list[CallRecord], batch: int, run_calls: int,
+def batch_independence(spec: Spec, record: CallRecord | None, batch: int, run_calls: int,
                        device: torch.device) -> EvidenceItem:
-    """`records`: the mirror's first calls (their first slots); epoch 0's training batch `batch`
-    (or the last one that ran) is rerun sample by sample, at most one sample per call of the run."""
-    training = [r for r in records[:batch + 1] if r.call.phase == Phase.TRAIN and r.call.epoch == 0]
-    record = training[-1] if training else None
+    """`record`: epoch 0's training batch `batch` (or the last one that ran), its first slots,
+    rerun sample by sample, at most one sample per call of the run."""
     if record is None:
         return EvidenceItem("batch_independence", "Batch independence", None, None,
                             "no training batch ran: Keras raises at the first call")
@@ -169,8 +164,27 @@ def gather(spec: Spec, batch: int, chain_calls: int, run_calls: int, device: str
     # cuDNN may compute in TF32 by default, whose rounding depends on the batch layout: the
     # evidence compares float32 results, as Keras computes them.
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-        # One run of the mirror serves batch independence and continuation, keeping the first
-        # slots of each call only.
-        records = mirror_records(spec, where, limit=max(batch + 1, MAX_CHAIN_CALLS), slots=EVIDENCE_SLOTS)
-        return [batch_independence(spec, records, batch, run_calls, where),
-                continuation(spec, records, chain_calls, where), gradient_truncation(spec, where)]
+        chain, chosen = _evidence_records(spec, where, batch)
+        return [batch_independence(spec, chosen, batch, run_calls, where),
+                continuation(spec, chain, chain_calls, where), gradient_truncation(spec, where)]
+
+
+def _evidence_records(spec: Spec, device: torch.device, batch: int) -> tuple[list[CallRecord], CallRecord | None]:
+    """One run of the mirror serves batch independence and continuation: the first calls (for
+    a chain) and epoch 0's training batch `batch`, or the last one before Keras raises. Each
+    keeps copies of its first slots only, and no other call is kept, however far `batch` is."""
+    chain: list[CallRecord] = []
+    chosen = None
+    with contextlib.suppress(KerasStateError):
+        for index, record in enumerate(itertools.islice(run_mirror(spec, device), max(batch + 1, MAX_CHAIN_CALLS))):
+            kept = CallRecord(record.call, _first(record.initial), _first(record.final),
+                              record.output[:EVIDENCE_SLOTS].clone())
+            if index < MAX_CHAIN_CALLS:
+                chain.append(kept)
+            if index <= batch and record.call.phase == Phase.TRAIN and record.call.epoch == 0:
+                chosen = kept
+    return chain, chosen
+
+
+def _first(states: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    return tuple(state[:, :EVIDENCE_SLOTS].clone() for state in states)

@@ -102,15 +102,20 @@ def check_writable(path: str) -> str | None:
         handle, probe = tempfile.mkstemp(dir=directory, prefix=".lstm-inspect-", suffix=".tmp")
     except OSError as failed:
         return f"cannot write in {directory}: {failed.strerror or failed}"
-    os.close(handle)
-    os.unlink(probe)
+    try:
+        os.close(handle)
+    finally:
+        os.unlink(probe)
     return None
 
 
 def write_atomically(path: str, text: str) -> None:
     """Write to a temporary file beside `path`, then rename: never a half-written file."""
     directory = os.path.dirname(os.path.abspath(path))
-    handle, temporary = tempfile.mkstemp(dir=directory, prefix=".lstm-inspect-", suffix=".tmp")
+    try:
+        handle, temporary = tempfile.mkstemp(dir=directory, prefix=".lstm-inspect-", suffix=".tmp")
+    except OSError as failed:
+        raise OSError(failed.errno, failed.strerror, path) from failed  # the user's path, not ours
     umask = os.umask(0)
     os.umask(umask)
     try:

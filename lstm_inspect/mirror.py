@@ -112,7 +112,8 @@ class KerasStateful(nn.Module):
     gradients flow within a call and never across one (truncated backpropagation through
     time, as Keras's state variables give). `reset_state()` zeroes it; a call with another
     batch size raises `KerasStateError` (a ValueError) with Keras's message. The state is
-    a buffer: it follows `.to(device)` and, as in Keras, is not saved in `state_dict()`.
+    a buffer (None, meaning zeros, until first read): it follows `.to(device)` and, as in
+    Keras, is not saved in `state_dict()`.
     Stateless: every call starts from zeros, whatever its batch size. `keras` and `backend`
     choose the wording of the error, as that Keras raises it.
 
@@ -220,20 +221,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def mirror_records(spec: Spec, device: torch.device | None = None, limit: int | None = None,
-                   slots: int | None = None) -> list[CallRecord]:
-    """The mirror's calls as a list (the first `limit` only, if given), up to where it raises;
-    with `slots`, each keeps copies of its first slots only, so that the list stays small."""
+def mirror_records(spec: Spec, device: torch.device | None = None, limit: int | None = None) -> list[CallRecord]:
+    """The mirror's calls as a list (the first `limit` only, if given), up to where it raises."""
     records: list[CallRecord] = []
     with contextlib.suppress(KerasStateError):
-        for record in itertools.islice(run_mirror(spec, device), limit):
-            if slots is not None:
-                def first(states: States, count: int = slots) -> States:
-                    return tuple(state[:, :count].clone() for state in states)
-
-                record = CallRecord(record.call, first(record.initial), first(record.final),
-                                    record.output[:slots].clone())
-            records.append(record)
+        records.extend(itertools.islice(run_mirror(spec, device), limit))
     return records
 
 

@@ -138,3 +138,66 @@ def test_ctrl_c_in_the_evidence_acts_within_a_second_or_two():
     _, stderr = process.communicate(timeout=60)
     assert process.returncode in (0, 130) and b"Traceback" not in stderr
     assert time.monotonic() - sent < 2.0
+
+
+def test_quiet_with_stdout_closed_still_answers_by_its_code():
+    code, stderr = run_with("closed", [*DRY, "-q"])
+    assert code == 0 and stderr == ""
+
+
+def test_an_export_is_written_when_stdout_is_closed(tmp_path):
+    svg = tmp_path / "run.svg"
+    code, stderr = run_with("closed", [*DRY, "--svg", str(svg)])
+    assert code == 74 and svg.read_text().startswith("<svg") and "standard output is closed" in stderr
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["--shape", "12,5,1", "--batch", "4", "--emit", "torch"]])
+@pytest.mark.parametrize("stdout, code", [("gone", 141), ("full", 74), ("closed", 74)])
+def test_help_version_and_snippets_fail_to_write_like_the_rest(args, stdout, code):
+    if args == ["--help"] and stdout != "closed":
+        args = ["--help", "--shape", "1,1,1"]
+    got, stderr = run_with(stdout, args)
+    assert got == code and "Traceback" not in stderr and "Exception ignored" not in stderr, stderr
+
+
+def test_a_stderr_that_cannot_be_written_changes_no_exit_code():
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([BIN, "--shape", "10,5,1", "--batch", "4", "--stateful", "--no-evidence"],
+                              stdout=subprocess.DEVNULL, stderr=full)
+    assert done.returncode == 3  # Keras raises; the warnings it could not print change nothing
+
+
+def test_an_inherited_ignored_ctrl_c_stays_ignored():
+    process = subprocess.Popen([BIN, "--shape", "20000,20,1", "--batch", "10", "-q"],
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=120) == 0
+
+
+def test_the_command_leaves_signal_handlers_as_it_found_them_and_runs_in_a_thread():
+    import threading
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert CliRunner().invoke(main, DRY).exit_code == 0
+    assert signal.getsignal(signal.SIGTERM) == before
+    codes = []
+    thread = threading.Thread(target=lambda: codes.append(CliRunner().invoke(main, DRY).exit_code))
+    thread.start()
+    thread.join()
+    assert codes == [0]
+
+
+def test_an_option_value_that_looks_like_an_option_is_a_value(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, [*DRY, "--html", "--svg", "--svg", "x.svg"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "--svg").exists() and (tmp_path / "x.svg").exists()
+    result = CliRunner().invoke(main, [*DRY, "--svg=a.svg", "--svg=b.svg"])
+    assert result.exit_code == 2 and "--svg given twice" in result.stderr
+
+
+@pytest.mark.parametrize("value", ["1_0", "+5", "0x10"])
+def test_integers_are_plain_digits(value):
+    result = CliRunner().invoke(main, ["--shape", "12,5,1", "--dry-run", "--batch", value])
+    assert result.exit_code == 2 and "ASCII digits only" in result.stderr
