@@ -11,7 +11,6 @@ import dataclasses
 import importlib.metadata
 import importlib.util
 import io
-import math
 import os
 import re
 import signal
@@ -612,10 +611,8 @@ def check_before_running(spec: Spec, params: dict[str, Any]) -> None:
         problem = params[option] and check_writable(params[option])
         if problem:
             raise click.BadParameter(problem, param_hint=f"'--{option}'")
-    steps = spec.epochs * (math.ceil(spec.samples / spec.batch_size) + math.ceil(spec.val_samples / spec.batch_size)) \
-        + math.ceil(spec.predict_samples / spec.batch_size)
-    if steps > MAX_STEPS:
-        raise click.UsageError(f"the schedule has {steps:,} steps; lstm-inspect follows at most {MAX_STEPS:,} "
+    if spec.calls > MAX_STEPS:
+        raise click.UsageError(f"the schedule has {spec.calls:,} steps; lstm-inspect follows at most {MAX_STEPS:,} "
                                "(fewer epochs or a larger --batch)")
     if spec.layers > MAX_LAYERS:
         raise click.BadParameter(f"at most {MAX_LAYERS} stacked layers", param_hint="'--layers'")
@@ -624,10 +621,10 @@ def check_before_running(spec: Spec, params: dict[str, Any]) -> None:
         return
     if params["device"] == "cuda" and not _cuda_available():
         raise click.BadParameter("CUDA is not available here: use --device cpu or auto", param_hint="'--device'")
-    training_batches = math.ceil(spec.samples / spec.batch_size)
-    if params["evidence_batch"] >= training_batches:
-        raise click.BadParameter(f"epoch 0 has {plural(training_batches, 'training batch', 'training batches')}"
-                                 f" (0 to {training_batches - 1})", param_hint="'--evidence-batch'")
+    batches = spec.batches_per_epoch
+    if params["evidence_batch"] >= batches:
+        raise click.BadParameter(f"epoch 0 has {plural(batches, 'training batch', 'training batches')}"
+                                 f" (0 to {batches - 1})", param_hint="'--evidence-batch'")
 
 
 class _Console(Console):

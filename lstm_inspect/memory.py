@@ -11,7 +11,6 @@ ancestors), and the room left under its address-space limit (`ulimit -v`). Torch
 
 from __future__ import annotations
 
-import math
 import os
 import resource
 from dataclasses import dataclass
@@ -28,7 +27,9 @@ START_UP_KERAS = 900 * MIB
 # their temporaries, and each layer's gate projections and outputs at every timestep.
 BYTES_PER_INPUT = 48
 BYTES_PER_UNIT = 16
-INPUT_GROUP_VALUES = 1 << 20  # the mirror hashes the inputs of a few calls at once (mirror.py)
+# The mirror hashes the inputs of a few calls at a time, up to this many values: a handful of
+# kernel launches instead of a dozen per call (what costs on a GPU), memory still a few batches.
+INPUT_GROUP_VALUES = 1 << 20
 # Bounds that keep the evidence (evidence.py) no dearer than the run it explains, whatever the
 # setup: it is measured on the first slots of a few calls, and each row says which.
 EVIDENCE_SLOTS = 64  # slots kept from each call the evidence looks at
@@ -69,8 +70,7 @@ def estimate(spec: Spec, *, dry_run: bool, evidence: bool = False, against_keras
     parts["the weights"] = 4 * _parameters(spec) * 2
     if evidence:
         # Its longest run: a chain of calls of its first slots, outputs kept, gates not.
-        calls = spec.epochs * math.ceil(spec.samples / spec.batch_size)
-        steps = min(MAX_CHAIN_CALLS, max(1, MAX_CHAIN_STEPS // spec.timesteps), calls) * spec.timesteps
+        steps = min(MAX_CHAIN_CALLS, max(1, MAX_CHAIN_STEPS // spec.timesteps), spec.calls) * spec.timesteps
         parts["the evidence"] = min(slots, EVIDENCE_SLOTS) * steps * (BYTES_PER_INPUT * spec.features + 8 * width)
     if against_keras:
         samples = spec.samples + spec.val_samples + spec.predict_samples

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .memory import INPUT_GROUP_VALUES
 from .schedule import FACTS, Call, KerasStateError, iter_calls, keras_error, stateful_batch_mismatch_message
 from .spec import Backend, KerasVersion, Phase, ResetKind, Spec
 
@@ -271,10 +272,6 @@ def run_mirror(spec: Spec, device: torch.device | None = None) -> Generator[Call
             layer.set_states(initial)
         yield CallRecord(call, initial, final, output[:, -1])
 
-
-# Inputs are hashed for a few calls at a time, up to this many values: a handful of kernel
-# launches instead of a dozen per call (what costs on a GPU), memory still a few batches.
-INPUT_GROUP_VALUES = 1 << 20
 
 
 def _calls_with_inputs(spec: Spec, device: torch.device) -> Iterator[tuple[Call, torch.Tensor]]:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .schedule import Call, KerasError, Step, keras_steps, training_batches, training_order
+from .schedule import Call, KerasError, Step, keras_steps, training_batches
 from .spec import Backend, Cell, KerasVersion, Phase, ResetKind, Shuffle, Spec
 
 if TYPE_CHECKING:
@@ -261,12 +261,12 @@ def run_keras(spec: Spec) -> KerasRun:
     if spec.val_samples:
         validation = (phase_inputs(spec, Phase.VALIDATION, spec.val_samples),
                       np.zeros((spec.val_samples, width), np.float32))
-    orders = [training_order(spec, epoch) for epoch in range(spec.epochs)]
-    probe = _make_probe(keras, rnns, spec, result)
+    epoch_batches = [list(training_batches(spec, epoch)) for epoch in range(spec.epochs)]
+    probe = _make_probe(keras, rnns, spec, epoch_batches, result)
     callbacks = [_make_reset_callback(keras, rnns, spec), probe]
     restore = _hook_loops(keras, rnns, spec, probe) if _reads_loop(spec) else (lambda: None)
     try:
-        _drive(keras, model, spec, orders, validation, callbacks, result)
+        _drive(keras, model, spec, epoch_batches, validation, callbacks, result)
     except Exception as raised:  # whatever Keras raises is the observation ...
         if probe.failure is not None:
             raise probe.failure from raised  # ... unless the probe itself broke
@@ -286,8 +286,8 @@ def run_keras(spec: Spec) -> KerasRun:
     return result
 
 
-def _drive(keras: Any, model: Any, spec: Spec, orders: list[np.ndarray], validation: Any, callbacks: list[Any],
-           result: KerasRun) -> None:
+def _drive(keras: Any, model: Any, spec: Spec, epoch_batches: list[list[np.ndarray]], validation: Any,
+           callbacks: list[Any], result: KerasRun) -> None:
     """fit, then predict. Keras draws its own permutation when shuffling: each epoch is fed
     in the schedule's order instead (shuffle=False, one fit per epoch), so that both see the
     same batches."""
@@ -299,9 +299,9 @@ def _drive(keras: Any, model: Any, spec: Spec, orders: list[np.ndarray], validat
         if epoch is not None and spec.keras == KerasVersion.TWO and spec.shuffle == Shuffle.BATCH:
             # Keras 2 also shuffles the chunks' order, the partial chunk included: re-batching
             # the epoch's order would cut other batches, so the batches are fed as they are.
-            model.fit(_batches_sequence(keras, x_train, width, list(training_batches(spec, epoch))), **fit)
+            model.fit(_batches_sequence(keras, x_train, width, epoch_batches[epoch]), **fit)
             continue
-        x = x_train if epoch is None else x_train[orders[epoch]]
+        x = x_train if epoch is None else x_train[np.concatenate(epoch_batches[epoch])]
         model.fit(x, np.zeros((spec.samples, width), np.float32), batch_size=spec.batch_size, **fit)
     if spec.predict_samples:
         result.predict_rows = len(model.predict(phase_inputs(spec, Phase.PREDICT, spec.predict_samples),
@@ -439,9 +439,8 @@ def _make_reset_callback(keras: Any, rnns: list[Any], spec: Spec) -> Any:
     return ResetCallback()
 
 
-def _make_probe(keras: Any, rnns: list[Any], spec: Spec, result: KerasRun) -> Any:
-    epoch_batches = [list(training_batches(spec, epoch)) for epoch in range(spec.epochs)]
-
+def _make_probe(keras: Any, rnns: list[Any], spec: Spec, epoch_batches: list[list[np.ndarray]],
+                result: KerasRun) -> Any:
     def samples_of(phase: Phase, epoch: int, batch: int) -> np.ndarray:
         if phase == Phase.TRAIN:
             return epoch_batches[epoch][batch]

@@ -186,18 +186,13 @@ def training_batches(spec: Spec, epoch: int) -> Iterator[np.ndarray]:
     rng = np.random.default_rng([spec.seed, epoch])
     if spec.shuffle == Shuffle.TRUE:
         rng.shuffle(order)  # in place: the same permutation as rng.permutation, 4 bytes a sample
-    chunks = math.ceil(spec.samples / spec.batch_size)
+    chunks = spec.batches_per_epoch
     chunk_order: Iterable[int] = range(chunks)
     if spec.shuffle == Shuffle.BATCH and spec.keras == KerasVersion.TWO:
         chunk_order = rng.permutation(chunks)
     for chunk in chunk_order:
         samples = order[chunk * spec.batch_size:(chunk + 1) * spec.batch_size]
         yield rng.permutation(samples) if spec.shuffle == Shuffle.BATCH else samples
-
-
-def training_order(spec: Spec, epoch: int) -> np.ndarray:
-    """Every training sample of one epoch, in the order Keras feeds them."""
-    return np.concatenate(list(training_batches(spec, epoch)))
 
 
 def _phase_batches(spec: Spec) -> Iterator[tuple[Phase, int, int, np.ndarray]]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -270,6 +271,17 @@ class Spec:
         """How the verdict names the model, e.g. "2-layer bidirectional GRU"."""
         stack = f"{self.layers}-layer " if self.layers > 1 else ""
         return f"{stack}{'bidirectional ' if self.bidirectional else ''}{self.cell.keras_name}"
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """Training batches in each epoch, the last one partial where B does not divide N."""
+        return math.ceil(self.samples / self.batch_size)
+
+    @property
+    def calls(self) -> int:
+        """Layer calls fit (with validation) and predict make, if nothing raises."""
+        return (self.epochs * (self.batches_per_epoch + math.ceil(self.val_samples / self.batch_size))
+                + math.ceil(self.predict_samples / self.batch_size))
 
     @property
     def largest_batch(self) -> int:

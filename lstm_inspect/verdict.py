@@ -7,7 +7,6 @@ the command line can have its own flags named instead of Spec's fields.
 from __future__ import annotations
 
 import importlib.metadata
-import math
 from typing import TYPE_CHECKING
 
 from .schedule import KerasError, Step, broadcast_phases, facts_for, keeps_state
@@ -74,7 +73,7 @@ def _shuffle_mixes_slots(spec: Spec) -> bool:
     validation, joins unrelated samples whatever the shuffle."""
     if not (spec.shuffle and keeps_state(spec)):
         return False
-    batches = math.ceil(spec.samples / spec.batch_size)
+    batches = spec.batches_per_epoch
     resets_every_batch = spec.reset.kind == ResetKind.EVERY and spec.reset.every == 1
     across_epochs = spec.epochs > 1 and spec.reset.kind == ResetKind.NEVER and not spec.val_samples
     return (batches > 1 and not resets_every_batch) or across_epochs
@@ -103,7 +102,7 @@ def stateful_does_nothing(spec: Spec) -> str:
 
 def verdict(spec: Spec, summary: Summary, error: KerasError | None) -> str:
     """The answer for this setup, in one or two plain sentences (three with an error)."""
-    batches = math.ceil(spec.samples / spec.batch_size)
+    batches = spec.batches_per_epoch
     name = facts_for(spec).name
     if spec.stateful and not facts_for(spec).carries:
         text = (f"{name}, stateful {spec.layer_name}: {stateful_does_nothing(spec)}. Every slot of every call starts "
