@@ -9,7 +9,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TESTS = ["tests/test_library.py", "tests/test_mirror.py", "tests/test_schedule.py", "tests/test_cli.py",
-         "tests/test_robustness.py", "tests/test_backend_rules.py"]
+         "tests/test_robustness.py", "tests/test_backend_rules.py", "tests/test_output_failures.py",
+         "tests/test_evidence_claims.py", "tests/test_memory.py"]
 # (name, file, original text, planted text)
 PLANTS = [
     ("any zero slot verifies", "lstm_inspect/observe.py",
@@ -42,6 +43,19 @@ PLANTS = [
     ("schedule carries on JAX", "lstm_inspect/schedule.py",
      '"Keras 3.15.1, jax 0.10.2", "3.15.1",\n        carries=False',
      '"Keras 3.15.1, jax 0.10.2", "3.15.1",\n        carries=True'),
+    ("rich's exit 1 on a closed pipe", "lstm_inspect/cli.py",
+     "        raise BrokenPipeError\n", "        raise SystemExit(1)\n"),
+    ("a closed stdout passes for written", "lstm_inspect/cli.py",
+     "    if closed:\n        _output_failed(\"standard output is closed\")", "    if closed:\n        pass"),
+    ("an option twice keeps the last", "lstm_inspect/cli.py",
+     "            if counts[param.name] > 1:", "            if counts[param.name] > 9:"),
+    ("the estimate forgets the weights", "lstm_inspect/memory.py",
+     'parts["the weights"] = 4 * _parameters(spec) * 2', 'parts["the weights"] = 0'),
+    ("the evidence unbounded", "lstm_inspect/memory.py",
+     "EVIDENCE_SLOTS = 64 ", "EVIDENCE_SLOTS = 10**6 "),
+    ("the zero state allocated up front", "lstm_inspect/mirror.py",
+     "                self.register_buffer(name, None, persistent=False)",
+     "                self.register_buffer(name, None, persistent=False)\n            self.states  # noqa: B018"),
     ("schedule raises for TensorFlow's lone sample", "lstm_inspect/schedule.py",
      "        carries=True, broadcasts_one=True, error_type=\"InvalidArgumentError\"",
      "        carries=True, broadcasts_one=False, error_type=\"InvalidArgumentError\""),
