@@ -12,6 +12,7 @@ from typing import Any
 from .schedule import Step, facts_for
 from .spec import Phase, ResetKind, Spec, Terms
 from .verdict import slot_counts, stateful_does_nothing
+from .workflow import distinct
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class Landmarks:
     def __init__(self) -> None:
         self.first_carry: Step | None = None
         self.epoch_start: Step | None = None  # first training step of epoch 1
-        self.other_phase: Step | None = None  # first validation or predict step
+        self.other_phase: Step | None = None  # first validation, evaluate or predict call after another
         self.longest_chain = 0  # most consecutive calls a slot's state runs through without a reset
         self._chain = 0
 
@@ -44,7 +45,7 @@ class Landmarks:
             self.first_carry = step
         if self.epoch_start is None and call.phase == Phase.TRAIN and call.epoch == 1 and call.batch == 0:
             self.epoch_start = step
-        if self.other_phase is None and call.phase != Phase.TRAIN:
+        if self.other_phase is None and call.phase != Phase.TRAIN and call.index > 0 and call.batch == 0:
             self.other_phase = step
 
 
@@ -69,6 +70,8 @@ def judge(spec: Spec, landmarks: Landmarks, evidence: dict[str, float | None], t
 
 def _carries_nothing(spec: Spec) -> str | None:
     """Why no call passes state to another, if none does: stateless, or a backend that drops it."""
+    if not spec.stateful and any(op.hand_carried for op in distinct(spec.plan)):
+        return None  # the user carries the states, from call to call
     if not spec.stateful:
         return "a stateless layer starts every call, in every phase, from zeros"
     if not facts_for(spec).carries:
@@ -85,13 +88,13 @@ def _reset_claims(spec: Spec, landmarks: Landmarks) -> list[Claim]:
                       "the same fact seen from the other side: one slot per sequence, and "
                       "every slot of every batch starts from zeros")]
     # A callback resetting before every training batch does not run for validation or predict.
-    every_batch = (spec.reset.kind == ResetKind.EVERY and spec.reset.every == 1
-                   and not spec.val_samples and not spec.predict_samples)
+    every_batch = spec.reset.kind == ResetKind.EVERY and spec.reset.every == 1 and landmarks.first_carry is None
     carry = landmarks.first_carry
     cited = _started(carry) if carry else "nothing was carried in this run"
+    never = "Keras never resets a stateful layer" if spec.stateful else "you carry the states by hand"
     return [Claim("States are reset after each batch", every_batch,
                   "only because your callback resets before every batch" if every_batch
-                  else f"Keras never resets a stateful layer: {cited}"),
+                  else f"{never}: {cited}"),
             Claim("Each sequence starts from zeros (reset after each sample)", every_batch,
                   "your callback zeroes every slot before each batch" if every_batch
                   else f"a slot continues the state of the sample before it: {cited}")]
@@ -123,9 +126,10 @@ def _epoch_end(spec: Spec, landmarks: Landmarks, terms: Terms) -> Claim:
     if spec.reset.kind in (ResetKind.EPOCH, ResetKind.EVERY):
         return Claim(claim, True, f"only by your {terms.setting('reset', str(spec.reset))} callback, at the "
                                   "next epoch's first batch")
+    more = (f"fit(epochs=2) in {terms.name('workflow')}" if spec.workflow is not None
+            else terms.setting('epochs', 2))
     return Claim(claim, False, _started(landmarks.epoch_start) if landmarks.epoch_start else
-                 "nothing in fit resets a stateful layer (one epoch here: add "
-                 f"{terms.setting('epochs', 2)} to see it)")
+                 f"nothing in fit resets a stateful layer (one epoch here: add {more} to see it)")
 
 
 def _fresh_phases(spec: Spec, landmarks: Landmarks, terms: Terms) -> Claim:
@@ -133,6 +137,11 @@ def _fresh_phases(spec: Spec, landmarks: Landmarks, terms: Terms) -> Claim:
     reason = _carries_nothing(spec)
     if reason:
         return Claim(claim, True, reason)
-    return Claim(claim, False, _started(landmarks.other_phase) if landmarks.other_phase else
-                 f"Keras does not reset before evaluate or predict (add {terms.name('val_samples')} or "
-                 f"{terms.name('predict_samples')} to see it)")
+    other = landmarks.other_phase
+    if other is not None and not other.carried_slots and (spec.reset.validation or spec.reset.predict):
+        return Claim(claim, True, f"only because your callback resets in on_test_begin or on_predict_begin: "
+                                  f"{_started(other)}")
+    more = (f"an evaluate or predict after another call in {terms.name('workflow')}" if spec.workflow is not None
+            else f"{terms.name('val_samples')} or {terms.name('predict_samples')}")
+    return Claim(claim, False, _started(other) if other else
+                 f"Keras does not reset before evaluate or predict (add {more} to see it)")

@@ -13,6 +13,7 @@ import importlib.util
 import io
 import os
 import re
+import shlex
 import signal
 import sys
 import threading
@@ -36,6 +37,7 @@ from .schedule import facts_for
 from .spec import Backend, Cell, KerasVersion, ResetPolicy, Shuffle, Spec, SpecError, Terms, parse_shape
 from .timeline import TimelineView
 from .verdict import plural
+from .workflow import text
 
 EXIT_OK, EXIT_MISMATCH, EXIT_KERAS_RAISES = 0, 1, 3  # 2, usage errors, is click's
 EXIT_OUTPUT = 74  # the output could not be written (sysexits' EX_IOERR)
@@ -67,6 +69,7 @@ class Emit(StrEnum):
 # Options that make no sense together: rejected, never settled silently.
 CONFLICTS = {
     "no_shuffle": ("shuffle",),
+    "workflow": ("epochs", "val_samples", "predict_samples"),  # shorthand for a workflow: one or the other
     # --emit prints code instead of running: every option about the run or its output clashes.
     "emit": ("against", "output_format", "view", "ascii_only", "svg", "html", "max_rows", "dry_run", "device",
              "max_steps", "no_slots", "evidence", "evidence_batch", "quiet", "expect_resets",
@@ -262,13 +265,24 @@ SETUP_OPTIONS = [
                  help="The backend Keras 3 runs on. Default: the one your Keras would pick (KERAS_BACKEND, "
                       "else \"backend\" in keras.json under KERAS_HOME or ~/.keras, else tensorflow); "
                       "tensorflow for --keras 2."),
-    click.option("--reset", type=ResetType(), default="never", show_default=True, metavar="never|epoch|every:K",
-                 help="A reset callback (stateful only) that resets every RNN layer: epoch = in "
-                      "on_epoch_begin; every:K = before each training batch whose index is a multiple of K."),
+    click.option("--reset", type=ResetType(), default="never", show_default=True, metavar="HOOK[,HOOK]",
+                 help="A reset callback (stateful only), passed to every fit, evaluate and predict, that "
+                      "resets every RNN layer in its hooks: epoch (on_epoch_begin), every:K (before each "
+                      "training batch whose index is a multiple of K), validation (on_test_begin: fit's "
+                      "validation and evaluate), predict (on_predict_begin); e.g. epoch,predict. never: none."),
     click.option("--val-samples", type=ASCII_INT, default=0, show_default=True,
                  help="Validation samples, run after each epoch's training (validation_data)."),
     click.option("--predict-samples", type=ASCII_INT, default=0, show_default=True,
                  help="Samples passed to predict after fit."),
+    click.option("--calls", "workflow", metavar="CALLS",
+                 help="The whole workflow instead of --epochs, --val-samples and --predict-samples, written "
+                      "as in Keras, calls separated by ';': fit(epochs=, batch_size=, shuffle=, "
+                      "validation_split=, validation_samples=, validation_freq=, initial_epoch=), "
+                      "evaluate(n, batch_size=), predict(n, batch_size=, initial_state=\"previous\"), "
+                      "train_on_batch(n), test_on_batch(n), predict_on_batch(n), reset_state(), "
+                      "save_and_load(), twin(batch_size=b); repeats: predict(1) * 100, "
+                      "(fit(), reset_state()) * 10. fit runs the --shape data; the others take the next n "
+                      "samples of their own data. batch_size defaults to the model's (--batch, or the twin's)."),
     click.option("--units", type=ASCII_INT, default=8, show_default=True, help="Units of each recurrent layer."),
     click.option("--seed", type=ASCII_INT, default=0, show_default=True,
                  help="Seed of the weights, the inputs and the shuffle."),
@@ -303,7 +317,8 @@ RUN_OPTIONS = [
                       "and judge the common claims against it. Continuation is measured with the "
                       "weights fixed, so it is exact for predict; inside a real fit they change."),
     click.option("--evidence-batch", type=AsciiIntRange(min=0), default=0, show_default=True,
-                 help="Training batch (epoch 0) whose samples are rerun alone for evidence 1."),
+                 help="Training batch (epoch 0; with --calls, layer call) whose samples are rerun alone "
+                      "for evidence 1."),
     click.option("--against", type=click.Choice([a.value for a in Against]),
                  help="Also run the setup through your installed Keras (--keras, on --backend, in a "
                       "process of its own; use_cudnn=False, since Keras 3.15 fails stateful training with "
@@ -343,6 +358,7 @@ FLAGS = {"samples": "--shape", "timesteps": "--shape", "features": "--shape", "s
          "cell": "--cell", "layers": "--layers", "bidirectional": "--bidirectional", "keras": "--keras",
          "backend": "--backend",
          "reset": "--reset", "val_samples": "--val-samples", "predict_samples": "--predict-samples",
+         "workflow": "--calls",
          "units": "--units", "seed": "--seed", "max_steps": "--max-steps"}
 # In sentences, the data's N stands for the samples (N of --shape N,T,F).
 TERMS = Terms({**FLAGS, "samples": "N"}, {"shuffle=False": "--no-shuffle (shuffle=False)"})
@@ -375,6 +391,8 @@ def command_line(spec: Spec) -> str:
     words += ["--bidirectional"] * spec.bidirectional
     if spec.reset != default.reset:
         words.append(f"--reset {spec.reset}")
+    if spec.workflow is not None:
+        words.append(f"--calls {shlex.quote(text(spec.workflow))}")
     return " ".join(words)
 
 
@@ -483,9 +501,9 @@ def main(**params: Any) -> None:
     """When does Keras reset a recurrent layer's state for this setup, and when does it carry it?
 
     Models model.fit(x, y, batch_size=B, epochs=E, shuffle=S, validation_data=V) then
-    model.predict(P, batch_size=B), derives the schedule Keras follows, runs a PyTorch
-    RNN whose state is handled as Keras handles it, and checks every slot's initial
-    state on the tensors.
+    model.predict(P, batch_size=B), or the workflow --calls writes, derives the schedule
+    Keras follows, runs a PyTorch RNN whose state is handled as Keras handles it, and
+    checks every slot's initial state on the tensors.
 
     Exit codes: 0 ok; 1 the tensors (or real Keras) differ from the prediction, or a CI
     expectation failed; 2 usage error; 3 Keras itself would raise for this setup;
@@ -506,6 +524,9 @@ def main(**params: Any) -> None:
         for warning in inspection.warnings:
             _say(errors, Text.assemble(("warning: ", "yellow"), warning))
     report = show(inspection, output, spec)
+    if not output.quiet:
+        for warning in report.warnings[len(inspection.warnings):]:  # those the run found
+            _say(errors, Text.assemble(("warning: ", "yellow"), warning))
     failures = expectations.failures(report)
     for failure in failures:
         _say(errors, Text.assemble(("failed: ", "bold red"), failure))
@@ -577,7 +598,7 @@ def _output_failed(why: str) -> None:
 def print_snippet(spec: Spec, emit: Emit) -> None:
     if not _stdout_open():
         _output_failed("standard output is closed")
-    if spec.stateful and spec.shuffle:
+    if spec.stateful and spec.shuffle and spec.workflow is None:
         click.echo("note: the snippet fits with shuffle=False, as a stateful layer needs "
                    "(slot i of batch k+1 continues slot i of batch k)", err=True)
     snippet = keras_snippet if emit == Emit.KERAS else torch_snippet

@@ -22,6 +22,7 @@ from .mirror import CallRecord, batch_inputs, build_rnn, forward, resolve_device
 from .schedule import KerasStateError, facts_for, iter_calls
 from .spec import Phase, Spec
 from .verdict import stateful_does_nothing
+from .workflow import distinct
 
 # Float32 outputs computed batched and alone differ only by summation order.
 INDEPENDENCE_TOLERANCE = 1e-6
@@ -49,10 +50,10 @@ def batch_independence(spec: Spec, record: CallRecord | None, batch: int, run_ca
     rerun sample by sample, at most one sample per call of the run."""
     if record is None:
         return EvidenceItem("batch_independence", "Batch independence", None, None,
-                            "no training batch ran: Keras raises at the first call")
+                            "no batch ran: Keras raises at the first call")
     module = build_rnn(spec, device)
     slots = max(1, min(len(record.call.samples), MAX_SAMPLES_ALONE, run_calls, EVIDENCE_SLOTS))
-    x = batch_inputs(spec, Phase.TRAIN, record.call.samples[:slots], device)
+    x = batch_inputs(spec, record.call.stream, record.call.samples[:slots], device)
     with torch.no_grad():
         alone = torch.cat([forward(module, x[i:i + 1], tuple(s[:, i:i + 1] for s in record.initial))[0][:, -1]
                            for i in range(slots)])
@@ -60,7 +61,8 @@ def batch_independence(spec: Spec, record: CallRecord | None, batch: int, run_ca
     checked = f"{slots:,} samples" + ("" if slots == len(record.call.samples) else
                                       f" (the first {slots:,} of {len(record.call.samples):,})")
     if record.call.batch != batch:
-        checked += f" (training batch {batch} never runs: Keras raises first)"
+        which = "call" if spec.workflow is not None else "training batch"
+        checked += f" ({which} {batch} never runs: Keras raises first)"
     return EvidenceItem(
         "batch_independence", "Batch independence", diff, diff <= INDEPENDENCE_TOLERANCE,
         f"{checked} of {record.call.label} rerun one at a time from their own initial state: "
@@ -72,7 +74,8 @@ def continuation(spec: Spec, records: list[CallRecord], chain_calls: int, device
     """`records`: the mirror's first calls; the chain from the first runs to the first reset.
     `chain_calls`: the most consecutive calls a slot runs through without a reset, in the run."""
     effective: dict[str, float] = {"effective_length": chain_calls * spec.timesteps, "chain_calls": chain_calls}
-    if not spec.stateful or not facts_for(spec).carries:
+    by_hand = any(op.hand_carried for op in distinct(spec.plan))
+    if not spec.stateful and not by_hand or spec.stateful and not facts_for(spec).carries:
         why = "stateless" if not spec.stateful else stateful_does_nothing(spec)
         return EvidenceItem("continuation", "Continuation", None, None,
                             f"{why}: nothing is carried, each slot sees one {spec.timesteps}-step "
@@ -95,7 +98,7 @@ def continuation(spec: Spec, records: list[CallRecord], chain_calls: int, device
                             "sample comes first, or Keras raises first)", effective)
     module = build_rnn(spec, device)
     slots = min(spec.batch_size, EVIDENCE_SLOTS)  # bounds the concatenated run's memory
-    x = torch.cat([batch_inputs(spec, r.call.phase, r.call.samples[:slots], device) for r in chain], dim=1)
+    x = torch.cat([batch_inputs(spec, r.call.stream, r.call.samples[:slots], device) for r in chain], dim=1)
     with torch.no_grad():
         whole = forward(module, x)[0]  # one stateless run from zeros over the concatenated sequences
     ends = whole[:, spec.timesteps - 1::spec.timesteps]
@@ -132,8 +135,8 @@ def gradient_truncation(spec: Spec, device: torch.device) -> EvidenceItem:
     module = build_rnn(spec, device).train()  # cuDNN runs backward only in training mode
 
     def gradient_norm(detach: bool) -> float:
-        x1 = batch_inputs(spec, first.phase, first.samples[:slots], device)[:, :steps].requires_grad_()
-        x2 = batch_inputs(spec, second.phase, second.samples[:slots], device)[:, :steps]
+        x1 = batch_inputs(spec, first.stream, first.samples[:slots], device)[:, :steps].requires_grad_()
+        x2 = batch_inputs(spec, second.stream, second.samples[:slots], device)[:, :steps]
         _, final = forward(module, x1)
         carried = tuple(state.detach() for state in final) if detach else final
         loss = forward(module, x2, carried)[0].pow(2).mean()
@@ -181,7 +184,9 @@ def _evidence_records(spec: Spec, device: torch.device, batch: int) -> tuple[lis
                               record.output[:EVIDENCE_SLOTS].clone())
             if index < MAX_CHAIN_CALLS:
                 chain.append(kept)
-            if index <= batch and record.call.phase == Phase.TRAIN and record.call.epoch == 0:
+            # --evidence-batch K: epoch 0's training batch K, or, in a workflow, its K-th layer call.
+            if index <= batch and (spec.workflow is not None or record.call.phase == Phase.TRAIN
+                                   and record.call.epoch == 0):
                 chosen = kept
     return chain, chosen
 

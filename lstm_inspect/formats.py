@@ -61,7 +61,7 @@ class MarkdownWriter:
         out.write(f"\n**Verdict:** {report.verdict}\n")
 
 
-CSV_COLUMNS = ["phase", "epoch", "batch", "slot", "sample", "start", "verified"]
+CSV_COLUMNS = ["phase", "epoch", "batch", "slot", "sample", "start", "verified", "call"]
 
 
 class CsvWriter:
@@ -75,7 +75,7 @@ class CsvWriter:
         call = result.step.call
         starts = result.step.start_labels() or ["raises"] * len(call.samples)
         verified = "" if result.verified is None else str(result.verified).lower()
-        self.writer.writerows([call.phase.value, call.epoch, call.batch, slot, sample, start, verified]
+        self.writer.writerows([call.phase.value, call.epoch, call.batch, slot, sample, start, verified, call.segment]
                               for slot, (sample, start) in enumerate(zip(call.slot_samples.tolist(), starts)))
 
     def finish(self, report: Report) -> None:

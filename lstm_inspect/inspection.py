@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 
 from .claims import Claim, Landmarks, judge
 from .observe import Observed, differing_tensors, observe, tensor_names
-from .schedule import KerasError, KerasStateError, Step, fix_for_partial_batch, keras_steps
+from .schedule import KerasError, KerasStateError, Step, fix_for_call, fix_for_partial_batch, keras_steps
 from .spec import Spec, Terms
-from .verdict import verdict, warnings_for
+from .verdict import Passes, verdict, warnings_for, workflow_warnings
 
 if TYPE_CHECKING:
     from .evidence import EvidenceItem
@@ -119,6 +119,7 @@ class Inspection:
         self._report: Report | None = None
         self._tally = _Tally()
         self._landmarks = Landmarks()
+        self._passes = Passes()
         self._error: KerasError | None = None
         self._mismatches = 0
         self._first_difference: tuple[int, tuple[str, ...]] | None = None
@@ -132,7 +133,8 @@ class Inspection:
 
     @property
     def warnings(self) -> list[str]:
-        """Known before the run: they depend on the setup alone."""
+        """Known before the run: they depend on the setup alone (the report adds those the
+        run of a workflow shows)."""
         return warnings_for(self.spec, self.terms)
 
     def run(self) -> Report:
@@ -148,6 +150,7 @@ class Inspection:
         for result in (self._predicted(keras_steps(self.spec)) if self.dry_run else self._checked()):
             self._tally.add(result)
             self._landmarks.add(result.step)
+            self._passes.add(result.step)
             self._mismatches += result.verified is False
             if self._first_difference is None and result.observed is not None and result.observed.differing:
                 self._first_difference = (result.step.call.index, result.observed.differing)
@@ -167,10 +170,18 @@ class Inspection:
         claims = judge(spec, self._landmarks, {item.key: item.value for item in evidence}, self.terms) \
             if self.with_evidence else []
         return Report(spec=spec, dry_run=self.dry_run, summary=summary, error=self._error,
-                      fix=fix_for_partial_batch(spec, self.terms) if self._error else None,
+                      fix=self._fix(),
                       mismatches=self._mismatches, first_difference=self._first_difference,
-                      warnings=tuple(self.warnings), verdict=verdict(spec, summary, self._error),
+                      warnings=tuple(self.warnings + workflow_warnings(spec, self._passes, self.terms)),
+                      verdict=verdict(spec, summary, self._error, self._passes),
                       evidence=evidence, claims=tuple(claims), keras=self.keras, terms=self.terms)
+
+    def _fix(self) -> str | None:
+        if self._error is None:
+            return None
+        if self.spec.workflow is None:
+            return fix_for_partial_batch(self.spec, self.terms)
+        return fix_for_call(self.spec, self._error.step, self.terms)
 
     def _predicted(self, steps: Iterable[Step]) -> Iterator[StepResult]:
         for step in steps:
@@ -182,7 +193,8 @@ class Inspection:
         from . import mirror  # torch is imported here, only when the run needs it
 
         records = mirror.run_mirror(self.spec, mirror.resolve_device(self.device))
-        previous = None
+        kept: dict[int, mirror.CallRecord] = {}  # by call index: the final states later steps start from
+        last = None  # the call before, compared with where zeros are predicted: it shows a wrong carry
         steps = keras_steps(self.spec)
         for step in steps:
             if step.call.index == self.max_steps:
@@ -203,12 +215,17 @@ class Inspection:
                 self._error = step.error
                 yield StepResult(step, None, False)
                 return
-            observed, verified = observe(step, record, previous)
+            source = kept.get(step.source.index) if step.source is not None else last
+            observed, verified = observe(step, record, source)
             if not verified:
                 observed = dataclasses.replace(observed,
-                                               differing=differing_tensors(self.spec, step, record, previous))
+                                               differing=differing_tensors(self.spec, step, record, source))
             yield StepResult(step, observed, verified)
-            previous = record
+            for index in [index for index in kept if index < step.keep_from]:
+                del kept[index]
+            if step.kept:
+                kept[step.call.index] = record
+            last = record
         try:
             if next(records, None) is not None:
                 self._mismatches += 1  # the mirror made more calls than Keras does

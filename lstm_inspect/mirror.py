@@ -12,6 +12,7 @@ at a time from the seed, never for the whole dataset.
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -22,8 +23,17 @@ import torch
 from torch import nn
 
 from .memory import INPUT_GROUP_VALUES
-from .schedule import FACTS, Call, KerasStateError, iter_calls, keras_error, stateful_batch_mismatch_message
+from .schedule import (
+    FACTS,
+    Call,
+    Invocation,
+    KerasStateError,
+    iter_invocations,
+    keras_error,
+    stateful_batch_mismatch_message,
+)
 from .spec import Backend, KerasVersion, Phase, ResetKind, Spec
+from .workflow import Kind, Op, distinct
 
 States = tuple[torch.Tensor, ...]  # in the cell's order: (h, c) for an LSTM, (h,) otherwise
 
@@ -58,7 +68,8 @@ def _fmix32(z: Any) -> Any:
     return z
 
 
-_PHASE_SALT = {Phase.TRAIN: 0x1B873593, Phase.VALIDATION: 0x5A3B2C1D, Phase.PREDICT: 0x27D4EB2F}
+_PHASE_SALT = {Phase.TRAIN: 0x1B873593, Phase.VALIDATION: 0x5A3B2C1D, Phase.PREDICT: 0x27D4EB2F,
+               Phase.EVALUATE: 0x165667B1}
 
 
 def batch_inputs(spec: Spec, phase: Phase, samples: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -187,11 +198,16 @@ class KerasStateful(nn.Module):
             for name in self.state_names:
                 setattr(self, name, None)  # zeros, made when next read
 
-    def call(self, x: torch.Tensor) -> tuple[torch.Tensor, States, States]:
+    def call(self, x: torch.Tensor, initial_state: States | None = None) -> tuple[torch.Tensor, States, States]:
         """One call: (output, initial states, final states), the initial ones being the very
-        tensors passed to the RNN; the final ones keep their graph."""
+        tensors passed to the RNN; the final ones keep their graph. `initial_state` (stateless
+        only): start from these states instead of zeros, as Keras's `initial_state=` argument."""
         slots = x.shape[0]
-        if not self.stateful:
+        if initial_state is not None:
+            if self.stateful:
+                raise ValueError("a stateful layer starts from its own state: initial_state is for stateless ones")
+            initial = initial_state
+        elif not self.stateful:
             initial = self._zeros(slots)
         elif slots != self.batch_size:
             kind, message, _ = keras_error(FACTS[self.keras, self.backend], self.batch_size or 0, slots,
@@ -231,53 +247,100 @@ def mirror_records(spec: Spec, device: torch.device | None = None, limit: int | 
 
 
 class _ResetCallback:
-    """The user's reset callback, as a Keras user writes it, hooked where fit calls it."""
+    """The user's reset callback, as a Keras user writes it, hooked where Keras calls it."""
 
-    def __init__(self, spec: Spec, layer: KerasStateful):
-        self.kind, self.every, self.layer = spec.reset.kind, spec.reset.every, layer
+    def __init__(self, spec: Spec):
+        self.reset = spec.reset
 
-    def on_epoch_begin(self) -> None:
-        if self.kind == ResetKind.EPOCH:
-            self.layer.reset_state()
+    def resets_before(self, invocation: Invocation, call: Call) -> bool:
+        """Whether a hook that resets runs before this call: fit's on_epoch_begin and
+        on_train_batch_begin, on_test_begin (fit's validation, evaluate), on_predict_begin."""
+        kind = invocation.op.kind
+        if kind.one_batch:
+            return False  # train_on_batch and its kin run no callbacks
+        if call.phase == Phase.TRAIN:
+            return ((self.reset.kind == ResetKind.EPOCH and call.batch == 0)
+                    or (self.reset.kind == ResetKind.EVERY and call.batch % self.reset.every == 0))
+        if call.batch:
+            return False
+        return self.reset.predict if call.phase == Phase.PREDICT else self.reset.validation
 
-    def on_train_batch_begin(self, batch: int) -> None:
-        if self.kind == ResetKind.EVERY and batch % self.every == 0:
-            self.layer.reset_state()
+
+def _like(module: nn.RNNBase) -> nn.RNNBase:
+    """A new module of the same build, its own fresh weights (as a newly built Keras model)."""
+    made = getattr(nn, type(module).__name__)(module.input_size, module.hidden_size, num_layers=module.num_layers,
+                                              bidirectional=module.bidirectional, batch_first=True)
+    weight = module.weight_hh_l0
+    assert isinstance(weight, torch.Tensor)
+    return made.to(weight.device).eval()  # type: ignore[no-any-return]
+
+
+def _switch(layer: KerasStateful, op: Op) -> KerasStateful:
+    """The model a twin or a save/load round trip gives: a new module, built for its batch
+    size, given the weights (set_weights, or what torch.save wrote and torch.load read back)."""
+    module = _like(layer.rnn)
+    if op.kind == Kind.TWIN:
+        module.load_state_dict(layer.rnn.state_dict())
+        batch_size = op.batch_size
+    else:
+        saved = io.BytesIO()
+        torch.save(layer.state_dict(), saved)  # the state buffers are not persistent: not saved
+        saved.seek(0)
+        loaded = KerasStateful(module, layer.batch_size, stateful=layer.stateful, keras=layer.keras,
+                               backend=layer.backend)
+        loaded.load_state_dict(torch.load(saved, weights_only=True))
+        return loaded
+    return KerasStateful(module, batch_size, stateful=layer.stateful, keras=layer.keras, backend=layer.backend)
 
 
 @torch.no_grad()
 def run_mirror(spec: Spec, device: torch.device | None = None) -> Generator[CallRecord, None, None]:
-    """Every call fit (+ validation) and predict make, in order; raises KerasStateError
-    at the call where Keras raises, after yielding the calls before it."""
+    """Every layer call of the workflow, in order, with the user's reset callback; raises
+    KerasStateError at the call where Keras raises, after yielding the calls before it."""
     device = device or torch.device("cpu")
     layer = KerasStateful(build_rnn(spec, device), spec.batch_size, stateful=spec.stateful, keras=spec.keras,
                           backend=spec.backend)
-    callback = _ResetCallback(spec, layer)
-    for call, x in _calls_with_inputs(spec, device):
-        if call.phase == Phase.TRAIN:
-            if call.batch == 0:
-                callback.on_epoch_begin()
-            callback.on_train_batch_begin(call.batch)
-        if (spec.stateful and spec.keras == KerasVersion.THREE and spec.backend == Backend.TENSORFLOW
-                and call.phase == Phase.PREDICT and call.batch == 0 and len(x) != spec.batch_size):
-            # Keras 3's predict on TensorFlow traces its first batch's shape: Keras's own check sees it.
-            raise KerasStateError("ValueError", stateful_batch_mismatch_message(spec.batch_size, len(x)))
-        if spec.stateful and spec.backend == Backend.TENSORFLOW and len(x) == 1:
-            # TensorFlow adds a lone sample's input projections to every row of the state:
-            # each slot runs that sample from its own state.
-            x = x.expand(spec.batch_size, -1, -1)
-        output, initial, final = layer.call(x)
-        if spec.stateful and spec.backend == Backend.JAX:
-            # JAX's stateless train/test/predict steps drop the state variables' assignments.
-            layer.set_states(initial)
-        yield CallRecord(call, initial, final, output[:, -1])
+    callback = _ResetCallback(spec)
+    hand_carry = any(op.hand_carried for op in distinct(spec.plan))
+    returned: list[States] = []  # per batch, the states the last predict returned (carried by hand)
+    for invocation, calls in iter_invocations(spec):
+        op = invocation.op
+        if op.kind == Kind.RESET_STATE:
+            layer.reset_state()
+        elif op.kind in (Kind.TWIN, Kind.SAVE_AND_LOAD):
+            layer = _switch(layer, op)
+        predicts = hand_carry and op.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH)
+        made: list[States] = []
+        for call, x in _with_inputs(spec, calls, device):
+            if callback.resets_before(invocation, call):
+                layer.reset_state()
+            if (spec.stateful and spec.keras == KerasVersion.THREE and spec.backend == Backend.TENSORFLOW
+                    and op.kind == Kind.PREDICT and call.batch == 0 and len(x) != layer.batch_size):
+                # Keras 3's predict on TensorFlow traces its first batch's shape: Keras's own check sees it.
+                raise KerasStateError("ValueError", stateful_batch_mismatch_message(layer.batch_size or 0, len(x)))
+            if spec.stateful and spec.backend == Backend.TENSORFLOW and len(x) == 1:
+                # TensorFlow adds a lone sample's input projections to every row of the state:
+                # each slot runs that sample from its own state.
+                x = x.expand(layer.batch_size or 1, -1, -1)
+            if op.hand_carried and returned:
+                output, initial, final = layer.call(x, returned[call.batch])
+            else:
+                output, initial, final = layer.call(x)
+            if spec.stateful and spec.backend == Backend.JAX:
+                # JAX's stateless train/test/predict steps drop the state variables' assignments.
+                layer.set_states(initial)
+            if predicts:
+                made.append(final)
+            yield CallRecord(call, initial, final, output[:, -1])
+        if predicts:
+            returned = made
 
 
-
-def _calls_with_inputs(spec: Spec, device: torch.device) -> Iterator[tuple[Call, torch.Tensor]]:
-    per_call = spec.batch_size * spec.timesteps * spec.features
+def _with_inputs(spec: Spec, calls: Iterator[Call], device: torch.device) -> Iterator[tuple[Call, torch.Tensor]]:
+    """The calls with their inputs, made a few batches at a time (per data, as they come)."""
+    per_call = spec.largest_batch * spec.timesteps * spec.features
     group = max(1, INPUT_GROUP_VALUES // per_call)
-    for phase, calls in itertools.groupby(iter_calls(spec), key=lambda call: call.phase):
-        while chunk := list(itertools.islice(calls, group)):
-            inputs = batch_inputs(spec, phase, np.concatenate([call.samples for call in chunk]), device)
+    for stream, same in itertools.groupby(calls, key=lambda call: call.stream):
+        while chunk := list(itertools.islice(same, group)):
+            inputs = batch_inputs(spec, stream, np.concatenate([call.samples for call in chunk]), device)
             yield from zip(chunk, torch.split(inputs, [len(call.samples) for call in chunk]))

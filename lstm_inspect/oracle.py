@@ -26,8 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .schedule import Call, KerasError, Step, keras_steps, training_batches
+from .schedule import Call, Invocation, KerasError, Step, iter_invocations, keras_steps
 from .spec import Backend, Cell, KerasVersion, Phase, ResetKind, Shuffle, Spec
+from .workflow import Kind, Op, distinct
 
 if TYPE_CHECKING:
     from .mirror import CallRecord  # imports torch, which a dry run never needs
@@ -54,6 +55,7 @@ class KerasCall:
     epoch: int
     batch: int
     samples: np.ndarray
+    stream: Phase = Phase.TRAIN  # the data the samples index, as the schedule's call says
     initial: tuple[np.ndarray, ...] | None = None
     final: tuple[np.ndarray, ...] | None = None
     # Stateless, first call only: the model's output for its first slots' samples, each run
@@ -72,7 +74,8 @@ class KerasCall:
             return None if states is None else [state.tolist() for state in states]
 
         return {"phase": self.phase.value, "epoch": self.epoch, "batch": self.batch,
-                "samples": self.samples.tolist(), "initial": arrays(self.initial), "final": arrays(self.final),
+                "samples": self.samples.tolist(), "stream": self.stream.value, "initial": arrays(self.initial),
+                "final": arrays(self.final),
                 "alone_output": None if self.alone_output is None else self.alone_output.tolist()}
 
     @classmethod
@@ -82,7 +85,7 @@ class KerasCall:
 
         alone = item["alone_output"]
         return cls(Phase(item["phase"]), item["epoch"], item["batch"], np.array(item["samples"], dtype=np.int64),
-                   arrays(item["initial"]), arrays(item["final"]),
+                   Phase(item["stream"]), arrays(item["initial"]), arrays(item["final"]),
                    None if alone is None else np.array(alone, dtype=np.float32))
 
     def output(self, directions: int) -> np.ndarray:
@@ -119,30 +122,35 @@ class KerasRun:
 
     def start_labels(self) -> list[list[str]]:
         """Per completed call, each slot's start as the schedule writes it: "zeros" or
-        "<phase>:<sample>" of the previous call's slot whose final states (every tensor,
-        layer and direction) equal it exactly ("?" if none does)."""
+        "<data>:<sample>" of the slot of an earlier call (the one before first, then back
+        from there) whose final states (every tensor, layer and direction) equal it exactly
+        ("?" if none does)."""
         labels = []
-        previous = None
+        done: list[KerasCall] = []
         for call in self.completed:
-            assert call.initial is not None and call.final is not None
+            assert call.initial is not None
             slots = []
             for slot in range(call.initial[0].shape[1]):
                 start = [state[:, slot] for state in call.initial]
                 if not any(state.any() for state in start):
                     slots.append("zeros")
                     continue
-                source = "?"
-                if previous is not None and previous.final is not None:
-                    # Slot i first: where Keras carries from, so the search is short when it does.
-                    rows = previous.final[0].shape[1]
-                    for j in [slot] * (slot < rows) + list(range(rows)):
-                        if all(np.array_equal(state[:, j], now) for state, now in zip(previous.final, start)):
-                            source = f"{previous.phase}:{previous.slot_samples[j]}"
-                            break
-                slots.append(source)
+                slots.append(next((found for before in reversed(done) if (found := _carried_from(before, slot, start))),
+                                  "?"))
             labels.append(slots)
-            previous = call
+            done.append(call)
         return labels
+
+
+def _carried_from(before: KerasCall, slot: int, start: list[np.ndarray]) -> str | None:
+    """"<data>:<sample>" of the row of `before` whose final states equal `start`, if one does."""
+    assert before.final is not None
+    rows = before.final[0].shape[1]
+    # Slot i first: where Keras carries from, so the search is short when it does.
+    for j in [slot] * (slot < rows) + list(range(rows)):
+        if all(np.array_equal(state[:, j], now) for state, now in zip(before.final, start)):
+            return f"{before.stream}:{before.slot_samples[j]}"
+    return None
 
 
 def import_keras(spec: Spec | None = None) -> Any:
@@ -196,33 +204,38 @@ def keras_weights(cell: Cell, torch_module, layer: int, reverse: bool) -> list[n
     return [kernel.T, recurrent.T, bias_input + bias_hidden]
 
 
-def phase_inputs(spec: Spec, phase: Phase, count: int) -> np.ndarray:
-    """The mirror's inputs for samples 0..count-1 of a phase, as one array for Keras."""
-    import torch
-
-    from .mirror import batch_inputs
-
-    return batch_inputs(spec, phase, np.arange(count), torch.device("cpu")).numpy()
-
-
-def build_keras_model(keras, spec: Spec):
-    """The Keras model for the spec, and its RNN layers in torch's order."""
+def build_keras_model(keras, spec: Spec, batch_size: int | None = None, hand_carry: bool = False):
+    """The Keras model for the spec (stateful: built for `batch_size`, default the spec's), and
+    its RNN layers in torch's order. `hand_carry`: each layer also takes its initial states as
+    inputs and returns its final states, after the model's output, to be passed back by hand."""
+    batch_size = batch_size or spec.batch_size
     if spec.stateful:
-        inputs = keras.Input(batch_shape=(spec.batch_size, spec.timesteps, spec.features))
+        inputs = keras.Input(batch_shape=(batch_size, spec.timesteps, spec.features))
     else:
         inputs = keras.Input(shape=(spec.timesteps, spec.features))
+    if hand_carry and spec.bidirectional:
+        raise OracleError("the oracle carries states by hand for one direction only")
     layer_class = getattr(keras.layers, spec.cell.keras_name)
     # use_cudnn=False: Keras 3 fails stateful training with cuDNN on torch (keras-team/keras#20875).
     options = {} if spec.cell == Cell.RNN or spec.keras == KerasVersion.TWO else {"use_cudnn": False}
-    outputs, rnns = inputs, []
+    outputs, rnns, state_inputs, state_outputs = inputs, [], [], []
     for depth in range(spec.layers):
         layer = layer_class(spec.units, stateful=spec.stateful, return_sequences=depth < spec.layers - 1,
-                            **options)
+                            return_state=hand_carry, **options)
         if spec.bidirectional:
             layer = keras.layers.Bidirectional(layer)
-        outputs = layer(outputs)
+        if hand_carry:
+            given = [keras.Input(shape=(spec.units,)) for _ in spec.cell.state_names]
+            outputs, *final = layer(outputs, initial_state=given if len(given) > 1 else given[0])
+            state_inputs += given
+            state_outputs += final
+        else:
+            outputs = layer(outputs)
         rnns += [layer.forward_layer, layer.backward_layer] if spec.bidirectional else [layer]
-    model = keras.Model(inputs, outputs)
+    if hand_carry:
+        model = keras.Model([inputs, *state_inputs], [outputs, *state_outputs])
+    else:
+        model = keras.Model(inputs, outputs)
     # States are read inside the recurrent loop where no variable holds them (see _reads_loop):
     # TensorFlow hands the loop concrete values only when it runs eagerly.
     eager = _reads_loop(spec) and spec.backend == Backend.TENSORFLOW
@@ -243,33 +256,173 @@ def copy_weights(rnns, spec: Spec, torch_module) -> None:
         rnn.set_weights(keras_weights(spec.cell, torch_module, layer, reverse=direction == 1))
 
 
-def run_keras(spec: Spec) -> KerasRun:
-    """Run the setup through real Keras, in this process: see `run_keras_isolated` for a
-    Keras on another backend than this process's."""
-    keras = import_keras(spec)
+def _rnn_layers(keras: Any, model: Any) -> list[Any]:
+    """A loaded model's RNN layers in torch's order (layer by layer, forward then backward)."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Bidirectional):
+            found += [layer.forward_layer, layer.backward_layer]
+        elif isinstance(layer, keras.layers.RNN):
+            found.append(layer)
+    return found
+
+
+class _Session:
+    """Real Keras running a workflow: the model the calls go to now (a twin or a loaded model
+    replaces it), the user's reset callback and the probe, both following that model."""
+
+    def __init__(self, keras: Any, spec: Spec, result: KerasRun, planned: list[Call]):
+        import torch
+
+        from .mirror import build_rnn
+
+        self.keras, self.spec, self.result = keras, spec, result
+        self.hand_carry = any(op.hand_carried for op in distinct(spec.plan))
+        self.model, self.rnns = build_keras_model(keras, spec, hand_carry=self.hand_carry)
+        copy_weights(self.rnns, spec, build_rnn(spec, torch.device("cpu")))
+        self.probe = _make_probe(keras, self, planned, result)
+        self.callbacks = [_make_reset_callback(keras, self), self.probe]
+        self.returned: list[np.ndarray] | None = None  # the states the last predict returned
+        self._restore = self._hook()
+        self.folder = tempfile.TemporaryDirectory(prefix="lstm-inspect-")
+
+    def _hook(self) -> Callable[[], None]:
+        return _hook_loops(self.keras, self.rnns, self.spec, self.probe) if _reads_loop(self.spec) else (lambda: None)
+
+    def close(self) -> None:
+        self._restore()  # the calls after the run are not the workflow's: unrecorded
+        self.folder.cleanup()
+
+    def reset(self) -> None:
+        """As a user resets: Keras 3's Model has no reset_state(), so every RNN layer is reset;
+        Keras 2's model.reset_states() resets them all."""
+        if self.spec.keras == KerasVersion.TWO:
+            self.model.reset_states()
+            return
+        for rnn in self.rnns:
+            rnn.reset_state()
+
+    def switch(self, op: Op, batch_size: int) -> None:
+        """A twin built for `batch_size` given the weights (set_weights), or the model after
+        model.save() and keras.models.load_model()."""
+        self._restore()
+        if op.kind == Kind.TWIN:
+            twin, rnns = build_keras_model(self.keras, self.spec, batch_size, self.hand_carry)
+            twin.set_weights(self.model.get_weights())
+            self.model, self.rnns = twin, rnns
+        else:
+            path = os.path.join(self.folder.name, f"model{len(os.listdir(self.folder.name))}.keras")
+            self.model.save(path)
+            self.model = self.keras.models.load_model(path)
+            self.rnns = _rnn_layers(self.keras, self.model)
+            if self.spec.keras == KerasVersion.THREE and self.spec.cell != Cell.RNN:
+                for rnn in self.rnns:
+                    rnn.use_cudnn = False  # not in the saved config: as build_keras_model sets it
+        self._restore = self._hook()
+
+    def run(self, invocation: Invocation, calls: list[Call]) -> None:
+        spec, op = self.spec, invocation.op
+        width = spec.units * spec.directions
+        size = op.batch_size or invocation.batch_size
+        samples = np.concatenate([call.samples for call in calls]) if calls else np.zeros(0, np.int64)
+        stream = calls[0].stream if calls else Phase.TRAIN
+        x = _inputs(spec, stream, samples)
+        if op.kind == Kind.FIT:
+            self._fit(op, size, calls)
+        elif op.kind == Kind.EVALUATE:
+            self.model.evaluate(x, np.zeros((len(x), width), np.float32), batch_size=size, callbacks=self.callbacks,
+                                verbose=0)
+        elif op.kind == Kind.PREDICT:
+            out = self.model.predict(self._with_states(x, op), batch_size=size, callbacks=self.callbacks, verbose=0)
+            self._returned(out)
+            self.result.predict_rows = len(out[0] if self.hand_carry else out)
+        else:
+            self.probe.mark(calls[0])  # the *_on_batch calls run no callbacks: marked by hand
+            if op.kind == Kind.TRAIN_ON_BATCH:
+                self.model.train_on_batch(x, np.zeros((len(x), width), np.float32))
+            elif op.kind == Kind.TEST_ON_BATCH:
+                self.model.test_on_batch(x, np.zeros((len(x), width), np.float32))
+            else:
+                self._returned(self.model.predict_on_batch(self._with_states(x, op)))
+            self.probe.end()
+
+    def _with_states(self, x: np.ndarray, op: Op) -> Any:
+        if not self.hand_carry:
+            return x
+        if op.hand_carried and self.returned is not None:
+            return [x, *self.returned]
+        return [x, *[np.zeros((len(x), self.spec.units), np.float32)
+                     for _ in range(self.spec.layers * len(self.spec.cell.state_names))]]
+
+    def _returned(self, out: Any) -> None:
+        if self.hand_carry:
+            self.returned = [np.asarray(state) for state in out[1:]]
+
+    def _fit(self, op: Op, size: int, calls: list[Call]) -> None:
+        """Keras draws its own permutation when shuffling: each epoch is fed in the schedule's
+        order instead (shuffle=False, one fit per epoch), so that both see the same batches.
+        Unshuffled, one fit makes every epoch, and validation_split is Keras's own."""
+        spec, width = self.spec, self.spec.units * self.spec.directions
+        shuffle = spec.shuffle if op.shuffle is None else op.shuffle
+        train = spec.fit_split(op)
+        x_all = _inputs(spec, Phase.TRAIN, np.arange(spec.samples))
+        common: dict[str, Any] = {"shuffle": False, "callbacks": self.callbacks, "verbose": 0,
+                                  "validation_freq": op.validation_freq}
+        if op.validation_samples:
+            common["validation_data"] = (_inputs(spec, Phase.VALIDATION, np.arange(op.validation_samples)),
+                                         np.zeros((op.validation_samples, width), np.float32))
+        if not shuffle:
+            split = {"validation_split": op.validation_split} if op.validation_split else {}
+            self.model.fit(x_all, np.zeros((spec.samples, width), np.float32), batch_size=size, epochs=op.epochs,
+                           initial_epoch=op.initial_epoch, **split, **common)
+            return
+        if op.validation_split:
+            common["validation_data"] = (x_all[train:], np.zeros((spec.samples - train, width), np.float32))
+        for epoch in range(op.initial_epoch, op.epochs):
+            batches = [call.samples for call in calls if call.phase == Phase.TRAIN and call.epoch == epoch]
+            fit = {"epochs": epoch + 1, "initial_epoch": epoch, **common}
+            if spec.keras == KerasVersion.TWO and shuffle == Shuffle.BATCH:
+                # Keras 2 also shuffles the chunks' order, the partial chunk included: re-batching
+                # the epoch's order would cut other batches, so the batches are fed as they are.
+                self.model.fit(_batches_sequence(self.keras, x_all, width, batches), **fit)
+                continue
+            order = np.concatenate(batches)
+            self.model.fit(x_all[order], np.zeros((len(order), width), np.float32), batch_size=size, **fit)
+
+
+def _inputs(spec: Spec, stream: Phase, samples: np.ndarray) -> np.ndarray:
+    """The mirror's inputs for these samples of this data, as one array for Keras."""
     import torch
 
-    from .mirror import batch_inputs, build_rnn
+    from .mirror import batch_inputs
 
-    model, rnns = build_keras_model(keras, spec)
-    copy_weights(rnns, spec, build_rnn(spec, torch.device("cpu")))
+    if len(samples) == 0:
+        return np.zeros((0, spec.timesteps, spec.features), np.float32)
+    return batch_inputs(spec, stream, samples, torch.device("cpu")).numpy()
 
+
+def run_keras(spec: Spec) -> KerasRun:
+    """Run the workflow through real Keras, in this process: see `run_keras_isolated` for a
+    Keras on another backend than this process's."""
+    keras = import_keras(spec)
     backend = keras.backend.backend() if spec.keras == KerasVersion.THREE else "tensorflow"
     result = KerasRun(keras.__version__, backend)
-    width = spec.units * spec.directions
-    validation = None
-    if spec.val_samples:
-        validation = (phase_inputs(spec, Phase.VALIDATION, spec.val_samples),
-                      np.zeros((spec.val_samples, width), np.float32))
-    epoch_batches = [list(training_batches(spec, epoch)) for epoch in range(spec.epochs)]
-    probe = _make_probe(keras, rnns, spec, epoch_batches, result)
-    callbacks = [_make_reset_callback(keras, rnns, spec), probe]
-    restore = _hook_loops(keras, rnns, spec, probe) if _reads_loop(spec) else (lambda: None)
+    planned: list[Call] = []
+    invocations = [(invocation, list(calls)) for invocation, calls in iter_invocations(spec)]
+    for _, calls in invocations:
+        planned += calls
+    session = _Session(keras, spec, result, planned)
     try:
-        _drive(keras, model, spec, epoch_batches, validation, callbacks, result)
+        for invocation, calls in invocations:
+            if invocation.op.kind == Kind.RESET_STATE:
+                session.reset()
+            elif invocation.op.kind in (Kind.TWIN, Kind.SAVE_AND_LOAD):
+                session.switch(invocation.op, invocation.batch_size)
+            else:
+                session.run(invocation, calls)
     except Exception as raised:  # whatever Keras raises is the observation ...
-        if probe.failure is not None:
-            raise probe.failure from raised  # ... unless the probe itself broke
+        if session.probe.failure is not None:
+            raise session.probe.failure from raised  # ... unless the probe itself broke
         # The call that raised is the last one begun, or (when Keras raises while building
         # its step function, before any batch begins) the next one.
         begun_unfinished = bool(result.calls) and result.calls[-1].final is None
@@ -278,34 +431,12 @@ def run_keras(spec: Spec) -> KerasRun:
         result.error_type = type(raised).__name__
         result.error_message = _ANSI.sub("", str(raised))
     finally:
-        restore()  # the calls below are not fit's: unrecorded, even if an error left a call unfinished
-    if not spec.stateful and result.completed:
+        session.close()
+    if not spec.stateful and result.completed and not session.hand_carry:
         first = result.completed[0]
-        alone = batch_inputs(spec, first.phase, first.samples[:_ALONE_SLOTS], torch.device("cpu"))
-        first.alone_output = np.asarray(model.predict(alone.numpy(), batch_size=1, verbose=0))
+        alone = _inputs(spec, first.stream, first.samples[:_ALONE_SLOTS])
+        first.alone_output = np.asarray(session.model.predict(alone, batch_size=1, verbose=0))
     return result
-
-
-def _drive(keras: Any, model: Any, spec: Spec, epoch_batches: list[list[np.ndarray]], validation: Any,
-           callbacks: list[Any], result: KerasRun) -> None:
-    """fit, then predict. Keras draws its own permutation when shuffling: each epoch is fed
-    in the schedule's order instead (shuffle=False, one fit per epoch), so that both see the
-    same batches."""
-    width = spec.units * spec.directions
-    x_train = phase_inputs(spec, Phase.TRAIN, spec.samples)
-    for epoch in range(spec.epochs) if spec.shuffle else [None]:
-        fit = {"epochs": spec.epochs if epoch is None else epoch + 1, "initial_epoch": epoch or 0,
-               "shuffle": False, "validation_data": validation, "callbacks": callbacks, "verbose": 0}
-        if epoch is not None and spec.keras == KerasVersion.TWO and spec.shuffle == Shuffle.BATCH:
-            # Keras 2 also shuffles the chunks' order, the partial chunk included: re-batching
-            # the epoch's order would cut other batches, so the batches are fed as they are.
-            model.fit(_batches_sequence(keras, x_train, width, epoch_batches[epoch]), **fit)
-            continue
-        x = x_train if epoch is None else x_train[np.concatenate(epoch_batches[epoch])]
-        model.fit(x, np.zeros((spec.samples, width), np.float32), batch_size=spec.batch_size, **fit)
-    if spec.predict_samples:
-        result.predict_rows = len(model.predict(phase_inputs(spec, Phase.PREDICT, spec.predict_samples),
-                                                batch_size=spec.batch_size, callbacks=callbacks, verbose=0))
 
 
 def _batches_sequence(keras: Any, x: np.ndarray, width: int, batches: list[np.ndarray]) -> Any:
@@ -358,7 +489,7 @@ def _runs_here(spec: Spec) -> bool:
 
 def _serve(answer: str) -> None:
     """`python -m lstm_inspect.oracle FILE`: run the specs on stdin (JSON), write their runs to FILE."""
-    specs = [Spec(**fields) for fields in json.load(sys.stdin)]
+    specs = [Spec.from_json(fields) for fields in json.load(sys.stdin)]
     runs = [run_keras(spec).to_json() for spec in specs]
     Path(answer).write_text(json.dumps(runs))
 
@@ -415,47 +546,46 @@ def _hook_loops(keras: Any, rnns: list[Any], spec: Spec, probe: Any) -> Callable
     return restore_keras_3
 
 
-def _make_reset_callback(keras: Any, rnns: list[Any], spec: Spec) -> Any:
-    class ResetCallback(keras.callbacks.Callback):
-        """The user's reset policy, as a user writes it: Keras 3's Model has no reset_state(),
-        so every RNN layer is reset; Keras 2's model.reset_states() resets them all."""
+def _make_reset_callback(keras: Any, session: _Session) -> Any:
+    reset = session.spec.reset
 
-        def _reset(self) -> None:
-            if spec.keras == KerasVersion.TWO:
-                self.model.reset_states()
-                return
-            for rnn in rnns:
-                rnn.reset_state()
+    class ResetCallback(keras.callbacks.Callback):
+        """The user's reset callback, as a user writes it, resetting the model in use."""
 
         def on_epoch_begin(self, epoch, logs=None):
-            if spec.reset.kind == ResetKind.EPOCH:
-                self._reset()
+            if reset.kind == ResetKind.EPOCH:
+                session.reset()
 
         def on_train_batch_begin(self, batch, logs=None):
             # Keras's own batch index, counted by fit from 0 in each epoch.
-            if spec.reset.kind == ResetKind.EVERY and batch % spec.reset.every == 0:
-                self._reset()
+            if reset.kind == ResetKind.EVERY and batch % reset.every == 0:
+                session.reset()
+
+        def on_test_begin(self, logs=None):
+            if reset.validation:
+                session.reset()
+
+        def on_predict_begin(self, logs=None):
+            if reset.predict:
+                session.reset()
 
     return ResetCallback()
 
 
-def _make_probe(keras: Any, rnns: list[Any], spec: Spec, epoch_batches: list[list[np.ndarray]],
-                result: KerasRun) -> Any:
-    def samples_of(phase: Phase, epoch: int, batch: int) -> np.ndarray:
-        if phase == Phase.TRAIN:
-            return epoch_batches[epoch][batch]
-        order = np.arange(spec.val_samples if phase == Phase.VALIDATION else spec.predict_samples)
-        return order[batch * spec.batch_size:(batch + 1) * spec.batch_size]
-
+def _make_probe(keras: Any, session: _Session, planned: list[Call], result: KerasRun) -> Any:
     def read_states() -> tuple[np.ndarray, ...]:
-        per_layer = [[_to_numpy(keras, state) for state in rnn.states] for rnn in rnns]
+        per_layer = [[_to_numpy(keras, state) for state in rnn.states] for rnn in session.rnns]
         return tuple(np.stack(tensors) for tensors in zip(*per_layer))
 
+    spec = session.spec
+
     class StateProbe(keras.callbacks.Callback):
-        """Notes each call as its batch begins; reads every RNN layer's states around it from
-        the state variables, or assembles what the layers' loops recorded (_reads_loop)."""
+        """Notes each call as its batch begins, as Keras names it (phase, epoch, batch), with
+        the samples the schedule feeds it; reads every RNN layer's states around it from the
+        state variables, or assembles what the layers' loops recorded (_reads_loop)."""
 
         epoch = 0
+        fitting = False
         pending: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
         failure: Exception | None = None  # the probe's own error, never to pass for Keras's
 
@@ -467,14 +597,20 @@ def _make_probe(keras: Any, rnns: list[Any], spec: Spec, epoch_batches: list[lis
                 raise
 
         def _note(self, phase: Phase, batch: int) -> None:
-            epoch = 0 if phase == Phase.PREDICT else self.epoch
-            call = KerasCall(phase, epoch, batch, samples_of(phase, epoch, batch))
+            epoch = self.epoch if phase in (Phase.TRAIN, Phase.VALIDATION) and self.fitting else 0
+            plan = planned[len(result.calls)] if len(result.calls) < len(planned) else None
+            samples = plan.samples if plan is not None else np.zeros(0, np.int64)
+            call = KerasCall(phase, epoch, batch, samples, plan.stream if plan else phase)
             if not _reads_loop(spec):
                 call.initial = read_states()
             self.pending = {}
             result.calls.append(call)
 
-        def _end(self) -> None:
+        def mark(self, call: Call) -> None:
+            """A call made outside fit, evaluate and predict (train_on_batch and its kin)."""
+            self._begin(call.phase, 0)
+
+        def end(self) -> None:
             try:
                 self._read()
             except Exception as error:
@@ -490,8 +626,8 @@ def _make_probe(keras: Any, rnns: list[Any], spec: Spec, epoch_batches: list[lis
                 import jax
 
                 jax.effects_barrier()  # every callback of this step has run
-            if len(self.pending) == len(rnns):
-                ordered = [self.pending[index] for index in range(len(rnns))]
+            if len(self.pending) == len(session.rnns):
+                ordered = [self.pending[index] for index in range(len(session.rnns))]
                 call.initial = tuple(np.stack(t) for t in zip(*(initial for initial, _ in ordered)))
                 call.final = tuple(np.stack(t) for t in zip(*(final for _, final in ordered)))
 
@@ -503,6 +639,12 @@ def _make_probe(keras: Any, rnns: list[Any], spec: Spec, epoch_batches: list[lis
             if self.recording():
                 self.pending[index] = (initial, final)
 
+        def on_train_begin(self, logs=None):
+            self.fitting = True
+
+        def on_train_end(self, logs=None):
+            self.fitting = False
+
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = epoch
 
@@ -510,13 +652,13 @@ def _make_probe(keras: Any, rnns: list[Any], spec: Spec, epoch_batches: list[lis
             self._begin(Phase.TRAIN, batch)
 
         def on_test_batch_begin(self, batch, logs=None):
-            self._begin(Phase.VALIDATION, batch)
+            self._begin(Phase.VALIDATION if self.fitting else Phase.EVALUATE, batch)
 
         def on_predict_batch_begin(self, batch, logs=None):
             self._begin(Phase.PREDICT, batch)
 
         def on_train_batch_end(self, batch, logs=None):
-            self._end()
+            self.end()
 
         on_test_batch_end = on_predict_batch_end = on_train_batch_end
 

@@ -350,7 +350,10 @@ def can_encode(stream: Any, text: str) -> bool:
 def step_to_json(result: StepResult, slots: bool = True) -> dict[str, Any]:
     """`slots=False` (--no-slots) replaces the per-slot arrays by counts, for huge runs."""
     step, call = result.step, result.step.call
-    item: dict[str, Any] = {"phase": str(call.phase), "epoch": call.epoch, "batch": call.batch}
+    item: dict[str, Any] = {"call": call.segment, "phase": str(call.phase), "epoch": call.epoch,
+                            "batch": call.batch}
+    if call.stream != call.phase:
+        item["data"] = str(call.stream)  # fit's validation_split: the last training samples
     if slots:
         item.update(samples=call.slot_samples.tolist(), start=step.start_labels())
     else:

@@ -11,6 +11,7 @@ as measured; every backend-specific rule is read from there.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import re
 from collections.abc import Iterable, Iterator
@@ -21,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from .spec import Backend, KerasVersion, Phase, ResetKind, Shuffle, Spec, Terms
+from .workflow import Kind, Op, distinct, ops
 
 
 def stateful_batch_mismatch_message(expected: int, received: int) -> str:
@@ -154,8 +156,21 @@ class Call:
     phase: Phase
     epoch: int
     batch: int
-    samples: np.ndarray  # the batch's samples: data indices within the phase's own data
+    samples: np.ndarray  # the batch's samples: data indices within `stream`
     broadcast: int = 0  # TensorFlow: the state rows a lone sample runs in (every slot), else 0
+    # The call it belongs to, e.g. "train e0", "predict#2", "twin predict": the phase (and the
+    # epoch inside fit), numbered from the second call of its kind on a model, after the model.
+    segment: str = ""
+    # The data `samples` index (None: the phase's own); fit's validation_split: the training data.
+    stream: Phase = None  # type: ignore[assignment]
+    invocation: int = 0  # which call of the workflow it belongs to (0, 1, ...)
+
+    def __post_init__(self) -> None:
+        if not self.segment:
+            object.__setattr__(self, "segment", "predict" if self.phase == Phase.PREDICT
+                               else f"{self.phase} e{self.epoch}")
+        if self.stream is None:
+            object.__setattr__(self, "stream", self.phase)
 
     @property
     def slot_samples(self) -> np.ndarray:
@@ -163,64 +178,131 @@ class Call:
         return np.repeat(self.samples, self.broadcast) if self.broadcast else self.samples
 
     @property
-    def segment(self) -> str:
-        """The phase and epoch, e.g. "train e0"; predict runs once, so "predict" alone."""
-        return "predict" if self.phase == Phase.PREDICT else f"{self.phase} e{self.epoch}"
-
-    @property
     def label(self) -> str:
-        """The call, e.g. "train e0 b3" or "predict b1"."""
+        """The call, e.g. "train e0 b3", "predict b1" or "twin predict#2 b0"."""
         return f"{self.segment} b{self.batch}"
 
 
-def training_batches(spec: Spec, epoch: int) -> Iterator[np.ndarray]:
-    """The samples of each training batch of one epoch, in Keras's order, one batch at a time
-    (views of one order array: 4 bytes a sample, whatever the number of batches).
+def training_batches(spec: Spec, epoch: int, samples: int | None = None, batch_size: int | None = None,
+                     shuffle: Shuffle | None = None, fit: int = 1) -> Iterator[np.ndarray]:
+    """The samples of each training batch of one epoch of the `fit`-th fit, in Keras's order,
+    one batch at a time (views of one order array: 4 bytes a sample, whatever the number of
+    batches). `samples`, `batch_size`, `shuffle`: the fit's own, default the spec's.
 
     shuffle=True: a new permutation every epoch, cut into batches. shuffle="batch": each
     batch-sized chunk shuffled within itself; Keras 2 also shuffles the order of the chunks,
     the partial one included (it may come first), Keras 3 keeps it.
     """
-    dtype = np.int32 if spec.samples < 2**31 else np.int64
-    order = np.arange(spec.samples, dtype=dtype)
-    rng = np.random.default_rng([spec.seed, epoch])
-    if spec.shuffle == Shuffle.TRUE:
+    samples = spec.samples if samples is None else samples
+    batch_size = batch_size or spec.batch_size
+    shuffle = spec.shuffle if shuffle is None else shuffle
+    dtype = np.int32 if samples < 2**31 else np.int64
+    order = np.arange(samples, dtype=dtype)
+    rng = np.random.default_rng([spec.seed, epoch] if fit == 1 else [spec.seed, epoch, fit])
+    if shuffle == Shuffle.TRUE:
         rng.shuffle(order)  # in place: the same permutation as rng.permutation, 4 bytes a sample
-    chunks = spec.batches_per_epoch
+    chunks = math.ceil(samples / batch_size)
     chunk_order: Iterable[int] = range(chunks)
-    if spec.shuffle == Shuffle.BATCH and spec.keras == KerasVersion.TWO:
+    if shuffle == Shuffle.BATCH and spec.keras == KerasVersion.TWO:
         chunk_order = rng.permutation(chunks)
     for chunk in chunk_order:
-        samples = order[chunk * spec.batch_size:(chunk + 1) * spec.batch_size]
-        yield rng.permutation(samples) if spec.shuffle == Shuffle.BATCH else samples
+        batch = order[chunk * batch_size:(chunk + 1) * batch_size]
+        yield rng.permutation(batch) if shuffle == Shuffle.BATCH else batch
 
 
-def _phase_batches(spec: Spec) -> Iterator[tuple[Phase, int, int, np.ndarray]]:
-    # Validation and predict data are never shuffled by Keras.
-    for epoch in range(spec.epochs):
-        for batch, samples in enumerate(training_batches(spec, epoch)):
-            yield Phase.TRAIN, epoch, batch, samples
-        if spec.val_samples:
-            yield from _in_order(Phase.VALIDATION, epoch, spec.val_samples, spec.batch_size)
-    if spec.predict_samples:
-        yield from _in_order(Phase.PREDICT, 0, spec.predict_samples, spec.batch_size)
+def _in_order(first: int, count: int, batch_size: int) -> Iterator[np.ndarray]:
+    """Unshuffled batches of samples first..first+count-1, made one at a time."""
+    for start in range(first, first + count, batch_size):
+        yield np.arange(start, min(start + batch_size, first + count))
 
 
-def _in_order(phase: Phase, epoch: int, count: int, batch_size: int
-              ) -> Iterator[tuple[Phase, int, int, np.ndarray]]:
-    """Unshuffled batches, made one at a time."""
-    for batch, start in enumerate(range(0, count, batch_size)):
-        yield phase, epoch, batch, np.arange(start, min(start + batch_size, count))
+@dataclass(frozen=True)
+class Invocation:
+    """One call of the workflow (fit, predict, reset_state(), ...) on the model it is made on."""
+
+    op: Op
+    index: int  # its place in the workflow, repeats unrolled
+    model: str  # "" for the model built first, then "twin", "loaded", "twin#2", ...
+    batch_size: int  # the model's: what its state holds when stateful
+    number: int  # 1 for the model's first call of this kind, 2 for the next, ...
+
+    def name(self, phase: Phase | None = None) -> str:
+        """E.g. "predict#2" or "twin train": the phase's word inside fit, else the call's."""
+        word = str(phase) if self.op.kind == Kind.FIT and phase is not None else str(self.op.kind)
+        numbered = word + (f"#{self.number}" if self.number > 1 else "")
+        return f"{self.model} {numbered}" if self.model else numbered
+
+
+_PHASE_OF = {Kind.EVALUATE: Phase.EVALUATE, Kind.TEST_ON_BATCH: Phase.EVALUATE, Kind.PREDICT: Phase.PREDICT,
+             Kind.PREDICT_ON_BATCH: Phase.PREDICT, Kind.TRAIN_ON_BATCH: Phase.TRAIN}
+
+
+def iter_invocations(spec: Spec) -> Iterator[tuple[Invocation, Iterator[Call]]]:
+    """Each call of the workflow with its layer calls, in Keras's data order (no state rules).
+    Lazy: each invocation's calls are made as they are read, and must be read (or dropped)
+    before the next invocation is asked for. Evaluate, predict and the *_on_batch calls each
+    take the next samples of their data (train_on_batch the training data, round and round),
+    as a loop feeding a stream would."""
+    counter = itertools.count()
+    cursors = dict.fromkeys(Phase, 0)
+    model, batch_size, fits = "", spec.batch_size, 0
+    made: dict[str, int] = {}  # models made so far, by kind
+    numbers: dict[Kind, int] = {}
+    for index, op in enumerate(ops(spec.plan)):
+        if op.kind in (Kind.TWIN, Kind.SAVE_AND_LOAD):
+            kind = "twin" if op.kind == Kind.TWIN else "loaded"
+            made[kind] = made.get(kind, 0) + 1
+            model = kind + (f"#{made[kind]}" if made[kind] > 1 else "")
+            batch_size = op.batch_size or batch_size
+            numbers = {}
+        numbers[op.kind] = numbers.get(op.kind, 0) + 1
+        invocation = Invocation(op, index, model, batch_size, numbers[op.kind])
+        fits += op.kind == Kind.FIT
+        yield invocation, _calls_of(spec, invocation, counter, cursors, fits)
+
+
+def _calls_of(spec: Spec, invocation: Invocation, counter: Iterator[int], cursors: dict[Phase, int],
+              fits: int) -> Iterator[Call]:
+    op, size = invocation.op, invocation.op.batch_size or invocation.batch_size
+    if op.kind == Kind.FIT:
+        train = spec.fit_split(op)
+        for epoch in range(op.initial_epoch, op.epochs):
+            segment = f"{invocation.name(Phase.TRAIN)} e{epoch}"
+            for batch, samples in enumerate(training_batches(spec, epoch, train, size, op.shuffle, fits)):
+                yield Call(next(counter), Phase.TRAIN, epoch, batch, samples, 0, segment, Phase.TRAIN,
+                           invocation.index)
+            if (epoch + 1) % op.validation_freq:
+                continue
+            # Validation data are never shuffled: validation_split's are the last samples.
+            stream, first, count = ((Phase.TRAIN, train, spec.samples - train) if op.validation_split
+                                    else (Phase.VALIDATION, 0, op.validation_samples))
+            segment = f"{invocation.name(Phase.VALIDATION)} e{epoch}"
+            for batch, samples in enumerate(_in_order(first, count, size)):
+                yield Call(next(counter), Phase.VALIDATION, epoch, batch, samples, 0, segment, stream,
+                           invocation.index)
+        return
+    if not op.kind.runs_batches:
+        return
+    phase = _PHASE_OF[op.kind]
+    first = cursors[phase]
+    cursors[phase] += op.samples
+    if op.kind == Kind.TRAIN_ON_BATCH:
+        batches: Iterable[np.ndarray] = [(first + np.arange(op.samples)) % spec.samples]
+    else:
+        batches = _in_order(first, op.samples, op.samples if op.kind.one_batch else size)
+    for batch, samples in enumerate(batches):
+        yield Call(next(counter), phase, 0, batch, samples, 0, invocation.name(), phase, invocation.index)
 
 
 def iter_calls(spec: Spec) -> Iterator[Call]:
-    for index, (phase, epoch, batch, samples) in enumerate(_phase_batches(spec)):
-        yield Call(index, phase, epoch, batch, samples)
+    """Every layer call of the workflow, in order."""
+    for _, calls in iter_invocations(spec):
+        yield from calls
 
 
 class Start(StrEnum):
     ZEROS = "zeros"
-    CONTINUED = "continued"  # from sample j - B of the same phase and epoch: the layout Keras expects
+    CONTINUED = "continued"  # from sample j - B of the same data: the layout Keras expects
     UNRELATED = "unrelated"  # carried from any other sample (shuffle, epoch or phase boundary)
 
 
@@ -232,6 +314,11 @@ class Step:
     source: Call | None  # the call whose final states the carried slots start from
     source_slot: np.ndarray | None  # per slot: slot of `source`, -1 for zeros; None if Keras raises
     error: KerasError | None = None  # what Keras raises at this step, instead of running it
+    stride: int = 0  # how far back in its data a carried sample's state comes from (0: the source's size)
+    # What a run must keep to check the steps after this one: whether a later step may start
+    # from this call's final states, and the earliest call whose final states one still may.
+    kept: bool = True
+    keep_from: int = 0
 
     def __post_init__(self) -> None:
         if (self.error is None) == (self.source_slot is None):
@@ -250,76 +337,117 @@ class Step:
         return 0 if self.source_slot is None else len(self.source_slot) - self.zero_slots
 
     def start_labels(self) -> list[str] | None:
-        """Per slot: "zeros" or "<phase>:<sample>" of the sample whose final state it starts from."""
+        """Per slot: "zeros" or "<data>:<sample>" of the sample whose final state it starts from."""
         if self.source_slot is None:
             return None
         if self.source is None:
             return [Start.ZEROS.value] * len(self.source_slot)
-        phase, sources = self.source.phase.value, self.source.slot_samples
-        return [f"{phase}:{sources[s]}" if s >= 0 else Start.ZEROS.value for s in self.source_slot.tolist()]
+        data, sources = str(self.source.stream), self.source.slot_samples
+        return [f"{data}:{sources[s]}" if s >= 0 else Start.ZEROS.value for s in self.source_slot.tolist()]
 
     def start_kinds(self) -> np.ndarray:
-        """Per slot Start value (as strings); callers skip raising steps."""
+        """Per slot Start value (as strings); callers skip raising steps. A carry continues its
+        sample where it comes from the same data, `stride` samples back, and not across fit's
+        epochs (each epoch runs the data again)."""
         assert self.source_slot is not None, "a raising step starts no slot"
         kinds = np.full(len(self.source_slot), Start.ZEROS.value, dtype=object)
         carried = self.source_slot >= 0
         if self.source is None or not carried.any():
             return kinds
         kinds[carried] = Start.UNRELATED.value
-        broadcast = self.source.broadcast or self.call.broadcast
-        if self.source.segment == self.call.segment and not broadcast:
-            predecessor = self.source.samples[self.source_slot[carried]]
-            layout = predecessor == self.call.samples[carried] - len(self.source.samples)
+        source, call = self.source, self.call
+        broadcast = source.broadcast or call.broadcast
+        same_pass = source.invocation != call.invocation or source.epoch == call.epoch
+        if source.stream == call.stream and same_pass and not broadcast:
+            predecessor = source.samples[self.source_slot[carried]]
+            layout = predecessor == call.samples[carried] - (self.stride or len(source.samples))
             kinds[np.flatnonzero(carried)[layout]] = Start.CONTINUED.value
         return kinds
 
 
-def _resets_before(spec: Spec, call: Call) -> bool:
+def _resets_before(spec: Spec, invocation: Invocation, call: Call) -> bool:
     """Whether the user's reset callback zeroes the state before this call: on_epoch_begin
-    (before batch 0), or on_train_batch_begin for batch indices that are multiples of K.
-    Validation and predict run no training hooks."""
-    if call.phase != Phase.TRAIN:
+    (before batch 0), on_train_batch_begin for batch indices that are multiples of K,
+    on_test_begin (before fit's validation and evaluate) or on_predict_begin. The *_on_batch
+    calls run no callbacks."""
+    kind = invocation.op.kind
+    if call.batch != 0 and call.phase != Phase.TRAIN or kind.one_batch:
         return False
-    if spec.reset.kind == ResetKind.EPOCH:
-        return call.batch == 0
-    return spec.reset.kind == ResetKind.EVERY and call.batch % spec.reset.every == 0
+    if call.phase == Phase.TRAIN:
+        if spec.reset.kind == ResetKind.EPOCH:
+            return call.batch == 0
+        return spec.reset.kind == ResetKind.EVERY and call.batch % spec.reset.every == 0
+    if call.phase in (Phase.VALIDATION, Phase.EVALUATE):
+        return spec.reset.validation
+    return spec.reset.predict
 
 
 def keras_steps(spec: Spec) -> Iterator[Step]:
     """Keras's steps for the setup, each slot's start predicted; ends with the raising step
     (its `error` set) when Keras would raise."""
     facts = facts_for(spec)
-    previous: Call | None = None
-    for call in iter_calls(spec):
-        slots = len(call.samples)
-        if spec.stateful and slots != spec.batch_size:
-            if _checked_by_keras(facts, call):
-                message = stateful_batch_mismatch_message(spec.batch_size, slots)
-                yield Step(call, None, None, KerasError(call.index, "ValueError", message, re.escape(message)))
+    hand_carry = spec.workflow is not None and any(op.hand_carried for op in distinct(spec.workflow))
+    held: Call | None = None  # the call whose final states the model's state holds
+    returned: list[Call] = []  # the calls of the last predict, whose states it returned
+    for invocation, calls in iter_invocations(spec):
+        op = invocation.op
+        if not op.kind.runs_batches:
+            held = None  # reset_state(), and a new model (twin, loaded), start from zeros
+            continue
+        predicts = op.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH) and hand_carry
+        made: list[Call] = []
+        for call in calls:
+            # What a checking run keeps: the held state; with states carried by hand, the last
+            # predict's calls (still read) and this predict's (read by the next).
+            first = min([c.index for c in returned[:1] + made[:1]], default=call.index)
+            step = _step(spec, facts, invocation, call, held, returned,
+                         kept=spec.stateful or predicts, keep_from=first if hand_carry else call.index)
+            yield step
+            if step.raises:
                 return
-            if slots == 1 and facts.broadcasts_one:
-                call = dataclasses.replace(call, broadcast=spec.batch_size)
-            else:
-                yield Step(call, None, None, _raised(spec, facts, call))
-                return
-        if spec.stateful and facts.carries and previous is not None and not _resets_before(spec, call):
-            yield Step(call, previous, np.arange(spec.batch_size))
+            held = step.call
+            if predicts:
+                made.append(step.call)
+        if predicts:
+            returned = made
+
+
+def _step(spec: Spec, facts: Facts, invocation: Invocation, call: Call, held: Call | None,
+          returned: list[Call], kept: bool, keep_from: int) -> Step:
+    op, model_batch = invocation.op, invocation.batch_size
+    slots = len(call.samples)
+    if spec.stateful and slots != model_batch:
+        if _checked_by_keras(facts, invocation, call):
+            message = stateful_batch_mismatch_message(model_batch, slots)
+            return Step(call, None, None, KerasError(call.index, "ValueError", message, re.escape(message)))
+        if slots == 1 and facts.broadcasts_one:
+            call = dataclasses.replace(call, broadcast=model_batch)
         else:
-            yield Step(call, None, np.full(len(call.slot_samples), -1))
-        previous = call
+            return Step(call, None, None, _raised(spec, facts, invocation, call))
+    if spec.stateful and facts.carries and held is not None and not _resets_before(spec, invocation, call):
+        return Step(call, held, np.arange(model_batch), kept=kept, keep_from=keep_from)
+    if op.hand_carried and returned:
+        # Sample k starts from the states the previous predict (split alike) returned for sample k.
+        return Step(call, returned[call.batch], np.arange(slots), stride=op.samples, kept=kept, keep_from=keep_from)
+    return Step(call, None, np.full(len(call.slot_samples), -1), kept=kept, keep_from=keep_from)
 
 
-def _checked_by_keras(facts: Facts, call: Call) -> bool:
+def _checked_by_keras(facts: Facts, invocation: Invocation, call: Call) -> bool:
     """A short batch Keras's own check sees (where TensorFlow's shapes would not)."""
-    return facts.predict_checks_first_batch and call.phase == Phase.PREDICT and call.batch == 0
+    return facts.predict_checks_first_batch and invocation.op.kind == Kind.PREDICT and call.batch == 0
 
 
-def _raised(spec: Spec, facts: Facts, call: Call) -> KerasError:
-    kind, message, pattern = keras_error(facts, spec.batch_size, len(call.samples), spec.units)
+_BATCH_BEGIN = {Phase.TRAIN: "on_train_batch_begin", Phase.VALIDATION: "on_test_batch_begin",
+                Phase.EVALUATE: "on_test_batch_begin", Phase.PREDICT: "on_predict_batch_begin"}
+
+
+def _raised(spec: Spec, facts: Facts, invocation: Invocation, call: Call) -> KerasError:
+    kind, message, pattern = keras_error(facts, invocation.batch_size, len(call.samples), spec.units)
     when = ""
-    if call.index == 0:  # N < B: the very first batch is already too small
-        when = ("while fit builds its step function, before any batch begins" if facts.raises_before_first_batch
-                else "inside the first batch, after its on_train_batch_begin callback")
+    if call.index == 0:  # the very first batch is already too small
+        name = invocation.op.kind
+        when = (f"while {name} builds its step function, before any batch begins" if facts.raises_before_first_batch
+                else f"inside the first batch, after its {_BATCH_BEGIN[call.phase]} callback")
     return KerasError(call.index, kind, message, pattern, when)
 
 
@@ -351,3 +479,32 @@ def fix_for_partial_batch(spec: Spec, terms: Terms = Terms()) -> str:
         advice += (", or drop the remainder as drop_remainder does: truncate "
                    + ", ".join(truncations))
     return advice
+
+
+def plural(count: int, word: str) -> str:
+    return f"{count:,} {word if count == 1 else word + 's'}"
+
+
+def fix_for_call(spec: Spec, index: int, terms: Terms = Terms()) -> str:
+    """How to make the workflow's call that holds layer call `index` give its stateful layer
+    batches of exactly the size the model was built for."""
+    for invocation, calls in iter_invocations(spec):
+        found = [call for call in calls if call.index == index]
+        if not found:
+            continue
+        op, built = invocation.op, invocation.batch_size
+        slots = len(found[0].samples)
+        model = f"the {invocation.model} model" if invocation.model else "the model"
+        if op.batch_size is not None and op.batch_size != built:
+            return (f"{op} asks for batches of {op.batch_size:,} from {model}, built for {built:,}: make a "
+                    f"stateful twin for them first (twin(batch_size={op.batch_size}), which takes the weights and "
+                    f"starts from zeros), or call it with batch_size={built}")
+        if op.kind.one_batch or slots != built and found[0].batch == 0 and op.kind != Kind.FIT:
+            return (f"{op} sends {plural(slots, 'sample')} at once to {model}, built for batches of {built:,}: send "
+                    f"{built:,}, or make a stateful twin for {slots:,} first (twin(batch_size={slots}))")
+        total = spec.fit_split(op) if op.kind == Kind.FIT else op.samples
+        what = f"fit's {total:,} training samples ({terms.name('samples')})" if op.kind == Kind.FIT \
+            else f"the {total:,} samples of {op}"
+        return (f"{what} end with a batch of {slots:,}: give it a multiple of {built:,} samples "
+                f"(e.g. {max(built, total - total % built):,}), as drop_remainder does")
+    raise ValueError(f"the workflow makes no layer call {index}")

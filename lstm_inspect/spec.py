@@ -13,7 +13,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .workflow import Op, Workflow
 
 
 class SpecError(ValueError):
@@ -54,8 +57,9 @@ class Terms:
 
 class Phase(StrEnum):
     TRAIN = "train"
-    VALIDATION = "validation"
-    PREDICT = "predict"
+    VALIDATION = "validation"  # fit's validation
+    PREDICT = "predict"  # predict and predict_on_batch
+    EVALUATE = "evaluate"  # evaluate and test_on_batch
 
 
 class Cell(StrEnum):
@@ -148,27 +152,57 @@ class ResetKind(StrEnum):
 
 @dataclass(frozen=True)
 class ResetPolicy:
-    """A user callback that calls `layer.reset_state()`; Keras itself never resets."""
+    """The user's callback that calls `layer.reset_state()` (Keras itself never resets), and
+    the hooks it resets in: at most one training hook (`epoch`: on_epoch_begin; `every:K`:
+    on_train_batch_begin for batch indices that are multiples of K), and `validation`
+    (on_test_begin: fit's validation and evaluate) and `predict` (on_predict_begin)."""
 
     kind: ResetKind = ResetKind.NEVER
     every: int = 0
+    validation: bool = False
+    predict: bool = False
 
     @classmethod
     def parse(cls, text: str) -> ResetPolicy:
-        text = text.strip().lower()
-        if text in (ResetKind.NEVER, ResetKind.EPOCH):
-            return cls(ResetKind(text))
-        name, sep, count = text.partition(":")
+        """A comma-separated list of hooks, e.g. "epoch,predict"; "never" for none."""
+        parts = [part.strip() for part in text.strip().lower().split(",")]
+        if parts == [ResetKind.NEVER]:
+            return cls()
+        found: dict[str, object] = {}
+        for part in parts:
+            if part in ("validation", "predict"):
+                found[part] = True
+                continue
+            training = cls._training_hook(part, text)
+            if "kind" in found:
+                raise SpecError("reset", "{reset} takes one training hook, epoch or every:K (every:K resets "
+                                "at each epoch's batch 0 already), got {got!r}", got=text)
+            found.update(kind=training.kind, every=training.every)
+        return cls(**found)  # type: ignore[arg-type]
+
+    @classmethod
+    def _training_hook(cls, part: str, text: str) -> ResetPolicy:
+        if part == ResetKind.EPOCH:
+            return cls(ResetKind.EPOCH)
+        name, sep, count = part.partition(":")
         if name == ResetKind.EVERY and sep:
             if _is_number(count.strip()) and _too_long(count):
                 raise SpecError("reset", f"every:K takes K of at most {MAX_DIGITS} digits")
             if not _is_number(count.strip()) or int(count) < 1:
                 raise SpecError("reset", "every:K needs a positive integer K, got {got!r}", got=count)
             return cls(ResetKind.EVERY, int(count))
-        raise SpecError("reset", "expected never, epoch or every:K, got {got!r}", got=text)
+        raise SpecError("reset", "expected never, or hooks among epoch, every:K, validation and predict "
+                        "separated by commas, got {got!r}", got=text)
 
     def __str__(self) -> str:
-        return f"every:{self.every}" if self.kind == ResetKind.EVERY else str(self.kind)
+        hooks = [f"every:{self.every}" if self.kind == ResetKind.EVERY else str(self.kind)] \
+            if self.kind != ResetKind.NEVER else []
+        hooks += [name for name in ("validation", "predict") if getattr(self, name)]
+        return ",".join(hooks) or str(ResetKind.NEVER)
+
+    def __bool__(self) -> bool:
+        """Whether the callback resets anywhere."""
+        return self.kind != ResetKind.NEVER or self.validation or self.predict
 
 
 MAX_DIGITS = 18  # past int64 a count describes no data anyone holds (and int() refuses 4,300 digits)
@@ -218,6 +252,9 @@ class Spec:
     keras: KerasVersion = KerasVersion.THREE
     # None: the backend Keras would pick itself (default_backend), TensorFlow for Keras 2.
     backend: Backend = None  # type: ignore[assignment]
+    # The calls made on the model (also as --calls text); None: fit (epochs, val_samples),
+    # then predict (predict_samples) when asked for.
+    workflow: Workflow | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.keras, int) and not isinstance(self.keras, bool):
@@ -250,17 +287,65 @@ class Spec:
                 raise SpecError(name, f"{{{name}}} must be zero or positive")
         if not 0 <= self.seed < 2**32:
             raise SpecError("seed", "{seed} must be between 0 and 2**32 - 1")
-        if self.reset.kind != ResetKind.NEVER and not self.stateful:
+        if isinstance(self.workflow, str):
+            from .workflow import parse
+
+            object.__setattr__(self, "workflow", parse(self.workflow))
+        if self.workflow is not None:
+            self._check_workflow()
+        if self.reset and not self.stateful:
             # A stateless layer holds no state between calls: a reset callback would
             # change nothing, so asking for one is a misunderstanding worth stopping.
             raise SpecError("reset", "{reset} {policy} needs {stateful}: a stateless layer starts every "
                             "batch from zeros already", policy=str(self.reset))
 
+    def _check_workflow(self) -> None:
+        from .workflow import Kind
+
+        shorthand = {"epochs": 1, "val_samples": 0, "predict_samples": 0}
+        given = [name for name, default in shorthand.items() if getattr(self, name) != default]
+        if given:
+            raise SpecError("workflow", "{workflow} writes the whole workflow: " + ", ".join(
+                f"{{{name}}}" for name in given) + " would add to it; write them in it (fit(epochs=...), "
+                "fit(validation_samples=...), predict(n))")
+        if self.stateful:
+            hand = next((op for op in _distinct(self.workflow) if op.hand_carried), None)
+            if hand is not None:
+                raise SpecError("workflow", "{workflow}: " + f"{hand} carries a stateless layer's states by hand; "
+                                "a stateful layer carries its own (drop initial_state=, or use a stateless layer)")
+        if any(op.hand_carried for op in _distinct(self.workflow)):
+            predicts = {(op.kind, op.samples, op.batch_size) for op in _distinct(self.workflow)
+                        if op.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH)}
+            if len(predicts) > 1 or any(op.kind == Kind.TWIN for op in _distinct(self.workflow)):
+                raise SpecError("workflow", "{workflow}: initial_state=\"previous\" hands each sample the states "
+                                "the previous predict returned for it: every predict call must be alike (the same "
+                                "call, sample count and batch_size) and no twin may change the batch size")
+        for op in _distinct(self.workflow):
+            if op.kind == Kind.FIT and op.validation_split and self.fit_split(op) in (0, self.samples):
+                # Keras's own refusal, before fit runs a batch.
+                raise SpecError("workflow", "{workflow}: " + f"{op}: Keras raises ValueError: Training data contains "
+                                f"{self.samples} samples, which is not sufficient to split it into a validation "
+                                f"and training set as specified by `validation_split={op.validation_split}`; "
+                                "give fit more samples or another validation_split")
+
+    @property
+    def plan(self) -> Workflow:
+        """The workflow: as given, or the one the shorthand settings describe."""
+        if self.workflow is not None:
+            return self.workflow
+        from .workflow import Kind, Op
+
+        fit = Op(Kind.FIT, epochs=self.epochs, validation_samples=self.val_samples)
+        return (fit, Op(Kind.PREDICT, self.predict_samples)) if self.predict_samples else (fit,)
+
+    def fit_split(self, op: Op) -> int:
+        """The training samples a fit takes: the first N(1 - validation_split), floored, as Keras."""
+        return math.floor(self.samples * (1.0 - op.validation_split)) if op.validation_split else self.samples
+
     @property
     def carries(self) -> bool:
         """Whether any state can pass from one call to another: stateful, and more than one call."""
-        return self.stateful and (self.samples > self.batch_size or self.epochs > 1
-                                  or bool(self.val_samples) or bool(self.predict_samples))
+        return self.stateful and self.calls > 1
 
     @property
     def directions(self) -> int:
@@ -279,14 +364,13 @@ class Spec:
 
     @property
     def calls(self) -> int:
-        """Layer calls fit (with validation) and predict make, if nothing raises."""
-        return (self.epochs * (self.batches_per_epoch + math.ceil(self.val_samples / self.batch_size))
-                + math.ceil(self.predict_samples / self.batch_size))
+        """Layer calls the workflow makes, if nothing raises (counted, never unrolled)."""
+        return _tally(self, self.plan, self.batch_size)[0]
 
     @property
     def largest_batch(self) -> int:
         """The most slots any call fills."""
-        return min(self.batch_size, max(self.samples, self.val_samples, self.predict_samples))
+        return _tally(self, self.plan, self.batch_size)[2]
 
     def batch_bytes(self) -> int:
         """Rough peak memory of one batch in the mirror: the hashed inputs with their int64
@@ -302,6 +386,52 @@ class Spec:
 
     def to_json(self) -> dict[str, Any]:
         fields = dataclasses.asdict(self)
+        from .workflow import text
+
         fields.update(shuffle=self.shuffle.keras_value, reset=str(self.reset), cell=str(self.cell),
-                      keras=str(self.keras), backend=str(self.backend))
+                      keras=str(self.keras), backend=str(self.backend),
+                      workflow=None if self.workflow is None else text(self.workflow), calls=text(self.plan))
         return fields
+
+    @classmethod
+    def from_json(cls, fields: Mapping[str, Any]) -> Spec:
+        """The spec `to_json` wrote."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{name: value for name, value in fields.items() if name in names})
+
+
+def _distinct(workflow: Workflow | None) -> set[Op]:
+    from .workflow import distinct
+
+    return distinct(workflow or ())
+
+
+def _tally(spec: Spec, workflow: Workflow, batch_size: int) -> tuple[int, int, int]:
+    """(layer calls, the model's batch size after them, the most slots a call fills), for the
+    workflow run on a model built for `batch_size`. A repeat counts its body twice at most:
+    from the second time on, a twin in it has set the batch size it will always set."""
+    from .workflow import Kind, Op
+
+    calls, largest = 0, 0
+    for item in workflow:
+        if isinstance(item, Op):
+            if item.kind == Kind.TWIN:
+                batch_size = item.batch_size or batch_size
+                continue
+            size = item.batch_size or batch_size
+            if item.kind == Kind.FIT:
+                train = spec.fit_split(item)
+                validation = spec.samples - train if item.validation_split else item.validation_samples
+                epochs = range(item.initial_epoch, item.epochs)
+                validated = sum((epoch + 1) % item.validation_freq == 0 for epoch in epochs) if validation else 0
+                calls += len(epochs) * math.ceil(train / size) + validated * math.ceil(validation / size)
+                largest = max(largest, min(size, max(train, validation)))
+            elif item.kind.runs_batches:
+                calls += 1 if item.kind.one_batch else math.ceil(item.samples / size)
+                largest = max(largest, item.samples if item.kind.one_batch else min(size, item.samples))
+            continue
+        first, after, most = _tally(spec, item.body, batch_size)
+        again, final, most_again = _tally(spec, item.body, after) if item.times > 1 else (0, after, 0)
+        calls += first + (item.times - 1) * again
+        batch_size, largest = final, max(largest, most, most_again)
+    return calls, batch_size, largest

@@ -7,10 +7,13 @@ the command line can have its own flags named instead of Spec's fields.
 from __future__ import annotations
 
 import importlib.metadata
-from typing import TYPE_CHECKING
+import math
+import re
+from typing import TYPE_CHECKING, Any
 
 from .schedule import KerasError, Step, broadcast_phases, facts_for, keeps_state
-from .spec import KerasVersion, Phase, ResetKind, Spec, Terms
+from .spec import Backend, Cell, KerasVersion, Phase, ResetKind, Spec, Terms
+from .workflow import Kind, Op, distinct
 
 if TYPE_CHECKING:
     from .inspection import Summary
@@ -22,8 +25,10 @@ def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
     if not spec.stateful:
         return found
     if not facts_for(spec).carries:
+        eager = (" (only a direct call, model(x), runs eagerly and carries it)"
+                 if spec.backend == Backend.JAX else "")
         return [*found, f"{stateful_does_nothing(spec)}: every call starts from zeros, as if the layer were "
-                        "stateless, whatever the callbacks reset; to carry the state, use the torch or "
+                        f"stateless, whatever the callbacks reset{eager}; to carry the state, use the torch or "
                         "TensorFlow backend, or carry it by hand (return_state=True, then initial_state=...)"]
     broadcast = broadcast_phases(spec)
     if broadcast:
@@ -37,17 +42,119 @@ def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
         found.append("shuffle is on with a stateful layer: Keras still carries state slot by slot, "
                      f"so each slot continues an unrelated sample; use {terms.setting('shuffle', False)}, "
                      "as the layer's docs ask")
-    if spec.epochs > 1 and spec.reset.kind == ResetKind.NEVER:
+    if any(op.epochs - op.initial_epoch > 1 for op in _fits(spec)) and spec.reset.kind == ResetKind.NEVER:
         found.append("states are carried across epochs: nothing resets them at an epoch boundary; "
                      f"use {terms.setting('reset', 'epoch')} (a callback resetting the RNN layers in on_epoch_begin)")
     if spec.bidirectional:
         found.append("stateful Bidirectional: the backward direction carries the state it had at the "
                      "previous batch's first timestep, so consecutive batches are not one long "
                      "bidirectional sequence (see the continuation evidence)")
-    if spec.val_samples:
-        found.append("validation runs through the training state: it starts from the state training "
-                     "left and leaves its own state for what comes next")
-    if spec.predict_samples:
+    if any(op.validation_samples or op.validation_split for op in _fits(spec)):
+        if not spec.reset.validation:
+            found.append("validation runs through the training state: it starts from the state training "
+                         "left and leaves its own state for what comes next")
+        elif spec.reset.kind == ResetKind.NEVER:
+            found.append("your callback resets before validation, but validation leaves its own state: the "
+                         "next epoch's training starts from it; reset in on_epoch_begin too "
+                         f"({terms.setting('reset', 'epoch,validation')})")
+    if _loaded_then_trained(spec):
+        found.append(f"{facts_for(spec).name} cannot train a stateful {spec.cell.keras_name} loaded with "
+                     "keras.models.load_model: use_cudnn=False is not saved, and with its default (\"auto\") "
+                     "fit and train_on_batch raise RuntimeError (a variable needed for gradient computation has "
+                     "been modified by an inplace operation); set rnn.use_cudnn = False on each loaded "
+                     "layer, as this tool's models do")
+    if spec.workflow is None and spec.predict_samples:
+        found.append("predict starts from the state fit left: reset the layer before predict "
+                     "if its sequences do not continue the training data")
+    return found
+
+
+def _loaded_then_trained(spec: Spec) -> bool:
+    """A stateful LSTM or GRU saved, loaded and trained by Keras 3 on torch (keras-team/keras#20875)."""
+    kinds = {op.kind for op in distinct(spec.workflow or ())}
+    return (spec.stateful and spec.keras == KerasVersion.THREE and spec.backend == Backend.TORCH
+            and spec.cell != Cell.RNN and Kind.SAVE_AND_LOAD in kinds
+            and bool(kinds & {Kind.FIT, Kind.TRAIN_ON_BATCH}))
+
+
+def _fits(spec: Spec) -> list[Op]:
+    return [op for op in distinct(spec.plan) if op.kind == Kind.FIT]
+
+
+def _passes(segment: str) -> str:
+    """The kind of call a segment belongs to: "predict#3" and "twin train#2 e4" read "predict"
+    and "twin train"."""
+    return re.sub(r"#\d+| e\d+", "", segment)
+
+
+class Passes:
+    """How each call of a workflow began (its first layer call), gathered as the steps stream
+    past: per kind of call and outcome, how often, and the first such call."""
+
+    def __init__(self) -> None:
+        self.outcomes: dict[tuple[str, str], list[Any]] = {}  # (kind, outcome) -> [count, first label]
+        self._segment = ""
+
+    def add(self, step: Step) -> None:
+        segment = step.call.segment
+        if segment == self._segment:
+            return
+        self._segment = segment
+        if step.raises:
+            outcome = "raises"
+        elif step.carried_slots and step.source is not None:
+            outcome = "carries:" + _passes(step.source.segment)
+        else:
+            outcome = "zeros"
+        found = self.outcomes.setdefault((_passes(segment), outcome), [0, step.call.label])
+        found[0] += 1
+
+    def carried(self, kind: str, source: str) -> int:
+        """How many calls of `kind` began from the state a `source` call left."""
+        return int(self.outcomes.get((kind, "carries:" + source), [0])[0])
+
+    def sentences(self, spec: Spec) -> list[str]:
+        """Call by call, e.g. "predict#2 and 3 more predict calls start from the state predict left"."""
+        said = []
+        for (kind, outcome), (count, first) in self.outcomes.items():
+            if outcome == "raises":
+                continue
+            calls = first if count == 1 else f"{first} and {plural(count - 1, 'more ' + kind + ' call')}"
+            if outcome == "zeros":
+                why = _why_zeros(spec, kind)
+                said.append(f"{calls} {'starts' if count == 1 else 'start'} from zeros{why}")
+            else:
+                source = outcome.partition(":")[2]
+                left = f"the {kind} call before it left" if source == kind else f"{_SOURCE.get(source, source)} left"
+                said.append(f"{calls} {'carries' if count == 1 else 'carry'} the state {left}")
+        return said
+
+
+_SOURCE = {"train": "training", "twin train": "the twin's training", "loaded train": "the loaded model's training"}
+
+
+def _why_zeros(spec: Spec, kind: str) -> str:
+    if kind.startswith("twin"):
+        return " (a twin is a new model: set_weights copies the weights, never the states)"
+    if kind.startswith("loaded"):
+        return " (model.save() keeps the weights, not the states: a loaded model starts from zeros)"
+    return ""
+
+
+def workflow_warnings(spec: Spec, passes: Passes, terms: Terms = Terms()) -> list[str]:
+    """What only a run of the workflow shows: requests that carry one another's state."""
+    found = []
+    for kind in ("predict", "predict_on_batch"):
+        carried = passes.carried(kind, kind)
+        if carried and spec.stateful:
+            found.append(f"each {kind} call carries the state the {kind} before it left "
+                         f"({plural(carried, 'time')}): as a serving loop, each request continues the previous "
+                         "request, and the same input gives another answer each time; reset before predict "
+                         f"({terms.setting('reset', 'predict')}, or reset_state() between calls), or use a "
+                         "stateless layer")
+    after_fit = sum(passes.carried(kind, source) for kind in ("predict", "predict_on_batch")
+                    for source in ("train", "validation"))
+    if after_fit and spec.stateful and spec.workflow is not None:  # else said before the run
         found.append("predict starts from the state fit left: reset the layer before predict "
                      "if its sequences do not continue the training data")
     return found
@@ -71,12 +178,17 @@ def _shuffle_mixes_slots(spec: Spec) -> bool:
     """Whether shuffling hands a slot's state to an unrelated sample: it does where one training
     batch carries into the next. A carry into validation or predict, or across an epoch through
     validation, joins unrelated samples whatever the shuffle."""
-    if not (spec.shuffle and keeps_state(spec)):
+    if not keeps_state(spec):
         return False
-    batches = spec.batches_per_epoch
     resets_every_batch = spec.reset.kind == ResetKind.EVERY and spec.reset.every == 1
-    across_epochs = spec.epochs > 1 and spec.reset.kind == ResetKind.NEVER and not spec.val_samples
-    return (batches > 1 and not resets_every_batch) or across_epochs
+    for op in _fits(spec):
+        shuffled = spec.shuffle if op.shuffle is None else op.shuffle
+        batches = math.ceil(spec.fit_split(op) / (op.batch_size or spec.batch_size))
+        validated = op.validation_samples or op.validation_split
+        across_epochs = op.epochs - op.initial_epoch > 1 and spec.reset.kind == ResetKind.NEVER and not validated
+        if shuffled and ((batches > 1 and not resets_every_batch) or across_epochs):
+            return True
+    return False
 
 
 def _version_warning(spec: Spec) -> list[str]:
@@ -100,19 +212,31 @@ def stateful_does_nothing(spec: Spec) -> str:
             f"in Keras {facts.keras_version}")
 
 
-def verdict(spec: Spec, summary: Summary, error: KerasError | None) -> str:
-    """The answer for this setup, in one or two plain sentences (three with an error)."""
+def verdict(spec: Spec, summary: Summary, error: KerasError | None, passes: Passes | None = None) -> str:
+    """The answer for this setup, in a few plain sentences; for a workflow (`spec.workflow`),
+    `passes` says how each of its calls began."""
     batches = spec.batches_per_epoch
     name = facts_for(spec).name
+    said = passes.sentences(spec) if passes is not None and spec.workflow is not None else []
+    call_by_call = f" Call by call: {'; '.join(said)}." if said else ""
     if spec.stateful and not facts_for(spec).carries:
         text = (f"{name}, stateful {spec.layer_name}: {stateful_does_nothing(spec)}. Every slot of every call starts "
                 "from zeros, as in a stateless layer; nothing passes between batches, epochs, validation "
                 "or predict, and a reset changes nothing. To carry the state: the torch or TensorFlow "
                 "backend, or states passed by hand.")
+        if spec.backend == Backend.JAX:
+            text += " Only a direct call, model(x), runs eagerly and carries the state on jax."
         if error:
             text += (f" Keras still raises {error.type} at step {error.step}: a stateful layer needs every "
                      f"batch to hold exactly {spec.batch_size:,} samples.")
         return text
+    if not spec.stateful and spec.workflow is not None:
+        text = (f"{name}, stateless {spec.layer_name}: the layer starts every call from zeros, one slot per "
+                "sequence, and keeps nothing between calls.")
+        if any(op.hand_carried for op in distinct(spec.workflow)):
+            text += (" The states you pass back by hand (return_state=True, then initial_state=) carry sample k "
+                     "of one predict into sample k of the next, as slot k of a stateful layer would.")
+        return text + call_by_call + _error_sentence(spec, error)
     if not spec.stateful:
         other_phases = [name for name, count in (("validation", spec.val_samples),
                                                  ("predict", spec.predict_samples)) if count]
@@ -123,22 +247,16 @@ def verdict(spec: Spec, summary: Summary, error: KerasError | None) -> str:
         if other_phases:
             text += f" {' and '.join(other_phases).capitalize()} batches start from zeros too."
         return text
-    text = (f"{name}, stateful {spec.layer_name}: Keras never resets the state inside fit, "
-            f"validation or predict; slot i of each batch starts from the final state of slot i of the previous "
-            f"call, so sample j+{spec.batch_size:,} continues sample j ")
+    where = "inside fit, validation or predict" if spec.workflow is None else "by itself, in any call"
+    text = (f"{name}, stateful {spec.layer_name}: Keras never resets the state {where}; slot i of each batch "
+            f"starts from the final state of slot i of the previous call, so sample j+{spec.batch_size:,} "
+            "continues sample j ")
     if spec.batch_size == 1:
         text += "(one slot, one stream): each batch's only sample continues the previous batch's."
     else:
         text += f"({spec.batch_size:,} parallel streams), not the last sample of the previous batch."
-    if spec.reset.kind == ResetKind.NEVER:
-        text += " Nothing resets it here: each slot's state runs on through every phase."
-    elif spec.reset.kind == ResetKind.EPOCH:
-        text += (" Your callback zeroes all slots before each epoch's first batch, so each slot "
-                 f"carries through the epoch's {plural(batches, 'training batch', 'training batches')}.")
-    else:
-        text += (f" Your callback zeroes all slots before every training batch whose index is a "
-                 f"multiple of {spec.reset.every}, so each slot carries through at most "
-                 f"{plural(spec.reset.every, 'training batch', 'training batches')}.")
+    text += _resets(spec, batches)
+    text += call_by_call
     if spec.layers > 1:
         text += f" Each of the {spec.layers} layers keeps its own state per slot, reset and carried together."
     if spec.bidirectional:
@@ -151,7 +269,39 @@ def verdict(spec: Spec, summary: Summary, error: KerasError | None) -> str:
         rows = f", and predict returns {spec.batch_size:,} rows for it" if Phase.PREDICT in broadcast else ""
         text += (f" Keras does not raise for a batch of one sample here: it runs that sample in all "
                  f"{spec.batch_size:,} slots, overwriting every slot's state with garbage{rows}.")
-    if error:
-        text += (f" But Keras raises {error.type} at step {error.step}: a stateful layer needs every "
-                 f"batch to hold exactly {spec.batch_size:,} samples.")
+    return text + _error_sentence(spec, error)
+
+
+def _resets(spec: Spec, batches: int) -> str:
+    """What resets the state: the user's callback, in its hooks, and reset_state() calls."""
+    calls_reset = spec.workflow is not None and any(op.kind == Kind.RESET_STATE for op in distinct(spec.workflow))
+    if not spec.reset:
+        if calls_reset:
+            return " Only your reset_state() calls zero it."
+        return " Nothing resets it here: each slot's state runs on through every phase."
+    text = ""
+    if spec.reset.kind == ResetKind.EPOCH:
+        per_epoch = f"the epoch's {plural(batches, 'training batch', 'training batches')}" \
+            if spec.workflow is None else "the epoch"
+        text += (" Your callback zeroes all slots before each epoch's first batch, so each slot carries "
+                 f"through {per_epoch}.")
+    elif spec.reset.kind == ResetKind.EVERY:
+        text += (f" Your callback zeroes all slots before every training batch whose index is a "
+                 f"multiple of {spec.reset.every}, so each slot carries through at most "
+                 f"{plural(spec.reset.every, 'training batch', 'training batches')}.")
+    hooks = [words for on, words in ((spec.reset.validation, "before validation and evaluate (on_test_begin)"),
+                                     (spec.reset.predict, "before predict (on_predict_begin)")) if on]
+    if hooks:
+        text += f" Your callback zeroes all slots {' and '.join(hooks)}."
+    if calls_reset:
+        text += " So do your reset_state() calls."
     return text
+
+
+def _error_sentence(spec: Spec, error: KerasError | None) -> str:
+    if not error:
+        return ""
+    return (f" But Keras raises {error.type} at step {error.step}: a stateful layer needs every "
+            f"batch to hold exactly the batch size it was built for." if spec.workflow is not None else
+            f" But Keras raises {error.type} at step {error.step}: a stateful layer needs every "
+            f"batch to hold exactly {spec.batch_size:,} samples.")

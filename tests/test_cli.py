@@ -48,7 +48,7 @@ def test_headline_json_schema():
                               "stateful": False, "epochs": 1, "shuffle": True, "reset": "never",
                               "val_samples": 0, "predict_samples": 0, "units": 8, "seed": 0,
                               "cell": "lstm", "layers": 1, "bidirectional": False, "keras": "3",
-                              "backend": "torch"}
+                              "backend": "torch", "workflow": None, "calls": "fit()"}
     assert report["summary"] == {"steps": 5, "reset_events": 5, "slot_resets": 1000, "slot_carries": 0,
                                  "checked_steps": 5, "tensors_checked": ["h[layer 0]", "c[layer 0]"],
                                  "verified": True}
@@ -94,7 +94,7 @@ def test_partial_stateful_batch_exits_3_with_kerass_message_and_a_fix():
     _, report = invoke_json("--shape", "1000,20,1", "--batch", "300", "--stateful")
     assert report["error"]["step"] == 3 and report["error"]["type"] == "ValueError"
     assert len(report["steps"]) == 4
-    assert report["steps"][3] == {"phase": "train", "epoch": 0, "batch": 3,
+    assert report["steps"][3] == {"call": "train e0", "phase": "train", "epoch": 0, "batch": 3,
                                   "samples": report["steps"][3]["samples"], "start": None, "verified": None}
     assert len(report["steps"][3]["samples"]) == 100
     assert "Expected batch size: 300" in report["error"]["message"]

@@ -39,7 +39,7 @@ BAD_INPUTS = [
     (["--shape", "1000,20,1", "--seed", str(2**32)], "--seed must be between 0 and 2**32 - 1"),
     (["--shape", "1000,20,1", "--stateful", "--reset", "every:0"], "positive integer K"),
     (["--shape", "1000,20,1", "--stateful", "--reset", "every:x"], "positive integer K"),
-    (["--shape", "1000,20,1", "--stateful", "--reset", "sometimes"], "expected never, epoch or every:K"),
+    (["--shape", "1000,20,1", "--stateful", "--reset", "sometimes"], "expected never, or hooks among epoch, every:K"),
     (["--shape", "1000,20,1", "--reset", "epoch"], "needs --stateful"),
     (["--shape", "1000,20,1", "--reset", "every:2"], "needs --stateful"),
     (["--shape", "1000,20,1", "--format", "xml"], "'xml' is not one of"),

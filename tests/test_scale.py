@@ -43,7 +43,7 @@ def test_no_slots_replaces_the_arrays_by_counts():
     result = CliRunner().invoke(main, ["--shape", "12,5,1", "--batch", "4", "--stateful", "--no-shuffle",
                                        "--dry-run", "--format", "json", "--no-slots"])
     steps = json.loads(result.stdout)["steps"]
-    assert steps[1] == {"phase": "train", "epoch": 0, "batch": 1, "slots": 4, "zero_slots": 0,
+    assert steps[1] == {"call": "train e0", "phase": "train", "epoch": 0, "batch": 1, "slots": 4, "zero_slots": 0,
                         "carried_slots": 4, "verified": None}
 
 

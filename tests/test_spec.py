@@ -50,4 +50,4 @@ def test_spec_json_names_every_field():
         "samples": 10, "timesteps": 5, "features": 1, "batch_size": 32, "stateful": True, "epochs": 1,
         "shuffle": True, "reset": "every:2", "val_samples": 0, "predict_samples": 0, "units": 8, "seed": 0,
         "cell": "lstm", "layers": 1, "bidirectional": False, "keras": "3",
-        "backend": "torch"}
+        "backend": "torch", "workflow": None, "calls": "fit()"}

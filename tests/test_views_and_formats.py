@@ -100,7 +100,7 @@ def test_csv_has_one_row_per_step_and_slot():
     assert list(rows[0]) == formats.CSV_COLUMNS
     assert len(rows) == 3 * 4 + 4 + 2  # epoch 0's three batches, a validation batch, the raising one
     assert rows[4] == {"phase": "train", "epoch": "0", "batch": "1", "slot": "0", "sample": "4",
-                       "start": "train:0", "verified": "true"}
+                       "start": "train:0", "verified": "true", "call": "train e0"}
     assert {row["start"] for row in rows if row["verified"] == ""} == {"raises"}
 
 
