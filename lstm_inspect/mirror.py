@@ -23,15 +23,7 @@ import torch
 from torch import nn
 
 from .memory import INPUT_GROUP_VALUES
-from .schedule import (
-    FACTS,
-    Call,
-    Invocation,
-    KerasStateError,
-    iter_invocations,
-    keras_error,
-    stateful_batch_mismatch_message,
-)
+from .schedule import FACTS, Call, Invocation, KerasStateError, first_trace_error, iter_invocations, keras_error
 from .spec import Backend, KerasVersion, Phase, ResetKind, Spec
 from .workflow import Kind, Op, distinct
 
@@ -266,6 +258,38 @@ class _ResetCallback:
         return self.reset.predict if call.phase == Phase.PREDICT else self.reset.validation
 
 
+class _Compiled:
+    """TensorFlow's compiled functions, per model: a kind of call traces its function the first
+    time it runs on that model, and the trace keeps the batch dimension when each of the call's
+    batches has the same size; Keras's own check then sees the batch size."""
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.functions = FACTS[spec.keras, spec.backend].traces
+        self.fixes_short_predict = FACTS[spec.keras, spec.backend].predict_fixes_short
+        self.traced: set[str] = set()  # the functions the model in use has traced
+
+    def new_model(self) -> None:
+        self.traced = set()
+
+    def first_trace_fixes(self, layer: KerasStateful, invocation: Invocation, call: Call) -> bool:
+        op = invocation.op
+        if self.functions is None or call.batch or call.phase == Phase.TRAIN and call.epoch != op.initial_epoch:
+            return False
+        function = self.functions["validation" if call.phase == Phase.VALIDATION else str(op.kind)]
+        if function in self.traced:
+            return False
+        self.traced.add(function)
+        if op.kind.one_batch:
+            return True
+        size = op.batch_size or layer.batch_size or 1
+        samples = op.samples
+        if op.kind == Kind.FIT:
+            training = self.spec.fit_split(op)
+            samples = training if call.phase == Phase.TRAIN else op.validation_samples or self.spec.samples - training
+        return samples % size == 0 or self.fixes_short_predict and op.kind == Kind.PREDICT and samples < size
+
+
 def _like(module: nn.RNNBase) -> nn.RNNBase:
     """A new module of the same build, its own fresh weights (as a newly built Keras model)."""
     made = getattr(nn, type(module).__name__)(module.input_size, module.hidden_size, num_layers=module.num_layers,
@@ -301,6 +325,7 @@ def run_mirror(spec: Spec, device: torch.device | None = None) -> Generator[Call
     layer = KerasStateful(build_rnn(spec, device), spec.batch_size, stateful=spec.stateful, keras=spec.keras,
                           backend=spec.backend)
     callback = _ResetCallback(spec)
+    compiled = _Compiled(spec)
     hand_carry = any(op.hand_carried for op in distinct(spec.plan))
     returned: list[States] = []  # per batch, the states the last predict returned (carried by hand)
     for invocation, calls in iter_invocations(spec):
@@ -309,15 +334,15 @@ def run_mirror(spec: Spec, device: torch.device | None = None) -> Generator[Call
             layer.reset_state()
         elif op.kind in (Kind.TWIN, Kind.SAVE_AND_LOAD):
             layer = _switch(layer, op)
+            compiled.new_model()
         predicts = hand_carry and op.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH)
         made: list[States] = []
         for call, x in _with_inputs(spec, calls, device):
             if callback.resets_before(invocation, call):
                 layer.reset_state()
-            if (spec.stateful and spec.keras == KerasVersion.THREE and spec.backend == Backend.TENSORFLOW
-                    and op.kind == Kind.PREDICT and call.batch == 0 and len(x) != layer.batch_size):
-                # Keras 3's predict on TensorFlow traces its first batch's shape: Keras's own check sees it.
-                raise KerasStateError("ValueError", stateful_batch_mismatch_message(layer.batch_size or 0, len(x)))
+            if compiled.first_trace_fixes(layer, invocation, call) and spec.stateful and len(x) != layer.batch_size:
+                raise KerasStateError(*first_trace_error(spec, FACTS[spec.keras, spec.backend], layer.batch_size or 0,
+                                                         len(x))[:2])
             if spec.stateful and spec.backend == Backend.TENSORFLOW and len(x) == 1:
                 # TensorFlow adds a lone sample's input projections to every row of the state:
                 # each slot runs that sample from its own state.

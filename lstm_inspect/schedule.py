@@ -14,7 +14,7 @@ import dataclasses
 import itertools
 import math
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -49,8 +49,18 @@ class Facts:
     broadcasts_one: bool  # a stateful batch of one sample runs in every slot instead of raising
     error_type: str  # what a stateful batch of another size raises
     raises_before_first_batch: bool  # N < B: raised while fit builds its step, before batch 0 begins
-    # predict traces its first batch's shape: a short first batch raises Keras's own ValueError
-    predict_checks_first_batch: bool = False
+    # TensorFlow: the compiled function each kind of call runs on a model (kinds that share one
+    # share a name). Its first trace fixes the batch dimension when every batch of that call has
+    # the same size, and Keras's own check then raises a ValueError for a size other than the
+    # state's; later traces leave the dimension open (a lone sample broadcasts, other sizes
+    # raise InvalidArgumentError). None: nothing is traced (torch, and JAX's check runs always).
+    traces: Mapping[str, str] | None = None
+    predict_fixes_short: bool = False  # Keras 3: predict of fewer samples than batch_size fixes it too
+
+    @property
+    def predict_checks_first_batch(self) -> bool:
+        """A fit-then-predict setup's short first predict batch raises Keras's ValueError."""
+        return self.predict_fixes_short
 
     @property
     def name(self) -> str:
@@ -67,7 +77,9 @@ FACTS = {
     (KerasVersion.THREE, Backend.TENSORFLOW): Facts(
         KerasVersion.THREE, Backend.TENSORFLOW, "Keras 3.15.1, tensorflow-cpu 2.21.0", "3.15.1",
         carries=True, broadcasts_one=True, error_type="InvalidArgumentError", raises_before_first_batch=False,
-        predict_checks_first_batch=True),
+        traces={"fit": "train", "validation": "test", "evaluate": "test", "predict": "predict",
+                "train_on_batch": "train_on_batch", "test_on_batch": "test_on_batch",
+                "predict_on_batch": "predict_on_batch"}, predict_fixes_short=True),
     # The state variables are created untracked, so JAX's stateless train, test and predict
     # steps drop their assignments: every call starts from the zeros they were created with.
     (KerasVersion.THREE, Backend.JAX): Facts(
@@ -75,7 +87,9 @@ FACTS = {
         carries=False, broadcasts_one=False, error_type="ValueError", raises_before_first_batch=True),
     (KerasVersion.TWO, Backend.TENSORFLOW): Facts(
         KerasVersion.TWO, Backend.TENSORFLOW, "tf-keras 2.21.0, tensorflow-cpu 2.21.0", "2.21.0",
-        carries=True, broadcasts_one=True, error_type="InvalidArgumentError", raises_before_first_batch=False),
+        carries=True, broadcasts_one=True, error_type="InvalidArgumentError", raises_before_first_batch=False,
+        traces={"fit": "train", "train_on_batch": "train", "validation": "test", "evaluate": "test",
+                "test_on_batch": "test", "predict": "predict", "predict_on_batch": "predict_on_batch"}),
 }
 
 
@@ -389,10 +403,13 @@ def keras_steps(spec: Spec) -> Iterator[Step]:
     hand_carry = spec.workflow is not None and any(op.hand_carried for op in distinct(spec.workflow))
     held: Call | None = None  # the call whose final states the model's state holds
     returned: list[Call] = []  # the calls of the last predict, whose states it returned
+    traced: set[str] = set()  # TensorFlow: the model's compiled functions traced so far
     for invocation, calls in iter_invocations(spec):
         op = invocation.op
         if not op.kind.runs_batches:
             held = None  # reset_state(), and a new model (twin, loaded), start from zeros
+            if op.kind != Kind.RESET_STATE:
+                traced = set()  # a new model compiles its own functions
             continue
         predicts = op.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH) and hand_carry
         made: list[Call] = []
@@ -400,7 +417,8 @@ def keras_steps(spec: Spec) -> Iterator[Step]:
             # What a checking run keeps: the held state; with states carried by hand, the last
             # predict's calls (still read) and this predict's (read by the next).
             first = min([c.index for c in returned[:1] + made[:1]], default=call.index)
-            step = _step(spec, facts, invocation, call, held, returned,
+            fixed = _first_trace_fixes(spec, facts, invocation, call, traced)
+            step = _step(spec, facts, invocation, call, held, returned, fixed,
                          kept=spec.stateful or predicts, keep_from=first if hand_carry else call.index)
             yield step
             if step.raises:
@@ -413,13 +431,13 @@ def keras_steps(spec: Spec) -> Iterator[Step]:
 
 
 def _step(spec: Spec, facts: Facts, invocation: Invocation, call: Call, held: Call | None,
-          returned: list[Call], kept: bool, keep_from: int) -> Step:
+          returned: list[Call], fixed: bool, kept: bool, keep_from: int) -> Step:
     op, model_batch = invocation.op, invocation.batch_size
     slots = len(call.samples)
     if spec.stateful and slots != model_batch:
-        if _checked_by_keras(facts, invocation, call):
-            message = stateful_batch_mismatch_message(model_batch, slots)
-            return Step(call, None, None, KerasError(call.index, "ValueError", message, re.escape(message)))
+        if fixed:
+            kind, message, pattern = first_trace_error(spec, facts, model_batch, slots)
+            return Step(call, None, None, KerasError(call.index, kind, message, pattern))
         if slots == 1 and facts.broadcasts_one:
             call = dataclasses.replace(call, broadcast=model_batch)
         else:
@@ -432,9 +450,40 @@ def _step(spec: Spec, facts: Facts, invocation: Invocation, call: Call, held: Ca
     return Step(call, None, np.full(len(call.slot_samples), -1), kept=kept, keep_from=keep_from)
 
 
-def _checked_by_keras(facts: Facts, invocation: Invocation, call: Call) -> bool:
-    """A short batch Keras's own check sees (where TensorFlow's shapes would not)."""
-    return facts.predict_checks_first_batch and invocation.op.kind == Kind.PREDICT and call.batch == 0
+def _first_trace_fixes(spec: Spec, facts: Facts, invocation: Invocation, call: Call, traced: set[str]) -> bool:
+    """Whether this call traces one of TensorFlow's compiled functions for the first time on
+    the model, with a fixed batch dimension (every batch of the call the same size), so that
+    Keras's own check sees the batch size; marks the function traced."""
+    op = invocation.op
+    first_of_pass = call.batch == 0 and (call.phase != Phase.TRAIN or call.epoch == op.initial_epoch)
+    if facts.traces is None or not first_of_pass:
+        return False
+    entry = facts.traces["validation" if call.phase == Phase.VALIDATION else str(op.kind)]
+    if entry in traced:
+        return False
+    traced.add(entry)
+    size = op.batch_size or invocation.batch_size
+    if op.kind == Kind.FIT:
+        train = spec.fit_split(op)
+        count = train if call.phase == Phase.TRAIN else (
+            spec.samples - train if op.validation_split else op.validation_samples)
+    else:
+        count = op.samples
+    if op.kind.one_batch:
+        size = count
+    return count % size == 0 or (facts.predict_fixes_short and op.kind == Kind.PREDICT and count < size)
+
+
+def first_trace_error(spec: Spec, facts: Facts, expected: int, received: int) -> tuple[str, str, str]:
+    """(type, message, pattern) of Keras's check on a batch dimension fixed by TensorFlow's
+    trace: Keras 3's own message; Keras 2's input_spec check, naming the first layer."""
+    if facts.keras == KerasVersion.THREE:
+        message = stateful_batch_mismatch_message(expected, received)
+        return "ValueError", message, re.escape(message)
+    shapes = (f"expected shape=({expected}, None, {spec.features}), "
+              f"found shape=({received}, {spec.timesteps}, {spec.features})")
+    message = f'Input 0 of layer "{spec.cell.keras_name.lower()}" is incompatible with the layer: {shapes}'
+    return "ValueError", message, r'Input 0 of layer "\w+" is incompatible with the layer: ' + re.escape(shapes)
 
 
 _BATCH_BEGIN = {Phase.TRAIN: "on_train_batch_begin", Phase.VALIDATION: "on_test_batch_begin",

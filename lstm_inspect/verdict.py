@@ -125,7 +125,10 @@ class Passes:
                 said.append(f"{calls} {'starts' if count == 1 else 'start'} from zeros{why}")
             else:
                 source = outcome.partition(":")[2]
-                left = f"the {kind} call before it left" if source == kind else f"{_SOURCE.get(source, source)} left"
+                if source == kind:
+                    left = "the previous epoch left" if kind.endswith("train") else f"the {kind} call before it left"
+                else:
+                    left = f"{_SOURCE.get(source, source)} left"
                 said.append(f"{calls} {'carries' if count == 1 else 'carry'} the state {left}")
         return said
 

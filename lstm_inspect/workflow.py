@@ -157,6 +157,8 @@ def _is_int(node: ast.expr) -> bool:
 
 
 def _count(node: ast.expr, what: str, source: str, minimum: int, maximum: int | None = None) -> int:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and _is_int(node.operand):
+        raise _refuse(f"{what} must be at least {minimum}", node, source)
     if not _is_int(node):
         raise _refuse(f"{what} must be a whole number", node, source)
     value = node.value  # type: ignore[attr-defined]

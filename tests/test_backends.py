@@ -52,6 +52,24 @@ SETUPS = {
     # Keras 2 may put the partial chunk first; it is then a lone sample on TensorFlow.
     "stateful, shuffle batch": dict(samples=9, timesteps=3, features=1, batch_size=4, stateful=True,
                                     shuffle="batch", epochs=3),
+    # Workflows. TensorFlow compiles a function per kind of call and model: a batch dimension its
+    # first trace fixes meets Keras's own check; later traces broadcast or fail in the graph.
+    "workflow: a second predict of lone samples": dict(samples=8, timesteps=3, features=1, batch_size=4,
+                                                       stateful=True, workflow="predict(4); predict(2, batch_size=1)"),
+    "workflow: train_on_batch of one after fit": dict(samples=8, timesteps=3, features=1, batch_size=4,
+                                                      stateful=True, shuffle=False,
+                                                      workflow="fit(); train_on_batch(1)"),
+    "workflow: test_on_batch of one after evaluate": dict(samples=8, timesteps=3, features=1, batch_size=4,
+                                                          stateful=True, workflow="evaluate(8); test_on_batch(1)"),
+    "workflow: serving, hooks, a twin, save and load": dict(
+        samples=8, timesteps=3, features=1, batch_size=4, stateful=True, reset="predict",
+        workflow="predict(4) * 2; evaluate(4); test_on_batch(4); twin(batch_size=2); predict(4); save_and_load(); "
+                 "predict_on_batch(2); predict(4, batch_size=1)"),
+    "workflow: states carried by hand": dict(samples=8, timesteps=3, features=1, batch_size=4,
+                                             workflow='predict(4, initial_state="previous") * 3'),
+    "workflow: validation_split and validation_freq": dict(
+        samples=8, timesteps=3, features=1, batch_size=2, stateful=True,
+        workflow="fit(epochs=3, validation_split=0.5, validation_freq=2, shuffle=False)"),
 }
 
 

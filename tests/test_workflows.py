@@ -1,0 +1,378 @@
+"""--calls: the workflow parser, the schedule it gives, and the command line around it.
+
+The same workflows against real Keras are in test_workflows_against_keras.py.
+"""
+
+import json
+import shlex
+import tracemalloc
+
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lstm_inspect.cli import command_line, main
+from lstm_inspect.inspection import inspect
+from lstm_inspect.schedule import Start, iter_calls, keras_steps
+from lstm_inspect.spec import Shuffle, Spec, SpecError
+from lstm_inspect.workflow import Kind, Op, Repeat, ops, parse, text
+
+
+def steps(workflow, **settings):
+    spec = Spec(**{"samples": 8, "timesteps": 3, "features": 1, "batch_size": 4, "stateful": True,
+                   "backend": "torch", **settings}, workflow=workflow)
+    return list(keras_steps(spec))
+
+
+def starts(workflow, **settings):
+    """Per step: its label and how its slots start ("zeros", or the call it carries from)."""
+    return [(step.call.label, "raises" if step.raises else step.source.label if step.source else "zeros")
+            for step in steps(workflow, **settings)]
+
+
+# ---- the parser -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("written, expected", [
+    ("predict(1) * 3", (Repeat((Op(Kind.PREDICT, 1),), 3),)),
+    ("3 * predict(1)", (Repeat((Op(Kind.PREDICT, 1),), 3),)),
+    ("model.fit(epochs=2, shuffle=False); model.reset_states()",
+     (Op(Kind.FIT, epochs=2, shuffle=Shuffle.FALSE), Op(Kind.RESET_STATE))),
+    ("twin(1); twin(batch_size=2)", (Op(Kind.TWIN, batch_size=1), Op(Kind.TWIN, batch_size=2))),
+    ('(fit(shuffle="batch"), (predict(2), reset_state()) * 2) * 3',
+     (Repeat((Op(Kind.FIT, shuffle=Shuffle.BATCH), Repeat((Op(Kind.PREDICT, 2), Op(Kind.RESET_STATE)), 2)), 3),)),
+    ("fit(validation_split=0.25, validation_freq=2, epochs=4, initial_epoch=1)",
+     (Op(Kind.FIT, epochs=4, validation_split=0.25, validation_freq=2, initial_epoch=1),)),
+    ('predict(4, initial_state="previous", batch_size=2)',
+     (Op(Kind.PREDICT, 4, batch_size=2, initial_state="previous"),)),
+])
+def test_the_accepted_forms_parse_and_print_back(written, expected):
+    assert parse(written) == expected
+    assert parse(text(expected)) == expected
+
+
+@pytest.mark.parametrize("written, says", [
+    ("foo(1)", "unknown call foo()"),
+    ("__import__('os').system('x')", "only plain calls"),
+    ("os.system('x')", "only plain calls"),
+    ("predict(1) * 10**12", "a repeat is a call or a tuple of calls times a whole number"),
+    ("predict(1) * 1000000000000", "a repeat count must be at most 100,000,000"),
+    ("predict(1) * 0", "a repeat count must be at least 1"),
+    ("predict(-1)", "predict's sample count must be at least 1"),
+    ("predict(0)", "predict's sample count must be at least 1"),
+    ("predict(1.5)", "predict's sample count must be a whole number"),
+    ("predict(True)", "predict's sample count must be a whole number"),
+    ("predict()", "predict takes one sample count"),
+    ("predict(predict(1))", "predict's sample count must be a whole number"),
+    ("predict(1);;", "invalid syntax"),
+    ("", "is empty"),
+    ("predict(1), predict(2)", "a tuple of calls needs a repeat count"),
+    ("x = predict(1)", "only calls are understood"),
+    ("import os", "only calls are understood"),
+    ("fit(epochs='2')", "epochs must be a whole number"),
+    ("fit(epochs=2, epochs=3)", "epochs given twice"),
+    ("fit(nonsense=1)", "fit takes no keyword nonsense"),
+    ("predict(2, **kw)", "predict takes no keyword **"),
+    ("fit(shuffle=1)", "shuffle is True, False or \"batch\""),
+    ("fit(validation_split=1.0)", "validation_split is a number from 0 up to"),
+    ("fit(validation_split=0.2, validation_samples=4)", "choose one"),
+    ("fit(epochs=2, initial_epoch=2)", "initial_epoch must be below epochs"),
+    ("twin()", "twin needs batch_size=b"),
+    ("reset_state(1)", "reset_state takes no positional argument"),
+    ("predict(2, initial_state='mine')", 'initial_state takes "previous"'),
+    ("predict(1) * predict(1)", "a repeat is a call or a tuple of calls times a whole number"),
+    ("lambda: predict(1)", "not a call"),
+])
+def test_bad_workflows_are_one_line_usage_errors_and_nothing_runs(written, says):
+    with pytest.raises(SpecError) as error:
+        parse(written)
+    assert error.value.field == "workflow" and says in str(error.value)
+    result = CliRunner().invoke(main, ["--shape", "8,3,1", "--batch", "4", "--calls", written])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and says in result.output and "--calls" in result.output
+    assert "Traceback" not in result.output and "Steps of" not in result.output
+
+
+@pytest.mark.parametrize("arguments, says", [
+    (["--epochs", "2"], "--calls cannot be combined with --epochs"),
+    (["--predict-samples", "4"], "--calls cannot be combined with --predict-samples"),
+    (["--val-samples", "4"], "--calls cannot be combined with --val-samples"),
+])
+def test_the_shorthand_and_a_workflow_do_not_mix(arguments, says):
+    result = CliRunner().invoke(main, ["--shape", "8,3,1", "--calls", "predict(4)", *arguments])
+    assert result.exit_code == 2 and says in result.output
+    with pytest.raises(SpecError, match="writes the whole workflow"):
+        Spec(8, 3, 1, epochs=2, workflow="predict(4)")
+
+
+def test_spec_level_refusals_name_the_call():
+    with pytest.raises(SpecError, match="a stateful layer carries its own"):
+        Spec(8, 3, 1, stateful=True, workflow='predict(4, initial_state="previous")')
+    with pytest.raises(SpecError, match="every predict call must be alike"):
+        Spec(8, 3, 1, workflow='predict(4); predict(2, initial_state="previous")')
+    with pytest.raises(SpecError, match="Training data contains 3 samples, which is not sufficient"):
+        Spec(3, 3, 1, workflow="fit(validation_split=0.9)")
+    # Keras floors a float product: 5 * (1 - 0.8) is 0.9999999999999998, so no training sample is left.
+    with pytest.raises(SpecError, match="Training data contains 5 samples"):
+        Spec(5, 3, 1, workflow="fit(validation_split=0.8)")
+
+
+# ---- the schedule -----------------------------------------------------------------------------
+
+
+def test_the_shorthand_is_the_workflow_it_stands_for():
+    shorthand = Spec(10, 3, 1, batch_size=4, stateful=True, epochs=2, val_samples=4, predict_samples=5,
+                     backend="torch")
+    written = Spec(10, 3, 1, batch_size=4, stateful=True, backend="torch",
+                   workflow="fit(epochs=2, validation_samples=4); predict(5)")
+    assert text(shorthand.plan) == text(written.plan) == "fit(epochs=2, validation_samples=4); predict(5)"
+    old, new = list(keras_steps(shorthand)), list(keras_steps(written))
+    assert [(s.call.label, s.start_labels(), s.raises) for s in old] == \
+        [(s.call.label, s.start_labels(), s.raises) for s in new]
+
+
+def test_a_serving_loop_carries_each_request_into_the_next():
+    assert starts("predict(1) * 4", batch_size=1) == [
+        ("predict b0", "zeros"), ("predict#2 b0", "predict b0"), ("predict#3 b0", "predict#2 b0"),
+        ("predict#4 b0", "predict#3 b0")]
+    assert starts("predict(1) * 3", batch_size=1, reset="predict") == [
+        ("predict b0", "zeros"), ("predict#2 b0", "zeros"), ("predict#3 b0", "zeros")]
+    assert starts("(predict(1), reset_state()) * 2", batch_size=1) == [
+        ("predict b0", "zeros"), ("predict#2 b0", "zeros")]
+
+
+def test_hooks_reset_before_validation_evaluate_and_predict_only():
+    found = starts("fit(epochs=2, validation_samples=4, shuffle=False); evaluate(4); test_on_batch(4); "
+                   "predict(4); predict_on_batch(4)", reset="validation,predict")
+    assert found == [
+        ("train e0 b0", "zeros"), ("train e0 b1", "train e0 b0"),
+        ("validation e0 b0", "zeros"),  # on_test_begin
+        ("train e1 b0", "validation e0 b0"), ("train e1 b1", "train e1 b0"),
+        ("validation e1 b0", "zeros"),
+        ("evaluate b0", "zeros"),  # on_test_begin again
+        ("test_on_batch b0", "evaluate b0"),  # the *_on_batch calls run no callbacks
+        ("predict b0", "zeros"),  # on_predict_begin
+        ("predict_on_batch b0", "predict b0")]
+
+
+def test_a_twin_and_a_loaded_model_start_from_zeros_and_raise_for_another_batch_size():
+    assert starts("predict(4); twin(batch_size=1); predict(2); save_and_load(); predict(1)") == [
+        ("predict b0", "zeros"), ("twin predict b0", "zeros"), ("twin predict b1", "twin predict b0"),
+        ("loaded predict b0", "zeros")]
+    raising = steps("predict(4); predict(4, batch_size=1)")
+    assert [step.raises for step in raising] == [False, True]
+    assert raising[1].error is not None and "Expected batch size: 4" in raising[1].error.message
+    assert "- Received batch size: 1" in raising[1].error.message
+
+
+def test_validation_split_takes_the_last_samples_before_any_shuffle():
+    found = steps("fit(validation_split=0.25, shuffle=False)", samples=12, batch_size=3)
+    assert [(step.call.label, step.call.stream, step.call.samples.tolist()) for step in found] == [
+        ("train e0 b0", "train", [0, 1, 2]), ("train e0 b1", "train", [3, 4, 5]),
+        ("train e0 b2", "train", [6, 7, 8]), ("validation e0 b0", "train", [9, 10, 11])]
+    # Sample 9 follows sample 6 in the same data: the validation rows continue the training rows.
+    assert list(found[3].start_kinds()) == [Start.CONTINUED] * 3
+    partial = steps("fit(validation_split=0.2)", samples=10, batch_size=4, shuffle=False)
+    assert [step.raises for step in partial] == [False, False, True]
+    assert partial[2].call.label == "validation e0 b0" and len(partial[2].call.samples) == 2
+
+
+def test_validation_freq_and_initial_epoch_pick_the_epochs_keras_runs():
+    labels = [step.call.label for step in steps("fit(epochs=4, initial_epoch=1, validation_freq=2, "
+                                                "validation_samples=4)")]
+    assert labels == ["train e1 b0", "train e1 b1", "validation e1 b0", "train e2 b0", "train e2 b1",
+                      "train e3 b0", "train e3 b1", "validation e3 b0"]
+
+
+@settings(max_examples=40, deadline=None)
+@given(batches=st.integers(1, 5), batch_size=st.integers(1, 4), epochs=st.integers(1, 3),
+       reset=st.sampled_from(["never", "every:2"]))
+def test_a_train_on_batch_loop_is_fit_without_shuffle(batches, batch_size, epochs, reset):
+    samples = batches * batch_size
+    settings_ = {"samples": samples, "batch_size": batch_size, "reset": reset}
+    fitted = steps(f"fit(epochs={epochs}, shuffle=False)", **settings_)
+    looped = steps(f"train_on_batch({batch_size}) * {batches * epochs}", **{**settings_, "reset": "never"})
+    assert [step.call.samples.tolist() for step in fitted] == [step.call.samples.tolist() for step in looped]
+    if reset == "never":  # no callback runs in a train_on_batch loop
+        assert [step.start_labels() for step in fitted] == [step.start_labels() for step in looped]
+        assert [list(step.start_kinds()) for step in fitted] == [list(step.start_kinds()) for step in looped]
+
+
+def test_carried_states_by_hand_match_the_stateful_carry():
+    by_hand = steps('predict(4, initial_state="previous") * 3', stateful=False)
+    stateful = steps("predict(4) * 3")
+    assert [(s.start_labels(), list(s.start_kinds())) for s in by_hand] == \
+        [(s.start_labels(), list(s.start_kinds())) for s in stateful]
+    # Sample k starts from sample k of the previous predict, whatever the batches inside it.
+    split = steps('predict(8, batch_size=4, initial_state="previous") * 2', stateful=False)
+    assert [s.start_labels() for s in split[2:]] == [["predict:0", "predict:1", "predict:2", "predict:3"],
+                                                     ["predict:4", "predict:5", "predict:6", "predict:7"]]
+    assert all(kind == Start.CONTINUED for step in split[2:] for kind in step.start_kinds())
+
+
+workflow_parts = st.sampled_from([
+    "fit(epochs=2)", "fit(validation_samples=3)", "fit(validation_split=0.25, validation_freq=2, epochs=3)",
+    "evaluate(5)", "predict(3)", "predict(2, batch_size=1)", "train_on_batch(4)", "test_on_batch(4)",
+    "predict_on_batch(4)", "reset_state()", "save_and_load()", "twin(batch_size=2)", "twin(batch_size=4)"])
+
+
+@settings(max_examples=60, deadline=None)
+@given(parts=st.lists(workflow_parts, min_size=1, max_size=4), times=st.integers(1, 4), stateful=st.booleans())
+def test_the_call_count_needs_no_unrolling_and_matches_the_calls_made(parts, times, stateful):
+    workflow = f"({', '.join(parts)},) * {times}" if len(parts) > 1 else f"{parts[0]} * {times}"
+    spec = Spec(8, 3, 1, batch_size=4, stateful=stateful, backend="torch", workflow=workflow)
+    assert spec.calls == sum(1 for _ in iter_calls(spec))
+    assert spec.largest_batch == max((len(call.samples) for call in iter_calls(spec)), default=0)
+    assert parse(text(spec.workflow)) == spec.workflow
+
+
+def test_ten_thousand_calls_stream_in_flat_memory():
+    def peak(count):
+        spec = Spec(1000, 20, 1, batch_size=1, stateful=True, shuffle=False, backend="torch",
+                    workflow=f"predict(1) * {count}")
+        tracemalloc.start()
+        inspection = inspect(spec, dry_run=True)
+        for _ in inspection:
+            pass
+        _, top = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert inspection.report.summary.steps == count
+        return top
+
+    assert peak(10_000) < 2 * peak(1_000) + 200_000
+    # A repeat is never unrolled ahead: its calls come one at a time.
+    first = ops(parse("predict(1) * 100000000"))
+    assert next(first) == Op(Kind.PREDICT, 1)
+
+
+# ---- the command line -------------------------------------------------------------------------
+
+
+def run(*arguments, batch="4"):
+    return CliRunner().invoke(main, ["--shape", "8,3,1", "--batch", batch, "--backend", "torch", *arguments])
+
+
+def test_every_output_names_the_calls():
+    workflow = "predict(4) * 2; twin(batch_size=1); predict(2)"
+    table = run("--stateful", "--calls", workflow, "--no-evidence")
+    assert table.exit_code == 0, table.output
+    for label in ("predict b0", "predict#2 b0", "twin predict b0", "twin predict b1"):
+        assert label in table.stdout
+    assert "twin predict b0 starts from zeros (a twin is a new model" in " ".join(table.stdout.split())
+    report = json.loads(run("--stateful", "--calls", workflow, "--format", "json", "--no-evidence").stdout)
+    assert report["spec"]["workflow"] == report["spec"]["calls"] == "predict(4) * 2; twin(batch_size=1); predict(2)"
+    assert [step["call"] for step in report["steps"]] == ["predict", "predict#2", "twin predict", "twin predict"]
+    csv_rows = run("--stateful", "--calls", workflow, "--format", "csv", "--no-evidence").stdout.splitlines()
+    assert csv_rows[0].endswith(",call") and csv_rows[-1].endswith(",twin predict")
+    markdown = run("--stateful", "--calls", workflow, "--format", "markdown", "--no-evidence").stdout
+    assert "twin predict b1" in markdown and "--calls 'predict(4) * 2; twin(batch_size=1); predict(2)'" in markdown
+    timeline = run("--stateful", "--calls", workflow, "--view", "timeline", "--no-evidence")
+    assert timeline.exit_code == 0 and "slot 3" in timeline.stdout
+
+
+def test_a_serving_loop_is_warned_about_and_counted():
+    result = run("--stateful", "--calls", "predict(1) * 100", "--no-evidence", "--expect-resets", "1", batch="1")
+    assert result.exit_code == 0, result.output
+    assert "each predict call carries the state the predict before it left (99 times)" in result.stderr
+    strict = run("--stateful", "--calls", "predict(1) * 3", "--dry-run", "--strict", batch="1")
+    assert strict.exit_code == 1
+    reset = run("--stateful", "--calls", "predict(1) * 3", "--reset", "predict", "--dry-run",
+                "--expect-resets", "3", "--strict", batch="1")
+    assert reset.exit_code == 0, reset.output
+
+
+def test_a_call_keras_refuses_exits_3_with_a_fix_that_keeps_the_training():
+    result = run("--stateful", "--calls", "fit(shuffle=False); predict(1)", "--no-evidence")
+    assert result.exit_code == 3
+    flat = " ".join(result.stdout.split())
+    assert "Expected batch size: 4" in flat and "twin(batch_size=1)" in flat
+
+
+def test_the_command_line_round_trips_a_workflow():
+    spec = Spec(8, 3, 1, batch_size=4, stateful=True, backend="torch", reset="epoch,predict",
+                workflow="(fit(shuffle=False), reset_state()) * 2; predict(4)")
+    again = CliRunner().invoke(main, [*shlex.split(command_line(spec)), "--dry-run", "--format", "json"])
+    assert json.loads(again.stdout)["spec"] == spec.to_json()
+
+
+def test_a_dry_run_of_a_workflow_imports_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; from lstm_inspect.cli import main; "
+            "sys.argv = ['lstm-inspect', '--shape', '8,3,1', '--batch', '1', '--stateful', '--calls', "
+            "'predict(1) * 50; twin(batch_size=2); predict(4)', '--dry-run', '--format', 'json']\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\nassert 'torch' not in sys.modules, 'torch imported'")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+
+
+def test_jax_says_that_only_eager_calls_carry():
+    result = CliRunner().invoke(main, ["--shape", "8,3,1", "--batch", "1", "--stateful", "--backend", "jax",
+                                       "--calls", "predict(1) * 3", "--dry-run"])
+    flat = " ".join(result.output.split())
+    assert "Only a direct call, model(x), runs eagerly and carries the state on jax" in flat
+    assert "predict#2 b0" in result.stdout
+
+
+def test_a_loaded_lstm_trained_on_torch_is_warned_about():
+    result = run("--stateful", "--calls", "fit(shuffle=False); save_and_load(); fit(shuffle=False)", "--dry-run")
+    assert "use_cudnn=False is not saved" in " ".join(result.stderr.split())
+    rnn = run("--stateful", "--cell", "rnn", "--calls", "fit(shuffle=False); save_and_load(); fit()", "--dry-run")
+    assert "use_cudnn" not in rnn.stderr
+
+
+@pytest.mark.parametrize("workflow, settings", [
+    ("fit(epochs=2, validation_samples=4); evaluate(8); predict(8); predict_on_batch(4); test_on_batch(4)",
+     {"reset": "epoch,validation,predict"}),
+    ("(train_on_batch(4), reset_state()) * 2; twin(batch_size=2); predict(4) * 2; save_and_load(); predict(2)", {}),
+    ("fit(validation_split=0.5, shuffle=False); save_and_load(); fit(epochs=2, shuffle=\"batch\")",
+     {"reset": "every:2"}),
+    ('predict(8, initial_state="previous") * 3; fit(); predict(8, initial_state="previous")',
+     {"stateful": False}),
+    ("fit(epochs=2, validation_split=0.25); twin(batch_size=3); evaluate(5); predict(2)", {"stateful": False}),
+    ("predict(4) * 2; twin(batch_size=1); predict(3)", {"cell": "gru", "layers": 2, "bidirectional": True}),
+])
+def test_the_mirror_follows_the_schedule_through_every_kind_of_call(workflow, settings):
+    spec = Spec(**{"samples": 8, "timesteps": 3, "features": 2, "batch_size": 4, "stateful": True,
+                   "backend": "torch", **settings}, workflow=workflow)
+    report = inspect(spec, evidence=False).run()
+    assert report.error is None
+    assert report.ok and report.summary.verified, [step.step.call.label for step in report.steps
+                                                   if step.verified is False]
+    assert report.summary.checked_steps == spec.calls
+
+
+def test_each_request_takes_the_next_samples_of_its_data():
+    found = steps("predict(2) * 3; evaluate(2) * 2; train_on_batch(3) * 3", stateful=False)
+    assert [step.call.samples.tolist() for step in found] == [
+        [0, 1], [2, 3], [4, 5], [0, 1], [2, 3], [0, 1, 2], [3, 4, 5], [6, 7, 0]]
+
+
+@pytest.mark.parametrize("workflow, keras, backend, outcome", [
+    # TensorFlow compiles a function per kind of call and model; its first trace fixes the batch
+    # dimension when every batch of the call has one size, and Keras's own check sees it.
+    ("predict(4); predict(2, batch_size=1)", "3", "tensorflow", "broadcast"),
+    ("predict(4); predict(2, batch_size=1)", "2", "tensorflow", "broadcast"),
+    ("predict(4); predict(2, batch_size=1)", "3", "torch", "ValueError"),
+    ("predict(2, batch_size=1)", "3", "tensorflow", "ValueError"),
+    ("predict(2, batch_size=1)", "2", "tensorflow", "ValueError"),
+    ("predict(2)", "3", "tensorflow", "ValueError"),  # Keras 3's predict fixes a short one too
+    ("predict(2)", "2", "tensorflow", "InvalidArgumentError"),
+    ("fit(); train_on_batch(1)", "3", "tensorflow", "ValueError"),  # its own function
+    ("fit(); train_on_batch(1)", "2", "tensorflow", "broadcast"),  # fit's function
+    ("evaluate(8); test_on_batch(1)", "3", "tensorflow", "ValueError"),
+    ("evaluate(8); test_on_batch(1)", "2", "tensorflow", "broadcast"),
+    ("predict(4); predict_on_batch(1)", "2", "tensorflow", "ValueError"),
+    ("predict(4); twin(batch_size=4); predict(1, batch_size=1)", "3", "tensorflow", "ValueError"),  # a new model
+    ("fit(); fit(batch_size=2)", "3", "tensorflow", "InvalidArgumentError"),
+])
+def test_tensorflow_checks_the_batch_size_where_a_first_trace_fixes_it(workflow, keras, backend, outcome):
+    spec = Spec(8, 3, 1, batch_size=4, stateful=True, shuffle=False, keras=keras, backend=backend,
+                workflow=workflow)
+    found = list(keras_steps(spec))
+    raising = [step.error.type for step in found if step.error is not None]
+    assert (raising or ["broadcast" if any(step.call.broadcast for step in found) else "runs"]) == [outcome]
+    report = inspect(spec, evidence=False).run()
+    assert report.mismatches == 0 and report.error == (found[-1].error if raising else None)

@@ -1,0 +1,110 @@
+"""Workflows against real Keras 3 (torch backend): every call kind and hook, read from the real
+`layer.states` during the real calls, next to the schedule and the mirror."""
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from lstm_inspect import oracle
+from lstm_inspect.cli import main
+from lstm_inspect.oracle import compare_with_keras, run_keras
+from lstm_inspect.spec import Spec
+
+oracle.import_keras()  # a missing oracle fails the suite
+pytestmark = pytest.mark.keras
+
+
+def spec(workflow, **settings):
+    return Spec(**{"samples": 8, "timesteps": 3, "features": 1, "batch_size": 4, "stateful": True,
+                   "backend": "torch", **settings}, workflow=workflow)
+
+
+WORKFLOWS = {
+    "a serving loop of predict calls": spec("predict(1) * 5", batch_size=1),
+    "a reset before predict (on_predict_begin)": spec("fit(shuffle=False); predict(8); predict(4)", reset="predict"),
+    "a reset before validation and evaluate (on_test_begin)":
+        spec("fit(epochs=2, validation_samples=4, shuffle=False); evaluate(8)", reset="epoch,validation"),
+    "a reset every 2 batches in a second fit": spec("fit(shuffle=False); fit(epochs=2, shuffle=False)",
+                                                    samples=12, reset="every:2"),
+    "predict with another batch size raises": spec("predict(4); predict(4, batch_size=1)"),
+    "a twin with the trained weights": spec("fit(shuffle=False); predict(4); twin(batch_size=1); predict(3)"),
+    "a save and load round trip": spec("predict(8); save_and_load(); predict(4); train_on_batch(4)"),
+    "validation_split: Keras's sizes": spec("fit(epochs=2, validation_split=0.2, shuffle=False)",
+                                            samples=10, batch_size=2),
+    "validation_split: a validation part of no whole batch raises":
+        spec("fit(validation_split=0.2, shuffle=False)", samples=10),
+    "the *_on_batch calls and a manual reset":
+        spec("(train_on_batch(4), test_on_batch(4), predict_on_batch(4)) * 2; reset_state(); train_on_batch(4)"),
+    "validation_freq and initial_epoch": spec("fit(epochs=4, validation_samples=4, validation_freq=2, "
+                                              "initial_epoch=1, shuffle=False)"),
+    "states carried by hand": spec('predict(4, initial_state="previous") * 3', stateful=False),
+    "a stacked GRU: a manual epoch loop": spec("(fit(shuffle=False), reset_state()) * 2", cell="gru", layers=2),
+    "a bidirectional SimpleRNN twin": spec("predict(4); twin(batch_size=2); predict(4)", cell="rnn",
+                                           bidirectional=True),
+    "a stateless workflow": spec("fit(epochs=2, validation_split=0.25); evaluate(5); predict(3)", stateful=False),
+}
+
+
+@pytest.fixture(scope="module", params=list(WORKFLOWS), ids=list(WORKFLOWS))
+def compared(request):
+    setup = WORKFLOWS[request.param]
+    return setup, compare_with_keras(setup)
+
+
+def test_keras_runs_the_workflow_as_the_schedule_and_the_mirror_say(compared):
+    setup, comparison = compared
+    assert comparison.agree, comparison.summary_line()
+    assert comparison.steps, "Keras completed no call"
+    assert comparison.max_state_diff < oracle.TOLERANCE
+
+
+def test_predict_with_another_batch_size_raises_kerass_message_at_the_right_step():
+    comparison = compare_with_keras(WORKFLOWS["predict with another batch size raises"])
+    assert comparison.error is not None and comparison.error.step == 1 and comparison.error.type == "ValueError"
+    assert "Expected batch size: 4" in comparison.error.message
+    assert "Received batch size: 1" in comparison.error.message
+
+
+def test_the_loaded_model_and_the_twin_start_from_zeros_in_real_keras():
+    run = run_keras(WORKFLOWS["a save and load round trip"])
+    before, loaded = run.completed[1], run.completed[2]
+    assert np.abs(before.final[0]).max() > 0.01  # the saved model held a state ...
+    assert not any(state.any() for state in loaded.initial)  # ... the loaded one starts from zeros
+    twin = run_keras(WORKFLOWS["a twin with the trained weights"])
+    assert [len(call.samples) for call in twin.completed] == [4, 4, 4, 1, 1, 1]
+    assert not any(state.any() for state in twin.completed[3].initial)
+
+
+def test_validation_split_sizes_are_kerass():
+    run = run_keras(WORKFLOWS["validation_split: Keras's sizes"])
+    # N=10, validation_split=0.2: floor(10 * 0.8) = 8 training samples, the last 2 validate.
+    assert [(call.phase, len(call.samples)) for call in run.completed[:5]] == [
+        ("train", 2), ("train", 2), ("train", 2), ("train", 2), ("validation", 2)]
+    raising = compare_with_keras(WORKFLOWS["validation_split: a validation part of no whole batch raises"])
+    assert raising.error is not None and raising.error.step == 2  # 8 training samples, then 2 to validate
+
+
+def test_a_train_on_batch_loop_follows_the_schedule_of_fit_without_shuffle():
+    fitted = run_keras(spec("fit(epochs=2, shuffle=False)"))
+    looped = run_keras(spec("train_on_batch(4) * 4"))
+    assert fitted.start_labels() == looped.start_labels()
+    for fit_call, loop_call in zip(fitted.completed, looped.completed):
+        for fit_state, loop_state in zip(fit_call.initial, loop_call.initial):
+            np.testing.assert_array_equal(fit_state, loop_state)
+
+
+def test_states_carried_by_hand_equal_the_stateful_carry():
+    by_hand = run_keras(WORKFLOWS["states carried by hand"])
+    stateful = run_keras(spec("predict(4) * 3"))
+    assert by_hand.start_labels() == stateful.start_labels()
+    for hand_call, stateful_call in zip(by_hand.completed, stateful.completed):
+        for hand_state, stateful_state in zip(hand_call.initial, stateful_call.initial):
+            np.testing.assert_allclose(hand_state, stateful_state, atol=1e-6)
+
+
+def test_the_command_line_compares_a_workflow_with_keras():
+    result = CliRunner().invoke(main, ["--shape", "8,3,1", "--batch", "1", "--stateful", "--backend", "torch",
+                                       "--calls", "predict(1) * 3; twin(batch_size=2); predict(2)",
+                                       "--against", "keras", "--no-evidence"])
+    assert result.exit_code == 0, result.output
+    assert "4/4 steps agree" in " ".join(result.stdout.split())
