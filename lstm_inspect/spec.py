@@ -316,10 +316,17 @@ class Spec:
         if any(op.hand_carried for op in _distinct(self.workflow)):
             predicts = {(op.kind, op.samples, op.batch_size) for op in _distinct(self.workflow)
                         if op.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH)}
-            if len(predicts) > 1 or any(op.kind == Kind.TWIN for op in _distinct(self.workflow)):
+            others = {op.kind for op in _distinct(self.workflow)} - {Kind.PREDICT, Kind.PREDICT_ON_BATCH,
+                                                                   Kind.RESET_STATE, Kind.SAVE_AND_LOAD}
+            if others:
+                raise SpecError("workflow", "{workflow}: initial_state=\"previous\" is followed in a workflow of "
+                                "predict calls (predict, predict_on_batch, reset_state, save_and_load), not "
+                                + ", ".join(sorted(others)) + ": a model taking its states as inputs is trained "
+                                "through another one")
+            if len(predicts) > 1:
                 raise SpecError("workflow", "{workflow}: initial_state=\"previous\" hands each sample the states "
                                 "the previous predict returned for it: every predict call must be alike (the same "
-                                "call, sample count and batch_size) and no twin may change the batch size")
+                                "call, sample count and batch_size)")
         for op in _distinct(self.workflow):
             if op.kind == Kind.FIT and op.validation_split and self.fit_split(op) in (0, self.samples):
                 # Keras's own refusal, before fit runs a batch.

@@ -1,5 +1,6 @@
 """The --emit snippets run (the Keras one on real Keras) and reproduce the tool's schedule."""
 
+import shlex
 import subprocess
 import sys
 
@@ -24,6 +25,17 @@ SETUPS = {
     "stateful bidirectional SimpleRNN": Spec(12, 5, 1, batch_size=4, stateful=True, shuffle=False,
                                              cell="rnn", bidirectional=True, predict_samples=4),
     "stateless bidirectional, shuffle batch": Spec(10, 5, 1, batch_size=4, shuffle="batch", bidirectional=True),
+    "workflow: hooks, twin, save and load, *_on_batch": Spec(
+        8, 3, 1, batch_size=4, stateful=True, reset="epoch,validation,predict",
+        workflow="fit(epochs=2, validation_samples=4, shuffle=False); predict(4) * 2; evaluate(8); "
+                 "twin(batch_size=1); predict(2); save_and_load(); (train_on_batch(1), reset_state()) * 2; "
+                 "test_on_batch(1); predict_on_batch(1)"),
+    "workflow: validation_split, every:2, a raising predict": Spec(
+        12, 3, 1, batch_size=4, stateful=True, reset="every:2", cell="gru",
+        workflow="fit(epochs=2, validation_split=0.33, validation_freq=2, shuffle=False); predict(3)"),
+    "workflow: stateless, states carried by hand": Spec(
+        8, 3, 1, batch_size=4, layers=2, workflow='predict(8, initial_state="previous") * 2; save_and_load(); '
+                                                  'predict(8, initial_state="previous")'),
 }
 
 
@@ -33,7 +45,7 @@ def expected_lines(spec):
 
 
 def run_snippet(spec, language):
-    emitted = CliRunner().invoke(main, [*command_line(spec).split(), "--emit", language])
+    emitted = CliRunner().invoke(main, [*shlex.split(command_line(spec)), "--emit", language])
     assert emitted.exit_code == 0
     compile(emitted.stdout, "snippet", "exec")
     return subprocess.run([sys.executable, "-"], input=emitted.stdout, capture_output=True, text=True,

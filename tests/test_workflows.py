@@ -111,6 +111,8 @@ def test_spec_level_refusals_name_the_call():
         Spec(8, 3, 1, stateful=True, workflow='predict(4, initial_state="previous")')
     with pytest.raises(SpecError, match="every predict call must be alike"):
         Spec(8, 3, 1, workflow='predict(4); predict(2, initial_state="previous")')
+    with pytest.raises(SpecError, match="a workflow of predict calls .*, not fit, twin"):
+        Spec(8, 3, 1, workflow='predict(4, initial_state="previous"); fit(); twin(batch_size=2)')
     with pytest.raises(SpecError, match="Training data contains 3 samples, which is not sufficient"):
         Spec(3, 3, 1, workflow="fit(validation_split=0.9)")
     # Keras floors a float product: 5 * (1 - 0.8) is 0.9999999999999998, so no training sample is left.
@@ -329,7 +331,7 @@ def test_a_loaded_lstm_trained_on_torch_is_warned_about():
     ("(train_on_batch(4), reset_state()) * 2; twin(batch_size=2); predict(4) * 2; save_and_load(); predict(2)", {}),
     ("fit(validation_split=0.5, shuffle=False); save_and_load(); fit(epochs=2, shuffle=\"batch\")",
      {"reset": "every:2"}),
-    ('predict(8, initial_state="previous") * 3; fit(); predict(8, initial_state="previous")',
+    ('predict(8, initial_state="previous") * 3; save_and_load(); predict(8, initial_state="previous")',
      {"stateful": False}),
     ("fit(epochs=2, validation_split=0.25); twin(batch_size=3); evaluate(5); predict(2)", {"stateful": False}),
     ("predict(4) * 2; twin(batch_size=1); predict(3)", {"cell": "gru", "layers": 2, "bidirectional": True}),
