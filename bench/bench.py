@@ -1,10 +1,11 @@
 """Benchmark: lstm-inspect measured side by side with the limits it is held to.
 
-    python bench/bench.py [--quick] [--only a,b,c,d,e]        (or: make bench)
+    python bench/bench.py [--quick] [--only a,b,c,d,e,f]      (or: make bench)
 
 Parts: (a) the mirror's checked run vs a bare PyTorch loop on the CPU; (b) the mirror vs
 real Keras 3; (c) wall time of the headline command vs `import torch`; (d) peak memory as
-N grows; (e) part (a) on the GPU, when there is one. The targets come from
+N grows; (e) part (a) on the GPU, when there is one; (f) a StateProbe's cost on a real
+Keras fit: time and peak memory against the same fit without it. The targets come from
 shared/docs/performance-anchors.md and are printed beside the figures. Absolute times drift
 on shared machines, so each comparison is measured in this one run, interleaved, best of a
 few repeats after a warm-up. A missed target is reported, never a failure: this is a
@@ -41,7 +42,7 @@ from lstm_inspect.spec import Spec
 # folder holds the lstm-inspect entry point the users run.
 BIN = Path(sys.executable).parent
 LSTM_INSPECT = str(BIN / "lstm-inspect")
-PARTS = "abcde"
+PARTS = "abcdef"
 
 
 @dataclass(frozen=True)
@@ -53,10 +54,13 @@ class Sizes:
     d_samples: tuple[int, ...]  # N of part (d)'s memory series, smallest first
     big_samples: int  # N of part (d)'s large dry run
     calls: int  # predict calls of part (d)'s serving loop (and ten times as many)
+    probe_samples: int  # part (f)'s fit (and ten times as many, for its memory)
 
 
-FULL = Sizes(a_samples=100_000, repeats=3, d_samples=(10**4, 10**5, 10**6), big_samples=10**7, calls=10**4)
-QUICK = Sizes(a_samples=10_000, repeats=1, d_samples=(10**3, 10**4, 10**5), big_samples=10**6, calls=10**3)
+FULL = Sizes(a_samples=100_000, repeats=3, d_samples=(10**4, 10**5, 10**6), big_samples=10**7, calls=10**4,
+             probe_samples=10_000)
+QUICK = Sizes(a_samples=10_000, repeats=1, d_samples=(10**3, 10**4, 10**5), big_samples=10**6, calls=10**3,
+              probe_samples=1_000)
 
 
 # --- output -------------------------------------------------------------------------------
@@ -292,6 +296,33 @@ def part_d(sizes: Sizes) -> None:
             f"{ratio:.2f}x", "<= 1.3x", ratio <= 1.3)
 
 
+def part_f(sizes: Sizes) -> None:
+    heading(f"(f) StateProbe on a real Keras fit: {sizes.probe_samples:,} samples, T=20, a stateful LSTM of 64 "
+            "units, batch 100")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from probe_fit import fit, model_and_data
+
+    from lstm_inspect.keras import StateProbe
+
+    model, x, y = model_and_data(sizes.probe_samples)
+    times, _ = best_times({"without": lambda: fit(model, x, y, None),
+                           "with": lambda: fit(model, x, y, StateProbe())}, sizes.repeats)
+    ratio = times["with"] / times["without"]
+    row("fit with the probe / without", f"{ratio:.2f}x", "(reported)")
+    row("fit without the probe", duration(times["without"]))
+    script = str(Path(__file__).resolve().parent / "probe_fit.py")
+    peaks = {}
+    for samples in (sizes.probe_samples, sizes.probe_samples * 10):
+        for mode in ("none", "probe"):
+            peaks[samples, mode] = run_process([sys.executable, script, str(samples), mode]).max_rss_kb
+        row(f"peak RSS, {samples:,} samples: with / without", f"{megabytes(peaks[samples, 'probe'])} / "
+            f"{megabytes(peaks[samples, 'none'])}")
+    added = [peaks[samples, "probe"] - peaks[samples, "none"] for samples in (sizes.probe_samples,
+                                                                                 sizes.probe_samples * 10)]
+    row("the probe's memory, 10x the batches", f"{added[1] / 1024:+.0f} MB vs {added[0] / 1024:+.0f} MB",
+        "flat", abs(added[1] - added[0]) < 20 * 1024)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller N and one repeat: a fast smoke run")
@@ -309,7 +340,7 @@ def main() -> None:
     sizes = QUICK if args.quick else FULL
     print(f"lstm-inspect benchmark{' (quick)' if args.quick else ''}: torch {torch.__version__}, "
           f"{os.cpu_count()} CPUs; targets from shared/docs/performance-anchors.md")
-    runners = {"a": part_a, "b": part_b, "c": part_c, "d": part_d, "e": part_e}
+    runners = {"a": part_a, "b": part_b, "c": part_c, "d": part_d, "e": part_e, "f": part_f}
     for part in PARTS:
         if part in args.only:
             runners[part](sizes)

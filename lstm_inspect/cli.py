@@ -32,7 +32,7 @@ from .emit import keras_snippet, torch_snippet
 from .formats import CsvWriter, MarkdownWriter, check_writable, write_atomically
 from .inspection import Inspection, Report, StepResult, inspect
 from .memory import VIRTUAL_ALLOWANCE, estimate, rooms
-from .render import JsonWriter, TableView, View
+from .render import JsonWriter, TableView, View, make_console
 from .schedule import facts_for
 from .spec import Backend, Cell, KerasVersion, ResetPolicy, Shuffle, Spec, SpecError, Terms, parse_shape
 from .timeline import TimelineView
@@ -241,8 +241,8 @@ class ResetType(click.ParamType):
 
 
 SETUP_OPTIONS = [
-    click.option("--shape", type=ShapeType(), required=True,
-                 help="Data shape: N sequences of T timesteps of F features."),
+    click.option("--shape", type=ShapeType(),
+                 help="Data shape: N sequences of T timesteps of F features (required, but with --replay)."),
     click.option("--batch", "batch_size", type=ASCII_INT, default=32, show_default=True,
                  help="batch_size of fit and predict (Keras's default is 32)."),
     click.option("--stateful/--stateless", default=False, show_default=True,
@@ -327,6 +327,9 @@ RUN_OPTIONS = [
     click.option("--emit", type=click.Choice([e.value for e in Emit]),
                  help="Print a minimal runnable Keras or PyTorch snippet with this setup's state "
                       "handling (it prints where each batch's states start), instead of running."),
+    click.option("--replay", type=click.Path(dir_okay=False), metavar="FILE",
+                 help="Show a run StateProbe saved from your own model (probe.save), in any --format and "
+                      "--view, and apply the --expect-* checks and --strict to it; no setup options."),
 ]
 CI_OPTIONS = [
     click.option("--expect-resets", type=AsciiIntRange(min=0), metavar="N",
@@ -414,12 +417,12 @@ class Output:
         return cls(OutputFormat(params["output_format"]), ViewName(params["view"]), params["ascii_only"],
                    params["svg"], params["html"], params["max_rows"], params["no_slots"], params["quiet"])
 
-    def make_view(self, spec: Spec) -> tuple[View, Console | None]:
+    def make_view(self, spec: Spec, observer: str = "") -> tuple[View, Console | None]:
         """The view, and the console to export from (--svg, --html)."""
         if self.quiet:
             return _Discard(), None
         if self.output_format == OutputFormat.JSON:
-            return JsonWriter(sys.stdout, spec, slots=not self.no_slots), None
+            return JsonWriter(sys.stdout, spec, slots=not self.no_slots, observer=observer), None
         if self.output_format == OutputFormat.MARKDOWN:
             return MarkdownWriter(sys.stdout, self.max_rows, f"lstm-inspect {command_line(spec)}"), None
         if self.output_format == OutputFormat.CSV:
@@ -512,6 +515,11 @@ def main(**params: Any) -> None:
     """
     ctx = click.get_current_context()
     reject_conflicts(ctx)
+    if params["replay"] is not None:
+        replay(ctx, params)
+        return
+    if params["shape"] is None:
+        raise click.UsageError("Missing option '--shape' (or --replay FILE)")
     spec = build_spec(params)
     if params["emit"]:
         print_snippet(spec, Emit(params["emit"]))
@@ -533,13 +541,56 @@ def main(**params: Any) -> None:
     ctx.exit(expectations.exit_code(report, failures))
 
 
+# What a saved probe run decides itself: the setup, and how it was run.
+REPLAY_CONFLICTS = ("shape", "batch_size", "stateful", "epochs", "shuffle", "no_shuffle", "cell", "layers",
+                    "bidirectional", "keras", "backend", "reset", "val_samples", "predict_samples", "workflow",
+                    "units", "seed", "device", "max_steps", "dry_run", "evidence", "evidence_batch", "against", "emit")
+
+
+def replay(ctx: click.Context, params: dict[str, Any]) -> None:
+    """--replay FILE: a StateProbe run, shown and checked as a run of the command is."""
+    for name in REPLAY_CONFLICTS:
+        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:
+            raise click.UsageError(f"--replay cannot be combined with {_option_name(ctx, name)}: the saved run "
+                                   "holds its own setup")
+    from .probe import load, replayed
+
+    try:
+        spec, steps, data = load(params["replay"])
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="'--replay'") from None
+    output, expectations = Output.from_params(params), Expectations.from_params(params)
+    check_before_running(spec, {**params, "dry_run": True, "evidence": False, "against": None})
+    results, report = replayed(spec, steps, data)
+    errors = make_console(stderr=True)
+    if not output.quiet:
+        for warning in report.warnings:
+            _say(errors, Text.assemble(("warning: ", "yellow"), warning))
+    show(_Replayed(results, report), output, spec, observer=report.observer)
+    failures = expectations.failures(report)
+    for failure in failures:
+        _say(errors, Text.assemble(("failed: ", "bold red"), failure))
+    ctx.exit(expectations.exit_code(report, failures))
+
+
 def _say(errors: Console, text: Text) -> None:
     """A line on stderr; a stderr that cannot take it changes neither the run nor its code."""
     with contextlib.suppress(OSError):
         errors.print(text, soft_wrap=True)
 
 
-def show(inspection: Inspection, output: Output, spec: Spec) -> Report:
+@dataclass(frozen=True)
+class _Replayed:
+    """A saved run, shown as an Inspection is: its steps, then its report."""
+
+    results: list[StepResult]
+    report: Report
+
+    def __iter__(self) -> Iterator[StepResult]:
+        return iter(self.results)
+
+
+def show(inspection: Inspection | _Replayed, output: Output, spec: Spec, observer: str = "") -> Report:
     """Feed the view every step, then the report, and write the exports. Any failure to write
     ends the command with one line and a non-zero code; the exports are written whatever
     happens to standard output."""
@@ -548,7 +599,7 @@ def show(inspection: Inspection, output: Output, spec: Spec) -> Report:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the exports' sake; the process ends below)
     console: Console | None = None
     try:
-        view, console = output.make_view(spec)  # JSON and CSV write their heads at once
+        view, console = output.make_view(spec, observer)  # JSON and CSV write their heads at once
         for result in inspection:
             view.add(result)
         view.finish(inspection.report)
@@ -646,28 +697,6 @@ def check_before_running(spec: Spec, params: dict[str, Any]) -> None:
     if params["evidence_batch"] >= batches:
         raise click.BadParameter(f"epoch 0 has {plural(batches, 'training batch', 'training batches')}"
                                  f" (0 to {batches - 1})", param_hint="'--evidence-batch'")
-
-
-class _Console(Console):
-    def on_broken_pipe(self) -> None:
-        """rich exits with 1 here; the command answers every closed pipe alike (141)."""
-        raise BrokenPipeError
-
-
-# A width of 0 (COLUMNS=0) prints nothing at all: take the width of a terminal of unknown size.
-DEFAULT_WIDTH = 80
-
-
-def make_console(stderr: bool = False, record: bool = False) -> Console:
-    """rich decides colour from the terminal; NO_COLOR (https://no-color.org) turns off every
-    escape code, bold and italic included, not only the colours rich drops for it."""
-    if os.environ.get("NO_COLOR"):
-        console = _Console(stderr=stderr, highlight=False, record=record, color_system=None)
-    else:
-        console = _Console(stderr=stderr, highlight=False, record=record)
-    if console.width < 1:
-        console.width = DEFAULT_WIDTH
-    return console
 
 
 # What to do about the part of the estimate that weighs most.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import os
 import tempfile
+from collections.abc import Iterable
 from typing import TextIO
 
 from .inspection import Report, StepResult
@@ -109,8 +110,9 @@ def check_writable(path: str) -> str | None:
     return None
 
 
-def write_atomically(path: str, text: str) -> None:
-    """Write to a temporary file beside `path`, then rename: never a half-written file."""
+def write_atomically(path: str, text: str | Iterable[str]) -> None:
+    """Write to a temporary file beside `path`, then rename: never a half-written file. `text`:
+    the content, or its pieces one after another (written as they come)."""
     directory = os.path.dirname(os.path.abspath(path))
     try:
         handle, temporary = tempfile.mkstemp(dir=directory, prefix=".lstm-inspect-", suffix=".tmp")
@@ -121,7 +123,8 @@ def write_atomically(path: str, text: str) -> None:
     try:
         os.chmod(temporary, 0o666 & ~umask)  # mkstemp's 0600 is for secrets, not reports
         with os.fdopen(handle, "w", encoding="utf-8") as file:
-            file.write(text)
+            for piece in [text] if isinstance(text, str) else text:
+                file.write(piece)
         os.replace(temporary, path)
     except BaseException as failed:
         os.unlink(temporary)

@@ -91,6 +91,7 @@ class Report:
     keras: KerasComparison | None
     terms: Terms
     steps: tuple[StepResult, ...] = ()
+    observer: str = ""  # who saw the steps on a real model (StateProbe); "" for the mirror's run
 
     @property
     def evidence_failed(self) -> bool:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from collections import Counter, deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TextIO, TypeVar
@@ -101,13 +102,14 @@ def describe_start(step: Step) -> str:
     if step.raises:
         return f"raises: {len(step.call.samples):,} samples"
     parts = slot_counts(step)
-    if step.source is not None and step.carried_slots:
-        unrelated = int(np.count_nonzero(step.start_kinds() == Start.UNRELATED.value))
-        parts[-1] += f" from {step.source.label}"
+    if step.source is not None and step.carried_slots and step.source_slot is not None:
+        carried = 1 if step.zero_slots else 0  # the carried part follows the reset one
+        unrelated = int(np.count_nonzero(step.start_kinds()[step.source_slot >= 0] == Start.UNRELATED.value))
+        parts[carried] += f" from {step.source.label}"
         if unrelated == step.carried_slots:
-            parts[-1] += " (unrelated)"
+            parts[carried] += " (unrelated)"
         elif unrelated:
-            parts[-1] += f" ({unrelated:,} unrelated)"
+            parts[carried] += f" ({unrelated:,} unrelated)"
     return ", ".join(parts)
 
 
@@ -171,8 +173,12 @@ def step_cells(result: StepResult, marks: Glyphs = UNICODE) -> list[str]:
     """The text of a step's row, for every tabular format."""
     call = result.step.call
     observed = "" if result.observed is None else f"{result.observed.max_abs_initial:.3g}"
-    samples = (f"{call.samples[0]} in all {call.broadcast:,} slots" if call.broadcast
-               else format_samples(call.samples, marks))
+    if result.step.seen_on_model:
+        samples = plural(len(call.samples), "slot")  # a real model's data indices are not seen
+    elif call.broadcast:
+        samples = f"{call.samples[0]} in all {call.broadcast:,} slots"
+    else:
+        samples = format_samples(call.samples, marks)
     return [str(call.index), call.label, samples, describe_start(result.step),
             observed, _check_mark(result, marks).plain]
 
@@ -199,8 +205,13 @@ def _keras_cell(keras: KerasComparison, index: int, marks: Glyphs) -> Text:
 def build_table(report: Report, rows: FoldedRows, marks: Glyphs = UNICODE) -> Table:
     keras = report.keras
     name = facts_for(report.spec).name
-    table = Table(title=f"Steps of {name}, checked on a PyTorch {report.spec.layer_name}" if not report.dry_run
-                  else f"Steps of {name} (dry run: predicted, not run)", title_justify="left")
+    if report.observer:
+        title = f"Steps of your model on {name}, seen by {report.observer}"
+    elif report.dry_run:
+        title = f"Steps of {name} (dry run: predicted, not run)"
+    else:
+        title = f"Steps of {name}, checked on a PyTorch {report.spec.layer_name}"
+    table = Table(title=title, title_justify="left")
     columns: list[tuple[str, JustifyMethod]] = [
         ("step", "right"), ("call", "left"), ("samples", "left"), ("slots started from", "left"),
         ("max |h0|", "right"), ("ok", "center")]
@@ -238,7 +249,9 @@ def summary_text(report: Report) -> Text:
     text.append(f"{plural(summary.steps, 'step')}: {plural(summary.reset_events, 'reset event')}, "
                 f"{plural(summary.slot_resets, 'slot reset')}, "
                 f"{plural(summary.slot_carries, 'slot carry', 'slot carries')}. ")
-    if summary.verified is None:
+    if report.observer:
+        text.append(f"Read from your model's own state tensors by {report.observer}.", style="green")
+    elif summary.verified is None:
         text.append("Dry run: predicted from Keras's rules, not checked on tensors.", style="yellow")
     elif summary.verified and summary.checked_steps < summary.steps - bool(report.error):
         text.append(f"The first {plural(summary.checked_steps, 'step')} verified on the tensors; the "
@@ -338,6 +351,28 @@ class TableView:
         self.console.print(Group(table, *closing_parts(report, plain)))
 
 
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """rich exits with 1 here; the command answers every closed pipe alike (141)."""
+        raise BrokenPipeError
+
+
+# A width of 0 (COLUMNS=0) prints nothing at all: take the width of a terminal of unknown size.
+DEFAULT_WIDTH = 80
+
+
+def make_console(stderr: bool = False, record: bool = False) -> Console:
+    """rich decides colour from the terminal; NO_COLOR (https://no-color.org) turns off every
+    escape code, bold and italic included, not only the colours rich drops for it."""
+    if os.environ.get("NO_COLOR"):
+        console = _Console(stderr=stderr, highlight=False, record=record, color_system=None)
+    else:
+        console = _Console(stderr=stderr, highlight=False, record=record)
+    if console.width < 1:
+        console.width = DEFAULT_WIDTH
+    return console
+
+
 def can_encode(stream: Any, text: str) -> bool:
     """Whether a console or a text stream can write `text` in its encoding."""
     try:
@@ -369,9 +404,10 @@ def step_to_json(result: StepResult, slots: bool = True) -> dict[str, Any]:
 class JsonWriter:
     """Schema 1, written step by step (the steps array is never held in memory)."""
 
-    def __init__(self, out: TextIO, spec: Spec, slots: bool = True):
+    def __init__(self, out: TextIO, spec: Spec, slots: bool = True, observer: str = ""):
         self.out, self.slots, self.count = out, slots, 0
-        out.write(f'{{"schema": {SCHEMA_VERSION}, "spec": {json.dumps(spec.to_json())}, "steps": [')
+        seen = f'"observed_by": {json.dumps(observer)}, ' if observer else ""  # a StateProbe run: --replay reads it
+        out.write(f'{{"schema": {SCHEMA_VERSION}, {seen}"spec": {json.dumps(spec.to_json())}, "steps": [')
 
     def add(self, result: StepResult) -> None:
         self.out.write(("" if self.count == 0 else ", ") + "\n  " + json.dumps(step_to_json(result, self.slots)))

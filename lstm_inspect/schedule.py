@@ -350,6 +350,16 @@ class Step:
     def carried_slots(self) -> int:
         return 0 if self.source_slot is None else len(self.source_slot) - self.zero_slots
 
+    @property
+    def other_slots(self) -> int:
+        """Slots starting from neither zeros nor a carried state: only a real model shows them."""
+        return 0
+
+    @property
+    def seen_on_model(self) -> bool:
+        """Read from a real model (StateProbe), whose data indices are unknown: `samples` are slots."""
+        return False
+
     def start_labels(self) -> list[str] | None:
         """Per slot: "zeros" or "<data>:<sample>" of the sample whose final state it starts from."""
         if self.source_slot is None:

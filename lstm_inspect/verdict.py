@@ -166,7 +166,8 @@ def workflow_warnings(spec: Spec, passes: Passes, terms: Terms = Terms()) -> lis
 def slot_counts(step: Step) -> list[str]:
     """How a step's slots start, e.g. ["reset x200"] or ["carried x4"]."""
     return ([f"reset x{step.zero_slots:,}"] if step.zero_slots else []) + (
-        [f"carried x{step.carried_slots:,}"] if step.carried_slots else [])
+        [f"carried x{step.carried_slots:,}"] if step.carried_slots else []) + (
+        [f"other x{step.other_slots:,}"] if step.other_slots else [])
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:

@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TESTS = ["tests/test_workflows.py", "tests/test_library.py", "tests/test_mirror.py", "tests/test_schedule.py",
          "tests/test_cli.py",
          "tests/test_robustness.py", "tests/test_backend_rules.py", "tests/test_output_failures.py",
-         "tests/test_evidence_claims.py", "tests/test_memory.py"]
+         "tests/test_evidence_claims.py", "tests/test_memory.py", "tests/test_probe_records.py"]
 # (name, file, original text, planted text)
 PLANTS = [
     ("any zero slot verifies", "lstm_inspect/observe.py",
@@ -44,7 +44,7 @@ PLANTS = [
     ("schedule carries on JAX", "lstm_inspect/schedule.py",
      '"Keras 3.15.1, jax 0.10.2", "3.15.1",\n        carries=False',
      '"Keras 3.15.1, jax 0.10.2", "3.15.1",\n        carries=True'),
-    ("rich's exit 1 on a closed pipe", "lstm_inspect/cli.py",
+    ("rich's exit 1 on a closed pipe", "lstm_inspect/render.py",
      "        raise BrokenPipeError\n", "        raise SystemExit(1)\n"),
     ("a closed stdout passes for written", "lstm_inspect/cli.py",
      "    if closed:\n        _output_failed(\"standard output is closed\")", "    if closed:\n        pass"),
@@ -87,6 +87,10 @@ PLANTS = [
      "        if function in self.traced:\n            return False\n", ""),
     ("mirror: a new model keeps the old traces", "lstm_inspect/mirror.py",
      "            compiled.new_model()\n", ""),
+    ("probe: any state counts as its own slot's", "lstm_inspect/probe.py",
+     "        if slot < len(before) and np.array_equal(initial[slot], before[slot]):",
+     "        if slot < len(before):"),
+    ("probe: zeros seen as carried", "lstm_inspect/probe.py", "    found[zero] = -1\n", ""),
     ("validation_split rounds up", "lstm_inspect/spec.py",
      "return math.floor(self.samples * (1.0 - op.validation_split))",
      "return math.ceil(self.samples * (1.0 - op.validation_split))"),
