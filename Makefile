@@ -58,6 +58,7 @@ mutants: $(TEST_STAMP)
 # Rewrite the example outputs in README.md from the real command.
 readme: $(TEST_STAMP)
 	$(BIN)/python scripts/probe_example.py
+	$(BIN)/python scripts/data_example.py
 	$(BIN)/python scripts/update_readme.py
 
 clean:

@@ -24,6 +24,7 @@ from enum import StrEnum
 from typing import Any
 
 import click
+import numpy as np
 from rich.console import Console
 from rich.text import Text
 
@@ -31,6 +32,7 @@ from . import __version__
 from .emit import keras_snippet, torch_snippet
 from .formats import CsvWriter, MarkdownWriter, check_writable, write_atomically
 from .inspection import Inspection, Report, StepResult, inspect
+from .layout import Continuity, continuity, open_data
 from .memory import VIRTUAL_ALLOWANCE, estimate, rooms
 from .render import JsonWriter, TableView, View, make_console
 from .schedule import facts_for
@@ -71,7 +73,8 @@ CONFLICTS = {
     "no_shuffle": ("shuffle",),
     "workflow": ("epochs", "val_samples", "predict_samples"),  # shorthand for a workflow: one or the other
     # --emit prints code instead of running: every option about the run or its output clashes.
-    "emit": ("against", "output_format", "view", "ascii_only", "svg", "html", "max_rows", "dry_run", "device",
+    "emit": ("data", "advice", "against", "output_format", "view", "ascii_only", "svg", "html", "max_rows",
+             "dry_run", "device",
              "max_steps", "no_slots", "evidence", "evidence_batch", "quiet", "expect_resets",
              "expect_slot_resets", "expect_carries", "expect_error", "strict"),
     "quiet": ("output_format", "max_rows", "view", "svg", "html", "ascii_only"),
@@ -283,6 +286,11 @@ SETUP_OPTIONS = [
                       "save_and_load(), twin(batch_size=b); repeats: predict(1) * 100, "
                       "(fit(), reset_state()) * 10. fit runs the --shape data; the others take the next n "
                       "samples of their own data. batch_size defaults to the model's (--batch, or the twin's)."),
+    click.option("--data", type=click.Path(dir_okay=False), metavar="FILE",
+                 help="Your x, as a .npy file (memory-mapped) or a .npz archive (with --data-key): its shape "
+                      "must be --shape; the advice then says whether the stateful carries (row j into row j+B) "
+                      "follow your rows, and how to reorder them."),
+    click.option("--data-key", metavar="KEY", help="The array of a .npz file --data names."),
     click.option("--units", type=ASCII_INT, default=8, show_default=True, help="Units of each recurrent layer."),
     click.option("--seed", type=ASCII_INT, default=0, show_default=True,
                  help="Seed of the weights, the inputs and the shuffle."),
@@ -304,6 +312,9 @@ OUTPUT_OPTIONS = [
                  help="Table rows before the middle of a long schedule is folded into one row."),
     click.option("--no-slots", is_flag=True,
                  help="JSON: per-step slot counts instead of the per-slot arrays (for huge runs)."),
+    click.option("--advice/--no-advice", default=True, show_default=True,
+                 help="Advise after the verdict: the API of --keras for this setup, whether stateful fits it, "
+                      "and the data layout it needs."),
 ]
 RUN_OPTIONS = [
     click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
@@ -542,7 +553,8 @@ def main(**params: Any) -> None:
 
 
 # What a saved probe run decides itself: the setup, and how it was run.
-REPLAY_CONFLICTS = ("shape", "batch_size", "stateful", "epochs", "shuffle", "no_shuffle", "cell", "layers",
+REPLAY_CONFLICTS = ("data", "data_key", "shape", "batch_size", "stateful", "epochs", "shuffle", "no_shuffle", "cell",
+                    "layers",
                     "bidirectional", "keras", "backend", "reset", "val_samples", "predict_samples", "workflow",
                     "units", "seed", "device", "max_steps", "dry_run", "evidence", "evidence_batch", "against", "emit")
 
@@ -656,11 +668,33 @@ def print_snippet(spec: Spec, emit: Emit) -> None:
     click.echo(snippet(spec, command_line(spec)), nl=False)
 
 
+def read_data(spec: Spec, params: dict[str, Any]) -> Continuity | None:
+    """--data: the user's x, memory-mapped, checked against --shape and read for its continuity."""
+    path, key = params["data"], params["data_key"]
+    if path is None:
+        if key is not None:
+            raise click.UsageError("--data-key names an array of the file --data gives: give --data too")
+        return None
+    try:
+        x = open_data(path, key)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="'--data'") from None
+    expected = (spec.samples, spec.timesteps, spec.features)
+    if tuple(x.shape) != expected:
+        raise click.BadParameter(f"{path} has shape {tuple(x.shape)}, not --shape {expected}", param_hint="'--data'")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise click.BadParameter(f"{path} holds {x.dtype}, not floating-point numbers", param_hint="'--data'")
+    return continuity(x, spec.batch_size, path=path)
+
+
 def _inspection(spec: Spec, params: dict[str, Any]) -> Inspection:
+    data = read_data(spec, params)
+
     def start(against_keras: bool) -> Inspection:
         return inspect(spec, dry_run=params["dry_run"], device=params["device"],
                        evidence=params["evidence"], evidence_batch=params["evidence_batch"],
-                       max_steps=params["max_steps"], against_keras=against_keras, terms=TERMS)
+                       max_steps=params["max_steps"], against_keras=against_keras, terms=TERMS,
+                       advice=params["advice"], data=data)
 
     if params["against"] is None:
         return start(False)

@@ -28,6 +28,20 @@ def _shuffle(spec: Spec) -> str:
     return repr(spec.shuffle.keras_value)
 
 
+def _laid_out(spec: Spec, draw: str, indent: str = "") -> str:
+    """Code making a stateful setup's x: B long series cut into windows, row j+B continuing row
+    j (stateful_layout); `draw(shape)` makes random float32 numbers. The rows left over when B
+    does not divide N come last (Keras raises for them)."""
+    if spec.samples < spec.batch_size:
+        return f"{indent}x = {draw.format(shape='(N, T, F)')}  # fewer rows than one batch: no layout to make\n"
+    lines = ["# Row j+B continues row j: B long series cut into windows of T steps, laid out for the slots.",
+             f"series = {draw.format(shape='(B, (N // B) * T, F)')}",
+             "x = stateful_layout(series, timesteps=T, batch_size=B).x"]
+    if spec.samples % spec.batch_size:
+        lines.append(f"x = np.concatenate([x, {draw.format(shape='(N % B, T, F)')}])  # rows left over")
+    return "".join(f"{indent}{line}\n" for line in lines)
+
+
 _KERAS_IMPORTS = {
     KerasVersion.THREE: '''\
 import os
@@ -143,15 +157,28 @@ def _reset_callback(spec: Spec) -> str:
                                   body=textwrap.indent(guarded, " " * 8))
 
 
+def _with_imports(imports: str, extra: list[str]) -> str:
+    """The Keras imports with more import lines after numpy's."""
+    return imports.replace("import numpy as np\n", "import numpy as np\n" + "".join(extra), 1)
+
+
+def _layout_import(spec: Spec) -> list[str]:
+    return ["from lstm_inspect.layout import stateful_layout\n"] if spec.stateful else []
+
+
+def _keras_x(spec: Spec) -> list[str]:
+    draw = 'rng.uniform(-1, 1, {shape}).astype("float32")'
+    return [_laid_out(spec, draw)] if spec.stateful else [f"x = {draw.format(shape='(N, T, F)')}\n"]
+
+
 def keras_snippet(spec: Spec, args: str) -> str:
     if spec.workflow is not None:
         return _keras_workflow(spec, args)
     width = "UNITS * 2" if spec.bidirectional else "UNITS"
     imports = _KERAS_IMPORTS[spec.keras].replace("{backend}", str(spec.backend))
-    lines = [_HEADER.format(args=args), imports, "\n", _constants(spec), f'''\
-rng = np.random.default_rng({spec.seed})
-x, y = rng.uniform(-1, 1, (N, T, F)).astype("float32"), np.zeros((N, {width}), "float32")
-''']
+    lines = [_HEADER.format(args=args), _with_imports(imports, _layout_import(spec)), "\n", _constants(spec),
+             f"rng = np.random.default_rng({spec.seed})\n", *_keras_x(spec),
+             f'y = np.zeros((N, {width}), "float32")\n']
     if spec.val_samples:
         lines.append(f'x_val, y_val = rng.uniform(-1, 1, (VAL, T, F)).astype("float32"), '
                      f'np.zeros((VAL, {width}), "float32")\n')
@@ -192,6 +219,13 @@ model.compile(optimizer="sgd", loss="mse")
     return "".join(lines)
 
 
+def _torch_x(spec: Spec) -> str:
+    if not spec.stateful:
+        return "x = torch.rand(N, T, F) * 2 - 1\n"
+    draw = "np.random.default_rng(0).uniform(-1, 1, {shape}).astype(\"float32\")"
+    return _laid_out(spec, draw) + "x = torch.from_numpy(x)\n"
+
+
 def _torch_state_handling(spec: Spec) -> str:
     """The model, its data, and one call of it with Keras's state rules, up to the epoch loop."""
     is_lstm = spec.cell == Cell.LSTM
@@ -201,7 +235,7 @@ DIRECTIONS = {spec.directions}
 torch.manual_seed({spec.seed})
 rnn = nn.{spec.cell.torch_name}(F, UNITS, num_layers=LAYERS, bidirectional=DIRECTIONS == 2, batch_first=True)
 optimizer = torch.optim.SGD(rnn.parameters(), lr=0.01)
-x, x_val, x_pred = (torch.rand(n, T, F) * 2 - 1 for n in (N, VAL, PRED))
+{_torch_x(spec)}x_val, x_pred = (torch.rand(n, T, F) * 2 - 1 for n in (VAL, PRED))
 
 
 def zeros(slots):
@@ -240,11 +274,9 @@ for epoch in range(EPOCHS):
 def torch_snippet(spec: Spec, args: str) -> str:
     if spec.workflow is not None:
         return _torch_workflow(spec, args)
-    lines = [_HEADER.format(args=args), '''\
-import torch
-from torch import nn
-
-''', _constants(spec), _torch_state_handling(spec)]
+    numpy = "import numpy as np\n" if spec.stateful else ""
+    lines = [_HEADER.format(args=args), f"{numpy}import torch\nfrom torch import nn\n\n", *_layout_import(spec),
+             "\n" if spec.stateful else "", _constants(spec), _torch_state_handling(spec)]
     if spec.reset.kind == ResetKind.EPOCH:
         lines.append("    state = zeros(B)  # --reset epoch: on_epoch_begin\n")
     if spec.shuffle == Shuffle.BATCH and not spec.stateful:
@@ -358,13 +390,13 @@ def _keras_workflow(spec: Spec, args: str) -> str:
     width = "UNITS * 2" if spec.bidirectional else "UNITS"
     by_hand = any(op.hand_carried for op in distinct(spec.plan))
     imports = _KERAS_IMPORTS[spec.keras].replace("{backend}", str(spec.backend))
-    lines = [_HEADER.format(args=args), imports, "import os\nimport tempfile\n" if spec.keras == KerasVersion.TWO
-             else "import tempfile\n", "\n",
+    extra = ["import os\n"] * (spec.keras == KerasVersion.TWO) + ["import tempfile\n", *_layout_import(spec)]
+    lines = [_HEADER.format(args=args), _with_imports(imports, extra), "\n",
              f"N, T, F, B, UNITS, LAYERS = {spec.samples}, {spec.timesteps}, {spec.features}, {spec.batch_size}, "
              f"{spec.units}, {spec.layers}\n",
              f'''\
 rng = np.random.default_rng({spec.seed})
-x, y = rng.uniform(-1, 1, (N, T, F)).astype("float32"), np.zeros((N, {width}), "float32")
+{"".join(_keras_x(spec))}y = np.zeros((N, {width}), "float32")
 x_val, y_val = x[:0], y[:0]  # fit's validation_samples, drawn when a fit asks for them
 folder = tempfile.mkdtemp()  # where save_and_load() saves the model
 
@@ -533,18 +565,19 @@ def _keras_call(spec: Spec, op: Op) -> list[str]:
 def _torch_workflow(spec: Spec, args: str) -> str:
     is_lstm = spec.cell == Cell.LSTM
     by_hand = any(op.hand_carried for op in distinct(spec.plan))
+    layout = "\nfrom lstm_inspect.layout import stateful_layout" if spec.stateful else ""
+    numpy = "import numpy as np\n" if spec.stateful else ""
     lines = [_HEADER.format(args=args), f'''\
 import io
 
-import torch
-from torch import nn
+{numpy}import torch
+from torch import nn{layout}
 
 N, T, F, B, UNITS, LAYERS = {spec.samples}, {spec.timesteps}, {spec.features}, {spec.batch_size}, {spec.units}, \
 {spec.layers}
 STATEFUL, DIRECTIONS = {spec.stateful}, {spec.directions}
 torch.manual_seed({spec.seed})
-x = torch.rand(N, T, F) * 2 - 1
-
+{_torch_x(spec)}
 
 def build():
     return nn.{spec.cell.torch_name}(F, UNITS, num_layers=LAYERS, bidirectional=DIRECTIONS == 2, batch_first=True)

@@ -60,6 +60,9 @@ class MarkdownWriter:
             for claim in report.claims:
                 out.write(_markdown_row([claim.text, "TRUE" if claim.true else "FALSE", claim.because]))
         out.write(f"\n**Verdict:** {report.verdict}\n")
+        if report.advice:
+            out.write("\n## Advice\n\n" + "".join(f"- **{item.key}**: {_escape(item.text)}\n"
+                                                    for item in report.advice))
 
 
 CSV_COLUMNS = ["phase", "epoch", "batch", "slot", "sample", "start", "verified", "call"]

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .advice import advise
 from .claims import Claim, Landmarks, judge
 from .observe import Observed, differing_tensors, observe, tensor_names
 from .schedule import KerasError, KerasStateError, Step, fix_for_call, fix_for_partial_batch, keras_steps
@@ -22,7 +23,9 @@ from .spec import Spec, Terms
 from .verdict import Passes, verdict, warnings_for, workflow_warnings
 
 if TYPE_CHECKING:
+    from .advice import Advice
     from .evidence import EvidenceItem
+    from .layout import Continuity
     from .oracle import KerasComparison
 
 
@@ -92,6 +95,8 @@ class Report:
     terms: Terms
     steps: tuple[StepResult, ...] = ()
     observer: str = ""  # who saw the steps on a real model (StateProbe); "" for the mirror's run
+    advice: tuple[Advice, ...] = ()
+    data: Continuity | None = None  # what the user's data file showed (--data)
 
     @property
     def evidence_failed(self) -> bool:
@@ -110,12 +115,13 @@ class Inspection:
 
     def __init__(self, spec: Spec, *, dry_run: bool = False, device: str = "cpu", evidence: bool = False,
                  evidence_batch: int = 0, max_steps: int | None = None,
-                 keras: KerasComparison | None = None, terms: Terms = Terms()):
+                 keras: KerasComparison | None = None, terms: Terms = Terms(), advice: bool = False,
+                 data: Continuity | None = None):
         if dry_run and (evidence or max_steps is not None or keras is not None):
             raise ValueError("a dry run observes nothing: no evidence, max_steps or Keras comparison")
         self.spec, self.dry_run, self.device = spec, dry_run, device
         self.with_evidence, self.evidence_batch, self.max_steps = evidence, evidence_batch, max_steps
-        self.keras, self.terms = keras, terms
+        self.keras, self.terms, self.with_advice, self.data = keras, terms, advice, data
         self._started = False
         self._report: Report | None = None
         self._tally = _Tally()
@@ -175,7 +181,9 @@ class Inspection:
                       mismatches=self._mismatches, first_difference=self._first_difference,
                       warnings=tuple(self.warnings + workflow_warnings(spec, self._passes, self.terms)),
                       verdict=verdict(spec, summary, self._error, self._passes),
-                      evidence=evidence, claims=tuple(claims), keras=self.keras, terms=self.terms)
+                      evidence=evidence, claims=tuple(claims), keras=self.keras, terms=self.terms,
+                      advice=tuple(advise(spec, self.data, self.terms)) if self.with_advice or self.data else (),
+                      data=self.data)
 
     def _fix(self) -> str | None:
         if self._error is None:
@@ -236,11 +244,13 @@ class Inspection:
 
 def inspect(spec: Spec, *, dry_run: bool = False, device: str = "cpu", evidence: bool = True,
             evidence_batch: int = 0, max_steps: int | None = None, against_keras: bool = False,
-            terms: Terms = Terms()) -> Inspection:
+            terms: Terms = Terms(), advice: bool = True, data: Continuity | None = None) -> Inspection:
     """Keras's steps for `spec`, each checked on the PyTorch mirror's tensors (or, with
     `dry_run`, predicted only); `evidence` measures the evidence and judges the claims
     (ignored on a dry run); `against_keras` first runs the setup through the installed Keras 3
-    (the `keras` extra) and puts it beside the mirror. Streams: see `Inspection`."""
+    (the `keras` extra) and puts it beside the mirror; `advice` adds how to write the setup and
+    lay out its data (`data`: what `layout.continuity` found in the user's rows). Streams: see
+    `Inspection`."""
     if dry_run and (against_keras or max_steps is not None):
         raise ValueError("a dry run observes nothing: no max_steps or Keras comparison")
     keras = None
@@ -249,4 +259,5 @@ def inspect(spec: Spec, *, dry_run: bool = False, device: str = "cpu", evidence:
 
         keras = compare_with_keras(spec)
     return Inspection(spec, dry_run=dry_run, device=device, evidence=evidence and not dry_run,
-                      evidence_batch=evidence_batch, max_steps=max_steps, keras=keras, terms=terms)
+                      evidence_batch=evidence_batch, max_steps=max_steps, keras=keras, terms=terms,
+                      advice=advice, data=data)

@@ -328,6 +328,13 @@ def closing_parts(report: Report, plain: bool = False) -> list[Any]:
     verdict.append("Verdict: ", style="bold")
     verdict.append(report.verdict)
     parts.append(verdict)
+    if report.advice:
+        advice = Table(title="Advice", title_justify="left", box=box.ASCII if plain else box.HEAVY_HEAD)
+        advice.add_column("about", overflow="fold")
+        advice.add_column("what to do", overflow="fold")
+        for item in report.advice:
+            advice.add_row(Text(item.key), Text(item.text))  # Text: "[i]" is code here, not markup
+        parts.append(advice)
     return parts
 
 
@@ -419,7 +426,10 @@ class JsonWriter:
                 "warnings": list(report.warnings),
                 "verdict": report.verdict,
                 "evidence": [item.to_json() for item in report.evidence],
-                "claims": [claim.to_json() for claim in report.claims]}
+                "claims": [claim.to_json() for claim in report.claims],
+                "advice": [item.to_json() for item in report.advice]}
+        if report.data is not None:
+            tail["data"] = report.data.to_json()
         if report.keras is not None:
             tail["keras"] = report.keras.to_json(self.slots)
         self.out.write("\n], " + json.dumps(tail)[1:] + "\n")

@@ -127,7 +127,7 @@ def test_dry_run_and_help_never_import_torch():
 
 
 def test_long_schedules_fold_the_middle():
-    result = invoke("--shape", "1000,5,1", "--batch", "10", "--max-rows", "6", "--dry-run")
+    result = invoke("--shape", "1000,5,1", "--batch", "10", "--max-rows", "6", "--dry-run", "--no-advice")
     assert result.exit_code == 0
     rows = [line.split("│")[1:-1] for line in result.stdout.splitlines() if line.startswith("│")]
     assert [row[0].strip() for row in rows] == ["0", "1", "2", "…", "98", "99"]

@@ -48,3 +48,15 @@ def test_every_public_name_is_documented_in_the_python_api_section():
 
     section = _python_api_section()
     assert [name for name in lstm_inspect.__all__ if name != "__version__" and f"`{name}" not in section] == []
+
+
+def test_the_advice_layout_example_runs():
+    import doctest
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Advice"):text.index("## Options")]
+    test = doctest.DocTestParser().get_doctest(section, {}, "README.md (Advice)", str(ROOT / "README.md"), 0)
+    assert len(test.examples) >= 5
+    runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
+    runner.run(test)
+    assert runner.summarize(verbose=False).failed == 0

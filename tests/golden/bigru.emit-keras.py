@@ -4,6 +4,7 @@ import os
 os.environ["KERAS_BACKEND"] = "torch"  # the backend these states are described for
 import keras
 import numpy as np
+from lstm_inspect.layout import stateful_layout
 
 
 def to_numpy(variable):
@@ -12,7 +13,10 @@ def to_numpy(variable):
 N, T, F, B, UNITS, EPOCHS = 12, 3, 2, 4, 8, 2
 VAL, PRED, LAYERS = 0, 0, 2
 rng = np.random.default_rng(0)
-x, y = rng.uniform(-1, 1, (N, T, F)).astype("float32"), np.zeros((N, UNITS * 2), "float32")
+# Row j+B continues row j: B long series cut into windows of T steps, laid out for the slots.
+series = rng.uniform(-1, 1, (B, (N // B) * T, F)).astype("float32")
+x = stateful_layout(series, timesteps=T, batch_size=B).x
+y = np.zeros((N, UNITS * 2), "float32")
 # A stateful layer needs a fixed batch size: the state holds one row per batch slot.
 inputs = keras.Input(batch_shape=(B, T, F))
 # use_cudnn=False: Keras 3 fails stateful training with cuDNN on torch (keras-team/keras#20875).

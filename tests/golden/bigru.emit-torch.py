@@ -1,6 +1,9 @@
 # Reproduces the state handling of: lstm-inspect --shape 12,3,2 --batch 4 --epochs 2 --stateful --cell gru --layers 2 --backend torch --bidirectional --reset epoch
+import numpy as np
 import torch
 from torch import nn
+
+from lstm_inspect.layout import stateful_layout
 
 N, T, F, B, UNITS, EPOCHS = 12, 3, 2, 4, 8, 2
 VAL, PRED, LAYERS = 0, 0, 2
@@ -9,7 +12,11 @@ DIRECTIONS = 2
 torch.manual_seed(0)
 rnn = nn.GRU(F, UNITS, num_layers=LAYERS, bidirectional=DIRECTIONS == 2, batch_first=True)
 optimizer = torch.optim.SGD(rnn.parameters(), lr=0.01)
-x, x_val, x_pred = (torch.rand(n, T, F) * 2 - 1 for n in (N, VAL, PRED))
+# Row j+B continues row j: B long series cut into windows of T steps, laid out for the slots.
+series = np.random.default_rng(0).uniform(-1, 1, (B, (N // B) * T, F)).astype("float32")
+x = stateful_layout(series, timesteps=T, batch_size=B).x
+x = torch.from_numpy(x)
+x_val, x_pred = (torch.rand(n, T, F) * 2 - 1 for n in (VAL, PRED))
 
 
 def zeros(slots):

@@ -9,7 +9,8 @@ def to_numpy(variable):
 N, T, F, B, UNITS, EPOCHS = 10, 3, 1, 4, 4, 2
 VAL, PRED, LAYERS = 0, 0, 1
 rng = np.random.default_rng(0)
-x, y = rng.uniform(-1, 1, (N, T, F)).astype("float32"), np.zeros((N, UNITS), "float32")
+x = rng.uniform(-1, 1, (N, T, F)).astype("float32")
+y = np.zeros((N, UNITS), "float32")
 inputs = keras.Input(shape=(T, F))
 outputs = inputs
 for depth in range(LAYERS):

@@ -9,7 +9,8 @@ DIRECTIONS = 1
 torch.manual_seed(0)
 rnn = nn.LSTM(F, UNITS, num_layers=LAYERS, bidirectional=DIRECTIONS == 2, batch_first=True)
 optimizer = torch.optim.SGD(rnn.parameters(), lr=0.01)
-x, x_val, x_pred = (torch.rand(n, T, F) * 2 - 1 for n in (N, VAL, PRED))
+x = torch.rand(N, T, F) * 2 - 1
+x_val, x_pred = (torch.rand(n, T, F) * 2 - 1 for n in (VAL, PRED))
 
 
 def zeros(slots):

@@ -4,6 +4,7 @@ import os
 os.environ["KERAS_BACKEND"] = "torch"  # the backend these states are described for
 import keras
 import numpy as np
+from lstm_inspect.layout import stateful_layout
 
 
 def to_numpy(variable):
@@ -12,7 +13,10 @@ def to_numpy(variable):
 N, T, F, B, UNITS, EPOCHS = 12, 5, 1, 4, 8, 2
 VAL, PRED, LAYERS = 4, 4, 1
 rng = np.random.default_rng(0)
-x, y = rng.uniform(-1, 1, (N, T, F)).astype("float32"), np.zeros((N, UNITS), "float32")
+# Row j+B continues row j: B long series cut into windows of T steps, laid out for the slots.
+series = rng.uniform(-1, 1, (B, (N // B) * T, F)).astype("float32")
+x = stateful_layout(series, timesteps=T, batch_size=B).x
+y = np.zeros((N, UNITS), "float32")
 x_val, y_val = rng.uniform(-1, 1, (VAL, T, F)).astype("float32"), np.zeros((VAL, UNITS), "float32")
 # A stateful layer needs a fixed batch size: the state holds one row per batch slot.
 inputs = keras.Input(batch_shape=(B, T, F))

@@ -1,6 +1,9 @@
 # Reproduces the state handling of: lstm-inspect --shape 12,5,1 --batch 4 --epochs 2 --val-samples 4 --predict-samples 4 --stateful --no-shuffle --backend torch
+import numpy as np
 import torch
 from torch import nn
+
+from lstm_inspect.layout import stateful_layout
 
 N, T, F, B, UNITS, EPOCHS = 12, 5, 1, 4, 8, 2
 VAL, PRED, LAYERS = 4, 4, 1
@@ -9,7 +12,11 @@ DIRECTIONS = 1
 torch.manual_seed(0)
 rnn = nn.LSTM(F, UNITS, num_layers=LAYERS, bidirectional=DIRECTIONS == 2, batch_first=True)
 optimizer = torch.optim.SGD(rnn.parameters(), lr=0.01)
-x, x_val, x_pred = (torch.rand(n, T, F) * 2 - 1 for n in (N, VAL, PRED))
+# Row j+B continues row j: B long series cut into windows of T steps, laid out for the slots.
+series = np.random.default_rng(0).uniform(-1, 1, (B, (N // B) * T, F)).astype("float32")
+x = stateful_layout(series, timesteps=T, batch_size=B).x
+x = torch.from_numpy(x)
+x_val, x_pred = (torch.rand(n, T, F) * 2 - 1 for n in (VAL, PRED))
 
 
 def zeros(slots):

@@ -1,0 +1,126 @@
+"""Advice: the API of the described Keras, whether stateful fits, the layout, and what --data shows."""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from lstm_inspect.advice import advise
+from lstm_inspect.cli import main
+from lstm_inspect.layout import Continuity, stateful_layout
+from lstm_inspect.spec import Spec
+
+
+def items(spec, data=None):
+    return {item.key: item.text for item in advise(spec, data)}
+
+
+@pytest.mark.parametrize("keras, backend", [("3", "torch"), ("3", "tensorflow"), ("3", "jax"), ("2", "tensorflow")])
+def test_the_api_is_the_described_keras(keras, backend):
+    stateful = items(Spec(8, 5, 2, batch_size=4, stateful=True, keras=keras, backend=backend))
+    stateless = items(Spec(8, 5, 2, batch_size=4, keras=keras, backend=backend))
+    if keras == "3":
+        assert "keras.Input(batch_shape=(4, 5, 2))" in stateful["batch size"]
+        assert "refuses LSTM(batch_input_shape=...)" in stateful["batch size"]
+        assert "layer.reset_state()" in stateful["reset"] and "no reset_states()" in stateful["reset"]
+        assert "layer.states[i].assign(value)" in stateful["set states"]
+    else:
+        assert "batch_input_shape=(4, 5, 2)" in stateful["batch size"]
+        assert "model.reset_states()" in stateful["reset"]
+        assert "layer.reset_states(states=[h, c])" in stateful["set states"]
+    assert not {"batch size", "reset", "set states"} & set(stateless)  # a stateless layer holds no state
+    assert "return_state=True" in stateful["by hand"] and "initial_state=[h, c]" in stateful["by hand"]
+    assert ("carries nothing inside fit" in stateful["by hand"]) == (backend == "jax")
+
+
+def test_whether_stateful_fits_says_which_the_setup_looks_like():
+    stateless = items(Spec(1000, 600, 1, batch_size=32))["stateful?"]
+    assert "each of the 1,000 samples is one whole sequence of 600 steps" in stateless
+    assert "batch size 32 only changes the optimisation" in stateless
+    stateful = items(Spec(1000, 20, 1, batch_size=10, stateful=True))["stateful?"]
+    assert "the 10 slots are 10 series run side by side" in stateful and "turn shuffle off" in stateful
+    assert "reset where a series ends" in stateful
+    settled = items(Spec(1000, 20, 1, batch_size=10, stateful=True, shuffle=False, reset="epoch"))["stateful?"]
+    assert "shuffle" not in settled and "reset where" not in settled
+
+
+def test_the_layout_names_the_rows_that_must_follow_each_other():
+    layout = items(Spec(12, 5, 1, batch_size=4, stateful=True))["layout"]
+    assert "row j+4 must continue row j" in layout and "stateful_layout(series, timesteps=5, batch_size=4)" in layout
+    assert "layout" not in items(Spec(12, 5, 1, batch_size=4))
+
+
+def test_the_data_item_says_whether_the_carry_follows_the_rows():
+    stateful = Spec(12, 4, 1, batch_size=2, stateful=True, shuffle=False)
+    follows = items(stateful, Continuity(12, 2, 4))["data"]
+    assert "sliding windows" in follows and "the carry follows the data" in follows
+    skips = items(stateful, Continuity(12, 3, 6))["data"]
+    assert "skips steps" in skips and "stateless layer" in skips
+    unseen = items(stateful, Continuity(12, None, None))["data"]
+    assert "cannot show whether its rows continue" in unseen
+
+
+def write(path, array):
+    np.save(path, array)
+    return str(path)
+
+
+def test_data_in_the_right_and_the_wrong_order(tmp_path):
+    long = np.arange(48, dtype="float32")[:, None]
+    sliding = np.stack([long[j:j + 4] for j in range(0, 24, 2)])  # 12 rows, stride 2
+    right = write(tmp_path / "sliding.npy", sliding)
+    result = CliRunner().invoke(main, ["--shape", "12,4,1", "--batch", "2", "--stateful", "--no-shuffle",
+                                       "--data", right, "--dry-run", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["data"] == {"path": right, "rows": 12, "stride": 2, "slot_stride": None}  # 2 x 2 = T: no overlap
+    assert "the carry follows the data" in {item["key"]: item["text"] for item in report["advice"]}["data"]
+    wrong = write(tmp_path / "wrong.npy", sliding[np.random.default_rng(0).permutation(12)])
+    shuffled = CliRunner().invoke(main, ["--shape", "12,4,1", "--batch", "2", "--stateful", "--no-shuffle",
+                                         "--data", wrong, "--dry-run", "--format", "json"])
+    advice = {item["key"]: item["text"] for item in json.loads(shuffled.stdout)["advice"]}
+    assert "cannot show whether its rows continue" in advice["data"]
+    table = CliRunner().invoke(main, ["--shape", "12,4,1", "--batch", "2", "--stateful", "--no-shuffle",
+                                      "--data", wrong, "--dry-run"])
+    assert table.exit_code == 0 and "Advice" in table.stdout
+    laid = stateful_layout(np.arange(24, dtype="float32"), timesteps=4, batch_size=2).x
+    npz = tmp_path / "data.npz"
+    np.savez(npz, x=laid)
+    assert CliRunner().invoke(main, ["--shape", "6,4,1", "--batch", "2", "--stateful", "--data", str(npz),
+                                     "--data-key", "x", "--dry-run"]).exit_code == 0
+
+
+@pytest.mark.parametrize("make, options, says", [
+    (None, [], "cannot read"),
+    (lambda path: path.write_text("not numpy"), [], "not a .npy or .npz file"),
+    (lambda path: np.save(path, np.zeros((12, 4, 2), "float32")), [], "has shape (12, 4, 2), not --shape (12, 4, 1)"),
+    (lambda path: np.save(path, np.zeros((12, 4, 1), "int64")), [], "holds int64"),
+    (lambda path: path.write_bytes(np.lib.format.magic(1, 0) + b"\x10\x00{'descr': '<f4'"), [], "not a .npy"),
+    (lambda path: np.save(path, np.zeros((12, 4, 1), "float32")) or path.write_bytes(path.read_bytes()[:-20]), [],
+     "cut short"),
+])
+def test_a_bad_data_file_exits_2_with_one_line(tmp_path, make, options, says):
+    path = tmp_path / "x.npy"
+    if make is not None:
+        make(path)
+    result = CliRunner().invoke(main, ["--shape", "12,4,1", "--batch", "2", "--stateful", "--data", str(path),
+                                       *options, "--dry-run"])
+    assert result.exit_code == 2 and says in result.output and result.output.count("\n") == 1, result.output
+
+
+def test_an_npz_needs_its_key(tmp_path):
+    path = tmp_path / "x.npz"
+    np.savez(path, a=np.zeros((12, 4, 1), "float32"))
+    missing = CliRunner().invoke(main, ["--shape", "12,4,1", "--data", str(path), "--dry-run"])
+    assert missing.exit_code == 2 and "--data-key" in missing.output and "a" in missing.output
+    wrong = CliRunner().invoke(main, ["--shape", "12,4,1", "--data", str(path), "--data-key", "b", "--dry-run"])
+    assert wrong.exit_code == 2 and "no array 'b'" in wrong.output
+
+
+def test_advice_is_in_the_table_markdown_and_json_and_can_be_left_out():
+    base = ["--shape", "12,5,1", "--batch", "4", "--stateful", "--dry-run"]
+    assert "Advice" in CliRunner().invoke(main, base).stdout
+    assert "## Advice" in CliRunner().invoke(main, [*base, "--format", "markdown"]).stdout
+    assert json.loads(CliRunner().invoke(main, [*base, "--format", "json"]).stdout)["advice"]
+    assert "Advice" not in CliRunner().invoke(main, [*base, "--no-advice"]).stdout

@@ -1,0 +1,87 @@
+"""stateful_layout: row j+B continues row j, held to real Keras; continuity: what a file's rows show."""
+
+import numpy as np
+import pytest
+
+from lstm_inspect.layout import continuity, stateful_layout
+
+
+def test_row_j_plus_b_continues_row_j():
+    series = np.arange(2 * 12).reshape(2, 12, 1).astype("float32")  # two series of 12 steps
+    layout = stateful_layout(series, timesteps=3, batch_size=2)
+    assert layout.x.shape == (8, 3, 1) and layout.reset_every == 4
+    for row in range(len(layout.x) - 2):
+        assert layout.x[row + 2, 0, 0] == layout.x[row, -1, 0] + 1  # the next step of the same series
+    assert layout.source[:4].tolist() == [[0, 0], [1, 0], [0, 3], [1, 3]]
+    back = layout.to_series(layout.x[:, -1, 0])
+    assert back.tolist() == [[2, 5, 8, 11], [14, 17, 20, 23]]
+
+
+def test_one_long_series_is_cut_into_b_streams_and_targets_follow():
+    series = np.arange(20, dtype="float32")
+    layout = stateful_layout(series, timesteps=2, batch_size=2, targets=series * 10)
+    # Streams 0..9 and 10..19; windows of 2 steps; the remainder of none.
+    assert layout.x[:, :, 0].tolist() == [[0, 1], [10, 11], [2, 3], [12, 13], [4, 5], [14, 15], [6, 7],
+                                         [16, 17], [8, 9], [18, 19]]
+    assert layout.y.tolist() == [10, 110, 30, 130, 50, 150, 70, 170, 90, 190]
+
+
+def test_several_groups_of_b_series_reset_where_a_series_ends():
+    layout = stateful_layout(np.zeros((6, 9, 2)), timesteps=3, batch_size=3)
+    assert layout.reset_every == 3 and layout.x.shape == (18, 3, 2)
+    assert layout.source[9:12, 0].tolist() == [3, 4, 5]  # the second group starts at batch 3
+
+
+@pytest.mark.parametrize("shape, timesteps, batch, says", [
+    ((5, 12, 1), 3, 2, "do not fill batches of 2"),
+    ((2, 2, 1), 3, 2, "hold no window of 3"),
+    ((10,), 3, 4, "fewer than a window of 3"),
+    ((2, 3, 4, 5), 3, 2, "series must be"),
+])
+def test_a_layout_that_cannot_be_made_says_why(shape, timesteps, batch, says):
+    with pytest.raises(ValueError, match=says):
+        stateful_layout(np.zeros(shape), timesteps, batch)
+
+
+def test_continuity_finds_sliding_windows_exactly():
+    long = np.arange(40, dtype="float32")[:, None]
+    sliding = np.stack([long[j:j + 5] for j in range(0, 30, 2)])  # stride 2
+    assert (continuity(sliding, batch_size=1).stride, continuity(sliding, batch_size=2).slot_stride) == (2, 4)
+    shuffled = sliding[np.random.default_rng(0).permutation(len(sliding))]
+    assert continuity(shuffled, batch_size=2).stride is None
+    layout = stateful_layout(np.arange(24, dtype="float32"), timesteps=4, batch_size=2)
+    found = continuity(layout.x, batch_size=2)
+    assert found.stride is None and found.slot_stride is None  # back to back: no overlap to see
+    # Read a chunk of rows at a time: the answer does not depend on where chunks end.
+    assert continuity(sliding, batch_size=2, chunk_rows=3) == continuity(sliding, batch_size=2)
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_a_stateful_predict_on_the_layout_equals_one_stateless_pass_over_each_series(cell):
+    from lstm_inspect.oracle import import_keras
+
+    keras = import_keras()
+    series = np.random.default_rng(1).uniform(-1, 1, (4, 12, 2)).astype("float32")
+    layout = stateful_layout(series, timesteps=3, batch_size=2)
+    keras.utils.set_random_seed(0)
+    whole_inputs = keras.Input(shape=(12, 2))
+    stateless = keras.Model(whole_inputs, getattr(keras.layers, cell)(3, return_sequences=True)(whole_inputs))
+    inputs = keras.Input(batch_shape=(2, 3, 2))
+    stateful = keras.Model(inputs, getattr(keras.layers, cell)(3, stateful=True)(inputs))
+    stateful.set_weights(stateless.get_weights())
+
+    class ResetWhereASeriesEnds(keras.callbacks.Callback):
+        def on_predict_batch_begin(self, batch, logs=None):
+            if batch % layout.reset_every == 0:
+                stateful.layers[-1].reset_state()
+
+    rows = stateful.predict(layout.x, batch_size=2, callbacks=[ResetWhereASeriesEnds()], verbose=0)
+    every_step = stateless.predict(series, verbose=0)  # (series, 12 steps, units)
+    window_ends = every_step[:, 2::3]  # the last step of each window
+    np.testing.assert_allclose(layout.to_series(rows), window_ends, atol=1e-5)
+    # Without the layout (windows in series order) the carry joins unrelated windows.
+    plain = np.stack([series[s, w * 3:(w + 1) * 3] for s in range(4) for w in range(4)])
+    stateful.layers[-1].reset_state()
+    wrong = stateful.predict(plain, batch_size=2, verbose=0)
+    assert np.abs(wrong.reshape(4, 4, 3) - window_ends).max() > 1e-2
