@@ -1,11 +1,12 @@
 """Benchmark: lstm-inspect measured side by side with the limits it is held to.
 
-    python bench/bench.py [--quick] [--only a,b,c,d,e,f]      (or: make bench)
+    python bench/bench.py [--quick] [--only a,b,c,d,e,f,g]    (or: make bench)
 
 Parts: (a) the mirror's checked run vs a bare PyTorch loop on the CPU; (b) the mirror vs
 real Keras 3; (c) wall time of the headline command vs `import torch`; (d) peak memory as
 N grows; (e) part (a) on the GPU, when there is one; (f) a StateProbe's cost on a real
-Keras fit: time and peak memory against the same fit without it. The targets come from
+Keras fit: time and peak memory against the same fit without it; (g) --data on a large file,
+memory-mapped: peak memory against the same command without it. The targets come from
 shared/docs/performance-anchors.md and are printed beside the figures. Absolute times drift
 on shared machines, so each comparison is measured in this one run, interleaved, best of a
 few repeats after a warm-up. A missed target is reported, never a failure: this is a
@@ -42,7 +43,7 @@ from lstm_inspect.spec import Spec
 # folder holds the lstm-inspect entry point the users run.
 BIN = Path(sys.executable).parent
 LSTM_INSPECT = str(BIN / "lstm-inspect")
-PARTS = "abcdef"
+PARTS = "abcdefg"
 
 
 @dataclass(frozen=True)
@@ -55,12 +56,13 @@ class Sizes:
     big_samples: int  # N of part (d)'s large dry run
     calls: int  # predict calls of part (d)'s serving loop (and ten times as many)
     probe_samples: int  # part (f)'s fit (and ten times as many, for its memory)
+    data_rows: int  # rows of part (g)'s data file (50 steps of 8 float32 features each)
 
 
 FULL = Sizes(a_samples=100_000, repeats=3, d_samples=(10**4, 10**5, 10**6), big_samples=10**7, calls=10**4,
-             probe_samples=10_000)
+             probe_samples=10_000, data_rows=10**6)
 QUICK = Sizes(a_samples=10_000, repeats=1, d_samples=(10**3, 10**4, 10**5), big_samples=10**6, calls=10**3,
-              probe_samples=1_000)
+              probe_samples=1_000, data_rows=10**5)
 
 
 # --- output -------------------------------------------------------------------------------
@@ -323,6 +325,44 @@ def part_f(sizes: Sizes) -> None:
         "flat", abs(added[1] - added[0]) < 20 * 1024)
 
 
+def part_g(sizes: Sizes) -> None:
+    rows, timesteps, features = sizes.data_rows, 50, 8
+    heading(f"(g) --data on a {rows:,} x {timesteps} x {features} float32 file "
+            f"({rows * timesteps * features * 4 / 2**30:.1f} GiB), --dry-run --no-slots, B=1000")
+    import tempfile
+
+    base = [LSTM_INSPECT, "--shape", f"{rows},{timesteps},{features}", "--batch", "1000", "--stateful",
+            "--no-shuffle", "--dry-run", "--format", "json", "--no-slots"]
+    without = run_process(base)
+    row("without --data: time, peak RSS", f"{duration(without.seconds)}, {megabytes(without.max_rss_kb)}")
+    # Random rows end the scan at the first two; sliding windows are verified over every row.
+    for kind in ("random rows", "sliding windows"):
+        with tempfile.TemporaryDirectory(prefix="lstm-inspect-bench-") as folder:
+            path = os.path.join(folder, "x.npy")
+            _write_rows(path, rows, timesteps, features, sliding=kind == "sliding windows")
+            found = run_process(base + ["--data", path])
+        ratio = found.max_rss_kb / without.max_rss_kb
+        row(f"--data, {kind}: time, peak RSS", f"{duration(found.seconds)}, {megabytes(found.max_rss_kb)}",
+            f"exit {found.exit_code}")
+        row(f"--data, {kind}: peak RSS / without", f"{ratio:.2f}x", "< 1.5x", ratio < 1.5)
+
+
+def _write_rows(path: str, rows: int, timesteps: int, features: int, sliding: bool) -> None:
+    """A .npy file written a block of rows at a time, never held whole: random rows, or windows
+    sliding one step at a time over one series."""
+    x = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, timesteps, features))
+    block = 50_000
+    for start in range(0, rows, block):
+        stop = min(rows, start + block)
+        rng = np.random.default_rng(start)
+        if sliding:
+            series = np.arange(start, stop + timesteps - 1, dtype=np.float32)[:, None] + np.arange(features)
+            x[start:stop] = np.lib.stride_tricks.sliding_window_view(series, timesteps, axis=0).transpose(0, 2, 1)
+        else:
+            x[start:stop] = rng.uniform(-1, 1, (stop - start, timesteps, features))
+    x.flush()
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller N and one repeat: a fast smoke run")
@@ -340,7 +380,7 @@ def main() -> None:
     sizes = QUICK if args.quick else FULL
     print(f"lstm-inspect benchmark{' (quick)' if args.quick else ''}: torch {torch.__version__}, "
           f"{os.cpu_count()} CPUs; targets from shared/docs/performance-anchors.md")
-    runners = {"a": part_a, "b": part_b, "c": part_c, "d": part_d, "e": part_e, "f": part_f}
+    runners = {"a": part_a, "b": part_b, "c": part_c, "d": part_d, "e": part_e, "f": part_f, "g": part_g}
     for part in PARTS:
         if part in args.only:
             runners[part](sizes)

@@ -110,8 +110,21 @@ def _shift(x: Any, gap: int, chunk_rows: int) -> int | None:
 
 
 def _chunk_shifted(x: Any, start: int, stop: int, gap: int, stride: int) -> bool:
-    chunk = np.asarray(x[start:stop])
+    chunk = _rows(x, start, stop)
     return bool(np.array_equal(chunk[gap:, :-stride], chunk[:-gap, stride:]))
+
+
+def _rows(x: Any, start: int, stop: int) -> np.ndarray:
+    """Rows start..stop-1 of `x`. A memory-mapped file's are read from the file: slicing the map
+    would leave every page read resident, and the process would grow to the file's size."""
+    filename = getattr(x, "filename", None)
+    if not isinstance(x, np.memmap) or not filename or not x.flags.c_contiguous:
+        return np.asarray(x[start:stop])
+    row_bytes = x.dtype.itemsize * int(np.prod(x.shape[1:], dtype=np.int64))
+    with open(filename, "rb") as file:
+        file.seek(x.offset + start * row_bytes)
+        chunk = np.frombuffer(file.read((stop - start) * row_bytes), dtype=x.dtype)
+    return chunk.reshape(stop - start, *x.shape[1:])
 
 
 def continuity(x: Any, batch_size: int, chunk_rows: int = 4096, path: str = "") -> Continuity:

@@ -85,3 +85,16 @@ def test_a_stateful_predict_on_the_layout_equals_one_stateless_pass_over_each_se
     stateful.layers[-1].reset_state()
     wrong = stateful.predict(plain, batch_size=2, verbose=0)
     assert np.abs(wrong.reshape(4, 4, 3) - window_ends).max() > 1e-2
+
+
+def test_a_memory_mapped_file_is_read_a_chunk_at_a_time_from_the_file(tmp_path):
+    long = np.arange(80, dtype="float32").reshape(40, 2)
+    sliding = np.stack([long[j:j + 5] for j in range(0, 30, 3)])  # stride 3, 10 rows
+    np.save(tmp_path / "x.npy", sliding)
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    for chunk_rows in (1, 3, 4096):
+        assert continuity(mapped, batch_size=1, chunk_rows=chunk_rows).stride == 3
+    broken = sliding.copy()
+    broken[7, 0, 0] = -1  # one value off, late in the file: no longer sliding windows
+    np.save(tmp_path / "y.npy", broken)
+    assert continuity(np.load(tmp_path / "y.npy", mmap_mode="r"), batch_size=1, chunk_rows=3).stride is None
