@@ -11,7 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 TESTS = ["tests/test_workflows.py", "tests/test_library.py", "tests/test_mirror.py", "tests/test_schedule.py",
          "tests/test_cli.py",
          "tests/test_robustness.py", "tests/test_backend_rules.py", "tests/test_output_failures.py",
-         "tests/test_evidence_claims.py", "tests/test_memory.py", "tests/test_probe_records.py"]
+         "tests/test_evidence_claims.py", "tests/test_memory.py", "tests/test_probe_records.py",
+         "tests/test_advice.py", "tests/test_layout.py"]
 # (name, file, original text, planted text)
 PLANTS = [
     ("any zero slot verifies", "lstm_inspect/observe.py",
@@ -91,6 +92,14 @@ PLANTS = [
      "        if slot < len(before) and np.array_equal(initial[slot], before[slot]):",
      "        if slot < len(before):"),
     ("probe: zeros seen as carried", "lstm_inspect/probe.py", "    found[zero] = -1\n", ""),
+    ("layout: windows reversed", "lstm_inspect/layout.py",
+     "    steps = first[:, None] + np.arange(timesteps)\n", "    steps = first[:, None] + np.arange(timesteps)[::-1]\n"),
+    ("continuity: the first chunk only", "lstm_inspect/layout.py",
+     "               for start in range(0, rows - gap, chunk_rows)):", "               for start in range(0, 1)):"),
+    ("advice: tf-keras's API for Keras 3", "lstm_inspect/advice.py",
+     "    elif spec.keras == KerasVersion.TWO:", "    elif True:"),
+    ("advice: any stride follows the carry", "lstm_inspect/advice.py",
+     "        if spec.stateful and b * s == t:", "        if spec.stateful:"),
     ("validation_split rounds up", "lstm_inspect/spec.py",
      "return math.floor(self.samples * (1.0 - op.validation_split))",
      "return math.ceil(self.samples * (1.0 - op.validation_split))"),
