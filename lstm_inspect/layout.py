@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from .memory import rooms
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -175,6 +177,12 @@ def _npz_member(path: str, key: str | None) -> np.ndarray:
                              f"{', '.join(archive.files) or 'none'})")
         if key not in archive.files:
             raise ValueError(f"{path} has no array {key!r} (it holds {', '.join(archive.files) or 'none'})")
+        unpacked = archive.zip.getinfo(f"{key}.npy").file_size
+        room = min((found.bytes for found in rooms()), default=None)
+        if room is not None and unpacked > room // 2:
+            raise ValueError(f"{path}: array {key!r} takes {unpacked:,} bytes once read, more than half of the "
+                             f"{room:,} this process may hold (numpy maps no array of a .npz): save it with "
+                             "numpy.save as a .npy file, which is memory-mapped")
         try:
             return np.asarray(archive[key])
         except (ValueError, OSError, EOFError) as error:

@@ -124,3 +124,15 @@ def test_advice_is_in_the_table_markdown_and_json_and_can_be_left_out():
     assert "## Advice" in CliRunner().invoke(main, [*base, "--format", "markdown"]).stdout
     assert json.loads(CliRunner().invoke(main, [*base, "--format", "json"]).stdout)["advice"]
     assert "Advice" not in CliRunner().invoke(main, [*base, "--no-advice"]).stdout
+
+
+def test_an_npz_array_too_large_for_memory_exits_2(tmp_path, monkeypatch):
+    from lstm_inspect import layout
+    from lstm_inspect.memory import Room
+
+    path = tmp_path / "x.npz"
+    np.savez(path, x=np.zeros((12, 4, 1), "float32"))
+    monkeypatch.setattr(layout, "rooms", lambda: [Room(100, "the memory available")])
+    result = CliRunner().invoke(main, ["--shape", "12,4,1", "--data", str(path), "--data-key", "x", "--dry-run"])
+    assert result.exit_code == 2 and "save it with numpy.save as a .npy file" in result.output
+    assert result.output.count("\n") == 1

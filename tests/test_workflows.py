@@ -229,6 +229,12 @@ def test_the_call_count_needs_no_unrolling_and_matches_the_calls_made(parts, tim
     assert parse(text(spec.workflow)) == spec.workflow
 
 
+def test_a_twin_inside_a_repeat_counts_its_batch_size_from_the_second_time_on():
+    # predict(4) runs one batch on the model built for 4, then two on each twin built for 2.
+    spec = Spec(8, 3, 1, batch_size=4, backend="torch", workflow="(predict(4), twin(batch_size=2)) * 3")
+    assert spec.calls == 1 + 2 + 2 == sum(1 for _ in iter_calls(spec))
+
+
 def test_ten_thousand_calls_stream_in_flat_memory():
     def peak(count):
         spec = Spec(1000, 20, 1, batch_size=1, stateful=True, shuffle=False, backend="torch",
