@@ -9,6 +9,7 @@ Pure numpy.
 
 from __future__ import annotations
 
+import mmap
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,7 +121,8 @@ def _rows(x: Any, start: int, stop: int) -> np.ndarray:
     """Rows start..stop-1 of `x`. A memory-mapped file's are read from the file: slicing the map
     would leave every page read resident, and the process would grow to the file's size."""
     filename = getattr(x, "filename", None)
-    if not isinstance(x, np.memmap) or not filename or not x.flags.c_contiguous:
+    # Only the map itself, as np.load gives it: a slice of it keeps the parent's offset.
+    if not isinstance(x, np.memmap) or not isinstance(x.base, mmap.mmap) or not filename or not x.flags.c_contiguous:
         return np.asarray(x[start:stop])
     row_bytes = x.dtype.itemsize * int(np.prod(x.shape[1:], dtype=np.int64))
     with open(filename, "rb") as file:

@@ -58,11 +58,6 @@ class Facts:
     predict_fixes_short: bool = False  # Keras 3: predict of fewer samples than batch_size fixes it too
 
     @property
-    def predict_checks_first_batch(self) -> bool:
-        """A fit-then-predict setup's short first predict batch raises Keras's ValueError."""
-        return self.predict_fixes_short
-
-    @property
     def name(self) -> str:
         """E.g. "Keras 3 (jax)" or "Keras 2 (tf-keras)"."""
         return "Keras 2 (tf-keras)" if self.keras == KerasVersion.TWO else f"Keras 3 ({self.backend})"
@@ -104,14 +99,15 @@ def keeps_state(spec: Spec) -> bool:
 
 def broadcast_phases(spec: Spec) -> list[Phase]:
     """The phases whose last batch is a lone sample that TensorFlow broadcasts into every slot
-    (stateful only), up to the first batch that raises instead."""
-    if not (spec.stateful and facts_for(spec).broadcasts_one and spec.batch_size > 1):
+    (stateful only), up to the first batch that raises instead; for a workflow, the run finds
+    them (verdict.Passes)."""
+    if spec.workflow is not None or not (spec.stateful and facts_for(spec).broadcasts_one and spec.batch_size > 1):
         return []
     found = []
     for phase, count in ((Phase.TRAIN, spec.samples), (Phase.VALIDATION, spec.val_samples),
                          (Phase.PREDICT, spec.predict_samples)):
         remainder = count % spec.batch_size
-        first_short = count < spec.batch_size and phase == Phase.PREDICT and facts_for(spec).predict_checks_first_batch
+        first_short = count < spec.batch_size and phase == Phase.PREDICT and facts_for(spec).predict_fixes_short
         if remainder > 1 or first_short:
             break  # Keras raises at this phase's last batch
         if remainder == 1:

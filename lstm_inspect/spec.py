@@ -6,6 +6,7 @@ A `Spec` is frozen and validated on construction, so every later stage can trust
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -369,15 +370,19 @@ class Spec:
         """Training batches in each epoch, the last one partial where B does not divide N."""
         return math.ceil(self.samples / self.batch_size)
 
+    @functools.cached_property
+    def _counts(self) -> tuple[int, int, int]:
+        return _tally(self, self.plan, self.batch_size, {})
+
     @property
     def calls(self) -> int:
         """Layer calls the workflow makes, if nothing raises (counted, never unrolled)."""
-        return _tally(self, self.plan, self.batch_size)[0]
+        return self._counts[0]
 
     @property
     def largest_batch(self) -> int:
         """The most slots any call fills."""
-        return _tally(self, self.plan, self.batch_size)[2]
+        return self._counts[2]
 
     def batch_bytes(self) -> int:
         """Rough peak memory of one batch in the mirror: the hashed inputs with their int64
@@ -413,11 +418,18 @@ def _distinct(workflow: Workflow | None) -> set[Op]:
     return distinct(workflow or ())
 
 
-def _tally(spec: Spec, workflow: Workflow, batch_size: int) -> tuple[int, int, int]:
+def _tally(spec: Spec, workflow: Workflow, batch_size: int, seen: dict[tuple[int, int], tuple[int, int, int]]
+           ) -> tuple[int, int, int]:
     """(layer calls, the model's batch size after them, the most slots a call fills), for the
-    workflow run on a model built for `batch_size`. A repeat counts its body twice at most:
-    from the second time on, a twin in it has set the batch size it will always set."""
+    workflow run on a model built for `batch_size`. A repeat counts its body once, and again
+    only when a twin in it changed the batch size: from then on the twin sets the one it will
+    always set. `seen` keeps each body's count per batch size, so nested repeats cost what
+    their text costs."""
     from .workflow import Kind, Op
+
+    key = (id(workflow), batch_size)
+    if key in seen:
+        return seen[key]
 
     calls, largest = 0, 0
     for item in workflow:
@@ -437,8 +449,10 @@ def _tally(spec: Spec, workflow: Workflow, batch_size: int) -> tuple[int, int, i
                 calls += 1 if item.kind.one_batch else math.ceil(item.samples / size)
                 largest = max(largest, item.samples if item.kind.one_batch else min(size, item.samples))
             continue
-        first, after, most = _tally(spec, item.body, batch_size)
-        again, final, most_again = _tally(spec, item.body, after) if item.times > 1 else (0, after, 0)
+        first, after, most = _tally(spec, item.body, batch_size, seen)
+        again, final, most_again = (_tally(spec, item.body, after, seen) if item.times > 1 and after != batch_size
+                                    else (first, after, most))
         calls += first + (item.times - 1) * again
         batch_size, largest = final, max(largest, most, most_again)
+    seen[key] = (calls, batch_size, largest)
     return calls, batch_size, largest

@@ -32,12 +32,7 @@ def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
                         "TensorFlow backend, or carry it by hand (return_state=True, then initial_state=...)"]
     broadcast = broadcast_phases(spec)
     if broadcast:
-        rows = (f", and predict returns {spec.batch_size:,} rows for it" if Phase.PREDICT in broadcast else "")
-        found.append(f"{facts_for(spec).name} does not raise for a stateful batch of one sample "
-                     f"({' and '.join(broadcast)}): in a compiled step (Keras's default) it broadcasts that "
-                     f"sample into all {spec.batch_size:,} slots, so each slot runs it from its own state and "
-                     f"every slot's state is overwritten{rows}: garbage; make every batch hold exactly "
-                     f"{spec.batch_size:,} samples")
+        found.append(_broadcast_warning(spec, " and ".join(broadcast), Phase.PREDICT in broadcast))
     if _shuffle_mixes_slots(spec):
         found.append("shuffle is on with a stateful layer: Keras still carries state slot by slot, "
                      f"so each slot continues an unrelated sample; use {terms.setting('shuffle', False)}, "
@@ -69,6 +64,17 @@ def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
     return found
 
 
+def _broadcast_warning(spec: Spec, where: str, predict: bool) -> str:
+    # A workflow's twins may hold another number of slots than --batch.
+    slots, size = ((f"all {spec.batch_size:,} slots", f"{spec.batch_size:,} samples") if spec.workflow is None
+                   else ("every slot of the state", "the batch size the model was built for"))
+    rows = f", and predict returns {spec.batch_size:,} rows for it" if predict and spec.workflow is None else (
+        ", and predict returns a row per slot for it" if predict else "")
+    return (f"{facts_for(spec).name} does not raise for a stateful batch of one sample ({where}): in a compiled "
+            f"step (Keras's default) it broadcasts that sample into {slots}, so each slot runs it from its own "
+            f"state and every slot's state is overwritten{rows}: garbage; make every batch hold exactly {size}")
+
+
 def _loaded_then_trained(spec: Spec) -> bool:
     """A stateful LSTM or GRU saved, loaded and trained by Keras 3 on torch (keras-team/keras#20875)."""
     kinds = {op.kind for op in distinct(spec.workflow or ())}
@@ -93,9 +99,15 @@ class Passes:
 
     def __init__(self) -> None:
         self.outcomes: dict[tuple[str, str], list[Any]] = {}  # (kind, outcome) -> [count, first label]
+        self.broadcast: list[str] = []  # the first calls where TensorFlow broadcast a lone sample
+        self.predict_broadcast = False
         self._segment = ""
 
     def add(self, step: Step) -> None:
+        if step.call.broadcast:
+            self.predict_broadcast |= step.call.phase == Phase.PREDICT
+            if len(self.broadcast) < 4:
+                self.broadcast.append(step.call.label)
         segment = step.call.segment
         if segment == self._segment:
             return
@@ -147,14 +159,17 @@ def _why_zeros(spec: Spec, kind: str) -> str:
 def workflow_warnings(spec: Spec, passes: Passes, terms: Terms = Terms()) -> list[str]:
     """What only a run of the workflow shows: requests that carry one another's state."""
     found = []
+    if passes.broadcast and spec.workflow is not None:
+        found.append(_broadcast_warning(spec, ", ".join(passes.broadcast), passes.predict_broadcast))
     for kind in ("predict", "predict_on_batch"):
         carried = passes.carried(kind, kind)
         if carried and spec.stateful:
+            # predict_on_batch runs no callback: only a reset_state() between calls resets it.
+            hook = f"{terms.setting('reset', 'predict')}, or " if kind == "predict" else ""
             found.append(f"each {kind} call carries the state the {kind} before it left "
                          f"({plural(carried, 'time')}): as a serving loop, each request continues the previous "
-                         "request, and the same input gives another answer each time; reset before predict "
-                         f"({terms.setting('reset', 'predict')}, or reset_state() between calls), or use a "
-                         "stateless layer")
+                         f"request, and the same input gives another answer each time; reset before each request "
+                         f"({hook}reset_state() between calls), or use a stateless layer")
     after_fit = sum(passes.carried(kind, source) for kind in ("predict", "predict_on_batch")
                     for source in ("train", "validation"))
     if after_fit and spec.stateful and spec.workflow is not None:  # else said before the run
@@ -273,15 +288,21 @@ def verdict(spec: Spec, summary: Summary, error: KerasError | None, passes: Pass
         rows = f", and predict returns {spec.batch_size:,} rows for it" if Phase.PREDICT in broadcast else ""
         text += (f" Keras does not raise for a batch of one sample here: it runs that sample in all "
                  f"{spec.batch_size:,} slots, overwriting every slot's state with garbage{rows}.")
+    elif passes is not None and passes.broadcast and spec.workflow is not None:
+        text += (f" Keras does not raise for a batch of one sample here ({', '.join(passes.broadcast)}): it runs "
+                 "that sample in every slot, overwriting every slot's state with garbage.")
     return text + _error_sentence(spec, error)
 
 
 def _resets(spec: Spec, batches: int) -> str:
     """What resets the state: the user's callback, in its hooks, and reset_state() calls."""
-    calls_reset = spec.workflow is not None and any(op.kind == Kind.RESET_STATE for op in distinct(spec.workflow))
+    kinds = {op.kind for op in distinct(spec.workflow or ())}
+    calls_reset = Kind.RESET_STATE in kinds
     if not spec.reset:
         if calls_reset:
             return " Only your reset_state() calls zero it."
+        if kinds & {Kind.TWIN, Kind.SAVE_AND_LOAD}:
+            return " Nothing resets it within a model; a twin or a loaded model starts from zeros."
         return " Nothing resets it here: each slot's state runs on through every phase."
     text = ""
     if spec.reset.kind == ResetKind.EPOCH:

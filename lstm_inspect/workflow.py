@@ -108,12 +108,14 @@ FORMS = ("fit(epochs=, batch_size=, shuffle=, validation_split=, validation_samp
          "train_on_batch(n), test_on_batch(n), predict_on_batch(n), reset_state(), save_and_load(), "
          "twin(batch_size=b), separated by ';', and repeats: call * k or (call, call) * k")
 MAX_REPEAT = 10**8  # as many layer calls as the command follows at most
+MAX_DEPTH = 32  # repeats inside repeats: far more than any workflow needs, far less than Python's stack
 
 
 def _refuse(what: str, node: ast.AST | None = None, source: str = "") -> SpecError:
     shown = ast.get_source_segment(source, node) if node is not None and source else None
-    where = f" in `{shown}`" if shown else ""
-    return SpecError("workflow", f"{{workflow}}: {what}{where}; accepted: {FORMS}")
+    # The user's text goes in as a value, never into the template: "{...}" in it stays text.
+    return SpecError("workflow", "{workflow}: {what}{where}; accepted: {forms}", what=what,
+                     where=f" in `{shown}`" if shown else "", forms=FORMS)
 
 
 def parse(source: str) -> Workflow:
@@ -123,28 +125,38 @@ def parse(source: str) -> Workflow:
     try:
         tree = ast.parse(source.strip(), mode="exec")
     except SyntaxError as error:
-        raise SpecError("workflow", "{workflow} is not understood: {why} at column {column}; accepted: " + FORMS,
-                        why=error.msg, column=error.offset or 0) from None
+        raise SpecError("workflow", "{workflow} is not understood: {why} at column {column}; accepted: {forms}",
+                        why=error.msg, column=error.offset or 0, forms=FORMS) from None
+    except (RecursionError, MemoryError):
+        raise SpecError("workflow", f"{{workflow}} nests too deep: at most {MAX_DEPTH} repeats inside "
+                        "one another") from None
     if not tree.body:
-        raise SpecError("workflow", "{workflow} is empty; accepted: " + FORMS)
+        raise SpecError("workflow", "{workflow} is empty; accepted: {forms}", forms=FORMS)
     items: list[Op | Repeat] = []
     for statement in tree.body:
         if not isinstance(statement, ast.Expr):
             raise _refuse("only calls are understood", statement, source)
-        items.append(_item(statement.value, source))
+        items.append(_item(statement.value, source, 0))
     return tuple(items)
 
 
-def _item(node: ast.expr, source: str) -> Op | Repeat:
+def _negative(node: ast.expr) -> bool:
+    return isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and _is_int(node.operand)
+
+
+def _item(node: ast.expr, source: str, depth: int) -> Op | Repeat:
+    if depth > MAX_DEPTH:
+        raise _refuse(f"repeats nest more than {MAX_DEPTH} deep", node, source)
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
-        body, count = (node.left, node.right) if _is_int(node.right) else (node.right, node.left)
-        if not _is_int(count):
+        counted = _is_int(node.right) or _negative(node.right)
+        body, count = (node.left, node.right) if counted else (node.right, node.left)
+        if not (_is_int(count) or _negative(count)):
             raise _refuse("a repeat is a call or a tuple of calls times a whole number", node, source)
         times = _count(count, "a repeat count", source, minimum=1, maximum=MAX_REPEAT)
         parts = body.elts if isinstance(body, ast.Tuple) else [body]
         if not parts:
             raise _refuse("a repeat needs at least one call", node, source)
-        return Repeat(tuple(_item(part, source) for part in parts), times)
+        return Repeat(tuple(_item(part, source, depth + 1) for part in parts), times)
     if isinstance(node, ast.Tuple):
         raise _refuse("a tuple of calls needs a repeat count (… * k); separate single calls with ';'", node, source)
     if not isinstance(node, ast.Call):
@@ -157,7 +169,7 @@ def _is_int(node: ast.expr) -> bool:
 
 
 def _count(node: ast.expr, what: str, source: str, minimum: int, maximum: int | None = None) -> int:
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and _is_int(node.operand):
+    if _negative(node):
         raise _refuse(f"{what} must be at least {minimum}", node, source)
     if not _is_int(node):
         raise _refuse(f"{what} must be a whole number", node, source)
@@ -253,12 +265,6 @@ def ops(workflow: Workflow) -> Iterator[Op]:
         else:
             for _ in range(item.times):
                 yield from ops(item.body)
-
-
-def count(workflow: Workflow, per_op: dict[Op, int]) -> int:
-    """The sum of `per_op[op]` over every call, repeats multiplied, nothing unrolled."""
-    return sum(per_op[item] if isinstance(item, Op) else item.times * count(item.body, per_op)
-               for item in workflow)
 
 
 def distinct(workflow: Workflow) -> set[Op]:

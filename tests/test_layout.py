@@ -98,3 +98,14 @@ def test_a_memory_mapped_file_is_read_a_chunk_at_a_time_from_the_file(tmp_path):
     broken[7, 0, 0] = -1  # one value off, late in the file: no longer sliding windows
     np.save(tmp_path / "y.npy", broken)
     assert continuity(np.load(tmp_path / "y.npy", mmap_mode="r"), batch_size=1, chunk_rows=3).stride is None
+
+
+def test_a_slice_of_a_mapped_file_reads_its_own_rows(tmp_path):
+    np.save(tmp_path / "x.npy", np.arange(40, dtype="float32").reshape(10, 4, 1))
+    mapped = np.load(tmp_path / "x.npy", mmap_mode="r")
+    long = np.arange(60, dtype="float32")[:, None]
+    np.save(tmp_path / "s.npy", np.concatenate([np.full((3, 4, 1), 7.0, "float32"),
+                                                np.stack([long[j:j + 4] for j in range(0, 20, 2)])]))
+    sliding = np.load(tmp_path / "s.npy", mmap_mode="r")
+    assert continuity(sliding[3:], batch_size=1, chunk_rows=2).stride == 2  # from row 3 on, not from row 0
+    assert continuity(mapped[5:], batch_size=1).rows == 5

@@ -384,3 +384,34 @@ def test_tensorflow_checks_the_batch_size_where_a_first_trace_fixes_it(workflow,
     assert (raising or ["broadcast" if any(step.call.broadcast for step in found) else "runs"]) == [outcome]
     report = inspect(spec, evidence=False).run()
     assert report.mismatches == 0 and report.error == (found[-1].error if raising else None)
+
+
+@pytest.mark.parametrize("written, says", [
+    ("predict({workflow.__class__.__mro__})", "in `{workflow.__class__.__mro__}`"),  # text, never looked up
+    ("fit(**{'epochs': 2})", "fit takes no keyword **"),
+    ("predict(4) * -3", "a repeat count must be at least 1"),
+    ("predict(4)" + " * 2" * 3000, "nests too deep"),
+    ("(" * 40 + "predict(4)" + ") * 2" * 40, "repeats nest more than 32 deep"),
+])
+def test_hostile_workflows_are_refused_as_text(written, says):
+    result = CliRunner().invoke(main, ["--shape", "8,3,1", "--calls", written, "--dry-run"])
+    assert result.exit_code == 2 and says in result.output and "Traceback" not in result.output, result.output
+    assert "<class" not in result.output
+
+
+def test_nested_repeats_are_counted_in_the_time_their_text_takes():
+    written = "(" * 30 + "predict(4), twin(batch_size=2)" + ") * 2" * 30
+    spec = Spec(8, 3, 1, batch_size=4, backend="torch", workflow=written)
+    assert spec.calls == 2**31 - 1  # predict(4): 1 call on the first model, then 2 on each twin
+    too_many = CliRunner().invoke(main, ["--shape", "8,3,1", "--batch", "4", "--calls", written, "--dry-run"])
+    assert too_many.exit_code == 2 and "lstm-inspect follows at most" in too_many.output
+
+
+def test_a_predict_on_batch_loop_is_told_to_reset_by_hand_and_a_workflow_broadcast_is_named():
+    loop = run("--stateful", "--calls", "predict_on_batch(4) * 3", "--dry-run")
+    warning = " ".join(loop.stderr.split())
+    assert "each predict_on_batch call carries" in warning and "(reset_state() between calls)" in warning
+    broadcast = CliRunner().invoke(main, ["--shape", "9,3,1", "--batch", "4", "--stateful", "--no-shuffle",
+                                          "--backend", "tensorflow", "--calls", "fit(validation_split=0.1)",
+                                          "--dry-run"])
+    assert "one sample (validation e0 b0)" in " ".join(broadcast.stderr.split())
