@@ -81,7 +81,7 @@ PLANTS = [
      "                output, initial, final = layer.call(x, returned[call.batch])",
      "                output, initial, final = layer.call(x)"),
     ("the count ignores a twin's batch size", "lstm_inspect/spec.py",
-     "_tally(spec, item.body, after) if item.times > 1", "_tally(spec, item.body, batch_size) if item.times > 1"),
+     "_tally(spec, item.body, after, seen)", "_tally(spec, item.body, batch_size, seen)"),
     ("schedule: every trace fixes the batch", "lstm_inspect/schedule.py",
      "    if entry in traced:\n        return False\n", ""),
     ("mirror: every trace fixes the batch", "lstm_inspect/mirror.py",
