@@ -12,7 +12,6 @@ from typing import Any
 from .schedule import Step, facts_for
 from .spec import Phase, ResetKind, Spec, Terms
 from .verdict import slot_counts, stateful_does_nothing
-from .workflow import distinct
 
 
 @dataclass(frozen=True)
@@ -70,7 +69,7 @@ def judge(spec: Spec, landmarks: Landmarks, evidence: dict[str, float | None], t
 
 def _carries_nothing(spec: Spec) -> str | None:
     """Why no call passes state to another, if none does: stateless, or a backend that drops it."""
-    if not spec.stateful and any(op.hand_carried for op in distinct(spec.plan)):
+    if not spec.stateful and spec.hand_carried:
         return None  # the user carries the states, from call to call
     if not spec.stateful:
         return "a stateless layer starts every call, in every phase, from zeros"

@@ -36,9 +36,8 @@ from .layout import Continuity, continuity, open_data
 from .memory import VIRTUAL_ALLOWANCE, estimate, rooms
 from .render import JsonWriter, TableView, View, make_console
 from .schedule import facts_for
-from .spec import Backend, Cell, KerasVersion, ResetPolicy, Shuffle, Spec, SpecError, Terms, parse_shape
+from .spec import Backend, Cell, KerasVersion, ResetPolicy, Shuffle, Spec, SpecError, Terms, parse_shape, plural
 from .timeline import TimelineView
-from .verdict import plural
 from .workflow import text
 
 EXIT_OK, EXIT_MISMATCH, EXIT_KERAS_RAISES = 0, 1, 3  # 2, usage errors, is click's

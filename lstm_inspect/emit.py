@@ -10,7 +10,7 @@ from __future__ import annotations
 import textwrap
 
 from .spec import Cell, KerasVersion, ResetKind, Shuffle, Spec
-from .workflow import Kind, Op, Repeat, Workflow, distinct
+from .workflow import Kind, Op, Repeat, Workflow
 
 _HEADER = "# Reproduces the state handling of: lstm-inspect {args}\n"
 
@@ -162,6 +162,18 @@ def _with_imports(imports: str, extra: list[str]) -> str:
     return imports.replace("import numpy as np\n", "import numpy as np\n" + "".join(extra), 1)
 
 
+def _keras_layer(spec: Spec, lines: list[str], indent: str) -> str:
+    """The expression of one recurrent layer of the stack (at `depth`); a comment on why it
+    turns cuDNN off goes into `lines`."""
+    options = f"stateful={spec.stateful}, return_sequences=depth < LAYERS - 1"
+    if spec.keras == KerasVersion.THREE and spec.cell != Cell.RNN:
+        lines.append(f"{indent}# use_cudnn=False: Keras 3 fails stateful training with cuDNN on torch "
+                     "(keras-team/keras#20875).\n")
+        options += ", use_cudnn=False"
+    layer = f"keras.layers.{spec.cell.keras_name}(UNITS, {options})"
+    return f"keras.layers.Bidirectional({layer})" if spec.bidirectional else layer
+
+
 def _layout_import(spec: Spec) -> list[str]:
     return ["from lstm_inspect.layout import stateful_layout\n"] if spec.stateful else []
 
@@ -187,14 +199,7 @@ def keras_snippet(spec: Spec, args: str) -> str:
                      "inputs = keras.Input(batch_shape=(B, T, F))\n")
     else:
         lines.append("inputs = keras.Input(shape=(T, F))\n")
-    options = f"stateful={spec.stateful}, return_sequences=depth < LAYERS - 1"
-    if spec.keras == KerasVersion.THREE and spec.cell != Cell.RNN:
-        lines.append("# use_cudnn=False: Keras 3 fails stateful training with cuDNN on torch "
-                     "(keras-team/keras#20875).\n")
-        options += ", use_cudnn=False"
-    layer = f"keras.layers.{spec.cell.keras_name}(UNITS, {options})"
-    if spec.bidirectional:
-        layer = f"keras.layers.Bidirectional({layer})"
+    layer = _keras_layer(spec, lines, "")
     lines.append(f'''\
 outputs = inputs
 for depth in range(LAYERS):
@@ -388,7 +393,7 @@ _KERAS_SHOW_STATELESS_BODY = '''
 
 def _keras_workflow(spec: Spec, args: str) -> str:
     width = "UNITS * 2" if spec.bidirectional else "UNITS"
-    by_hand = any(op.hand_carried for op in distinct(spec.plan))
+    by_hand = spec.hand_carried
     imports = _KERAS_IMPORTS[spec.keras].replace("{backend}", str(spec.backend))
     extra = ["import os\n"] * (spec.keras == KerasVersion.TWO) + ["import tempfile\n", *_layout_import(spec)]
     lines = [_HEADER.format(args=args), _with_imports(imports, extra), "\n",
@@ -408,14 +413,7 @@ def data(n):
 
 def build(batch_size):
 ''']
-    options = f"stateful={spec.stateful}, return_sequences=depth < LAYERS - 1"
-    if spec.keras == KerasVersion.THREE and spec.cell != Cell.RNN:
-        lines.append("    # use_cudnn=False: Keras 3 fails stateful training with cuDNN on torch "
-                     "(keras-team/keras#20875).\n")
-        options += ", use_cudnn=False"
-    layer = f"keras.layers.{spec.cell.keras_name}(UNITS, {options})"
-    if spec.bidirectional:
-        layer = f"keras.layers.Bidirectional({layer})"
+    layer = _keras_layer(spec, lines, "    ")
     if spec.stateful:
         lines.append("    # A stateful layer needs a fixed batch size: the state holds one row per batch slot.\n"
                      "    inputs = keras.Input(batch_shape=(batch_size, T, F))\n")
@@ -516,7 +514,7 @@ def _keras_call(spec: Spec, op: Op) -> list[str]:
         return lines
     if op.kind == Kind.FIT:
         train = spec.fit_split(op)
-        validation = spec.samples - train if op.validation_split else op.validation_samples
+        validation = spec.fit_validation(op)
         lines = [f'show.start("fit", train=({train}, {size}), test=({validation}, {size}))']
         extra = ""
         if op.validation_split:
@@ -542,7 +540,7 @@ def _keras_call(spec: Spec, op: Op) -> list[str]:
     if op.hand_carried:
         lines.append("show.by_hand = given is not None")
         inputs = f"[{inputs}, *(given if given is not None else zeros({op.samples}))]"
-    elif any(other.hand_carried for other in distinct(spec.plan)):
+    elif spec.hand_carried:
         lines.append("show.by_hand = False")
         inputs = f"[{inputs}, *zeros({op.samples})]"
     if op.kind == Kind.EVALUATE:
@@ -557,14 +555,14 @@ def _keras_call(spec: Spec, op: Op) -> list[str]:
         call = f"model.{op.kind}({arguments})"
         if spec.stateful:
             return [*lines, call, "show.keep_final()"]
-    if any(other.hand_carried for other in distinct(spec.plan)) and op.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH):
+    if spec.hand_carried and op.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH):
         return [*lines, f"given = {call}[1:]  # the states it returned, passed back by hand next time"]
     return [*lines, call]
 
 
 def _torch_workflow(spec: Spec, args: str) -> str:
     is_lstm = spec.cell == Cell.LSTM
-    by_hand = any(op.hand_carried for op in distinct(spec.plan))
+    by_hand = spec.hand_carried
     layout = "\nfrom lstm_inspect.layout import stateful_layout" if spec.stateful else ""
     numpy = "import numpy as np\n" if spec.stateful else ""
     lines = [_HEADER.format(args=args), f'''\
@@ -701,7 +699,7 @@ def _torch_call(spec: Spec, op: Op, by_hand: bool) -> list[str]:
                       "            model.reset_state()"]
         lines.append(f'        model.train(f"{{model.label(\'train\')}} e{{epoch}} b{{batch}}", '
                      f"x[order[start:start + {size}]])")
-        validation = spec.samples - train if op.validation_split else op.validation_samples
+        validation = spec.fit_validation(op)
         if validation:
             source = (f"x[{train} + start:{train} + start + {size}]" if op.validation_split
                       else f"data(min({size}, {validation} - start))")

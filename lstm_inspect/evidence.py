@@ -22,7 +22,6 @@ from .mirror import CallRecord, batch_inputs, build_rnn, forward, resolve_device
 from .schedule import KerasStateError, facts_for, iter_calls
 from .spec import Phase, Spec
 from .verdict import stateful_does_nothing
-from .workflow import distinct
 
 # Float32 outputs computed batched and alone differ only by summation order.
 INDEPENDENCE_TOLERANCE = 1e-6
@@ -74,8 +73,7 @@ def continuation(spec: Spec, records: list[CallRecord], chain_calls: int, device
     """`records`: the mirror's first calls; the chain from the first runs to the first reset.
     `chain_calls`: the most consecutive calls a slot runs through without a reset, in the run."""
     effective: dict[str, float] = {"effective_length": chain_calls * spec.timesteps, "chain_calls": chain_calls}
-    by_hand = any(op.hand_carried for op in distinct(spec.plan))
-    if not spec.stateful and not by_hand or spec.stateful and not facts_for(spec).carries:
+    if not spec.stateful and not spec.hand_carried or spec.stateful and not facts_for(spec).carries:
         why = "stateless" if not spec.stateful else stateful_does_nothing(spec)
         return EvidenceItem("continuation", "Continuation", None, None,
                             f"{why}: nothing is carried, each slot sees one {spec.timesteps}-step "

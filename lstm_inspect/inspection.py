@@ -53,7 +53,7 @@ class Summary:
                 "verified": self.verified}
 
 
-class _Tally:
+class Tally:
     """The summary's counts, added up while the steps stream past."""
 
     def __init__(self) -> None:
@@ -124,7 +124,7 @@ class Inspection:
         self.keras, self.terms, self.with_advice, self.data = keras, terms, advice, data
         self._started = False
         self._report: Report | None = None
-        self._tally = _Tally()
+        self._tally = Tally()
         self._landmarks = Landmarks()
         self._passes = Passes()
         self._error: KerasError | None = None

@@ -36,22 +36,23 @@ _PHASES = {"train_on_batch": Phase.TRAIN, "test_on_batch": Phase.EVALUATE, "pred
 _CELLS = {"LSTM": Cell.LSTM, "GRU": Cell.GRU, "SimpleRNN": Cell.RNN}
 
 
+def _every_layer(model: Any) -> Iterator[Any]:
+    """Every layer, through nested models; a Bidirectional is one layer here."""
+    for layer in model.layers:
+        yield layer
+        if not isinstance(layer, keras.layers.Bidirectional) and getattr(layer, "layers", None):
+            yield from _every_layer(layer)
+
+
 def recurrent_layers(model: Any) -> list[Any]:
     """Every keras.layers.RNN in the model, in order: through nested models, and both
     directions of a Bidirectional (forward first)."""
     found: list[Any] = []
-
-    def walk(layer: Any) -> None:
+    for layer in _every_layer(model):
         if isinstance(layer, keras.layers.Bidirectional):
             found.extend([layer.forward_layer, layer.backward_layer])
         elif isinstance(layer, keras.layers.RNN):
             found.append(layer)
-        else:
-            for inner in getattr(layer, "layers", []) or []:
-                walk(inner)
-
-    for layer in model.layers:
-        walk(layer)
     return found
 
 
@@ -101,7 +102,7 @@ class StateProbe(keras.callbacks.Callback):
         units = int(getattr(cell_layer, "units", 0) or getattr(first, "units", 0) or 1)
         shape = tuple(model.inputs[0].shape) if getattr(model, "inputs", None) else (None, None, None)
         slots = self._slots() or 1
-        bidirectional = any(isinstance(layer, keras.layers.Bidirectional) for layer in _all_layers(model))
+        bidirectional = any(isinstance(layer, keras.layers.Bidirectional) for layer in _every_layer(model))
         directions = 2 if bidirectional else 1
         return Spec(slots, int(shape[1] or 1) if len(shape) > 2 else 1, int(shape[-1] or 1), batch_size=slots,
                     stateful=bool(self._stateful), units=units, cell=cell,
@@ -226,37 +227,45 @@ class StateProbe(keras.callbacks.Callback):
 
     # --- what it saw -----------------------------------------------------------------------
 
-    def _report(self, keep: bool = False) -> tuple[Iterator[StepResult], Report]:
-        spec = self._spec or Spec(1, 1, 1, backend=keras.backend.backend())
-        tally = Tally()
-        results = list(self._recorder.results()) if keep else []
-        for result in results or self._recorder.results():
+    def _spec_now(self) -> Spec:
+        return self._spec or Spec(1, 1, 1, backend=Backend(keras.backend.backend()))
+
+    def _counted(self, tally: Tally) -> Iterator[StepResult]:
+        """The steps, read back once from the file, each counted into `tally` as it passes."""
+        for result in self._recorder.results():
             tally.add(result)
+            yield result
+
+    def _report_of(self, tally: Tally, steps: tuple[StepResult, ...] = ()) -> Report:
         warnings = (self.unobservable,) if self.unobservable else ()
-        report = probe_report(spec, tally, warnings, len(self._stateful), tuple(results))
-        return iter(results) if keep else self._recorder.results(), report
+        return probe_report(self._spec_now(), tally, warnings, len(self._stateful), steps)
 
     def result(self) -> Report:
         """The report, every step kept in it (`Report.steps`)."""
-        return self._report(keep=True)[1]
+        tally = Tally()
+        steps = tuple(self._counted(tally))
+        return self._report_of(tally, steps)
 
     def report(self, view: str = "table", console: Any = None, max_rows: int = 40) -> Report:
         """Print the table (or `view="timeline"`) and verdict, as the command line does; returns the report."""
         console = console or make_console()
-        steps, report = self._report()
-        shown: View = TimelineView(console, report.spec) if view == "timeline" else TableView(console, max_rows)
-        for result in steps:
+        shown: View = (TimelineView(console, self._spec_now()) if view == "timeline"
+                       else TableView(console, max_rows))
+        tally = Tally()
+        for result in self._counted(tally):
             shown.add(result)
+        report = self._report_of(tally)
         shown.finish(report)
         return report
 
     def _json_pieces(self) -> Iterator[str]:
-        steps, report = self._report()
         head = {"schema": SCHEMA_VERSION, "observed_by": OBSERVER, "keras_version": keras.__version__,
-                "spec": report.spec.to_json(), "stateful_layers": len(self._stateful)}
+                "spec": self._spec_now().to_json(), "stateful_layers": len(self._stateful)}
         yield json.dumps(head)[:-1] + ', "steps": ['
-        for index, result in enumerate(steps):
+        tally = Tally()
+        for index, result in enumerate(self._counted(tally)):
             yield ("" if index == 0 else ", ") + "\n  " + json.dumps(step_to_json(result))
+        report = self._report_of(tally)
         tail = {"summary": report.summary.to_json(), "warnings": list(report.warnings), "verdict": report.verdict}
         yield "\n], " + json.dumps(tail)[1:] + "\n"
 
@@ -269,9 +278,3 @@ class StateProbe(keras.callbacks.Callback):
         """Write the run (`to_json`) to `path`, atomically: never a half-written file."""
         write_atomically(path, self._json_pieces())
 
-
-def _all_layers(model: Any) -> Iterator[Any]:
-    for layer in model.layers:
-        yield layer
-        if not isinstance(layer, keras.layers.Bidirectional):
-            yield from _all_layers(layer) if getattr(layer, "layers", None) else ()

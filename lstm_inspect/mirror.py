@@ -25,7 +25,7 @@ from torch import nn
 from .memory import INPUT_GROUP_VALUES
 from .schedule import FACTS, Call, Invocation, KerasStateError, first_trace_error, iter_invocations, keras_error
 from .spec import Backend, KerasVersion, Phase, ResetKind, Spec
-from .workflow import Kind, Op, distinct
+from .workflow import Kind, Op
 
 States = tuple[torch.Tensor, ...]  # in the cell's order: (h, c) for an LSTM, (h,) otherwise
 
@@ -286,7 +286,7 @@ class _Compiled:
         samples = op.samples
         if op.kind == Kind.FIT:
             training = self.spec.fit_split(op)
-            samples = training if call.phase == Phase.TRAIN else op.validation_samples or self.spec.samples - training
+            samples = training if call.phase == Phase.TRAIN else self.spec.fit_validation(op)
         return samples % size == 0 or self.fixes_short_predict and op.kind == Kind.PREDICT and samples < size
 
 
@@ -326,7 +326,6 @@ def run_mirror(spec: Spec, device: torch.device | None = None) -> Generator[Call
                           backend=spec.backend)
     callback = _ResetCallback(spec)
     compiled = _Compiled(spec)
-    hand_carry = any(op.hand_carried for op in distinct(spec.plan))
     returned: list[States] = []  # per batch, the states the last predict returned (carried by hand)
     for invocation, calls in iter_invocations(spec):
         op = invocation.op
@@ -335,7 +334,7 @@ def run_mirror(spec: Spec, device: torch.device | None = None) -> Generator[Call
         elif op.kind in (Kind.TWIN, Kind.SAVE_AND_LOAD):
             layer = _switch(layer, op)
             compiled.new_model()
-        predicts = hand_carry and op.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH)
+        predicts = spec.hand_carried and op.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH)
         made: list[States] = []
         for call, x in _with_inputs(spec, calls, device):
             if callback.resets_before(invocation, call):

@@ -28,7 +28,7 @@ import numpy as np
 
 from .schedule import Call, Invocation, KerasError, Step, iter_invocations, keras_steps
 from .spec import Backend, Cell, KerasVersion, Phase, ResetKind, Shuffle, Spec
-from .workflow import Kind, Op, distinct
+from .workflow import Kind, Op
 
 if TYPE_CHECKING:
     from .mirror import CallRecord  # imports torch, which a dry run never needs
@@ -277,7 +277,7 @@ class _Session:
         from .mirror import build_rnn
 
         self.keras, self.spec, self.result = keras, spec, result
-        self.hand_carry = any(op.hand_carried for op in distinct(spec.plan))
+        self.hand_carry = spec.hand_carried
         self.model, self.rnns = build_keras_model(keras, spec, hand_carry=self.hand_carry)
         copy_weights(self.rnns, spec, build_rnn(spec, torch.device("cpu")))
         self.probe = _make_probe(keras, self, planned, result)

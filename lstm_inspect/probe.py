@@ -19,11 +19,12 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from .inspection import Report, StepResult, Summary
+from . import inspection
+from .inspection import Report, StepResult
 from .observe import Observed
+from .render import step_to_json
 from .schedule import Call, Start, Step
-from .spec import Phase, Spec, SpecError, Terms
-from .verdict import plural
+from .spec import Phase, Spec, SpecError, Terms, plural
 
 OBSERVER = "StateProbe"
 OTHER = "other"  # a slot whose state is neither zeros nor a final state of the call before
@@ -120,7 +121,7 @@ class Recorder:
                                 float(np.abs(initial).max()) if initial.size else 0.0)
         source = self.previous if (sources >= 0).any() else None
         step = ObservedStep(call, source, sources)
-        self.file.write(json.dumps(step_json(StepResult(step, observed, None))) + "\n")
+        self.file.write(json.dumps(step_to_json(StepResult(step, observed, None))) + "\n")
         self.steps += 1
         return call
 
@@ -135,12 +136,6 @@ class Recorder:
 
     def close(self) -> None:
         self.file.close()
-
-
-def step_json(result: StepResult) -> dict[str, Any]:
-    from .render import step_to_json
-
-    return step_to_json(result)
 
 
 def results_from_lines(lines: Any) -> Iterator[StepResult]:
@@ -176,36 +171,25 @@ def result_from_json(item: dict[str, Any], index: int, previous: Call | None) ->
     return StepResult(ObservedStep(call, source, sources), seen, None)
 
 
-def spec_for(description: dict[str, Any]) -> Spec:
-    """The Spec standing for the observed model in the views (its cell, depth, batch size)."""
-    return Spec.from_json(description)
-
-
-class Tally:
-    """The summary's counts, and the calls where every slot started from zeros."""
+class Tally(inspection.Tally):
+    """The summary's counts, the slots from other states, and the first calls where a slot
+    started from zeros."""
 
     def __init__(self) -> None:
-        self.steps = self.reset_events = self.slot_resets = self.slot_carries = self.other = 0
-        self.resets: list[str] = []  # the first few calls where a slot started from zeros, after the first
+        super().__init__()
+        self.other = 0
+        self.resets: list[str] = []
 
     def add(self, result: StepResult) -> None:
-        step = result.step
-        assert isinstance(step, ObservedStep)
-        self.steps += 1
-        self.slot_resets += step.zero_slots
-        self.slot_carries += step.carried_slots
-        self.other += step.other_slots
-        if step.zero_slots:
-            self.reset_events += 1
-            if len(self.resets) < 8:
-                self.resets.append(step.call.label)
+        super().add(result)
+        self.other += result.step.other_slots
+        if result.step.zero_slots and len(self.resets) < 8:
+            self.resets.append(result.step.call.label)
 
 
 def probe_report(spec: Spec, tally: Tally, warnings: tuple[str, ...], stateful_layers: int,
                  steps: tuple[StepResult, ...] = ()) -> Report:
-    summary = Summary(tally.steps, tally.reset_events, tally.slot_resets, tally.slot_carries, tally.steps,
-                      None, ())
-    return Report(spec=spec, dry_run=False, summary=summary, error=None, fix=None, mismatches=0,
+    return Report(spec=spec, dry_run=False, summary=tally.freeze(None, ()), error=None, fix=None, mismatches=0,
                   first_difference=None, warnings=warnings, verdict=probe_verdict(spec, tally, stateful_layers),
                   evidence=(), claims=(), keras=None, terms=Terms(), steps=steps, observer=OBSERVER)
 
@@ -241,7 +225,7 @@ def load(path: str) -> tuple[Spec, list[dict[str, Any]], dict[str, Any]]:
         raise ValueError(f"{path} is not a run saved by StateProbe (probe.save): no \"observed_by\": "
                          "\"StateProbe\" with schema 1")
     try:
-        spec = spec_for(data["spec"])
+        spec = Spec.from_json(data["spec"])
         steps = data["steps"]
         if not isinstance(steps, list):
             raise TypeError("steps is not a list")

@@ -22,8 +22,8 @@ from rich.text import Text
 
 from .inspection import Report, StepResult
 from .schedule import Start, Step, facts_for
-from .spec import Spec
-from .verdict import plural, slot_counts
+from .spec import Spec, plural
+from .verdict import slot_counts
 
 if TYPE_CHECKING:
     from .oracle import KerasComparison

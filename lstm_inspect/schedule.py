@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .spec import Backend, KerasVersion, Phase, ResetKind, Shuffle, Spec, Terms
-from .workflow import Kind, Op, distinct, ops
+from .spec import Backend, KerasVersion, Phase, ResetKind, Shuffle, Spec, Terms, plural
+from .workflow import Kind, Op, ops
 
 
 def stateful_batch_mismatch_message(expected: int, received: int) -> str:
@@ -406,7 +406,7 @@ def keras_steps(spec: Spec) -> Iterator[Step]:
     """Keras's steps for the setup, each slot's start predicted; ends with the raising step
     (its `error` set) when Keras would raise."""
     facts = facts_for(spec)
-    hand_carry = spec.workflow is not None and any(op.hand_carried for op in distinct(spec.workflow))
+    hand_carry = spec.hand_carried
     held: Call | None = None  # the call whose final states the model's state holds
     returned: list[Call] = []  # the calls of the last predict, whose states it returned
     traced: set[str] = set()  # TensorFlow: the model's compiled functions traced so far
@@ -470,9 +470,7 @@ def _first_trace_fixes(spec: Spec, facts: Facts, invocation: Invocation, call: C
     traced.add(entry)
     size = op.batch_size or invocation.batch_size
     if op.kind == Kind.FIT:
-        train = spec.fit_split(op)
-        count = train if call.phase == Phase.TRAIN else (
-            spec.samples - train if op.validation_split else op.validation_samples)
+        count = spec.fit_split(op) if call.phase == Phase.TRAIN else spec.fit_validation(op)
     else:
         count = op.samples
     if op.kind.one_batch:
@@ -534,10 +532,6 @@ def fix_for_partial_batch(spec: Spec, terms: Terms = Terms()) -> str:
         advice += (", or drop the remainder as drop_remainder does: truncate "
                    + ", ".join(truncations))
     return advice
-
-
-def plural(count: int, word: str) -> str:
-    return f"{count:,} {word if count == 1 else word + 's'}"
 
 
 def fix_for_call(spec: Spec, index: int, terms: Terms = Terms()) -> str:

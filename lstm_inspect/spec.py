@@ -206,6 +206,11 @@ class ResetPolicy:
         return self.kind != ResetKind.NEVER or self.validation or self.predict
 
 
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """E.g. "1 sample", "2,000 samples", "3 slot carries" (with `many`)."""
+    return f"{count:,} {word if count == 1 else many or word + 's'}"
+
+
 MAX_DIGITS = 18  # past int64 a count describes no data anyone holds (and int() refuses 4,300 digits)
 
 
@@ -314,7 +319,7 @@ class Spec:
             if hand is not None:
                 raise SpecError("workflow", "{workflow}: " + f"{hand} carries a stateless layer's states by hand; "
                                 "a stateful layer carries its own (drop initial_state=, or use a stateless layer)")
-        if any(op.hand_carried for op in _distinct(self.workflow)):
+        if self.hand_carried:
             predicts = {(op.kind, op.samples, op.batch_size) for op in _distinct(self.workflow)
                         if op.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH)}
             others = {op.kind for op in _distinct(self.workflow)} - {Kind.PREDICT, Kind.PREDICT_ON_BATCH,
@@ -349,6 +354,15 @@ class Spec:
     def fit_split(self, op: Op) -> int:
         """The training samples a fit takes: the first N(1 - validation_split), floored, as Keras."""
         return math.floor(self.samples * (1.0 - op.validation_split)) if op.validation_split else self.samples
+
+    def fit_validation(self, op: Op) -> int:
+        """The samples a fit validates on: the rest of N after validation_split, or validation_samples."""
+        return self.samples - self.fit_split(op) if op.validation_split else op.validation_samples
+
+    @functools.cached_property
+    def hand_carried(self) -> bool:
+        """Whether the workflow passes states back by hand (initial_state="previous")."""
+        return any(op.hand_carried for op in _distinct(self.workflow))
 
     @property
     def carries(self) -> bool:
@@ -439,8 +453,7 @@ def _tally(spec: Spec, workflow: Workflow, batch_size: int, seen: dict[tuple[int
                 continue
             size = item.batch_size or batch_size
             if item.kind == Kind.FIT:
-                train = spec.fit_split(item)
-                validation = spec.samples - train if item.validation_split else item.validation_samples
+                train, validation = spec.fit_split(item), spec.fit_validation(item)
                 epochs = range(item.initial_epoch, item.epochs)
                 validated = sum((epoch + 1) % item.validation_freq == 0 for epoch in epochs) if validation else 0
                 calls += len(epochs) * math.ceil(train / size) + validated * math.ceil(validation / size)

@@ -12,7 +12,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from .schedule import KerasError, Step, broadcast_phases, facts_for, keeps_state
-from .spec import Backend, Cell, KerasVersion, Phase, ResetKind, Spec, Terms
+from .spec import Backend, Cell, KerasVersion, Phase, ResetKind, Spec, Terms, plural
 from .workflow import Kind, Op, distinct
 
 if TYPE_CHECKING:
@@ -185,10 +185,6 @@ def slot_counts(step: Step) -> list[str]:
         [f"other x{step.other_slots:,}"] if step.other_slots else [])
 
 
-def plural(count: int, word: str, many: str | None = None) -> str:
-    return f"{count:,} {word if count == 1 else many or word + 's'}"
-
-
 def _times(count: int) -> str:
     return {1: "once", 2: "twice"}.get(count, f"{count:,} times")
 
@@ -252,7 +248,7 @@ def verdict(spec: Spec, summary: Summary, error: KerasError | None, passes: Pass
     if not spec.stateful and spec.workflow is not None:
         text = (f"{name}, stateless {spec.layer_name}: the layer starts every call from zeros, one slot per "
                 "sequence, and keeps nothing between calls.")
-        if any(op.hand_carried for op in distinct(spec.workflow)):
+        if spec.hand_carried:
             text += (" The states you pass back by hand (return_state=True, then initial_state=) carry sample k "
                      "of one predict into sample k of the next, as slot k of a stateful layer would.")
         return text + call_by_call + _error_sentence(spec, error)
