@@ -33,11 +33,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from lstm_inspect.inspection import Inspection, Report
-from lstm_inspect.mirror import batch_inputs, build_rnn, run_mirror
-from lstm_inspect.oracle import copy_weights, import_keras
-from lstm_inspect.schedule import iter_calls
-from lstm_inspect.spec import Spec
+from lstm_inspect.check.inspection import Inspection, Report
+from lstm_inspect.core.order import iter_calls
+from lstm_inspect.core.spec import Spec
+from lstm_inspect.keras.oracle.model import copy_weights, import_keras
+from lstm_inspect.mirror.inputs import batch_inputs, build_rnn
+from lstm_inspect.mirror.run import run_mirror
 
 # The interpreter running this script is the venv's (make bench runs $(BIN)/python), so its
 # folder holds the lstm-inspect entry point the users run.

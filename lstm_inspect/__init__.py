@@ -23,15 +23,15 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 # Public name -> the module that defines it, imported on first use.
 _EXPORTS = {
-    "Spec": "spec", "SpecError": "spec", "Shuffle": "spec", "ResetPolicy": "spec", "ResetKind": "spec",
-    "Cell": "spec", "KerasVersion": "spec", "Phase": "spec", "Terms": "spec", "Backend": "spec",
-    "default_backend": "spec",
-    "keras_steps": "schedule", "iter_calls": "schedule", "Step": "schedule", "Call": "schedule",
-    "Start": "schedule", "KerasError": "schedule", "KerasStateError": "schedule", "FACTS": "schedule",
-    "Facts": "schedule",
-    "KerasStateful": "mirror",
-    "inspect": "inspection", "Inspection": "inspection", "Report": "inspection", "StepResult": "inspection",
-    "Summary": "inspection",
+    "Spec": "core.spec", "SpecError": "core.errors", "Shuffle": "core.choices", "ResetPolicy": "core.choices",
+    "ResetKind": "core.choices", "Cell": "core.choices", "KerasVersion": "core.choices", "Phase": "core.choices",
+    "Terms": "core.words", "Backend": "core.choices", "default_backend": "core.choices",
+    "keras_steps": "core.schedule", "iter_calls": "core.order", "Step": "core.schedule", "Call": "core.order",
+    "Start": "core.schedule", "KerasError": "core.facts", "KerasStateError": "core.facts", "FACTS": "core.facts",
+    "Facts": "core.facts",
+    "KerasStateful": "mirror.module",
+    "inspect": "check.inspection", "Inspection": "check.inspection", "Report": "check.inspection",
+    "StepResult": "check.inspection", "Summary": "check.inspection",
 }
 
 __all__ = ["__version__", *_EXPORTS]

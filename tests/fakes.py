@@ -1,9 +1,9 @@
 """Mirrors that break one of Keras's rules on purpose: the checks must catch each."""
 
-from lstm_inspect import mirror
+from lstm_inspect.mirror.module import KerasStateful
 
 
-class LastIntoFirst(mirror.KerasStateful):
+class LastIntoFirst(KerasStateful):
     """The classic misreading of Keras's carry, "the next batch continues the previous
     sample", built in: slot i's final state is handed to slot i+1."""
 

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from lstm_inspect.advice import advise
 from lstm_inspect.cli import main
-from lstm_inspect.layout import Continuity, stateful_layout
-from lstm_inspect.spec import Spec
+from lstm_inspect.core.spec import Spec
+from lstm_inspect.data.datafile import Continuity
+from lstm_inspect.data.layout import stateful_layout
+from lstm_inspect.explain.advice import advise
 
 
 def items(spec, data=None):
@@ -127,8 +128,8 @@ def test_advice_is_in_the_table_markdown_and_json_and_can_be_left_out():
 
 
 def test_an_npz_array_too_large_for_memory_exits_2(tmp_path, monkeypatch):
-    from lstm_inspect import layout
-    from lstm_inspect.memory import Room
+    from lstm_inspect.data import datafile as layout
+    from lstm_inspect.data.memory import Room
 
     path = tmp_path / "x.npz"
     np.savez(path, x=np.zeros((12, 4, 1), "float32"))

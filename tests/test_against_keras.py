@@ -8,13 +8,16 @@ import re
 import pytest
 from fakes import LastIntoFirst
 
-from lstm_inspect import mirror, oracle
-from lstm_inspect.oracle import TOLERANCE, KerasComparison, StepComparison, compare_with_keras
-from lstm_inspect.schedule import KerasError, keras_steps
-from lstm_inspect.spec import Phase, ResetPolicy, Spec
+from lstm_inspect.core.choices import Phase, ResetPolicy
+from lstm_inspect.core.facts import KerasError
+from lstm_inspect.core.schedule import keras_steps
+from lstm_inspect.core.spec import Spec
+from lstm_inspect.keras.oracle.compare import TOLERANCE, KerasComparison, StepComparison, compare_with_keras
+from lstm_inspect.keras.oracle.model import import_keras
+from lstm_inspect.mirror import run as mirror
 
 # No skip: a missing oracle must fail the suite, not hide (as in test_keras_conformance).
-oracle.import_keras()
+import_keras()
 pytestmark = pytest.mark.keras
 
 CARRIED_EVERYWHERE = Spec(12, 5, 1, batch_size=4, stateful=True, shuffle=False, epochs=2, val_samples=8,

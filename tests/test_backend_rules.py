@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from lstm_inspect import Spec, SpecError, inspect
 from lstm_inspect.cli import main
-from lstm_inspect.spec import Backend, default_backend
+from lstm_inspect.core.choices import Backend, default_backend
 
 
 def run(*args, env=None):

@@ -9,10 +9,13 @@ schedule says; where TensorFlow broadcasts a lone sample, predict returns a row 
 import numpy as np
 import pytest
 
-from lstm_inspect.mirror import mirror_records
-from lstm_inspect.oracle import TOLERANCE, run_keras_isolated
-from lstm_inspect.schedule import facts_for, keras_steps
-from lstm_inspect.spec import Phase, Spec
+from lstm_inspect.core.choices import Phase
+from lstm_inspect.core.facts import facts_for
+from lstm_inspect.core.schedule import keras_steps
+from lstm_inspect.core.spec import Spec
+from lstm_inspect.keras.oracle.compare import TOLERANCE
+from lstm_inspect.keras.oracle.process import run_keras_isolated
+from lstm_inspect.mirror.run import mirror_records
 
 pytestmark = pytest.mark.keras
 

@@ -5,8 +5,9 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from lstm_inspect import oracle
 from lstm_inspect.cli import main
+from lstm_inspect.keras.oracle import session as oracle
+from lstm_inspect.keras.oracle.model import copy_weights
 
 pytestmark = pytest.mark.keras
 PHASES = ["--shape", "12,5,1", "--batch", "4", "--stateful", "--no-shuffle", "--epochs", "2",
@@ -35,7 +36,7 @@ def test_kerass_real_error_at_the_predicted_step_exits_3():
 
 
 def test_a_disagreement_with_keras_exits_1(monkeypatch):
-    copy = oracle.copy_weights
+    copy = copy_weights
 
     def perturbed(rnns, spec, torch_module):
         copy(rnns, spec, torch_module)

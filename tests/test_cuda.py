@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from lstm_inspect import mirror
-from lstm_inspect.inspection import Inspection
-from lstm_inspect.spec import ResetPolicy, Spec
+from lstm_inspect.check.inspection import Inspection
+from lstm_inspect.core.choices import ResetPolicy
+from lstm_inspect.core.spec import Spec
+from lstm_inspect.mirror.run import run_mirror
 
 pytestmark = [pytest.mark.cuda,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
@@ -25,7 +26,7 @@ def test_every_step_verified_exactly_on_the_gpu(spec):
 
 def test_records_live_on_the_gpu_and_carries_are_the_same_tensors():
     spec = Spec(8, 5, 2, batch_size=4, stateful=True, shuffle=False)
-    first, second = mirror.run_mirror(spec, torch.device("cuda"))
+    first, second = run_mirror(spec, torch.device("cuda"))
     assert second.initial[0].is_cuda
     assert all(torch.equal(now, before) for now, before in zip(second.initial, first.final))
 

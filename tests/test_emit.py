@@ -7,9 +7,11 @@ import sys
 import pytest
 from click.testing import CliRunner
 
-from lstm_inspect.cli import command_line, main
-from lstm_inspect.schedule import keras_steps
-from lstm_inspect.spec import ResetPolicy, Spec
+from lstm_inspect.cli import main
+from lstm_inspect.cli.setup import command_line
+from lstm_inspect.core.choices import ResetPolicy
+from lstm_inspect.core.schedule import keras_steps
+from lstm_inspect.core.spec import Spec
 
 SETUPS = {
     "stateless": Spec(10, 5, 1, batch_size=4, epochs=2, val_samples=6, predict_samples=3),

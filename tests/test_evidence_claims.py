@@ -5,10 +5,11 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from lstm_inspect import evidence as evidence_module
+from lstm_inspect.check import evidence as evidence_module
+from lstm_inspect.check.inspection import Inspection
 from lstm_inspect.cli import main
-from lstm_inspect.inspection import Inspection
-from lstm_inspect.spec import ResetPolicy, Spec
+from lstm_inspect.core.choices import ResetPolicy
+from lstm_inspect.core.spec import Spec
 
 HEADLINE = ["--shape", "1000,20,1", "--batch", "200"]
 
@@ -149,7 +150,7 @@ def test_each_failed_expectation_reports_its_own_count():
 def test_one_call_has_no_gradient_boundary_to_measure():
     import torch
 
-    from lstm_inspect.evidence import gradient_truncation
+    from lstm_inspect.check.evidence import gradient_truncation
 
     item = gradient_truncation(Spec(2, 3, 1, batch_size=4, stateful=True), torch.device("cpu"))
     assert item.value is None and item.passed is None
@@ -159,8 +160,8 @@ def test_the_evidence_costs_no_more_than_the_run(monkeypatch):
     """Every forward pass of the evidence, counted in slot-timesteps, against the run's own."""
     import torch
 
-    from lstm_inspect import evidence as evidence_module
-    from lstm_inspect import mirror
+    from lstm_inspect.check import evidence as evidence_module
+    from lstm_inspect.mirror import module as mirror
 
     spent = {"run": 0, "evidence": 0}
     real_run_forward, real_evidence_forward = mirror.forward, evidence_module.forward

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from lstm_inspect.layout import continuity, stateful_layout
+from lstm_inspect.data.datafile import continuity
+from lstm_inspect.data.layout import stateful_layout
 
 
 def test_row_j_plus_b_continues_row_j():
@@ -59,7 +60,7 @@ def test_continuity_finds_sliding_windows_exactly():
 @pytest.mark.keras
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 def test_a_stateful_predict_on_the_layout_equals_one_stateless_pass_over_each_series(cell):
-    from lstm_inspect.oracle import import_keras
+    from lstm_inspect.keras.oracle.model import import_keras
 
     keras = import_keras()
     series = np.random.default_rng(1).uniform(-1, 1, (4, 12, 2)).astype("float32")

@@ -14,9 +14,10 @@ from fakes import LastIntoFirst
 from torch import nn
 
 import lstm_inspect
-from lstm_inspect import KerasStateError, KerasStateful, Shuffle, Spec, SpecError, inspect, keras_steps, mirror
+from lstm_inspect import KerasStateError, KerasStateful, Shuffle, Spec, SpecError, inspect, keras_steps
 from lstm_inspect.cli import main
-from lstm_inspect.schedule import stateful_batch_mismatch_message
+from lstm_inspect.core.facts import stateful_batch_mismatch_message
+from lstm_inspect.mirror import run as mirror
 
 
 def test_import_is_torch_free_and_every_public_name_resolves():

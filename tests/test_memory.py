@@ -12,9 +12,10 @@ from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lstm_inspect import cli, memory
+from lstm_inspect.cli import checks as cli
 from lstm_inspect.cli import main
-from lstm_inspect.spec import Spec
+from lstm_inspect.core.spec import Spec
+from lstm_inspect.data import memory
 
 BIN = Path(sys.executable).parent / "lstm-inspect"
 

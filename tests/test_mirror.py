@@ -6,33 +6,37 @@ import pytest
 import torch
 from fakes import LastIntoFirst
 
-from lstm_inspect import mirror
-from lstm_inspect.cli import EXIT_MISMATCH
-from lstm_inspect.inspection import Inspection
-from lstm_inspect.schedule import KerasStateError, stateful_batch_mismatch_message
-from lstm_inspect.spec import Phase, ResetPolicy, Spec
+from lstm_inspect.check.inspection import Inspection
+from lstm_inspect.cli.policy import EXIT_MISMATCH
+from lstm_inspect.core.choices import Phase, ResetPolicy
+from lstm_inspect.core.facts import KerasStateError, stateful_batch_mismatch_message
+from lstm_inspect.core.hooks import resets_before
+from lstm_inspect.core.spec import Spec
+from lstm_inspect.mirror import run as mirror_run
+from lstm_inspect.mirror.inputs import batch_inputs, build_rnn
+from lstm_inspect.mirror.module import KerasStateful
 
 CPU = torch.device("cpu")
 
 
 def test_inputs_depend_only_on_seed_phase_and_sample():
     spec = Spec(50, 6, 3, seed=4)
-    together = mirror.batch_inputs(spec, Phase.TRAIN, np.array([3, 17, 42]), CPU)
-    alone = mirror.batch_inputs(spec, Phase.TRAIN, np.array([17]), CPU)
+    together = batch_inputs(spec, Phase.TRAIN, np.array([3, 17, 42]), CPU)
+    alone = batch_inputs(spec, Phase.TRAIN, np.array([17]), CPU)
     assert together.shape == (3, 6, 3)
     assert torch.equal(together[1], alone[0])
     assert not torch.equal(together[0], together[1])
-    assert not torch.equal(mirror.batch_inputs(spec, Phase.VALIDATION, np.array([17]), CPU), alone)
+    assert not torch.equal(batch_inputs(spec, Phase.VALIDATION, np.array([17]), CPU), alone)
     other_seed = Spec(50, 6, 3, seed=5)
-    assert not torch.equal(mirror.batch_inputs(other_seed, Phase.TRAIN, np.array([17]), CPU), alone)
+    assert not torch.equal(batch_inputs(other_seed, Phase.TRAIN, np.array([17]), CPU), alone)
     assert together.min() >= -1 and together.max() < 1 and together.std() > 0.4
 
 
 def test_weights_come_from_the_seed_without_touching_the_global_rng():
     state = torch.random.get_rng_state()
-    first = mirror.build_rnn(Spec(4, 2, 1, seed=3), CPU)
+    first = build_rnn(Spec(4, 2, 1, seed=3), CPU)
     assert torch.equal(state, torch.random.get_rng_state())
-    second = mirror.build_rnn(Spec(4, 2, 1, seed=3), CPU)
+    second = build_rnn(Spec(4, 2, 1, seed=3), CPU)
     assert all(torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters()))
 
 
@@ -41,7 +45,7 @@ def test_weights_come_from_the_seed_without_touching_the_global_rng():
 def test_stateful_layer_carries_slot_i_to_slot_i_detached_and_raises_on_another_batch_size(
         cell, tensors, layers, bidirectional):
     spec = Spec(8, 3, 2, batch_size=4, stateful=True, cell=cell, layers=layers, bidirectional=bidirectional)
-    layer = mirror.KerasStateful(mirror.build_rnn(spec, CPU), spec.batch_size)
+    layer = KerasStateful(build_rnn(spec, CPU), spec.batch_size)
     _, first_initial, first_final = layer.call(torch.rand(4, 3, 2))
     _, second_initial, _ = layer.call(torch.rand(4, 3, 2))
     assert len(first_initial) == len(first_final) == tensors
@@ -58,7 +62,7 @@ def test_stateful_layer_carries_slot_i_to_slot_i_detached_and_raises_on_another_
 
 def test_keras_2_raises_tensorflows_shape_error():
     spec = Spec(8, 3, 2, batch_size=4, stateful=True, keras="2", units=3)
-    layer = mirror.KerasStateful(mirror.build_rnn(spec, CPU), spec.batch_size, keras=spec.keras)
+    layer = KerasStateful(build_rnn(spec, CPU), spec.batch_size, keras=spec.keras)
     with pytest.raises(KerasStateError) as raised:
         layer.call(torch.rand(2, 3, 2))
     assert raised.value.keras_type == "InvalidArgumentError"
@@ -68,7 +72,7 @@ def test_keras_2_raises_tensorflows_shape_error():
 
 def test_stateless_layer_starts_every_call_from_zeros():
     spec = Spec(8, 3, 2, batch_size=4)
-    layer = mirror.KerasStateful(mirror.build_rnn(spec, CPU), stateful=False)
+    layer = KerasStateful(build_rnn(spec, CPU), stateful=False)
     layer.call(torch.rand(4, 3, 2))
     _, initial, _ = layer.call(torch.rand(3, 3, 2))
     assert initial[0].shape == (1, 3, 8) and not any(state.any() for state in initial)
@@ -102,16 +106,14 @@ def test_partial_stateful_batch_raises_where_predicted_after_the_steps_before_it
     assert report.ok and report.steps == ()
 
 
-class _ResetsEveryEpoch(mirror._ResetCallback):
+def _resets_every_epoch(policy, kind, phase, batch):
     """The misconception: Keras resets the state at each epoch boundary."""
-
-    def resets_before(self, invocation, call):
-        return call.phase == Phase.TRAIN and call.batch == 0 or super().resets_before(invocation, call)
+    return phase == Phase.TRAIN and batch == 0 or resets_before(policy, kind, phase, batch)
 
 
-@pytest.mark.parametrize("name, wrong", [("KerasStateful", LastIntoFirst), ("_ResetCallback", _ResetsEveryEpoch)])
+@pytest.mark.parametrize("name, wrong", [("KerasStateful", LastIntoFirst), ("resets_before", _resets_every_epoch)])
 def test_a_mirror_that_breaks_kerass_rules_is_caught(monkeypatch, name, wrong):
-    monkeypatch.setattr(mirror, name, wrong)
+    monkeypatch.setattr(mirror_run, name, wrong)
     inspection = Inspection(Spec(12, 5, 2, batch_size=4, stateful=True, shuffle=False, epochs=2))
     results = list(inspection)
     assert any(result.verified is False for result in results)
@@ -127,7 +129,7 @@ def test_a_mirror_that_breaks_kerass_rules_is_caught(monkeypatch, name, wrong):
 
 
 def test_a_mirror_that_does_not_raise_where_keras_does_is_caught(monkeypatch):
-    class Lenient(mirror.KerasStateful):
+    class Lenient(KerasStateful):
         def call(self, x):
             if self.stateful and x.shape[0] != self.batch_size:
                 for name, state in zip(self.state_names, self.states):
@@ -135,7 +137,7 @@ def test_a_mirror_that_does_not_raise_where_keras_does_is_caught(monkeypatch):
                 self._batch_size = x.shape[0]
             return super().call(x)
 
-    monkeypatch.setattr(mirror, "KerasStateful", Lenient)
+    monkeypatch.setattr(mirror_run, "KerasStateful", Lenient)
     inspection = Inspection(Spec(10, 5, 1, batch_size=4, stateful=True))
     assert [r.verified for r in inspection][-1] is False
     assert not inspection.report.ok
@@ -143,6 +145,6 @@ def test_a_mirror_that_does_not_raise_where_keras_does_is_caught(monkeypatch):
 
 def test_shuffled_samples_get_their_own_inputs_even_when_they_span_a_range():
     spec = Spec(50, 6, 3)
-    shuffled = mirror.batch_inputs(spec, Phase.TRAIN, np.array([4, 6, 5, 7]), CPU)
-    in_order = mirror.batch_inputs(spec, Phase.TRAIN, np.array([4, 5, 6, 7]), CPU)
+    shuffled = batch_inputs(spec, Phase.TRAIN, np.array([4, 6, 5, 7]), CPU)
+    in_order = batch_inputs(spec, Phase.TRAIN, np.array([4, 5, 6, 7]), CPU)
     assert torch.equal(shuffled[1], in_order[2]) and torch.equal(shuffled[2], in_order[1])

@@ -8,8 +8,8 @@ import torch
 from torch import nn
 
 from lstm_inspect import KerasStateful
-from lstm_inspect.oracle import import_keras, keras_weights
-from lstm_inspect.spec import Cell
+from lstm_inspect.core.choices import Cell
+from lstm_inspect.keras.oracle.model import import_keras, keras_weights
 
 keras = import_keras()
 pytestmark = pytest.mark.keras

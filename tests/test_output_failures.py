@@ -14,8 +14,8 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstm_inspect import formats
 from lstm_inspect.cli import main
+from lstm_inspect.views import files as formats
 
 BIN = Path(sys.executable).parent / "lstm-inspect"
 DRY = ["--shape", "12,5,1", "--batch", "4", "--dry-run"]

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from lstm_inspect import oracle
 from lstm_inspect.cli import main
-from lstm_inspect.schedule import keras_steps
-from lstm_inspect.spec import Spec
+from lstm_inspect.core.schedule import keras_steps
+from lstm_inspect.core.spec import Spec
+from lstm_inspect.keras.oracle.model import import_keras
 
-oracle.import_keras()  # a missing oracle fails the suite
+import_keras()  # a missing oracle fails the suite
 pytestmark = pytest.mark.keras
 
 import keras  # noqa: E402  (after the backend is chosen)

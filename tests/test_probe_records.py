@@ -4,8 +4,8 @@ import tracemalloc
 
 import numpy as np
 
-from lstm_inspect.probe import Recorder, classify
-from lstm_inspect.spec import Phase
+from lstm_inspect.core.choices import Phase
+from lstm_inspect.keras.records import Recorder, classify
 
 
 def test_each_slot_is_zeros_its_own_carry_another_slots_or_other():

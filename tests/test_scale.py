@@ -5,10 +5,11 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from lstm_inspect import mirror
+from lstm_inspect.check.inspection import Inspection
 from lstm_inspect.cli import main
-from lstm_inspect.inspection import Inspection
-from lstm_inspect.spec import Spec
+from lstm_inspect.core.spec import Spec
+from lstm_inspect.mirror.module import KerasStateful
+from lstm_inspect.mirror.run import resolve_device
 
 
 def test_max_steps_checks_the_first_steps_and_predicts_the_rest():
@@ -21,13 +22,13 @@ def test_max_steps_checks_the_first_steps_and_predicts_the_rest():
 
 def test_max_steps_stops_the_mirror(monkeypatch):
     made = []
-    real = mirror.KerasStateful.call
+    real = KerasStateful.call
 
     def counting(self, x):
         made.append(len(made))
         return real(self, x)
 
-    monkeypatch.setattr(mirror.KerasStateful, "call", counting)
+    monkeypatch.setattr(KerasStateful, "call", counting)
     list(Inspection(Spec(1000, 5, 1, batch_size=10), max_steps=4))
     assert made == [0, 1, 2, 3]
 
@@ -59,4 +60,4 @@ def test_cuda_asked_for_where_there_is_none_is_a_usage_error(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     result = CliRunner().invoke(main, ["--shape", "12,5,1", "--device", "cuda"])
     assert result.exit_code == 2 and "CUDA is not available" in result.stderr
-    assert mirror.resolve_device("auto").type == "cpu"
+    assert resolve_device("auto").type == "cpu"

@@ -8,9 +8,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstm_inspect.cli import TERMS
-from lstm_inspect.schedule import Start, fix_for_partial_batch, iter_calls, keras_steps
-from lstm_inspect.spec import Phase, ResetPolicy, Spec
+from lstm_inspect.cli.setup import TERMS
+from lstm_inspect.core.choices import Phase, ResetPolicy
+from lstm_inspect.core.order import iter_calls
+from lstm_inspect.core.schedule import Start, keras_steps
+from lstm_inspect.core.spec import Spec
+from lstm_inspect.explain.fixes import fix_for_partial_batch
 
 resets = st.sampled_from(["never", "epoch", "every:1", "every:2", "every:3"]).map(ResetPolicy.parse)
 

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 
-from lstm_inspect.schedule import training_batches
-from lstm_inspect.spec import Spec
+from lstm_inspect.core.order import training_batches
+from lstm_inspect.core.spec import Spec
 
 pytestmark = pytest.mark.keras
 

@@ -1,6 +1,8 @@
 import pytest
 
-from lstm_inspect.spec import ResetKind, ResetPolicy, Spec, SpecError, parse_shape
+from lstm_inspect.core.choices import ResetKind, ResetPolicy
+from lstm_inspect.core.errors import SpecError
+from lstm_inspect.core.spec import Spec, parse_shape
 
 
 @pytest.mark.parametrize("text, expected", [("1000,20,1", (1000, 20, 1)), (" 1000 , 20 , 1 ", (1000, 20, 1))])

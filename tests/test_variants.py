@@ -6,13 +6,16 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from lstm_inspect.claims import Landmarks
-from lstm_inspect.cli import command_line, main
-from lstm_inspect.evidence import continuation
-from lstm_inspect.inspection import Inspection
-from lstm_inspect.mirror import mirror_records
-from lstm_inspect.schedule import iter_calls, keras_steps
-from lstm_inspect.spec import ResetPolicy, Spec
+from lstm_inspect.check.evidence import continuation
+from lstm_inspect.check.inspection import Inspection
+from lstm_inspect.cli import main
+from lstm_inspect.cli.setup import command_line
+from lstm_inspect.core.choices import ResetPolicy
+from lstm_inspect.core.order import iter_calls
+from lstm_inspect.core.schedule import keras_steps
+from lstm_inspect.core.spec import Spec
+from lstm_inspect.explain.claims import Landmarks
+from lstm_inspect.mirror.run import mirror_records
 
 CPU = "cpu"
 
@@ -127,7 +130,7 @@ def test_inputs_for_the_same_sample_match_across_variants():
     # The data does not depend on the model: only the seed, the phase and the sample index.
     import torch
 
-    from lstm_inspect.mirror import batch_inputs
+    from lstm_inspect.mirror.inputs import batch_inputs
 
     plain = batch_inputs(Spec(10, 5, 2), "train", np.arange(3), torch.device(CPU))
     gru = batch_inputs(Spec(10, 5, 2, cell="gru", layers=2), "train", np.arange(3), torch.device(CPU))
@@ -137,7 +140,7 @@ def test_inputs_for_the_same_sample_match_across_variants():
 def test_a_mirror_wrong_in_one_layer_is_reported_for_that_layer(monkeypatch):
     import torch
 
-    from lstm_inspect import mirror
+    from lstm_inspect.mirror import run as mirror
 
     class ForgetsLayerOne(mirror.KerasStateful):
         """Carries every layer's state but the second one's, which it zeroes."""

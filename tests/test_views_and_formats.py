@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from lstm_inspect import formats
 from lstm_inspect.cli import main
+from lstm_inspect.views.files import write_atomically
+from lstm_inspect.views.formats import CSV_COLUMNS
 
 GOLDEN = Path(__file__).parent / "golden"
 STATEFUL = ["--shape", "12,5,1", "--batch", "4", "--stateful", "--no-shuffle", "--epochs", "2"]
@@ -97,7 +98,7 @@ def test_markdown_with_evidence_has_the_claims():
 def test_csv_has_one_row_per_step_and_slot():
     text = invoke(*STATEFUL, "--val-samples", "6", "--format", "csv").stdout
     rows = list(csv.DictReader(io.StringIO(text)))
-    assert list(rows[0]) == formats.CSV_COLUMNS
+    assert list(rows[0]) == CSV_COLUMNS
     assert len(rows) == 3 * 4 + 4 + 2  # epoch 0's three batches, a validation batch, the raising one
     assert rows[4] == {"phase": "train", "epoch": "0", "batch": "1", "slot": "0", "sample": "4",
                        "start": "train:0", "verified": "true", "call": "train e0"}
@@ -135,7 +136,7 @@ def test_a_failed_export_leaves_no_file(tmp_path, monkeypatch):
 
     monkeypatch.setattr(os, "fdopen", lambda *args, **kwargs: Exploding())
     with pytest.raises(OSError):
-        formats.write_atomically(str(target), "<svg/>")
+        write_atomically(str(target), "<svg/>")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -12,11 +12,15 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstm_inspect.cli import command_line, main
-from lstm_inspect.inspection import inspect
-from lstm_inspect.schedule import Start, iter_calls, keras_steps
-from lstm_inspect.spec import Shuffle, Spec, SpecError
-from lstm_inspect.workflow import Kind, Op, Repeat, ops, parse, text
+from lstm_inspect.check.inspection import inspect
+from lstm_inspect.cli import main
+from lstm_inspect.cli.setup import command_line
+from lstm_inspect.core.choices import Shuffle
+from lstm_inspect.core.errors import SpecError
+from lstm_inspect.core.order import iter_calls
+from lstm_inspect.core.schedule import Start, keras_steps
+from lstm_inspect.core.spec import Spec
+from lstm_inspect.core.workflow import Kind, Op, Repeat, ops, parse, text
 
 
 def steps(workflow, **settings):

@@ -5,12 +5,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from lstm_inspect import oracle
 from lstm_inspect.cli import main
-from lstm_inspect.oracle import compare_with_keras, run_keras
-from lstm_inspect.spec import Spec
+from lstm_inspect.core.spec import Spec
+from lstm_inspect.keras.oracle.compare import TOLERANCE, compare_with_keras
+from lstm_inspect.keras.oracle.model import import_keras
+from lstm_inspect.keras.oracle.session import run_keras
 
-oracle.import_keras()  # a missing oracle fails the suite
+import_keras()  # a missing oracle fails the suite
 pytestmark = pytest.mark.keras
 
 
@@ -55,7 +56,7 @@ def test_keras_runs_the_workflow_as_the_schedule_and_the_mirror_say(compared):
     setup, comparison = compared
     assert comparison.agree, comparison.summary_line()
     assert comparison.steps, "Keras completed no call"
-    assert comparison.max_state_diff < oracle.TOLERANCE
+    assert comparison.max_state_diff < TOLERANCE
 
 
 def test_predict_with_another_batch_size_raises_kerass_message_at_the_right_step():

@@ -1,0 +1,197 @@
+"""Evidence measured on the mirror's tensors, for the claims people make about Keras's state.
+
+1. Batch independence: each sample of a batch rerun alone, from its own slot's initial
+   state, gives the output it had inside the batch: nothing passes between samples.
+2. Continuation (stateful): a slot's chain of calls equals one stateless run over the
+   concatenated sequence: the state carried is exactly the state a longer sequence has.
+3. Gradient truncation: with the carried state detached, as Keras's state variables are,
+   the loss of a call has exactly zero gradient with respect to the previous call's
+   inputs; without the detach (the usual PyTorch porting bug) it does not.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from dataclasses import dataclass, field
+
+import torch
+
+from ..core.choices import Phase
+from ..core.facts import KerasStateError, facts_for
+from ..core.order import iter_calls
+from ..core.spec import Spec
+from ..data.memory import EVIDENCE_SLOTS, GRADIENT_STEPS, MAX_CHAIN_CALLS, MAX_CHAIN_STEPS, MAX_SAMPLES_ALONE
+from ..explain.verdict import stateful_does_nothing
+from ..mirror.inputs import batch_inputs, build_rnn
+from ..mirror.module import forward
+from ..mirror.run import CallRecord, resolve_device, run_mirror
+
+# Float32 outputs computed batched and alone differ only by summation order.
+INDEPENDENCE_TOLERANCE = 1e-6
+CONTINUATION_TOLERANCE = 1e-5
+
+
+
+@dataclass(frozen=True)
+class EvidenceItem:
+    key: str
+    title: str
+    value: float | None  # the measured number; None when it does not apply to this setup
+    passed: bool | None
+    detail: str
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {"key": self.key, "title": self.title, "value": self.value, "passed": self.passed,
+                "detail": self.detail, **self.extra}
+
+
+def batch_independence(spec: Spec, record: CallRecord | None, batch: int, run_calls: int,
+                       device: torch.device) -> EvidenceItem:
+    """`record`: epoch 0's training batch `batch` (or the last one that ran), its first slots,
+    rerun sample by sample, at most one sample per call of the run."""
+    if record is None:
+        return EvidenceItem("batch_independence", "Batch independence", None, None,
+                            "no batch ran: Keras raises at the first call")
+    module = build_rnn(spec, device)
+    slots = max(1, min(len(record.call.samples), MAX_SAMPLES_ALONE, run_calls, EVIDENCE_SLOTS))
+    x = batch_inputs(spec, record.call.stream, record.call.samples[:slots], device)
+    with torch.no_grad():
+        alone = torch.cat([forward(module, x[i:i + 1], tuple(s[:, i:i + 1] for s in record.initial))[0][:, -1]
+                           for i in range(slots)])
+    diff = float((alone - record.output[:slots]).abs().max())
+    checked = f"{slots:,} samples" + ("" if slots == len(record.call.samples) else
+                                      f" (the first {slots:,} of {len(record.call.samples):,})")
+    if record.call.batch != batch:
+        which = "call" if spec.workflow is not None else "training batch"
+        checked += f" ({which} {batch} never runs: Keras raises first)"
+    return EvidenceItem(
+        "batch_independence", "Batch independence", diff, diff <= INDEPENDENCE_TOLERANCE,
+        f"{checked} of {record.call.label} rerun one at a time from their own initial state: "
+        f"max |output in batch - output alone| = {diff:.1e}, so nothing passes between the "
+        "samples of a batch", {"step": record.call.index, "samples_checked": slots})
+
+
+def continuation(spec: Spec, records: list[CallRecord], chain_calls: int, device: torch.device) -> EvidenceItem:
+    """`records`: the mirror's first calls; the chain from the first runs to the first reset.
+    `chain_calls`: the most consecutive calls a slot runs through without a reset, in the run."""
+    effective: dict[str, float] = {"effective_length": chain_calls * spec.timesteps, "chain_calls": chain_calls}
+    if not spec.stateful and not spec.hand_carried or spec.stateful and not facts_for(spec).carries:
+        why = "stateless" if not spec.stateful else stateful_does_nothing(spec)
+        return EvidenceItem("continuation", "Continuation", None, None,
+                            f"{why}: nothing is carried, each slot sees one {spec.timesteps}-step "
+                            "sequence from zeros", effective)
+    # The chain starts from zeros, as the stateless run it is held to, and holds full calls only:
+    # a lone sample TensorFlow broadcasts continues no sequence.
+    most = min(MAX_CHAIN_CALLS, max(1, MAX_CHAIN_STEPS // spec.timesteps))
+    starts = [index for index, record in enumerate(records)
+              if len(record.call.samples) == spec.batch_size and not any(state.any() for state in record.initial)]
+    chain = [records[starts[0]]] if starts else []
+    for record in records[starts[0] + 1:starts[0] + most] if starts else []:
+        if len(record.call.samples) < spec.batch_size:
+            break
+        if not all(now.equal(before) for now, before in zip(record.initial, chain[-1].final)):
+            break
+        chain.append(record)
+    if not chain:
+        return EvidenceItem("continuation", "Continuation", None, None,
+                            "no call of a full batch starts from zeros among the first calls (a lone "
+                            "sample comes first, or Keras raises first)", effective)
+    module = build_rnn(spec, device)
+    slots = min(spec.batch_size, EVIDENCE_SLOTS)  # bounds the concatenated run's memory
+    x = torch.cat([batch_inputs(spec, r.call.stream, r.call.samples[:slots], device) for r in chain], dim=1)
+    with torch.no_grad():
+        whole = forward(module, x)[0]  # one stateless run from zeros over the concatenated sequences
+    ends = whole[:, spec.timesteps - 1::spec.timesteps]
+    gaps = torch.stack([(ends[:, k] - r.output[:slots]).abs() for k, r in enumerate(chain)])
+    diff = float(gaps[..., :spec.units].max())  # the forward direction
+    steps = len(chain) * spec.timesteps
+    which = "" if slots == spec.batch_size else f" (the first {slots:,} of {spec.batch_size:,} slots)"
+    detail = (f"{len(chain)} chained calls of {spec.timesteps} steps{which} equal one stateless {steps}-step "
+              f"sequence: max diff {diff:.1e}; between resets a slot sees up to {chain_calls:,} calls, "
+              f"an effective sequence of {chain_calls * spec.timesteps:,} steps. Measured with the weights "
+              "fixed: inside a real fit they change between calls, so this is exact for predict only")
+    if spec.bidirectional:
+        backward = float(gaps[..., spec.units:].max())
+        effective["backward_diff"] = backward
+        detail += (f". Backward direction: diff {backward:.1e}, since its carried state is the one it "
+                   "had at the previous batch's first timestep: stateful Bidirectional is not one long "
+                   "bidirectional pass")
+    passed: bool | None = diff <= CONTINUATION_TOLERANCE
+    if spec.bidirectional and spec.layers > 1:
+        # Above the first layer even the forward direction reads the backward one's outputs.
+        passed = None
+        detail += "; with stacked bidirectional layers no direction continues exactly"
+    return EvidenceItem("continuation", "Continuation", diff, passed, detail, effective)
+
+
+def gradient_truncation(spec: Spec, device: torch.device) -> EvidenceItem:
+    calls = iter_calls(spec)
+    first, second = next(calls), next(calls, None)
+    if second is None:
+        return EvidenceItem("gradient_truncation", "Gradient truncation", None, None,
+                            "one call only: there is no batch boundary for a gradient to cross")
+    slots = min(len(first.samples), len(second.samples), EVIDENCE_SLOTS)
+    steps = min(spec.timesteps, GRADIENT_STEPS)
+    module = build_rnn(spec, device).train()  # cuDNN runs backward only in training mode
+
+    def gradient_norm(detach: bool) -> float:
+        x1 = batch_inputs(spec, first.stream, first.samples[:slots], device)[:, :steps].requires_grad_()
+        x2 = batch_inputs(spec, second.stream, second.samples[:slots], device)[:, :steps]
+        _, final = forward(module, x1)
+        carried = tuple(state.detach() for state in final) if detach else final
+        loss = forward(module, x2, carried)[0].pow(2).mean()
+        (gradient,) = torch.autograd.grad(loss, x1, allow_unused=True)
+        return 0.0 if gradient is None else float(gradient.norm())
+
+    with torch.enable_grad():
+        detached, attached = gradient_norm(True), gradient_norm(False)
+    return EvidenceItem(
+        "gradient_truncation", "Gradient truncation", detached, detached == 0.0 and attached > 0.0,
+        f"|d loss(next call) / d inputs(previous call)| = {detached:.1f} with the carried state "
+        f"detached, as Keras does, and {attached:.2e} without: no gradient crosses a batch "
+        "boundary in Keras; in PyTorch, detach() the carried state"
+        + _measured_on(slots, len(first.samples), steps, spec.timesteps),
+        {"with_detach": detached, "without_detach": attached})
+
+
+def _measured_on(slots: int, all_slots: int, steps: int, all_steps: int) -> str:
+    """Which part of a call the gradient was measured on, where it was not the whole call."""
+    parts = ([f"the first {slots:,} of {all_slots:,} slots"] if slots < all_slots else []) + (
+        [f"the first {steps:,} of {all_steps:,} timesteps"] if steps < all_steps else [])
+    return f" (measured on {' and '.join(parts)} of each call)" if parts else ""
+
+
+def gather(spec: Spec, batch: int, chain_calls: int, run_calls: int, device: str = "cpu") -> list[EvidenceItem]:
+    """`run_calls`: how many calls the run made, which the evidence's reruns do not exceed."""
+    where = resolve_device(device)
+    # cuDNN may compute in TF32 by default, whose rounding depends on the batch layout: the
+    # evidence compares float32 results, as Keras computes them.
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        chain, chosen = _evidence_records(spec, where, batch)
+        return [batch_independence(spec, chosen, batch, run_calls, where),
+                continuation(spec, chain, chain_calls, where), gradient_truncation(spec, where)]
+
+
+def _evidence_records(spec: Spec, device: torch.device, batch: int) -> tuple[list[CallRecord], CallRecord | None]:
+    """One run of the mirror serves batch independence and continuation: the first calls (for
+    a chain) and epoch 0's training batch `batch`, or the last one before Keras raises. Each
+    keeps copies of its first slots only, and no other call is kept, however far `batch` is."""
+    chain: list[CallRecord] = []
+    chosen = None
+    with contextlib.suppress(KerasStateError):
+        for index, record in enumerate(itertools.islice(run_mirror(spec, device), max(batch + 1, MAX_CHAIN_CALLS))):
+            kept = CallRecord(record.call, _first(record.initial), _first(record.final),
+                              record.output[:EVIDENCE_SLOTS].clone())
+            if index < MAX_CHAIN_CALLS:
+                chain.append(kept)
+            # --evidence-batch K: epoch 0's training batch K, or, in a workflow, its K-th layer call.
+            if index <= batch and (spec.workflow is not None or record.call.phase == Phase.TRAIN
+                                   and record.call.epoch == 0):
+                chosen = kept
+    return chain, chosen
+
+
+def _first(states: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    return tuple(state[:, :EVIDENCE_SLOTS].clone() for state in states)

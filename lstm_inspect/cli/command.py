@@ -1,0 +1,69 @@
+"""The click command's behaviour around the run: an option given twice is refused, a usage error
+is one line, and a closed pipe, an output that cannot be written, Ctrl-C or SIGTERM each end the
+command quietly with the shell's conventional code."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections import Counter
+from typing import Any
+
+import click
+
+from .io import install, output_failed, stdout_open, terminated, writing
+from .policy import EXIT_INTERRUPTED
+
+
+class InspectCommand(click.Command):
+    """Refuses an option given twice (or a flag given both ways) rather than keep the last; says
+    a usage error in one line; ends quietly, with the shell's conventional codes, on a closed
+    pipe, an output it cannot write, Ctrl-C or SIGTERM (an export under way leaves no temporary
+    file). --help and --version answer the same way."""
+
+    def make_context(self, info_name: str | None, args: list[str], *more: Any, **options: Any) -> click.Context:
+        if not stdout_open() and any(arg in ("--help", "-h", "--version") for arg in args):
+            output_failed("standard output is closed")
+        with writing():
+            try:
+                return super().make_context(info_name, args, *more, **options)
+            except click.exceptions.Exit:
+                if sys.stdout is not None:
+                    sys.stdout.flush()  # --help and --version: their text fails here, not at exit
+                raise
+            except click.UsageError as error:
+                error.ctx = None  # click then prints "Error: ..." alone, without the usage lines
+                raise
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:  # click's own parser says which words are options: a file may be named "--svg"
+            _, _, order = self.make_parser(ctx).parse_args(args=list(args))
+        except click.UsageError:
+            order = []  # the real parse below says what is wrong
+        counts = Counter(param.name for param in order if isinstance(param, click.Option))
+        for param in self.params:
+            if counts[param.name] > 1:
+                names = [*param.opts, *param.secondary_opts]
+                given = [arg.split("=", 1)[0] for arg in args if arg.split("=", 1)[0] in names]
+                both = any(name in param.opts for name in given) and any(name in param.secondary_opts for name in given)
+                how = "both ways" if both else "twice"
+                raise click.UsageError(f"{' and '.join(dict.fromkeys(given))} given {how}: say it once", ctx)
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        previous = install(signal.SIGTERM, terminated)
+        try:
+            with writing():
+                result = super().invoke(ctx)
+                if sys.stdout is not None:
+                    sys.stdout.flush()  # buffered bytes fail here, not silently at exit
+                return result
+        except click.UsageError as error:
+            error.ctx = None
+            raise
+        except KeyboardInterrupt:
+            click.echo("lstm-inspect: interrupted", err=True)
+            raise SystemExit(EXIT_INTERRUPTED) from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)

@@ -1,0 +1,59 @@
+"""Options that make no sense together: rejected, never settled silently."""
+
+from __future__ import annotations
+
+import click
+
+from .options import (
+    ViewName,
+)
+
+# Options that make no sense together: rejected, never settled silently.
+CONFLICTS = {
+    "no_shuffle": ("shuffle",),
+    "workflow": ("epochs", "val_samples", "predict_samples"),  # shorthand for a workflow: one or the other
+    # --emit prints code instead of running: every option about the run or its output clashes.
+    "emit": ("data", "advice", "against", "output_format", "view", "ascii_only", "svg", "html", "max_rows",
+             "dry_run", "device",
+             "max_steps", "no_slots", "evidence", "evidence_batch", "quiet", "expect_resets",
+             "expect_slot_resets", "expect_carries", "expect_error", "strict"),
+    "quiet": ("output_format", "max_rows", "view", "svg", "html", "ascii_only"),
+    "dry_run": ("evidence", "evidence_batch", "against", "device", "max_steps"),
+    "against": ("max_steps",),  # Keras runs every step: the mirror's shown must be checked too
+}
+
+# Options that shape one output format only.
+FORMAT_ONLY = {"view": ("table",), "ascii_only": ("table",), "svg": ("table",), "html": ("table",),
+               "max_rows": ("table", "markdown"), "no_slots": ("json",), "against": ("table", "json")}
+
+
+def option_name(ctx: click.Context, name: str) -> str:
+    param = next(p for p in ctx.command.params if p.name == name)
+    return param.opts[0]
+
+
+def reject_conflicts(ctx: click.Context) -> None:
+    given = {name for name in ctx.params
+             if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE}
+    if "max_rows" in given and ctx.params["view"] == ViewName.TIMELINE:
+        raise click.UsageError("--max-rows cannot be combined with --view timeline: the timeline folds "
+                               "to the terminal's width", ctx)
+    if "evidence_batch" in given and not ctx.params["evidence"]:
+        raise click.UsageError("--evidence-batch cannot be combined with --no-evidence", ctx)
+    output_format = ctx.params["output_format"]
+    for name, formats in FORMAT_ONLY.items():
+        if name in given and output_format not in formats:
+            raise click.UsageError(f"{option_name(ctx, name)} cannot be combined with --format {output_format}: "
+                                   f"it applies to --format {' or '.join(formats)}", ctx)
+    for option, others in CONFLICTS.items():
+        if option in given:
+            for other in others:
+                if other in given:
+                    raise click.UsageError(f"{option_name(ctx, option)} cannot be combined with "
+                                           f"{option_name(ctx, other)}", ctx)
+
+
+REPLAY_CONFLICTS = ("data", "data_key", "shape", "batch_size", "stateful", "epochs", "shuffle", "no_shuffle", "cell",
+                    "layers",
+                    "bidirectional", "keras", "backend", "reset", "val_samples", "predict_samples", "workflow",
+                    "units", "seed", "device", "max_steps", "dry_run", "evidence", "evidence_batch", "against", "emit")

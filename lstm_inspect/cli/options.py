@@ -1,0 +1,206 @@
+"""The command's options, in their groups (setup, output, run, CI), and the parameter types that
+read them: numbers in ASCII digits only, --shape, --reset."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from enum import StrEnum
+from typing import Any
+
+import click
+
+from ..core.choices import Backend, Cell, KerasVersion, ResetPolicy
+from ..core.errors import SpecError
+from ..core.spec import parse_shape
+
+MAX_STEPS, MAX_LAYERS, MAX_ROWS = 10**8, 64, 10**6
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    MARKDOWN = "markdown"
+    CSV = "csv"
+
+
+class ViewName(StrEnum):
+    TABLE = "table"
+    TIMELINE = "timeline"
+
+
+class Against(StrEnum):
+    KERAS = "keras"
+
+
+class Emit(StrEnum):
+    KERAS = "keras"
+    TORCH = "torch"
+
+
+class _AsciiDigits(click.ParamType):
+    """Integers in ASCII digits only: int() also takes "４" and "٣", which --shape refuses."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        # As --shape takes its numbers: digits, a minus sign for the error that says "positive".
+        if isinstance(value, str) and not re.fullmatch(r"\s*-?[0-9]+\s*", value):
+            self.fail(f"{value!r} is not a valid integer (ASCII digits only).", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class AsciiInt(_AsciiDigits, click.types.IntParamType):
+    pass
+
+
+class AsciiIntRange(_AsciiDigits, click.IntRange):
+    pass
+
+
+ASCII_INT = AsciiInt()
+
+
+class ShapeType(click.ParamType):
+    name = "N,T,F"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_shape(value)
+        except SpecError as error:
+            self.fail(str(error), param, ctx)
+
+
+class ResetType(click.ParamType):
+    name = "never|epoch|every:K"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, ResetPolicy):
+            return value
+        try:
+            return ResetPolicy.parse(value)
+        except SpecError as error:
+            self.fail(str(error), param, ctx)
+
+
+SETUP_OPTIONS = [
+    click.option("--shape", type=ShapeType(),
+                 help="Data shape: N sequences of T timesteps of F features (required, but with --replay)."),
+    click.option("--batch", "batch_size", type=ASCII_INT, default=32, show_default=True,
+                 help="batch_size of fit and predict (Keras's default is 32)."),
+    click.option("--stateful/--stateless", default=False, show_default=True,
+                 help="The layer's stateful argument."),
+    click.option("--epochs", type=ASCII_INT, default=1, show_default=True),
+    click.option("--shuffle", type=click.Choice(["true", "false", "batch"]), is_flag=False, flag_value="true",
+                 default="true", show_default=True,
+                 help="fit's shuffle (Keras shuffles by default; the permutation is drawn from --seed). "
+                      "batch: within each batch (and, in Keras 2, the batch order too)."),
+    click.option("--no-shuffle", is_flag=True, help="shuffle=False."),
+    click.option("--cell", type=click.Choice([c.value for c in Cell]), default=Cell.LSTM.value, show_default=True,
+                 help="The recurrent layer: LSTM (h and c per slot), GRU or SimpleRNN (h)."),
+    click.option("--layers", type=ASCII_INT, default=1, show_default=True,
+                 help="Stacked recurrent layers, each with its own state per slot."),
+    click.option("--bidirectional", is_flag=True, help="Wrap each layer in Bidirectional."),
+    click.option("--keras", type=click.Choice([k.value for k in KerasVersion]),
+                 default=KerasVersion.THREE.value, show_default=True,
+                 help="The Keras whose API and errors to describe: 3, or 2 (tf-keras, on TensorFlow)."),
+    click.option("--backend", type=click.Choice([b.value for b in Backend]),
+                 help="The backend Keras 3 runs on. Default: the one your Keras would pick (KERAS_BACKEND, "
+                      "else \"backend\" in keras.json under KERAS_HOME or ~/.keras, else tensorflow); "
+                      "tensorflow for --keras 2."),
+    click.option("--reset", type=ResetType(), default="never", show_default=True, metavar="HOOK[,HOOK]",
+                 help="A reset callback (stateful only), passed to every fit, evaluate and predict, that "
+                      "resets every RNN layer in its hooks: epoch (on_epoch_begin), every:K (before each "
+                      "training batch whose index is a multiple of K), validation (on_test_begin: fit's "
+                      "validation and evaluate), predict (on_predict_begin); e.g. epoch,predict. never: none."),
+    click.option("--val-samples", type=ASCII_INT, default=0, show_default=True,
+                 help="Validation samples, run after each epoch's training (validation_data)."),
+    click.option("--predict-samples", type=ASCII_INT, default=0, show_default=True,
+                 help="Samples passed to predict after fit."),
+    click.option("--calls", "workflow", metavar="CALLS",
+                 help="The whole workflow instead of --epochs, --val-samples and --predict-samples, written "
+                      "as in Keras, calls separated by ';': fit(epochs=, batch_size=, shuffle=, "
+                      "validation_split=, validation_samples=, validation_freq=, initial_epoch=), "
+                      "evaluate(n, batch_size=), predict(n, batch_size=, initial_state=\"previous\"), "
+                      "train_on_batch(n), test_on_batch(n), predict_on_batch(n), reset_state(), "
+                      "save_and_load(), twin(batch_size=b); repeats: predict(1) * 100, "
+                      "(fit(), reset_state()) * 10. fit runs the --shape data; the others take the next n "
+                      "samples of their own data. batch_size defaults to the model's (--batch, or the twin's)."),
+    click.option("--data", type=click.Path(dir_okay=False), metavar="FILE",
+                 help="Your x, as a .npy file (memory-mapped) or a .npz archive (with --data-key): its shape "
+                      "must be --shape; the advice then says whether the stateful carries (row j into row j+B) "
+                      "follow your rows, and how to reorder them."),
+    click.option("--data-key", metavar="KEY", help="The array of a .npz file --data names."),
+    click.option("--units", type=ASCII_INT, default=8, show_default=True, help="Units of each recurrent layer."),
+    click.option("--seed", type=ASCII_INT, default=0, show_default=True,
+                 help="Seed of the weights, the inputs and the shuffle."),
+]
+OUTPUT_OPTIONS = [
+    click.option("--format", "output_format", type=click.Choice([f.value for f in OutputFormat]),
+                 default=OutputFormat.TABLE.value, show_default=True,
+                 help="table for people (see --view); json (schema 1) for scripts; markdown for docs "
+                      "and PR comments; csv: one row per step and slot."),
+    click.option("--view", type=click.Choice([v.value for v in ViewName]), default=ViewName.TABLE.value,
+                 show_default=True, help="timeline: one row per slot, one column per step."),
+    click.option("--ascii", "ascii_only", is_flag=True,
+                 help="Plain ASCII glyphs (also chosen when the terminal cannot encode others)."),
+    click.option("--svg", type=click.Path(dir_okay=False), metavar="FILE",
+                 help="Also write the view as a self-contained SVG file."),
+    click.option("--html", type=click.Path(dir_okay=False), metavar="FILE",
+                 help="Also write the view as a self-contained HTML file."),
+    click.option("--max-rows", type=AsciiIntRange(min=3, max=MAX_ROWS), default=40, show_default=True,
+                 help="Table rows before the middle of a long schedule is folded into one row."),
+    click.option("--no-slots", is_flag=True,
+                 help="JSON: per-step slot counts instead of the per-slot arrays (for huge runs)."),
+    click.option("--advice/--no-advice", default=True, show_default=True,
+                 help="Advise after the verdict: the API of --keras for this setup, whether stateful fits it, "
+                      "and the data layout it needs."),
+]
+RUN_OPTIONS = [
+    click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True,
+                 help="Where the mirror runs: auto picks CUDA (cuDNN) when present."),
+    click.option("--max-steps", type=AsciiIntRange(min=1), metavar="K",
+                 help="Check only the first K steps on the tensors; predict the rest from the schedule."),
+    click.option("--dry-run", is_flag=True,
+                 help="Derive the schedule only: no torch, no run, nothing observed."),
+    click.option("--evidence/--no-evidence", default=True, show_default=True,
+                 help="Measure the evidence (batch independence, continuation, gradient truncation) "
+                      "and judge the common claims against it. Continuation is measured with the "
+                      "weights fixed, so it is exact for predict; inside a real fit they change."),
+    click.option("--evidence-batch", type=AsciiIntRange(min=0), default=0, show_default=True,
+                 help="Training batch (epoch 0; with --calls, layer call) whose samples are rerun alone "
+                      "for evidence 1."),
+    click.option("--against", type=click.Choice([a.value for a in Against]),
+                 help="Also run the setup through your installed Keras (--keras, on --backend, in a "
+                      "process of its own; use_cudnn=False, since Keras 3.15 fails stateful training with "
+                      "cuDNN on torch: keras-team/keras#20875) with the same weights and inputs, and show "
+                      "where Keras and the mirror agree. Exit 1 if they disagree."),
+    click.option("--emit", type=click.Choice([e.value for e in Emit]),
+                 help="Print a minimal runnable Keras or PyTorch snippet with this setup's state "
+                      "handling (it prints where each batch's states start), instead of running."),
+    click.option("--replay", type=click.Path(dir_okay=False), metavar="FILE",
+                 help="Show a run StateProbe saved from your own model (probe.save), in any --format and "
+                      "--view, and apply the --expect-* checks and --strict to it; no setup options."),
+]
+CI_OPTIONS = [
+    click.option("--expect-resets", type=AsciiIntRange(min=0), metavar="N",
+                 help="CI: fail (exit 1) unless there are N reset events (steps where any slot starts from zeros)."),
+    click.option("--expect-slot-resets", type=AsciiIntRange(min=0), metavar="N",
+                 help="CI: fail unless N slots start from zeros in all."),
+    click.option("--expect-carries", type=AsciiIntRange(min=0), metavar="N",
+                 help="CI: fail unless N slots carry a state in all."),
+    click.option("--expect-error/--expect-no-error", default=None,
+                 help="CI: fail unless Keras raises (or does not) for this setup; a raise that was "
+                      "expected exits 0."),
+    click.option("--strict", is_flag=True, help="Treat warnings as failures (exit 1)."),
+    click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors: the exit code is the answer."),
+]
+
+
+def options(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
+    """One decorator for a group of options, listed in the order --help shows them."""
+    def apply(function: Any) -> Any:
+        for option in reversed(options):
+            function = option(function)
+        return function
+    return apply

@@ -1,0 +1,135 @@
+"""Where and how the report is shown: the view for --format and --view, the exports, --emit."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import click
+from rich.console import Console
+
+from ..check.inspection import Inspection, Report, StepResult
+from ..core.spec import Spec
+from ..emit.snippets import keras_snippet, torch_snippet
+from ..views.console import make_console
+from ..views.files import write_atomically
+from ..views.formats import CsvWriter, MarkdownWriter
+from ..views.jsonout import JsonWriter
+from ..views.table import TableView, View
+from ..views.timeline import TimelineView
+from .io import discard_stdout, output_failed, stdout_open
+from .options import (
+    Emit,
+    OutputFormat,
+    ViewName,
+)
+from .setup import command_line
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where and how the report is shown."""
+
+    output_format: OutputFormat
+    view: ViewName
+    ascii_only: bool
+    svg: str | None
+    html: str | None
+    max_rows: int
+    no_slots: bool
+    quiet: bool
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> Output:
+        return cls(OutputFormat(params["output_format"]), ViewName(params["view"]), params["ascii_only"],
+                   params["svg"], params["html"], params["max_rows"], params["no_slots"], params["quiet"])
+
+    def make_view(self, spec: Spec, observer: str = "") -> tuple[View, Console | None]:
+        """The view, and the console to export from (--svg, --html)."""
+        if self.quiet:
+            return _Discard(), None
+        if self.output_format == OutputFormat.JSON:
+            return JsonWriter(sys.stdout, spec, slots=not self.no_slots, observer=observer), None
+        if self.output_format == OutputFormat.MARKDOWN:
+            return MarkdownWriter(sys.stdout, self.max_rows, f"lstm-inspect {command_line(spec)}"), None
+        if self.output_format == OutputFormat.CSV:
+            return CsvWriter(sys.stdout), None
+        console = make_console(record=bool(self.svg or self.html))
+        if self.view == ViewName.TIMELINE:
+            return TimelineView(console, spec, self.ascii_only), console
+        return TableView(console, self.max_rows, self.ascii_only), console
+
+    def export(self, console: Console | None, spec: Spec) -> None:
+        if console is None:
+            return
+        if self.svg:
+            write_atomically(self.svg, console.export_svg(title=f"lstm-inspect {command_line(spec)}", clear=False))
+        if self.html:
+            write_atomically(self.html, console.export_html(clear=False))
+
+
+class _Discard:
+    """--quiet: the run goes on, nothing is shown."""
+
+    def add(self, result: StepResult) -> None:
+        pass
+
+    def finish(self, report: Report) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Replayed:
+    """A saved run, shown as an Inspection is: its steps, then its report."""
+
+    results: list[StepResult]
+    report: Report
+
+    def __iter__(self) -> Iterator[StepResult]:
+        return iter(self.results)
+
+
+def show(inspection: Inspection | Replayed, output: Output, spec: Spec, observer: str = "") -> Report:
+    """Feed the view every step, then the report, and write the exports. Any failure to write
+    ends the command with one line and a non-zero code; the exports are written whatever
+    happens to standard output."""
+    closed = not output.quiet and not stdout_open()
+    if closed:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the exports' sake; the process ends below)
+    console: Console | None = None
+    try:
+        view, console = output.make_view(spec, observer)  # JSON and CSV write their heads at once
+        for result in inspection:
+            view.add(result)
+        view.finish(inspection.report)
+        if sys.stdout is not None:
+            sys.stdout.flush()  # buffered bytes fail here, not silently at exit
+    except BrokenPipeError:
+        output.export(console, spec)
+        raise  # InspectCommand: 141
+    except OSError as failed:
+        discard_stdout()
+        with contextlib.suppress(OSError):
+            output.export(console, spec)
+        output_failed(failed.strerror or str(failed))
+    try:
+        output.export(console, spec)
+    except OSError as failed:
+        output_failed(f"{failed.filename or 'an export'}: {failed.strerror or failed}")
+    if closed:
+        output_failed("standard output is closed")
+    return inspection.report
+
+
+def print_snippet(spec: Spec, emit: Emit) -> None:
+    if not stdout_open():
+        output_failed("standard output is closed")
+    if spec.stateful and spec.shuffle and spec.workflow is None:
+        click.echo("note: the snippet fits with shuffle=False, as a stateful layer needs "
+                   "(slot i of batch k+1 continues slot i of batch k)", err=True)
+    snippet = keras_snippet if emit == Emit.KERAS else torch_snippet
+    click.echo(snippet(spec, command_line(spec)), nl=False)

@@ -1,0 +1,82 @@
+"""From the command line to the library: the Spec the options describe, the flags that name its
+fields, the command line that gives a Spec back, and --data."""
+
+from __future__ import annotations
+
+import dataclasses
+import shlex
+from typing import Any
+
+import click
+import numpy as np
+
+from ..core.choices import KerasVersion, Shuffle
+from ..core.errors import SpecError
+from ..core.spec import Spec
+from ..core.words import Terms
+from ..core.workflow import text
+from ..data.datafile import Continuity, continuity, open_data
+
+FLAGS = {"samples": "--shape", "timesteps": "--shape", "features": "--shape", "shape": "--shape",
+         "batch_size": "--batch", "stateful": "--stateful", "epochs": "--epochs", "shuffle": "--shuffle",
+         "cell": "--cell", "layers": "--layers", "bidirectional": "--bidirectional", "keras": "--keras",
+         "backend": "--backend",
+         "reset": "--reset", "val_samples": "--val-samples", "predict_samples": "--predict-samples",
+         "workflow": "--calls",
+         "units": "--units", "seed": "--seed", "max_steps": "--max-steps"}
+DATA_FLAGS = {"key": "--data-key"}  # open_data's fields
+# In sentences, the data's N stands for the samples (N of --shape N,T,F).
+TERMS = Terms({**FLAGS, "samples": "N"}, {"shuffle=False": "--no-shuffle (shuffle=False)"})
+
+
+def build_spec(params: dict[str, Any]) -> Spec:
+    samples, timesteps, features = params["shape"]
+    shuffle = Shuffle.FALSE if params["no_shuffle"] else Shuffle(params["shuffle"])
+    given = {field.name: params[field.name] for field in dataclasses.fields(Spec) if field.name in params}
+    try:
+        return Spec(samples, timesteps, features, **{**given, "shuffle": shuffle})
+    except SpecError as error:
+        raise click.BadParameter(error.describe(FLAGS), param_hint=f"'{FLAGS[error.field]}'") from None
+
+
+def command_line(spec: Spec) -> str:
+    """The lstm-inspect arguments that give this spec (defaults left out)."""
+    words = [f"--shape {spec.samples},{spec.timesteps},{spec.features}"]
+    default = Spec(1, 1, 1)
+    for name in ("batch_size", "epochs", "val_samples", "predict_samples", "units", "seed"):
+        if getattr(spec, name) != getattr(default, name):
+            words.append(f"{FLAGS[name]} {getattr(spec, name)}")
+    words += ["--stateful"] * spec.stateful + ["--no-shuffle"] * (spec.shuffle == Shuffle.FALSE)
+    words += ["--shuffle batch"] * (spec.shuffle == Shuffle.BATCH)
+    for name in ("cell", "layers", "keras"):
+        if getattr(spec, name) != getattr(default, name):
+            words.append(f"{FLAGS[name]} {getattr(spec, name)}")
+    if spec.keras == KerasVersion.THREE:  # the default depends on the machine: always say which
+        words.append(f"--backend {spec.backend}")
+    words += ["--bidirectional"] * spec.bidirectional
+    if spec.reset != default.reset:
+        words.append(f"--reset {spec.reset}")
+    if spec.workflow is not None:
+        words.append(f"--calls {shlex.quote(text(spec.workflow))}")
+    return " ".join(words)
+
+
+def read_data(spec: Spec, params: dict[str, Any]) -> Continuity | None:
+    """--data: the user's x, memory-mapped, checked against --shape and read for its continuity."""
+    path, key = params["data"], params["data_key"]
+    if path is None:
+        if key is not None:
+            raise click.UsageError("--data-key names an array of the file --data gives: give --data too")
+        return None
+    try:
+        x = open_data(path, key)
+    except SpecError as error:
+        raise click.BadParameter(error.describe(DATA_FLAGS), param_hint="'--data'") from None
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="'--data'") from None
+    expected = (spec.samples, spec.timesteps, spec.features)
+    if tuple(x.shape) != expected:
+        raise click.BadParameter(f"{path} has shape {tuple(x.shape)}, not --shape {expected}", param_hint="'--data'")
+    if not np.issubdtype(x.dtype, np.floating):
+        raise click.BadParameter(f"{path} holds {x.dtype}, not floating-point numbers", param_hint="'--data'")
+    return continuity(x, spec.batch_size, path=path)

@@ -1,0 +1,190 @@
+"""What each Keras does with a recurrent layer's state on each backend, as measured: `FACTS`, and
+the rules read from it (the errors Keras raises, TensorFlow's first trace, the lone sample it
+broadcasts, JAX's dropped state). Every backend-specific rule is written here once; the
+schedule and the mirror apply it, each by its own means, and the conformance tests hold both
+to real Keras."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .choices import Backend, KerasVersion, Phase
+from .spec import Spec
+from .workflow import CALLS, Kind
+
+
+def stateful_batch_mismatch_message(expected: int, received: int) -> str:
+    """Keras 3 (torch backend), keras/src/layers/rnn/rnn.py: a stateful call whose batch
+    size differs from the state's."""
+    return (
+        "If an RNN is stateful, the batch size of the input sequences must be the same as "
+        "the batch size of the initial state. \n"
+        f"- Expected batch size: {expected}\n"
+        f"- Received batch size: {received}"
+    )
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What one Keras, on one backend, does with a stateful layer inside fit, evaluate and
+    predict, as measured with real Keras (`measured_on`); the conformance tests re-measure it."""
+
+    keras: KerasVersion
+    backend: Backend
+    measured_on: str  # the versions the facts were measured with
+    keras_version: str  # Keras's own version among them
+    carries: bool  # each call starts from the previous call's final state (else from zeros)
+    broadcasts_one: bool  # a stateful batch of one sample runs in every slot instead of raising
+    error_type: str  # what a stateful batch of another size raises
+    raises_before_first_batch: bool  # N < B: raised while fit builds its step, before batch 0 begins
+    # TensorFlow: the compiled function each kind of call runs on a model (kinds that share one
+    # share a name). Its first trace fixes the batch dimension when every batch of that call has
+    # the same size, and Keras's own check then raises a ValueError for a size other than the
+    # state's; later traces leave the dimension open (a lone sample broadcasts, other sizes
+    # raise InvalidArgumentError). None: nothing is traced (torch, and JAX's check runs always).
+    traces: Mapping[str, str] | None = None
+    predict_fixes_short: bool = False  # Keras 3: predict of fewer samples than batch_size fixes it too
+
+    @property
+    def name(self) -> str:
+        """E.g. "Keras 3 (jax)" or "Keras 2 (tf-keras)"."""
+        return "Keras 2 (tf-keras)" if self.keras == KerasVersion.TWO else f"Keras 3 ({self.backend})"
+
+
+FACTS = {
+    (KerasVersion.THREE, Backend.TORCH): Facts(
+        KerasVersion.THREE, Backend.TORCH, "Keras 3.15.1, torch 2.13.0", "3.15.1",
+        carries=True, broadcasts_one=False, error_type="ValueError", raises_before_first_batch=True),
+    # TensorFlow adds the lone sample's projections to every state row: broadcasting, no error,
+    # in a compiled step (Keras's default; with run_eagerly=True Keras raises its ValueError).
+    (KerasVersion.THREE, Backend.TENSORFLOW): Facts(
+        KerasVersion.THREE, Backend.TENSORFLOW, "Keras 3.15.1, tensorflow-cpu 2.21.0", "3.15.1",
+        carries=True, broadcasts_one=True, error_type="InvalidArgumentError", raises_before_first_batch=False,
+        traces={"fit": "train", "validation": "test", "evaluate": "test", "predict": "predict",
+                "train_on_batch": "train_on_batch", "test_on_batch": "test_on_batch",
+                "predict_on_batch": "predict_on_batch"}, predict_fixes_short=True),
+    # The state variables are created untracked, so JAX's stateless train, test and predict
+    # steps drop their assignments: every call starts from the zeros they were created with.
+    (KerasVersion.THREE, Backend.JAX): Facts(
+        KerasVersion.THREE, Backend.JAX, "Keras 3.15.1, jax 0.10.2", "3.15.1",
+        carries=False, broadcasts_one=False, error_type="ValueError", raises_before_first_batch=True),
+    (KerasVersion.TWO, Backend.TENSORFLOW): Facts(
+        KerasVersion.TWO, Backend.TENSORFLOW, "tf-keras 2.21.0, tensorflow-cpu 2.21.0", "2.21.0",
+        carries=True, broadcasts_one=True, error_type="InvalidArgumentError", raises_before_first_batch=False,
+        traces={"fit": "train", "train_on_batch": "train", "validation": "test", "evaluate": "test",
+                "test_on_batch": "test", "predict": "predict", "predict_on_batch": "predict_on_batch"}),
+}
+
+
+def facts_for(spec: Spec) -> Facts:
+    return FACTS[spec.keras, spec.backend]
+
+
+def keeps_state(spec: Spec) -> bool:
+    """Whether any state passes from one call to another inside fit, evaluate and predict."""
+    return spec.stateful and facts_for(spec).carries and spec.carries
+
+
+def broadcast_phases(spec: Spec) -> list[Phase]:
+    """The phases whose last batch is a lone sample that TensorFlow broadcasts into every slot
+    (stateful only), up to the first batch that raises instead; for a workflow, the run finds
+    them (verdict.Passes)."""
+    if spec.workflow is not None or not (spec.stateful and facts_for(spec).broadcasts_one and spec.batch_size > 1):
+        return []
+    found = []
+    for phase, count in ((Phase.TRAIN, spec.samples), (Phase.VALIDATION, spec.val_samples),
+                         (Phase.PREDICT, spec.predict_samples)):
+        remainder = count % spec.batch_size
+        first_short = count < spec.batch_size and phase == Phase.PREDICT and facts_for(spec).predict_fixes_short
+        if remainder > 1 or first_short:
+            break  # Keras raises at this phase's last batch
+        if remainder == 1:
+            found.append(phase)
+    return found
+
+
+def keras_error(facts: Facts, expected: int, received: int, units: int) -> tuple[str, str, str]:
+    """(type, message, pattern) of what Keras raises for a stateful batch of `received`
+    samples when the state holds `expected`; real Keras's message contains a match of
+    `pattern`. TensorFlow's shape check names whichever node fails first: the order of the
+    two shapes and their width (the units, or an LSTM's four gates) vary."""
+    if facts.error_type == "InvalidArgumentError":
+        message = (f"Incompatible shapes between the {received}-sample batch and the {expected}-row state "
+                   f"(TensorFlow's shape check, e.g. \"Incompatible shapes: [{received},{units}] vs. "
+                   f"[{expected},{units}]\")")
+        sizes = f"({received}|{expected})"
+        return facts.error_type, message, rf"Incompatible shapes: \[{sizes},\d+\] vs\. \[{sizes},\d+\]"
+    message = stateful_batch_mismatch_message(expected, received)
+    return facts.error_type, message, re.escape(message)
+
+
+class KerasStateError(ValueError):
+    """What Keras raises for a stateful call whose batch size differs from the state's; a
+    ValueError, as in Keras 3. `keras_type` names Keras's own exception class."""
+
+    def __init__(self, keras_type: str, message: str):
+        super().__init__(message)
+        self.keras_type = keras_type
+
+
+@dataclass(frozen=True)
+class KerasError:
+    """What Keras raises, and at which step. `pattern`: a regular expression that real Keras's
+    message contains a match of (its own message, escaped, when it does not vary)."""
+
+    step: int
+    type: str
+    message: str
+    pattern: str = ""
+    when: str = ""  # where in the step it is raised, when that is worth saying
+
+    def matches(self, message: str) -> bool:
+        return re.search(self.pattern or re.escape(self.message), message) is not None
+
+    def to_json(self) -> dict[str, Any]:
+        found = {"step": self.step, "type": self.type, "message": self.message}
+        return {**found, "when": self.when} if self.when else found
+
+
+def first_trace_error(spec: Spec, facts: Facts, expected: int, received: int) -> tuple[str, str, str]:
+    """(type, message, pattern) of Keras's check on a batch dimension fixed by TensorFlow's
+    trace: Keras 3's own message; Keras 2's input_spec check, naming the first layer."""
+    if facts.keras == KerasVersion.THREE:
+        message = stateful_batch_mismatch_message(expected, received)
+        return "ValueError", message, re.escape(message)
+    shapes = (f"expected shape=({expected}, None, {spec.features}), "
+              f"found shape=({received}, {spec.timesteps}, {spec.features})")
+    message = f'Input 0 of layer "{spec.cell.keras_name.lower()}" is incompatible with the layer: {shapes}'
+    return "ValueError", message, r'Input 0 of layer "\w+" is incompatible with the layer: ' + re.escape(shapes)
+
+
+class Traces:
+    """TensorFlow's compiled functions on one model (`Facts.traces`): a kind of call traces its
+    function the first time it runs on the model, and that trace keeps the batch dimension when
+    every batch of the call has the same size, so that Keras's own check sees the batch size."""
+
+    def __init__(self, facts: Facts):
+        self.facts = facts
+        self.traced: set[str] = set()
+
+    def new_model(self) -> None:
+        """A twin or a loaded model compiles functions of its own."""
+        self.traced = set()
+
+    def fixes_batch(self, kind: Kind, phase: Phase, first_of_pass: bool, count: int, size: int) -> bool:
+        """Whether this layer call traces a function for the first time on the model with its batch
+        dimension fixed (marking it traced): the first batch of a pass of `count` samples in batches
+        of `size`."""
+        functions = self.facts.traces
+        if functions is None or not first_of_pass:
+            return False
+        function = functions["validation" if phase == Phase.VALIDATION else str(kind)]
+        if function in self.traced:
+            return False
+        self.traced.add(function)
+        if not CALLS[kind].callbacks:
+            return True  # one batch of all its samples
+        return count % size == 0 or (self.facts.predict_fixes_short and kind == Kind.PREDICT and count < size)

@@ -1,0 +1,164 @@
+"""Keras's data order: which samples fill which batch, in which phase, for every call of the
+workflow (no state rules: see `schedule`). Pure numpy, lazy: one batch at a time."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .choices import KerasVersion, Phase, Shuffle
+from .spec import Spec
+from .workflow import CALLS, Kind, Op, ops
+
+
+@dataclass(frozen=True, eq=False)
+class Call:
+    """One call of the recurrent layer, as Keras's fit/evaluate/predict loops make it."""
+
+    index: int
+    phase: Phase
+    epoch: int
+    batch: int
+    samples: np.ndarray  # the batch's samples: data indices within `stream`
+    broadcast: int = 0  # TensorFlow: the state rows a lone sample runs in (every slot), else 0
+    # The call it belongs to, e.g. "train e0", "predict#2", "twin predict": the phase (and the
+    # epoch inside fit), numbered from the second call of its kind on a model, after the model.
+    segment: str = ""
+    # The data `samples` index (None: the phase's own); fit's validation_split: the training data.
+    stream: Phase = None  # type: ignore[assignment]
+    invocation: int = 0  # which call of the workflow it belongs to (0, 1, ...)
+
+    def __post_init__(self) -> None:
+        if not self.segment:
+            object.__setattr__(self, "segment", "predict" if self.phase == Phase.PREDICT
+                               else f"{self.phase} e{self.epoch}")
+        if self.stream is None:
+            object.__setattr__(self, "stream", self.phase)
+
+    @property
+    def slot_samples(self) -> np.ndarray:
+        """The sample each slot runs."""
+        return np.repeat(self.samples, self.broadcast) if self.broadcast else self.samples
+
+    @property
+    def label(self) -> str:
+        """The call, e.g. "train e0 b3", "predict b1" or "twin predict#2 b0"."""
+        return f"{self.segment} b{self.batch}"
+
+
+def training_batches(spec: Spec, epoch: int, samples: int | None = None, batch_size: int | None = None,
+                     shuffle: Shuffle | None = None, fit: int = 1) -> Iterator[np.ndarray]:
+    """The samples of each training batch of one epoch of the `fit`-th fit, in Keras's order,
+    one batch at a time (views of one order array: 4 bytes a sample, whatever the number of
+    batches). `samples`, `batch_size`, `shuffle`: the fit's own, default the spec's.
+
+    shuffle=True: a new permutation every epoch, cut into batches. shuffle="batch": each
+    batch-sized chunk shuffled within itself; Keras 2 also shuffles the order of the chunks,
+    the partial one included (it may come first), Keras 3 keeps it.
+    """
+    samples = spec.samples if samples is None else samples
+    batch_size = batch_size or spec.batch_size
+    shuffle = spec.shuffle if shuffle is None else shuffle
+    dtype = np.int32 if samples < 2**31 else np.int64
+    order = np.arange(samples, dtype=dtype)
+    rng = np.random.default_rng([spec.seed, epoch] if fit == 1 else [spec.seed, epoch, fit])
+    if shuffle == Shuffle.TRUE:
+        rng.shuffle(order)  # in place: the same permutation as rng.permutation, 4 bytes a sample
+    chunks = math.ceil(samples / batch_size)
+    chunk_order: Iterable[int] = range(chunks)
+    if shuffle == Shuffle.BATCH and spec.keras == KerasVersion.TWO:
+        chunk_order = rng.permutation(chunks)
+    for chunk in chunk_order:
+        batch = order[chunk * batch_size:(chunk + 1) * batch_size]
+        yield rng.permutation(batch) if shuffle == Shuffle.BATCH else batch
+
+
+def _in_order(first: int, count: int, batch_size: int) -> Iterator[np.ndarray]:
+    """Unshuffled batches of samples first..first+count-1, made one at a time."""
+    for start in range(first, first + count, batch_size):
+        yield np.arange(start, min(start + batch_size, first + count))
+
+
+@dataclass(frozen=True)
+class Invocation:
+    """One call of the workflow (fit, predict, reset_state(), ...) on the model it is made on."""
+
+    op: Op
+    index: int  # its place in the workflow, repeats unrolled
+    model: str  # "" for the model built first, then "twin", "loaded", "twin#2", ...
+    batch_size: int  # the model's: what its state holds when stateful
+    number: int  # 1 for the model's first call of this kind, 2 for the next, ...
+
+    def name(self, phase: Phase | None = None) -> str:
+        """E.g. "predict#2" or "twin train": the phase's word inside fit, else the call's."""
+        word = str(phase) if self.op.kind == Kind.FIT and phase is not None else str(self.op.kind)
+        numbered = word + (f"#{self.number}" if self.number > 1 else "")
+        return f"{self.model} {numbered}" if self.model else numbered
+
+
+def iter_invocations(spec: Spec) -> Iterator[tuple[Invocation, Iterator[Call]]]:
+    """Each call of the workflow with its layer calls, in Keras's data order (no state rules).
+    Lazy: each invocation's calls are made as they are read, and must be read (or dropped)
+    before the next invocation is asked for. Evaluate, predict and the *_on_batch calls each
+    take the next samples of their data (train_on_batch the training data, round and round),
+    as a loop feeding a stream would."""
+    counter = itertools.count()
+    cursors = dict.fromkeys(Phase, 0)
+    model, batch_size, fits = "", spec.batch_size, 0
+    made: dict[str, int] = {}  # models made so far, by kind
+    numbers: dict[Kind, int] = {}
+    for index, op in enumerate(ops(spec.plan)):
+        if op.kind in (Kind.TWIN, Kind.SAVE_AND_LOAD):
+            kind = "twin" if op.kind == Kind.TWIN else "loaded"
+            made[kind] = made.get(kind, 0) + 1
+            model = kind + (f"#{made[kind]}" if made[kind] > 1 else "")
+            batch_size = op.batch_size or batch_size
+            numbers = {}
+        numbers[op.kind] = numbers.get(op.kind, 0) + 1
+        invocation = Invocation(op, index, model, batch_size, numbers[op.kind])
+        fits += op.kind == Kind.FIT
+        yield invocation, _calls_of(spec, invocation, counter, cursors, fits)
+
+
+def _calls_of(spec: Spec, invocation: Invocation, counter: Iterator[int], cursors: dict[Phase, int],
+              fits: int) -> Iterator[Call]:
+    op, size = invocation.op, invocation.op.batch_size or invocation.batch_size
+    if op.kind == Kind.FIT:
+        train = spec.fit_split(op)
+        for epoch in range(op.initial_epoch, op.epochs):
+            segment = f"{invocation.name(Phase.TRAIN)} e{epoch}"
+            for batch, samples in enumerate(training_batches(spec, epoch, train, size, op.shuffle, fits)):
+                yield Call(next(counter), Phase.TRAIN, epoch, batch, samples, 0, segment, Phase.TRAIN,
+                           invocation.index)
+            if (epoch + 1) % op.validation_freq:
+                continue
+            # Validation data are never shuffled: validation_split's are the last samples.
+            stream, first, count = ((Phase.TRAIN, train, spec.samples - train) if op.validation_split
+                                    else (Phase.VALIDATION, 0, op.validation_samples))
+            segment = f"{invocation.name(Phase.VALIDATION)} e{epoch}"
+            for batch, samples in enumerate(_in_order(first, count, size)):
+                yield Call(next(counter), Phase.VALIDATION, epoch, batch, samples, 0, segment, stream,
+                           invocation.index)
+        return
+    if not op.kind.runs_batches:
+        return
+    phase = CALLS[op.kind].phase
+    assert phase is not None, "a call that runs batches runs them in a phase"
+    first = cursors[phase]
+    cursors[phase] += op.samples
+    if op.kind == Kind.TRAIN_ON_BATCH:
+        batches: Iterable[np.ndarray] = [(first + np.arange(op.samples)) % spec.samples]
+    else:
+        batches = _in_order(first, op.samples, op.samples if op.kind.one_batch else size)
+    for batch, samples in enumerate(batches):
+        yield Call(next(counter), phase, 0, batch, samples, 0, invocation.name(), phase, invocation.index)
+
+
+def iter_calls(spec: Spec) -> Iterator[Call]:
+    """Every layer call of the workflow, in order."""
+    for _, calls in iter_invocations(spec):
+        yield from calls

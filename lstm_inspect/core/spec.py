@@ -1,0 +1,253 @@
+"""The user's setup: what `model.fit(...)` and `model.predict(...)` are called with.
+
+A `Spec` is frozen and validated on construction, so every later stage can trust it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .choices import Backend, Cell, KerasVersion, Phase, ResetPolicy, Shuffle, default_backend
+from .errors import SpecError
+from .numbers import MAX_DIGITS, is_number, too_long
+from .workflow import Kind, Op, Workflow, distinct, parse, text
+
+
+def parse_shape(text: str) -> tuple[int, int, int]:
+    """`N,T,F` as three positive integers; blanks around the numbers are allowed."""
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) != 3:
+        raise SpecError("shape", "expected N,T,F (samples,timesteps,features), got {got!r}", got=text)
+    if not all(is_number(part) for part in parts):
+        raise SpecError("shape", "N, T and F must be positive integers, got {got!r}", got=text)
+    if any(too_long(part) for part in parts):
+        raise SpecError("shape", f"N, T and F have at most {MAX_DIGITS} digits")
+    samples, timesteps, features = (int(part) for part in parts)
+    if min(samples, timesteps, features) < 1:
+        raise SpecError("shape", "N, T and F must be positive integers, got {got!r}", got=text)
+    return samples, timesteps, features
+
+
+@dataclass(frozen=True)
+class Spec:
+    samples: int
+    timesteps: int
+    features: int
+    batch_size: int = 32
+    stateful: bool = False
+    epochs: int = 1
+    shuffle: Shuffle = Shuffle.TRUE  # also takes True, False or "batch", as fit does
+    reset: ResetPolicy = ResetPolicy()  # also takes its text: "never", "epoch", "every:K"
+    val_samples: int = 0
+    predict_samples: int = 0
+    units: int = 8
+    seed: int = 0
+    cell: Cell = Cell.LSTM
+    layers: int = 1
+    bidirectional: bool = False
+    keras: KerasVersion = KerasVersion.THREE
+    # None: the backend Keras would pick itself (default_backend), TensorFlow for Keras 2.
+    backend: Backend = None  # type: ignore[assignment]
+    # The calls made on the model (also as --calls text); None: fit (epochs, val_samples),
+    # then predict (predict_samples) when asked for.
+    workflow: Workflow | None = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.keras, int) and not isinstance(self.keras, bool):
+            object.__setattr__(self, "keras", str(self.keras))  # keras=3 as well as keras="3"
+        for name, choice in (("cell", Cell), ("keras", KerasVersion), ("backend", Backend)):
+            value = getattr(self, name)
+            if value is not None and value not in {member.value for member in choice}:
+                raise SpecError(name, f"{{{name}}} is one of {', '.join(member.value for member in choice)}, "
+                                "got {got!r}", got=value)
+        object.__setattr__(self, "cell", Cell(self.cell))
+        object.__setattr__(self, "keras", KerasVersion(self.keras))
+        if self.backend is None:
+            object.__setattr__(self, "backend", Backend.TENSORFLOW if self.keras == KerasVersion.TWO
+                               else default_backend())
+        object.__setattr__(self, "backend", Backend(self.backend))
+        if self.keras == KerasVersion.TWO and self.backend != Backend.TENSORFLOW:
+            raise SpecError("backend", "{keras} 2 (tf-keras) runs on TensorFlow only, not on {got}",
+                            got=str(self.backend))
+        object.__setattr__(self, "shuffle", Shuffle.of(self.shuffle))
+        if isinstance(self.reset, str):
+            object.__setattr__(self, "reset", ResetPolicy.parse(self.reset))
+        positive = {"samples": self.samples, "timesteps": self.timesteps, "features": self.features,
+                    "batch_size": self.batch_size, "epochs": self.epochs, "units": self.units,
+                    "layers": self.layers}
+        for name, value in positive.items():
+            if value < 1:
+                raise SpecError(name, f"{{{name}}} must be a positive integer")
+        for name in ("val_samples", "predict_samples"):
+            if getattr(self, name) < 0:
+                raise SpecError(name, f"{{{name}}} must be zero or positive")
+        if not 0 <= self.seed < 2**32:
+            raise SpecError("seed", "{seed} must be between 0 and 2**32 - 1")
+        if isinstance(self.workflow, str):
+            object.__setattr__(self, "workflow", parse(self.workflow))
+        if self.workflow is not None:
+            self._check_workflow()
+        if self.reset and not self.stateful:
+            # A stateless layer holds no state between calls: a reset callback would
+            # change nothing, so asking for one is a misunderstanding worth stopping.
+            raise SpecError("reset", "{reset} {policy} needs {stateful}: a stateless layer starts every "
+                            "batch from zeros already", policy=str(self.reset))
+
+    def _check_workflow(self) -> None:
+        shorthand = {"epochs": 1, "val_samples": 0, "predict_samples": 0}
+        given = [name for name, default in shorthand.items() if getattr(self, name) != default]
+        if given:
+            raise SpecError("workflow", "{workflow} writes the whole workflow: " + ", ".join(
+                f"{{{name}}}" for name in given) + " would add to it; write them in it (fit(epochs=...), "
+                "fit(validation_samples=...), predict(n))")
+        if self.stateful:
+            hand = next((op for op in _distinct(self.workflow) if op.hand_carried), None)
+            if hand is not None:
+                raise SpecError("workflow", "{workflow}: " + f"{hand} carries a stateless layer's states by hand; "
+                                "a stateful layer carries its own (drop initial_state=, or use a stateless layer)")
+        if self.hand_carried:
+            predicts = {(op.kind, op.samples, op.batch_size) for op in _distinct(self.workflow)
+                        if op.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH)}
+            others = {op.kind for op in _distinct(self.workflow)} - {Kind.PREDICT, Kind.PREDICT_ON_BATCH,
+                                                                   Kind.RESET_STATE, Kind.SAVE_AND_LOAD}
+            if others:
+                raise SpecError("workflow", "{workflow}: initial_state=\"previous\" is followed in a workflow of "
+                                "predict calls (predict, predict_on_batch, reset_state, save_and_load), not "
+                                + ", ".join(sorted(others)) + ": a model taking its states as inputs is trained "
+                                "through another one")
+            if len(predicts) > 1:
+                raise SpecError("workflow", "{workflow}: initial_state=\"previous\" hands each sample the states "
+                                "the previous predict returned for it: every predict call must be alike (the same "
+                                "call, sample count and batch_size)")
+        for op in _distinct(self.workflow):
+            if op.kind == Kind.FIT and op.validation_split and self.fit_split(op) in (0, self.samples):
+                # Keras's own refusal, before fit runs a batch.
+                raise SpecError("workflow", "{workflow}: " + f"{op}: Keras raises ValueError: Training data contains "
+                                f"{self.samples} samples, which is not sufficient to split it into a validation "
+                                f"and training set as specified by `validation_split={op.validation_split}`; "
+                                "give fit more samples or another validation_split")
+
+    @property
+    def plan(self) -> Workflow:
+        """The workflow: as given, or the one the shorthand settings describe."""
+        if self.workflow is not None:
+            return self.workflow
+        fit = Op(Kind.FIT, epochs=self.epochs, validation_samples=self.val_samples)
+        return (fit, Op(Kind.PREDICT, self.predict_samples)) if self.predict_samples else (fit,)
+
+    def fit_split(self, op: Op) -> int:
+        """The training samples a fit takes: the first N(1 - validation_split), floored, as Keras."""
+        return math.floor(self.samples * (1.0 - op.validation_split)) if op.validation_split else self.samples
+
+    def fit_validation(self, op: Op) -> int:
+        """The samples a fit validates on: the rest of N after validation_split, or validation_samples."""
+        return self.samples - self.fit_split(op) if op.validation_split else op.validation_samples
+
+    def samples_of(self, op: Op, phase: Phase) -> int:
+        """The samples one pass of `op` runs in `phase`: fit's training or validation samples,
+        or the call's own."""
+        if op.kind != Kind.FIT:
+            return op.samples
+        return self.fit_split(op) if phase == Phase.TRAIN else self.fit_validation(op)
+
+    @functools.cached_property
+    def hand_carried(self) -> bool:
+        """Whether the workflow passes states back by hand (initial_state="previous")."""
+        return any(op.hand_carried for op in _distinct(self.workflow))
+
+    @property
+    def carries(self) -> bool:
+        """Whether any state can pass from one call to another: stateful, and more than one call."""
+        return self.stateful and self.calls > 1
+
+    @property
+    def directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
+    def layer_name(self) -> str:
+        """How the verdict names the model, e.g. "2-layer bidirectional GRU"."""
+        stack = f"{self.layers}-layer " if self.layers > 1 else ""
+        return f"{stack}{'bidirectional ' if self.bidirectional else ''}{self.cell.keras_name}"
+
+    @property
+    def batches_per_epoch(self) -> int:
+        """Training batches in each epoch, the last one partial where B does not divide N."""
+        return math.ceil(self.samples / self.batch_size)
+
+    @functools.cached_property
+    def _counts(self) -> tuple[int, int, int]:
+        return _tally(self, self.plan, self.batch_size, {})
+
+    @property
+    def calls(self) -> int:
+        """Layer calls the workflow makes, if nothing raises (counted, never unrolled)."""
+        return self._counts[0]
+
+    @property
+    def largest_batch(self) -> int:
+        """The most slots any call fills."""
+        return self._counts[2]
+
+    def order_bytes(self) -> int:
+        """Memory of one epoch's training order, which even a dry run holds (4 or 8 bytes a sample)."""
+        return self.samples * (4 if self.samples < 2**31 else 8)
+
+    def to_json(self) -> dict[str, Any]:
+        fields = dataclasses.asdict(self)
+        fields.update(shuffle=self.shuffle.keras_value, reset=str(self.reset), cell=str(self.cell),
+                      keras=str(self.keras), backend=str(self.backend),
+                      workflow=None if self.workflow is None else text(self.workflow), calls=text(self.plan))
+        return fields
+
+    @classmethod
+    def from_json(cls, fields: Mapping[str, Any]) -> Spec:
+        """The spec `to_json` wrote."""
+        names = {field.name for field in dataclasses.fields(cls)}
+        return cls(**{name: value for name, value in fields.items() if name in names})
+
+
+def _distinct(workflow: Workflow | None) -> set[Op]:
+    return distinct(workflow or ())
+
+
+def _tally(spec: Spec, workflow: Workflow, batch_size: int, seen: dict[tuple[int, int], tuple[int, int, int]]
+           ) -> tuple[int, int, int]:
+    """(layer calls, the model's batch size after them, the most slots a call fills), for the
+    workflow run on a model built for `batch_size`. A repeat counts its body once, and again
+    only when a twin in it changed the batch size: from then on the twin sets the one it will
+    always set. `seen` keeps each body's count per batch size, so nested repeats cost what
+    their text costs."""
+    key = (id(workflow), batch_size)
+    if key in seen:
+        return seen[key]
+
+    calls, largest = 0, 0
+    for item in workflow:
+        if isinstance(item, Op):
+            if item.kind == Kind.TWIN:
+                batch_size = item.batch_size or batch_size
+                continue
+            size = item.batch_size or batch_size
+            if item.kind == Kind.FIT:
+                train, validation = spec.fit_split(item), spec.fit_validation(item)
+                epochs = range(item.initial_epoch, item.epochs)
+                validated = sum((epoch + 1) % item.validation_freq == 0 for epoch in epochs) if validation else 0
+                calls += len(epochs) * math.ceil(train / size) + validated * math.ceil(validation / size)
+                largest = max(largest, min(size, max(train, validation)))
+            elif item.kind.runs_batches:
+                calls += 1 if item.kind.one_batch else math.ceil(item.samples / size)
+                largest = max(largest, item.samples if item.kind.one_batch else min(size, item.samples))
+            continue
+        first, after, most = _tally(spec, item.body, batch_size, seen)
+        again, final, most_again = (_tally(spec, item.body, after, seen) if item.times > 1 and after != batch_size
+                                    else (first, after, most))
+        calls += first + (item.times - 1) * again
+        batch_size, largest = final, max(largest, most, most_again)
+    seen[key] = (calls, batch_size, largest)
+    return calls, batch_size, largest

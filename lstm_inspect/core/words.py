@@ -1,0 +1,30 @@
+"""How the library's sentences name settings and count things."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Terms:
+    """How the library's sentences name a setting: as Spec's fields (`batch_size`,
+    `shuffle=False`), or, given `flags`, as a command line spells them."""
+
+    flags: Mapping[str, str] = dataclasses.field(default_factory=dict)  # field -> option
+    settings: Mapping[str, str] = dataclasses.field(default_factory=dict)  # "shuffle=False" -> its option
+
+    def name(self, field: str) -> str:
+        return self.flags.get(field, field)
+
+    def setting(self, field: str, value: object) -> str:
+        python = f"{field}={value!r}"
+        if field not in self.flags:
+            return python
+        return self.settings.get(python, f"{self.flags[field]} {value}")
+
+
+def plural(count: int, word: str, many: str | None = None) -> str:
+    """E.g. "1 sample", "2,000 samples", "3 slot carries" (with `many`)."""
+    return f"{count:,} {word if count == 1 else many or word + 's'}"

@@ -1,0 +1,294 @@
+"""The user's Keras workflow: the calls made on the model, in order, as `--calls` writes them.
+
+`parse("fit(epochs=2, shuffle=False); predict(1) * 100")` reads Keras-like text with the
+`ast` module (nothing is ever evaluated) into a `Workflow`: a tuple of `Op`s and `Repeat`s.
+A repeat stays one node however large its count, so `ops()` hands the calls out one at a
+time and a workflow of a million calls costs what its text costs. Anything outside the
+accepted forms is a `SpecError` naming what was not understood.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from enum import StrEnum
+
+from .choices import Phase, Shuffle
+from .errors import SpecError
+from .numbers import MAX_DIGITS
+
+
+class Kind(StrEnum):
+    FIT = "fit"
+    EVALUATE = "evaluate"
+    PREDICT = "predict"
+    TRAIN_ON_BATCH = "train_on_batch"
+    TEST_ON_BATCH = "test_on_batch"
+    PREDICT_ON_BATCH = "predict_on_batch"
+    RESET_STATE = "reset_state"
+    SAVE_AND_LOAD = "save_and_load"
+    TWIN = "twin"
+
+    @property
+    def runs_batches(self) -> bool:
+        """Whether the model runs data (the others change the model or its state)."""
+        return CALLS[self].runs_batches
+
+    @property
+    def one_batch(self) -> bool:
+        """One layer call of all its samples, outside fit, evaluate and predict."""
+        return CALLS[self].runs_batches and not CALLS[self].callbacks
+
+
+@dataclass(frozen=True)
+class CallKind:
+    """What one kind of call does, as the rest of the package needs to know it. A new kind is a
+    row here, then a row in each table keyed by Kind (FACTS' traces, the mirror's and the oracle's
+    model changes, the emitted snippets): tests/test_tables.py fails until every table has it."""
+
+    form: str  # how --calls writes it, in the list of accepted forms
+    keywords: tuple[str, ...] = ()  # the keywords it takes (Keras's names)
+    counted: bool = False  # takes a sample count, e.g. predict(32)
+    phase: Phase | None = None  # the phase its layer calls run in; None: none, or fit's own phases
+    callbacks: bool = True  # whether Keras runs the callbacks it is given
+    runs_batches: bool = True  # whether it runs the model on data at all
+
+
+CALLS: dict[Kind, CallKind] = {
+    Kind.FIT: CallKind("fit(epochs=, batch_size=, shuffle=, validation_split=, validation_samples=, "
+                       "validation_freq=, initial_epoch=)",
+                       ("epochs", "batch_size", "shuffle", "validation_split", "validation_samples",
+                        "validation_freq", "initial_epoch")),
+    Kind.EVALUATE: CallKind("evaluate(n, batch_size=)", ("batch_size",), counted=True, phase=Phase.EVALUATE),
+    Kind.PREDICT: CallKind('predict(n, batch_size=, initial_state="previous")', ("batch_size", "initial_state"),
+                           counted=True, phase=Phase.PREDICT),
+    Kind.TRAIN_ON_BATCH: CallKind("train_on_batch(n)", counted=True, phase=Phase.TRAIN, callbacks=False),
+    Kind.TEST_ON_BATCH: CallKind("test_on_batch(n)", counted=True, phase=Phase.EVALUATE, callbacks=False),
+    Kind.PREDICT_ON_BATCH: CallKind("predict_on_batch(n)", ("initial_state",), counted=True, phase=Phase.PREDICT,
+                                    callbacks=False),
+    Kind.RESET_STATE: CallKind("reset_state()", runs_batches=False),
+    Kind.SAVE_AND_LOAD: CallKind("save_and_load()", runs_batches=False),
+    Kind.TWIN: CallKind("twin(batch_size=b)", ("batch_size",), runs_batches=False),
+}
+
+
+ALIASES = {"reset_states": Kind.RESET_STATE}  # Keras 2's name
+PREVIOUS = "previous"  # initial_state="previous": the states the previous predict returned
+
+
+@dataclass(frozen=True)
+class Op:
+    """One call on the model. Unset (None) settings take the command's: the model's batch
+    size, and `--shuffle` for fit."""
+
+    kind: Kind
+    samples: int = 0  # evaluate, predict and the *_on_batch calls: how many samples
+    batch_size: int | None = None
+    epochs: int = 1
+    shuffle: Shuffle | None = None
+    validation_split: float = 0.0
+    validation_samples: int = 0
+    validation_freq: int = 1
+    initial_epoch: int = 0
+    initial_state: str | None = None
+
+    def __str__(self) -> str:
+        """The call as --calls writes it, settings at their defaults left out."""
+        arguments = [f"{self.samples}"] if CALLS[self.kind].counted else []
+        for field in fields(self)[2:]:
+            value = getattr(self, field.name)
+            if value != field.default:
+                shown = value.keras_value if isinstance(value, Shuffle) else value
+                arguments.append(f"{field.name}={shown!r}")
+        return f"{self.kind}({', '.join(arguments)})"
+
+    @property
+    def hand_carried(self) -> bool:
+        return self.initial_state == PREVIOUS
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """`body * times`: the calls of `body`, `times` times over."""
+
+    body: tuple[Op | Repeat, ...]
+    times: int
+
+    def __str__(self) -> str:
+        inner = text(self.body)
+        inner = f"({inner.replace('; ', ', ')})" if len(self.body) > 1 else inner
+        return f"{inner} * {self.times}"
+
+
+Workflow = tuple[Op | Repeat, ...]
+
+FORMS = (", ".join(row.form for row in CALLS.values()) + ", separated by ';', and repeats: call * k or "
+         "(call, call) * k")
+MAX_REPEAT = 10**8  # as many layer calls as the command follows at most
+MAX_DEPTH = 32  # repeats inside repeats: far more than any workflow needs, far less than Python's stack
+
+
+def _refuse(what: str, node: ast.AST | None = None, source: str = "") -> SpecError:
+    shown = ast.get_source_segment(source, node) if node is not None and source else None
+    # The user's text goes in as a value, never into the template: "{...}" in it stays text.
+    return SpecError("workflow", "{workflow}: {what}{where}; accepted: {forms}", what=what,
+                     where=f" in `{shown}`" if shown else "", forms=FORMS)
+
+
+def parse(source: str) -> Workflow:
+    """The workflow `source` writes, or SpecError naming the first thing not understood."""
+    if len(source) > 100_000:
+        raise SpecError("workflow", "{workflow} is longer than 100,000 characters: use a repeat (call * k)")
+    try:
+        tree = ast.parse(source.strip(), mode="exec")
+    except SyntaxError as error:
+        raise SpecError("workflow", "{workflow} is not understood: {why} at column {column}; accepted: {forms}",
+                        why=error.msg, column=error.offset or 0, forms=FORMS) from None
+    except (RecursionError, MemoryError):
+        raise SpecError("workflow", f"{{workflow}} nests too deep: at most {MAX_DEPTH} repeats inside "
+                        "one another") from None
+    if not tree.body:
+        raise SpecError("workflow", "{workflow} is empty; accepted: {forms}", forms=FORMS)
+    items: list[Op | Repeat] = []
+    for statement in tree.body:
+        if not isinstance(statement, ast.Expr):
+            raise _refuse("only calls are understood", statement, source)
+        items.append(_item(statement.value, source, 0))
+    return tuple(items)
+
+
+def _negative(node: ast.expr) -> bool:
+    return isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and _is_int(node.operand)
+
+
+def _item(node: ast.expr, source: str, depth: int) -> Op | Repeat:
+    if depth > MAX_DEPTH:
+        raise _refuse(f"repeats nest more than {MAX_DEPTH} deep", node, source)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mult):
+        counted = _is_int(node.right) or _negative(node.right)
+        body, count = (node.left, node.right) if counted else (node.right, node.left)
+        if not (_is_int(count) or _negative(count)):
+            raise _refuse("a repeat is a call or a tuple of calls times a whole number", node, source)
+        times = _count(count, "a repeat count", source, minimum=1, maximum=MAX_REPEAT)
+        parts = body.elts if isinstance(body, ast.Tuple) else [body]
+        if not parts:
+            raise _refuse("a repeat needs at least one call", node, source)
+        return Repeat(tuple(_item(part, source, depth + 1) for part in parts), times)
+    if isinstance(node, ast.Tuple):
+        raise _refuse("a tuple of calls needs a repeat count (… * k); separate single calls with ';'", node, source)
+    if not isinstance(node, ast.Call):
+        raise _refuse("not a call", node, source)
+    return _op(node, source)
+
+
+def _is_int(node: ast.expr) -> bool:
+    return isinstance(node, ast.Constant) and type(node.value) is int
+
+
+def _count(node: ast.expr, what: str, source: str, minimum: int, maximum: int | None = None) -> int:
+    if _negative(node):
+        raise _refuse(f"{what} must be at least {minimum}", node, source)
+    if not _is_int(node):
+        raise _refuse(f"{what} must be a whole number", node, source)
+    value = node.value  # type: ignore[attr-defined]
+    if len(str(abs(value))) > MAX_DIGITS:
+        raise _refuse(f"{what} has more than {MAX_DIGITS} digits", node, source)
+    if value < minimum:
+        raise _refuse(f"{what} must be at least {minimum}", node, source)
+    if maximum is not None and value > maximum:
+        raise _refuse(f"{what} must be at most {maximum:,}", node, source)
+    return int(value)
+
+
+def _name(node: ast.Call, source: str) -> Kind:
+    function = node.func
+    if isinstance(function, ast.Attribute) and isinstance(function.value, ast.Name) and function.value.id == "model":
+        name = function.attr  # model.predict(...) reads as predict(...)
+    elif isinstance(function, ast.Name):
+        name = function.id
+    else:
+        raise _refuse("only plain calls (or model.<call>) are understood", node, source)
+    if name in ALIASES:
+        return ALIASES[name]
+    try:
+        return Kind(name)
+    except ValueError:
+        raise _refuse(f"unknown call {name}()", node, source) from None
+
+
+def _op(node: ast.Call, source: str) -> Op:
+    kind = _name(node, source)
+    settings: dict[str, object] = {}
+    if CALLS[kind].counted:
+        if len(node.args) != 1:
+            raise _refuse(f"{kind} takes one sample count, e.g. {kind}(32)", node, source)
+        settings["samples"] = _count(node.args[0], f"{kind}'s sample count", source, minimum=1)
+    elif kind == Kind.TWIN and len(node.args) == 1 and not node.keywords:
+        node = ast.Call(node.func, [], [ast.keyword("batch_size", node.args[0])])  # twin(1) as twin(batch_size=1)
+    elif node.args:
+        raise _refuse(f"{kind} takes no positional argument", node, source)
+    seen = set()
+    for keyword in node.keywords:
+        name = keyword.arg
+        if name is None or name not in CALLS[kind].keywords:
+            accepted = ", ".join(CALLS[kind].keywords) or "none"
+            raise _refuse(f"{kind} takes no keyword {name or '**'} (its keywords: {accepted})", node, source)
+        if name in seen:
+            raise _refuse(f"{name} given twice", node, source)
+        seen.add(name)
+        settings[name] = _keyword_value(name, keyword.value, source)
+    if kind == Kind.TWIN and "batch_size" not in settings:
+        raise _refuse("twin needs batch_size=b, the batch size it is built for", node, source)
+    op = Op(kind, **settings)  # type: ignore[arg-type]
+    if op.validation_split and op.validation_samples:
+        raise _refuse("validation_split and validation_samples both give validation data: choose one",
+                      node, source)
+    if op.initial_epoch >= op.epochs:
+        raise _refuse("initial_epoch must be below epochs (Keras runs epochs initial_epoch..epochs-1)",
+                      node, source)
+    return op
+
+
+def _keyword_value(name: str, node: ast.expr, source: str) -> object:
+    if name == "shuffle":
+        value = node.value if isinstance(node, ast.Constant) else None
+        if value is True or value is False or value == "batch":
+            return Shuffle.of(value)
+        raise _refuse("shuffle is True, False or \"batch\"", node, source)
+    if name == "validation_split":
+        value = node.value if isinstance(node, ast.Constant) and type(node.value) in (int, float) else None
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value < 1):
+            raise _refuse("validation_split is a number from 0 up to (not including) 1", node, source)
+        return float(value)
+    if name == "initial_state":
+        if not (isinstance(node, ast.Constant) and node.value == PREVIOUS):
+            raise _refuse("initial_state takes \"previous\": the states the previous predict returned",
+                          node, source)
+        return PREVIOUS
+    minimum = 0 if name in ("validation_samples", "initial_epoch") else 1
+    return _count(node, name, source, minimum=minimum)
+
+
+def text(workflow: Workflow) -> str:
+    """The workflow as --calls writes it (parse(text(w)) == w)."""
+    return "; ".join(str(item) for item in workflow)
+
+
+def ops(workflow: Workflow) -> Iterator[Op]:
+    """Every call, repeats unrolled one call at a time."""
+    for item in workflow:
+        if isinstance(item, Op):
+            yield item
+        else:
+            for _ in range(item.times):
+                yield from ops(item.body)
+
+
+def distinct(workflow: Workflow) -> set[Op]:
+    """Each different call the workflow makes."""
+    found: set[Op] = set()
+    for item in workflow:
+        found |= {item} if isinstance(item, Op) else distinct(item.body)
+    return found

@@ -1,0 +1,128 @@
+"""The user's own data file (`--data`): opened memory-mapped and checked, and what its rows show.
+
+`continuity` reads the rows a chunk at a time and finds the sliding windows it can see exactly:
+whether row j+1 (or row j+B, which a stateful layer carries into) is row j moved s steps on.
+Pure numpy.
+"""
+
+from __future__ import annotations
+
+import mmap
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..core.errors import SpecError
+from .memory import rooms
+
+
+@dataclass(frozen=True)
+class Continuity:
+    """What a data file's rows show: `stride` s > 0 where each row is the row before moved s
+    steps on (x[j+1, :-s] == x[j, s:] for every j: sliding windows of one series), and
+    `slot_stride` the same between row j and row j+B (what a stateful layer carries)."""
+
+    rows: int
+    stride: int | None
+    slot_stride: int | None
+    path: str = ""  # the file read, when there is one
+
+    def to_json(self) -> dict[str, Any]:
+        return {"path": self.path, "rows": self.rows, "stride": self.stride, "slot_stride": self.slot_stride}
+
+
+def _shift(x: Any, gap: int, chunk_rows: int) -> int | None:
+    """The s (0 < s < T) with x[j+gap, :-s] == x[j, s:] for every row j, read a chunk at a time;
+    None if there is none (or fewer than gap+1 rows)."""
+    rows, timesteps = x.shape[0], x.shape[1]
+    if rows <= gap or timesteps < 2:
+        return None
+    first, later = np.asarray(x[0]), np.asarray(x[gap])
+    candidates = [s for s in range(1, timesteps) if np.array_equal(later[:-s], first[s:])]
+    for stride in candidates:
+        if all(_chunk_shifted(x, start, min(rows, start + chunk_rows + gap), gap, stride)
+               for start in range(0, rows - gap, chunk_rows)):
+            return stride
+    return None
+
+
+def _chunk_shifted(x: Any, start: int, stop: int, gap: int, stride: int) -> bool:
+    chunk = _rows(x, start, stop)
+    return bool(np.array_equal(chunk[gap:, :-stride], chunk[:-gap, stride:]))
+
+
+def _rows(x: Any, start: int, stop: int) -> np.ndarray:
+    """Rows start..stop-1 of `x`. A memory-mapped file's are read from the file: slicing the map
+    would leave every page read resident, and the process would grow to the file's size."""
+    filename = getattr(x, "filename", None)
+    # Only the map itself, as np.load gives it: a slice of it keeps the parent's offset.
+    if not isinstance(x, np.memmap) or not isinstance(x.base, mmap.mmap) or not filename or not x.flags.c_contiguous:
+        return np.asarray(x[start:stop])
+    row_bytes = x.dtype.itemsize * int(np.prod(x.shape[1:], dtype=np.int64))
+    with open(filename, "rb") as file:
+        file.seek(x.offset + start * row_bytes)
+        chunk = np.frombuffer(file.read((stop - start) * row_bytes), dtype=x.dtype)
+    return chunk.reshape(stop - start, *x.shape[1:])
+
+
+def continuity(x: Any, batch_size: int, chunk_rows: int = 4096, path: str = "") -> Continuity:
+    """Read `x` (rows, T, F), memory-mapped or not, a chunk of rows at a time."""
+    return Continuity(int(x.shape[0]), _shift(x, 1, chunk_rows), _shift(x, batch_size, chunk_rows)
+                      if batch_size > 1 else None, path)
+
+
+def open_data(path: str, key: str | None = None) -> np.ndarray:
+    """The array in a .npy file, memory-mapped (never read whole), or `key` of a .npz file (read
+    whole: numpy maps no member of an archive). ValueError with one line saying what is wrong (a
+    SpecError naming the field `key` where the key is at fault)."""
+    try:
+        with open(path, "rb") as file:
+            start = file.read(6)
+            file.seek(0)
+            if start[:2] == b"PK":  # a zip: .npz
+                return _npz_member(path, key)
+            if key is not None:
+                raise SpecError("key", "{path} is a .npy file: it holds one array, and {key} names one of a .npz",
+                                path=path)
+            try:
+                version = np.lib.format.read_magic(file)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(file)
+            except (ValueError, OSError, SyntaxError, EOFError) as error:
+                raise ValueError(f"{path} is not a .npy or .npz file ({error})") from None
+            needed = file.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+            file.seek(0, 2)
+            if file.tell() < needed:
+                raise ValueError(f"{path} is cut short: {file.tell():,} bytes of the {needed:,} its header announces")
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
+    try:
+        mapped: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
+        return mapped
+    except (ValueError, OSError) as error:
+        raise ValueError(f"{path} is not a .npy or .npz file ({error})") from None
+
+
+def _npz_member(path: str, key: str | None) -> np.ndarray:
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as error:
+        raise ValueError(f"{path} is not a .npy or .npz file ({error})") from None
+    with archive:
+        if key is None:
+            raise SpecError("key", "{path} is a .npz archive: name its array with {key} (it holds {names})",
+                            path=path, names=", ".join(archive.files) or "none")
+        if key not in archive.files:
+            raise ValueError(f"{path} has no array {key!r} (it holds {', '.join(archive.files) or 'none'})")
+        unpacked = archive.zip.getinfo(f"{key}.npy").file_size
+        room = min((found.bytes for found in rooms()), default=None)
+        if room is not None and unpacked > room // 2:
+            raise ValueError(f"{path}: array {key!r} takes {unpacked:,} bytes once read, more than half of the "
+                             f"{room:,} this process may hold (numpy maps no array of a .npz): save it with "
+                             "numpy.save as a .npy file, which is memory-mapped")
+        try:
+            return np.asarray(archive[key])
+        except (ValueError, OSError, EOFError) as error:
+            raise ValueError(f"{path}: array {key!r} cannot be read ({error}): the file may be cut short") from None

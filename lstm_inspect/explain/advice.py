@@ -1,0 +1,128 @@
+"""From explaining to advising: how to write this setup in the user's Keras, whether a stateful
+layer fits it, and how its data must be laid out (row j+B continues row j).
+
+Each item is short and tied to what this setup shows; `data` (what `layout.continuity` found
+in the user's own rows) adds what their file shows. Pure: no torch, no Keras.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from ..core.choices import Backend, KerasVersion, ResetKind
+from ..core.facts import facts_for
+from ..core.spec import Spec
+from ..core.words import Terms
+from ..core.workflow import Kind, distinct
+from ..data.datafile import Continuity
+
+
+@dataclass(frozen=True)
+class Advice:
+    key: str  # what it is about: "batch size", "reset", "set states", "by hand", "stateful?", "layout", "data"
+    text: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "text": self.text}
+
+
+def advise(spec: Spec, data: Continuity | None = None, terms: Terms = Terms()) -> list[Advice]:
+    """The advice for `spec` (and for the user's data, when read)."""
+    found = _api(spec)
+    found.append(_stateful_or_not(spec, terms))
+    if spec.stateful:
+        found.append(_layout(spec, terms))
+    if data is not None:
+        found.append(_data(spec, data))
+    return found
+
+
+def _api(spec: Spec) -> list[Advice]:
+    b, t, f = spec.batch_size, spec.timesteps, spec.features
+    layer = spec.cell.keras_name
+    if not spec.stateful:
+        items: list[Advice] = []  # a stateless layer has no state to fix, reset or set
+    elif spec.keras == KerasVersion.TWO:
+        items = [Advice("reset", "tf-keras resets every stateful layer at once: model.reset_states() (or "
+                                 "layer.reset_states() for one)"),
+                 Advice("set states", "give a stateful layer chosen states with layer.reset_states(states=[h, c]) "
+                                      "(numpy arrays of shape (B, units))")]
+        items.insert(0, Advice("batch size", f"fix the batch size on the first layer: {layer}(units, "
+                                             f"stateful=True, batch_input_shape=({b}, {t}, {f})), or "
+                                             f"keras.Input(batch_shape=({b}, {t}, {f}))"))
+    else:
+        items = [Advice("reset", "Keras 3's Model has no reset_states(): reset each recurrent layer, "
+                                 "for layer in model.layers: if isinstance(layer, keras.layers.RNN): "
+                                 "layer.reset_state() (a Bidirectional's: layer.forward_layer and "
+                                 "layer.backward_layer)"),
+                 Advice("set states", "reset_state() takes no argument in Keras 3 (TypeError): set chosen states "
+                                      "with layer.states[i].assign(value), i = 0 for h and 1 for c")]
+        items.insert(0, Advice("batch size", f"fix the batch size with keras.Input(batch_shape=({b}, {t}, {f})): "
+                                             f"Keras 3 refuses {layer}(batch_input_shape=...) (\"Unrecognized "
+                                             "keyword arguments passed to " + layer + "\")"))
+    hand = ("carry states yourself with a stateless layer: " + layer + "(units, return_state=True) returns the "
+            "final states after the output; pass them back as initial_state=[h, c] in the next call "
+            "(a model taking them as inputs)")
+    if spec.stateful and not facts_for(spec).carries and spec.backend == Backend.JAX:
+        hand = (f"on jax stateful=True carries nothing inside fit, evaluate and predict: {hand}, or run the "
+                "torch or TensorFlow backend")
+    items.append(Advice("by hand", hand))
+    return items
+
+
+def _stateful_or_not(spec: Spec, terms: Terms) -> Advice:
+    n, t, b = spec.samples, spec.timesteps, spec.batch_size
+    if not spec.stateful:
+        return Advice("stateful?", f"stateless fits when each of the {n:,} samples is one whole sequence of {t:,} "
+                                   f"steps: every sample starts from zeros, and the batch size {b:,} only changes "
+                                   "the optimisation, not what the layer sees. Stateful pays only when long series "
+                                   f"are cut into windows of {t:,} steps: then {terms.name('stateful')} with B = the "
+                                   "number of series run side by side, shuffle off, and a reset where a series ends")
+    shuffled = [op for op in distinct(spec.plan) if op.kind == Kind.FIT and (spec.shuffle if op.shuffle is None
+                                                                              else op.shuffle)]
+    text = (f"stateful fits when each row is a window of a longer series: the {b:,} slots are {b:,} series run side "
+            f"by side, each slot's state flowing from one window to the next. If each of the {n:,} samples is a "
+            "whole sequence, use a stateless layer: here a state would flow into an unrelated sequence")
+    if shuffled:
+        text += f"; turn shuffle off ({terms.setting('shuffle', False)}): shuffling breaks every series"
+    if spec.reset.kind == ResetKind.NEVER and not spec.reset.predict:
+        text += "; and reset where a series ends (a callback, or reset_state() between series)"
+    return Advice("stateful?", text)
+
+
+def _layout(spec: Spec, terms: Terms) -> Advice:
+    b, t = spec.batch_size, spec.timesteps
+    per_slot = spec.samples // b
+    text = (f"row j+{b:,} must continue row j (slot i of batch k+1 continues slot i of batch k), not row j+1: with "
+            f"{spec.samples:,} rows each slot runs {per_slot:,} windows of one series. From long series, "
+            f"lstm_inspect.layout.stateful_layout(series, timesteps={t}, batch_size={b}) orders the windows so and "
+            "returns where each row came from; reset every K batches where each series holds K windows "
+            f"({terms.setting('reset', 'every:K')}), or once per epoch when it spans the epoch")
+    return Advice("layout", text)
+
+
+def _data(spec: Spec, data: Continuity) -> Advice:
+    b, t = spec.batch_size, spec.timesteps
+    carries = (f"a stateful layer carries row j into row j+{b:,}" if spec.stateful
+               else "a stateless layer carries nothing from row to row")
+    if data.stride is not None:
+        s = data.stride
+        text = (f"your {data.rows:,} rows are sliding windows of one series, each {s:,} step{'s' * (s > 1)} on from "
+                f"the row before (x[j+1, :-{s}] == x[j, {s}:] for every j): row j+1 continues row j, while {carries}")
+        if spec.stateful and b * s == t:
+            text += f", which starts exactly where row j ends ({b:,} x {s:,} = {t:,} steps): the carry follows the data"
+        elif spec.stateful:
+            text += (f", {b * s:,} steps on while a window holds {t:,}: the carry "
+                     f"{'re-reads' if b * s < t else 'skips'} steps. Sliding windows want a stateless layer; to "
+                     "carry state, cut back-to-back windows with stateful_layout")
+        return Advice("data", text)
+    if data.slot_stride is not None:
+        s = data.slot_stride
+        text = (f"row j+{b:,} of your data is row j moved {s:,} steps on (x[j+{b}, :-{s}] == x[j, {s}:]): each slot "
+                f"runs one series of overlapping windows, so the carry {'follows' if s == t else 're-reads'} it")
+        return Advice("data", text)
+    return Advice("data", f"no row of your {data.rows:,} overlaps the next or the one {b:,} rows on: the file cannot "
+                          "show whether its rows continue each other (back-to-back windows leave no overlap to "
+                          f"see). {carries[0].upper() + carries[1:]}: make row j+{b:,} the window after row j, "
+                          "as stateful_layout does")

@@ -1,0 +1,66 @@
+"""How to make a setup that Keras refuses run: every stateful call a batch of exactly the
+size the model was built for."""
+
+from __future__ import annotations
+
+import math
+
+from ..core.order import iter_invocations
+from ..core.spec import Spec
+from ..core.words import Terms, plural
+from ..core.workflow import Kind
+
+
+def _divisors(n: int) -> list[int]:
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    return sorted(set(small + [n // d for d in small]))
+
+
+def _either(separator: str, last: str, words: list[str]) -> str:
+    return words[0] if len(words) == 1 else separator.join(words[:-1]) + last + words[-1]
+
+
+def fix_for_partial_batch(spec: Spec, terms: Terms = Terms()) -> str:
+    """How to make every stateful call hold exactly B samples, as Keras requires."""
+    sizes = {terms.name("samples"): spec.samples, terms.name("val_samples"): spec.val_samples,
+             terms.name("predict_samples"): spec.predict_samples}
+    sizes = {name: size for name, size in sizes.items() if size}
+    common = math.gcd(*sizes.values())
+    divisors = _divisors(common)
+    below = [d for d in divisors if d < spec.batch_size][-2:]
+    above = [d for d in divisors if d > spec.batch_size][:2]
+    near = below + above
+    choice = _either(", ", " or ", [str(d) for d in near])
+    what = _either(", ", " and ", list(sizes))
+    advice = f"use {terms.name('batch_size')} {choice} (divisors of {what} near {spec.batch_size})"
+    truncations = [f"{name} to {size - size % spec.batch_size}" for name, size in sizes.items()
+                   if size % spec.batch_size and size >= spec.batch_size]
+    if truncations:
+        advice += (", or drop the remainder as drop_remainder does: truncate "
+                   + ", ".join(truncations))
+    return advice
+
+
+def fix_for_call(spec: Spec, index: int, terms: Terms = Terms()) -> str:
+    """How to make the workflow's call that holds layer call `index` give its stateful layer
+    batches of exactly the size the model was built for."""
+    for invocation, calls in iter_invocations(spec):
+        found = [call for call in calls if call.index == index]
+        if not found:
+            continue
+        op, built = invocation.op, invocation.batch_size
+        slots = len(found[0].samples)
+        model = f"the {invocation.model} model" if invocation.model else "the model"
+        if op.batch_size is not None and op.batch_size != built:
+            return (f"{op} asks for batches of {op.batch_size:,} from {model}, built for {built:,}: make a "
+                    f"stateful twin for them first (twin(batch_size={op.batch_size}), which takes the weights and "
+                    f"starts from zeros), or call it with batch_size={built}")
+        if op.kind.one_batch or slots != built and found[0].batch == 0 and op.kind != Kind.FIT:
+            return (f"{op} sends {plural(slots, 'sample')} at once to {model}, built for batches of {built:,}: send "
+                    f"{built:,}, or make a stateful twin for {slots:,} first (twin(batch_size={slots}))")
+        total = spec.fit_split(op) if op.kind == Kind.FIT else op.samples
+        what = f"fit's {total:,} training samples ({terms.name('samples')})" if op.kind == Kind.FIT \
+            else f"the {total:,} samples of {op}"
+        return (f"{what} end with a batch of {slots:,}: give it a multiple of {built:,} samples "
+                f"(e.g. {max(built, total - total % built):,}), as drop_remainder does")
+    raise ValueError(f"the workflow makes no layer call {index}")

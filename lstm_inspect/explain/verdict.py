@@ -1,0 +1,328 @@
+"""The report's sentences: the verdict for a setup and the warnings worth giving it.
+
+Judged from the spec and the checked run's counts; settings are named through `Terms`, so
+the command line can have its own flags named instead of Spec's fields.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import re
+from typing import Any
+
+from ..core.choices import Backend, Cell, KerasVersion, Phase, ResetKind
+from ..core.facts import KerasError, broadcast_phases, facts_for, keeps_state
+from ..core.schedule import Step
+from ..core.spec import Spec
+from ..core.words import Terms, plural
+from ..core.workflow import Kind, Op, distinct
+
+
+def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
+    """Setups that run in Keras without a word but rarely do what their author meant."""
+    found = _version_warning(spec)
+    if not spec.stateful:
+        return found
+    if not facts_for(spec).carries:
+        eager = (" (only a direct call, model(x), runs eagerly and carries it)"
+                 if spec.backend == Backend.JAX else "")
+        return [*found, f"{stateful_does_nothing(spec)}: every call starts from zeros, as if the layer were "
+                        f"stateless, whatever the callbacks reset{eager}; to carry the state, use the torch or "
+                        "TensorFlow backend, or carry it by hand (return_state=True, then initial_state=...)"]
+    broadcast = broadcast_phases(spec)
+    if broadcast:
+        found.append(_broadcast_warning(spec, " and ".join(broadcast), Phase.PREDICT in broadcast))
+    if _shuffle_mixes_slots(spec):
+        found.append("shuffle is on with a stateful layer: Keras still carries state slot by slot, "
+                     f"so each slot continues an unrelated sample; use {terms.setting('shuffle', False)}, "
+                     "as the layer's docs ask")
+    if any(op.epochs - op.initial_epoch > 1 for op in _fits(spec)) and spec.reset.kind == ResetKind.NEVER:
+        found.append("states are carried across epochs: nothing resets them at an epoch boundary; "
+                     f"use {terms.setting('reset', 'epoch')} (a callback resetting the RNN layers in on_epoch_begin)")
+    if spec.bidirectional:
+        found.append("stateful Bidirectional: the backward direction carries the state it had at the "
+                     "previous batch's first timestep, so consecutive batches are not one long "
+                     "bidirectional sequence (see the continuation evidence)")
+    if any(op.validation_samples or op.validation_split for op in _fits(spec)):
+        if not spec.reset.validation:
+            found.append("validation runs through the training state: it starts from the state training "
+                         "left and leaves its own state for what comes next")
+        elif spec.reset.kind == ResetKind.NEVER:
+            found.append("your callback resets before validation, but validation leaves its own state: the "
+                         "next epoch's training starts from it; reset in on_epoch_begin too "
+                         f"({terms.setting('reset', 'epoch,validation')})")
+    if _loaded_then_trained(spec):
+        found.append(f"{facts_for(spec).name} cannot train a stateful {spec.cell.keras_name} loaded with "
+                     "keras.models.load_model: use_cudnn=False is not saved, and with its default (\"auto\") "
+                     "fit and train_on_batch raise RuntimeError (a variable needed for gradient computation has "
+                     "been modified by an inplace operation); set rnn.use_cudnn = False on each loaded "
+                     "layer, as this tool's models do")
+    if spec.workflow is None and spec.predict_samples:
+        found.append("predict starts from the state fit left: reset the layer before predict "
+                     "if its sequences do not continue the training data")
+    return found
+
+
+def _broadcast_warning(spec: Spec, where: str, predict: bool) -> str:
+    # A workflow's twins may hold another number of slots than --batch.
+    slots, size = ((f"all {spec.batch_size:,} slots", f"{spec.batch_size:,} samples") if spec.workflow is None
+                   else ("every slot of the state", "the batch size the model was built for"))
+    rows = f", and predict returns {spec.batch_size:,} rows for it" if predict and spec.workflow is None else (
+        ", and predict returns a row per slot for it" if predict else "")
+    return (f"{facts_for(spec).name} does not raise for a stateful batch of one sample ({where}): in a compiled "
+            f"step (Keras's default) it broadcasts that sample into {slots}, so each slot runs it from its own "
+            f"state and every slot's state is overwritten{rows}: garbage; make every batch hold exactly {size}")
+
+
+def _loaded_then_trained(spec: Spec) -> bool:
+    """A stateful LSTM or GRU saved, loaded and trained by Keras 3 on torch (keras-team/keras#20875)."""
+    kinds = {op.kind for op in distinct(spec.workflow or ())}
+    return (spec.stateful and spec.keras == KerasVersion.THREE and spec.backend == Backend.TORCH
+            and spec.cell != Cell.RNN and Kind.SAVE_AND_LOAD in kinds
+            and bool(kinds & {Kind.FIT, Kind.TRAIN_ON_BATCH}))
+
+
+def _fits(spec: Spec) -> list[Op]:
+    return [op for op in distinct(spec.plan) if op.kind == Kind.FIT]
+
+
+def _passes(segment: str) -> str:
+    """The kind of call a segment belongs to: "predict#3" and "twin train#2 e4" read "predict"
+    and "twin train"."""
+    return re.sub(r"#\d+| e\d+", "", segment)
+
+
+class Passes:
+    """How each call of a workflow began (its first layer call), gathered as the steps stream
+    past: per kind of call and outcome, how often, and the first such call."""
+
+    def __init__(self) -> None:
+        self.outcomes: dict[tuple[str, str], list[Any]] = {}  # (kind, outcome) -> [count, first label]
+        self.broadcast: list[str] = []  # the first calls where TensorFlow broadcast a lone sample
+        self.predict_broadcast = False
+        self._segment = ""
+
+    def add(self, step: Step) -> None:
+        if step.call.broadcast:
+            self.predict_broadcast |= step.call.phase == Phase.PREDICT
+            if len(self.broadcast) < 4:
+                self.broadcast.append(step.call.label)
+        segment = step.call.segment
+        if segment == self._segment:
+            return
+        self._segment = segment
+        if step.raises:
+            outcome = "raises"
+        elif step.carried_slots and step.source is not None:
+            outcome = "carries:" + _passes(step.source.segment)
+        else:
+            outcome = "zeros"
+        found = self.outcomes.setdefault((_passes(segment), outcome), [0, step.call.label])
+        found[0] += 1
+
+    def carried(self, kind: str, source: str) -> int:
+        """How many calls of `kind` began from the state a `source` call left."""
+        return int(self.outcomes.get((kind, "carries:" + source), [0])[0])
+
+    def sentences(self, spec: Spec) -> list[str]:
+        """Call by call, e.g. "predict#2 and 3 more predict calls start from the state predict left"."""
+        said = []
+        for (kind, outcome), (count, first) in self.outcomes.items():
+            if outcome == "raises":
+                continue
+            calls = first if count == 1 else f"{first} and {plural(count - 1, 'more ' + kind + ' call')}"
+            if outcome == "zeros":
+                why = _why_zeros(spec, kind)
+                said.append(f"{calls} {'starts' if count == 1 else 'start'} from zeros{why}")
+            else:
+                source = outcome.partition(":")[2]
+                if source == kind:
+                    left = "the previous epoch left" if kind.endswith("train") else f"the {kind} call before it left"
+                else:
+                    left = f"{_SOURCE.get(source, source)} left"
+                said.append(f"{calls} {'carries' if count == 1 else 'carry'} the state {left}")
+        return said
+
+
+_SOURCE = {"train": "training", "twin train": "the twin's training", "loaded train": "the loaded model's training"}
+
+
+def _why_zeros(spec: Spec, kind: str) -> str:
+    if kind.startswith("twin"):
+        return " (a twin is a new model: set_weights copies the weights, never the states)"
+    if kind.startswith("loaded"):
+        return " (model.save() keeps the weights, not the states: a loaded model starts from zeros)"
+    return ""
+
+
+def workflow_warnings(spec: Spec, passes: Passes, terms: Terms = Terms()) -> list[str]:
+    """What only a run of the workflow shows: requests that carry one another's state."""
+    found = []
+    if passes.broadcast and spec.workflow is not None:
+        found.append(_broadcast_warning(spec, ", ".join(passes.broadcast), passes.predict_broadcast))
+    for kind in ("predict", "predict_on_batch"):
+        carried = passes.carried(kind, kind)
+        if carried and spec.stateful:
+            # predict_on_batch runs no callback: only a reset_state() between calls resets it.
+            hook = f"{terms.setting('reset', 'predict')}, or " if kind == "predict" else ""
+            found.append(f"each {kind} call carries the state the {kind} before it left "
+                         f"({plural(carried, 'time')}): as a serving loop, each request continues the previous "
+                         f"request, and the same input gives another answer each time; reset before each request "
+                         f"({hook}reset_state() between calls), or use a stateless layer")
+    after_fit = sum(passes.carried(kind, source) for kind in ("predict", "predict_on_batch")
+                    for source in ("train", "validation"))
+    if after_fit and spec.stateful and spec.workflow is not None:  # else said before the run
+        found.append("predict starts from the state fit left: reset the layer before predict "
+                     "if its sequences do not continue the training data")
+    return found
+
+
+def slot_counts(step: Step) -> list[str]:
+    """How a step's slots start, e.g. ["reset x200"] or ["carried x4"]."""
+    return ([f"reset x{step.zero_slots:,}"] if step.zero_slots else []) + (
+        [f"carried x{step.carried_slots:,}"] if step.carried_slots else []) + (
+        [f"other x{step.other_slots:,}"] if step.other_slots else [])
+
+
+def _times(count: int) -> str:
+    return {1: "once", 2: "twice"}.get(count, f"{count:,} times")
+
+
+def _shuffle_mixes_slots(spec: Spec) -> bool:
+    """Whether shuffling hands a slot's state to an unrelated sample: it does where one training
+    batch carries into the next. A carry into validation or predict, or across an epoch through
+    validation, joins unrelated samples whatever the shuffle."""
+    if not keeps_state(spec):
+        return False
+    resets_every_batch = spec.reset.kind == ResetKind.EVERY and spec.reset.every == 1
+    for op in _fits(spec):
+        shuffled = spec.shuffle if op.shuffle is None else op.shuffle
+        batches = math.ceil(spec.fit_split(op) / (op.batch_size or spec.batch_size))
+        validated = op.validation_samples or op.validation_split
+        across_epochs = op.epochs - op.initial_epoch > 1 and spec.reset.kind == ResetKind.NEVER and not validated
+        if shuffled and ((batches > 1 and not resets_every_batch) or across_epochs):
+            return True
+    return False
+
+
+def _version_warning(spec: Spec) -> list[str]:
+    """Keras installed in another version than the facts were measured on: they may differ."""
+    facts = facts_for(spec)
+    package = "tf_keras" if spec.keras == KerasVersion.TWO else "keras"
+    try:
+        installed = importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return []
+    if installed == facts.keras_version:
+        return []
+    return [f"the facts for {facts.name} were measured on {facts.measured_on}; you have {package} "
+            f"{installed}, where they may have changed (check with --against keras)"]
+
+
+def stateful_does_nothing(spec: Spec) -> str:
+    """Why a stateful layer on this backend carries nothing (for a backend whose facts say so)."""
+    facts = facts_for(spec)
+    return (f"stateful=True does nothing inside fit, evaluate or predict on the {facts.backend} backend "
+            f"in Keras {facts.keras_version}")
+
+
+def verdict(spec: Spec, error: KerasError | None, passes: Passes | None = None) -> str:
+    """The answer for this setup, in a few plain sentences; for a workflow (`spec.workflow`),
+    `passes` says how each of its calls began."""
+    batches = spec.batches_per_epoch
+    name = facts_for(spec).name
+    said = passes.sentences(spec) if passes is not None and spec.workflow is not None else []
+    call_by_call = f" Call by call: {'; '.join(said)}." if said else ""
+    if spec.stateful and not facts_for(spec).carries:
+        text = (f"{name}, stateful {spec.layer_name}: {stateful_does_nothing(spec)}. Every slot of every call starts "
+                "from zeros, as in a stateless layer; nothing passes between batches, epochs, validation "
+                "or predict, and a reset changes nothing. To carry the state: the torch or TensorFlow "
+                "backend, or states passed by hand.")
+        if spec.backend == Backend.JAX:
+            text += " Only a direct call, model(x), runs eagerly and carries the state on jax."
+        if error:
+            text += (f" Keras still raises {error.type} at step {error.step}: a stateful layer needs every "
+                     f"batch to hold exactly {spec.batch_size:,} samples.")
+        return text
+    if not spec.stateful and spec.workflow is not None:
+        text = (f"{name}, stateless {spec.layer_name}: the layer starts every call from zeros, one slot per "
+                "sequence, and keeps nothing between calls.")
+        if spec.hand_carried:
+            text += (" The states you pass back by hand (return_state=True, then initial_state=) carry sample k "
+                     "of one predict into sample k of the next, as slot k of a stateful layer would.")
+        return text + call_by_call + _error_sentence(spec, error)
+    if not spec.stateful:
+        other_phases = [name for name, count in (("validation", spec.val_samples),
+                                                 ("predict", spec.predict_samples)) if count]
+        text = (f"{name}, stateless {spec.layer_name}: states are reset after every batch, "
+                f"{_times(batches)} per epoch; each batch holds up to "
+                f"{plural(spec.batch_size, 'independent state')}, one per sequence, so every one of the "
+                f"{spec.samples:,} sequences starts from zeros and nothing passes between sequences.")
+        if other_phases:
+            text += f" {' and '.join(other_phases).capitalize()} batches start from zeros too."
+        return text
+    where = "inside fit, validation or predict" if spec.workflow is None else "by itself, in any call"
+    text = (f"{name}, stateful {spec.layer_name}: Keras never resets the state {where}; slot i of each batch "
+            f"starts from the final state of slot i of the previous call, so sample j+{spec.batch_size:,} "
+            "continues sample j ")
+    if spec.batch_size == 1:
+        text += "(one slot, one stream): each batch's only sample continues the previous batch's."
+    else:
+        text += f"({spec.batch_size:,} parallel streams), not the last sample of the previous batch."
+    text += _resets(spec, batches)
+    text += call_by_call
+    if spec.layers > 1:
+        text += f" Each of the {spec.layers} layers keeps its own state per slot, reset and carried together."
+    if spec.bidirectional:
+        text += (" Both directions carry, but the backward one carries the state it had at the previous "
+                 "batch's first timestep: this is not one long bidirectional pass.")
+    if _shuffle_mixes_slots(spec):
+        text += " Shuffle is on, so a slot carries its state into an unrelated sample."
+    broadcast = broadcast_phases(spec)
+    if broadcast:
+        rows = f", and predict returns {spec.batch_size:,} rows for it" if Phase.PREDICT in broadcast else ""
+        text += (f" Keras does not raise for a batch of one sample here: it runs that sample in all "
+                 f"{spec.batch_size:,} slots, overwriting every slot's state with garbage{rows}.")
+    elif passes is not None and passes.broadcast and spec.workflow is not None:
+        text += (f" Keras does not raise for a batch of one sample here ({', '.join(passes.broadcast)}): it runs "
+                 "that sample in every slot, overwriting every slot's state with garbage.")
+    return text + _error_sentence(spec, error)
+
+
+def _resets(spec: Spec, batches: int) -> str:
+    """What resets the state: the user's callback, in its hooks, and reset_state() calls."""
+    kinds = {op.kind for op in distinct(spec.workflow or ())}
+    calls_reset = Kind.RESET_STATE in kinds
+    if not spec.reset:
+        if calls_reset:
+            return " Only your reset_state() calls zero it."
+        if kinds & {Kind.TWIN, Kind.SAVE_AND_LOAD}:
+            return " Nothing resets it within a model; a twin or a loaded model starts from zeros."
+        return " Nothing resets it here: each slot's state runs on through every phase."
+    text = ""
+    if spec.reset.kind == ResetKind.EPOCH:
+        per_epoch = f"the epoch's {plural(batches, 'training batch', 'training batches')}" \
+            if spec.workflow is None else "the epoch"
+        text += (" Your callback zeroes all slots before each epoch's first batch, so each slot carries "
+                 f"through {per_epoch}.")
+    elif spec.reset.kind == ResetKind.EVERY:
+        text += (f" Your callback zeroes all slots before every training batch whose index is a "
+                 f"multiple of {spec.reset.every}, so each slot carries through at most "
+                 f"{plural(spec.reset.every, 'training batch', 'training batches')}.")
+    hooks = [words for on, words in ((spec.reset.validation, "before validation and evaluate (on_test_begin)"),
+                                     (spec.reset.predict, "before predict (on_predict_begin)")) if on]
+    if hooks:
+        text += f" Your callback zeroes all slots {' and '.join(hooks)}."
+    if calls_reset:
+        text += " So do your reset_state() calls."
+    return text
+
+
+def _error_sentence(spec: Spec, error: KerasError | None) -> str:
+    if not error:
+        return ""
+    return (f" But Keras raises {error.type} at step {error.step}: a stateful layer needs every "
+            f"batch to hold exactly the batch size it was built for." if spec.workflow is not None else
+            f" But Keras raises {error.type} at step {error.step}: a stateful layer needs every "
+            f"batch to hold exactly {spec.batch_size:,} samples.")

@@ -1,0 +1,127 @@
+"""The Keras model standing for a setup, built in the Keras and backend the setup names, with the
+mirror's weights converted into it."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ...core.choices import Backend, Cell, KerasVersion
+from ...core.spec import Spec
+from .runs import OracleError
+
+
+def import_keras(spec: Spec | None = None) -> Any:
+    """The Keras that `spec` describes, imported in this process: Keras 3 on its backend
+    (KERAS_BACKEND, set before Keras is first imported; torch unless set), or tf-keras."""
+    if spec is not None and spec.keras == KerasVersion.TWO:
+        try:
+            import tf_keras
+        except ImportError as missing:
+            raise ImportError(f"{missing} (pip install 'lstm-inspect[tf-keras]' installs Keras 2)") from missing
+        return tf_keras
+    os.environ.setdefault("KERAS_BACKEND", str(spec.backend) if spec else "torch")
+    try:
+        import keras
+    except ImportError as missing:
+        raise ImportError(f"{missing} (pip install 'lstm-inspect[keras]' installs Keras 3)") from missing
+    if spec is not None and keras.backend.backend() != spec.backend:
+        raise ValueError(f"this process's Keras runs on {keras.backend.backend()}, not {spec.backend}: "
+                         "Keras reads its backend once (run_keras_isolated starts a process for it)")
+    return keras
+
+
+def to_numpy(keras: Any, value: Any) -> np.ndarray:
+    """A copy: on the torch backend the conversion may share memory with a live variable."""
+    if not hasattr(keras, "ops"):  # tf-keras: TensorFlow tensors and variables
+        return np.array(value, copy=True)
+    return np.array(keras.ops.convertto_numpy(value), copy=True)
+
+
+def keras_weights(cell: Cell, torch_module, layer: int, reverse: bool) -> list[np.ndarray]:
+    """One Keras RNN layer's weights from one layer and direction of a torch RNN module.
+
+    LSTM: torch's gates (i, f, g, o) are Keras's (i, f, c, o); Keras has one bias for
+    torch's two. GRU: torch's blocks (r, z, n) are Keras's (z, r, h), and Keras's default
+    reset_after=True keeps both biases as two rows. SimpleRNN maps like the LSTM.
+    """
+    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
+
+    def weight(name):
+        return getattr(torch_module, name + suffix).detach().cpu().numpy()
+
+    kernel, recurrent, bias_input, bias_hidden = (weight(name) for name in
+                                                  ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    if cell == Cell.GRU:
+        def keras_order(array):
+            r, z, n = np.split(array, 3, axis=0)
+            return np.concatenate([z, r, n], axis=0)
+
+        return [keras_order(kernel).T, keras_order(recurrent).T,
+                np.stack([keras_order(bias_input), keras_order(bias_hidden)])]
+    return [kernel.T, recurrent.T, bias_input + bias_hidden]
+
+
+def build_keras_model(keras, spec: Spec, batch_size: int | None = None, hand_carry: bool = False):
+    """The Keras model for the spec (stateful: built for `batch_size`, default the spec's), and
+    its RNN layers in torch's order. `hand_carry`: each layer also takes its initial states as
+    inputs and returns its final states, after the model's output, to be passed back by hand."""
+    batch_size = batch_size or spec.batch_size
+    if spec.stateful:
+        inputs = keras.Input(batch_shape=(batch_size, spec.timesteps, spec.features))
+    else:
+        inputs = keras.Input(shape=(spec.timesteps, spec.features))
+    if hand_carry and spec.bidirectional:
+        raise OracleError("the oracle carries states by hand for one direction only")
+    layer_class = getattr(keras.layers, spec.cell.keras_name)
+    # use_cudnn=False: Keras 3 fails stateful training with cuDNN on torch (keras-team/keras#20875).
+    options = {} if spec.cell == Cell.RNN or spec.keras == KerasVersion.TWO else {"use_cudnn": False}
+    outputs, rnns, state_inputs, state_outputs = inputs, [], [], []
+    for depth in range(spec.layers):
+        layer = layer_class(spec.units, stateful=spec.stateful, return_sequences=depth < spec.layers - 1,
+                            return_state=hand_carry, **options)
+        if spec.bidirectional:
+            layer = keras.layers.Bidirectional(layer)
+        if hand_carry:
+            given = [keras.Input(shape=(spec.units,)) for _ in spec.cell.state_names]
+            outputs, *final = layer(outputs, initial_state=given if len(given) > 1 else given[0])
+            state_inputs += given
+            state_outputs += final
+        else:
+            outputs = layer(outputs)
+        rnns += [layer.forward_layer, layer.backward_layer] if spec.bidirectional else [layer]
+    if hand_carry:
+        model = keras.Model([inputs, *state_inputs], [outputs, *state_outputs])
+    else:
+        model = keras.Model(inputs, outputs)
+    # States are read inside the recurrent loop where no variable holds them (see reads_loop):
+    # TensorFlow hands the loop concrete values only when it runs eagerly.
+    eager = reads_loop(spec) and spec.backend == Backend.TENSORFLOW
+    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss="mse", run_eagerly=eager)
+    return model, rnns
+
+
+def reads_loop(spec: Spec) -> bool:
+    """Whether states are read where the recurrent loop takes and returns them, rather than
+    from the layers' state variables: stateless layers have none, and on JAX the variables
+    never change inside fit, evaluate or predict (their assignments are dropped)."""
+    return not spec.stateful or spec.backend == Backend.JAX
+
+
+def copy_weights(rnns, spec: Spec, torch_module) -> None:
+    for index, rnn in enumerate(rnns):
+        layer, direction = divmod(index, spec.directions)
+        rnn.set_weights(keras_weights(spec.cell, torch_module, layer, reverse=direction == 1))
+
+
+def rnn_layers(keras: Any, model: Any) -> list[Any]:
+    """A loaded model's RNN layers in torch's order (layer by layer, forward then backward)."""
+    found = []
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.Bidirectional):
+            found += [layer.forward_layer, layer.backward_layer]
+        elif isinstance(layer, keras.layers.RNN):
+            found.append(layer)
+    return found

@@ -1,0 +1,56 @@
+"""Real Keras in a process of its own per Keras and backend: Keras reads its backend once per
+process. `python -m lstm_inspect.keras.oracle FILE` serves the requests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from ...core.choices import Backend, KerasVersion
+from ...core.spec import Spec
+from .runs import KerasRun, OracleError
+from .session import run_keras
+
+
+def run_keras_isolated(specs: list[Spec]) -> list[KerasRun]:
+    """`run_keras` for each spec, in a fresh process per Keras and backend: Keras reads its
+    backend once per process, so each runs where KERAS_BACKEND names it."""
+    runs: dict[int, KerasRun] = {}
+    groups: dict[tuple[KerasVersion, Backend], list[int]] = {}
+    for index, spec in enumerate(specs):
+        groups.setdefault((spec.keras, spec.backend), []).append(index)
+    for (keras, backend), indices in groups.items():
+        environ = {**os.environ, "KERAS_BACKEND": str(backend), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        request = json.dumps([specs[index].to_json() for index in indices])
+        # The runs come back in a file of their own: whatever Keras prints cannot mix with them.
+        with tempfile.TemporaryDirectory(prefix="lstm-inspect-") as folder:
+            answer = Path(folder) / "runs.json"
+            done = subprocess.run([sys.executable, "-m", "lstm_inspect.keras.oracle", str(answer)], input=request,
+                                  capture_output=True, text=True, env=environ)
+            if done.returncode != 0 or not answer.exists():
+                last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+                raise OracleError(f"Keras {keras} on {backend} could not run: {last}")
+            items = json.loads(answer.read_text())
+        for index, item in zip(indices, items):
+            runs[index] = KerasRun.from_json(item)
+    return [runs[index] for index in range(len(specs))]
+
+
+
+
+def runs_here(spec: Spec) -> bool:
+    """Whether this process already holds the Keras `spec` describes (no new process needed)."""
+    keras = sys.modules.get("keras")
+    return (spec.keras == KerasVersion.THREE and keras is not None and hasattr(keras, "backend")
+            and keras.backend.backend() == spec.backend)
+
+
+def serve(answer: str) -> None:
+    """`python -m lstm_inspect.keras.oracle FILE`: run the specs on stdin (JSON), write their runs to FILE."""
+    specs = [Spec.from_json(fields) for fields in json.load(sys.stdin)]
+    runs = [run_keras(spec).to_json() for spec in specs]
+    Path(answer).write_text(json.dumps(runs))

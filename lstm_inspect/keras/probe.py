@@ -1,0 +1,283 @@
+"""Watch your own Keras 3 model's recurrent states during its real run: `StateProbe`.
+
+    probe = StateProbe()
+    model.fit(x, y, batch_size=32, shuffle=False, callbacks=[probe])
+    model.predict(x_new, batch_size=32, callbacks=[probe])
+    with probe.call("train_on_batch"):       # a call that takes no callbacks
+        model.train_on_batch(x_batch, y_batch)
+    probe.report()                           # the table and verdict the command line prints
+    probe.save("run.json")                   # lstm-inspect --replay run.json --expect-resets 2
+
+Every recurrent layer is found, wherever it sits (stacked, in Bidirectional, in nested
+models), and its states are read as each batch begins and ends. Keras is imported here only:
+`import lstm_inspect` and the command line stay Keras-free.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import keras
+import numpy as np
+
+from ..check.inspection import Report, StepResult
+from ..core.choices import Backend, Cell, KerasVersion, Phase
+from ..core.spec import Spec
+from ..views.console import make_console
+from ..views.files import write_atomically
+from ..views.jsonout import SCHEMA_VERSION, step_to_json
+from ..views.table import TableView, View
+from ..views.timeline import TimelineView
+from .records import OBSERVER, Recorder, Tally, probe_report
+
+_PHASES = {"train_on_batch": Phase.TRAIN, "test_on_batch": Phase.EVALUATE, "predict_on_batch": Phase.PREDICT,
+           "call": Phase.PREDICT}
+_CELLS = {"LSTM": Cell.LSTM, "GRU": Cell.GRU, "SimpleRNN": Cell.RNN}
+
+
+def _every_layer(model: Any) -> Iterator[Any]:
+    """Every layer, through nested models; a Bidirectional is one layer here."""
+    for layer in model.layers:
+        yield layer
+        if not isinstance(layer, keras.layers.Bidirectional) and getattr(layer, "layers", None):
+            yield from _every_layer(layer)
+
+
+def recurrent_layers(model: Any) -> list[Any]:
+    """Every keras.layers.RNN in the model, in order: through nested models, and both
+    directions of a Bidirectional (forward first)."""
+    found: list[Any] = []
+    for layer in _every_layer(model):
+        if isinstance(layer, keras.layers.Bidirectional):
+            found.extend([layer.forward_layer, layer.backward_layer])
+        elif isinstance(layer, keras.layers.RNN):
+            found.append(layer)
+    return found
+
+
+class StateProbe(keras.callbacks.Callback):
+    """A Keras 3 callback recording, for every batch of every call it sees, where each slot of
+    the model's stateful recurrent layers started: zeros, the final state of slot j of the call
+    before, or other states (set by hand, or from a call it did not see). It finds your own
+    resets this way, without being told about them. Only the last call's final states are
+    kept, and the steps go to a temporary file: memory does not grow with the batches."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._recorder = Recorder()
+        self._tally = Tally()
+        self._fitting = False
+        self._epoch = 0
+        self._call: Any = None  # the layer call under way
+        self._layers: list[Any] = []
+        self._stateful: list[Any] = []
+        self._layers_of: int | None = None  # id of the model they were found in
+        self._spec: Spec | None = None
+        self._attached: list[tuple[Any, str, Any]] = []
+        self.unobservable = ""  # why this backend cannot be observed, if it cannot
+
+    # --- the model -------------------------------------------------------------------------
+
+    def _find_layers(self) -> None:
+        model = self.model
+        if self._layers_of == id(model):
+            return
+        self._layers = recurrent_layers(model)
+        self._stateful = [layer for layer in self._layers if layer.stateful]
+        self._layers_of = id(model)
+        if keras.backend.backend() == Backend.JAX and self._stateful:
+            self.unobservable = ("StateProbe cannot observe the jax backend: its compiled train, test and predict "
+                                 "steps never write the state variables it reads (every call starts from zeros "
+                                 "there, as lstm-inspect --backend jax says); only eager model(x) calls change them")
+        if self._spec is None:
+            self._spec = self._describe(model)
+
+    def _describe(self, model: Any) -> Spec:
+        """The Spec standing for the model in the views: its first recurrent layer's cell and
+        units, the number of layers and directions, the state's batch size."""
+        first = self._layers[0] if self._layers else None
+        cell_layer = getattr(first, "cell", None)
+        cell = _CELLS.get(type(first).__name__, Cell.LSTM) if first is not None else Cell.LSTM
+        units = int(getattr(cell_layer, "units", 0) or getattr(first, "units", 0) or 1)
+        shape = tuple(model.inputs[0].shape) if getattr(model, "inputs", None) else (None, None, None)
+        slots = self._slots() or 1
+        bidirectional = any(isinstance(layer, keras.layers.Bidirectional) for layer in _every_layer(model))
+        directions = 2 if bidirectional else 1
+        return Spec(slots, int(shape[1] or 1) if len(shape) > 2 else 1, int(shape[-1] or 1), batch_size=slots,
+                    stateful=bool(self._stateful), units=units, cell=cell,
+                    layers=max(1, len(self._layers) // directions), bidirectional=bidirectional,
+                    keras=KerasVersion.THREE, backend=Backend(keras.backend.backend()))
+
+    def _slots(self) -> int:
+        for layer in self._stateful:
+            if layer.states:
+                return int(layer.states[0].shape[0])
+        return 0
+
+    def _read(self) -> np.ndarray | None:
+        """Every stateful layer's every state, one row per slot; None without state variables."""
+        if not self._stateful:
+            return None
+        rows = []
+        for layer in self._stateful:
+            for state in layer.states or []:
+                value = np.array(keras.ops.convert_to_numpy(state), copy=True)
+                rows.append(value.reshape(value.shape[0], -1))
+        return np.concatenate(rows, axis=1) if rows else None
+
+    # --- the calls -------------------------------------------------------------------------
+
+    def _begin(self, phase: Phase, word: str, epoch: int | None, batch: int) -> None:
+        self._find_layers()
+        if self.unobservable:
+            return
+        initial = self._read()
+        segment = self._recorder.segment(word, epoch)
+        self._call = self._recorder.begin(phase, segment, epoch or 0, batch, initial,
+                                          len(initial) if initial is not None else 0)
+
+    def _end(self) -> None:
+        if self._call is not None:
+            self._recorder.end(self._call, self._read())
+            self._call = None
+
+    def on_train_begin(self, logs: Any = None) -> None:
+        self._fitting = True
+        self._recorder.start("fit")
+
+    def on_train_end(self, logs: Any = None) -> None:
+        self._fitting = False
+
+    def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+        self._epoch = epoch
+
+    def on_test_begin(self, logs: Any = None) -> None:
+        if not self._fitting:  # fit's validation is part of its fit
+            self._recorder.start("evaluate")
+
+    def on_predict_begin(self, logs: Any = None) -> None:
+        self._recorder.start("predict")
+
+    def on_train_batch_begin(self, batch: int, logs: Any = None) -> None:
+        self._begin(Phase.TRAIN, "train", self._epoch, batch)
+
+    def on_test_batch_begin(self, batch: int, logs: Any = None) -> None:
+        if self._fitting:
+            self._begin(Phase.VALIDATION, "validation", self._epoch, batch)
+        else:
+            self._begin(Phase.EVALUATE, "evaluate", None, batch)
+
+    def on_predict_batch_begin(self, batch: int, logs: Any = None) -> None:
+        self._begin(Phase.PREDICT, "predict", None, batch)
+
+    def on_train_batch_end(self, batch: int, logs: Any = None) -> None:
+        self._end()
+
+    on_test_batch_end = on_predict_batch_end = on_train_batch_end
+
+    @contextlib.contextmanager
+    def call(self, kind: str, model: Any = None) -> Iterator[None]:
+        """Marks a call made outside fit, evaluate and predict: "train_on_batch", "test_on_batch",
+        "predict_on_batch", or "call" (the model called directly, model(x))."""
+        if kind not in _PHASES:
+            raise ValueError(f"kind is one of {', '.join(_PHASES)}, got {kind!r}")
+        if model is not None:
+            self.set_model(model)
+        if getattr(self, "model", None) is None:
+            raise ValueError("the probe sees no model yet: probe.attach(model), or probe.call(kind, model=model)")
+        self._recorder.start(kind)
+        self._begin(_PHASES[kind], kind, None, 0)
+        try:
+            yield
+        finally:
+            self._end()
+
+    def attach(self, model: Any) -> StateProbe:
+        """Watch `model` without a callback list at hand: its fit, evaluate and predict get the
+        probe among their callbacks, and its *_on_batch calls are marked. `detach()` undoes it."""
+        self.set_model(model)
+        for name in ("fit", "evaluate", "predict"):
+            self._wrap(model, name, self._with_callback(getattr(model, name)))
+        for name in ("train_on_batch", "test_on_batch", "predict_on_batch"):
+            self._wrap(model, name, self._marked(name, getattr(model, name)))
+        return self
+
+    def detach(self) -> None:
+        for model, name, original in reversed(self._attached):
+            setattr(model, name, original)
+        self._attached = []
+
+    def _wrap(self, model: Any, name: str, wrapper: Any) -> None:
+        self._attached.append((model, name, getattr(model, name)))
+        setattr(model, name, wrapper)
+
+    def _with_callback(self, method: Any) -> Any:
+        @functools.wraps(method)
+        def with_probe(*args: Any, callbacks: Any = None, **kwargs: Any) -> Any:
+            return method(*args, callbacks=[*(callbacks or []), self], **kwargs)
+        return with_probe
+
+    def _marked(self, kind: str, method: Any) -> Any:
+        @functools.wraps(method)
+        def marked(*args: Any, **kwargs: Any) -> Any:
+            with self.call(kind):
+                return method(*args, **kwargs)
+        return marked
+
+    # --- what it saw -----------------------------------------------------------------------
+
+    def _spec_now(self) -> Spec:
+        return self._spec or Spec(1, 1, 1, backend=Backend(keras.backend.backend()))
+
+    def _counted(self, tally: Tally) -> Iterator[StepResult]:
+        """The steps, read back once from the file, each counted into `tally` as it passes."""
+        for result in self._recorder.results():
+            tally.add(result)
+            yield result
+
+    def _report_of(self, tally: Tally, steps: tuple[StepResult, ...] = ()) -> Report:
+        warnings = (self.unobservable,) if self.unobservable else ()
+        return probe_report(self._spec_now(), tally, warnings, len(self._stateful), steps)
+
+    def result(self) -> Report:
+        """The report, every step kept in it (`Report.steps`)."""
+        tally = Tally()
+        steps = tuple(self._counted(tally))
+        return self._report_of(tally, steps)
+
+    def report(self, view: str = "table", console: Any = None, max_rows: int = 40) -> Report:
+        """Print the table (or `view="timeline"`) and verdict, as the command line does; returns the report."""
+        console = console or make_console()
+        shown: View = (TimelineView(console, self._spec_now()) if view == "timeline"
+                       else TableView(console, max_rows))
+        tally = Tally()
+        for result in self._counted(tally):
+            shown.add(result)
+        report = self._report_of(tally)
+        shown.finish(report)
+        return report
+
+    def _json_pieces(self) -> Iterator[str]:
+        head = {"schema": SCHEMA_VERSION, "observed_by": OBSERVER, "keras_version": keras.__version__,
+                "spec": self._spec_now().to_json(), "stateful_layers": len(self._stateful)}
+        yield json.dumps(head)[:-1] + ', "steps": ['
+        tally = Tally()
+        for index, result in enumerate(self._counted(tally)):
+            yield ("" if index == 0 else ", ") + "\n  " + json.dumps(step_to_json(result))
+        report = self._report_of(tally)
+        tail = {"summary": report.summary.to_json(), "warnings": list(report.warnings), "verdict": report.verdict}
+        yield "\n], " + json.dumps(tail)[1:] + "\n"
+
+    def to_json(self) -> dict[str, Any]:
+        """What `save` writes: the JSON schema of the command line, steps named by their calls."""
+        loaded: dict[str, Any] = json.loads("".join(self._json_pieces()))
+        return loaded
+
+    def save(self, path: str) -> None:
+        """Write the run (`to_json`) to `path`, atomically: never a half-written file."""
+        write_atomically(path, self._json_pieces())
+

@@ -1,0 +1,248 @@
+"""What a `StateProbe` saw on a real Keras model, as steps and a report the views render.
+
+Pure numpy, no Keras: `lstm_inspect.keras.StateProbe` reads the states and hands them to a
+`Recorder` here; `--replay` reads a saved run back with `load`. Each call's per-slot starts
+are classified from the tensors alone: zeros, carried from slot j of the call before
+(exactly its final states), or other (set by hand, or from a source the probe did not see).
+Only the previous call's final states are kept, and the steps go to a file as they come:
+memory does not grow with the number of batches.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import numpy as np
+
+from ..check import inspection
+from ..check.inspection import Report, StepResult
+from ..check.observe import Observed
+from ..core.choices import Phase
+from ..core.errors import SpecError
+from ..core.order import Call
+from ..core.schedule import Start, Step
+from ..core.spec import Spec
+from ..core.words import Terms, plural
+from ..views.jsonout import step_to_json
+
+OBSERVER = "StateProbe"
+OTHER = "other"  # a slot whose state is neither zeros nor a final state of the call before
+SLOT = "/slot "  # in a start label: "<call label>/slot <j>"
+
+
+@dataclass(frozen=True, eq=False)
+class ObservedStep(Step):
+    """A step seen on a real model: `source_slot` is -1 for zeros, -2 for other, else the slot
+    of `source` (the call before) whose final states this slot started from."""
+
+    @property
+    def zero_slots(self) -> int:
+        return 0 if self.source_slot is None else int(np.count_nonzero(self.source_slot == -1))
+
+    @property
+    def seen_on_model(self) -> bool:
+        return True
+
+    @property
+    def other_slots(self) -> int:
+        return 0 if self.source_slot is None else int(np.count_nonzero(self.source_slot == -2))
+
+    @property
+    def carried_slots(self) -> int:
+        return 0 if self.source_slot is None else int(np.count_nonzero(self.source_slot >= 0))
+
+    def start_labels(self) -> list[str] | None:
+        """Per slot: "zeros", "other", or "<call label>/slot <j>" (a call and slot, not a data index)."""
+        if self.source_slot is None:
+            return None
+        source = self.source.label if self.source is not None else ""
+        return [Start.ZEROS.value if j == -1 else OTHER if j == -2 else f"{source}{SLOT}{j}"
+                for j in self.source_slot.tolist()]
+
+    def start_kinds(self) -> np.ndarray:
+        """Carried from the same slot: the layout Keras keeps; from another slot, or other: unrelated."""
+        assert self.source_slot is not None
+        kinds = np.full(len(self.source_slot), Start.UNRELATED.value, dtype=object)
+        kinds[self.source_slot == -1] = Start.ZEROS.value
+        kinds[self.source_slot == np.arange(len(self.source_slot))] = Start.CONTINUED.value
+        return kinds
+
+
+def classify(initial: np.ndarray, before: np.ndarray | None) -> np.ndarray:
+    """Per slot (rows of `initial`: every state of every layer, flattened): -1 all zeros, j the
+    row of `before` it equals exactly (its own row first), -2 otherwise."""
+    found = np.full(len(initial), -2, dtype=np.int64)
+    zero = ~initial.any(axis=1)
+    found[zero] = -1
+    if before is None:
+        return found
+    rows = {row.tobytes(): j for j, row in reversed(list(enumerate(before)))}
+    for slot in np.flatnonzero(~zero):
+        if slot < len(before) and np.array_equal(initial[slot], before[slot]):
+            found[slot] = slot
+        else:
+            found[slot] = rows.get(initial[slot].tobytes(), -2)
+    return found
+
+
+class Recorder:
+    """The calls as they happen: names them as lstm-inspect does, classifies each one's slots,
+    and writes each step to a temporary file (one JSON line); keeps the last final states only."""
+
+    def __init__(self) -> None:
+        self.file: TextIO = tempfile.TemporaryFile("w+", encoding="utf-8")  # noqa: SIM115 (closed by close())
+        self.steps = 0
+        self.previous: Call | None = None
+        self.final: np.ndarray | None = None
+        self.counts: dict[str, int] = {}
+        self.number = 1
+        self.invocation = -1
+
+    def start(self, kind: str) -> None:
+        """A new call of the workflow (fit, evaluate, predict, train_on_batch, ...)."""
+        self.counts[kind] = self.number = self.counts.get(kind, 0) + 1
+        self.invocation += 1
+
+    def segment(self, word: str, epoch: int | None) -> str:
+        numbered = word + (f"#{self.number}" if self.number > 1 else "")
+        return numbered if epoch is None else f"{numbered} e{epoch}"
+
+    def begin(self, phase: Phase, segment: str, epoch: int, batch: int, initial: np.ndarray | None,
+              slots: int) -> Call:
+        """A layer call starts; `initial` is None for a model without state variables."""
+        call = Call(self.steps, phase, epoch, batch, np.arange(slots), 0, segment, phase, self.invocation)
+        if initial is None:
+            sources = np.full(slots, -1)
+            observed = Observed(slots, 0, 0.0)
+        else:
+            sources = classify(initial, self.final)
+            observed = Observed(int(np.count_nonzero(sources == -1)), int(np.count_nonzero(sources >= 0)),
+                                float(np.abs(initial).max()) if initial.size else 0.0)
+        source = self.previous if (sources >= 0).any() else None
+        step = ObservedStep(call, source, sources)
+        self.file.write(json.dumps(step_to_json(StepResult(step, observed, None))) + "\n")
+        self.steps += 1
+        return call
+
+    def end(self, call: Call, final: np.ndarray | None) -> None:
+        self.previous, self.final = call, final
+
+    def results(self) -> Iterator[StepResult]:
+        self.file.flush()
+        self.file.seek(0)
+        yield from results_from_lines(self.file)
+        self.file.seek(0, 2)
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def results_from_lines(lines: Any) -> Iterator[StepResult]:
+    """StepResults from step JSON objects, one per line (or an iterable of dicts)."""
+    previous: Call | None = None
+    for index, line in enumerate(lines):
+        item = json.loads(line) if isinstance(line, str) else line
+        result = result_from_json(item, index, previous)
+        previous = result.step.call
+        yield result
+
+
+def result_from_json(item: dict[str, Any], index: int, previous: Call | None) -> StepResult:
+    """One step of a probe's JSON; ValueError (KeyError, TypeError) where it is not one."""
+    phase, samples = Phase(item["phase"]), np.asarray(item["samples"], dtype=np.int64)
+    call = Call(index, phase, int(item["epoch"]), int(item["batch"]), samples, 0, str(item["call"]), phase)
+    starts = item["start"]
+    if not isinstance(starts, list) or len(starts) != len(samples):
+        raise ValueError(f"step {index}: {len(samples)} samples but starts {starts!r}")
+    sources = np.full(len(starts), -2, dtype=np.int64)
+    for slot, start in enumerate(starts):
+        if start == Start.ZEROS.value:
+            sources[slot] = -1
+        elif start != OTHER:
+            label, _, row = str(start).rpartition(SLOT)
+            if previous is None or label != previous.label or not row.isdigit():
+                raise ValueError(f"step {index}: slot {slot} starts from {start!r}, not a slot of the call before")
+            sources[slot] = int(row)
+    source = previous if (sources >= 0).any() else None
+    observed = item.get("observed")
+    seen = None if observed is None else Observed(int(observed["zero_slots"]), int(observed["carried_slots"]),
+                                                   float(observed["max_abs_h0"]))
+    return StepResult(ObservedStep(call, source, sources), seen, None)
+
+
+class Tally(inspection.Tally):
+    """The summary's counts, the slots from other states, and the first calls where a slot
+    started from zeros."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.other = 0
+        self.resets: list[str] = []
+
+    def add(self, result: StepResult) -> None:
+        super().add(result)
+        self.other += result.step.other_slots
+        if result.step.zero_slots and len(self.resets) < 8:
+            self.resets.append(result.step.call.label)
+
+
+def probe_report(spec: Spec, tally: Tally, warnings: tuple[str, ...], stateful_layers: int,
+                 steps: tuple[StepResult, ...] = ()) -> Report:
+    return Report(spec=spec, dry_run=False, summary=tally.freeze(None, ()), error=None, fix=None, mismatches=0,
+                  first_difference=None, warnings=warnings, verdict=probe_verdict(spec, tally, stateful_layers),
+                  evidence=(), claims=(), keras=None, terms=Terms(), steps=steps, observer=OBSERVER)
+
+
+def probe_verdict(spec: Spec, tally: Tally, stateful_layers: int) -> str:
+    name = f"Keras {spec.keras} ({spec.backend})"
+    if not stateful_layers:
+        return (f"Observed on your model, {name}: its recurrent layers are stateless, with no state variables to "
+                f"read: every one of its {plural(tally.steps, 'call')} starts every slot from zeros.")
+    text = (f"Observed on your model, {name}: {plural(stateful_layers, 'stateful recurrent layer')}, "
+            f"{plural(tally.steps, 'call')}. {plural(tally.reset_events, 'call')} started slots from zeros")
+    if tally.resets:
+        more = tally.reset_events - len(tally.resets)
+        text += f" ({', '.join(tally.resets)}{f' and {more:,} more' if more > 0 else ''})"
+    text += (f"; {plural(tally.slot_carries, 'slot')} carried the final state of a slot of the call before"
+             + (f"; {plural(tally.other, 'slot')} started from other states (set by hand, or from a call the "
+                "probe did not see)" if tally.other else "") + ".")
+    return text
+
+
+def load(path: str) -> tuple[Spec, list[dict[str, Any]], dict[str, Any]]:
+    """A saved probe run: its spec, its steps (as JSON objects) and the rest. ValueError with
+    one line saying what is wrong for anything else: unreadable, not JSON, truncated, or
+    another program's file."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            data = json.load(file)
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} is not JSON (or is cut short): {error}") from None
+    if not isinstance(data, dict) or data.get("observed_by") != OBSERVER or data.get("schema") != 1:
+        raise ValueError(f"{path} is not a run saved by StateProbe (probe.save): no \"observed_by\": "
+                         "\"StateProbe\" with schema 1")
+    try:
+        spec = Spec.from_json(data["spec"])
+        steps = data["steps"]
+        if not isinstance(steps, list):
+            raise TypeError("steps is not a list")
+        list(results_from_lines(steps))  # every step parses, before anything is shown
+    except (KeyError, TypeError, ValueError, SpecError) as error:
+        raise ValueError(f"{path} is a damaged StateProbe file: {error}") from None
+    return spec, steps, data
+
+
+def replayed(spec: Spec, steps: list[dict[str, Any]], data: dict[str, Any]) -> tuple[list[StepResult], Report]:
+    results = list(results_from_lines(steps))
+    tally = Tally()
+    for result in results:
+        tally.add(result)
+    report = probe_report(spec, tally, tuple(data.get("warnings") or ()), int(data.get("stateful_layers", 0)))
+    return results, dataclasses.replace(report, verdict=str(data.get("verdict") or report.verdict))

@@ -1,0 +1,72 @@
+"""The mirror's inputs and weights, made from the seed alone: a sample's data depend only on its
+index (a counter-based hash), whatever batch or epoch holds it, and the weights are drawn
+without touching torch's global random state."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..core.choices import Phase
+from ..core.spec import Spec
+
+_MASK32 = 0xFFFFFFFF
+
+
+def _fmix32(z: Any) -> Any:
+    """Murmur3's finaliser on 32-bit values held in int64 tensors (or Python ints).
+
+    A bijection of [0, 2**32); multipliers stay below 2**31 so no product overflows int64.
+    Augmented assignments work in place on tensors (no temporaries per pass) and rebind ints.
+    """
+    z ^= z >> 16
+    z *= 0x45D9F3B
+    z &= _MASK32
+    z ^= z >> 16
+    z *= 0x45D9F3B
+    z &= _MASK32
+    z ^= z >> 16
+    return z
+
+
+_PHASE_SALT = {Phase.TRAIN: 0x1B873593, Phase.VALIDATION: 0x5A3B2C1D, Phase.PREDICT: 0x27D4EB2F,
+               Phase.EVALUATE: 0x165667B1}
+
+
+def batch_inputs(spec: Spec, phase: Phase, samples: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Inputs of shape (len(samples), T, F), uniform in [-1, 1), for these samples of this phase.
+
+    Counter-based (a hash of seed, phase, sample and cell) rather than a seeded generator,
+    so that a sample's data depends only on its index, whatever batch or epoch holds it.
+    """
+    salt = _fmix32((spec.seed ^ _PHASE_SALT[phase]) & _MASK32)
+    first = int(samples[0])
+    if len(samples) == 1 or bool((np.diff(samples) == 1).all()):
+        # Contiguous samples (no shuffle): made on the device, no copy from the host to wait for.
+        per_sample = torch.arange(first, first + len(samples), dtype=torch.int64, device=device)
+    else:
+        per_sample = torch.as_tensor(samples, dtype=torch.int64, device=device)
+    per_sample = _fmix32(((per_sample & _MASK32) * 0x2C1B3C6D ^ salt) & _MASK32)
+    cells = torch.arange(spec.timesteps * spec.features, dtype=torch.int64, device=device)
+    keys = per_sample[:, None] + cells[None, :] * 0x61C88647
+    keys &= _MASK32
+    values: torch.Tensor = _fmix32(keys).to(torch.float32)
+    return values.mul_(2.0 / 2**32).sub_(1.0).view(len(samples), spec.timesteps, spec.features)
+
+
+def build_rnn(spec: Spec, device: torch.device) -> nn.RNNBase:
+    """The torch module for the spec's cell, depth and direction, with weights drawn from
+    the seed, without touching torch's global RNG. A stack of Keras layers (each returning
+    sequences into the next) is exactly torch's multi-layer module without dropout."""
+    with torch.random.fork_rng(devices=[]):  # the module's own initialisation draws from it
+        module: nn.RNNBase = getattr(nn, spec.cell.torch_name)(
+            spec.features, spec.units, num_layers=spec.layers, bidirectional=spec.bidirectional, batch_first=True)
+    generator = torch.Generator().manual_seed(spec.seed)
+    bound = 1.0 / spec.units**0.5
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.copy_(torch.empty_like(parameter).uniform_(-bound, bound, generator=generator))
+    return module.to(device).eval()

@@ -1,0 +1,136 @@
+"""`KerasStateful`: a trainable torch RNN whose state is handled as Keras's recurrent layers
+handle theirs (keras/src/layers/rnn/rnn.py), by its own code: it never reads the schedule."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..core.choices import Backend, KerasVersion
+from ..core.facts import FACTS, KerasStateError, keras_error
+
+States = tuple[torch.Tensor, ...]  # in the cell's order: (h, c) for an LSTM, (h,) otherwise
+
+
+def forward(module: nn.RNNBase, x: torch.Tensor, initial: States | None = None) -> tuple[torch.Tensor, States]:
+    """Run the module; states always as a tuple, whether it takes (h, c) or h alone."""
+    hx = None if initial is None else initial if len(initial) == 2 else initial[0]
+    output, final = module(x, hx)
+    return output, tuple(final) if isinstance(final, tuple) else (final,)
+
+
+class KerasStateful(nn.Module):
+    """A torch RNN (`nn.LSTM`, `nn.GRU` or `nn.RNN`, batch_first) with the state handling of
+    Keras's recurrent layers (keras/src/layers/rnn/rnn.py), for every layer and direction.
+
+    Stateful (the default): the state holds `batch_size` slots, starts as zeros, and slot i
+    of each call starts from slot i's final state of the previous call, detached, so that
+    gradients flow within a call and never across one (truncated backpropagation through
+    time, as Keras's state variables give). `reset_state()` zeroes it; a call with another
+    batch size raises `KerasStateError` (a ValueError) with Keras's message. The state is
+    a buffer (None, meaning zeros, until first read): it follows `.to(device)` and, as in
+    Keras, is not saved in `state_dict()`.
+    Stateless: every call starts from zeros, whatever its batch size. `keras` and `backend`
+    choose the wording of the error, as that Keras raises it.
+
+    `forward` returns what the wrapped module returns: `(output, h_n)`, or
+    `(output, (h_n, c_n))` for an LSTM, so it replaces the module in existing code.
+    """
+
+    def __init__(self, rnn: nn.RNNBase, batch_size: int | None = None, *, stateful: bool = True,
+                 keras: KerasVersion | str = KerasVersion.THREE, backend: Backend | str | None = None):
+        super().__init__()
+        if not isinstance(rnn, (nn.LSTM, nn.GRU, nn.RNN)):
+            raise TypeError(f"expected an nn.LSTM, nn.GRU or nn.RNN, got {type(rnn).__name__}")
+        if not rnn.batch_first:
+            raise ValueError("the RNN must be built with batch_first=True, as Keras's inputs are")
+        if getattr(rnn, "proj_size", 0):
+            raise ValueError("an LSTM with proj_size has no Keras counterpart")
+        if stateful and (batch_size is None or batch_size < 1):
+            raise ValueError("a stateful layer needs a fixed, positive batch_size, as Keras's "
+                             "Input(batch_shape=...) gives it")
+        self.rnn = rnn
+        self._batch_size = batch_size
+        self.stateful = stateful
+        self.keras = KerasVersion(keras)
+        self.backend = Backend(backend or (Backend.TENSORFLOW if self.keras == KerasVersion.TWO else Backend.TORCH))
+        self.state_names = ("h", "c") if isinstance(rnn, nn.LSTM) else ("h",)  # its buffers
+        if stateful:
+            # Keras creates the state variables at build, as zeros of the fixed batch size. Here
+            # None stands for those zeros until they are read: a call Keras refuses (a batch of
+            # another size) then allocates nothing, however large the batch size.
+            for name in self.state_names:
+                self.register_buffer(name, None, persistent=False)
+
+    @property
+    def batch_size(self) -> int | None:
+        """Fixed at construction, as Keras's Input(batch_shape=...)."""
+        return self._batch_size
+
+    @property
+    def states(self) -> States:
+        """The state each slot holds now (stateful only), in the cell's order."""
+        if not self.stateful:
+            # Not AttributeError: nn.Module would turn it into "no attribute 'states'".
+            raise TypeError("a stateless layer holds no state between calls")
+        if getattr(self, self.state_names[0]) is None:
+            for name, zeros in zip(self.state_names, self._zeros(self.batch_size or 0)):
+                setattr(self, name, zeros)
+        return tuple(getattr(self, name) for name in self.state_names)
+
+    def _zeros(self, slots: int) -> States:
+        rnn = self.rnn
+        shape = (rnn.num_layers * (2 if rnn.bidirectional else 1), slots, rnn.hidden_size)
+        weight = rnn.weight_hh_l0
+        assert isinstance(weight, torch.Tensor)
+        return tuple(weight.new_zeros(shape) for _ in self.state_names)
+
+    def set_states(self, states: States) -> None:
+        """Give every slot these states (as Keras 3's `layer.states[i].assign(v)`), in the
+        cell's order, each of shape (layers * directions, batch_size, units); kept detached."""
+        if not self.stateful:
+            raise TypeError("a stateless layer holds no state between calls")
+        for name, current, state in zip(self.state_names, self.states, states, strict=True):
+            if state.shape != current.shape:
+                raise ValueError(f"{name} must have shape {tuple(current.shape)}, got {tuple(state.shape)}")
+            setattr(self, name, state.detach())
+
+    def reset_state(self) -> None:
+        """Zero every slot of every layer and direction, as Keras's `layer.reset_state()`.
+        New tensors, so states read before the reset keep their values."""
+        if self.stateful:
+            for name in self.state_names:
+                setattr(self, name, None)  # zeros, made when next read
+
+    def call(self, x: torch.Tensor, initial_state: States | None = None) -> tuple[torch.Tensor, States, States]:
+        """One call: (output, initial states, final states), the initial ones being the very
+        tensors passed to the RNN; the final ones keep their graph. `initial_state` (stateless
+        only): start from these states instead of zeros, as Keras's `initial_state=` argument."""
+        slots = x.shape[0]
+        if initial_state is not None:
+            if self.stateful:
+                raise ValueError("a stateful layer starts from its own state: initial_state is for stateless ones")
+            initial = initial_state
+        elif not self.stateful:
+            initial = self._zeros(slots)
+        elif slots != self.batch_size:
+            kind, message, _ = keras_error(FACTS[self.keras, self.backend], self.batch_size or 0, slots,
+                                           self.rnn.hidden_size)
+            raise KerasStateError(kind, message)
+        else:
+            initial = self.states
+            if torch.is_grad_enabled():
+                # A state left by a call under torch.inference_mode() (say, validation) cannot
+                # take part in a backward pass; an ordinary copy can.
+                initial = tuple(state.clone() if state.is_inference() else state for state in initial)
+        output, final = forward(self.rnn, x, initial)
+        if self.stateful:
+            # Keras assigns the final states to non-trainable variables: the next call sees
+            # constants, so no gradient crosses a call boundary.
+            for name, state in zip(self.state_names, final):
+                setattr(self, name, state.detach())
+        return output, initial, final
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | States]:
+        output, _, final = self.call(x)
+        return output, final if len(final) == 2 else final[0]
