@@ -30,7 +30,7 @@ _EXPORTS = {
     "Start": "core.schedule", "KerasError": "core.facts", "KerasStateError": "core.facts", "FACTS": "core.facts",
     "Facts": "core.facts",
     "KerasStateful": "mirror.module",
-    "inspect": "check.inspection", "Inspection": "check.inspection", "Report": "check.inspection",
+    "inspect": "api", "Inspection": "check.inspection", "Report": "check.inspection",
     "StepResult": "check.inspection", "Summary": "check.inspection",
 }
 

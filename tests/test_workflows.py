@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lstm_inspect.check.inspection import inspect
+from lstm_inspect.api import inspect
 from lstm_inspect.cli import main
 from lstm_inspect.cli.setup import command_line
 from lstm_inspect.core.choices import Shuffle

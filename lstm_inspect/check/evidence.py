@@ -82,18 +82,7 @@ def continuation(spec: Spec, records: list[CallRecord], chain_calls: int, device
         return EvidenceItem("continuation", "Continuation", None, None,
                             f"{why}: nothing is carried, each slot sees one {spec.timesteps}-step "
                             "sequence from zeros", effective)
-    # The chain starts from zeros, as the stateless run it is held to, and holds full calls only:
-    # a lone sample TensorFlow broadcasts continues no sequence.
-    most = min(MAX_CHAIN_CALLS, max(1, MAX_CHAIN_STEPS // spec.timesteps))
-    starts = [index for index, record in enumerate(records)
-              if len(record.call.samples) == spec.batch_size and not any(state.any() for state in record.initial)]
-    chain = [records[starts[0]]] if starts else []
-    for record in records[starts[0] + 1:starts[0] + most] if starts else []:
-        if len(record.call.samples) < spec.batch_size:
-            break
-        if not all(now.equal(before) for now, before in zip(record.initial, chain[-1].final)):
-            break
-        chain.append(record)
+    chain = _chain(spec, records)
     if not chain:
         return EvidenceItem("continuation", "Continuation", None, None,
                             "no call of a full batch starts from zeros among the first calls (a lone "
@@ -124,6 +113,25 @@ def continuation(spec: Spec, records: list[CallRecord], chain_calls: int, device
         passed = None
         detail += "; with stacked bidirectional layers no direction continues exactly"
     return EvidenceItem("continuation", "Continuation", diff, passed, detail, effective)
+
+
+def _chain(spec: Spec, records: list[CallRecord]) -> list[CallRecord]:
+    """The first calls a slot runs through one after another. The chain starts from zeros, as the
+    stateless run it is held to, and holds full calls only: a lone sample TensorFlow broadcasts
+    continues no sequence."""
+    most = min(MAX_CHAIN_CALLS, max(1, MAX_CHAIN_STEPS // spec.timesteps))
+    starts = [index for index, record in enumerate(records)
+              if len(record.call.samples) == spec.batch_size and not any(state.any() for state in record.initial)]
+    if not starts:
+        return []
+    chain = [records[starts[0]]]
+    for record in records[starts[0] + 1:starts[0] + most]:
+        if len(record.call.samples) < spec.batch_size:
+            break
+        if not all(now.equal(before) for now, before in zip(record.initial, chain[-1].final)):
+            break
+        chain.append(record)
+    return chain
 
 
 def gradient_truncation(spec: Spec, device: torch.device) -> EvidenceItem:

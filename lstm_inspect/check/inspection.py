@@ -28,7 +28,7 @@ from .observe import Observed, differing_tensors, observe, tensor_names
 if TYPE_CHECKING:
     from ..data.datafile import Continuity
     from ..explain.advice import Advice
-    from ..keras.oracle.compare import KerasComparison
+    from .against import KerasComparison
     from .evidence import EvidenceItem
 
 
@@ -201,6 +201,12 @@ class Inspection:
                 self._error = step.error
             yield StepResult(step, None, None)
 
+    def _raised_by_mirror(self, step: Step, raised: KerasStateError) -> StepResult:
+        """The mirror raised: right only where, and as, the schedule says Keras raises."""
+        expected = step.error is not None and (step.error.type, step.error.message) == (raised.keras_type, str(raised))
+        self._error = step.error if expected else KerasError(step.call.index, raised.keras_type, str(raised))
+        return StepResult(step, None, None if expected else False)
+
     def _checked(self) -> Iterator[StepResult]:
         from ..mirror import run as mirror  # torch is imported here, only when the run needs it
 
@@ -216,11 +222,7 @@ class Inspection:
             try:
                 record = next(records, None)
             except KerasStateError as raised:
-                # The mirror raised: right only where, and as, the schedule says Keras raises.
-                expected = step.error is not None and (step.error.type, step.error.message) == (
-                    raised.keras_type, str(raised))
-                self._error = step.error if expected else KerasError(step.call.index, raised.keras_type, str(raised))
-                yield StepResult(step, None, None if expected else False)
+                yield self._raised_by_mirror(step, raised)
                 return
             if step.error is not None or record is None:
                 # The mirror ran a call where Keras raises (or stopped early): a disagreement.
@@ -243,24 +245,3 @@ class Inspection:
                 self._mismatches += 1  # the mirror made more calls than Keras does
         except KerasStateError:
             self._mismatches += 1  # ... and raised where Keras does not
-
-
-def inspect(spec: Spec, *, dry_run: bool = False, device: str = "cpu", evidence: bool = True,
-            evidence_batch: int = 0, max_steps: int | None = None, against_keras: bool = False,
-            terms: Terms = Terms(), advice: bool = True, data: Continuity | None = None) -> Inspection:
-    """Keras's steps for `spec`, each checked on the PyTorch mirror's tensors (or, with
-    `dry_run`, predicted only); `evidence` measures the evidence and judges the claims
-    (ignored on a dry run); `against_keras` first runs the setup through the installed Keras 3
-    (the `keras` extra) and puts it beside the mirror; `advice` adds how to write the setup and
-    lay out its data (`data`: what `layout.continuity` found in the user's rows). Streams: see
-    `Inspection`."""
-    if dry_run and (against_keras or max_steps is not None):
-        raise ValueError("a dry run observes nothing: no max_steps or Keras comparison")
-    keras = None
-    if against_keras:
-        from ..keras.oracle.compare import compare_with_keras
-
-        keras = compare_with_keras(spec)
-    return Inspection(spec, dry_run=dry_run, device=device, evidence=evidence and not dry_run,
-                      evidence_batch=evidence_batch, max_steps=max_steps, keras=keras, terms=terms,
-                      advice=advice, data=data)

@@ -1,5 +1,5 @@
 """`python -m lstm_inspect.cli` runs the command, as `python -m lstm_inspect` does."""
 
-from ..entry import run
+from .main import main
 
-run()
+main(prog_name="lstm-inspect")

@@ -73,9 +73,9 @@ def check_memory(spec: Spec, params: dict[str, Any]) -> None:
 
 
 def _cuda_available() -> bool:
-    import torch  # only asked when the user names CUDA
+    from ..mirror.run import cuda_available  # torch loads only when the user names CUDA
 
-    return torch.cuda.is_available()
+    return cuda_available()
 
 
 # What --against keras needs installed, per Keras and backend: (distributions, the extra that brings them).

@@ -8,7 +8,8 @@ import click
 from rich.text import Text
 
 from .. import __version__
-from ..check.inspection import Inspection, inspect
+from ..api import inspect
+from ..check.inspection import Inspection
 from ..core.spec import Spec
 from ..views.console import make_console
 from .checks import check_before_running, check_keras
@@ -113,7 +114,7 @@ def _inspection(spec: Spec, params: dict[str, Any]) -> Inspection:
     if params["against"] is None:
         return start(False)
     check_keras(spec)
-    from .oracle import OracleError
+    from ..keras.oracle.errors import OracleError
 
     try:
         return start(True)

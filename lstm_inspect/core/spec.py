@@ -58,8 +58,22 @@ class Spec:
     workflow: Workflow | None = None
 
     def __post_init__(self) -> None:
+        self._choose()
+        self._check_numbers()
+        if isinstance(self.workflow, str):
+            object.__setattr__(self, "workflow", parse(self.workflow))
+        if self.workflow is not None:
+            self._check_workflow()
+        if self.reset and not self.stateful:
+            # A stateless layer holds no state between calls: a reset callback would
+            # change nothing, so asking for one is a misunderstanding worth stopping.
+            raise SpecError("reset", "{reset} {policy} needs {stateful}: a stateless layer starts every "
+                            "batch from zeros already", policy=str(self.reset))
+
+    def _choose(self) -> None:
+        """The choices as enums, from their values (and keras=3 as well as keras="3")."""
         if isinstance(self.keras, int) and not isinstance(self.keras, bool):
-            object.__setattr__(self, "keras", str(self.keras))  # keras=3 as well as keras="3"
+            object.__setattr__(self, "keras", str(self.keras))
         for name, choice in (("cell", Cell), ("keras", KerasVersion), ("backend", Backend)):
             value = getattr(self, name)
             if value is not None and value not in {member.value for member in choice}:
@@ -77,6 +91,8 @@ class Spec:
         object.__setattr__(self, "shuffle", Shuffle.of(self.shuffle))
         if isinstance(self.reset, str):
             object.__setattr__(self, "reset", ResetPolicy.parse(self.reset))
+
+    def _check_numbers(self) -> None:
         positive = {"samples": self.samples, "timesteps": self.timesteps, "features": self.features,
                     "batch_size": self.batch_size, "epochs": self.epochs, "units": self.units,
                     "layers": self.layers}
@@ -88,15 +104,6 @@ class Spec:
                 raise SpecError(name, f"{{{name}}} must be zero or positive")
         if not 0 <= self.seed < 2**32:
             raise SpecError("seed", "{seed} must be between 0 and 2**32 - 1")
-        if isinstance(self.workflow, str):
-            object.__setattr__(self, "workflow", parse(self.workflow))
-        if self.workflow is not None:
-            self._check_workflow()
-        if self.reset and not self.stateful:
-            # A stateless layer holds no state between calls: a reset callback would
-            # change nothing, so asking for one is a misunderstanding worth stopping.
-            raise SpecError("reset", "{reset} {policy} needs {stateful}: a stateless layer starts every "
-                            "batch from zeros already", policy=str(self.reset))
 
     def _check_workflow(self) -> None:
         shorthand = {"epochs": 1, "val_samples": 0, "predict_samples": 0}

@@ -44,14 +44,7 @@ def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
         found.append("stateful Bidirectional: the backward direction carries the state it had at the "
                      "previous batch's first timestep, so consecutive batches are not one long "
                      "bidirectional sequence (see the continuation evidence)")
-    if any(op.validation_samples or op.validation_split for op in _fits(spec)):
-        if not spec.reset.validation:
-            found.append("validation runs through the training state: it starts from the state training "
-                         "left and leaves its own state for what comes next")
-        elif spec.reset.kind == ResetKind.NEVER:
-            found.append("your callback resets before validation, but validation leaves its own state: the "
-                         "next epoch's training starts from it; reset in on_epoch_begin too "
-                         f"({terms.setting('reset', 'epoch,validation')})")
+    found += _validation_warning(spec, terms)
     if _loaded_then_trained(spec):
         found.append(f"{facts_for(spec).name} cannot train a stateful {spec.cell.keras_name} loaded with "
                      "keras.models.load_model: use_cudnn=False is not saved, and with its default (\"auto\") "
@@ -62,6 +55,20 @@ def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
         found.append("predict starts from the state fit left: reset the layer before predict "
                      "if its sequences do not continue the training data")
     return found
+
+
+def _validation_warning(spec: Spec, terms: Terms) -> list[str]:
+    """A fit's validation runs through the training state, unless the callback resets around it."""
+    if not any(op.validation_samples or op.validation_split for op in _fits(spec)):
+        return []
+    if not spec.reset.validation:
+        return ["validation runs through the training state: it starts from the state training "
+                "left and leaves its own state for what comes next"]
+    if spec.reset.kind == ResetKind.NEVER:
+        return ["your callback resets before validation, but validation leaves its own state: the "
+                "next epoch's training starts from it; reset in on_epoch_begin too "
+                f"({terms.setting('reset', 'epoch,validation')})"]
+    return []
 
 
 def _broadcast_warning(spec: Spec, where: str, predict: bool) -> str:
@@ -230,48 +237,68 @@ def stateful_does_nothing(spec: Spec) -> str:
 def verdict(spec: Spec, error: KerasError | None, passes: Passes | None = None) -> str:
     """The answer for this setup, in a few plain sentences; for a workflow (`spec.workflow`),
     `passes` says how each of its calls began."""
-    batches = spec.batches_per_epoch
-    name = facts_for(spec).name
     said = passes.sentences(spec) if passes is not None and spec.workflow is not None else []
     call_by_call = f" Call by call: {'; '.join(said)}." if said else ""
     if spec.stateful and not facts_for(spec).carries:
-        text = (f"{name}, stateful {spec.layer_name}: {stateful_does_nothing(spec)}. Every slot of every call starts "
-                "from zeros, as in a stateless layer; nothing passes between batches, epochs, validation "
-                "or predict, and a reset changes nothing. To carry the state: the torch or TensorFlow "
-                "backend, or states passed by hand.")
-        if spec.backend == Backend.JAX:
-            text += " Only a direct call, model(x), runs eagerly and carries the state on jax."
-        if error:
-            text += (f" Keras still raises {error.type} at step {error.step}: a stateful layer needs every "
-                     f"batch to hold exactly {spec.batch_size:,} samples.")
-        return text
+        return _carries_nothing(spec, error)
     if not spec.stateful and spec.workflow is not None:
-        text = (f"{name}, stateless {spec.layer_name}: the layer starts every call from zeros, one slot per "
-                "sequence, and keeps nothing between calls.")
-        if spec.hand_carried:
-            text += (" The states you pass back by hand (return_state=True, then initial_state=) carry sample k "
-                     "of one predict into sample k of the next, as slot k of a stateful layer would.")
-        return text + call_by_call + _error_sentence(spec, error)
+        return _stateless_workflow(spec) + call_by_call + _error_sentence(spec, error)
     if not spec.stateful:
-        other_phases = [name for name, count in (("validation", spec.val_samples),
-                                                 ("predict", spec.predict_samples)) if count]
-        text = (f"{name}, stateless {spec.layer_name}: states are reset after every batch, "
-                f"{_times(batches)} per epoch; each batch holds up to "
-                f"{plural(spec.batch_size, 'independent state')}, one per sequence, so every one of the "
-                f"{spec.samples:,} sequences starts from zeros and nothing passes between sequences.")
-        if other_phases:
-            text += f" {' and '.join(other_phases).capitalize()} batches start from zeros too."
-        return text
+        return _stateless(spec)
+    return _stateful(spec) + call_by_call + _stateful_details(spec, passes) + _error_sentence(spec, error)
+
+
+def _carries_nothing(spec: Spec, error: KerasError | None) -> str:
+    """A stateful layer on a backend whose trainer drops the state (JAX)."""
+    text = (f"{facts_for(spec).name}, stateful {spec.layer_name}: {stateful_does_nothing(spec)}. Every slot of "
+            "every call starts from zeros, as in a stateless layer; nothing passes between batches, epochs, "
+            "validation or predict, and a reset changes nothing. To carry the state: the torch or TensorFlow "
+            "backend, or states passed by hand.")
+    if spec.backend == Backend.JAX:
+        text += " Only a direct call, model(x), runs eagerly and carries the state on jax."
+    if error:
+        text += (f" Keras still raises {error.type} at step {error.step}: a stateful layer needs every "
+                 f"batch to hold exactly {spec.batch_size:,} samples.")
+    return text
+
+
+def _stateless_workflow(spec: Spec) -> str:
+    text = (f"{facts_for(spec).name}, stateless {spec.layer_name}: the layer starts every call from zeros, one "
+            "slot per sequence, and keeps nothing between calls.")
+    if spec.hand_carried:
+        text += (" The states you pass back by hand (return_state=True, then initial_state=) carry sample k "
+                 "of one predict into sample k of the next, as slot k of a stateful layer would.")
+    return text
+
+
+def _stateless(spec: Spec) -> str:
+    other_phases = [name for name, count in (("validation", spec.val_samples),
+                                             ("predict", spec.predict_samples)) if count]
+    text = (f"{facts_for(spec).name}, stateless {spec.layer_name}: states are reset after every batch, "
+            f"{_times(spec.batches_per_epoch)} per epoch; each batch holds up to "
+            f"{plural(spec.batch_size, 'independent state')}, one per sequence, so every one of the "
+            f"{spec.samples:,} sequences starts from zeros and nothing passes between sequences.")
+    if other_phases:
+        text += f" {' and '.join(other_phases).capitalize()} batches start from zeros too."
+    return text
+
+
+def _stateful(spec: Spec) -> str:
+    """Slot i carries into slot i, and what resets it."""
     where = "inside fit, validation or predict" if spec.workflow is None else "by itself, in any call"
-    text = (f"{name}, stateful {spec.layer_name}: Keras never resets the state {where}; slot i of each batch "
-            f"starts from the final state of slot i of the previous call, so sample j+{spec.batch_size:,} "
-            "continues sample j ")
+    text = (f"{facts_for(spec).name}, stateful {spec.layer_name}: Keras never resets the state {where}; slot i of "
+            f"each batch starts from the final state of slot i of the previous call, so sample "
+            f"j+{spec.batch_size:,} continues sample j ")
     if spec.batch_size == 1:
         text += "(one slot, one stream): each batch's only sample continues the previous batch's."
     else:
         text += f"({spec.batch_size:,} parallel streams), not the last sample of the previous batch."
-    text += _resets(spec, batches)
-    text += call_by_call
+    return text + _resets(spec, spec.batches_per_epoch)
+
+
+def _stateful_details(spec: Spec, passes: Passes | None) -> str:
+    """Stacks, directions, shuffle and TensorFlow's lone samples, where they apply."""
+    text = ""
     if spec.layers > 1:
         text += f" Each of the {spec.layers} layers keeps its own state per slot, reset and carried together."
     if spec.bidirectional:
@@ -287,7 +314,7 @@ def verdict(spec: Spec, error: KerasError | None, passes: Passes | None = None) 
     elif passes is not None and passes.broadcast and spec.workflow is not None:
         text += (f" Keras does not raise for a batch of one sample here ({', '.join(passes.broadcast)}): it runs "
                  "that sample in every slot, overwriting every slot's state with garbage.")
-    return text + _error_sentence(spec, error)
+    return text
 
 
 def _resets(spec: Spec, batches: int) -> str:

@@ -37,6 +37,10 @@ class CallRecord:
     output: torch.Tensor  # last timestep's output per slot (both directions concatenated)
 
 
+def cuda_available() -> bool:
+    return torch.cuda.is_available()
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"

@@ -22,7 +22,7 @@ from .cells import FoldedRows, check_mark, step_cells
 from .glyphs import ASCII, UNICODE, Glyphs, choose_glyphs
 
 if TYPE_CHECKING:
-    from ..keras.oracle.compare import KerasComparison
+    from ..check.against import KerasComparison
 
 
 class View(Protocol):

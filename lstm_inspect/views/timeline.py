@@ -6,6 +6,7 @@ last steps that fit the width), so a million-step schedule folds in constant mem
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -92,32 +93,37 @@ def _fitting_columns(width: int) -> tuple[int, int]:
     return label_width, max(4, (width - label_width - 8) // 3)
 
 
-def build_timeline(report: Report, columns: _Columns, label_width: int, glyphs: Glyphs) -> Group:
-    slots = report.spec.largest_batch
-    shown: list[Column | None] = list(columns.head) + ([None] if columns.hidden else []) + list(columns.tail)
+class _Grid:
+    """The lines of the grid: a cell per shown column, a boundary where the call or epoch changes."""
 
-    def cells(render_cell) -> Text:
-        """One line: a cell per shown column, a boundary where the phase or epoch changes."""
+    def __init__(self, shown: list[Column | None], label_width: int, glyphs: Glyphs):
+        self.shown, self.label_width, self.glyphs = shown, label_width, glyphs
+
+    def cells(self, render_cell: Callable[[Column], Text]) -> Text:
         line = Text(no_wrap=True, overflow="crop")
         previous = None
-        for column in shown:
+        for column in self.shown:
             if column is None:
-                line.append(glyphs.gap + " ", style="dim")
+                line.append(self.glyphs.gap + " ", style="dim")
             else:
                 if previous is not None and previous.segment != column.segment:
-                    line.append(glyphs.boundary, style="dim")
+                    line.append(self.glyphs.boundary, style="dim")
                 line.append_text(render_cell(column))
             previous = column
         return line
 
-    def labelled(label: str, line: Text) -> Text:
-        row = Text(label[:label_width].ljust(label_width), no_wrap=True, overflow="crop")
-        return row.append_text(line)
+    def row(self, label: str, render_cell: Callable[[Column], Text]) -> Text:
+        row = Text(label[:self.label_width].ljust(self.label_width), no_wrap=True, overflow="crop")
+        return row.append_text(self.cells(render_cell))
 
-    phases = labelled("phase (train/val/predict)", cells(lambda column: Text(column.phase.value[0] + " ",
-                                                                             style="dim")))
-    step_numbers = labelled("step (last digit)", cells(lambda column: Text(f"{column.index % 10} ", style="dim")))
-    lines = [_segment_header(shown, glyphs, label_width), phases, step_numbers]
+
+def build_timeline(report: Report, columns: _Columns, label_width: int, glyphs: Glyphs) -> Group:
+    slots = report.spec.largest_batch
+    shown: list[Column | None] = list(columns.head) + ([None] if columns.hidden else []) + list(columns.tail)
+    grid = _Grid(shown, label_width, glyphs)
+    lines = [_segment_header(shown, glyphs, label_width),
+             grid.row("phase (train/val/predict)", lambda column: Text(column.phase.value[0] + " ", style="dim")),
+             grid.row("step (last digit)", lambda column: Text(f"{column.index % 10} ", style="dim"))]
     for label, slot in _slot_rows(slots):
         if slot is None and not columns.middle_uniform:
             lines.append(Text(f"{label}: {slots - HEAD_SLOTS - 1:,} slots hidden (patterns differ)",
@@ -126,13 +132,20 @@ def build_timeline(report: Report, columns: _Columns, label_width: int, glyphs: 
         if slot is None:
             label, slot = f"{label} (same pattern)", HEAD_SLOTS
         position = _shown_slots(slots).index(slot)
-        lines.append(labelled(label, cells(lambda column, at=position: _cell(column.kinds[at], glyphs))))
-
+        lines.append(grid.row(label, _slot_cells(position, glyphs)))
     notes = []
     if columns.hidden:
         notes.append(f"{columns.hidden:,} of {columns.total:,} steps hidden ({glyphs.gap})")
     if slots > MAX_SLOT_ROWS:
         notes.append(f"{slots - HEAD_SLOTS - 1:,} middle slots folded into one row")
+    parts = [Text("Timeline: where each slot's state starts, step by step", style="bold"), *lines]
+    if notes:
+        parts.append(Text("; ".join(notes), style="dim"))
+    parts.append(_legend(glyphs))
+    return Group(*parts, *closing_parts(report, plain=glyphs is ASCII))
+
+
+def _legend(glyphs: Glyphs) -> Text:
     legend = Text()
     for kind, words in ((Start.ZEROS.value, "reset to zeros"),
                         (Start.CONTINUED.value, "carried from the same slot's previous sample (the layout "
@@ -143,11 +156,12 @@ def build_timeline(report: Report, columns: _Columns, label_width: int, glyphs: 
         legend.append(glyphs.of(kind), style=STYLES[kind])
         legend.append(f" {words}\n")
     legend.append(f"{glyphs.boundary} phase or epoch boundary", style="dim")
-    parts = [Text("Timeline: where each slot's state starts, step by step", style="bold"), *lines]
-    if notes:
-        parts.append(Text("; ".join(notes), style="dim"))
-    parts.append(legend)
-    return Group(*parts, *closing_parts(report, plain=glyphs is ASCII))
+    return legend
+
+
+def _slot_cells(position: int, glyphs: Glyphs) -> Callable[[Column], Text]:
+    """The cells of one slot's row: `position` is its place among the slots each column keeps."""
+    return lambda column: _cell(column.kinds[position], glyphs)
 
 
 def _cell(kind: str, glyphs: Glyphs) -> Text:

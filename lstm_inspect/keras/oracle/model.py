@@ -10,7 +10,7 @@ import numpy as np
 
 from ...core.choices import Backend, Cell, KerasVersion
 from ...core.spec import Spec
-from .runs import OracleError
+from .errors import OracleError
 
 
 def import_keras(spec: Spec | None = None) -> Any:

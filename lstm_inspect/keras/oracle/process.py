@@ -10,9 +10,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from ...check.against import KerasRun
 from ...core.choices import Backend, KerasVersion
 from ...core.spec import Spec
-from .runs import KerasRun, OracleError
+from .errors import OracleError
 from .session import run_keras
 
 

@@ -13,11 +13,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ...check.against import KerasCall, KerasRun
 from ...core.choices import Backend, KerasVersion, Phase, ResetKind, ResetPolicy
 from ...core.order import Call
 from ...core.spec import Spec
 from .model import reads_loop, to_numpy
-from .runs import KerasCall, KerasRun
 
 # Every hook a reader may answer, as Keras calls them.
 HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_test_begin", "on_predict_begin",

@@ -12,13 +12,13 @@ from typing import Any
 
 import numpy as np
 
+from ...check.against import KerasRun
 from ...core.choices import Cell, KerasVersion, Phase, Shuffle
 from ...core.order import Call, Invocation, iter_invocations
 from ...core.spec import Spec
 from ...core.workflow import Kind, Op
 from .model import build_keras_model, copy_weights, import_keras, reads_loop, rnn_layers
 from .reading import StateReader, UserResets, as_callback, hook_loops
-from .runs import KerasRun
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
