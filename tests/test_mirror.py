@@ -148,3 +148,18 @@ def test_shuffled_samples_get_their_own_inputs_even_when_they_span_a_range():
     shuffled = batch_inputs(spec, Phase.TRAIN, np.array([4, 6, 5, 7]), CPU)
     in_order = batch_inputs(spec, Phase.TRAIN, np.array([4, 5, 6, 7]), CPU)
     assert torch.equal(shuffled[1], in_order[2]) and torch.equal(shuffled[2], in_order[1])
+
+
+def test_a_mirror_that_runs_a_lone_stateless_sample_in_every_slot_is_caught(monkeypatch):
+    """TensorFlow broadcasts a lone sample into every slot of a stateful layer only: a mirror that
+    does it for a stateless one runs four slots where Keras runs one, all from zeros."""
+
+    class BroadcastsEverywhere(KerasStateful):
+        def call(self, x, initial_state=None):
+            return super().call(x.expand(4, -1, -1) if len(x) == 1 else x, initial_state)
+
+    monkeypatch.setattr(mirror_run, "KerasStateful", BroadcastsEverywhere)
+    inspection = Inspection(Spec(9, 3, 1, batch_size=4, shuffle=False, backend="tensorflow"))
+    results = list(inspection)
+    assert [result.verified for result in results] == [True, True, False]
+    assert not inspection.report.ok

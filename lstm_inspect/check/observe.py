@@ -57,7 +57,9 @@ def observe(step: Step, record: CallRecord, previous: CallRecord | None) -> tupl
         carried_slots = int(same_slot.sum())
     else:
         carried_slots = 0
-    if step.source is None:
+    if len(zero) != len(source_slot):
+        verified = False  # the mirror ran another number of slots than Keras runs (a broadcast where none is)
+    elif step.source is None:
         verified = zero_slots == len(zero)
     elif previous is None or previous.call.index != step.source.index:
         verified = False
