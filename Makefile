@@ -38,10 +38,12 @@ $(TEST_STAMP): $(RUN_STAMP)
 run: $(RUN_STAMP)
 	$(BIN)/lstm-inspect $(ARGS)
 
-# Lint and type-check first (seconds), then the tests, real Keras on every backend included.
+# Lint, type-check and hold the architecture to its contract first (seconds), then the tests,
+# real Keras on every backend included.
 test: $(TEST_STAMP)
 	$(BIN)/ruff check lstm_inspect tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 bench: $(TEST_STAMP)

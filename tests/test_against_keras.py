@@ -8,11 +8,12 @@ import re
 import pytest
 from fakes import LastIntoFirst
 
+from lstm_inspect.check.against import TOLERANCE, KerasComparison, StepComparison
 from lstm_inspect.core.choices import Phase, ResetPolicy
 from lstm_inspect.core.facts import KerasError
 from lstm_inspect.core.schedule import keras_steps
 from lstm_inspect.core.spec import Spec
-from lstm_inspect.keras.oracle.compare import TOLERANCE, KerasComparison, StepComparison, compare_with_keras
+from lstm_inspect.keras.oracle.compare import compare_with_keras
 from lstm_inspect.keras.oracle.model import import_keras
 from lstm_inspect.mirror import run as mirror
 

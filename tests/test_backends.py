@@ -9,11 +9,11 @@ schedule says; where TensorFlow broadcasts a lone sample, predict returns a row 
 import numpy as np
 import pytest
 
+from lstm_inspect.check.against import TOLERANCE
 from lstm_inspect.core.choices import Phase
 from lstm_inspect.core.facts import facts_for
 from lstm_inspect.core.schedule import keras_steps
 from lstm_inspect.core.spec import Spec
-from lstm_inspect.keras.oracle.compare import TOLERANCE
 from lstm_inspect.keras.oracle.process import run_keras_isolated
 from lstm_inspect.mirror.run import mirror_records
 

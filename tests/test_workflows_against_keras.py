@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from lstm_inspect.check.against import TOLERANCE
 from lstm_inspect.cli import main
 from lstm_inspect.core.spec import Spec
-from lstm_inspect.keras.oracle.compare import TOLERANCE, compare_with_keras
+from lstm_inspect.keras.oracle.compare import compare_with_keras
 from lstm_inspect.keras.oracle.model import import_keras
 from lstm_inspect.keras.oracle.session import run_keras
 
