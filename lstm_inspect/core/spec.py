@@ -243,9 +243,11 @@ def _tally(spec: Spec, workflow: Workflow, batch_size: int, seen: dict[tuple[int
             size = item.batch_size or batch_size
             if item.kind == Kind.FIT:
                 train, validation = spec.fit_split(item), spec.fit_validation(item)
-                epochs = range(item.initial_epoch, item.epochs)
-                validated = sum((epoch + 1) % item.validation_freq == 0 for epoch in epochs) if validation else 0
-                calls += len(epochs) * math.ceil(train / size) + validated * math.ceil(validation / size)
+                # Epoch e validates when (e + 1) % freq == 0: counted in closed form, never epoch by epoch.
+                freq = item.validation_freq
+                validated = item.epochs // freq - item.initial_epoch // freq if validation else 0
+                epochs = item.epochs - item.initial_epoch
+                calls += epochs * math.ceil(train / size) + validated * math.ceil(validation / size)
                 largest = max(largest, min(size, max(train, validation)))
             elif item.kind.runs_batches:
                 calls += 1 if item.kind.one_batch else math.ceil(item.samples / size)

@@ -37,7 +37,7 @@ def to_numpy(keras: Any, value: Any) -> np.ndarray:
     """A copy: on the torch backend the conversion may share memory with a live variable."""
     if not hasattr(keras, "ops"):  # tf-keras: TensorFlow tensors and variables
         return np.array(value, copy=True)
-    return np.array(keras.ops.convertto_numpy(value), copy=True)
+    return np.array(keras.ops.convert_to_numpy(value), copy=True)
 
 
 def keras_weights(cell: Cell, torch_module, layer: int, reverse: bool) -> list[np.ndarray]:
