@@ -29,7 +29,7 @@ def check_before_running(spec: Spec, params: dict[str, Any]) -> None:
     for option in ("svg", "html"):
         if params[option] == "":
             raise click.BadParameter("an empty path names no file", param_hint=f"'--{option}'")
-        problem = params[option] and check_writable(params[option])
+        problem = params[option] and check_writable(params[option], (params.get("data"), params.get("replay")))
         if problem:
             raise click.BadParameter(problem, param_hint=f"'--{option}'")
     if spec.calls > MAX_STEPS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -28,3 +29,10 @@ class Terms:
 def plural(count: int, word: str, many: str | None = None) -> str:
     """E.g. "1 sample", "2,000 samples", "3 slot carries" (with `many`)."""
     return f"{count:,} {word if count == 1 else many or word + 's'}"
+
+
+def printable(text: str) -> str:
+    """`text` with every control character escaped (\\x1b, \\u200e, ...): text read from a file is
+    data, never a terminal's instruction to clear the screen or erase a line."""
+    return "".join(char if unicodedata.category(char)[0] != "C" or char == " "
+                   else char.encode("unicode_escape").decode("ascii") for char in text)

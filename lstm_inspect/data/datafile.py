@@ -8,8 +8,11 @@ Pure numpy.
 from __future__ import annotations
 
 import mmap
+import os
+import stat
+import zipfile
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -38,13 +41,43 @@ def _shift(x: Any, gap: int, chunk_rows: int) -> int | None:
     rows, timesteps = x.shape[0], x.shape[1]
     if rows <= gap or timesteps < 2:
         return None
-    first, later = np.asarray(x[0]), np.asarray(x[gap])
-    candidates = [s for s in range(1, timesteps) if np.array_equal(later[:-s], first[s:])]
-    for stride in candidates:
+    for stride in _overlaps(np.asarray(x[0]), np.asarray(x[gap])):
         if all(_chunk_shifted(x, start, min(rows, start + chunk_rows + gap), gap, stride)
                for start in range(0, rows - gap, chunk_rows)):
             return stride
     return None
+
+
+def _overlaps(first: np.ndarray, later: np.ndarray) -> list[int]:
+    """Every s (0 < s < T) with later[:-s] == first[s:], smallest first, in time linear in T: the
+    lengths L = T - s where a prefix of `later` equals a suffix of `first`, read off the prefix
+    function (Knuth-Morris-Pratt) of later's steps, a separator, then first's steps."""
+    timesteps = len(first)
+    symbols = _step_symbols(np.concatenate([later, first]))
+    sequence = [*symbols[:timesteps], -1, *symbols[timesteps:]]
+    prefix = [0] * len(sequence)
+    for i in range(1, len(sequence)):
+        k = prefix[i - 1]
+        while k and sequence[i] != sequence[k]:
+            k = prefix[k - 1]
+        prefix[i] = k + (sequence[i] == sequence[k])
+    found, length = [], prefix[-1]
+    while length:
+        found.append(timesteps - length)
+        length = prefix[length - 1]
+    return sorted(stride for stride in found if 0 < stride < timesteps)
+
+
+def _step_symbols(steps: np.ndarray) -> list[int]:
+    """Each timestep (its features) as a number, equal where np.array_equal holds: -0.0 as 0.0, and
+    a step holding NaN equal to none (numbers below -1, each its own)."""
+    flat = np.ascontiguousarray(np.asarray(steps).reshape(len(steps), -1) + 0.0)
+    as_bytes = flat.view(np.dtype((np.void, flat.dtype.itemsize * flat.shape[1]))).ravel()
+    symbols = np.unique(as_bytes, return_inverse=True)[1].astype(np.int64)
+    unequal = np.isnan(flat).any(axis=1)
+    symbols[unequal] = -2 - np.flatnonzero(unequal)
+    result: list[int] = symbols.tolist()
+    return result
 
 
 def _chunk_shifted(x: Any, start: int, stop: int, gap: int, stride: int) -> bool:
@@ -76,26 +109,16 @@ def open_data(path: str, key: str | None = None) -> np.ndarray:
     """The array in a .npy file, memory-mapped (never read whole), or `key` of a .npz file (read
     whole: numpy maps no member of an archive). ValueError with one line saying what is wrong (a
     SpecError naming the field `key` where the key is at fault)."""
+    regular_file(path)
     try:
         with open(path, "rb") as file:
-            start = file.read(6)
-            file.seek(0)
-            if start[:2] == b"PK":  # a zip: .npz
+            if file.read(2) == b"PK":  # a zip: .npz
                 return _npz_member(path, key)
             if key is not None:
                 raise SpecError("key", "{path} is a .npy file: it holds one array, and {key} names one of a .npz",
                                 path=path)
-            try:
-                version = np.lib.format.read_magic(file)
-                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                               else np.lib.format.read_array_header_2_0)
-                shape, _, dtype = read_header(file)
-            except (ValueError, OSError, SyntaxError, EOFError) as error:
-                raise ValueError(f"{path} is not a .npy or .npz file ({error})") from None
-            needed = file.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
-            file.seek(0, 2)
-            if file.tell() < needed:
-                raise ValueError(f"{path} is cut short: {file.tell():,} bytes of the {needed:,} its header announces")
+            file.seek(0)
+            _check_npy_header(path, file)
     except OSError as error:
         raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
     try:
@@ -105,24 +128,57 @@ def open_data(path: str, key: str | None = None) -> np.ndarray:
         raise ValueError(f"{path} is not a .npy or .npz file ({error})") from None
 
 
+def regular_file(path: str) -> None:
+    """ValueError unless `path` is a regular file: a FIFO would block the read forever, a device
+    (/dev/zero) never end it."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
+    if not stat.S_ISREG(mode):
+        what = "a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode) else "not a regular file"
+        raise ValueError(f"{path} is {what}: give a file saved by numpy (or by probe.save)")
+
+
+def _check_npy_header(path: str, file: BinaryIO) -> None:
+    """The header of a .npy file: readable, with a shape of sizes >= 0, and the file as long as it says."""
+    try:
+        version = np.lib.format.read_magic(file)
+        read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                       else np.lib.format.read_array_header_2_0)
+        shape, _, dtype = read_header(file)
+    except (ValueError, OSError, SyntaxError, EOFError) as error:
+        raise ValueError(f"{path} is not a .npy or .npz file ({error})") from None
+    if any(size < 0 for size in shape):
+        raise ValueError(f"{path} is damaged: its header announces the shape {tuple(shape)}")
+    needed = file.tell() + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    file.seek(0, 2)
+    if file.tell() < needed:
+        raise ValueError(f"{path} is cut short: {file.tell():,} bytes of the {needed:,} its header announces")
+
+
 def _npz_member(path: str, key: str | None) -> np.ndarray:
     try:
         archive = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise ValueError(f"{path} is not a .npy or .npz file ({error})") from None
+    except (ValueError, OSError, zipfile.BadZipFile) as error:
+        raise ValueError(f"{path} is not a .npy or .npz file ({error or 'not a zip archive'})") from None
     with archive:
         if key is None:
             raise SpecError("key", "{path} is a .npz archive: name its array with {key} (it holds {names})",
                             path=path, names=", ".join(archive.files) or "none")
         if key not in archive.files:
             raise ValueError(f"{path} has no array {key!r} (it holds {', '.join(archive.files) or 'none'})")
-        unpacked = archive.zip.getinfo(f"{key}.npy").file_size
+        member = f"{key}.npy" if f"{key}.npy" in archive.zip.namelist() else key
+        unpacked = archive.zip.getinfo(member).file_size
         room = min((found.bytes for found in rooms()), default=None)
         if room is not None and unpacked > room // 2:
             raise ValueError(f"{path}: array {key!r} takes {unpacked:,} bytes once read, more than half of the "
                              f"{room:,} this process may hold (numpy maps no array of a .npz): save it with "
                              "numpy.save as a .npy file, which is memory-mapped")
         try:
-            return np.asarray(archive[key])
-        except (ValueError, OSError, EOFError) as error:
+            array = archive[key]
+        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
             raise ValueError(f"{path}: array {key!r} cannot be read ({error}): the file may be cut short") from None
+    if not isinstance(array, np.ndarray):
+        raise ValueError(f"{path}: {key!r} is not an array saved by numpy (no .npy member)")
+    return array

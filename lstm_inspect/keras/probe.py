@@ -28,7 +28,7 @@ from ..check.inspection import Report, StepResult
 from ..core.choices import Backend, Cell, KerasVersion, Phase
 from ..core.spec import Spec
 from ..views.console import make_console
-from ..views.files import write_atomically
+from ..views.files import check_writable, write_atomically
 from ..views.jsonout import SCHEMA_VERSION, step_to_json
 from ..views.table import TableView, View
 from ..views.timeline import TimelineView
@@ -278,6 +278,11 @@ class StateProbe(keras.callbacks.Callback):
         return loaded
 
     def save(self, path: str) -> None:
-        """Write the run (`to_json`) to `path`, atomically: never a half-written file."""
+        """Write the run (`to_json`) to `path`, atomically: never a half-written file. ValueError
+        where `path` cannot be written or is no regular file (a device, a FIFO, a link, a
+        directory), as the command line refuses such an export."""
+        problem = check_writable(path)
+        if problem:
+            raise ValueError(problem)
         write_atomically(path, self._json_pieces())
 

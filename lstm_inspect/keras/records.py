@@ -27,7 +27,8 @@ from ..core.errors import SpecError
 from ..core.order import Call
 from ..core.schedule import Start, Step
 from ..core.spec import Spec
-from ..core.words import Terms, plural
+from ..core.words import Terms, plural, printable
+from ..data.datafile import regular_file
 from ..views.jsonout import step_to_json
 
 OBSERVER = "StateProbe"
@@ -155,7 +156,7 @@ def results_from_lines(lines: Any) -> Iterator[StepResult]:
 def result_from_json(item: dict[str, Any], index: int, previous: Call | None) -> StepResult:
     """One step of a probe's JSON; ValueError (KeyError, TypeError) where it is not one."""
     phase, samples = Phase(item["phase"]), np.asarray(item["samples"], dtype=np.int64)
-    call = Call(index, phase, int(item["epoch"]), int(item["batch"]), samples, 0, str(item["call"]), phase)
+    call = Call(index, phase, int(item["epoch"]), int(item["batch"]), samples, 0, printable(str(item["call"])), phase)
     starts = item["start"]
     if not isinstance(starts, list) or len(starts) != len(samples):
         raise ValueError(f"step {index}: {len(samples)} samples but starts {starts!r}")
@@ -218,6 +219,7 @@ def load(path: str) -> tuple[Spec, list[dict[str, Any]], dict[str, Any]]:
     """A saved probe run: its spec, its steps (as JSON objects) and the rest. ValueError with
     one line saying what is wrong for anything else: unreadable, not JSON, truncated, or
     another program's file."""
+    regular_file(path)
     try:
         with open(path, encoding="utf-8") as file:
             data = json.load(file)
@@ -244,5 +246,7 @@ def replayed(spec: Spec, steps: list[dict[str, Any]], data: dict[str, Any]) -> t
     tally = Tally()
     for result in results:
         tally.add(result)
-    report = probe_report(spec, tally, tuple(data.get("warnings") or ()), int(data.get("stateful_layers", 0)))
-    return results, dataclasses.replace(report, verdict=str(data.get("verdict") or report.verdict))
+    # Text from the file is data: shown with its control characters escaped.
+    warnings = tuple(printable(str(warning)) for warning in data.get("warnings") or ())
+    report = probe_report(spec, tally, warnings, int(data.get("stateful_layers", 0)))
+    return results, dataclasses.replace(report, verdict=printable(str(data.get("verdict") or report.verdict)))

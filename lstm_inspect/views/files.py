@@ -7,9 +7,23 @@ import tempfile
 from collections.abc import Iterable
 
 
-def check_writable(path: str) -> str | None:
+def same_file(path: str, other: str | None) -> bool:
+    """Whether `path` and `other` name one file, by identity (device and inode), not by spelling."""
+    if not other:
+        return False
+    try:
+        return os.path.samefile(path, other)
+    except OSError:
+        return False  # either does not exist (yet): not the same file
+
+
+def check_writable(path: str, inputs: tuple[str | None, ...] = ()) -> str | None:
     """Why `path` cannot be written, or None; checked before any work is done, down to a real
-    file made and removed beside it (permissions alone do not tell: /proc, read-only mounts)."""
+    file made and removed beside it (permissions alone do not tell: /proc, read-only mounts).
+    `inputs`: files the command reads, which an export must never replace."""
+    for given in inputs:
+        if same_file(path, given):
+            return f"{path} is {given}, which this command reads: an export never replaces its input"
     try:
         directory = os.path.dirname(os.path.abspath(path))
     except OSError:

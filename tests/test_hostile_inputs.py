@@ -1,0 +1,158 @@
+"""Hostile input to the newer surfaces (--calls, --data, --replay): one line and exit 2, or an
+answer, within seconds; never a traceback, a hang, or a terminal instruction from a file."""
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lstm_inspect.cli import main
+from lstm_inspect.data.datafile import _overlaps
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "probe-run.json"
+
+
+def _one_line_error(result) -> None:
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output and result.output.count("\n") == 1, result.output
+
+
+def _data(path: Path, *more: str):
+    return CliRunner().invoke(main, ["--shape", "4,3,1", "--batch", "2", "--data", str(path), *more, "--dry-run"])
+
+
+def test_a_fit_of_10_to_the_18_epochs_is_refused_at_once():
+    result = CliRunner().invoke(main, ["--shape", "8,5,1", "--batch", "4", "--calls",
+                                       "fit(epochs=999999999999999999, validation_samples=4)", "--dry-run"])
+    _one_line_error(result)
+    assert "2,999,999,999,999,999,997 steps" in result.output
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory", "device"])
+def test_data_and_replay_read_regular_files_only(tmp_path, kind):
+    if kind == "fifo":
+        path = tmp_path / "pipe"
+        os.mkfifo(path)  # reading it would block for ever
+    elif kind == "directory":
+        path = tmp_path
+    else:
+        path = Path("/dev/zero")  # reading it would never end
+    _one_line_error(_data(path))
+    _one_line_error(CliRunner().invoke(main, ["--replay", str(path)]))
+
+
+def _npy(tmp_path: Path) -> Path:
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((4, 3, 1), "float32"))
+    return path
+
+
+def test_a_npy_header_with_a_negative_dimension_is_refused(tmp_path):
+    path = _npy(tmp_path)
+    path.write_bytes(path.read_bytes().replace(b"(4, 3, 1)", b"(-4, 3, 1)"))
+    result = _data(path)
+    _one_line_error(result)
+    assert "(-4, 3, 1)" in result.output
+
+
+def test_a_file_that_starts_like_a_zip_but_is_none_is_refused(tmp_path):
+    path = tmp_path / "x.npz"
+    path.write_bytes(b"PK\x03\x04 not a zip at all")
+    _one_line_error(_data(path, "--data-key", "x"))
+
+
+def test_half_an_npz_is_refused(tmp_path):
+    path = tmp_path / "x.npz"
+    np.savez(path, x=np.zeros((4, 3, 1), "float32"))
+    path.write_bytes(path.read_bytes()[:200])
+    _one_line_error(_data(path, "--data-key", "x"))
+
+
+def test_an_npz_member_that_is_no_npy_array_is_refused(tmp_path):
+    path = tmp_path / "x.npz"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("x", b"not an array")
+    result = _data(path, "--data-key", "x")
+    _one_line_error(result)
+    assert "not an array" in result.output
+
+
+def _replay_with(tmp_path: Path, **changes) -> Path:
+    data = json.loads(EXAMPLE.read_text())
+    data.update(changes)
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+@pytest.mark.parametrize("args", [[], ["--view", "timeline"], ["--format", "markdown"], ["--format", "csv"]])
+def test_terminal_escapes_in_a_replay_file_are_shown_as_text(tmp_path, args):
+    data = json.loads(EXAMPLE.read_text())
+    data["steps"][-1]["call"] = "predict\x1b[2J[bold]p[/bold]"  # the last: no later step names it
+    path = _replay_with(tmp_path, steps=data["steps"], verdict="all good\x1b[2J[bold]x[/bold]",
+                        warnings=["\x1b[1A\x1b[2Khidden"])
+    result = CliRunner().invoke(main, ["--replay", str(path), *args])
+    assert result.exit_code == 0, result.output
+    assert "\x1b" not in result.output
+    if not args:
+        assert "\\x1b[1A\\x1b[2Khidden" in result.stderr
+        assert "[bold]x[/bold]" in result.stdout and "[bold]p[/bold]" in result.stdout  # markup in a file is text
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(2, 12).flatmap(lambda steps: st.tuples(
+    st.lists(st.sampled_from([0.0, -0.0, 1.0, float("nan")]), min_size=steps, max_size=steps),
+    st.lists(st.sampled_from([0.0, -0.0, 1.0, float("nan")]), min_size=steps, max_size=steps))))
+def test_the_window_search_finds_exactly_the_shifts_array_equal_finds(rows):
+    first, later = (np.array(row, "float32")[:, None] for row in rows)
+    expected = [s for s in range(1, len(first)) if np.array_equal(later[:-s], first[s:])]
+    assert _overlaps(first, later) == expected
+
+
+def test_long_rows_are_searched_in_time_linear_in_their_length(tmp_path):
+    # 300,000 steps a row took 27 s when every shift was compared (the linear search: about a second).
+    series = np.random.default_rng(0).standard_normal(300_003).astype("float32")
+    x = np.stack([series[j:j + 300_000] for j in range(3)])[:, :, None]
+    path = tmp_path / "long.npy"
+    np.save(path, x)
+    result = CliRunner().invoke(main, ["--shape", "3,300000,1", "--batch", "1", "--data", str(path), "--dry-run",
+                                       "--format", "json", "--no-slots"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["data"]["stride"] == 1
+
+
+@pytest.mark.parametrize("export", ["--svg", "--html"])
+def test_an_export_never_replaces_an_input(tmp_path, monkeypatch, export):
+    monkeypatch.chdir(tmp_path)
+    replay = tmp_path / "run.json"
+    replay.write_bytes(EXAMPLE.read_bytes())
+    (tmp_path / "link.json").symlink_to(replay)
+    data = _npy(tmp_path)
+    for args in (["--replay", "run.json", export, "./run.json"], ["--replay", "link.json", export, "run.json"],
+                 ["--shape", "4,3,1", "--batch", "2", "--data", str(data), "--dry-run", export, "x.npy"]):
+        result = CliRunner().invoke(main, args)
+        _one_line_error(result)
+        assert "never replaces its input" in result.output
+    assert replay.read_bytes() == EXAMPLE.read_bytes() and np.load(data).shape == (4, 3, 1)
+
+
+@pytest.mark.keras
+def test_probe_save_refuses_what_the_command_line_refuses(tmp_path):
+    from lstm_inspect.keras import StateProbe
+
+    probe = StateProbe()
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    (tmp_path / "link.json").symlink_to(tmp_path / "elsewhere.json")
+    for target in (fifo, tmp_path / "link.json", tmp_path, Path("/dev/null")):
+        with pytest.raises(ValueError, match="not a regular file|directory"):
+            probe.save(str(target))
+    assert Path("/dev/null").is_char_device() and not (tmp_path / "elsewhere.json").exists()
+    probe.save(str(tmp_path / "run.json"))
+    assert json.loads((tmp_path / "run.json").read_text())["observed_by"] == "StateProbe"
