@@ -50,7 +50,7 @@ def check_before_running(spec: Spec, params: dict[str, Any]) -> None:
 
 # What to do about the part of the estimate that weighs most.
 MEMORY_FIXES = {"start-up": "a machine with more memory", "the training order": "a smaller N",
-                "the weights": "fewer --units or --layers",
+                "the weights": "fewer --units or --layers", "a call's samples": "calls of fewer samples",
                 "the timeline's columns": "--view table", "one batch": "a smaller --batch, or --dry-run for the "
                 "schedule alone", "the state": "a smaller --batch", "the evidence": "--no-evidence",
                 "real Keras": "a smaller N for --against keras"}

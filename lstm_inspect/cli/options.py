@@ -12,6 +12,7 @@ import click
 
 from ..core.choices import Backend, Cell, KerasVersion, ResetPolicy
 from ..core.errors import SpecError
+from ..core.numbers import MAX_DIGITS, too_long
 from ..core.spec import parse_shape
 
 MAX_STEPS, MAX_LAYERS, MAX_ROWS = 10**8, 64, 10**6
@@ -45,6 +46,9 @@ class _AsciiDigits(click.ParamType):
         # As --shape takes its numbers: digits, a minus sign for the error that says "positive".
         if isinstance(value, str) and not re.fullmatch(r"\s*-?[0-9]+\s*", value):
             self.fail(f"{value!r} is not a valid integer (ASCII digits only).", param, ctx)
+        # A range says what it takes itself; past 18 digits no count describes data anyone holds.
+        if isinstance(value, str) and not isinstance(self, click.IntRange) and too_long(value.strip().lstrip("-")):
+            self.fail(f"at most {MAX_DIGITS} digits: no count of data goes further", param, ctx)
         return super().convert(value, param, ctx)
 
 

@@ -55,6 +55,7 @@ def estimate(spec: Spec, *, dry_run: bool, evidence: bool = False, against_keras
     """The peak resident memory of the command, part by part, in bytes."""
     parts = {"start-up": START_UP if dry_run else START_UP_TORCH, "the training order": spec.order_bytes()}
     slots = spec.largest_batch
+    parts["a call's samples"] = 16 * slots  # its data indices, and the sample each slot runs (int64)
     if timeline:
         parts["the timeline's columns"] = 8 * slots  # one step's starts, slot by slot, while it is folded
     if dry_run:

@@ -43,7 +43,7 @@ def show(report: Report, view: View) -> None:
 def _row(result: StepResult, marks: Glyphs) -> list[Text]:
     # Text, never markup: a call's label may come from a saved file, and "[" is text there.
     cells = [Text(cell) for cell in step_cells(result, marks)]
-    cells[3].stylize("bold red" if result.step.raises else "")
+    cells[3] = Text(cells[3].plain, style="bold red" if result.step.raises else "")
     cells[5] = check_mark(result, marks)
     return cells
 
