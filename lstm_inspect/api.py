@@ -22,6 +22,7 @@ def inspect(spec: Spec, *, dry_run: bool = False, device: str = "cpu", evidence:
     (the `keras` extra) and puts it beside the mirror; `advice` adds how to write the setup and
     lay out its data (`data`: what `layout.continuity` found in the user's rows). Streams: see
     `Inspection`."""
+    _check_arguments(spec, device, evidence_batch, max_steps)
     if dry_run and (against_keras or max_steps is not None):
         raise ValueError("a dry run observes nothing: no max_steps or Keras comparison")
     keras = None
@@ -32,3 +33,26 @@ def inspect(spec: Spec, *, dry_run: bool = False, device: str = "cpu", evidence:
     return Inspection(spec, dry_run=dry_run, device=device, evidence=evidence and not dry_run,
                       evidence_batch=evidence_batch, max_steps=max_steps, keras=keras, terms=terms,
                       advice=advice, data=data)
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _check_arguments(spec: Spec, device: str, evidence_batch: int, max_steps: int | None) -> None:
+    """What the command line refuses, refused here too, before any work: a TypeError or a
+    ValueError naming the argument."""
+    if not isinstance(spec, Spec):
+        raise TypeError(f"spec must be a Spec (lstm_inspect.Spec(samples, timesteps, features, ...)), got "
+                        f"{type(spec).__name__}")
+    if device not in DEVICES:
+        raise ValueError(f"device is one of {', '.join(DEVICES)}, got {device!r}")
+    if device == "cuda":
+        from .mirror.run import cuda_available  # torch: only when the caller names CUDA
+
+        if not cuda_available():
+            raise ValueError("device='cuda', but CUDA is not available here: use 'cpu' or 'auto'")
+    for name, value, least in (("evidence_batch", evidence_batch, 0), ("max_steps", max_steps, 1)):
+        if value is None and name == "max_steps":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name} must be a whole number of at least {least}, got {value!r}")

@@ -156,3 +156,81 @@ def test_probe_save_refuses_what_the_command_line_refuses(tmp_path):
     assert Path("/dev/null").is_char_device() and not (tmp_path / "elsewhere.json").exists()
     probe.save(str(tmp_path / "run.json"))
     assert json.loads((tmp_path / "run.json").read_text())["observed_by"] == "StateProbe"
+
+
+@pytest.mark.parametrize(("changes", "field"), [
+    ({"samples": 12.5}, "samples"), ({"samples": float("nan")}, "samples"), ({"batch_size": True}, "batch_size"),
+    ({"stateful": "no"}, "stateful"), ({"stateful": True, "reset": 5}, "reset"), ({"epochs": 10**30}, "epochs"),
+    ({"workflow": b"predict(4)"}, "workflow"), ({"bidirectional": 1}, "bidirectional")])
+def test_the_library_refuses_a_spec_of_the_wrong_types_at_its_door(changes, field):
+    from lstm_inspect import Spec, SpecError
+
+    with pytest.raises(SpecError) as raised:
+        Spec(**{"samples": 12, "timesteps": 5, "features": 1, **changes})
+    assert raised.value.field == field
+
+
+def test_numpys_integers_are_whole_numbers():
+    from lstm_inspect import Spec
+
+    spec = Spec(np.int64(12), np.int32(5), 1, batch_size=np.int64(4))
+    assert (spec.samples, spec.batch_size) == (12, 4) and type(spec.samples) is int
+
+
+@pytest.mark.parametrize(("arguments", "error"), [
+    ({"spec": "12,5,1"}, TypeError), ({"device": "tpu"}, ValueError), ({"evidence_batch": -1}, ValueError),
+    ({"max_steps": 0}, ValueError)])
+def test_inspect_refuses_what_the_command_line_refuses(arguments, error):
+    from lstm_inspect import Spec, inspect
+
+    given = {"spec": Spec(12, 5, 1), **arguments}
+    with pytest.raises(error):
+        inspect(given.pop("spec"), **given)
+
+
+def test_keras_stateful_checks_the_states_it_is_given():
+    import torch
+    from torch import nn
+
+    from lstm_inspect import KerasStateful
+
+    layer = KerasStateful(nn.LSTM(1, 3, batch_first=True), batch_size=2)
+    zeros = torch.zeros(1, 2, 3)
+    for states in [(zeros.double(), zeros), (zeros.long(), zeros), (zeros.to("meta"), zeros), (zeros,), zeros]:
+        with pytest.raises(ValueError):
+            layer.set_states(states)
+    with pytest.raises(TypeError):
+        layer.set_states((np.zeros((1, 2, 3), "float32"), zeros))
+    layer.set_states((zeros + 1, zeros))
+    assert float(layer.states[0].sum()) == 6.0
+    with pytest.raises(ValueError, match="TensorFlow only"):
+        KerasStateful(nn.LSTM(1, 3, batch_first=True), batch_size=2, keras="2", backend="jax")
+
+
+def test_stateful_layout_checks_its_sizes_and_targets():
+    from lstm_inspect.layout import stateful_layout
+
+    series = np.arange(24, dtype="float32").reshape(2, 12, 1)
+    for arguments in [{"timesteps": 3.0, "batch_size": 2}, {"timesteps": 3, "batch_size": True},
+                      {"timesteps": 3, "batch_size": 2, "targets": np.zeros((2, 5))}]:
+        with pytest.raises(ValueError):
+            stateful_layout(series, **arguments)
+    assert stateful_layout(series, 3, 2, targets=np.arange(24).reshape(2, 12)).y.tolist()[:4] == [2, 14, 5, 17]
+
+
+@pytest.mark.keras
+def test_the_probe_checks_what_it_is_given_and_watches_a_model_once():
+    import keras
+
+    from lstm_inspect.keras import StateProbe
+
+    with pytest.raises(TypeError, match="Keras model"):
+        StateProbe().attach(object())
+    inputs = keras.Input(batch_shape=(2, 3, 1))
+    model = keras.Model(inputs, keras.layers.LSTM(4, stateful=True, use_cudnn=False)(inputs))
+    probe = StateProbe().attach(model).attach(model)  # twice: still one watcher
+    model.predict(np.ones((4, 3, 1), "float32"), batch_size=2, verbose=0)
+    report = probe.result()
+    assert report.summary.steps == 2 and report.summary.slot_carries == 2
+    with pytest.raises(ValueError, match="table.*timeline"):
+        probe.report(view="x")

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .errors import SpecError
-from .numbers import MAX_DIGITS, is_number, too_long
+from .digits import MAX_DIGITS, is_number, too_long
 
 
 class Phase(StrEnum):

@@ -8,13 +8,14 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from .choices import Backend, Cell, KerasVersion, Phase, ResetPolicy, Shuffle, default_backend
 from .errors import SpecError
-from .numbers import MAX_DIGITS, is_number, too_long
+from .digits import MAX_DIGITS, is_number, too_long
 from .workflow import Kind, Op, Workflow, distinct, parse, text
 
 
@@ -58,6 +59,7 @@ class Spec:
     workflow: Workflow | None = None
 
     def __post_init__(self) -> None:
+        self._check_types()
         self._choose()
         self._check_numbers()
         if isinstance(self.workflow, str):
@@ -92,6 +94,23 @@ class Spec:
         if isinstance(self.reset, str):
             object.__setattr__(self, "reset", ResetPolicy.parse(self.reset))
 
+    def _check_types(self) -> None:
+        """Ints are ints (not booleans, not floats), flags are booleans, the workflow its text or a
+        parsed one, the reset its text or a policy: what the rest of the package may trust."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if field.name in _INTS and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+                raise SpecError(field.name, f"{{{field.name}}} must be a whole number, got {{got!r}}", got=value)
+            if field.name in _FLAGS and not isinstance(value, bool):
+                raise SpecError(field.name, f"{{{field.name}}} must be True or False, got {{got!r}}", got=value)
+        if not (self.workflow is None or isinstance(self.workflow, str | tuple)):
+            raise SpecError("workflow", "{workflow} is text (as --calls writes it) or a parsed workflow, got {got!r}",
+                            got=self.workflow)
+        if not isinstance(self.reset, str | ResetPolicy):
+            raise SpecError("reset", "{reset} is text (e.g. \"epoch\") or a ResetPolicy, got {got!r}", got=self.reset)
+        for name in _INTS:
+            object.__setattr__(self, name, int(getattr(self, name)))  # numpy's integers as Python's
+
     def _check_numbers(self) -> None:
         positive = {"samples": self.samples, "timesteps": self.timesteps, "features": self.features,
                     "batch_size": self.batch_size, "epochs": self.epochs, "units": self.units,
@@ -99,6 +118,9 @@ class Spec:
         for name, value in positive.items():
             if value < 1:
                 raise SpecError(name, f"{{{name}}} must be a positive integer")
+        for name in _INTS:
+            if abs(getattr(self, name)) >= 10**MAX_DIGITS:
+                raise SpecError(name, f"{{{name}}} has at most {MAX_DIGITS} digits")
         for name in ("val_samples", "predict_samples"):
             if getattr(self, name) < 0:
                 raise SpecError(name, f"{{{name}}} must be zero or positive")
@@ -217,6 +239,11 @@ class Spec:
         """The spec `to_json` wrote."""
         names = {field.name for field in dataclasses.fields(cls)}
         return cls(**{name: value for name, value in fields.items() if name in names})
+
+
+_INTS = ("samples", "timesteps", "features", "batch_size", "epochs", "val_samples", "predict_samples", "units",
+         "seed", "layers")
+_FLAGS = ("stateful", "bidirectional")
 
 
 def _distinct(workflow: Workflow | None) -> set[Op]:

@@ -17,7 +17,7 @@ from enum import StrEnum
 
 from .choices import Phase, Shuffle
 from .errors import SpecError
-from .numbers import MAX_DIGITS
+from .digits import MAX_DIGITS
 
 
 class Kind(StrEnum):

@@ -7,6 +7,7 @@ long series into windows of T steps and orders them that way. Pure numpy.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,8 +46,9 @@ def stateful_layout(series: Any, timesteps: int, batch_size: int, targets: Any =
     `targets` (shaped like `series`, without the features or with them): each window's target
     is its value at the window's last step, as for a model returning its last output."""
     data = np.asarray(series)
-    if timesteps < 1 or batch_size < 1:
-        raise ValueError("timesteps and batch_size must be positive")
+    for name, value in (("timesteps", timesteps), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be a positive whole number, got {value!r}")
     goal = None if targets is None else np.asarray(targets)
     if data.ndim in (1, 2):  # one long series: B streams, one per slot
         length = data.shape[0] // batch_size
@@ -57,6 +59,9 @@ def stateful_layout(series: Any, timesteps: int, batch_size: int, targets: Any =
         goal = None if goal is None else goal[:length * batch_size].reshape(batch_size, length, *goal.shape[1:])
     if data.ndim == 2:
         data = data[..., None]
+    if goal is not None and goal.shape[:2] != data.shape[:2]:
+        raise ValueError(f"targets must have a value per series and step, shape {data.shape[:2]} (then any "
+                         f"features), got {goal.shape}")
     if data.ndim != 3:
         raise ValueError(f"series must be (series, steps, features), (steps, features) or (steps,), got {data.shape}")
     count, length = data.shape[:2]

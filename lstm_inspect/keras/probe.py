@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,6 +37,7 @@ from .records import OBSERVER, Recorder, Tally, probe_report
 
 _PHASES = {"train_on_batch": Phase.TRAIN, "test_on_batch": Phase.EVALUATE, "predict_on_batch": Phase.PREDICT,
            "call": Phase.PREDICT}
+_WATCHED = ("fit", "evaluate", "predict", "train_on_batch", "test_on_batch", "predict_on_batch")
 _CELLS = {"LSTM": Cell.LSTM, "GRU": Cell.GRU, "SimpleRNN": Cell.RNN}
 
 
@@ -78,6 +80,8 @@ class StateProbe(keras.callbacks.Callback):
         self._layers_of: int | None = None  # id of the model they were found in
         self._spec: Spec | None = None
         self._attached: list[tuple[Any, str, Any]] = []
+        self._lock = threading.Lock()
+        self._caller = 0  # the thread whose call is under way
         self.unobservable = ""  # why this backend cannot be observed, if it cannot
 
     # --- the model -------------------------------------------------------------------------
@@ -132,6 +136,18 @@ class StateProbe(keras.callbacks.Callback):
     # --- the calls -------------------------------------------------------------------------
 
     def _begin(self, phase: Phase, word: str, epoch: int | None, batch: int) -> None:
+        with self._lock:
+            if self._call is not None and self._caller != threading.get_ident():
+                # Another thread's call would mix two calls' states: refused, and what was recorded
+                # stays readable.
+                raise RuntimeError("StateProbe watches one call at a time: a batch began in another thread "
+                                   "while one was under way (use one probe per thread)")
+            if self._call is not None:  # this thread's call before raised inside Keras: it ended there
+                self._recorder.end(self._call, self._read())
+            self._caller = threading.get_ident()
+            self._begin_call(phase, word, epoch, batch)
+
+    def _begin_call(self, phase: Phase, word: str, epoch: int | None, batch: int) -> None:
         self._find_layers()
         if self.unobservable:
             return
@@ -141,9 +157,10 @@ class StateProbe(keras.callbacks.Callback):
                                           len(initial) if initial is not None else 0)
 
     def _end(self) -> None:
-        if self._call is not None:
-            self._recorder.end(self._call, self._read())
-            self._call = None
+        with self._lock:
+            if self._call is not None:
+                self._recorder.end(self._call, self._read())
+                self._call = None
 
     def on_train_begin(self, logs: Any = None) -> None:
         self._fitting = True
@@ -199,6 +216,12 @@ class StateProbe(keras.callbacks.Callback):
     def attach(self, model: Any) -> StateProbe:
         """Watch `model` without a callback list at hand: its fit, evaluate and predict get the
         probe among their callbacks, and its *_on_batch calls are marked. `detach()` undoes it."""
+        missing = [name for name in _WATCHED if not callable(getattr(model, name, None))]
+        if missing:
+            raise TypeError(f"attach takes a Keras model (with {', '.join(_WATCHED)}); "
+                            f"{type(model).__name__} has no {', '.join(missing)}")
+        if any(attached is model for attached, _, _ in self._attached):
+            return self  # watched already: a second wrapper would see every batch twice
         self.set_model(model)
         for name in ("fit", "evaluate", "predict"):
             self._wrap(model, name, self._with_callback(getattr(model, name)))
@@ -218,7 +241,8 @@ class StateProbe(keras.callbacks.Callback):
     def _with_callback(self, method: Any) -> Any:
         @functools.wraps(method)
         def with_probe(*args: Any, callbacks: Any = None, **kwargs: Any) -> Any:
-            return method(*args, callbacks=[*(callbacks or []), self], **kwargs)
+            given = list(callbacks or [])
+            return method(*args, callbacks=given if self in given else [*given, self], **kwargs)
         return with_probe
 
     def _marked(self, kind: str, method: Any) -> Any:
@@ -251,6 +275,8 @@ class StateProbe(keras.callbacks.Callback):
 
     def report(self, view: str = "table", console: Any = None, max_rows: int = 40) -> Report:
         """Print the table (or `view="timeline"`) and verdict, as the command line does; returns the report."""
+        if view not in ("table", "timeline"):
+            raise ValueError(f"view is 'table' or 'timeline', got {view!r}")
         console = console or make_console()
         shown: View = (TimelineView(console, self._spec_now()) if view == "timeline"
                        else TableView(console, max_rows))

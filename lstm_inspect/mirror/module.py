@@ -54,6 +54,9 @@ class KerasStateful(nn.Module):
         self.stateful = stateful
         self.keras = KerasVersion(keras)
         self.backend = Backend(backend or (Backend.TENSORFLOW if self.keras == KerasVersion.TWO else Backend.TORCH))
+        if (self.keras, self.backend) not in FACTS:
+            raise ValueError(f"Keras {self.keras} does not run on {self.backend}: tf-keras (Keras 2) runs on "
+                             "TensorFlow only")
         self.state_names = ("h", "c") if isinstance(rnn, nn.LSTM) else ("h",)  # its buffers
         if stateful:
             # Keras creates the state variables at build, as zeros of the fixed batch size. Here
@@ -90,9 +93,19 @@ class KerasStateful(nn.Module):
         cell's order, each of shape (layers * directions, batch_size, units); kept detached."""
         if not self.stateful:
             raise TypeError("a stateless layer holds no state between calls")
-        for name, current, state in zip(self.state_names, self.states, states, strict=True):
+        if isinstance(states, torch.Tensor) or not isinstance(states, tuple | list) or len(states) != len(
+                self.state_names):
+            raise ValueError(f"set_states takes {len(self.state_names)} tensor(s), in the cell's order "
+                             f"({', '.join(self.state_names)}), as `states` gives them")
+        for name, current, state in zip(self.state_names, self.states, states):
+            if not isinstance(state, torch.Tensor):
+                raise TypeError(f"{name} must be a torch.Tensor, got {type(state).__name__}")
             if state.shape != current.shape:
                 raise ValueError(f"{name} must have shape {tuple(current.shape)}, got {tuple(state.shape)}")
+            if state.dtype != current.dtype or state.device != current.device:
+                raise ValueError(f"{name} must be {current.dtype} on {current.device}, as the layer's weights; got "
+                                 f"{state.dtype} on {state.device}")
+        for name, state in zip(self.state_names, states):
             setattr(self, name, state.detach())
 
     def reset_state(self) -> None:
