@@ -12,7 +12,7 @@ import click
 
 from ..core.choices import Backend, Cell, KerasVersion, ResetPolicy
 from ..core.errors import SpecError
-from ..core.numbers import MAX_DIGITS, too_long
+from ..core.digits import MAX_DIGITS, too_long
 from ..core.spec import parse_shape
 
 MAX_STEPS, MAX_LAYERS, MAX_ROWS = 10**8, 64, 10**6
