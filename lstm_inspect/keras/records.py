@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -153,27 +154,65 @@ def results_from_lines(lines: Any) -> Iterator[StepResult]:
         yield result
 
 
-def result_from_json(item: dict[str, Any], index: int, previous: Call | None) -> StepResult:
-    """One step of a probe's JSON; ValueError (KeyError, TypeError) where it is not one."""
-    phase, samples = Phase(item["phase"]), np.asarray(item["samples"], dtype=np.int64)
-    call = Call(index, phase, int(item["epoch"]), int(item["batch"]), samples, 0, printable(str(item["call"])), phase)
-    starts = item["start"]
-    if not isinstance(starts, list) or len(starts) != len(samples):
-        raise ValueError(f"step {index}: {len(samples)} samples but starts {starts!r}")
-    sources = np.full(len(starts), -2, dtype=np.int64)
-    for slot, start in enumerate(starts):
-        if start == Start.ZEROS.value:
-            sources[slot] = -1
-        elif start != OTHER:
-            label, _, row = str(start).rpartition(SLOT)
-            if previous is None or label != previous.label or not row.isdigit():
-                raise ValueError(f"step {index}: slot {slot} starts from {start!r}, not a slot of the call before")
-            sources[slot] = int(row)
+def result_from_json(item: Any, index: int, previous: Call | None) -> StepResult:
+    """One step of a probe's JSON; ValueError naming the step and field where it is not one."""
+    if not isinstance(item, dict):
+        raise ValueError(f"step {index} is not an object")
+    phase = _field(item, "phase", str, index)
+    if phase not in {member.value for member in Phase}:
+        raise ValueError(f"step {index}: phase {phase!r} is none of {', '.join(member.value for member in Phase)}")
+    epoch, batch = _count(item, "epoch", index), _count(item, "batch", index)
+    samples = _field(item, "samples", list, index)
+    if not all(isinstance(sample, int) and not isinstance(sample, bool) and 0 <= sample < 10**18
+               for sample in samples):
+        raise ValueError(f"step {index}: samples holds something other than whole numbers from 0")
+    call = Call(index, Phase(phase), epoch, batch, np.asarray(samples, dtype=np.int64), 0,
+                printable(_field(item, "call", str, index)), Phase(phase))
+    starts = _field(item, "start", list, index)
+    if len(starts) != len(samples):
+        raise ValueError(f"step {index}: {len(samples)} samples but {len(starts)} starts")
+    sources = np.array([_source(start, slot, index, previous) for slot, start in enumerate(starts)], dtype=np.int64)
     source = previous if (sources >= 0).any() else None
-    observed = item.get("observed")
-    seen = None if observed is None else Observed(int(observed["zero_slots"]), int(observed["carried_slots"]),
-                                                   float(observed["max_abs_h0"]))
-    return StepResult(ObservedStep(call, source, sources), seen, None)
+    return StepResult(ObservedStep(call, source, sources), _observed(item.get("observed"), index), None)
+
+
+def _field(item: dict[str, Any], name: str, kind: type, index: int) -> Any:
+    value = item.get(name)
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise ValueError(f"step {index}: {name} is not a {kind.__name__}")
+    return value
+
+
+def _count(item: dict[str, Any], name: str, index: int) -> int:
+    value: int = _field(item, name, int, index)
+    if not 0 <= value < 10**18:
+        raise ValueError(f"step {index}: {name} must be a whole number from 0")
+    return value
+
+
+def _source(start: Any, slot: int, index: int, previous: Call | None) -> int:
+    """-1 for zeros, -2 for other, else the slot of the call before that this slot started from."""
+    if start == Start.ZEROS.value:
+        return -1
+    if start == OTHER:
+        return -2
+    label, _, row = str(start).rpartition(SLOT)
+    if previous is None or label != previous.label or not row.isdigit() or int(row) >= len(previous.samples):
+        raise ValueError(f"step {index}: slot {slot} starts from {printable(str(start))!r}, not a slot of the call "
+                         "before")
+    return int(row)
+
+
+def _observed(observed: Any, index: int) -> Observed | None:
+    if observed is None:
+        return None
+    if not isinstance(observed, dict):
+        raise ValueError(f"step {index}: observed is not an object")
+    zeros, carried = _count(observed, "zero_slots", index), _count(observed, "carried_slots", index)
+    largest = observed.get("max_abs_h0")
+    if isinstance(largest, bool) or not isinstance(largest, int | float) or not math.isfinite(largest):
+        raise ValueError(f"step {index}: observed max_abs_h0 is not a finite number")
+    return Observed(zeros, carried, float(largest))
 
 
 class Tally(inspection.Tally):
@@ -216,29 +255,56 @@ def probe_verdict(spec: Spec, tally: Tally, stateful_layers: int) -> str:
 
 
 def load(path: str) -> tuple[Spec, list[dict[str, Any]], dict[str, Any]]:
-    """A saved probe run: its spec, its steps (as JSON objects) and the rest. ValueError with
-    one line saying what is wrong for anything else: unreadable, not JSON, truncated, or
-    another program's file."""
+    """A saved probe run: its spec, its steps (as JSON objects) and the rest, every field checked
+    here, in one place. ValueError with one line saying what is wrong for anything else: not a
+    regular file, unreadable, not JSON (or JSON's NaN and Infinity, which it never writes), nested
+    past reason, truncated, another program's file, or a damaged one."""
     regular_file(path)
     try:
         with open(path, encoding="utf-8") as file:
-            data = json.load(file)
+            data = json.load(file, parse_constant=_no_constant)
     except OSError as error:
         raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as error:
         raise ValueError(f"{path} is not JSON (or is cut short): {error}") from None
-    if not isinstance(data, dict) or data.get("observed_by") != OBSERVER or data.get("schema") != 1:
+    except RecursionError:
+        raise ValueError(f"{path} nests deeper than any StateProbe file: not one") from None
+    schema = data.get("schema") if isinstance(data, dict) else None
+    if not isinstance(data, dict) or data.get("observed_by") != OBSERVER or type(schema) is not int or schema != 1:
         raise ValueError(f"{path} is not a run saved by StateProbe (probe.save): no \"observed_by\": "
                          "\"StateProbe\" with schema 1")
     try:
+        _check_top(data)
         spec = Spec.from_json(data["spec"])
-        steps = data["steps"]
-        if not isinstance(steps, list):
-            raise TypeError("steps is not a list")
-        list(results_from_lines(steps))  # every step parses, before anything is shown
-    except (KeyError, TypeError, ValueError, SpecError) as error:
+        for result in results_from_lines(data["steps"]):  # every step parses, before anything is shown
+            if len(result.step.call.samples) > spec.largest_batch:
+                raise ValueError(f"step {result.step.call.index} holds {len(result.step.call.samples):,} slots, "
+                                 f"more than the spec's batch of {spec.largest_batch:,}")
+    except (TypeError, ValueError, SpecError) as error:
         raise ValueError(f"{path} is a damaged StateProbe file: {error}") from None
-    return spec, steps, data
+    return spec, data["steps"], data
+
+
+def _no_constant(name: str) -> float:
+    raise ValueError(f"{name} is no number a StateProbe file holds")
+
+
+def _check_top(data: dict[str, Any]) -> None:
+    """The fields around the steps, each of the type probe.save writes."""
+    for name, kind in (("spec", dict), ("steps", list)):
+        if not isinstance(data.get(name), kind):
+            raise ValueError(f"{name} is not a {kind.__name__}")
+    warnings = data.get("warnings", [])
+    if not isinstance(warnings, list) or not all(isinstance(warning, str) for warning in warnings):
+        raise ValueError("warnings is not a list of text")
+    if not isinstance(data.get("verdict", ""), str):
+        raise ValueError("verdict is not text")
+    layers = data.get("stateful_layers", 0)
+    if isinstance(layers, bool) or not isinstance(layers, int) or layers < 0:
+        raise ValueError("stateful_layers is not a whole number from 0")
+    workflow = data["spec"].get("workflow")
+    if workflow is not None and not isinstance(workflow, str):
+        raise ValueError("spec's workflow is not text")
 
 
 def replayed(spec: Spec, steps: list[dict[str, Any]], data: dict[str, Any]) -> tuple[list[StepResult], Report]:
