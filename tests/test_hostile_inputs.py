@@ -234,3 +234,60 @@ def test_the_probe_checks_what_it_is_given_and_watches_a_model_once():
     assert report.summary.steps == 2 and report.summary.slot_carries == 2
     with pytest.raises(ValueError, match="table.*timeline"):
         probe.report(view="x")
+
+
+def _answer_or_one_line(result) -> None:
+    """A valid answer (exit 0, 1 or 3), or exit 2 and one line; never a traceback."""
+    assert result.exception is None or isinstance(result.exception, SystemExit), repr(result.exception)
+    assert result.exit_code in (0, 1, 2, 3), (result.exit_code, result.output)
+    if result.exit_code == 2:
+        assert result.stderr.count("\n") == 1, result.stderr
+
+
+_JSON = st.recursive(st.none() | st.booleans() | st.integers(-10, 10**20) | st.floats(allow_nan=False)
+                     | st.text(max_size=8), lambda inner: st.lists(inner, max_size=4)
+                     | st.dictionaries(st.text(max_size=8), inner, max_size=4), max_leaves=12)
+_STEP_FIELDS = ["call", "phase", "epoch", "batch", "samples", "start", "observed"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.data())
+def test_generated_replay_files_get_an_answer_or_one_line(tmp_path_factory, data):
+    run = json.loads(EXAMPLE.read_text())
+    where = data.draw(st.sampled_from(["top", "spec", "step"]))
+    if where == "top":
+        run[data.draw(st.sampled_from(["schema", "observed_by", "spec", "steps", "warnings", "verdict",
+                                       "stateful_layers"]))] = data.draw(_JSON)
+    elif where == "spec":
+        run["spec"][data.draw(st.sampled_from(sorted(run["spec"])))] = data.draw(_JSON)
+    else:
+        step = run["steps"][data.draw(st.integers(0, len(run["steps"]) - 1))]
+        step[data.draw(st.sampled_from(_STEP_FIELDS))] = data.draw(_JSON)
+    path = tmp_path_factory.mktemp("replay") / "run.json"
+    path.write_text(json.dumps(run))
+    _answer_or_one_line(CliRunner().invoke(main, ["--replay", str(path), "--format", "json"]))
+
+
+_CALL = st.sampled_from(["fit", "evaluate", "predict", "train_on_batch", "test_on_batch", "predict_on_batch",
+                         "reset_state", "save_and_load", "twin", "model.predict", "x", "__import__"])
+_ARGUMENT = st.sampled_from(["", "1", "4", "0", "-1", "0x10", "10**3", "1e3", "'a'", "True", "batch_size=2",
+                             "epochs=2", "shuffle=False", "validation_split=0.5", "initial_epoch=0",
+                             "initial_state='previous'", "validation_samples=4", "batch_size=0", "k=1", "*a"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(_CALL, st.lists(_ARGUMENT, max_size=3), st.integers(0, 3)), min_size=1, max_size=4))
+def test_generated_calls_get_an_answer_or_one_line(calls):
+    text = "; ".join(f"{name}({', '.join(arguments)})" + (f" * {times}" if times else "")
+                     for name, arguments, times in calls)
+    result = CliRunner().invoke(main, ["--shape", "8,3,1", "--batch", "4", "--stateful", "--calls", text,
+                                       "--dry-run", "--format", "json", "--no-slots"])
+    _answer_or_one_line(result)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(max_size=80), st.sampled_from([b"", b"\x00" * 48, b"\x00" * 4]))
+def test_generated_npy_headers_get_an_answer_or_one_line(tmp_path_factory, header, tail):
+    path = tmp_path_factory.mktemp("data") / "x.npy"
+    path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + tail)
+    _answer_or_one_line(_data(path))

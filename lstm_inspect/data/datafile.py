@@ -147,7 +147,7 @@ def _check_npy_header(path: str, file: BinaryIO) -> None:
         read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                        else np.lib.format.read_array_header_2_0)
         shape, _, dtype = read_header(file)
-    except (ValueError, OSError, SyntaxError, EOFError) as error:
+    except Exception as error:  # numpy's header parser raises what its tokenizer raises (TokenError, ...)
         raise ValueError(f"{path} is not a .npy or .npz file ({error})") from None
     if any(size < 0 for size in shape):
         raise ValueError(f"{path} is damaged: its header announces the shape {tuple(shape)}")
