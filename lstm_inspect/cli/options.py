@@ -11,8 +11,8 @@ from typing import Any
 import click
 
 from ..core.choices import Backend, Cell, KerasVersion, ResetPolicy
-from ..core.errors import SpecError
 from ..core.digits import MAX_DIGITS, too_long
+from ..core.errors import SpecError
 from ..core.spec import parse_shape
 
 MAX_STEPS, MAX_LAYERS, MAX_ROWS = 10**8, 64, 10**6

@@ -9,8 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
-from .errors import SpecError
 from .digits import MAX_DIGITS, is_number, too_long
+from .errors import SpecError
 
 
 class Phase(StrEnum):

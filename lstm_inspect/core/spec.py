@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from .choices import Backend, Cell, KerasVersion, Phase, ResetPolicy, Shuffle, default_backend
-from .errors import SpecError
 from .digits import MAX_DIGITS, is_number, too_long
+from .errors import SpecError
 from .workflow import Kind, Op, Workflow, distinct, parse, text
 
 

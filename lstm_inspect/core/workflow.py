@@ -16,8 +16,8 @@ from dataclasses import dataclass, fields
 from enum import StrEnum
 
 from .choices import Phase, Shuffle
-from .errors import SpecError
 from .digits import MAX_DIGITS
+from .errors import SpecError
 
 
 class Kind(StrEnum):
