@@ -85,12 +85,12 @@ def replay(ctx: click.Context, params: dict[str, Any]) -> None:
     from ..keras.records import load, replayed
 
     try:
-        spec, steps, data = load(params["replay"])
+        spec, results, data = load(params["replay"])
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="'--replay'") from None
     output, expectations = Output.from_params(params), Expectations.from_params(params)
     check_before_running(spec, {**params, "dry_run": True, "evidence": False, "against": None})
-    results, report = replayed(spec, steps, data)
+    report = replayed(spec, results, data)
     errors = make_console(stderr=True)
     if not output.quiet:
         for warning in report.warnings:

@@ -34,5 +34,7 @@ def plural(count: int, word: str, many: str | None = None) -> str:
 def printable(text: str) -> str:
     """`text` with every control character escaped (\\x1b, \\u200e, ...): text read from a file is
     data, never a terminal's instruction to clear the screen or erase a line."""
+    if text.isprintable():
+        return text  # the usual case, at C speed
     return "".join(char if unicodedata.category(char)[0] != "C" or char == " "
                    else char.encode("unicode_escape").decode("ascii") for char in text)

@@ -11,6 +11,7 @@ memory does not grow with the number of batches.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import tempfile
@@ -42,7 +43,7 @@ class ObservedStep(Step):
     """A step seen on a real model: `source_slot` is -1 for zeros, -2 for other, else the slot
     of `source` (the call before) whose final states this slot started from."""
 
-    @property
+    @functools.cached_property
     def zero_slots(self) -> int:
         return 0 if self.source_slot is None else int(np.count_nonzero(self.source_slot == -1))
 
@@ -50,11 +51,11 @@ class ObservedStep(Step):
     def seen_on_model(self) -> bool:
         return True
 
-    @property
+    @functools.cached_property
     def other_slots(self) -> int:
         return 0 if self.source_slot is None else int(np.count_nonzero(self.source_slot == -2))
 
-    @property
+    @functools.cached_property
     def carried_slots(self) -> int:
         return 0 if self.source_slot is None else int(np.count_nonzero(self.source_slot >= 0))
 
@@ -159,7 +160,7 @@ def result_from_json(item: Any, index: int, previous: Call | None) -> StepResult
     if not isinstance(item, dict):
         raise ValueError(f"step {index} is not an object")
     phase = _field(item, "phase", str, index)
-    if phase not in {member.value for member in Phase}:
+    if phase not in _PHASES:
         raise ValueError(f"step {index}: phase {phase!r} is none of {', '.join(member.value for member in Phase)}")
     epoch, batch = _count(item, "epoch", index), _count(item, "batch", index)
     samples = _field(item, "samples", list, index)
@@ -174,6 +175,9 @@ def result_from_json(item: Any, index: int, previous: Call | None) -> StepResult
     sources = np.array([_source(start, slot, index, previous) for slot, start in enumerate(starts)], dtype=np.int64)
     source = previous if (sources >= 0).any() else None
     return StepResult(ObservedStep(call, source, sources), _observed(item.get("observed"), index), None)
+
+
+_PHASES = {member.value for member in Phase}
 
 
 def _field(item: dict[str, Any], name: str, kind: type, index: int) -> Any:
@@ -254,8 +258,8 @@ def probe_verdict(spec: Spec, tally: Tally, stateful_layers: int) -> str:
     return text
 
 
-def load(path: str) -> tuple[Spec, list[dict[str, Any]], dict[str, Any]]:
-    """A saved probe run: its spec, its steps (as JSON objects) and the rest, every field checked
+def load(path: str) -> tuple[Spec, list[StepResult], dict[str, Any]]:
+    """A saved probe run: its spec, its steps (read once) and the rest, every field checked
     here, in one place. ValueError with one line saying what is wrong for anything else: not a
     regular file, unreadable, not JSON (or JSON's NaN and Infinity, which it never writes), nested
     past reason, truncated, another program's file, or a damaged one."""
@@ -276,13 +280,23 @@ def load(path: str) -> tuple[Spec, list[dict[str, Any]], dict[str, Any]]:
     try:
         _check_top(data)
         spec = Spec.from_json(data["spec"])
-        for result in results_from_lines(data["steps"]):  # every step parses, before anything is shown
-            if len(result.step.call.samples) > spec.largest_batch:
-                raise ValueError(f"step {result.step.call.index} holds {len(result.step.call.samples):,} slots, "
-                                 f"more than the spec's batch of {spec.largest_batch:,}")
+        results = list(_read_steps(data.pop("steps"), spec))  # every step, before anything is shown
     except (TypeError, ValueError, SpecError) as error:
         raise ValueError(f"{path} is a damaged StateProbe file: {error}") from None
-    return spec, data["steps"], data
+    return spec, results, data
+
+
+def _read_steps(steps: list[Any], spec: Spec) -> Iterator[StepResult]:
+    """The steps, each JSON object let go once read (a long run is held once, as results)."""
+    previous: Call | None = None
+    for index in range(len(steps)):
+        result = result_from_json(steps[index], index, previous)
+        steps[index] = None
+        if len(result.step.call.samples) > spec.largest_batch:
+            raise ValueError(f"step {index} holds {len(result.step.call.samples):,} slots, more than the spec's "
+                             f"batch of {spec.largest_batch:,}")
+        previous = result.step.call
+        yield result
 
 
 def _no_constant(name: str) -> float:
@@ -307,12 +321,12 @@ def _check_top(data: dict[str, Any]) -> None:
         raise ValueError("spec's workflow is not text")
 
 
-def replayed(spec: Spec, steps: list[dict[str, Any]], data: dict[str, Any]) -> tuple[list[StepResult], Report]:
-    results = list(results_from_lines(steps))
+def replayed(spec: Spec, results: list[StepResult], data: dict[str, Any]) -> Report:
+    """The report of a saved run `load` read."""
     tally = Tally()
     for result in results:
         tally.add(result)
     # Text from the file is data: shown with its control characters escaped.
     warnings = tuple(printable(str(warning)) for warning in data.get("warnings") or ())
     report = probe_report(spec, tally, warnings, int(data.get("stateful_layers", 0)))
-    return results, dataclasses.replace(report, verdict=printable(str(data.get("verdict") or report.verdict)))
+    return dataclasses.replace(report, verdict=printable(str(data.get("verdict") or report.verdict)))
