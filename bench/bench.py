@@ -16,10 +16,12 @@ benchmark, not a test.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -297,6 +299,30 @@ def part_d(sizes: Sizes) -> None:
         ratio = loops[sizes.calls * 10, dry].max_rss_kb / loops[sizes.calls, dry].max_rss_kb
         row(f"serving loop{' dry run' if dry else ''} RSS, {sizes.calls * 10:,} / {sizes.calls:,} calls",
             f"{ratio:.2f}x", "<= 1.3x", ratio <= 1.3)
+    replay_steps = sizes.calls * 100  # 1,000,000 in the full run
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "run.json"
+        _write_replay(path, replay_steps)
+        size = path.stat().st_size
+        replay = run_process([LSTM_INSPECT, "--replay", str(path), "--format", "json", "--no-slots"])
+    label = f"--replay of {replay_steps:,} steps ({size / 2**20:,.0f} MiB)"
+    row(f"{label}: time", duration(replay.seconds), f"exit {replay.exit_code}")
+    row(f"{label}: peak RSS", megabytes(replay.max_rss_kb))
+
+
+def _write_replay(path: Path, steps: int) -> None:
+    """A StateProbe file of `steps` predict calls of 4 slots, each carrying the one before, written
+    as probe.save writes it (one step per line)."""
+    head = {"schema": 1, "observed_by": "StateProbe", "keras_version": "3.15.1",
+            "spec": Spec(4, 3, 1, batch_size=4, stateful=True, backend="torch").to_json(), "stateful_layers": 1}
+    with path.open("w") as file:
+        file.write(json.dumps(head)[:-1] + ', "steps": [')
+        for index in range(steps):
+            start = ["zeros"] * 4 if index == 0 else [f"predict b{index - 1}/slot {slot}" for slot in range(4)]
+            step = {"call": "predict", "phase": "predict", "epoch": 0, "batch": index, "samples": [0, 1, 2, 3],
+                    "start": start, "verified": None}
+            file.write(("" if index == 0 else ",") + "\n  " + json.dumps(step))
+        file.write('\n], "warnings": [], "verdict": ""}\n')
 
 
 def part_f(sizes: Sizes) -> None:
@@ -330,7 +356,6 @@ def part_g(sizes: Sizes) -> None:
     rows, timesteps, features = sizes.data_rows, 50, 8
     heading(f"(g) --data on a {rows:,} x {timesteps} x {features} float32 file "
             f"({rows * timesteps * features * 4 / 2**30:.1f} GiB), --dry-run --no-slots, B=1000")
-    import tempfile
 
     base = [LSTM_INSPECT, "--shape", f"{rows},{timesteps},{features}", "--batch", "1000", "--stateful",
             "--no-shuffle", "--dry-run", "--format", "json", "--no-slots"]
