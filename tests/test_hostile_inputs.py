@@ -291,3 +291,20 @@ def test_generated_npy_headers_get_an_answer_or_one_line(tmp_path_factory, heade
     path = tmp_path_factory.mktemp("data") / "x.npy"
     path.write_bytes(b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header + tail)
     _answer_or_one_line(_data(path))
+
+
+@pytest.mark.parametrize("output", [["--max-rows", "100000"], ["--format", "markdown", "--max-rows", "100000"],
+                                    ["--format", "csv"], ["--format", "json"]])
+def test_a_reader_that_leaves_in_the_middle_of_a_write_gives_141(output):
+    """A pipe whose reader leaves mid-write takes a short write without an error: the rest must
+    still be written, so that the closed pipe is seen, never an exit 0 over a cut output."""
+    import subprocess
+    import sys
+
+    process = subprocess.Popen([sys.executable, "-m", "lstm_inspect", "--shape", "20000,5,1", "--batch", "1",
+                                "--dry-run", *output], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    process.stdout.read(10)
+    process.stdout.close()
+    stderr = process.stderr.read()
+    assert process.wait(timeout=120) == 141 and b"Traceback" not in stderr

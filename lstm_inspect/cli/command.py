@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from .io import install, output_failed, stdout_open, terminated, writing
+from .io import install, output_failed, stdout_open, terminated, whole_writes, writing
 from .policy import EXIT_INTERRUPTED
 
 
@@ -53,7 +53,7 @@ class InspectCommand(click.Command):
     def invoke(self, ctx: click.Context) -> Any:
         previous = install(signal.SIGTERM, terminated)
         try:
-            with writing():
+            with writing(), whole_writes():
                 result = super().invoke(ctx)
                 if sys.stdout is not None:
                     sys.stdout.flush()  # buffered bytes fail here, not silently at exit

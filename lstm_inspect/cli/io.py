@@ -7,6 +7,7 @@ import contextlib
 import io
 import os
 import signal
+import stat
 import sys
 import threading
 from collections.abc import Iterator
@@ -33,6 +34,48 @@ def writing() -> Iterator[None]:
             raise  # a file's, not standard output's: said where it is written
         discard_stdout()
         output_failed(failed.strerror or str(failed))
+
+
+class _WholeWrites(io.RawIOBase):
+    """Standard output, each write written whole: a pipe whose reader leaves mid-write takes a
+    short write without an error, and Python's buffered file then drops the rest silently; here
+    the rest is written too, so that the closed pipe is seen (BrokenPipeError: exit 141)."""
+
+    def __init__(self, descriptor: int):
+        super().__init__()
+        self.descriptor = descriptor
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):
+            done += os.write(self.descriptor, view[done:])
+        return done
+
+
+@contextlib.contextmanager
+def whole_writes() -> Iterator[None]:
+    """Where standard output is a pipe, every write to it written whole (see _WholeWrites)."""
+    stdout = sys.stdout
+    try:
+        descriptor = stdout.fileno() if stdout is not None else -1
+        is_pipe = descriptor >= 0 and stat.S_ISFIFO(os.fstat(descriptor).st_mode)
+    except (OSError, ValueError, io.UnsupportedOperation):
+        is_pipe = False  # closed, or a stream with no descriptor (a test's): as it is
+    if not is_pipe:
+        yield
+        return
+    assert stdout is not None
+    stdout.flush()
+    sys.stdout = io.TextIOWrapper(_WholeWrites(descriptor), encoding=stdout.encoding, errors=stdout.errors,
+                                  line_buffering=bool(getattr(stdout, "line_buffering", False)), write_through=True)
+    try:
+        yield
+    finally:
+        sys.stdout = stdout
 
 
 def install(signum: int, handler: Any) -> Any:
