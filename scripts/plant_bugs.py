@@ -1,133 +1,644 @@
-"""Plant, one at a time, the single-line bugs a review once found the suite letting through,
-and check that the fast tests now catch each one (`make mutants`). The tree is restored after
-every plant; the exit code is 1 if any plant survives.
+"""Plant, one at a time, single-line bugs (each a review found the suite letting through, or one
+like them), and check that the fast tests catch every one (`make mutants`).
+
+Each plant replaces an exact original text, found exactly once in its file, by a planted text,
+runs the test files that plant names (the likeliest killer first, `pytest -x`), and restores the
+file. The plants are made in private copies of the tree (one per worker), never in the working
+tree itself: people editing or testing it at the same time never see a planted bug, and a file
+changed meanwhile is never overwritten. The exit code is 1 if any plant survives, 2 if a plant no
+longer applies (its original text is gone, or found twice) or breaks the code instead of its
+behaviour.
+
+    .venv/bin/python scripts/plant_bugs.py                 # every plant, 2 workers
+    .venv/bin/python scripts/plant_bugs.py --only replay   # plants whose name contains "replay"
+    .venv/bin/python scripts/plant_bugs.py --all-tests     # each plant against every file of TESTS
 """
 
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import shutil
 import subprocess
 import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-TESTS = ["tests/test_workflows.py", "tests/test_library.py", "tests/test_mirror.py", "tests/test_schedule.py",
-         "tests/test_cli.py",
-         "tests/test_robustness.py", "tests/test_backend_rules.py", "tests/test_output_failures.py",
-         "tests/test_evidence_claims.py", "tests/test_memory.py", "tests/test_probe_records.py",
-         "tests/test_advice.py", "tests/test_layout.py"]
-# (name, file, original text, planted text)
+# The fast test files: no real Keras (tests marked `keras` are deselected), seconds each. Golden
+# outputs are fast and legitimate killers.
+TESTS = [
+    "tests/test_workflow_limits.py", "tests/test_backend_traces.py", "tests/test_replay_files.py",
+    "tests/test_data_windows.py", "tests/test_conflicts.py", "tests/test_sentences.py", "tests/test_reset_hooks.py",
+    "tests/test_memory_limits.py",
+    "tests/test_workflows.py", "tests/test_library.py", "tests/test_mirror.py", "tests/test_schedule.py",
+    "tests/test_spec.py", "tests/test_cli.py", "tests/test_robustness.py", "tests/test_backend_rules.py",
+    "tests/test_output_failures.py", "tests/test_evidence_claims.py", "tests/test_memory.py",
+    "tests/test_probe_records.py", "tests/test_advice.py", "tests/test_layout.py", "tests/test_golden.py",
+    "tests/test_views_and_formats.py",
+]
+# Where the emitted snippets are being rewritten: no plant goes there.
+NO_PLANTS_UNDER = ("lstm_inspect/emit/",)
+# What a copy of the tree needs for the tests.
+COPIED = ("lstm_inspect", "tests", "examples", "pyproject.toml", "README.md")
+# A failure of one of these is the plant breaking the code, not its behaviour.
+BROKEN = ("SyntaxError", "IndentationError", "NameError", "ImportError", "ModuleNotFoundError")
+TIMEOUT = 300  # seconds a plant's tests may run
+
+
+@dataclass(frozen=True)
+class Plant:
+    name: str
+    path: str
+    original: str
+    planted: str
+    # Test files or node ids among TESTS, run with -x: the likeliest killer first. A node runs alone
+    # when named alone; named with its own file, the whole file runs in the file's order.
+    tests: tuple[str, ...]
+
+
+def plant(name: str, path: str, original: str, planted: str, *tests: str) -> Plant:
+    return Plant(name, path, original, planted, tests)
+
+
+W, BT, R, D = ("tests/test_workflow_limits.py", "tests/test_backend_traces.py", "tests/test_replay_files.py",
+               "tests/test_data_windows.py")
+C, S, H = "tests/test_conflicts.py", "tests/test_sentences.py", "tests/test_reset_hooks.py"
+WF, LIB = "tests/test_workflows.py", "tests/test_library.py"
+
+CORE, CHECK, CLI, KERAS = "lstm_inspect/core/", "lstm_inspect/check/", "lstm_inspect/cli/", "lstm_inspect/keras/"
+DATA, EXPLAIN, MIRROR = "lstm_inspect/data/", "lstm_inspect/explain/", "lstm_inspect/mirror/"
+
 PLANTS = [
-    ("any zero slot verifies", "lstm_inspect/observe.py",
-     "        verified = zero_slots == len(zero)", "        verified = zero_slots > 0"),
-    ("only h compared", "lstm_inspect/observe.py", "    initial = record.initial\n",
-     "    initial = record.initial[:1]\n    previous = previous and type(previous)("
-     "previous.call, previous.initial[:1], previous.final[:1], previous.output)\n"),
-    ("expected error masks wrong mirror", "lstm_inspect/cli.py",
-     "        if failures or not report.ok:", "        if failures:"),
-    ("checked_steps from steps", "lstm_inspect/inspection.py",
-     '"checked_steps": self.checked_steps,', '"checked_steps": self.steps,'),
-    ("dry run takes max-steps and device", "lstm_inspect/cli.py",
-     '"dry_run": ("evidence", "evidence_batch", "against", "device", "max_steps"),',
-     '"dry_run": ("evidence", "evidence_batch", "against"),'),
-    ("schedule resets in validation", "lstm_inspect/schedule.py",
-     "        return spec.reset.validation\n", "        return bool(spec.reset)\n"),
-    ("mirror resets in validation", "lstm_inspect/mirror.py",
-     "        return self.reset.predict if call.phase == Phase.PREDICT else self.reset.validation",
-     "        return bool(self.reset)"),
-    ("schedule every:K off by one", "lstm_inspect/schedule.py",
-     "call.batch % spec.reset.every == 0", "(call.batch + 1) % spec.reset.every == 0"),
-    ("mirror every:K off by one", "lstm_inspect/mirror.py", "call.batch % self.reset.every == 0",
-     "(call.batch + 1) % self.reset.every == 0"),
-    ("no detach", "lstm_inspect/mirror.py",
-     "                setattr(self, name, state.detach())", "                setattr(self, name, state)"),
-    ("mirror keeps the state on JAX", "lstm_inspect/mirror.py", "            layer.set_states(initial)\n",
-     "            pass\n"),
-    ("mirror raises for TensorFlow's lone sample", "lstm_inspect/mirror.py",
-     "                x = x.expand(layer.batch_size or 1, -1, -1)\n", "                pass\n"),
-    ("schedule carries on JAX", "lstm_inspect/schedule.py",
-     '"Keras 3.15.1, jax 0.10.2", "3.15.1",\n        carries=False',
-     '"Keras 3.15.1, jax 0.10.2", "3.15.1",\n        carries=True'),
-    ("rich's exit 1 on a closed pipe", "lstm_inspect/render.py",
-     "        raise BrokenPipeError\n", "        raise SystemExit(1)\n"),
-    ("a closed stdout passes for written", "lstm_inspect/cli.py",
-     "    if closed:\n        _output_failed(\"standard output is closed\")", "    if closed:\n        pass"),
-    ("an option twice keeps the last", "lstm_inspect/cli.py",
-     "            if counts[param.name] > 1:", "            if counts[param.name] > 9:"),
-    ("the estimate forgets the weights", "lstm_inspect/memory.py",
-     'parts["the weights"] = 4 * _parameters(spec) * 2', 'parts["the weights"] = 0'),
-    ("the evidence unbounded", "lstm_inspect/memory.py",
-     "EVIDENCE_SLOTS = 64 ", "EVIDENCE_SLOTS = 10**6 "),
-    ("the zero state allocated up front", "lstm_inspect/mirror.py",
-     "                self.register_buffer(name, None, persistent=False)",
-     "                self.register_buffer(name, None, persistent=False)\n            self.states  # noqa: B018"),
-    ("schedule raises for TensorFlow's lone sample", "lstm_inspect/schedule.py",
-     "        carries=True, broadcasts_one=True, error_type=\"InvalidArgumentError\"",
-     "        carries=True, broadcasts_one=False, error_type=\"InvalidArgumentError\""),
-    # Workflows (--calls).
-    ("schedule: a new model keeps the state", "lstm_inspect/schedule.py",
-     "            held = None  # reset_state(), and a new model",
-     "            held = held  # reset_state(), and a new model"),
-    ("mirror: a loaded model is the saved one", "lstm_inspect/mirror.py",
-     "            layer = _switch(layer, op)\n",
-     "            layer = layer if op.kind == Kind.SAVE_AND_LOAD else _switch(layer, op)\n"),
-    ("schedule: *_on_batch calls run the hooks", "lstm_inspect/schedule.py",
-     "    if call.batch != 0 and call.phase != Phase.TRAIN or kind.one_batch:",
-     "    if call.batch != 0 and call.phase != Phase.TRAIN:"),
-    ("mirror: *_on_batch calls run the hooks", "lstm_inspect/mirror.py",
-     "        if kind.one_batch:\n            return False", "        if False:\n            return False"),
-    ("the predict data stands still", "lstm_inspect/schedule.py",
-     "    cursors[phase] += op.samples", "    cursors[phase] += 0"),
-    ("hand carry from the last batch", "lstm_inspect/schedule.py",
-     "        return Step(call, returned[call.batch], ", "        return Step(call, returned[-1], "),
-    ("mirror: hand-carried states dropped", "lstm_inspect/mirror.py",
-     "                output, initial, final = layer.call(x, returned[call.batch])",
-     "                output, initial, final = layer.call(x)"),
-    ("the count ignores a twin's batch size", "lstm_inspect/spec.py",
-     "_tally(spec, item.body, after, seen)", "_tally(spec, item.body, batch_size, seen)"),
-    ("schedule: every trace fixes the batch", "lstm_inspect/schedule.py",
-     "    if entry in traced:\n        return False\n", ""),
-    ("mirror: every trace fixes the batch", "lstm_inspect/mirror.py",
-     "        if function in self.traced:\n            return False\n", ""),
-    ("mirror: a new model keeps the old traces", "lstm_inspect/mirror.py",
-     "            compiled.new_model()\n", ""),
-    ("probe: any state counts as its own slot's", "lstm_inspect/probe.py",
-     "        if slot < len(before) and np.array_equal(initial[slot], before[slot]):",
-     "        if slot < len(before):"),
-    ("probe: zeros seen as carried", "lstm_inspect/probe.py", "    found[zero] = -1\n", ""),
-    ("layout: windows reversed", "lstm_inspect/layout.py",
-     "    steps = first[:, None] + np.arange(timesteps)\n",
-     "    steps = first[:, None] + np.arange(timesteps)[::-1]\n"),
-    ("continuity: the first chunk only", "lstm_inspect/layout.py",
-     "               for start in range(0, rows - gap, chunk_rows)):", "               for start in range(0, 1)):"),
-    ("advice: tf-keras's API for Keras 3", "lstm_inspect/advice.py",
-     "    elif spec.keras == KerasVersion.TWO:", "    elif True:"),
-    ("advice: any stride follows the carry", "lstm_inspect/advice.py",
-     "        if spec.stateful and b * s == t:", "        if spec.stateful:"),
-    ("validation_split rounds up", "lstm_inspect/spec.py",
-     "return math.floor(self.samples * (1.0 - op.validation_split))",
-     "return math.ceil(self.samples * (1.0 - op.validation_split))"),
+    # ---- the workflow parser and its counts (core/workflow.py, core/spec.py, core/order.py) ----------
+    plant("parser: MAX_DEPTH repeats refused", CORE + "workflow.py",
+          "    if depth > MAX_DEPTH:", "    if depth >= MAX_DEPTH:", W),
+    plant("parser: MAX_DEPTH + 1 repeats accepted", CORE + "workflow.py",
+          "    if depth > MAX_DEPTH:", "    if depth > MAX_DEPTH + 1:", W),
+    plant("parser: a statement starts one deep", CORE + "workflow.py",
+          "        items.append(_item(statement.value, source, 0))",
+          "        items.append(_item(statement.value, source, 1))", W),
+    plant("parser: initial_epoch=0 refused", CORE + "workflow.py",
+          'minimum = 0 if name in ("validation_samples", "initial_epoch") else 1',
+          'minimum = 0 if name in ("validation_samples",) else 1', W),
+    plant("parser: validation_samples=0 refused", CORE + "workflow.py",
+          'minimum = 0 if name in ("validation_samples", "initial_epoch") else 1',
+          'minimum = 0 if name in ("initial_epoch",) else 1', W),
+    plant("parser: a repeat of MAX_REPEAT refused", CORE + "workflow.py",
+          "    if maximum is not None and value > maximum:", "    if maximum is not None and value >= maximum:", W),
+    plant("parser: twin(b) not read as twin(batch_size=b)", CORE + "workflow.py",
+          "    elif kind == Kind.TWIN and len(node.args) == 1 and not node.keywords:",
+          "    elif kind == Kind.TWIN and len(node.args) == 1 and node.keywords:", WF),
+    plant("fit ignores initial_epoch", CORE + "order.py",
+          "        for epoch in range(op.initial_epoch, op.epochs):", "        for epoch in range(op.epochs):",
+          W + "::test_initial_epoch_one_of_two_runs_epoch_one_only"),
+    plant("fit validates from epoch 0 on", CORE + "order.py",
+          "            if (epoch + 1) % op.validation_freq:", "            if epoch % op.validation_freq:", W, WF),
+    plant("the predict data stands still", CORE + "order.py",
+          "    cursors[phase] += op.samples", "    cursors[phase] += 0", WF),
+    plant("count: initial_epoch ignored", CORE + "spec.py",
+          "                epochs = item.epochs - item.initial_epoch", "                epochs = item.epochs", W),
+    plant("count: the validated epochs out of step", CORE + "spec.py",
+          "validated = item.epochs // freq - item.initial_epoch // freq if validation else 0",
+          "validated = (item.epochs - item.initial_epoch) // freq if validation else 0", W),
+    plant("count: validation_freq from epoch 0", CORE + "spec.py",
+          "validated = item.epochs // freq - item.initial_epoch // freq if validation else 0",
+          "validated = -(-item.epochs // freq) + item.initial_epoch // -freq if validation else 0", W),
+    plant("count: a one-batch call counted in batches", CORE + "spec.py",
+          "calls += 1 if item.kind.one_batch else math.ceil(item.samples / size)",
+          "calls += math.ceil(item.samples / size)", W),
+    plant("count: a repeat's body once too often", CORE + "spec.py",
+          "calls += first + (item.times - 1) * again", "calls += first + item.times * again", W),
+    plant("count: a twin's batch size ignored", CORE + "spec.py",
+          "_tally(spec, item.body, after, seen)", "_tally(spec, item.body, batch_size, seen)", W, WF),
+    plant("validation_split rounds up", CORE + "spec.py",
+          "return math.floor(self.samples * (1.0 - op.validation_split))",
+          "return math.ceil(self.samples * (1.0 - op.validation_split))", WF),
+
+    # ---- the reset callback's hooks (core/choices.py, core/hooks.py), applied by schedule and mirror ----
+    plant("the callback resets in every hook", CORE + "choices.py",
+          "        return self.validation if hook == Hook.TEST_BEGIN else self.predict", "        return bool(self)",
+          H),
+    plant("predict resets with validation's setting", CORE + "choices.py",
+          "        return self.validation if hook == Hook.TEST_BEGIN else self.predict",
+          "        return self.validation if hook == Hook.TEST_BEGIN else self.validation", H),
+    plant("every:K off by one", CORE + "choices.py",
+          "batch % self.every == 0", "(batch + 1) % self.every == 0", H),
+    plant("the *_on_batch calls run the hooks", CORE + "hooks.py",
+          "    if not CALLS[kind].callbacks:\n        return ()\n", "", H),
+    plant("on_epoch_begin before every batch", CORE + "hooks.py",
+          "if batch == 0 else (Hook.TRAIN_BATCH_BEGIN,)", "if True else (Hook.TRAIN_BATCH_BEGIN,)", H),
+    plant("on_test_begin before every batch", CORE + "hooks.py", "    if batch:\n        return ()\n", "", H),
+    plant("mirror: the callback never called", MIRROR + "run.py",
+          "        if resets_before(spec.reset, op.kind, call.phase, call.batch):", "        if False:", H),
+
+    # ---- the schedule (core/schedule.py) ----------------------------------------------------------------
+    plant("schedule: a new model keeps the state", CORE + "schedule.py",
+          "            held = None  # reset_state(), and a new model",
+          "            held = held  # reset_state(), and a new model",
+          S, WF),
+    plant("schedule: hand carry from the last batch", CORE + "schedule.py",
+          "        return Step(call, returned[call.batch], ", "        return Step(call, returned[-1], ", WF),
+    plant("schedule: a hand carry is no continuation", CORE + "schedule.py",
+          "stride=op.samples, kept=kept", "stride=0, kept=kept", WF),
+    plant("schedule: JAX carries", CORE + "schedule.py",
+          "    if spec.stateful and facts.carries and held is not None and not resets:",
+          "    if spec.stateful and held is not None and not resets:", BT, "tests/test_backend_rules.py"),
+
+    # ---- TensorFlow's and JAX's rules (core/facts.py: FACTS, Traces) --------------------------------------
+    plant("JAX carries", CORE + "facts.py",
+          '"Keras 3.15.1, jax 0.10.2", "3.15.1",\n        carries=False',
+          '"Keras 3.15.1, jax 0.10.2", "3.15.1",\n        carries=True', BT, "tests/test_backend_rules.py"),
+    plant("TensorFlow raises for its lone sample", CORE + "facts.py",
+          '"Keras 3.15.1, tensorflow-cpu 2.21.0", "3.15.1",\n        carries=True, broadcasts_one=True',
+          '"Keras 3.15.1, tensorflow-cpu 2.21.0", "3.15.1",\n        carries=True, broadcasts_one=False',
+          BT, "tests/test_backend_rules.py"),
+    plant("torch raises inside the first batch", CORE + "facts.py",
+          'carries=True, broadcasts_one=False, error_type="ValueError", raises_before_first_batch=True',
+          'carries=True, broadcasts_one=False, error_type="ValueError", raises_before_first_batch=False', BT),
+    plant("Keras 3's predict keeps a short batch open", CORE + "facts.py",
+          "predict_fixes_short=True),", "predict_fixes_short=False),", BT, WF),
+    plant("fit's validation traces fit's function", CORE + "facts.py",
+          'function = functions["validation" if phase == Phase.VALIDATION else str(kind)]',
+          "function = functions[str(kind)]", BT),
+    plant("Keras 3's validation traces a function of its own", CORE + "facts.py",
+          'traces={"fit": "train", "validation": "test", "evaluate": "test",',
+          'traces={"fit": "train", "validation": "validation", "evaluate": "test",', BT),
+    plant("tf-keras's train_on_batch traces its own function", CORE + "facts.py",
+          'traces={"fit": "train", "train_on_batch": "train",', 'traces={"fit": "train", "train_on_batch": "tob",',
+          WF),
+    plant("every trace fixes the batch", CORE + "facts.py",
+          "        if function in self.traced:\n            return False\n", "", BT, WF),
+    plant("a new model keeps its traces", CORE + "facts.py", "        self.traced = set()", "        pass", BT),
+    plant("a short batch fixes every first trace", CORE + "facts.py",
+          "kind == Kind.PREDICT and count < size)", "count < size)", BT),
+    plant("uneven batches fix the first trace", CORE + "facts.py",
+          "return count % size == 0 or (", "return True or (", BT),
+    plant("the *_on_batch calls' first trace stays open", CORE + "facts.py",
+          "            return True  # one batch of all its samples", "            return False", BT),
+    plant("schedule: fit's first trace at epoch 0 only", CORE + "schedule.py",
+          "call.epoch == op.initial_epoch)", "call.epoch == 0)", BT),
+    plant("schedule: a new model keeps its traces", CORE + "schedule.py",
+          "                traces.new_model()\n", "                pass\n", BT, WF),
+    plant("TensorFlow's message swaps the sizes", CORE + "facts.py",
+          'message = (f"Incompatible shapes between the {received}-sample batch and the {expected}-row state "',
+          'message = (f"Incompatible shapes between the {expected}-sample batch and the {received}-row state "', BT),
+    plant("tf-keras names the layer's class", CORE + "facts.py",
+          'f\'Input 0 of layer "{spec.cell.keras_name.lower()}"', 'f\'Input 0 of layer "{spec.cell.keras_name}"', BT),
+    plant("predict's first batch raises after on_test_batch_begin", CORE + "schedule.py",
+          'Phase.PREDICT: "on_predict_batch_begin"}', 'Phase.PREDICT: "on_test_batch_begin"}', BT),
+    plant("lone samples broadcast past the phase that raises", CORE + "facts.py",
+          "        if remainder > 1 or first_short:", "        if remainder > 1:", BT),
+
+    # ---- the mirror's own handling (mirror/run.py _Loop, mirror/module.py KerasStateful) -----------------
+    plant("mirror: no detach", MIRROR + "module.py",
+          "                setattr(self, name, state.detach())", "                setattr(self, name, state)",
+          LIB + "::test_no_gradient_crosses_a_call_and_one_flows_within_it"),
+    plant("mirror: the zero state allocated up front", MIRROR + "module.py",
+          "                self.register_buffer(name, None, persistent=False)",
+          "                self.register_buffer(name, None, persistent=False)\n            self.states  # noqa: B018",
+          "tests/test_memory.py::test_a_batch_keras_refuses_allocates_nothing"),
+    plant("mirror: keeps the state on JAX", MIRROR + "run.py", "            layer.set_states(initial)",
+          "            pass", BT, "tests/test_backend_rules.py"),
+    plant("mirror: raises for TensorFlow's lone sample", MIRROR + "run.py",
+          "                x = x.expand(layer.batch_size or 1, -1, -1)\n", "                pass\n",
+          "tests/test_backend_rules.py", WF),
+    plant("mirror: a loaded model is the saved one", MIRROR + "run.py", "    return loaded\n", "    return layer\n",
+          WF + "::test_the_mirror_follows_the_schedule_through_every_kind_of_call"),
+    plant("mirror: hand-carried states dropped", MIRROR + "run.py",
+          "            output, initial, final = layer.call(x, self.returned[call.batch])",
+          "            output, initial, final = layer.call(x)",
+          WF + "::test_the_mirror_follows_the_schedule_through_every_kind_of_call"),
+    plant("mirror: a new model keeps its traces", MIRROR + "run.py", "            self.traces.new_model()\n",
+          "            pass\n", WF),
+    plant("mirror: fit's first trace at epoch 0 only", MIRROR + "run.py",
+          "call.epoch == op.initial_epoch)", "call.epoch == 0)", BT),
+
+    # ---- checking the tensors and the exit codes (check/, cli/policy.py) ---------------------------------
+    plant("any zero slot verifies", CHECK + "observe.py",
+          "        verified = zero_slots == len(zero)", "        verified = zero_slots > 0",
+          LIB + "::test_a_step_is_verified_only_when_all_predicted_zero_slots_are_zero"),
+    plant("only h compared", CHECK + "observe.py", "    initial = record.initial\n",
+          "    initial = record.initial[:1]\n    previous = previous and type(previous)("
+          "previous.call, previous.initial[:1], previous.final[:1], previous.output)\n",
+          LIB + "::test_the_cell_state_c_is_checked_not_only_h"),
+    plant("checked_steps from steps", CHECK + "inspection.py",
+          '"checked_steps": self.checked_steps,', '"checked_steps": self.steps,',
+          LIB + "::test_json_counts_only_the_steps_checked_on_tensors"),
+    plant("every step a reset event", CHECK + "inspection.py",
+          "self.reset_events += result.step.zero_slots > 0", "self.reset_events += 1", R, H),
+    plant("expected error masks a wrong mirror", CLI + "policy.py",
+          "        if failures or not report.ok:", "        if failures:",
+          LIB + "::test_an_expected_keras_error_does_not_hide_a_wrong_mirror"),
+    plant("an expected error exits 3", CLI + "policy.py",
+          "        if report.error and not self.error:", "        if report.error:",
+          LIB + "::test_an_expected_keras_error_with_a_right_mirror_exits_0"),
+    plant("the --expect-* counts never checked", CLI + "policy.py",
+          "            if expected is not None and expected != actual:", "            if False:", R),
+
+    # ---- the probe's records and --replay (keras/records.py) ---------------------------------------------
+    plant("probe: any state counts as its own slot's", KERAS + "records.py",
+          "        if slot < len(before) and np.array_equal(initial[slot], before[slot]):",
+          "        if slot < len(before):", "tests/test_probe_records.py", R),
+    plant("probe: zeros seen as carried", KERAS + "records.py", "    found[zero] = -1\n", "",
+          "tests/test_probe_records.py"),
+    plant("probe: an equal state named after the last slot", KERAS + "records.py",
+          "reversed(list(enumerate(before)))", "list(enumerate(before))", R),
+    plant("probe: other slots observed as zeros", KERAS + "records.py",
+          "Observed(int(np.count_nonzero(sources == -1)),", "Observed(int(np.count_nonzero(sources < 0)),", R),
+    plant("probe: the first call numbered", KERAS + "records.py",
+          'numbered = word + (f"#{self.number}" if self.number > 1 else "")',
+          'numbered = word + (f"#{self.number}" if self.number > 0 else "")', "tests/test_probe_records.py"),
+    plant("replay: other slots counted as resets", KERAS + "records.py",
+          "int(np.count_nonzero(self.source_slot == -1))", "int(np.count_nonzero(self.source_slot < 0))", R),
+    plant("replay: other starts read as zeros", KERAS + "records.py",
+          "    if start == OTHER:\n        return -2\n", "    if start == OTHER:\n        return -1\n", R),
+    plant("replay: other slots uncounted", KERAS + "records.py",
+          "        self.other += result.step.other_slots", "        self.other += 0", R),
+    plant("replay: one reset named", KERAS + "records.py",
+          "if result.step.zero_slots and len(self.resets) < 8:",
+          "if result.step.zero_slots and len(self.resets) < 1:", R),
+    plant("replay: schema 2 taken", KERAS + "records.py",
+          "type(schema) is not int or schema != 1:", "type(schema) is not int or schema not in (1, 2):", R),
+    plant("replay: another program's file taken", KERAS + "records.py",
+          'if not isinstance(data, dict) or data.get("observed_by") != OBSERVER or ',
+          "if not isinstance(data, dict) or ",
+          R),
+    plant("replay: starts of another length taken", KERAS + "records.py",
+          "    if len(starts) != len(samples):", "    if False:", R),
+    plant("replay: a slot of an older call taken", KERAS + "records.py",
+          "if previous is None or label != previous.label or not row.isdigit()",
+          "if previous is None or not row.isdigit()", R),
+    plant("replay: a slot the call before lacks taken", KERAS + "records.py",
+          " or int(row) >= len(previous.samples):", ":", R),
+    plant("replay: steps shown before they parse", KERAS + "records.py",
+          "        results = list(_read_steps(data.pop(\"steps\"), spec))",
+          "        results = _read_steps(data.pop(\"steps\"), spec)  # type: ignore[assignment]", R),
+    plant("replay: a damaged step is a traceback", KERAS + "records.py",
+          "    except (TypeError, ValueError, SpecError) as error:", "    except (TypeError, SpecError) as error:", R),
+    plant("replay: more slots than the spec's batch taken", KERAS + "records.py",
+          "        if len(result.step.call.samples) > spec.largest_batch:", "        if False:", R),
+    plant("replay: JSON's NaN taken", KERAS + "records.py",
+          "data = json.load(file, parse_constant=_no_constant)", "data = json.load(file)", R),
+    plant("replay: warnings unchecked", KERAS + "records.py",
+          "    if not isinstance(warnings, list) or not all(isinstance(warning, str) for warning in warnings):",
+          "    if False:", R),
+    plant("replay: stateful_layers unchecked", KERAS + "records.py",
+          "    if isinstance(layers, bool) or not isinstance(layers, int) or layers < 0:", "    if False:", R),
+
+    # ---- --data (data/datafile.py, cli/setup.py) and the layout (data/layout.py) ---------------------------
+    plant("--data misses stride 1", DATA + "datafile.py",
+          "for stride in found if 0 < stride < timesteps)", "for stride in found if 1 < stride < timesteps)", D),
+    plant("--data: one batch of data crashes", DATA + "datafile.py",
+          "    if rows <= gap or timesteps < 2:", "    if rows < gap or timesteps < 2:", D),
+    plant("--data: chunk boundaries unread", DATA + "datafile.py",
+          "min(rows, start + chunk_rows + gap)", "min(rows, start + chunk_rows)", D),
+    plant("--data: the first chunk only", DATA + "datafile.py",
+          "               for start in range(0, rows - gap, chunk_rows)):", "               for start in range(0, 1)):",
+          D, "tests/test_layout.py"),
+    plant("--data: a slot stride for batch 1", DATA + "datafile.py",
+          "if batch_size > 1 else None, path)", "if batch_size > 0 else None, path)", D),
+    plant("--data: a map read from the file's start", DATA + "datafile.py",
+          "        file.seek(x.offset + start * row_bytes)", "        file.seek(start * row_bytes)",
+          "tests/test_layout.py", D),
+    plant("--data: another shape taken", CLI + "setup.py",
+          "    if tuple(x.shape) != expected:", "    if False:", "tests/test_advice.py"),
+    plant("--data-key without --data taken", CLI + "setup.py", "        if key is not None:", "        if False:",
+          C + "::test_a_data_key_needs_data"),
+    plant("layout: windows reversed", DATA + "layout.py",
+          "    steps = first[:, None] + np.arange(timesteps)\n",
+          "    steps = first[:, None] + np.arange(timesteps)[::-1]\n",
+          "tests/test_layout.py"),
+
+    # ---- the advice (explain/advice.py) --------------------------------------------------------------------
+    plant("advice: tf-keras's API for Keras 3", EXPLAIN + "advice.py",
+          "    elif spec.keras == KerasVersion.TWO:", "    elif True:", S, "tests/test_advice.py"),
+    plant("advice: any stride follows the carry", EXPLAIN + "advice.py",
+          "        if spec.stateful and b * s == t:", "        if spec.stateful:", D),
+    plant("advice: b x s written s x b", EXPLAIN + "advice.py",
+          "({b:,} x {s:,} = {t:,} steps)", "({s:,} x {b:,} = {t:,} steps)", D),
+    plant("advice: skips and re-reads swapped", EXPLAIN + "advice.py",
+          "{'re-reads' if b * s < t else 'skips'}", "{'skips' if b * s < t else 're-reads'}", D),
+    plant("advice: a stateless layer carries rows", EXPLAIN + "advice.py",
+          'carries = (f"a stateful layer carries row j into row j+{b:,}" if spec.stateful',
+          'carries = (f"a stateful layer carries row j into row j+{b:,}" if True', D),
+    plant("advice: a stateless layer re-reads", EXPLAIN + "advice.py", "        elif spec.stateful:\n",
+          "        else:\n", D),
+    plant("advice: the windows per slot", EXPLAIN + "advice.py",
+          "    per_slot = spec.samples // b", "    per_slot = spec.samples // t", S),
+    plant("advice: the batch shape's order", EXPLAIN + "advice.py",
+          'f"fix the batch size with keras.Input(batch_shape=({b}, {t}, {f})): "',
+          'f"fix the batch size with keras.Input(batch_shape=({b}, {f}, {t})): "', S),
+    plant("advice: a fit's own shuffle ignored", EXPLAIN + "advice.py",
+          "if op.kind == Kind.FIT and (spec.shuffle if op.shuffle is None",
+          "if op.kind == Kind.FIT and (spec.shuffle if True", S),
+    plant("advice: a predict reset ends no series", EXPLAIN + "advice.py",
+          "    if spec.reset.kind == ResetKind.NEVER and not spec.reset.predict:",
+          "    if spec.reset.kind == ResetKind.NEVER:", S),
+    plant("advice: JAX's hand carry unsaid", EXPLAIN + "advice.py",
+          "    if spec.stateful and not facts_for(spec).carries and spec.backend == Backend.JAX:", "    if False:",
+          "tests/test_advice.py"),
+
+    # ---- the verdict (explain/verdict.py) ------------------------------------------------------------------
+    plant("verdict: the first call counted among the more", EXPLAIN + "verdict.py",
+          "plural(count - 1, 'more ' + kind + ' call')", "plural(count, 'more ' + kind + ' call')", S),
+    plant("verdict: calls joined by commas", EXPLAIN + "verdict.py",
+          "call_by_call = f\" Call by call: {'; '.join(said)}.\"",
+          "call_by_call = f\" Call by call: {', '.join(said)}.\"",
+          S),
+    plant("verdict: every step a call", EXPLAIN + "verdict.py",
+          "        if segment == self._segment:\n            return\n", "", S),
+    plant("verdict: epochs tell calls apart", EXPLAIN + "verdict.py",
+          'outcome = "carries:" + _passes(step.source.segment)', 'outcome = "carries:" + step.source.segment', S),
+    plant("verdict: the twin's training forgotten", EXPLAIN + "verdict.py",
+          '_SOURCE = {"train": "training", "twin train": "the twin\'s training", ',
+          '_SOURCE = {"train": "training", ', S),
+    plant("verdict: a twin's epochs read as calls", EXPLAIN + "verdict.py",
+          'left = "the previous epoch left" if kind.endswith("train")',
+          'left = "the previous epoch left" if kind == "train"', S),
+    plant("verdict: a twin's zeros unexplained", EXPLAIN + "verdict.py",
+          '    if kind.startswith("twin"):', '    if kind == "twin":', S),
+    plant("verdict: batch 1 read as parallel streams", EXPLAIN + "verdict.py",
+          "    if spec.batch_size == 1:", "    if spec.batch_size == 0:", S),
+    plant("verdict: a loaded model resets nothing", EXPLAIN + "verdict.py",
+          "        if kinds & {Kind.TWIN, Kind.SAVE_AND_LOAD}:", "        if kinds & {Kind.TWIN}:", S),
+    plant("verdict: a workflow's error names --batch", EXPLAIN + "verdict.py",
+          'f"batch to hold exactly the batch size it was built for." if spec.workflow is not None else',
+          'f"batch to hold exactly the batch size it was built for." if spec.workflow is None else', S),
+
+    # ---- the command line: conflicts, replay, output (cli/) --------------------------------------------------
+    plant("a dry run takes --max-steps and --device", CLI + "conflicts.py",
+          '"dry_run": ("evidence", "evidence_batch", "against", "device", "max_steps"),',
+          '"dry_run": ("evidence", "evidence_batch", "against"),', C),
+    plant("--calls takes --epochs", CLI + "conflicts.py",
+          '"workflow": ("epochs", "val_samples", "predict_samples"),',
+          '"workflow": ("val_samples", "predict_samples"),',
+          C),
+    plant("--emit takes --data", CLI + "conflicts.py", '"emit": ("data", "advice",', '"emit": ("advice",', C),
+    plant("--quiet takes --ascii", CLI + "conflicts.py",
+          '"quiet": ("output_format", "max_rows", "view", "svg", "html", "ascii_only"),',
+          '"quiet": ("output_format", "max_rows", "view", "svg", "html"),', C),
+    plant("--against takes --max-steps", CLI + "conflicts.py", '"against": ("max_steps",),', '"against": (),', C),
+    plant("markdown refuses --max-rows", CLI + "conflicts.py",
+          '"max_rows": ("table", "markdown")', '"max_rows": ("table",)', C),
+    plant("csv takes --no-slots", CLI + "conflicts.py", '"no_slots": ("json",)', '"no_slots": ("json", "csv")', C),
+    plant("--max-rows taken with the timeline", CLI + "conflicts.py",
+          '    if "max_rows" in given and ctx.params["view"] == ViewName.TIMELINE:', "    if False:",
+          C + "::test_max_rows_is_refused_with_the_timeline"),
+    plant("--evidence-batch taken with --no-evidence", CLI + "conflicts.py",
+          '    if "evidence_batch" in given and not ctx.params["evidence"]:', "    if False:",
+          C + "::test_evidence_batch_is_refused_without_the_evidence"),
+    plant("--replay takes --data", CLI + "conflicts.py",
+          'REPLAY_CONFLICTS = ("data", "data_key", ', 'REPLAY_CONFLICTS = ("data_key", ', C),
+    plant("--replay takes --emit", CLI + "conflicts.py", '"against", "emit")', '"against")', C),
+    plant("--replay takes every setup option", CLI + "main.py",
+          "        if ctx.get_parameter_source(name) == click.core.ParameterSource.COMMANDLINE:", "        if False:",
+          C),
+    plant("an option twice keeps the last", CLI + "command.py",
+          "            if counts[param.name] > 1:", "            if counts[param.name] > 9:",
+          "tests/test_robustness.py::test_bad_input_is_one_clear_line_and_exit_2"),
+    plant("rich's exit 1 on a closed pipe", "lstm_inspect/views/console.py",
+          "        raise BrokenPipeError\n", "        raise SystemExit(1)\n",
+          "tests/test_output_failures.py::test_output_that_cannot_be_written_ends_with_one_line_and_a_code"),
+    plant("a closed stdout passes for written", CLI + "output.py",
+          '    if closed:\n        output_failed("standard output is closed")', "    if closed:\n        pass",
+          "tests/test_output_failures.py::test_an_export_is_written_when_stdout_is_closed",
+          "tests/test_output_failures.py::test_quiet_with_stdout_closed_still_answers_by_its_code"),
+
+    # ---- what a command may hold (data/memory.py) ---------------------------------------------------------
+    plant("the estimate forgets the weights", DATA + "memory.py",
+          'parts["the weights"] = 4 * _parameters(spec) * 2', 'parts["the weights"] = 0',
+          "tests/test_memory_limits.py"),
+    plant("the evidence unbounded", DATA + "memory.py", "EVIDENCE_SLOTS = 64 ", "EVIDENCE_SLOTS = 10**6 ",
+          "tests/test_memory_limits.py"),
+    plant("a dry run's estimate holds a batch", DATA + "memory.py",
+          "    if dry_run:\n        return parts\n", "", "tests/test_memory_limits.py"),
 ]
 
 
-def main() -> int:
-    survivors = 0
-    for name, path, old, new in PLANTS:
-        source = ROOT / path
+def _file_of(target: str) -> str:
+    return target.split("::")[0]
+
+
+def check_plants(plants: list[Plant]) -> list[str]:
+    """What is wrong with the plants themselves, one line each, naming the plant."""
+    problems = []
+    names = [item.name for item in plants]
+    for item in plants:
+        source = ROOT / item.path
+        where = f"{item.name!r} ({item.path})"
+        if names.count(item.name) > 1:
+            problems.append(f"{where}: two plants have this name")
+        if item.path.startswith(NO_PLANTS_UNDER):
+            problems.append(f"{where}: no plant goes under {', '.join(NO_PLANTS_UNDER)}")
+            continue
+        if not source.is_file():
+            problems.append(f"{where}: the file is gone: update this plant")
+            continue
         text = source.read_text()
-        if old not in text:
-            print(f"{name}: the original text is gone from {path}: update this plant", file=sys.stderr)
-            return 2
-        source.write_text(text.replace(old, new, 1))
+        found = text.count(item.original)
+        if found != 1:
+            problems.append(f"{where}: the original text is found {found} times, not exactly once: update this plant"
+                            f"\n    original: {item.original!r}")
+            continue
         try:
-            done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider",
-                                   "-m", "not keras", *TESTS], cwd=ROOT, capture_output=True, text=True)
-        finally:
-            source.write_text(text)
-        if "ERROR" in done.stdout:
-            print(f"{name}: the plant broke the code itself, not its behaviour: fix the plant", file=sys.stderr)
-            return 2
-        caught = [line.split(" - ")[0] for line in done.stdout.splitlines() if line.startswith("FAILED")]
-        survivors += not caught
-        print(f"{name:40s} {'caught by ' + caught[0][len('FAILED '):] if caught else 'SURVIVED'}")
-    return 1 if survivors else 0
+            compile(text.replace(item.original, item.planted, 1), str(source), "exec")
+        except SyntaxError as error:
+            problems.append(f"{where}: the planted text is not Python ({error.msg}, line {error.lineno})")
+        if not item.tests:
+            problems.append(f"{where}: it names no test")
+        for target in item.tests:
+            if _file_of(target) not in TESTS:
+                problems.append(f"{where}: {target} is not in TESTS")
+    return problems
+
+
+def copy_tree(destination: Path) -> None:
+    for name in COPIED:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, destination / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        elif source.exists():
+            shutil.copy2(source, destination / name)
+
+
+def environment(tree: Path) -> dict[str, str]:
+    """The copy's package first on the path (before the editable install's finder), for the tests and
+    every process they start; no bytecode, so that a planted file never leaves a stale .pyc."""
+    return {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+
+
+def check_copy(tree: Path) -> None:
+    found = subprocess.run([sys.executable, "-c", "import lstm_inspect; print(lstm_inspect.__file__)"], cwd=tree,
+                           env=environment(tree), capture_output=True, text=True, check=True).stdout.strip()
+    if not Path(found).resolve().is_relative_to(tree.resolve()):
+        raise SystemExit(f"the copy in {tree} imports lstm_inspect from {found}: plants there would test nothing")
+
+
+def pytest(tree: Path, targets: list[str], stop_first: bool, deselected: list[str]) -> tuple[int, str]:
+    command = [sys.executable, "-m", "pytest", "-q", "-rfE", "-p", "no:cacheprovider", "-m", "not keras",
+               *(["-x"] if stop_first else []), *[f"--deselect={node}" for node in deselected], *targets]
+    try:
+        done = subprocess.run(command, cwd=tree, env=environment(tree), capture_output=True, text=True,
+                              timeout=TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return -1, ""
+    return done.returncode, done.stdout
+
+
+def failures(output: str) -> list[str]:
+    """The `FAILED node - why` and `ERROR node - why` lines of pytest's short summary."""
+    return [line for line in output.splitlines() if line.startswith(("FAILED ", "ERROR "))]
+
+
+def _node(line: str) -> str:
+    """The node id of a short-summary line (ids may hold blanks: a parameter's text)."""
+    return line.split(" ", 1)[1].split(" - ")[0]
+
+
+def baseline(trees: list[Path], targets: list[str]) -> list[str]:
+    """The tests that fail with nothing planted (flaky, or broken by work under way): left out of every
+    plant's run, so that they are never taken for a plant's killer."""
+    halves = [targets[k::len(trees)] for k in range(len(trees))]
+    results: list[list[str]] = [[] for _ in trees]
+
+    def run(k: int) -> None:
+        if halves[k]:
+            code, output = pytest(trees[k], halves[k], stop_first=False, deselected=[])
+            if code not in (0, 1):
+                raise SystemExit(f"the tests do not run with nothing planted (pytest exit {code}):\n{output[-3000:]}")
+            results[k] = [_node(line) for line in failures(output)]
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(len(trees))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted({node for found in results for node in found})
+
+
+@dataclass(frozen=True)
+class Outcome:
+    plant: Plant
+    verdict: str  # "caught", "SURVIVED", "BROKEN", "TIMEOUT"
+    detail: str
+    seconds: float
+
+
+def try_plant(tree: Path, item: Plant, targets: list[str], deselected: list[str]) -> Outcome:
+    source = tree / item.path
+    text = source.read_text()
+    start = time.monotonic()
+    source.write_text(text.replace(item.original, item.planted, 1))
+    try:
+        code, output = pytest(tree, targets, stop_first=True, deselected=deselected)
+    finally:
+        source.write_text(text)
+    seconds = time.monotonic() - start
+    found = failures(output)
+    if code == -1:
+        return Outcome(item, "TIMEOUT", f"its tests ran past {TIMEOUT} s", seconds)
+    if code == 0:
+        return Outcome(item, "SURVIVED", "every test passed", seconds)
+    if code != 1 or not found:
+        return Outcome(item, "BROKEN", f"pytest exit {code}: {output.strip().splitlines()[-1:] or ''}", seconds)
+    line = found[0]
+    if any(f" - {kind}" in line or f": {kind}" in line for kind in BROKEN):
+        return Outcome(item, "BROKEN", f"the plant broke the code itself, not its behaviour: {line}", seconds)
+    return Outcome(item, "caught", _node(line), seconds)
+
+
+def run_plants(trees: list[Path], plants: list[Plant], targets_of: dict[str, list[str]],
+               deselected: list[str]) -> list[Outcome]:
+    """Each plant tried in one of the trees, as many at a time as there are trees."""
+    work: queue.Queue[Plant] = queue.Queue()
+    for item in plants:
+        work.put(item)
+    outcomes: list[Outcome] = []
+    lock = threading.Lock()
+
+    def worker(tree: Path) -> None:
+        while True:
+            try:
+                item = work.get_nowait()
+            except queue.Empty:
+                return
+            outcome = try_plant(tree, item, targets_of[item.name], deselected)
+            with lock:
+                outcomes.append(outcome)
+                shown = f"caught by {outcome.detail}" if outcome.verdict == "caught" else \
+                    f"{outcome.verdict}: {outcome.detail}"
+                print(f"{item.name:52s} {shown} ({outcome.seconds:.0f} s)", flush=True)
+
+    threads = [threading.Thread(target=worker, args=(tree,)) for tree in trees]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sorted(outcomes, key=lambda outcome: plants.index(outcome.plant))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="", help="plants whose name contains this text")
+    parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--all-tests", action="store_true", help="run each plant against every file of TESTS")
+    parser.add_argument("--baseline", action="store_true",
+                        help="first run every plant's tests with nothing planted, and leave out those that fail "
+                             "(by default only the tests that caught a plant are run again, unplanted, at the end)")
+    options = parser.parse_args()
+    began = time.monotonic()
+    problems = check_plants(PLANTS)
+    if problems:
+        print("\n".join(problems), file=sys.stderr)
+        return 2
+    chosen = [item for item in PLANTS if options.only in item.name]
+    print(f"{len(chosen)} of {len(PLANTS)} plants, {options.workers} workers", flush=True)
+    with tempfile.TemporaryDirectory(prefix="plant-bugs-") as scratch:
+        trees = [Path(scratch) / f"tree{k}" for k in range(max(1, options.workers))]
+        for tree in trees:
+            tree.mkdir()
+            copy_tree(tree)
+        check_copy(trees[0])
+        targets_of = {item.name: (TESTS if options.all_tests else list(item.tests)) for item in chosen}
+        deselected: list[str] = []
+        if options.baseline:
+            every = sorted({_file_of(target) for targets in targets_of.values() for target in targets},
+                           key=TESTS.index)
+            deselected = baseline(trees, every)
+            print(f"baseline ({time.monotonic() - began:.0f} s): "
+                  + (f"{len(deselected)} tests fail with nothing planted, left out: {', '.join(deselected)}"
+                     if deselected else "every test passes with nothing planted"), flush=True)
+        outcomes = run_plants(trees, chosen, targets_of, deselected)
+        # A test that caught a plant must pass with nothing planted: one run of them all says so. A
+        # plant caught only by a test that fails anyway (flaky, or broken by work under way) is tried
+        # again without it.
+        for _ in range(3):
+            killers = sorted({o.detail for o in outcomes if o.verdict == "caught"})
+            failing = set(baseline(trees, killers)) if killers else set()
+            if not failing:
+                print(f"the {len(killers)} tests that caught a plant pass with nothing planted", flush=True)
+                break
+            print(f"{len(failing)} of the {len(killers)} tests that caught a plant fail with nothing planted, "
+                  f"left out: {', '.join(sorted(failing))}", flush=True)
+            deselected = sorted(set(deselected) | failing)
+            again = [o.plant for o in outcomes if o.verdict == "caught" and o.detail in failing]
+            outcomes = [o for o in outcomes if o.plant not in again] + run_plants(trees, again, targets_of, deselected)
+    failed = [outcome for outcome in outcomes if outcome.verdict != "caught"]
+    total = time.monotonic() - began
+    print(f"\n{len(outcomes) - len(failed)} of {len(outcomes)} plants caught; "
+          f"{sum(o.verdict == 'SURVIVED' for o in outcomes)} survived, "
+          f"{sum(o.verdict in ('BROKEN', 'TIMEOUT') for o in outcomes)} broken or timed out; "
+          f"{total:.0f} s in all ({total / 60:.1f} min)")
+    for outcome in failed:
+        print(f"  {outcome.verdict}: {outcome.plant.name} ({outcome.plant.path}): {outcome.detail}")
+    if any(outcome.verdict in ("BROKEN", "TIMEOUT") for outcome in failed):
+        return 2
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,224 @@
+"""The report's sentences, word for word: the verdict's "Call by call: ..." for workflows (as
+README.md's Workflows section shows real runs give it), what resets the state, the error sentence,
+and the advice's numbers and words (the batch shape, the layout's rows and windows, shuffle and
+resets, --batch 1). Dry runs, read from the JSON."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from lstm_inspect.cli import main
+from lstm_inspect.core.spec import Spec
+from lstm_inspect.explain.advice import advise
+
+STATEFUL = ["--shape", "8,5,1", "--batch", "4", "--stateful", "--backend", "torch"]
+HEAD = ("Keras 3 (torch), stateful LSTM: Keras never resets the state by itself, in any call; slot i of each batch "
+        "starts from the final state of slot i of the previous call, so sample j+4 continues sample j (4 parallel "
+        "streams), not the last sample of the previous batch.")
+
+
+def report(*arguments):
+    result = CliRunner().invoke(main, [*arguments, "--dry-run", "--format", "json"])
+    assert result.exit_code in (0, 3), result.output
+    return json.loads(result.stdout)
+
+
+def verdict(*arguments):
+    return report(*arguments)["verdict"]
+
+
+def advice(*arguments):
+    return {item["key"]: item["text"] for item in report(*arguments)["advice"]}
+
+
+def call_by_call(text):
+    assert text.count(" Call by call: ") == 1, text
+    return text.split(" Call by call: ")[1]
+
+
+# ---- call by call ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("workflow, said", [
+    # README: a twin for batch-1 prediction after training with batch 4.
+    ("fit(epochs=2, shuffle=False); twin(batch_size=1); predict(3)",
+     "train e0 b0 starts from zeros; train e1 b0 carries the state the previous epoch left; twin predict b0 starts "
+     "from zeros (a twin is a new model: set_weights copies the weights, never the states)."),
+    # README: a manual epoch loop with a reset after each epoch.
+    ("(fit(shuffle=False), reset_state()) * 3; predict(4)",
+     "train e0 b0 and 2 more train calls start from zeros; predict b0 starts from zeros."),
+    ("fit(validation_samples=4, shuffle=False); predict(4); save_and_load(); predict(4)",
+     "train e0 b0 starts from zeros; validation e0 b0 carries the state training left; predict b0 carries the state "
+     "validation left; loaded predict b0 starts from zeros (model.save() keeps the weights, not the states: a loaded "
+     "model starts from zeros)."),
+    ("twin(batch_size=2); fit(epochs=2, shuffle=False); predict(2)",
+     "twin train e0 b0 starts from zeros (a twin is a new model: set_weights copies the weights, never the states); "
+     "twin train e1 b0 carries the state the previous epoch left; twin predict b0 carries the state the twin's "
+     "training left."),
+    ("fit(shuffle=False); evaluate(8); train_on_batch(4) * 2",
+     "train e0 b0 starts from zeros; evaluate b0 carries the state training left; train_on_batch b0 carries the "
+     "state evaluate left; train_on_batch#2 b0 carries the state the train_on_batch call before it left."),
+    ("predict_on_batch(4) * 3",
+     "predict_on_batch b0 starts from zeros; predict_on_batch#2 b0 and 1 more predict_on_batch call carry the state "
+     "the predict_on_batch call before it left."),
+    ("predict(4); save_and_load(); fit(shuffle=False); predict(4)",
+     "predict b0 starts from zeros; loaded train e0 b0 starts from zeros (model.save() keeps the weights, not the "
+     "states: a loaded model starts from zeros); loaded predict b0 carries the state the loaded model's training "
+     "left."),
+])
+def test_the_verdict_says_how_each_call_began(workflow, said):
+    assert call_by_call(verdict(*STATEFUL, "--calls", workflow)) == said
+
+
+def test_a_serving_loop_of_batch_1_reads_as_readme_shows_it():
+    text = verdict("--shape", "8,5,1", "--batch", "1", "--stateful", "--backend", "torch", "--calls", "predict(1) * 5")
+    assert text == ("Keras 3 (torch), stateful LSTM: Keras never resets the state by itself, in any call; slot i of "
+                    "each batch starts from the final state of slot i of the previous call, so sample j+1 continues "
+                    "sample j (one slot, one stream): each batch's only sample continues the previous batch's. Nothing "
+                    "resets it here: each slot's state runs on through every phase. Call by call: predict b0 starts "
+                    "from zeros; predict#2 b0 and 3 more predict calls carry the state the predict call before it "
+                    "left.")
+
+
+def test_a_workflows_verdict_reads_whole():
+    assert verdict(*STATEFUL, "--calls", "fit(epochs=2, shuffle=False); twin(batch_size=1); predict(3)") == (
+        HEAD + " Nothing resets it within a model; a twin or a loaded model starts from zeros. Call by call: "
+        "train e0 b0 starts from zeros; train e1 b0 carries the state the previous epoch left; twin predict b0 starts "
+        "from zeros (a twin is a new model: set_weights copies the weights, never the states).")
+    assert verdict(*STATEFUL, "--calls", "predict(4); save_and_load(); predict(4)").startswith(
+        HEAD + " Nothing resets it within a model; a twin or a loaded model starts from zeros. Call by call: ")
+    assert verdict(*STATEFUL, "--calls", "(fit(shuffle=False), reset_state()) * 3").startswith(
+        HEAD + " Only your reset_state() calls zero it. Call by call: ")
+    assert verdict(*STATEFUL, "--calls", "fit(shuffle=False); predict(4)").startswith(
+        HEAD + " Nothing resets it here: each slot's state runs on through every phase. Call by call: ")
+
+
+def test_the_callbacks_resets_are_said_with_the_calls():
+    text = verdict(*STATEFUL, "--reset", "epoch,validation,predict", "--calls",
+                   "fit(epochs=2, validation_samples=4, shuffle=False); predict(4); reset_state(); predict(4)")
+    assert text == (HEAD + " Your callback zeroes all slots before each epoch's first batch, so each slot carries "
+                    "through the epoch. Your callback zeroes all slots before validation and evaluate (on_test_begin) "
+                    "and before predict (on_predict_begin). So do your reset_state() calls. Call by call: train e0 b0 "
+                    "and 1 more train call start from zeros; validation e0 b0 and 1 more validation call start from "
+                    "zeros; predict b0 and 1 more predict call start from zeros.")
+
+
+def test_a_workflow_that_raises_says_the_batch_size_it_was_built_for():
+    text = verdict(*STATEFUL, "--calls", "fit(shuffle=False); predict(2, batch_size=1)")
+    assert text.endswith(" Call by call: train e0 b0 starts from zeros. But Keras raises ValueError at step 2: a "
+                         "stateful layer needs every batch to hold exactly the batch size it was built for.")
+    shorthand = verdict("--shape", "10,5,1", "--batch", "4", "--stateful", "--no-shuffle", "--backend", "torch")
+    assert shorthand.endswith(" But Keras raises ValueError at step 2: a stateful layer needs every batch to hold "
+                              "exactly 4 samples.")
+    assert "Call by call" not in shorthand
+
+
+def test_a_stateless_workflow_carried_by_hand():
+    text = verdict("--shape", "8,5,1", "--batch", "4", "--backend", "torch", "--calls",
+                   'predict(4, initial_state="previous") * 3')
+    assert text == ("Keras 3 (torch), stateless LSTM: the layer starts every call from zeros, one slot per sequence, "
+                    "and keeps nothing between calls. The states you pass back by hand (return_state=True, then "
+                    "initial_state=) carry sample k of one predict into sample k of the next, as slot k of a stateful "
+                    "layer would. Call by call: predict b0 starts from zeros; predict#2 b0 and 1 more predict call "
+                    "carry the state the predict call before it left.")
+    plain = verdict("--shape", "8,5,1", "--batch", "4", "--backend", "torch", "--calls", "predict(4) * 2")
+    assert "by hand" not in plain and call_by_call(plain) == "predict b0 and 1 more predict call start from zeros."
+
+
+# ---- the shorthand's verdict ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("options, says", [
+    (["--batch", "1"], "so sample j+1 continues sample j (one slot, one stream): each batch's only sample continues "
+                       "the previous batch's. Nothing resets it here"),
+    (["--batch", "4", "--reset", "every:2"], "(4 parallel streams), not the last sample of the previous batch. Your "
+     "callback zeroes all slots before every training batch whose index is a multiple of 2, so each slot carries "
+     "through at most 2 training batches."),
+    (["--batch", "4", "--reset", "every:1"], "so each slot carries through at most 1 training batch."),
+    (["--batch", "4", "--reset", "epoch", "--epochs", "2"], "Your callback zeroes all slots before each epoch's first "
+     "batch, so each slot carries through the epoch's 2 training batches."),
+    (["--batch", "8", "--reset", "epoch"], "so each slot carries through the epoch's 1 training batch."),
+])
+def test_the_shorthands_verdict_names_its_numbers(options, says):
+    text = verdict("--shape", "8,5,1", "--stateful", "--no-shuffle", "--backend", "torch", *options)
+    assert text.startswith("Keras 3 (torch), stateful LSTM: Keras never resets the state inside fit, validation or "
+                           "predict; slot i of each batch starts from the final state of slot i of the previous call")
+    assert says in text
+
+
+# ---- the advice's numbers and words ------------------------------------------------------------------
+
+
+def test_the_advice_names_the_batch_shape_and_the_layout_in_numbers():
+    found = advice("--shape", "12,5,3", "--batch", "4", "--stateful", "--no-shuffle", "--backend", "torch")
+    assert found["batch size"] == ("fix the batch size with keras.Input(batch_shape=(4, 5, 3)): Keras 3 refuses "
+                                   "LSTM(batch_input_shape=...) (\"Unrecognized keyword arguments passed to LSTM\")")
+    assert found["layout"] == ("row j+4 must continue row j (slot i of batch k+1 continues slot i of batch k), not "
+                               "row j+1: with 12 rows each slot runs 3 windows of one series. From long series, "
+                               "lstm_inspect.layout.stateful_layout(series, timesteps=5, batch_size=4) orders the "
+                               "windows so and returns where each row came from; reset every K batches where each "
+                               "series holds K windows (--reset every:K), or once per epoch when it spans the epoch")
+    assert found["stateful?"] == ("stateful fits when each row is a window of a longer series: the 4 slots are 4 "
+                                  "series run side by side, each slot's state flowing from one window to the next. "
+                                  "If each of the 12 samples is a whole sequence, use a stateless layer: here a state "
+                                  "would flow into an unrelated sequence; and reset where a series ends (a callback, "
+                                  "or reset_state() between series)")
+    keras2 = advice("--shape", "12,5,3", "--batch", "4", "--stateful", "--keras", "2")
+    assert "batch_input_shape=(4, 5, 3)), or keras.Input(batch_shape=(4, 5, 3))" in keras2["batch size"]
+    assert "GRU(units, stateful=True" in advice("--shape", "12,5,3", "--batch", "4", "--stateful", "--keras", "2",
+                                                "--cell", "gru")["batch size"]
+
+
+def test_the_stateless_advice_names_its_numbers_and_the_flag():
+    found = advice("--shape", "1000,600,2", "--batch", "32", "--backend", "torch")
+    assert found["stateful?"] == ("stateless fits when each of the 1,000 samples is one whole sequence of 600 steps: "
+                                  "every sample starts from zeros, and the batch size 32 only changes the "
+                                  "optimisation, not what the layer sees. Stateful pays only when long series are cut "
+                                  "into windows of 600 steps: then --stateful with B = the number of series run side "
+                                  "by side, shuffle off, and a reset where a series ends")
+    assert {"batch size", "reset", "set states", "layout"}.isdisjoint(found)
+    library = {item.key: item.text for item in advise(Spec(1000, 600, 2, batch_size=32, backend="torch"))}
+    assert "then stateful with B = " in library["stateful?"]  # the library names its field, not the flag
+
+
+@pytest.mark.parametrize("options, shuffle_said, reset_said", [
+    ([], True, True),
+    (["--no-shuffle"], False, True),
+    (["--no-shuffle", "--reset", "epoch"], False, False),
+    (["--no-shuffle", "--reset", "every:2"], False, False),
+    (["--no-shuffle", "--reset", "predict"], False, False),
+    (["--no-shuffle", "--reset", "validation"], False, True),
+    (["--calls", "fit(shuffle=False); predict(4)"], False, True),  # fit's own shuffle=False
+    (["--no-shuffle", "--calls", "fit(shuffle=True)"], True, True),
+    (["--no-shuffle", "--calls", 'fit(); fit(shuffle="batch")'], True, True),
+    (["--calls", "predict(4) * 2"], False, True),  # no fit: nothing shuffles
+])
+def test_the_stateful_advice_asks_for_what_the_setup_lacks(options, shuffle_said, reset_said):
+    text = advice(*STATEFUL, *options)["stateful?"]
+    assert ("; turn shuffle off (--no-shuffle (shuffle=False)): shuffling breaks every series" in text) == shuffle_said
+    assert ("; and reset where a series ends (a callback, or reset_state() between series)" in text) == reset_said
+
+
+def test_batch_1_advice_names_one_slot_in_numbers():
+    found = advice("--shape", "8,5,1", "--batch", "1", "--stateful", "--no-shuffle", "--backend", "torch")
+    assert "keras.Input(batch_shape=(1, 5, 1))" in found["batch size"]
+    assert "with 8 rows each slot runs 8 windows of one series" in found["layout"]
+    assert "stateful_layout(series, timesteps=5, batch_size=1)" in found["layout"]
+    assert found["layout"].startswith("row j+1 must continue row j (slot i of batch k+1 continues slot i of batch k)")
+
+
+@pytest.mark.parametrize("words", [
+    pytest.param("the 1 slot is 1 series", id="one slot"),
+    pytest.param("row j+1 must continue row j (slot i of batch k+1 continues slot i of batch k): with", id="not j+1"),
+])
+@pytest.mark.xfail(strict=True, reason="with --batch 1 the advice says 'the 1 slots are 1 series run side by side' "
+                                       "and 'row j+1 must continue row j (...), not row j+1', which contradicts itself")
+def test_batch_1_advice_reads_for_one_slot(words):
+    found = advice("--shape", "8,5,1", "--batch", "1", "--stateful", "--no-shuffle", "--backend", "torch")
+    assert words in found["stateful?"] + " " + found["layout"]
+
+
+@pytest.mark.xfail(strict=True, reason="the layout advice says 'each slot runs 1 windows' for N == B")
+def test_one_window_per_slot_is_singular():
+    assert "each slot runs 1 window of one series" in advice("--shape", "4,5,1", "--batch", "4", "--stateful")["layout"]
