@@ -12,14 +12,18 @@ The library under the command, torch-free to import (torch loads on first use of
   (`inspect(spec).run()` keeps the steps too).
 """
 
-from importlib import import_module
-from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from __future__ import annotations
 
-try:
-    __version__ = version("lstm-inspect")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0+unknown"
+from importlib import import_module  # importlib alone, not importlib.metadata
+
+# Nothing here may take time to import: the console script (`entry`) answers Ctrl-C only once this
+# package has loaded. So typing is for the type checker only, and the version is read from the
+# package's metadata (importlib.metadata: some 40 ms) when it is first asked for.
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+__version__: str  # resolved by __getattr__ on first access
 
 # Public name -> the module that defines it, imported on first use.
 _EXPORTS = {
@@ -38,11 +42,23 @@ __all__ = ["__version__", *_EXPORTS]
 
 
 def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
+    if name == "__version__":
+        value: Any = _installed_version()
+    elif name in _EXPORTS:
+        value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    else:
         raise AttributeError(f"module 'lstm_inspect' has no attribute {name!r}")
-    value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
     globals()[name] = value
     return value
+
+
+def _installed_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lstm-inspect")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "0+unknown"
 
 
 def __dir__() -> list[str]:

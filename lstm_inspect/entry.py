@@ -1,14 +1,16 @@
 """The console script: loads the command line with Ctrl-C already answered, so that an
-interrupt while click, rich and numpy are still loading ends as quietly as one later on."""
+interrupt while click, rich and numpy are still loading ends as quietly as one later on.
+
+Only what answers Ctrl-C is loaded before the answer: the package (`lstm_inspect/__init__.py`,
+which imports nothing that takes time), this module and `signal`; so not even typing."""
 
 import signal
 import sys
-from typing import Any
 
 EXIT_INTERRUPTED = 130
 
 
-def _interrupted(signum: int, frame: Any) -> None:
+def _interrupted(signum: int, frame: object) -> None:
     sys.stderr.write("lstm-inspect: interrupted\n")
     raise SystemExit(EXIT_INTERRUPTED)
 

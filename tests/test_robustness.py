@@ -2,10 +2,12 @@
 
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
 import time
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -148,14 +150,36 @@ def test_a_closed_pipe_ends_quietly():
 
 
 def test_ctrl_c_exits_130_without_a_traceback():
+    # Ctrl-C at its default, as a terminal gives it, even where this test run inherited it ignored.
     process = subprocess.Popen([BIN, "--shape", "2000000,20,1", "--batch", "10", "--format", "json"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    process.stdout.read(20)  # the run has started
-    time.sleep(0.5)
-    process.send_signal(signal.SIGINT)
-    _, stderr = process.communicate(timeout=60)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        # SIGINT once the run has started (200,000 steps of it): its first step is written.
+        deadline, out = time.monotonic() + 60, b""
+        while b'{"call": ' not in out:
+            assert select.select([process.stdout], [], [], max(0.0, deadline - time.monotonic()))[0], \
+                f"no step written within 60 s: {out[:200]!r}"
+            chunk = os.read(process.stdout.fileno(), 65536)
+            assert chunk, f"the output ended before the first step (exit {process.wait()})"
+            out += chunk
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
     assert process.returncode == 130
-    assert b"Traceback" not in stderr and b"interrupted" in stderr
+    assert b"Traceback" not in stderr and stderr.splitlines() == [b"lstm-inspect: interrupted"], stderr
+
+
+def test_the_version_is_read_from_the_metadata_only_when_asked_for():
+    # importlib.metadata takes some 40 ms to import: not before the console script answers Ctrl-C.
+    code = "import sys, lstm_inspect; print('importlib.metadata' in sys.modules, lstm_inspect.__version__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", version("lstm-inspect")]
+    out = subprocess.run([BIN, "--version"], capture_output=True, text=True, check=True).stdout
+    assert out == f"lstm-inspect, version {version('lstm-inspect')}\n"
 
 
 OPTION_POOL = [
