@@ -157,15 +157,12 @@ def test_the_stateful_carry_is_b_times_s_steps_on(tmp_path, batch, stride, times
     pytest.param("moved 1 step on", 2, 12, id="slot stride of 1"),
     pytest.param("carries row j into row j+1, 1 step on", 1, 12, id="a carry of 1 step"),
 ])
-@pytest.mark.xfail(strict=True, reason="advice.py writes '1 steps' where its stride sentence writes '1 step'")
 def test_a_count_of_one_step_is_singular(tmp_path, text, batch, rows):
     x = interleaved(rows, 4, 1, 2) if batch == 2 else windows(RNG.standard_normal(40), rows, 4, 1)
     _, advice = run(save(tmp_path, x), f"{rows},4,1", batch, *STATEFUL)
     assert text in advice["data"]
 
 
-@pytest.mark.xfail(strict=True, reason="--data shows every advice item even with --no-advice, which README says "
-                                      "leaves the advice out (neither refused nor obeyed)")
 def test_no_advice_leaves_the_advice_out_with_data_too(tmp_path):
     path = save(tmp_path, windows(RNG.standard_normal(40), 12, 4, 1))
     result = CliRunner().invoke(main, ["--shape", "12,4,1", "--batch", "2", "--backend", "torch", "--data", path,

@@ -212,13 +212,10 @@ def test_batch_1_advice_names_one_slot_in_numbers():
     pytest.param("the 1 slot is 1 series", id="one slot"),
     pytest.param("row j+1 must continue row j (slot i of batch k+1 continues slot i of batch k): with", id="not j+1"),
 ])
-@pytest.mark.xfail(strict=True, reason="with --batch 1 the advice says 'the 1 slots are 1 series run side by side' "
-                                       "and 'row j+1 must continue row j (...), not row j+1', which contradicts itself")
 def test_batch_1_advice_reads_for_one_slot(words):
     found = advice("--shape", "8,5,1", "--batch", "1", "--stateful", "--no-shuffle", "--backend", "torch")
     assert words in found["stateful?"] + " " + found["layout"]
 
 
-@pytest.mark.xfail(strict=True, reason="the layout advice says 'each slot runs 1 windows' for N == B")
 def test_one_window_per_slot_is_singular():
     assert "each slot runs 1 window of one series" in advice("--shape", "4,5,1", "--batch", "4", "--stateful")["layout"]

@@ -185,7 +185,7 @@ class Inspection:
                       warnings=tuple(self.warnings + workflow_warnings(spec, self._passes, self.terms)),
                       verdict=verdict(spec, self._error, self._passes),
                       evidence=evidence, claims=tuple(claims), keras=self.keras, terms=self.terms,
-                      advice=tuple(advise(spec, self.data, self.terms)) if self.with_advice or self.data else (),
+                      advice=tuple(advise(spec, self.data, self.terms)) if self.with_advice else (),
                       data=self.data)
 
     def _fix(self) -> str | None:

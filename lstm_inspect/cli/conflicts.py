@@ -13,7 +13,7 @@ CONFLICTS = {
     "no_shuffle": ("shuffle",),
     "workflow": ("epochs", "val_samples", "predict_samples"),  # shorthand for a workflow: one or the other
     # --emit prints code instead of running: every option about the run or its output clashes.
-    "emit": ("data", "advice", "against", "output_format", "view", "ascii_only", "svg", "html", "max_rows",
+    "emit": ("data", "data_key", "advice", "against", "output_format", "view", "ascii_only", "svg", "html", "max_rows",
              "dry_run", "device",
              "max_steps", "no_slots", "evidence", "evidence_batch", "quiet", "expect_resets",
              "expect_slot_resets", "expect_carries", "expect_error", "strict"),
@@ -38,6 +38,9 @@ def reject_conflicts(ctx: click.Context) -> None:
     if "max_rows" in given and ctx.params["view"] == ViewName.TIMELINE:
         raise click.UsageError("--max-rows cannot be combined with --view timeline: the timeline folds "
                                "to the terminal's width", ctx)
+    if "data" in given and not ctx.params["advice"]:
+        raise click.UsageError("--data cannot be combined with --no-advice: what --data reads is told in the advice",
+                               ctx)
     if "evidence_batch" in given and not ctx.params["evidence"]:
         raise click.UsageError("--evidence-batch cannot be combined with --no-evidence", ctx)
     output_format = ctx.params["output_format"]

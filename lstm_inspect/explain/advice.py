@@ -13,7 +13,7 @@ from typing import Any
 from ..core.choices import Backend, KerasVersion, ResetKind
 from ..core.facts import facts_for
 from ..core.spec import Spec
-from ..core.words import Terms
+from ..core.words import Terms, plural
 from ..core.workflow import Kind, distinct
 from ..data.datafile import Continuity
 
@@ -81,9 +81,11 @@ def _stateful_or_not(spec: Spec, terms: Terms) -> Advice:
                                    "number of series run side by side, shuffle off, and a reset where a series ends")
     shuffled = [op for op in distinct(spec.plan) if op.kind == Kind.FIT and (spec.shuffle if op.shuffle is None
                                                                               else op.shuffle)]
-    text = (f"stateful fits when each row is a window of a longer series: the {b:,} slots are {b:,} series run side "
-            f"by side, each slot's state flowing from one window to the next. If each of the {n:,} samples is a "
-            "whole sequence, use a stateless layer: here a state would flow into an unrelated sequence")
+    slots = ("the 1 slot is 1 series, its state" if b == 1
+             else f"the {b:,} slots are {b:,} series run side by side, each slot's state")
+    text = (f"stateful fits when each row is a window of a longer series: {slots} flowing from one window to the "
+            f"next. If each of the {n:,} samples is a whole sequence, use a stateless layer: here a state would flow "
+            "into an unrelated sequence")
     if shuffled:
         text += f"; turn shuffle off ({terms.setting('shuffle', False)}): shuffling breaks every series"
     if spec.reset.kind == ResetKind.NEVER and not spec.reset.predict:
@@ -94,8 +96,9 @@ def _stateful_or_not(spec: Spec, terms: Terms) -> Advice:
 def _layout(spec: Spec, terms: Terms) -> Advice:
     b, t = spec.batch_size, spec.timesteps
     per_slot = spec.samples // b
-    text = (f"row j+{b:,} must continue row j (slot i of batch k+1 continues slot i of batch k), not row j+1: with "
-            f"{spec.samples:,} rows each slot runs {per_slot:,} windows of one series. From long series, "
+    not_next = "" if b == 1 else ", not row j+1"
+    text = (f"row j+{b:,} must continue row j (slot i of batch k+1 continues slot i of batch k){not_next}: with "
+            f"{spec.samples:,} rows each slot runs {plural(per_slot, 'window')} of one series. From long series, "
             f"lstm_inspect.layout.stateful_layout(series, timesteps={t}, batch_size={b}) orders the windows so and "
             "returns where each row came from; reset every K batches where each series holds K windows "
             f"({terms.setting('reset', 'every:K')}), or once per epoch when it spans the epoch")
@@ -113,13 +116,14 @@ def _data(spec: Spec, data: Continuity) -> Advice:
         if spec.stateful and b * s == t:
             text += f", which starts exactly where row j ends ({b:,} x {s:,} = {t:,} steps): the carry follows the data"
         elif spec.stateful:
-            text += (f", {b * s:,} steps on while a window holds {t:,}: the carry "
+            text += (f", {plural(b * s, 'step')} on while a window holds {t:,}: the carry "
                      f"{'re-reads' if b * s < t else 'skips'} steps. Sliding windows want a stateless layer; to "
                      "carry state, cut back-to-back windows with stateful_layout")
         return Advice("data", text)
     if data.slot_stride is not None:
         s = data.slot_stride
-        text = (f"row j+{b:,} of your data is row j moved {s:,} steps on (x[j+{b}, :-{s}] == x[j, {s}:]): each slot "
+        text = (f"row j+{b:,} of your data is row j moved {plural(s, 'step')} on (x[j+{b}, :-{s}] == x[j, {s}:]): "
+                "each slot "
                 f"runs one series of overlapping windows, so the carry {'follows' if s == t else 're-reads'} it")
         return Advice("data", text)
     return Advice("data", f"no row of your {data.rows:,} overlaps the next or the one {b:,} rows on: the file cannot "
