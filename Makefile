@@ -14,7 +14,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: setup run test bench readme golden mutants clean
+.PHONY: setup run test bench readme golden mutants mutation clean
 
 setup: $(TEST_STAMP)
 
@@ -57,6 +57,12 @@ golden: $(TEST_STAMP)
 mutants: $(TEST_STAMP)
 	$(BIN)/python scripts/plant_bugs.py
 
+# Mutation testing with mutmut, resumable (mutants/ keeps the results), over the package or one
+# module: make mutation MODULE=lstm_inspect/data/layout.py. Writes the scores to docs/mutation.md.
+MODULE ?=
+mutation: $(TEST_STAMP)
+	$(BIN)/python scripts/mutation.py $(MODULE)
+
 # Rewrite the example outputs in README.md from the real command.
 readme: $(TEST_STAMP)
 	$(BIN)/python scripts/probe_example.py
@@ -64,4 +70,4 @@ readme: $(TEST_STAMP)
 	$(BIN)/python scripts/update_readme.py
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) build *.egg-info .pytest_cache .hypothesis mutants

@@ -173,6 +173,7 @@ def test_ctrl_c_exits_130_without_a_traceback():
     assert b"Traceback" not in stderr and stderr.splitlines() == [b"lstm-inspect: interrupted"], stderr
 
 
+@pytest.mark.unmutated
 def test_the_version_is_read_from_the_metadata_only_when_asked_for():
     # importlib.metadata takes some 40 ms to import: not before the console script answers Ctrl-C.
     code = "import sys, lstm_inspect; print('importlib.metadata' in sys.modules, lstm_inspect.__version__)"

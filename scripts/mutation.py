@@ -1,0 +1,106 @@
+"""Mutation testing with mutmut (`make mutation`, `make mutation MODULE=lstm_inspect/data/layout.py`).
+
+mutmut copies the package and the tests into mutants/, mutates each function in every way it knows
+and runs the tests that reach the function against each mutant. A mutant no test fails on is a bug
+no test would notice. Results are kept in mutants/, so a run resumes where the last one stopped:
+what was killed stays killed, and what survived, or was not reached yet, is run again (after new
+tests, that is the point). A function whose source changed is mutated and run afresh by mutmut.
+
+Then the score of every module is written to docs/mutation.md, which the README links.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from datetime import date
+from importlib.metadata import version
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MUTANTS = ROOT / "mutants"
+TABLE = ROOT / "docs" / "mutation.md"
+
+# mutmut's exit codes, by what they mean here (mutmut.stats.status_by_exit_code).
+KILLED, SURVIVED, TIMEOUT, NO_TESTS, NOT_RUN, OTHER = "killed", "survived", "timeout", "no test", "not run", "other"
+STATUS_BY_CODE = {1: KILLED, 3: KILLED, 0: SURVIVED, 5: NO_TESTS, 33: NO_TESTS, 36: TIMEOUT, -24: TIMEOUT,
+                  24: TIMEOUT, 152: TIMEOUT, 255: TIMEOUT, None: NOT_RUN}
+COLUMNS = (KILLED, SURVIVED, TIMEOUT, NO_TESTS, OTHER, NOT_RUN)
+
+
+def module_of(path: str) -> str:
+    """lstm_inspect/data/layout.py -> lstm_inspect.data.layout"""
+    relative = Path(path).resolve().relative_to(ROOT)
+    if relative.suffix != ".py" or relative.parts[0] != "lstm_inspect":
+        sys.exit(f"mutation: MODULE must be a .py file of the package, such as lstm_inspect/data/layout.py: {path}")
+    return ".".join(relative.with_suffix("").parts)
+
+
+def results() -> dict[str, dict[str, int | None]]:
+    """Each module's mutants with their last exit code (None: not run yet)."""
+    found = {}
+    for meta in sorted(MUTANTS.glob("lstm_inspect/**/*.py.meta")):
+        module = ".".join(meta.relative_to(MUTANTS).with_suffix("").with_suffix("").parts)
+        found[module] = json.loads(meta.read_text())["exit_code_by_key"]
+    return found
+
+
+def to_run(modules: list[str]) -> list[str]:
+    """The mutants to (re)run: the asked modules' (all modules' if none) that survived or were not
+    run. Where mutmut has not mutated a module yet, its glob, so that it does."""
+    known = results()
+    names = []
+    for module in modules or list(known) or [""]:
+        if module not in known:
+            names.append(f"{module}.*" if module else "lstm_inspect.*")
+            continue
+        names += [name for name, code in known[module].items()
+                  if STATUS_BY_CODE.get(code, OTHER) in (SURVIVED, NOT_RUN)]
+    return names
+
+
+def run_mutmut(names: list[str]) -> int:
+    environ = {**os.environ, "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}  # one thread per worker
+    command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(os.cpu_count() or 2), *names]
+    return subprocess.run(command, cwd=ROOT, env=environ).returncode
+
+
+def score_table(known: dict[str, dict[str, int | None]]) -> str:
+    head = ("| module | mutants | killed | survived | timeout | no test | other | not run | killed % |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+    rows = []
+    for module, codes in known.items():
+        if not codes:
+            continue
+        counts = Counter(STATUS_BY_CODE.get(code, OTHER) for code in codes.values())
+        run = len(codes) - counts[NOT_RUN]
+        score = f"{100 * counts[KILLED] / run:.1f}" if run else "-"
+        rows.append(f"| `{module}` | {len(codes)} | " + " | ".join(str(counts[c]) for c in COLUMNS) + f" | {score} |")
+    return head + "\n".join(rows) + "\n"
+
+
+def write_table() -> None:
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.strip()
+    TABLE.parent.mkdir(exist_ok=True)
+    TABLE.write_text(
+        "# Mutation score\n\n"
+        f"Written by `make mutation` (mutmut {version('mutmut')}) on {date.today()}, at commit {commit}.\n"
+        "Killed % counts killed mutants among those run; a timeout, a mutant no test reaches and a\n"
+        "survivor all count against it. `# pragma: no mutate` marks the lines whose mutants are\n"
+        "equivalent (the reason is beside each).\n\n" + score_table(results()))
+    print(f"mutation: the scores are in {TABLE.relative_to(ROOT)}")
+
+
+def main(paths: list[str]) -> int:
+    names = to_run([module_of(path) for path in paths])
+    code = run_mutmut(names) if names else 0
+    write_table()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
