@@ -10,7 +10,7 @@ from lstm_inspect.cli import main
 from lstm_inspect.core.spec import Spec
 from lstm_inspect.data.datafile import Continuity
 from lstm_inspect.data.layout import stateful_layout
-from lstm_inspect.explain.advice import advise
+from lstm_inspect.explain.advice import Advice, advise
 
 
 def items(spec, data=None):
@@ -137,3 +137,63 @@ def test_an_npz_array_too_large_for_memory_exits_2(tmp_path, monkeypatch):
     result = CliRunner().invoke(main, ["--shape", "12,4,1", "--data", str(path), "--data-key", "x", "--dry-run"])
     assert result.exit_code == 2 and "save it with numpy.save as a .npy file" in result.output
     assert result.output.count("\n") == 1
+
+
+SLIDING = ("your 12 rows are sliding windows of one series, each {s} on from the row before (x[j+1, :-{n}] == "
+           "x[j, {n}:] for every j): row j+1 continues row j, while ")
+
+
+@pytest.mark.parametrize("stateful, stride, slot_stride, said", [
+    (True, 2, 4, SLIDING.format(s="2 steps", n=2) + "a stateful layer carries row j into row j+2, which starts "
+     "exactly where row j ends (2 x 2 = 4 steps): the carry follows the data"),
+    (True, 1, 2, SLIDING.format(s="1 step", n=1) + "a stateful layer carries row j into row j+2, 2 steps on while "
+     "a window holds 4: the carry re-reads steps. Sliding windows want a stateless layer; to carry state, cut "
+     "back-to-back windows with stateful_layout"),
+    (True, 3, 6, SLIDING.format(s="3 steps", n=3) + "a stateful layer carries row j into row j+2, 6 steps on while "
+     "a window holds 4: the carry skips steps. Sliding windows want a stateless layer; to carry state, cut "
+     "back-to-back windows with stateful_layout"),
+    (True, None, 4, "row j+2 of your data is row j moved 4 steps on (x[j+2, :-4] == x[j, 4:]): each slot runs one "
+     "series of overlapping windows, so the carry follows it"),
+    (True, None, 3, "row j+2 of your data is row j moved 3 steps on (x[j+2, :-3] == x[j, 3:]): each slot runs one "
+     "series of overlapping windows, so the carry re-reads it"),
+    (True, None, None, "no row of your 12 overlaps the next or the one 2 rows on: the file cannot show whether its "
+     "rows continue each other (back-to-back windows leave no overlap to see). A stateful layer carries row j into "
+     "row j+2: make row j+2 the window after row j, as stateful_layout does"),
+    (False, 2, 4, SLIDING.format(s="2 steps", n=2) + "a stateless layer carries nothing from row to row"),
+    (False, 1, 2, SLIDING.format(s="1 step", n=1) + "a stateless layer carries nothing from row to row"),
+])
+def test_the_data_item_reads_in_full(stateful, stride, slot_stride, said):
+    spec = Spec(12, 4, 1, batch_size=2, stateful=stateful, shuffle=False)
+    assert [item for item in advise(spec, Continuity(12, stride, slot_stride)) if item.key == "data"] == [
+        Advice("data", said)]
+    assert Advice("data", said).to_json() == {"key": "data", "text": said}
+
+
+def test_the_keras_2_advice_reads_in_full_and_in_order():
+    found = advise(Spec(8, 5, 2, batch_size=4, stateful=True, shuffle=False, reset="epoch", keras="2",
+                        backend="tensorflow"))
+    assert [(item.key, item.text) for item in found[:4]] == [
+        ("batch size", "fix the batch size on the first layer: LSTM(units, stateful=True, batch_input_shape=(4, 5, 2)),"
+                       " or keras.Input(batch_shape=(4, 5, 2))"),
+        ("reset", "tf-keras resets every stateful layer at once: model.reset_states() (or layer.reset_states() for "
+                  "one)"),
+        ("set states", "give a stateful layer chosen states with layer.reset_states(states=[h, c]) (numpy arrays of "
+                       "shape (B, units))"),
+        ("by hand", "carry states yourself with a stateless layer: LSTM(units, return_state=True) returns the final "
+                    "states after the output; pass them back as initial_state=[h, c] in the next call (a model "
+                    "taking them as inputs)"),
+    ]
+
+
+def test_one_slot_is_said_as_one_series():
+    found = items(Spec(8, 5, 2, batch_size=1, stateful=True, shuffle=False, reset="epoch"))
+    assert found["stateful?"] == (
+        "stateful fits when each row is a window of a longer series: the 1 slot is 1 series, its state flowing from "
+        "one window to the next. If each of the 8 samples is a whole sequence, use a stateless layer: here a state "
+        "would flow into an unrelated sequence")
+
+
+def test_only_a_stateful_layer_on_jax_is_told_that_jax_carries_nothing():
+    assert "on jax" not in items(Spec(8, 5, 2, batch_size=4, backend="jax"))["by hand"]
+    assert items(Spec(8, 5, 2, batch_size=4, stateful=True, backend="jax"))["by hand"].startswith(
+        "on jax stateful=True carries nothing inside fit, evaluate and predict: carry states yourself")

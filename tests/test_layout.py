@@ -1,7 +1,11 @@
 """stateful_layout: row j+B continues row j, held to real Keras; continuity: what a file's rows show."""
 
+import re
+
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from lstm_inspect.data.datafile import continuity
 from lstm_inspect.data.layout import stateful_layout
@@ -31,6 +35,77 @@ def test_several_groups_of_b_series_reset_where_a_series_ends():
     layout = stateful_layout(np.zeros((6, 9, 2)), timesteps=3, batch_size=3)
     assert layout.reset_every == 3 and layout.x.shape == (18, 3, 2)
     assert layout.source[9:12, 0].tolist() == [3, 4, 5]  # the second group starts at batch 3
+
+
+def windows_by_hand(series, timesteps, batch_size):
+    """The rows a stateful layer of batch B needs, built one at a time: group by group of B series,
+    window by window, slot i taking series group*B + i."""
+    rows, sources = [], []
+    for group in range(len(series) // batch_size):
+        for first in range(0, series.shape[1] - timesteps + 1, timesteps):
+            for slot in range(batch_size):
+                rows.append(series[group * batch_size + slot, first:first + timesteps])
+                sources.append((group * batch_size + slot, first))
+    return np.array(rows), sources
+
+
+@given(groups=st.integers(1, 3), batch=st.integers(1, 4), timesteps=st.integers(1, 4), extra=st.integers(0, 5),
+       windows=st.integers(1, 3), features=st.integers(1, 3), target_features=st.sampled_from([(), (2,)]),
+       dtype=st.sampled_from(["float32", "float16", "int64"]))
+def test_the_layout_is_the_windows_taken_in_order_of_slot_window_and_group(groups, batch, timesteps, extra, windows,
+                                                                          features, target_features, dtype):
+    length = windows * timesteps + min(extra, timesteps - 1)  # a remainder shorter than a window
+    series = np.arange(groups * batch * length * features).reshape(groups * batch, length, features).astype(dtype)
+    targets = -np.arange(groups * batch * length * int(np.prod(target_features))).reshape(
+        groups * batch, length, *target_features)
+    layout = stateful_layout(series, timesteps, batch, targets=targets)
+    rows, sources = windows_by_hand(series, timesteps, batch)
+    assert layout.x.dtype == np.dtype(dtype) and layout.x.shape == (groups * windows * batch, timesteps, features)
+    assert np.array_equal(layout.x, rows)
+    assert [tuple(pair) for pair in layout.source.tolist()] == sources
+    assert (layout.batch_size, layout.reset_every) == (batch, windows)
+    assert layout.y.shape == (len(rows), *target_features)
+    assert np.array_equal(layout.y, [targets[which, first + timesteps - 1] for which, first in sources])
+    windows_by_series = layout.to_series(layout.x)
+    assert windows_by_series.dtype == np.dtype(dtype)
+    assert np.array_equal(windows_by_series, series[:, :windows * timesteps].reshape(
+        groups * batch, windows, timesteps, features))
+    by_series = layout.to_series(layout.y)
+    assert by_series.shape == (groups * batch, windows, *target_features)
+    for which, first in sources:
+        assert np.array_equal(by_series[which, first // timesteps], targets[which, first + timesteps - 1])
+
+
+@given(batch=st.integers(1, 4), timesteps=st.integers(1, 3), length=st.integers(1, 30),
+       features=st.sampled_from([None, 1, 3]))
+def test_one_long_series_is_b_streams_of_equal_length(batch, timesteps, length, features):
+    flat = np.arange(length * (features or 1), dtype="float32")
+    series = flat if features is None else flat.reshape(length, features)
+    each = length // batch
+    if each < timesteps:
+        with pytest.raises(ValueError, match="fewer than a window"):
+            stateful_layout(series, timesteps, batch)
+        return
+    layout = stateful_layout(series, timesteps, batch, targets=series * 2)
+    streams = series[:each * batch].reshape(batch, each, features or 1)
+    rows, sources = windows_by_hand(streams, timesteps, batch)
+    assert np.array_equal(layout.x, rows) and layout.reset_every == each // timesteps
+    assert layout.y.shape == ((len(rows),) if features is None else (len(rows), features))
+    assert np.array_equal(layout.y.reshape(len(rows), -1), [2 * streams[w, f + timesteps - 1] for w, f in sources])
+
+
+@pytest.mark.parametrize("timesteps, batch, named", [(0, 2, "timesteps"), (3, 0, "batch_size"), (-1, 2, "timesteps"),
+                                                     (2.0, 2, "timesteps"), (True, 2, "timesteps"),
+                                                     (2, "2", "batch_size")])
+def test_timesteps_and_batch_size_must_be_positive_whole_numbers(timesteps, batch, named):
+    given = batch if named == "batch_size" else timesteps
+    with pytest.raises(ValueError, match=re.escape(f"{named} must be a positive whole number, got {given!r}")):
+        stateful_layout(np.zeros((4, 6, 1)), timesteps, batch)
+
+
+def test_targets_of_another_shape_are_refused():
+    with pytest.raises(ValueError, match=r"targets must have a value per series and step, shape \(2, 6\)"):
+        stateful_layout(np.zeros((2, 6, 1)), 3, 2, targets=np.zeros((2, 5)))
 
 
 @pytest.mark.parametrize("shape, timesteps, batch, says", [

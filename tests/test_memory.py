@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lstm_inspect.cli import checks as cli
@@ -49,6 +49,7 @@ MEASURE = ("import resource, subprocess, sys; done = subprocess.run(sys.argv[1:]
            "print(done.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
 
 
+@pytest.mark.unmutated
 @pytest.mark.parametrize("args, spec, options", GRID, ids=[" ".join(args[1:4]) for args, _, _ in GRID])
 def test_the_estimate_never_falls_far_below_the_measured_peak(args, spec, options):
     quiet = [] if "--view" in args or "--format" in args else ["-q"]
@@ -164,3 +165,80 @@ def test_a_batch_keras_refuses_allocates_nothing():
                           capture_output=True, text=True, preexec_fn=limit, env=env)
     assert done.returncode == 3 and "Traceback" not in done.stderr
     assert "Expected batch size: 1000000000" in done.stdout
+
+
+@settings(deadline=None)  # the first network built loads torch
+@given(cell=st.sampled_from(["lstm", "gru", "rnn"]), features=st.integers(1, 9), units=st.integers(1, 9),
+       layers=st.integers(1, 3), bidirectional=st.booleans())
+def test_the_weights_counted_are_the_networks_the_mirror_builds(cell, features, units, layers, bidirectional):
+    import torch
+
+    from lstm_inspect.mirror.inputs import build_rnn
+    spec = Spec(8, 3, features, batch_size=4, cell=cell, units=units, layers=layers, bidirectional=bidirectional)
+    built = build_rnn(spec, torch.device("cpu"))
+    assert memory._parameters(spec) == sum(weights.numel() for weights in built.parameters())
+
+
+def test_the_memory_available_is_read_in_bytes(tmp_path):
+    proc = _fake_proc(tmp_path, "0::/", meminfo_kb=3000)
+    assert memory.rooms(str(tmp_path / "cgroup"), str(proc)) == [memory.Room(3000 * 1024, "the memory available")]
+
+
+def _v1_group(tmp_path, *parts, limit=1 << 30, usage=512 << 20, stat=None):
+    group = tmp_path.joinpath("cgroup", "memory", *parts)
+    group.mkdir(parents=True)
+    (group / "memory.limit_in_bytes").write_text(f"{limit}\n")
+    if usage is not None:
+        (group / "memory.usage_in_bytes").write_text(f"{usage}\n")
+    if stat is not None:
+        (group / "memory.stat").write_text(stat)
+    return group
+
+
+def test_v1_counts_its_inactive_page_cache_as_room(tmp_path):
+    proc = _fake_proc(tmp_path, "oops\n7:cpu,memory:/job")  # a line it cannot read first, then memory among others
+    _v1_group(tmp_path, "job", stat=f"cache 5\ntotal_inactive_file {128 << 20}\ninactive_file {64 << 20}\n")
+    assert least(tmp_path / "cgroup", proc) == memory.Room((1 << 30) - (384 << 20), "the cgroup's memory limit")
+
+
+def test_a_cgroup_path_may_hold_a_colon(tmp_path):
+    proc = _fake_proc(tmp_path, "0::/pod:a/job")
+    group = tmp_path / "cgroup" / "pod:a" / "job"
+    group.mkdir(parents=True)
+    (group / "memory.max").write_text(f"{1 << 30}\n")
+    (group / "memory.current").write_text("0\n")
+    assert least(tmp_path / "cgroup", proc).bytes == 1 << 30
+
+
+def test_a_limit_without_its_usage_bounds_nothing(tmp_path):
+    proc = _fake_proc(tmp_path, "4:memory:/job")
+    _v1_group(tmp_path, "job", usage=None)
+    assert least(tmp_path / "cgroup", proc).source == "the memory available"
+
+
+def test_with_no_vmsize_the_whole_address_space_limit_is_room_and_below_it_none(tmp_path, monkeypatch):
+    proc = _fake_proc(tmp_path, "0::/")
+    (proc / "self" / "status").write_text("Name:\tpython\n")
+    monkeypatch.setattr(memory.resource, "getrlimit", lambda which: (3 << 30, resource.RLIM_INFINITY))
+    assert least(tmp_path / "cgroup", proc) == memory.Room(3 << 30, "the address-space limit (ulimit -v)",
+                                                           virtual=True)
+    (proc / "self" / "status").write_text(f"VmSize:\t {4 << 20} kB\n")  # already past it
+    assert least(tmp_path / "cgroup", proc).bytes == 0
+
+
+@given(stateful=st.booleans(), dry_run=st.booleans(), evidence=st.booleans(), against_keras=st.booleans(),
+       timeline=st.booleans())
+def test_every_part_of_the_estimate_has_its_fix_and_a_dry_run_holds_the_order_alone(stateful, dry_run, evidence,
+                                                                                   against_keras, timeline):
+    spec = Spec(1000, 20, 3, batch_size=10, stateful=stateful)
+    parts = memory.estimate(spec, dry_run=dry_run, evidence=evidence, against_keras=against_keras, timeline=timeline)
+    assert set(parts) <= set(cli.MEMORY_FIXES)  # whichever is largest, the refusal says what to change
+    assert all(size > 0 for size in parts.values())
+    assert ("the timeline's columns" in parts) == timeline
+    if dry_run:
+        assert set(parts) - {"the timeline's columns"} == {"start-up", "the training order", "a call's samples"}
+    else:
+        assert ("the state" in parts) == stateful and ("the evidence" in parts) == evidence
+        assert ("real Keras" in parts) == against_keras
+    assert set(memory.estimate(spec, dry_run=dry_run)) == set(parts) - {"the timeline's columns", "the evidence",
+                                                                          "real Keras"}

@@ -74,8 +74,8 @@ def stateful_layout(series: Any, timesteps: int, batch_size: int, targets: Any =
     groups = count // batch_size
     # (group, window, slot) -> row: groups one after another, window by window, slot by slot.
     group, window, slot = np.meshgrid(np.arange(groups), np.arange(windows), np.arange(batch_size), indexing="ij")
-    which = (group * batch_size + slot).reshape(-1)
-    first = (window * timesteps).reshape(-1)
+    which = (group * batch_size + slot).ravel()
+    first = (window * timesteps).ravel()
     steps = first[:, None] + np.arange(timesteps)
     x = data[which[:, None], steps]
     y = None if goal is None else goal[which, first + timesteps - 1]

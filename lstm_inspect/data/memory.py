@@ -95,16 +95,23 @@ def rooms(cgroup_root: str = "/sys/fs/cgroup", proc: str = "/proc") -> list[Room
             if room is not None]
 
 
-def _read(path: str) -> str | None:
+def _lines(path: str) -> list[str]:
+    """The lines of a kernel file; none where it cannot be read."""
     try:
-        with open(path, encoding="ascii") as file:
-            return file.read()
+        with open(path, encoding="ascii") as file:  # pragma: no mutate (kernel files are ASCII: any codec reads them)
+            return file.read().splitlines()
     except (OSError, UnicodeDecodeError):
-        return None
+        return []
+
+
+def _number(path: str) -> int | None:
+    """The whole number a one-value kernel file holds (None for "max", or where unreadable)."""
+    lines = _lines(path)
+    return int(lines[0]) if lines and lines[0].strip().isdigit() else None
 
 
 def _mem_available(proc: str) -> Room | None:
-    for line in (_read(os.path.join(proc, "meminfo")) or "").splitlines():
+    for line in _lines(os.path.join(proc, "meminfo")):
         if line.startswith("MemAvailable:"):
             return Room(int(line.split()[1]) * 1024, "the memory available")
     return None
@@ -116,7 +123,7 @@ def _cgroup_room(root: str, proc: str) -> Room | None:
     memory.current) or v1 (memory.limit_in_bytes, memory.usage_in_bytes), whose cgroup may
     show at the mount's root where the container has no cgroup namespace."""
     found = []
-    for line in (_read(os.path.join(proc, "self", "cgroup")) or "").splitlines():
+    for line in _lines(os.path.join(proc, "self", "cgroup")):
         fields = line.split(":", 2)
         if len(fields) != 3:
             continue
@@ -137,16 +144,15 @@ def _cgroup_room(root: str, proc: str) -> Room | None:
 
 
 def _room_in(folder: str, limit_name: str, usage_name: str, inactive_name: str) -> int | None:
-    limit = (_read(os.path.join(folder, limit_name)) or "").strip()
-    usage = (_read(os.path.join(folder, usage_name)) or "").strip()
-    if not (limit.isdigit() and usage.isdigit()) or int(limit) >= 1 << 62:  # v1 writes "no limit" as ~2**63
+    limit, usage = _number(os.path.join(folder, limit_name)), _number(os.path.join(folder, usage_name))
+    if limit is None or usage is None or limit >= 1 << 62:  # v1 writes "no limit" as ~2**63
         return None
     inactive = 0
-    for line in (_read(os.path.join(folder, "memory.stat")) or "").splitlines():
+    for line in _lines(os.path.join(folder, "memory.stat")):
         name, _, value = line.partition(" ")
         if name == inactive_name and value.strip().isdigit():
             inactive = int(value)
-    return max(0, int(limit) - max(0, int(usage) - inactive))
+    return max(0, limit - max(0, usage - inactive))
 
 
 def _address_space_room(proc: str) -> Room | None:
@@ -154,7 +160,7 @@ def _address_space_room(proc: str) -> Room | None:
     if soft == resource.RLIM_INFINITY:
         return None
     used = 0
-    for line in (_read(os.path.join(proc, "self", "status")) or "").splitlines():
+    for line in _lines(os.path.join(proc, "self", "status")):
         if line.startswith("VmSize:"):
             used = int(line.split()[1]) * 1024
     return Room(max(0, soft - used), "the address-space limit (ulimit -v)", virtual=True)

@@ -116,8 +116,9 @@ def _data(spec: Spec, data: Continuity) -> Advice:
         if spec.stateful and b * s == t:
             text += f", which starts exactly where row j ends ({b:,} x {s:,} = {t:,} steps): the carry follows the data"
         elif spec.stateful:
+            rereads = b * s < t  # pragma: no mutate (b * s == t took the branch above: < and <= agree here)
             text += (f", {plural(b * s, 'step')} on while a window holds {t:,}: the carry "
-                     f"{'re-reads' if b * s < t else 'skips'} steps. Sliding windows want a stateless layer; to "
+                     f"{'re-reads' if rereads else 'skips'} steps. Sliding windows want a stateless layer; to "
                      "carry state, cut back-to-back windows with stateful_layout")
         return Advice("data", text)
     if data.slot_stride is not None:
