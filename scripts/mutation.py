@@ -68,18 +68,19 @@ def run_mutmut(names: list[str]) -> int:
     return subprocess.run(command, cwd=ROOT, env=environ).returncode
 
 
+def score_row(name: str, codes: list[int | None]) -> str:
+    counts = Counter(STATUS_BY_CODE.get(code, OTHER) for code in codes)
+    run = len(codes) - counts[NOT_RUN]
+    score = f"{100 * counts[KILLED] / run:.1f}" if run else "-"
+    return f"| {name} | {len(codes)} | " + " | ".join(str(counts[c]) for c in COLUMNS) + f" | {score} |"
+
+
 def score_table(known: dict[str, dict[str, int | None]]) -> str:
     head = ("| module | mutants | killed | survived | timeout | no test | other | not run | killed % |\n"
             "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-    rows = []
-    for module, codes in known.items():
-        if not codes:
-            continue
-        counts = Counter(STATUS_BY_CODE.get(code, OTHER) for code in codes.values())
-        run = len(codes) - counts[NOT_RUN]
-        score = f"{100 * counts[KILLED] / run:.1f}" if run else "-"
-        rows.append(f"| `{module}` | {len(codes)} | " + " | ".join(str(counts[c]) for c in COLUMNS) + f" | {score} |")
-    return head + "\n".join(rows) + "\n"
+    rows = [score_row(f"`{module}`", list(codes.values())) for module, codes in known.items() if codes]
+    every = [code for codes in known.values() for code in codes.values()]
+    return head + "\n".join([*rows, score_row("**the package**", every)]) + "\n"
 
 
 def write_table() -> None:

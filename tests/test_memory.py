@@ -167,7 +167,7 @@ def test_a_batch_keras_refuses_allocates_nothing():
     assert "Expected batch size: 1000000000" in done.stdout
 
 
-@settings(deadline=None)  # the first network built loads torch
+@settings(deadline=None, max_examples=30)  # the first network built loads torch
 @given(cell=st.sampled_from(["lstm", "gru", "rnn"]), features=st.integers(1, 9), units=st.integers(1, 9),
        layers=st.integers(1, 3), bidirectional=st.booleans())
 def test_the_weights_counted_are_the_networks_the_mirror_builds(cell, features, units, layers, bidirectional):
@@ -242,3 +242,42 @@ def test_every_part_of_the_estimate_has_its_fix_and_a_dry_run_holds_the_order_al
         assert ("real Keras" in parts) == against_keras
     assert set(memory.estimate(spec, dry_run=dry_run)) == set(parts) - {"the timeline's columns", "the evidence",
                                                                           "real Keras"}
+
+
+@given(batch=st.integers(1, 50), units=st.integers(1, 64), layers=st.integers(1, 3), bidirectional=st.booleans(),
+       cell=st.sampled_from(["lstm", "gru", "rnn"]), timeline=st.booleans())
+def test_each_part_grows_as_what_it_holds(batch, units, layers, bidirectional, cell, timeline):
+    def parts(batch_size, **changed):
+        fields = dict(units=units, layers=layers, bidirectional=bidirectional, cell=cell) | changed
+        spec = Spec(batch_size * 6, 5, 3, batch_size=batch_size, stateful=True, **fields)
+        return memory.estimate(spec, dry_run=False, evidence=True, against_keras=True, timeline=timeline)
+
+    one, two, three = parts(batch), parts(2 * batch), parts(3 * batch)
+    assert all(isinstance(size, int) for size in one.values())  # bytes are whole
+    for per_slot in ["a call's samples", "the state"] + ["the timeline's columns"] * timeline:
+        assert two[per_slot] == 2 * one[per_slot]
+    # One batch: a fixed buffer for the hashed inputs, and the rest slot by slot.
+    assert three["one batch"] - two["one batch"] == two["one batch"] - one["one batch"] < one["one batch"]
+    states = {"lstm": 2, "gru": 1, "rnn": 1}[cell]
+    width = units * layers * (1 + bidirectional)
+    assert one["the state"] == states * width * parts(batch, units=1, layers=1, bidirectional=False,
+                                                      cell="gru")["the state"]
+
+
+@pytest.mark.parametrize("timesteps", [1, 7, 600, 2000])
+def test_the_evidence_chains_a_few_calls_of_a_bounded_length(timesteps):
+    def evidence(samples):
+        spec = Spec(samples, timesteps, 2, batch_size=4, stateful=True)
+        return memory.estimate(spec, dry_run=False, evidence=True)["the evidence"]
+
+    chained = evidence(4 * 100) // evidence(4)  # a hundred calls against one
+    assert 1 <= chained <= memory.MAX_CHAIN_CALLS
+    assert chained * timesteps <= max(timesteps, memory.MAX_CHAIN_STEPS)
+    if timesteps * memory.MAX_CHAIN_CALLS <= memory.MAX_CHAIN_STEPS:  # short calls: the count bounds the chain
+        assert chained == memory.MAX_CHAIN_CALLS
+
+
+def test_v1_without_a_stat_leaves_the_limit_less_the_usage(tmp_path):
+    proc = _fake_proc(tmp_path, "3:cpu,cpuacct:/other\n4:memory:/job")  # another controller's line first
+    _v1_group(tmp_path, "job")
+    assert least(tmp_path / "cgroup", proc) == memory.Room((1 << 30) - (512 << 20), "the cgroup's memory limit")
