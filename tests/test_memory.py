@@ -258,6 +258,9 @@ def test_each_part_grows_as_what_it_holds(batch, units, layers, bidirectional, c
         assert two[per_slot] == 2 * one[per_slot]
     # One batch: a fixed buffer for the hashed inputs, and the rest slot by slot.
     assert three["one batch"] - two["one batch"] == two["one batch"] - one["one batch"] < one["one batch"]
+    for grown in ({"units": units + 1}, {"layers": layers + 1}, {"bidirectional": True} if not bidirectional else {}):
+        if grown:
+            assert parts(batch, **grown)["the evidence"] > one["the evidence"]  # its outputs are kept
     states = {"lstm": 2, "gru": 1, "rnn": 1}[cell]
     width = units * layers * (1 + bidirectional)
     assert one["the state"] == states * width * parts(batch, units=1, layers=1, bidirectional=False,

@@ -166,7 +166,7 @@ def _room_in(folder: str, limit_name: str, usage_name: str, inactive_name: str) 
         return None
     inactive = 0
     for line in _lines(os.path.join(folder, "memory.stat")):
-        name, _, value = line.partition(" ")
+        name, _, value = line.partition(" ")  # pragma: no mutate (one space a line: rpartition agrees)
         if name == inactive_name and value.strip().isdigit():
             inactive = int(value)
     return max(0, limit - max(0, usage - inactive))
