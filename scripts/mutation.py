@@ -84,6 +84,8 @@ def score_row(name: str, codes: list[int | None]) -> str:
     counts = Counter(STATUS_BY_CODE.get(code, OTHER) for code in codes)
     run = len(codes) - counts[NOT_RUN]
     score = f"{100 * counts[KILLED] / run:.1f}" if run else "-"
+    if run and counts[NOT_RUN]:
+        score += f" of the {run:,} run"
     return f"| {name} | {len(codes)} | " + " | ".join(str(counts[c]) for c in COLUMNS) + f" | {score} |"
 
 

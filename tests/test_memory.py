@@ -291,3 +291,13 @@ def test_a_cgroup_over_its_limit_leaves_no_room(tmp_path):
     proc = _fake_proc(tmp_path, "4:memory:/job")
     _v1_group(tmp_path, "job", limit=1 << 30, usage=2 << 30)
     assert least(tmp_path / "cgroup", proc) == memory.Room(0, "the cgroup's memory limit")
+
+
+def test_real_keras_holds_the_training_validation_and_predict_data():
+    def keras_part(**phases):
+        spec = Spec(40, 5, 3, batch_size=4, **phases)
+        return memory.estimate(spec, dry_run=False, against_keras=True)["real Keras"]
+
+    alone = keras_part()
+    assert keras_part(val_samples=8) > alone and keras_part(predict_samples=8) > alone
+    assert keras_part(val_samples=8) == keras_part(predict_samples=8)  # a sample is a sample, whatever its phase
