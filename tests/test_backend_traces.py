@@ -41,10 +41,10 @@ def raised(*arguments, dry_run=True):
 def test_fits_validation_traces_the_test_function_that_evaluate_then_runs(keras):
     # Validation (4 samples, one batch of 4) traced the test function: evaluate's batches of 2
     # then run in an open dimension, and TensorFlow's shape check raises.
-    assert raised(*STATEFUL, *keras, "--calls", "fit(validation_samples=4); evaluate(2, batch_size=2)") == \
-        ("InvalidArgumentError", 3)
+    assert raised(*STATEFUL, *keras, "--calls",
+                  "fit(validation_samples=4, batch_size=4); evaluate(2, batch_size=2)") == ("InvalidArgumentError", 3)
     # Without validation, evaluate's first trace fixes the batch of 2: Keras's own check raises.
-    assert raised(*STATEFUL, *keras, "--calls", "fit(); evaluate(2, batch_size=2)") == ("ValueError", 2)
+    assert raised(*STATEFUL, *keras, "--calls", "fit(batch_size=4); evaluate(2, batch_size=2)") == ("ValueError", 2)
 
 
 def test_the_rule_is_the_one_traces_applies():
@@ -64,15 +64,18 @@ def test_the_rule_is_the_one_traces_applies():
 def test_a_validation_shorter_than_a_batch_runs_in_an_open_dimension(keras):
     # 2 validation samples in batches of 4: not every batch of the call has the size, so the
     # test function's first trace leaves the dimension open: TensorFlow's shape check raises.
-    assert raised(*STATEFUL, *keras, "--calls", "fit(validation_samples=2)") == ("InvalidArgumentError", 2)
-    found = report(*STATEFUL, *keras, "--calls", "fit(validation_samples=4); fit(validation_samples=2, batch_size=1)")
+    assert raised(*STATEFUL, *keras, "--calls", "fit(validation_samples=2, batch_size=4)") == \
+        ("InvalidArgumentError", 2)
+    found = report(*STATEFUL, *keras, "--calls",
+                   "fit(validation_samples=4, batch_size=4); fit(validation_samples=2, batch_size=1)")
     # The second fit's functions are traced already: its lone samples broadcast, training and validation.
     assert found["error"] is None
     assert [step.get("broadcast", False) for step in found["steps"]] == [False] * 3 + [True] * 10
 
 
 def test_the_mirror_raises_where_the_first_trace_says():
-    arguments = [*STATEFUL, *KERAS3_TF, "--calls", "fit(validation_samples=4); evaluate(2, batch_size=2)"]
+    arguments = [*STATEFUL, *KERAS3_TF, "--calls",
+                 "fit(validation_samples=4, batch_size=4); evaluate(2, batch_size=2)"]
     checked = report(*arguments, dry_run=False)
     assert checked["summary"]["verified"] is True and checked["error"]["type"] == "InvalidArgumentError"
     checked = report(*STATEFUL, *KERAS3_TF, "--calls", "fit(epochs=2, initial_epoch=1, batch_size=2)", dry_run=False)
@@ -138,7 +141,7 @@ def test_a_first_short_predict_raises_after_its_own_callback():
     assert found["when"] == "inside the first batch, after its on_predict_batch_begin callback"
     found = report(*STATEFUL, *KERAS3_TF, "--calls", "evaluate(2)")["error"]
     assert found["when"] == "inside the first batch, after its on_test_batch_begin callback"
-    assert "when" not in report(*STATEFUL, "--backend", "torch", "--calls", "fit(); predict(2)")["error"]
+    assert "when" not in report(*STATEFUL, "--backend", "torch", "--calls", "fit(batch_size=4); predict(2)")["error"]
 
 
 def test_a_lone_sample_broadcasts_up_to_the_phase_that_raises():
@@ -157,9 +160,10 @@ def test_a_lone_sample_broadcasts_up_to_the_phase_that_raises():
 
 
 def test_jax_starts_every_stateful_call_from_zeros():
-    found = report(*STATEFUL, "--backend", "jax", "--calls", "fit(epochs=2); predict(4) * 2")
+    found = report(*STATEFUL, "--backend", "jax", "--calls", "fit(epochs=2, batch_size=4); predict(4) * 2")
     assert found["summary"]["slot_carries"] == 0 and found["summary"]["reset_events"] == len(found["steps"]) == 6
-    torch = report(*STATEFUL, "--backend", "torch", "--calls", "fit(epochs=2); predict(4) * 2")
+    torch = report(*STATEFUL, "--backend", "torch", "--calls", "fit(epochs=2, batch_size=4); predict(4) * 2")
     assert torch["summary"]["reset_events"] == 1
-    checked = report(*STATEFUL, "--backend", "jax", "--calls", "fit(epochs=2); predict(4) * 2", dry_run=False)
+    checked = report(*STATEFUL, "--backend", "jax", "--calls", "fit(epochs=2, batch_size=4); predict(4) * 2",
+                     dry_run=False)
     assert checked["summary"]["verified"] is True

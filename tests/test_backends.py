@@ -61,18 +61,20 @@ SETUPS = {
                                                        stateful=True, workflow="predict(4); predict(2, batch_size=1)"),
     "workflow: train_on_batch of one after fit": dict(samples=8, timesteps=3, features=1, batch_size=4,
                                                       stateful=True, shuffle=False,
-                                                      workflow="fit(); train_on_batch(1)"),
+                                                      workflow="fit(batch_size=4); train_on_batch(1)"),
     "workflow: test_on_batch of one after evaluate": dict(samples=8, timesteps=3, features=1, batch_size=4,
-                                                          stateful=True, workflow="evaluate(8); test_on_batch(1)"),
+                                                          stateful=True,
+                                                          workflow="evaluate(8, batch_size=4); test_on_batch(1)"),
     "workflow: serving, hooks, a twin, save and load": dict(
         samples=8, timesteps=3, features=1, batch_size=4, stateful=True, reset="predict",
-        workflow="predict(4) * 2; evaluate(4); test_on_batch(4); twin(batch_size=2); predict(4); save_and_load(); "
+        workflow="predict(4) * 2; evaluate(4); test_on_batch(4); twin(batch_size=2); predict(4, batch_size=2); "
+                 "save_and_load(); "
                  "predict_on_batch(2); predict(4, batch_size=1)"),
     "workflow: states carried by hand": dict(samples=8, timesteps=3, features=1, batch_size=4,
                                              workflow='predict(4, initial_state="previous") * 3'),
     "workflow: validation_split and validation_freq": dict(
         samples=8, timesteps=3, features=1, batch_size=2, stateful=True,
-        workflow="fit(epochs=3, validation_split=0.5, validation_freq=2, shuffle=False)"),
+        workflow="fit(epochs=3, validation_split=0.5, validation_freq=2, shuffle=False, batch_size=2)"),
 }
 
 

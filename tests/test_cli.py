@@ -48,7 +48,7 @@ def test_headline_json_schema():
                               "stateful": False, "epochs": 1, "shuffle": True, "reset": "never",
                               "val_samples": 0, "predict_samples": 0, "units": 8, "seed": 0,
                               "cell": "lstm", "layers": 1, "bidirectional": False, "keras": "3",
-                              "backend": "torch", "workflow": None, "calls": "fit()"}
+                              "backend": "torch", "workflow": None, "calls": "fit(batch_size=200)"}
     assert report["summary"] == {"steps": 5, "reset_events": 5, "slot_resets": 1000, "slot_carries": 0,
                                  "checked_steps": 5, "tensors_checked": ["h[layer 0]", "c[layer 0]"],
                                  "verified": True}

@@ -29,12 +29,14 @@ SETUPS = {
     "stateless bidirectional, shuffle batch": Spec(10, 5, 1, batch_size=4, shuffle="batch", bidirectional=True),
     "workflow: hooks, twin, save and load, *_on_batch": Spec(
         8, 3, 1, batch_size=4, stateful=True, reset="epoch,validation,predict",
-        workflow="fit(epochs=2, validation_samples=4, shuffle=False); predict(4) * 2; evaluate(8); "
-                 "twin(batch_size=1); predict(2); save_and_load(); (train_on_batch(1), reset_state()) * 2; "
+        workflow="fit(epochs=2, validation_samples=4, shuffle=False, batch_size=4); predict(4) * 2; "
+                 "evaluate(8, batch_size=4); twin(batch_size=1); predict(2, batch_size=1); save_and_load(); "
+                 "(train_on_batch(1), reset_state()) * 2; "
                  "test_on_batch(1); predict_on_batch(1)"),
     "workflow: validation_split, every:2, a raising predict": Spec(
         12, 3, 1, batch_size=4, stateful=True, reset="every:2", cell="gru",
-        workflow="fit(epochs=2, validation_split=0.33, validation_freq=2, shuffle=False); predict(3)"),
+        workflow="fit(epochs=2, validation_split=0.33, validation_freq=2, shuffle=False, batch_size=4); "
+                 "predict(3)"),
     "workflow: stateless, states carried by hand": Spec(
         8, 3, 1, batch_size=4, layers=2, workflow='predict(8, initial_state="previous") * 2; save_and_load(); '
                                                   'predict(8, initial_state="previous")'),

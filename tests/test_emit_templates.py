@@ -90,7 +90,7 @@ def _printed(spec, snippet):
     return done.stdout.splitlines()
 
 
-@pytest.mark.parametrize("workflow", [None, "fit(epochs=2, shuffle=False); predict(4)"],
+@pytest.mark.parametrize("workflow", [None, "fit(epochs=2, shuffle=False, batch_size=4); predict(4)"],
                          ids=["shorthand", "workflow"])
 def test_the_torch_program_resets_every_k_batches_as_the_schedule(workflow):
     # Seven batches an epoch: every:3 resets before batches 0, 3 and 6, and carries into the rest.

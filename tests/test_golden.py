@@ -22,7 +22,8 @@ SETUPS = {
     "folded": "--shape 400,5,1 --batch 8 --stateful --no-shuffle --reset every:3 --max-steps 20",
     "keras2": "--shape 10,3,1 --batch 4 --shuffle batch --keras 2 --epochs 2 --units 4",
     "workflow": "--shape 8,5,1 --batch 4 --stateful --reset epoch,predict --calls "
-                "fit(epochs=2,shuffle=False,validation_samples=4);twin(batch_size=1);predict(3);reset_state();"
+                "fit(epochs=2,shuffle=False,validation_samples=4,batch_size=4);twin(batch_size=1);"
+                "predict(3,batch_size=1);reset_state();"
                 "predict_on_batch(1)*2",
     "handcarry": "--shape 8,5,1 --batch 4 --calls predict(4,initial_state='previous')*3",
     "tensorflow": "--shape 9,4,1 --batch 4 --stateful --no-shuffle --backend tensorflow --predict-samples 5",

@@ -31,7 +31,8 @@ def _data(path: Path, *more: str):
 
 def test_a_fit_of_10_to_the_18_epochs_is_refused_at_once():
     result = CliRunner().invoke(main, ["--shape", "8,5,1", "--batch", "4", "--calls",
-                                       "fit(epochs=999999999999999999, validation_samples=4)", "--dry-run"])
+                                       "fit(epochs=999999999999999999, validation_samples=4, batch_size=4)",
+                                       "--dry-run"])
     _one_line_error(result)
     assert "2,999,999,999,999,999,997 steps" in result.output
 

@@ -70,7 +70,7 @@ def test_fit_with_a_reset_callback_and_validation_then_predict_is_what_the_tool_
               callbacks=[ResetEachEpoch(), probe])
     model.predict(data(8)[0], batch_size=4, callbacks=[probe], verbose=0)
     spec = Spec(8, T, F, batch_size=4, stateful=True, shuffle=False, reset="epoch", backend="torch",
-                workflow="fit(epochs=2, validation_samples=4); predict(8)")
+                workflow="fit(epochs=2, validation_samples=4, batch_size=4); predict(8, batch_size=4)")
     assert seen(probe) == predicted(spec)
     report = probe.result()
     assert report.summary.reset_events == 2 and report.summary.slot_carries == 6 * 4
@@ -96,7 +96,7 @@ def test_a_stacked_bidirectional_gru_every_layer_and_direction_read():
     model.fit(*data(8, width=4), batch_size=4, epochs=2, shuffle=False, callbacks=[probe], verbose=0)
     model.predict(data(4)[0], batch_size=4, callbacks=[probe], verbose=0)
     spec = Spec(8, T, F, batch_size=4, stateful=True, cell="gru", layers=2, bidirectional=True, backend="torch",
-                workflow="fit(epochs=2); predict(4)")
+                workflow="fit(epochs=2, batch_size=4); predict(4)")
     assert seen(probe) == predicted(spec)
     report = probe.result()
     assert (report.spec.cell, report.spec.layers, report.spec.bidirectional) == ("gru", 2, True)
@@ -230,7 +230,8 @@ def test_the_probe_on_tensorflow_and_jax(backend):
     assert done.returncode == 0, done.stderr[-2000:]
     starts, warnings = done.stdout.strip().splitlines()[-2:]
     if backend == "tensorflow":  # observed as on torch: every carry where the tool predicts it
-        spec = Spec(8, 3, 1, batch_size=4, stateful=True, backend="tensorflow", workflow="fit(epochs=2); predict(8)")
+        spec = Spec(8, 3, 1, batch_size=4, stateful=True, backend="tensorflow",
+                    workflow="fit(epochs=2, batch_size=4); predict(8, batch_size=4)")
         assert eval(starts) == [labels for _, labels in predicted(spec)]  # noqa: S307 (our own repr)
         assert warnings == "()"
     else:  # JAX: said, not guessed

@@ -11,6 +11,8 @@ from click.testing import CliRunner
 
 from lstm_inspect.cli import main
 
+FIT_EVALUATE_PREDICT = "fit(validation_samples=8, batch_size=4); evaluate(8, batch_size=4); predict(8, batch_size=4)"
+
 
 def starts(reset, workflow, shape="16,5,1", dry_run=True):
     """Per step: its label, and "zeros" or the label of the call it carries from."""
@@ -29,7 +31,7 @@ def starts(reset, workflow, shape="16,5,1", dry_run=True):
 
 
 def test_validation_resets_once_before_fits_validation_and_evaluate_not_inside_them():
-    assert starts("validation", "fit(validation_samples=8); evaluate(8); predict(8)", shape="8,5,1") == [
+    assert starts("validation", FIT_EVALUATE_PREDICT, shape="8,5,1") == [
         ("train e0 b0", "zeros"), ("train e0 b1", "carried"),
         ("validation e0 b0", "zeros"), ("validation e0 b1", "carried"),
         ("evaluate b0", "zeros"), ("evaluate b1", "carried"),
@@ -37,7 +39,7 @@ def test_validation_resets_once_before_fits_validation_and_evaluate_not_inside_t
 
 
 def test_predict_resets_once_before_predict_only():
-    assert starts("predict", "fit(validation_samples=8); evaluate(8); predict(8)", shape="8,5,1") == [
+    assert starts("predict", FIT_EVALUATE_PREDICT, shape="8,5,1") == [
         ("train e0 b0", "zeros"), ("train e0 b1", "carried"),
         ("validation e0 b0", "carried"), ("validation e0 b1", "carried"),
         ("evaluate b0", "carried"), ("evaluate b1", "carried"),
@@ -45,16 +47,16 @@ def test_predict_resets_once_before_predict_only():
 
 
 def test_epoch_resets_before_each_epochs_first_batch_only():
-    assert starts("epoch", "fit(epochs=2, validation_samples=4); predict(4)", shape="8,5,1") == [
+    assert starts("epoch", "fit(epochs=2, validation_samples=4, batch_size=4); predict(4)", shape="8,5,1") == [
         ("train e0 b0", "zeros"), ("train e0 b1", "carried"), ("validation e0 b0", "carried"),
         ("train e1 b0", "zeros"), ("train e1 b1", "carried"), ("validation e1 b0", "carried"),
         ("predict b0", "carried")]
 
 
 def test_every_k_resets_before_batch_indices_that_are_multiples_of_k_in_each_epoch():
-    found = starts("every:2", "fit(epochs=2)", shape="20,5,1")
+    found = starts("every:2", "fit(epochs=2, batch_size=4)", shape="20,5,1")
     assert [start for _, start in found] == ["zeros", "carried", "zeros", "carried", "zeros"] * 2
-    found = starts("every:3", "fit(epochs=2, initial_epoch=1)", shape="20,5,1")
+    found = starts("every:3", "fit(epochs=2, initial_epoch=1, batch_size=4)", shape="20,5,1")
     assert [start for _, start in found] == ["zeros", "carried", "carried", "zeros", "carried"]
 
 
@@ -66,7 +68,8 @@ def test_the_on_batch_calls_run_no_callback():
 
 
 def test_a_policy_of_every_hook_on_the_mirror():
-    workflow = ("fit(epochs=2, validation_samples=8); evaluate(8); predict(8); train_on_batch(4); "
+    workflow = ("fit(epochs=2, validation_samples=8, batch_size=4); evaluate(8, batch_size=4); "
+                "predict(8, batch_size=4); train_on_batch(4); "
                 "test_on_batch(4); predict_on_batch(4)")
     for reset in ("epoch,validation,predict", "every:1", "every:2,predict", "validation"):
         assert starts(reset, workflow, shape="12,5,1", dry_run=False) == starts(reset, workflow, shape="12,5,1")
@@ -76,7 +79,8 @@ def test_a_policy_of_every_hook_on_the_mirror():
                                            ("predict", 2), ("epoch,validation,predict", 5)])
 def test_each_policy_counts_its_reset_events(reset, events):
     arguments = ["--shape", "12,5,1", "--batch", "4", "--stateful", "--no-shuffle", "--backend", "torch",
-                 "--reset", reset, "--calls", "fit(epochs=2, validation_samples=4); predict(4)", "--dry-run",
+                 "--reset", reset, "--calls", "fit(epochs=2, validation_samples=4, batch_size=4); predict(4)",
+                 "--dry-run",
                  "--quiet", "--expect-resets", str(events)]
     result = CliRunner().invoke(main, arguments)
     assert result.exit_code == 0, result.output

@@ -42,27 +42,27 @@ def call_by_call(text):
 
 @pytest.mark.parametrize("workflow, said", [
     # README: a twin for batch-1 prediction after training with batch 4.
-    ("fit(epochs=2, shuffle=False); twin(batch_size=1); predict(3)",
+    ("fit(epochs=2, shuffle=False, batch_size=4); twin(batch_size=1); predict(3, batch_size=1)",
      "train e0 b0 starts from zeros; train e1 b0 carries the state the previous epoch left; twin predict b0 starts "
      "from zeros (a twin is a new model: set_weights copies the weights, never the states)."),
     # README: a manual epoch loop with a reset after each epoch.
-    ("(fit(shuffle=False), reset_state()) * 3; predict(4)",
+    ("(fit(shuffle=False, batch_size=4), reset_state()) * 3; predict(4)",
      "train e0 b0 and 2 more train calls start from zeros; predict b0 starts from zeros."),
-    ("fit(validation_samples=4, shuffle=False); predict(4); save_and_load(); predict(4)",
+    ("fit(validation_samples=4, shuffle=False, batch_size=4); predict(4); save_and_load(); predict(4)",
      "train e0 b0 starts from zeros; validation e0 b0 carries the state training left; predict b0 carries the state "
      "validation left; loaded predict b0 starts from zeros (model.save() keeps the weights, not the states: a loaded "
      "model starts from zeros)."),
-    ("twin(batch_size=2); fit(epochs=2, shuffle=False); predict(2)",
+    ("twin(batch_size=2); fit(epochs=2, shuffle=False, batch_size=2); predict(2)",
      "twin train e0 b0 starts from zeros (a twin is a new model: set_weights copies the weights, never the states); "
      "twin train e1 b0 carries the state the previous epoch left; twin predict b0 carries the state the twin's "
      "training left."),
-    ("fit(shuffle=False); evaluate(8); train_on_batch(4) * 2",
+    ("fit(shuffle=False, batch_size=4); evaluate(8, batch_size=4); train_on_batch(4) * 2",
      "train e0 b0 starts from zeros; evaluate b0 carries the state training left; train_on_batch b0 carries the "
      "state evaluate left; train_on_batch#2 b0 carries the state the train_on_batch call before it left."),
     ("predict_on_batch(4) * 3",
      "predict_on_batch b0 starts from zeros; predict_on_batch#2 b0 and 1 more predict_on_batch call carry the state "
      "the predict_on_batch call before it left."),
-    ("predict(4); save_and_load(); fit(shuffle=False); predict(4)",
+    ("predict(4); save_and_load(); fit(shuffle=False, batch_size=4); predict(4)",
      "predict b0 starts from zeros; loaded train e0 b0 starts from zeros (model.save() keeps the weights, not the "
      "states: a loaded model starts from zeros); loaded predict b0 carries the state the loaded model's training "
      "left."),
@@ -82,21 +82,23 @@ def test_a_serving_loop_of_batch_1_reads_as_readme_shows_it():
 
 
 def test_a_workflows_verdict_reads_whole():
-    assert verdict(*STATEFUL, "--calls", "fit(epochs=2, shuffle=False); twin(batch_size=1); predict(3)") == (
+    assert verdict(*STATEFUL, "--calls",
+                   "fit(epochs=2, shuffle=False, batch_size=4); twin(batch_size=1); predict(3, batch_size=1)") == (
         HEAD + " Nothing resets it within a model; a twin or a loaded model starts from zeros. Call by call: "
         "train e0 b0 starts from zeros; train e1 b0 carries the state the previous epoch left; twin predict b0 starts "
         "from zeros (a twin is a new model: set_weights copies the weights, never the states).")
     assert verdict(*STATEFUL, "--calls", "predict(4); save_and_load(); predict(4)").startswith(
         HEAD + " Nothing resets it within a model; a twin or a loaded model starts from zeros. Call by call: ")
-    assert verdict(*STATEFUL, "--calls", "(fit(shuffle=False), reset_state()) * 3").startswith(
+    assert verdict(*STATEFUL, "--calls", "(fit(shuffle=False, batch_size=4), reset_state()) * 3").startswith(
         HEAD + " Only your reset_state() calls zero it. Call by call: ")
-    assert verdict(*STATEFUL, "--calls", "fit(shuffle=False); predict(4)").startswith(
+    assert verdict(*STATEFUL, "--calls", "fit(shuffle=False, batch_size=4); predict(4)").startswith(
         HEAD + " Nothing resets it here: each slot's state runs on through every phase. Call by call: ")
 
 
 def test_the_callbacks_resets_are_said_with_the_calls():
     text = verdict(*STATEFUL, "--reset", "epoch,validation,predict", "--calls",
-                   "fit(epochs=2, validation_samples=4, shuffle=False); predict(4); reset_state(); predict(4)")
+                   "fit(epochs=2, validation_samples=4, shuffle=False, batch_size=4); predict(4); reset_state(); "
+                   "predict(4)")
     assert text == (HEAD + " Your callback zeroes all slots before each epoch's first batch, so each slot carries "
                     "through the epoch. Your callback zeroes all slots before validation and evaluate (on_test_begin) "
                     "and before predict (on_predict_begin). So do your reset_state() calls. Call by call: train e0 b0 "
@@ -105,7 +107,7 @@ def test_the_callbacks_resets_are_said_with_the_calls():
 
 
 def test_a_workflow_that_raises_says_the_batch_size_it_was_built_for():
-    text = verdict(*STATEFUL, "--calls", "fit(shuffle=False); predict(2, batch_size=1)")
+    text = verdict(*STATEFUL, "--calls", "fit(shuffle=False, batch_size=4); predict(2, batch_size=1)")
     assert text.endswith(" Call by call: train e0 b0 starts from zeros. But Keras raises ValueError at step 2: a "
                          "stateful layer needs every batch to hold exactly the batch size it was built for.")
     shorthand = verdict("--shape", "10,5,1", "--batch", "4", "--stateful", "--no-shuffle", "--backend", "torch")
@@ -189,9 +191,9 @@ def test_the_stateless_advice_names_its_numbers_and_the_flag():
     (["--no-shuffle", "--reset", "every:2"], False, False),
     (["--no-shuffle", "--reset", "predict"], False, False),
     (["--no-shuffle", "--reset", "validation"], False, True),
-    (["--calls", "fit(shuffle=False); predict(4)"], False, True),  # fit's own shuffle=False
-    (["--no-shuffle", "--calls", "fit(shuffle=True)"], True, True),
-    (["--no-shuffle", "--calls", 'fit(); fit(shuffle="batch")'], True, True),
+    (["--calls", "fit(shuffle=False, batch_size=4); predict(4)"], False, True),  # fit's own shuffle=False
+    (["--no-shuffle", "--calls", "fit(shuffle=True, batch_size=4)"], True, True),
+    (["--no-shuffle", "--calls", 'fit(batch_size=4); fit(shuffle="batch", batch_size=4)'], True, True),
     (["--calls", "predict(4) * 2"], False, True),  # no fit: nothing shuffles
 ])
 def test_the_stateful_advice_asks_for_what_the_setup_lacks(options, shuffle_said, reset_said):

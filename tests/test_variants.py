@@ -69,7 +69,7 @@ def test_backward_direction_does_not_continue_across_batches():
         for step in keras_steps(spec):
             landmarks.add(step)
         return continuation(spec, mirror_records(spec, torch.device(CPU), limit=20),
-                            landmarks.longest_chain, torch.device(CPU))
+                            landmarks.longest_chain, spec.calls, torch.device(CPU))
 
     item = measured(Spec(40, 5, 1, batch_size=8, stateful=True, shuffle=False, bidirectional=True))
     assert item.value <= 1e-5 and item.extra["backward_diff"] > 1e-3

@@ -55,7 +55,7 @@ def test_repeats_nested_exactly_max_depth_deep_are_accepted(form):
     for _ in range(MAX_DEPTH):  # MAX_DEPTH repeats, each the first item of the one before
         assert isinstance(workflow[0], Repeat) and workflow[0].times == 1
         workflow = workflow[0].body
-    assert workflow[0] == Op(Kind.PREDICT, 4)
+    assert workflow[0] == Op(Kind.PREDICT, 4, batch_size=32)
     result = invoke("--calls", written, "--dry-run", "--format", "json")
     assert result.exit_code == 0, result.output
     assert [step["call"] for step in json.loads(result.stdout)["steps"]] == ["predict"]
@@ -81,27 +81,30 @@ def test_the_depth_is_counted_from_the_outermost_repeat_of_each_statement():
 
 
 def test_a_repeat_count_may_be_max_repeat_and_no_more():
-    assert parse(f"predict(1) * {MAX_REPEAT}") == (Repeat((Op(Kind.PREDICT, 1),), MAX_REPEAT),)
+    assert parse(f"predict(1) * {MAX_REPEAT}") == (Repeat((Op(Kind.PREDICT, 1, batch_size=32),), MAX_REPEAT),)
     with pytest.raises(SpecError, match="a repeat count must be at most 100,000,000"):
         parse(f"predict(1) * {MAX_REPEAT + 1}")
-    assert parse("predict(1) * 1") == (Repeat((Op(Kind.PREDICT, 1),), 1),)
+    assert parse("predict(1) * 1") == (Repeat((Op(Kind.PREDICT, 1, batch_size=32),), 1),)
 
 
 @pytest.mark.parametrize("workflow, steps", [
     # fit: 2 training calls an epoch; validation of 4 samples, one call, after epochs 1 and 3 only.
-    ("fit(epochs=4, validation_freq=2, validation_samples=4) * 30000000", 30_000_000 * (4 * 2 + 2)),
+    ("fit(epochs=4, validation_freq=2, validation_samples=4, batch_size=4) * 30000000", 30_000_000 * (4 * 2 + 2)),
     # initial_epoch=1 of 4: 3 epochs run; validation after epochs 1 and 3.
-    ("fit(epochs=4, initial_epoch=1, validation_freq=2, validation_samples=4) * 20000000", 20_000_000 * (3 * 2 + 2)),
+    ("fit(epochs=4, initial_epoch=1, validation_freq=2, validation_samples=4, batch_size=4) * 20000000",
+     20_000_000 * (3 * 2 + 2)),
     # initial_epoch=2 of 4 epochs: 2 epochs run; validation after epoch 3 (the 4th) only.
-    ("fit(epochs=4, initial_epoch=2, validation_freq=2, validation_samples=4) * 30000000", 30_000_000 * (2 * 2 + 1)),
+    ("fit(epochs=4, initial_epoch=2, validation_freq=2, validation_samples=4, batch_size=4) * 30000000",
+     30_000_000 * (2 * 2 + 1)),
     # validation_split=0.5: 4 training samples (1 call), 4 validation samples (1 call).
     ("fit(validation_split=0.5) * 60000000", 120_000_000),
-    # One layer call per *_on_batch call, whatever its samples; predict(8) is 2 calls of 4.
+    # One layer call per *_on_batch call, whatever its samples; predict(8, batch_size=4) is 2 calls of 4.
     ("predict_on_batch(8) * 60000000; train_on_batch(8) * 50000000", 110_000_000),
-    ("predict(8) * 60000000", 120_000_000),
-    # A repeat's body counts `times` times; a twin inside it changes the batch size from the 2nd on.
-    ("(predict(8), twin(batch_size=2)) * 60000000", 2 + 59_999_999 * 4),
-    ("(predict(8), reset_state(), save_and_load()) * 50000001", 100_000_002),
+    ("predict(8, batch_size=4) * 60000000", 120_000_000),
+    ("predict(40) * 60000000", 120_000_000),  # Keras's batch_size: 32, then 8
+    # A repeat's body counts `times` times.
+    ("(predict(8, batch_size=4), twin(batch_size=2)) * 60000000", 120_000_000),
+    ("(predict(8, batch_size=4), reset_state(), save_and_load()) * 50000001", 100_000_002),
 ])
 def test_the_call_count_the_command_refuses_a_workflow_by_is_exact(workflow, steps):
     line = one_error_line(invoke("--calls", workflow, "--dry-run"))
@@ -111,7 +114,7 @@ def test_the_call_count_the_command_refuses_a_workflow_by_is_exact(workflow, ste
 def test_a_workflow_of_exactly_max_steps_calls_is_not_refused_for_its_count():
     from lstm_inspect.cli.options import MAX_STEPS
 
-    spec = Spec(8, 5, 1, batch_size=4, backend="torch", workflow="predict(8) * 50000000")
+    spec = Spec(8, 5, 1, batch_size=4, backend="torch", workflow="predict(8, batch_size=4) * 50000000")
     assert spec.calls == MAX_STEPS  # at the bound, not past it: the command would follow it
 
 
@@ -129,8 +132,9 @@ def test_a_fit_whose_epoch_window_is_one_epoch_far_out_is_one_step():
 
 
 def test_initial_epoch_zero_and_validation_samples_zero_are_accepted_as_keras_takes_them():
-    for written in ("fit(initial_epoch=0)", "fit(validation_samples=0)", "fit(epochs=1, initial_epoch=0)"):
-        assert parse(written) == (Op(Kind.FIT),), written
+    for written in ("fit(initial_epoch=0, batch_size=4)", "fit(validation_samples=0, batch_size=4)",
+                    "fit(epochs=1, initial_epoch=0, batch_size=4)"):
+        assert parse(written) == (Op(Kind.FIT, batch_size=4),), written
         report = dry_json("--calls", written)
         assert [step["call"] for step in report["steps"]] == ["train e0", "train e0"]
     with pytest.raises(SpecError, match="initial_epoch must be at least 0"):
@@ -140,11 +144,11 @@ def test_initial_epoch_zero_and_validation_samples_zero_are_accepted_as_keras_ta
 
 
 def test_initial_epoch_one_of_two_runs_epoch_one_only():
-    report = dry_json("--calls", "fit(epochs=2, initial_epoch=1)")
+    report = dry_json("--calls", "fit(epochs=2, initial_epoch=1, batch_size=4)")
     assert [(step["call"], step["epoch"], step["batch"]) for step in report["steps"]] == [
         ("train e1", 1, 0), ("train e1", 1, 1)]
     assert report["steps"][0]["start"] == ["zeros"] * 4  # its first batch is the model's first call
-    table = invoke("--calls", "fit(epochs=2, initial_epoch=1)", "--dry-run", "--no-advice")
+    table = invoke("--calls", "fit(epochs=2, initial_epoch=1, batch_size=4)", "--dry-run", "--no-advice")
     assert table.exit_code == 0
     assert "train e1 b0" in table.stdout and "train e1 b1" in table.stdout and "train e0" not in table.stdout
     # One epoch runs: nothing is carried across epochs, so no warning says so.
@@ -153,6 +157,6 @@ def test_initial_epoch_one_of_two_runs_epoch_one_only():
 
 
 def test_validation_runs_after_the_epochs_validation_freq_names_counted_from_one():
-    report = dry_json("--calls", "fit(epochs=3, validation_freq=2, validation_samples=4)")
+    report = dry_json("--calls", "fit(epochs=3, validation_freq=2, validation_samples=4, batch_size=4)")
     assert [f"{step['call']} b{step['batch']}" for step in report["steps"]] == [
         "train e0 b0", "train e0 b1", "train e1 b0", "train e1 b1", "validation e1 b0", "train e2 b0", "train e2 b1"]

@@ -3,6 +3,7 @@
 The same workflows against real Keras are in test_workflows_against_keras.py.
 """
 
+import dataclasses
 import json
 import shlex
 import tracemalloc
@@ -39,21 +40,44 @@ def starts(workflow, **settings):
 
 
 @pytest.mark.parametrize("written, expected", [
-    ("predict(1) * 3", (Repeat((Op(Kind.PREDICT, 1),), 3),)),
-    ("3 * predict(1)", (Repeat((Op(Kind.PREDICT, 1),), 3),)),
+    ("predict(1) * 3", (Repeat((Op(Kind.PREDICT, 1, batch_size=32),), 3),)),
+    ("3 * predict(1)", (Repeat((Op(Kind.PREDICT, 1, batch_size=32),), 3),)),
     ("model.fit(epochs=2, shuffle=False); model.reset_states()",
-     (Op(Kind.FIT, epochs=2, shuffle=Shuffle.FALSE), Op(Kind.RESET_STATE))),
+     (Op(Kind.FIT, epochs=2, shuffle=Shuffle.FALSE, batch_size=32), Op(Kind.RESET_STATE))),
     ("twin(1); twin(batch_size=2)", (Op(Kind.TWIN, batch_size=1), Op(Kind.TWIN, batch_size=2))),
     ('(fit(shuffle="batch"), (predict(2), reset_state()) * 2) * 3',
-     (Repeat((Op(Kind.FIT, shuffle=Shuffle.BATCH), Repeat((Op(Kind.PREDICT, 2), Op(Kind.RESET_STATE)), 2)), 3),)),
+     (Repeat((Op(Kind.FIT, shuffle=Shuffle.BATCH, batch_size=32),
+              Repeat((Op(Kind.PREDICT, 2, batch_size=32), Op(Kind.RESET_STATE)), 2)), 3),)),
     ("fit(validation_split=0.25, validation_freq=2, epochs=4, initial_epoch=1)",
-     (Op(Kind.FIT, epochs=4, validation_split=0.25, validation_freq=2, initial_epoch=1),)),
+     (Op(Kind.FIT, epochs=4, validation_split=0.25, validation_freq=2, initial_epoch=1, batch_size=32),)),
+    ("evaluate(40); train_on_batch(40); evaluate(40, batch_size=32)",
+     (Op(Kind.EVALUATE, 40, batch_size=32), Op(Kind.TRAIN_ON_BATCH, 40), Op(Kind.EVALUATE, 40, batch_size=32))),
     ('predict(4, initial_state="previous", batch_size=2)',
      (Op(Kind.PREDICT, 4, batch_size=2, initial_state="previous"),)),
 ])
 def test_the_accepted_forms_parse_and_print_back(written, expected):
     assert parse(written) == expected
     assert parse(text(expected)) == expected
+
+
+def test_fit_evaluate_and_predict_default_to_kerass_batch_size_of_32_whatever_the_model():
+    # Keras's own example: a stateful model built with Input(batch_shape=(1, 10, 3)), then
+    # model.fit(X, y) on 100 samples, raises "Expected batch size: 1 - Received batch size: 32".
+    found = steps("fit(shuffle=False)", samples=100, batch_size=1)
+    assert len(found) == 1 and found[0].raises and len(found[0].call.samples) == 32
+    assert "Expected batch size: 1" in found[0].error.message
+    assert "Received batch size: 32" in found[0].error.message
+    stateless = steps("fit(shuffle=False); evaluate(40); predict(70)", samples=100, batch_size=1, stateful=False)
+    assert [len(step.call.samples) for step in stateless] == [32, 32, 32, 4, 32, 8, 32, 32, 6]
+    assert text(parse("fit(); predict(4, batch_size=32)")) == "fit(); predict(4)"  # the default, left out
+
+
+def unset_batch_sizes(workflow):
+    """The workflow (text, or parsed) with every batch_size but a twin's left unset (None: the
+    model's), as a workflow built in Python may leave it."""
+    return tuple(Repeat(unset_batch_sizes(item.body), item.times) if isinstance(item, Repeat)
+                 else item if item.kind == Kind.TWIN else dataclasses.replace(item, batch_size=None)
+                 for item in (parse(workflow) if isinstance(workflow, str) else workflow))
 
 
 @pytest.mark.parametrize("written, says", [
@@ -131,8 +155,9 @@ def test_the_shorthand_is_the_workflow_it_stands_for():
     shorthand = Spec(10, 3, 1, batch_size=4, stateful=True, epochs=2, val_samples=4, predict_samples=5,
                      backend="torch")
     written = Spec(10, 3, 1, batch_size=4, stateful=True, backend="torch",
-                   workflow="fit(epochs=2, validation_samples=4); predict(5)")
-    assert text(shorthand.plan) == text(written.plan) == "fit(epochs=2, validation_samples=4); predict(5)"
+                   workflow="fit(epochs=2, validation_samples=4, batch_size=4); predict(5, batch_size=4)")
+    assert text(shorthand.plan) == text(written.plan) == \
+        "fit(batch_size=4, epochs=2, validation_samples=4); predict(5, batch_size=4)"
     old, new = list(keras_steps(shorthand)), list(keras_steps(written))
     assert [(s.call.label, s.start_labels(), s.raises) for s in old] == \
         [(s.call.label, s.start_labels(), s.raises) for s in new]
@@ -149,8 +174,8 @@ def test_a_serving_loop_carries_each_request_into_the_next():
 
 
 def test_hooks_reset_before_validation_evaluate_and_predict_only():
-    found = starts("fit(epochs=2, validation_samples=4, shuffle=False); evaluate(4); test_on_batch(4); "
-                   "predict(4); predict_on_batch(4)", reset="validation,predict")
+    found = starts("fit(epochs=2, validation_samples=4, shuffle=False, batch_size=4); evaluate(4); "
+                   "test_on_batch(4); predict(4); predict_on_batch(4)", reset="validation,predict")
     assert found == [
         ("train e0 b0", "zeros"), ("train e0 b1", "train e0 b0"),
         ("validation e0 b0", "zeros"),  # on_test_begin
@@ -163,7 +188,7 @@ def test_hooks_reset_before_validation_evaluate_and_predict_only():
 
 
 def test_a_twin_and_a_loaded_model_start_from_zeros_and_raise_for_another_batch_size():
-    assert starts("predict(4); twin(batch_size=1); predict(2); save_and_load(); predict(1)") == [
+    assert starts("predict(4); twin(batch_size=1); predict(2, batch_size=1); save_and_load(); predict(1)") == [
         ("predict b0", "zeros"), ("twin predict b0", "zeros"), ("twin predict b1", "twin predict b0"),
         ("loaded predict b0", "zeros")]
     raising = steps("predict(4); predict(4, batch_size=1)")
@@ -173,20 +198,20 @@ def test_a_twin_and_a_loaded_model_start_from_zeros_and_raise_for_another_batch_
 
 
 def test_validation_split_takes_the_last_samples_before_any_shuffle():
-    found = steps("fit(validation_split=0.25, shuffle=False)", samples=12, batch_size=3)
+    found = steps("fit(validation_split=0.25, shuffle=False, batch_size=3)", samples=12, batch_size=3)
     assert [(step.call.label, step.call.stream, step.call.samples.tolist()) for step in found] == [
         ("train e0 b0", "train", [0, 1, 2]), ("train e0 b1", "train", [3, 4, 5]),
         ("train e0 b2", "train", [6, 7, 8]), ("validation e0 b0", "train", [9, 10, 11])]
     # Sample 9 follows sample 6 in the same data: the validation rows continue the training rows.
     assert list(found[3].start_kinds()) == [Start.CONTINUED] * 3
-    partial = steps("fit(validation_split=0.2)", samples=10, batch_size=4, shuffle=False)
+    partial = steps("fit(validation_split=0.2, batch_size=4)", samples=10, batch_size=4, shuffle=False)
     assert [step.raises for step in partial] == [False, False, True]
     assert partial[2].call.label == "validation e0 b0" and len(partial[2].call.samples) == 2
 
 
 def test_validation_freq_and_initial_epoch_pick_the_epochs_keras_runs():
     labels = [step.call.label for step in steps("fit(epochs=4, initial_epoch=1, validation_freq=2, "
-                                                "validation_samples=4)")]
+                                                "validation_samples=4, batch_size=4)")]
     assert labels == ["train e1 b0", "train e1 b1", "validation e1 b0", "train e2 b0", "train e2 b1",
                       "train e3 b0", "train e3 b1", "validation e3 b0"]
 
@@ -197,7 +222,7 @@ def test_validation_freq_and_initial_epoch_pick_the_epochs_keras_runs():
 def test_a_train_on_batch_loop_is_fit_without_shuffle(batches, batch_size, epochs, reset):
     samples = batches * batch_size
     settings_ = {"samples": samples, "batch_size": batch_size, "reset": reset}
-    fitted = steps(f"fit(epochs={epochs}, shuffle=False)", **settings_)
+    fitted = steps(f"fit(epochs={epochs}, shuffle=False, batch_size={batch_size})", **settings_)
     looped = steps(f"train_on_batch({batch_size}) * {batches * epochs}", **{**settings_, "reset": "never"})
     assert [step.call.samples.tolist() for step in fitted] == [step.call.samples.tolist() for step in looped]
     if reset == "never":  # no callback runs in a train_on_batch loop
@@ -234,9 +259,12 @@ def test_the_call_count_needs_no_unrolling_and_matches_the_calls_made(parts, tim
 
 
 def test_a_twin_inside_a_repeat_counts_its_batch_size_from_the_second_time_on():
-    # predict(4) runs one batch on the model built for 4, then two on each twin built for 2.
-    spec = Spec(8, 3, 1, batch_size=4, backend="torch", workflow="(predict(4), twin(batch_size=2)) * 3")
+    # predict(4) with the model's batch size runs one batch on the model built for 4, then two on
+    # each twin built for 2; with Keras's default (32) one batch on each.
+    workflow = "(predict(4), twin(batch_size=2)) * 3"
+    spec = Spec(8, 3, 1, batch_size=4, backend="torch", workflow=unset_batch_sizes(workflow))
     assert spec.calls == 1 + 2 + 2 == sum(1 for _ in iter_calls(spec))
+    assert Spec(8, 3, 1, batch_size=4, backend="torch", workflow=workflow).calls == 3
 
 
 def test_ten_thousand_calls_stream_in_flat_memory():
@@ -255,7 +283,7 @@ def test_ten_thousand_calls_stream_in_flat_memory():
     assert peak(10_000) < 2 * peak(1_000) + 200_000
     # A repeat is never unrolled ahead: its calls come one at a time.
     first = ops(parse("predict(1) * 100000000"))
-    assert next(first) == Op(Kind.PREDICT, 1)
+    assert next(first) == Op(Kind.PREDICT, 1, batch_size=32)
 
 
 # ---- the command line -------------------------------------------------------------------------
@@ -266,19 +294,19 @@ def run(*arguments, batch="4"):
 
 
 def test_every_output_names_the_calls():
-    workflow = "predict(4) * 2; twin(batch_size=1); predict(2)"
+    workflow = "predict(4) * 2; twin(batch_size=1); predict(2, batch_size=1)"
     table = run("--stateful", "--calls", workflow, "--no-evidence")
     assert table.exit_code == 0, table.output
     for label in ("predict b0", "predict#2 b0", "twin predict b0", "twin predict b1"):
         assert label in table.stdout
     assert "twin predict b0 starts from zeros (a twin is a new model" in " ".join(table.stdout.split())
     report = json.loads(run("--stateful", "--calls", workflow, "--format", "json", "--no-evidence").stdout)
-    assert report["spec"]["workflow"] == report["spec"]["calls"] == "predict(4) * 2; twin(batch_size=1); predict(2)"
+    assert report["spec"]["workflow"] == report["spec"]["calls"] == workflow
     assert [step["call"] for step in report["steps"]] == ["predict", "predict#2", "twin predict", "twin predict"]
     csv_rows = run("--stateful", "--calls", workflow, "--format", "csv", "--no-evidence").stdout.splitlines()
     assert csv_rows[0].endswith(",call") and csv_rows[-1].endswith(",twin predict")
     markdown = run("--stateful", "--calls", workflow, "--format", "markdown", "--no-evidence").stdout
-    assert "twin predict b1" in markdown and "--calls 'predict(4) * 2; twin(batch_size=1); predict(2)'" in markdown
+    assert "twin predict b1" in markdown and f"--calls '{workflow}'" in markdown
     timeline = run("--stateful", "--calls", workflow, "--view", "timeline", "--no-evidence")
     assert timeline.exit_code == 0 and "slot 3" in timeline.stdout
 
@@ -295,7 +323,7 @@ def test_a_serving_loop_is_warned_about_and_counted():
 
 
 def test_a_call_keras_refuses_exits_3_with_a_fix_that_keeps_the_training():
-    result = run("--stateful", "--calls", "fit(shuffle=False); predict(1)", "--no-evidence")
+    result = run("--stateful", "--calls", "fit(shuffle=False, batch_size=4); predict(1)", "--no-evidence")
     assert result.exit_code == 3
     flat = " ".join(result.stdout.split())
     assert "Expected batch size: 4" in flat and "twin(batch_size=1)" in flat
@@ -336,15 +364,19 @@ def test_a_loaded_lstm_trained_on_torch_is_warned_about():
 
 
 @pytest.mark.parametrize("workflow, settings", [
-    ("fit(epochs=2, validation_samples=4); evaluate(8); predict(8); predict_on_batch(4); test_on_batch(4)",
+    ("fit(epochs=2, validation_samples=4, batch_size=4); evaluate(8, batch_size=4); predict(8, batch_size=4); "
+     "predict_on_batch(4); test_on_batch(4)",
      {"reset": "epoch,validation,predict"}),
-    ("(train_on_batch(4), reset_state()) * 2; twin(batch_size=2); predict(4) * 2; save_and_load(); predict(2)", {}),
-    ("fit(validation_split=0.5, shuffle=False); save_and_load(); fit(epochs=2, shuffle=\"batch\")",
+    ("(train_on_batch(4), reset_state()) * 2; twin(batch_size=2); predict(4, batch_size=2) * 2; save_and_load(); "
+     "predict(2)", {}),
+    ("fit(validation_split=0.5, shuffle=False, batch_size=4); save_and_load(); "
+     "fit(epochs=2, shuffle=\"batch\", batch_size=4)",
      {"reset": "every:2"}),
     ('predict(8, initial_state="previous") * 3; save_and_load(); predict(8, initial_state="previous")',
      {"stateful": False}),
     ("fit(epochs=2, validation_split=0.25); twin(batch_size=3); evaluate(5); predict(2)", {"stateful": False}),
-    ("predict(4) * 2; twin(batch_size=1); predict(3)", {"cell": "gru", "layers": 2, "bidirectional": True}),
+    ("predict(4) * 2; twin(batch_size=1); predict(3, batch_size=1)", {"cell": "gru", "layers": 2,
+                                                                      "bidirectional": True}),
 ])
 def test_the_mirror_follows_the_schedule_through_every_kind_of_call(workflow, settings):
     spec = Spec(**{"samples": 8, "timesteps": 3, "features": 2, "batch_size": 4, "stateful": True,
@@ -372,13 +404,13 @@ def test_each_request_takes_the_next_samples_of_its_data():
     ("predict(2, batch_size=1)", "2", "tensorflow", "ValueError"),
     ("predict(2)", "3", "tensorflow", "ValueError"),  # Keras 3's predict fixes a short one too
     ("predict(2)", "2", "tensorflow", "InvalidArgumentError"),
-    ("fit(); train_on_batch(1)", "3", "tensorflow", "ValueError"),  # its own function
-    ("fit(); train_on_batch(1)", "2", "tensorflow", "broadcast"),  # fit's function
-    ("evaluate(8); test_on_batch(1)", "3", "tensorflow", "ValueError"),
-    ("evaluate(8); test_on_batch(1)", "2", "tensorflow", "broadcast"),
+    ("fit(batch_size=4); train_on_batch(1)", "3", "tensorflow", "ValueError"),  # its own function
+    ("fit(batch_size=4); train_on_batch(1)", "2", "tensorflow", "broadcast"),  # fit's function
+    ("evaluate(8, batch_size=4); test_on_batch(1)", "3", "tensorflow", "ValueError"),
+    ("evaluate(8, batch_size=4); test_on_batch(1)", "2", "tensorflow", "broadcast"),
     ("predict(4); predict_on_batch(1)", "2", "tensorflow", "ValueError"),
     ("predict(4); twin(batch_size=4); predict(1, batch_size=1)", "3", "tensorflow", "ValueError"),  # a new model
-    ("fit(); fit(batch_size=2)", "3", "tensorflow", "InvalidArgumentError"),
+    ("fit(batch_size=4); fit(batch_size=2)", "3", "tensorflow", "InvalidArgumentError"),
 ])
 def test_tensorflow_checks_the_batch_size_where_a_first_trace_fixes_it(workflow, keras, backend, outcome):
     spec = Spec(8, 3, 1, batch_size=4, stateful=True, shuffle=False, keras=keras, backend=backend,
@@ -404,9 +436,12 @@ def test_hostile_workflows_are_refused_as_text(written, says):
 
 
 def test_nested_repeats_are_counted_in_the_time_their_text_takes():
-    written = "(" * 30 + "predict(4), twin(batch_size=2)" + ") * 2" * 30
+    written = "(" * 30 + "predict(4, batch_size=2), twin(batch_size=2)" + ") * 2" * 30
     spec = Spec(8, 3, 1, batch_size=4, backend="torch", workflow=written)
-    assert spec.calls == 2**31 - 1  # predict(4): 1 call on the first model, then 2 on each twin
+    assert spec.calls == 2**31  # predict(4, batch_size=2): 2 calls on each model
+    # With the model's batch size: 1 call on the first model, then 2 on each twin.
+    unset = Spec(8, 3, 1, batch_size=4, backend="torch", workflow=unset_batch_sizes(written))
+    assert unset.calls == 2**31 - 1
     too_many = CliRunner().invoke(main, ["--shape", "8,3,1", "--batch", "4", "--calls", written, "--dry-run"])
     assert too_many.exit_code == 2 and "lstm-inspect follows at most" in too_many.output
 
@@ -416,6 +451,18 @@ def test_a_predict_on_batch_loop_is_told_to_reset_by_hand_and_a_workflow_broadca
     warning = " ".join(loop.stderr.split())
     assert "each predict_on_batch call carries" in warning and "(reset_state() between calls)" in warning
     broadcast = CliRunner().invoke(main, ["--shape", "9,3,1", "--batch", "4", "--stateful", "--no-shuffle",
-                                          "--backend", "tensorflow", "--calls", "fit(validation_split=0.1)",
-                                          "--dry-run"])
+                                          "--backend", "tensorflow", "--calls",
+                                          "fit(validation_split=0.1, batch_size=4)", "--dry-run"])
     assert "one sample (validation e0 b0)" in " ".join(broadcast.stderr.split())
+
+
+@pytest.mark.parametrize("workflow", ["reset_state()", "save_and_load()", "twin(batch_size=2)"])
+def test_a_workflow_with_no_layer_call_runs_no_step_and_measures_nothing(workflow):
+    # Keras runs such a workflow with no step; the check once divided by the largest batch (0).
+    result = run("--stateful", "--calls", workflow, "--format", "json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["steps"] == [] and report["error"] is None
+    assert [item["passed"] for item in report["evidence"]] == [None, None, None]
+    assert all(item["detail"] == "the workflow makes no layer call: there is nothing to measure"
+               for item in report["evidence"])

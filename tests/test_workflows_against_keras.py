@@ -7,6 +7,7 @@ from click.testing import CliRunner
 
 from lstm_inspect.check.against import TOLERANCE
 from lstm_inspect.cli import main
+from lstm_inspect.core.schedule import keras_steps
 from lstm_inspect.core.spec import Spec
 from lstm_inspect.keras.oracle.compare import compare_with_keras
 from lstm_inspect.keras.oracle.model import import_keras
@@ -23,27 +24,35 @@ def spec(workflow, **settings):
 
 WORKFLOWS = {
     "a serving loop of predict calls": spec("predict(1) * 5", batch_size=1),
-    "a reset before predict (on_predict_begin)": spec("fit(shuffle=False); predict(8); predict(4)", reset="predict"),
+    "a reset before predict (on_predict_begin)": spec("fit(shuffle=False, batch_size=4); predict(8, batch_size=4); "
+                                                      "predict(4)", reset="predict"),
     "a reset before validation and evaluate (on_test_begin)":
-        spec("fit(epochs=2, validation_samples=4, shuffle=False); evaluate(8)", reset="epoch,validation"),
-    "a reset every 2 batches in a second fit": spec("fit(shuffle=False); fit(epochs=2, shuffle=False)",
+        spec("fit(epochs=2, validation_samples=4, shuffle=False, batch_size=4); evaluate(8, batch_size=4)",
+             reset="epoch,validation"),
+    "a reset every 2 batches in a second fit": spec("fit(shuffle=False, batch_size=4); "
+                                                    "fit(epochs=2, shuffle=False, batch_size=4)",
                                                     samples=12, reset="every:2"),
     "predict with another batch size raises": spec("predict(4); predict(4, batch_size=1)"),
-    "a twin with the trained weights": spec("fit(shuffle=False); predict(4); twin(batch_size=1); predict(3)"),
-    "a save and load round trip": spec("predict(8); save_and_load(); predict(4); train_on_batch(4)"),
-    "validation_split: Keras's sizes": spec("fit(epochs=2, validation_split=0.2, shuffle=False)",
+    "a twin with the trained weights": spec("fit(shuffle=False, batch_size=4); predict(4); twin(batch_size=1); "
+                                            "predict(3, batch_size=1)"),
+    "a save and load round trip": spec("predict(8, batch_size=4); save_and_load(); predict(4); train_on_batch(4)"),
+    "validation_split: Keras's sizes": spec("fit(epochs=2, validation_split=0.2, shuffle=False, batch_size=2)",
                                             samples=10, batch_size=2),
     "validation_split: a validation part of no whole batch raises":
-        spec("fit(validation_split=0.2, shuffle=False)", samples=10),
+        spec("fit(validation_split=0.2, shuffle=False, batch_size=4)", samples=10),
     "the *_on_batch calls and a manual reset":
         spec("(train_on_batch(4), test_on_batch(4), predict_on_batch(4)) * 2; reset_state(); train_on_batch(4)"),
     "validation_freq and initial_epoch": spec("fit(epochs=4, validation_samples=4, validation_freq=2, "
-                                              "initial_epoch=1, shuffle=False)"),
+                                              "initial_epoch=1, shuffle=False, batch_size=4)"),
     "states carried by hand": spec('predict(4, initial_state="previous") * 3', stateful=False),
-    "a stacked GRU: a manual epoch loop": spec("(fit(shuffle=False), reset_state()) * 2", cell="gru", layers=2),
-    "a bidirectional SimpleRNN twin": spec("predict(4); twin(batch_size=2); predict(4)", cell="rnn",
+    "a stacked GRU: a manual epoch loop": spec("(fit(shuffle=False, batch_size=4), reset_state()) * 2", cell="gru",
+                                               layers=2),
+    "a bidirectional SimpleRNN twin": spec("predict(4); twin(batch_size=2); predict(4, batch_size=2)", cell="rnn",
                                            bidirectional=True),
+    # Keras's own batch_size (32) for each call: one batch each.
     "a stateless workflow": spec("fit(epochs=2, validation_split=0.25); evaluate(5); predict(3)", stateful=False),
+    "a stateless workflow in batches of 4": spec("fit(epochs=2, validation_split=0.25, batch_size=4); "
+                                                 "evaluate(5, batch_size=4); predict(3)", stateful=False),
 }
 
 
@@ -87,7 +96,7 @@ def test_validation_split_sizes_are_kerass():
 
 
 def test_a_train_on_batch_loop_follows_the_schedule_of_fit_without_shuffle():
-    fitted = run_keras(spec("fit(epochs=2, shuffle=False)"))
+    fitted = run_keras(spec("fit(epochs=2, shuffle=False, batch_size=4)"))
     looped = run_keras(spec("train_on_batch(4) * 4"))
     assert fitted.start_labels() == looped.start_labels()
     for fit_call, loop_call in zip(fitted.completed, looped.completed):
@@ -110,3 +119,43 @@ def test_the_command_line_compares_a_workflow_with_keras():
                                        "--against", "keras", "--no-evidence"])
     assert result.exit_code == 0, result.output
     assert "4/4 steps agree" in " ".join(result.stdout.split())
+
+
+def test_kerass_own_default_batch_size_is_the_one_calls_without_batch_size_get():
+    # Keras's documented example, in real Keras with no batch_size given: a stateful model built for
+    # batch 1, then model.fit(X, y) on 100 samples; and a stateless model's evaluate and predict.
+    keras = import_keras()
+    x, y = np.zeros((100, 10, 3), "float32"), np.zeros((100, 1), "float32")
+    stateful = keras.Sequential([keras.Input(batch_shape=(1, 10, 3)), keras.layers.LSTM(4, stateful=True),
+                                 keras.layers.Dense(1)])
+    stateful.compile("sgd", "mse")
+    with pytest.raises(ValueError) as raised:
+        stateful.fit(x, y, verbose=0)
+    tool = list(keras_steps(Spec(100, 10, 3, batch_size=1, stateful=True, shuffle=False, backend="torch",
+                                 workflow="fit()")))
+    assert len(tool) == 1 and tool[0].raises and tool[0].error.type == "ValueError"
+    for line in ("Expected batch size: 1", "Received batch size: 32"):
+        assert line in str(raised.value) and line in tool[0].error.message
+
+    class Sizes(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.sizes = []
+
+        def on_test_batch_end(self, batch, logs=None):
+            self.sizes.append(("evaluate", batch))
+
+        def on_predict_batch_end(self, batch, logs=None):
+            self.sizes.append(("predict", len(logs["outputs"])))
+
+    stateless = keras.Sequential([keras.Input(shape=(10, 3)), keras.layers.LSTM(4), keras.layers.Dense(1)])
+    stateless.compile("sgd", "mse")
+    seen = Sizes()
+    stateless.evaluate(x[:70], y[:70], callbacks=[seen], verbose=0)
+    stateless.predict(x[:70], callbacks=[seen], verbose=0)
+    tool = keras_steps(Spec(100, 10, 3, batch_size=1, shuffle=False, backend="torch",
+                            workflow="evaluate(70); predict(70)"))
+    counted = [(str(step.call.phase), step.call.batch if step.call.phase == "evaluate" else len(step.call.samples))
+               for step in tool]
+    assert seen.sizes == counted == [("evaluate", 0), ("evaluate", 1), ("evaluate", 2),
+                                     ("predict", 32), ("predict", 32), ("predict", 6)]

@@ -47,13 +47,16 @@ class EvidenceItem:
                 "detail": self.detail, **self.extra}
 
 
+NO_LAYER_CALL = "the workflow makes no layer call: there is nothing to measure"
+
+
 def batch_independence(spec: Spec, record: CallRecord | None, batch: int, run_calls: int,
                        device: torch.device) -> EvidenceItem:
     """`record`: epoch 0's training batch `batch` (or the last one that ran), its first slots,
     rerun sample by sample, at most one sample per call of the run."""
     if record is None:
         return EvidenceItem("batch_independence", "Batch independence", None, None,
-                            "no batch ran: Keras raises at the first call")
+                            NO_LAYER_CALL if not run_calls else "no batch ran: Keras raises at the first call")
     module = build_rnn(spec, device)
     slots = max(1, min(len(record.call.samples), MAX_SAMPLES_ALONE, run_calls, EVIDENCE_SLOTS))
     x = batch_inputs(spec, record.call.stream, record.call.samples[:slots], device)
@@ -73,7 +76,8 @@ def batch_independence(spec: Spec, record: CallRecord | None, batch: int, run_ca
         "samples of a batch", {"step": record.call.index, "samples_checked": slots})
 
 
-def continuation(spec: Spec, records: list[CallRecord], chain_calls: int, device: torch.device) -> EvidenceItem:
+def continuation(spec: Spec, records: list[CallRecord], chain_calls: int, run_calls: int,
+                 device: torch.device) -> EvidenceItem:
     """`records`: the mirror's first calls; the chain from the first runs to the first reset.
     `chain_calls`: the most consecutive calls a slot runs through without a reset, in the run."""
     effective: dict[str, float] = {"effective_length": chain_calls * spec.timesteps, "chain_calls": chain_calls}
@@ -83,6 +87,8 @@ def continuation(spec: Spec, records: list[CallRecord], chain_calls: int, device
                             f"{why}: nothing is carried, each slot sees one {spec.timesteps}-step "
                             "sequence from zeros", effective)
     chain = _chain(spec, records)
+    if not run_calls:
+        return EvidenceItem("continuation", "Continuation", None, None, NO_LAYER_CALL, effective)
     if not chain:
         return EvidenceItem("continuation", "Continuation", None, None,
                             "no call of a full batch starts from zeros among the first calls (a lone "
@@ -136,10 +142,11 @@ def _chain(spec: Spec, records: list[CallRecord]) -> list[CallRecord]:
 
 def gradient_truncation(spec: Spec, device: torch.device) -> EvidenceItem:
     calls = iter_calls(spec)
-    first, second = next(calls), next(calls, None)
-    if second is None:
+    first, second = next(calls, None), next(calls, None)
+    if first is None or second is None:
         return EvidenceItem("gradient_truncation", "Gradient truncation", None, None,
-                            "one call only: there is no batch boundary for a gradient to cross")
+                            NO_LAYER_CALL if first is None
+                            else "one call only: there is no batch boundary for a gradient to cross")
     slots = min(len(first.samples), len(second.samples), EVIDENCE_SLOTS)
     steps = min(spec.timesteps, GRADIENT_STEPS)
     module = build_rnn(spec, device).train()  # cuDNN runs backward only in training mode
@@ -179,7 +186,7 @@ def gather(spec: Spec, batch: int, chain_calls: int, run_calls: int, device: str
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
         chain, chosen = _evidence_records(spec, where, batch)
         return [batch_independence(spec, chosen, batch, run_calls, where),
-                continuation(spec, chain, chain_calls, where), gradient_truncation(spec, where)]
+                continuation(spec, chain, chain_calls, run_calls, where), gradient_truncation(spec, where)]
 
 
 def _evidence_records(spec: Spec, device: torch.device, batch: int) -> tuple[list[CallRecord], CallRecord | None]:

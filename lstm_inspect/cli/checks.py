@@ -34,7 +34,7 @@ def check_before_running(spec: Spec, params: dict[str, Any]) -> None:
             raise click.BadParameter(problem, param_hint=f"'--{option}'")
     if spec.calls > MAX_STEPS:
         raise click.UsageError(f"the schedule has {spec.calls:,} steps; lstm-inspect follows at most {MAX_STEPS:,} "
-                               "(fewer epochs or a larger --batch)")
+                               "(fewer epochs or larger batches)")
     if spec.layers > MAX_LAYERS:
         raise click.BadParameter(f"at most {MAX_LAYERS} stacked layers", param_hint="'--layers'")
     check_memory(spec, params)

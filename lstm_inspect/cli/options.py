@@ -91,7 +91,8 @@ SETUP_OPTIONS = [
     click.option("--shape", type=ShapeType(),
                  help="Data shape: N sequences of T timesteps of F features (required, but with --replay)."),
     click.option("--batch", "batch_size", type=ASCII_INT, default=32, show_default=True,
-                 help="batch_size of fit and predict (Keras's default is 32)."),
+                 help="The batch size the model is built for (Input(batch_shape=(B, T, F))), and the batch_size "
+                      "of the fit and predict that --epochs, --val-samples and --predict-samples describe."),
     click.option("--stateful/--stateless", default=False, show_default=True,
                  help="The layer's stateful argument."),
     click.option("--epochs", type=ASCII_INT, default=1, show_default=True),
@@ -129,7 +130,7 @@ SETUP_OPTIONS = [
                       "train_on_batch(n), test_on_batch(n), predict_on_batch(n), reset_state(), "
                       "save_and_load(), twin(batch_size=b); repeats: predict(1) * 100, "
                       "(fit(), reset_state()) * 10. fit runs the --shape data; the others take the next n "
-                      "samples of their own data. batch_size defaults to the model's (--batch, or the twin's)."),
+                      "samples of their own data. batch_size defaults to Keras's, 32, whatever --batch is."),
     click.option("--data", type=click.Path(dir_okay=False), metavar="FILE",
                  help="Your x, as a .npy file (memory-mapped) or a .npz archive (with --data-key): its shape "
                       "must be --shape; the advice then says whether the stateful carries (row j into row j+B) "

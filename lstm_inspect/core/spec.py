@@ -163,11 +163,13 @@ class Spec:
 
     @property
     def plan(self) -> Workflow:
-        """The workflow: as given, or the one the shorthand settings describe."""
+        """The workflow: as given, or the one the shorthand settings describe (fit, then predict,
+        with the model's batch size)."""
         if self.workflow is not None:
             return self.workflow
-        fit = Op(Kind.FIT, epochs=self.epochs, validation_samples=self.val_samples)
-        return (fit, Op(Kind.PREDICT, self.predict_samples)) if self.predict_samples else (fit,)
+        fit = Op(Kind.FIT, epochs=self.epochs, validation_samples=self.val_samples, batch_size=self.batch_size)
+        return ((fit, Op(Kind.PREDICT, self.predict_samples, batch_size=self.batch_size)) if self.predict_samples
+                else (fit,))
 
     def fit_split(self, op: Op) -> int:
         """The training samples a fit takes: the first N(1 - validation_split), floored, as Keras."""

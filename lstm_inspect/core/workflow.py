@@ -54,16 +54,20 @@ class CallKind:
     phase: Phase | None = None  # the phase its layer calls run in; None: none, or fit's own phases
     callbacks: bool = True  # whether Keras runs the callbacks it is given
     runs_batches: bool = True  # whether it runs the model on data at all
+    batch_size: int | None = None  # Keras's batch_size when the call gives none; None: the model's
 
+
+KERAS_BATCH_SIZE = 32  # fit's, evaluate's and predict's batch_size when none is given, as in Keras
 
 CALLS: dict[Kind, CallKind] = {
     Kind.FIT: CallKind("fit(epochs=, batch_size=, shuffle=, validation_split=, validation_samples=, "
                        "validation_freq=, initial_epoch=)",
                        ("epochs", "batch_size", "shuffle", "validation_split", "validation_samples",
-                        "validation_freq", "initial_epoch")),
-    Kind.EVALUATE: CallKind("evaluate(n, batch_size=)", ("batch_size",), counted=True, phase=Phase.EVALUATE),
+                        "validation_freq", "initial_epoch"), batch_size=KERAS_BATCH_SIZE),
+    Kind.EVALUATE: CallKind("evaluate(n, batch_size=)", ("batch_size",), counted=True, phase=Phase.EVALUATE,
+                            batch_size=KERAS_BATCH_SIZE),
     Kind.PREDICT: CallKind('predict(n, batch_size=, initial_state="previous")', ("batch_size", "initial_state"),
-                           counted=True, phase=Phase.PREDICT),
+                           counted=True, phase=Phase.PREDICT, batch_size=KERAS_BATCH_SIZE),
     Kind.TRAIN_ON_BATCH: CallKind("train_on_batch(n)", counted=True, phase=Phase.TRAIN, callbacks=False),
     Kind.TEST_ON_BATCH: CallKind("test_on_batch(n)", counted=True, phase=Phase.EVALUATE, callbacks=False),
     Kind.PREDICT_ON_BATCH: CallKind("predict_on_batch(n)", ("initial_state",), counted=True, phase=Phase.PREDICT,
@@ -81,7 +85,8 @@ PREVIOUS = "previous"  # initial_state="previous": the states the previous predi
 @dataclass(frozen=True)
 class Op:
     """One call on the model. Unset (None) settings take the command's: the model's batch
-    size, and `--shuffle` for fit."""
+    size, and `--shuffle` for fit. `parse` sets Keras's own batch_size (32) on the fit, evaluate
+    and predict calls that give none, as Keras does; the shorthand options' calls set the model's."""
 
     kind: Kind
     samples: int = 0  # evaluate, predict and the *_on_batch calls: how many samples
@@ -95,11 +100,11 @@ class Op:
     initial_state: str | None = None
 
     def __str__(self) -> str:
-        """The call as --calls writes it, settings at their defaults left out."""
+        """The call as --calls writes it, settings at their defaults (Keras's) left out."""
         arguments = [f"{self.samples}"] if CALLS[self.kind].counted else []
         for field in fields(self)[2:]:
             value = getattr(self, field.name)
-            if value != field.default:
+            if value != field.default and not (field.name == "batch_size" and value == CALLS[self.kind].batch_size):
                 shown = value.keras_value if isinstance(value, Shuffle) else value
                 arguments.append(f"{field.name}={shown!r}")
         return f"{self.kind}({', '.join(arguments)})"
@@ -241,6 +246,8 @@ def _op(node: ast.Call, source: str) -> Op:
         settings[name] = _keyword_value(name, keyword.value, source)
     if kind == Kind.TWIN and "batch_size" not in settings:
         raise _refuse("twin needs batch_size=b, the batch size it is built for", node, source)
+    if CALLS[kind].batch_size is not None:
+        settings.setdefault("batch_size", CALLS[kind].batch_size)
     op = Op(kind, **settings)  # type: ignore[arg-type]
     if op.validation_split and op.validation_samples:
         raise _refuse("validation_split and validation_samples both give validation data: choose one",

@@ -8,7 +8,7 @@ import math
 from ..core.order import iter_invocations
 from ..core.spec import Spec
 from ..core.words import Terms, plural
-from ..core.workflow import Kind
+from ..core.workflow import CALLS, Kind, Op
 
 
 def _divisors(n: int) -> list[int]:
@@ -41,6 +41,19 @@ def fix_for_partial_batch(spec: Spec, terms: Terms = Terms()) -> str:
     return advice
 
 
+def _fix_for_batch_size(spec: Spec, op: Op, size: int, slots: int, model: str, built: int) -> str:
+    """The fix for a call whose batch_size `size` (given, or Keras's default) is not the model's."""
+    default = ", Keras's default" if size == CALLS[op.kind].batch_size else ""
+    asked = f"batch_size={size:,}{default}"
+    head = (f"{op} sends its {plural(slots, 'sample')} as one batch ({asked}) to {model}" if slots < size
+            else f"{op} asks for batches of {slots:,} ({asked}) from {model}")
+    parts = [spec.fit_split(op), spec.fit_validation(op)] if op.kind == Kind.FIT else [op.samples]
+    # A twin for the batch asked works only when no part of the call ends with a partial batch.
+    twin = (f", or make a stateful twin for {slots:,} first (twin(batch_size={slots}), which takes the weights and "
+            "starts from zeros)" if all(part % slots == 0 for part in parts) else "")
+    return f"{head}, built for {built:,}: call it with batch_size={built}{twin}"
+
+
 def fix_for_call(spec: Spec, index: int, terms: Terms = Terms()) -> str:
     """How to make the workflow's call that holds layer call `index` give its stateful layer
     batches of exactly the size the model was built for."""
@@ -51,10 +64,8 @@ def fix_for_call(spec: Spec, index: int, terms: Terms = Terms()) -> str:
         op, built = invocation.op, invocation.batch_size
         slots = len(found[0].samples)
         model = f"the {invocation.model} model" if invocation.model else "the model"
-        if op.batch_size is not None and op.batch_size != built:
-            return (f"{op} asks for batches of {op.batch_size:,} from {model}, built for {built:,}: make a "
-                    f"stateful twin for them first (twin(batch_size={op.batch_size}), which takes the weights and "
-                    f"starts from zeros), or call it with batch_size={built}")
+        if op.batch_size is not None and op.batch_size != built and found[0].batch == 0:
+            return _fix_for_batch_size(spec, op, op.batch_size, slots, model, built)
         if op.kind.one_batch or slots != built and found[0].batch == 0 and op.kind != Kind.FIT:
             return (f"{op} sends {plural(slots, 'sample')} at once to {model}, built for batches of {built:,}: send "
                     f"{built:,}, or make a stateful twin for {slots:,} first (twin(batch_size={slots}))")

@@ -155,7 +155,7 @@ def run_mirror(spec: Spec, device: torch.device | None = None) -> Generator[Call
 
 def _with_inputs(spec: Spec, calls: Iterator[Call], device: torch.device) -> Iterator[tuple[Call, torch.Tensor]]:
     """The calls with their inputs, made a few batches at a time (per data, as they come)."""
-    per_call = spec.largest_batch * spec.timesteps * spec.features
+    per_call = max(1, spec.largest_batch) * spec.timesteps * spec.features  # a workflow may make no layer call
     group = max(1, INPUT_GROUP_VALUES // per_call)
     for stream, same in itertools.groupby(calls, key=lambda call: call.stream):
         while chunk := list(itertools.islice(same, group)):

@@ -107,6 +107,6 @@ given = None  # the states the last predict returned
 callbacks = [show]
 for _ in range(3):  # predict(4, initial_state='previous') * 3
     # predict(4, initial_state='previous')
-    show.start("predict", predict=(4, BATCH))
+    show.start("predict", predict=(4, 32))
     show.by_hand = given is not None
-    given = model.predict([data(4)[0], *(given if given is not None else zeros(4))], batch_size=BATCH, callbacks=callbacks, verbose=0)[1:]  # the states it returned, passed back by hand next time
+    given = model.predict([data(4)[0], *(given if given is not None else zeros(4))], batch_size=32, callbacks=callbacks, verbose=0)[1:]  # the states it returned, passed back by hand next time

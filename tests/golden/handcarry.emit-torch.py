@@ -87,4 +87,4 @@ given = None  # the states the last predict returned
 for _ in range(3):  # predict(4, initial_state='previous') * 3
     # predict(4, initial_state='previous')
     model.start("predict")
-    given = model.run("predict", 4, model.batch_size, given)
+    given = model.run("predict", 4, 32, given)

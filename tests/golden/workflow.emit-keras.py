@@ -1,4 +1,4 @@
-# Reproduces the state handling of: lstm-inspect --shape 8,5,1 --batch 4 --stateful --backend torch --reset epoch,predict --calls 'fit(epochs=2, shuffle=False, validation_samples=4); twin(batch_size=1); predict(3); reset_state(); predict_on_batch(1) * 2'
+# Reproduces the state handling of: lstm-inspect --shape 8,5,1 --batch 4 --stateful --backend torch --reset epoch,predict --calls 'fit(batch_size=4, epochs=2, shuffle=False, validation_samples=4); twin(batch_size=1); predict(3, batch_size=1); reset_state(); predict_on_batch(1) * 2'
 import os
 
 os.environ["KERAS_BACKEND"] = "torch"  # the backend these states are described for
@@ -120,18 +120,18 @@ show = ShowStates()
 model, BATCH = build(B), B
 given = None  # the states the last predict returned
 callbacks = [ResetStates(), show]
-# fit(epochs=2, shuffle=False, validation_samples=4)
-show.start("fit", train=(8, BATCH), test=(4, BATCH))
+# fit(batch_size=4, epochs=2, shuffle=False, validation_samples=4)
+show.start("fit", train=(8, 4), test=(4, 4))
 x_val, y_val = data(4)
-model.fit(x, y, batch_size=BATCH, epochs=2, shuffle=False, validation_data=(x_val, y_val), callbacks=callbacks, verbose=0)
+model.fit(x, y, batch_size=4, epochs=2, shuffle=False, validation_data=(x_val, y_val), callbacks=callbacks, verbose=0)
 # twin(batch_size=1)
 twin = build(1)  # a new model: its states start from zeros
 twin.set_weights(model.get_weights())  # the weights, never the states
 model, BATCH = twin, 1
 show.switch("twin")
-# predict(3)
-show.start("predict", predict=(3, BATCH))
-model.predict(data(3)[0], batch_size=BATCH, callbacks=callbacks, verbose=0)
+# predict(3, batch_size=1)
+show.start("predict", predict=(3, 1))
+model.predict(data(3)[0], batch_size=1, callbacks=callbacks, verbose=0)
 # reset_state()
 for rnn in rnn_layers(model):
     rnn.reset_state()

@@ -1,4 +1,4 @@
-# Reproduces the state handling of: lstm-inspect --shape 8,5,1 --batch 4 --stateful --backend torch --reset epoch,predict --calls 'fit(epochs=2, shuffle=False, validation_samples=4); twin(batch_size=1); predict(3); reset_state(); predict_on_batch(1) * 2'
+# Reproduces the state handling of: lstm-inspect --shape 8,5,1 --batch 4 --stateful --backend torch --reset epoch,predict --calls 'fit(batch_size=4, epochs=2, shuffle=False, validation_samples=4); twin(batch_size=1); predict(3, batch_size=1); reset_state(); predict_on_batch(1) * 2'
 import io
 
 import numpy as np
@@ -89,25 +89,25 @@ class Model:
 
 model = Model(build(), B)
 given = None  # the states the last predict returned
-# fit(epochs=2, shuffle=False, validation_samples=4)
+# fit(batch_size=4, epochs=2, shuffle=False, validation_samples=4)
 model.start("fit")
 for epoch in range(0, 2):
     model.reset_state()  # --reset epoch: on_epoch_begin
     order = torch.arange(8)
-    for batch, start in enumerate(range(0, 8, model.batch_size)):
-        model.train(f"{model.label('train')} e{epoch} b{batch}", x[order[start:start + model.batch_size]])
+    for batch, start in enumerate(range(0, 8, 4)):
+        model.train(f"{model.label('train')} e{epoch} b{batch}", x[order[start:start + 4]])
     if (epoch + 1) % 1 == 0:
         with torch.no_grad():  # validation runs through the same state, as in Keras
-            for batch, start in enumerate(range(0, 4, model.batch_size)):
-                model.call(f"{model.label('validation')} e{epoch} b{batch}", data(min(model.batch_size, 4 - start)))
+            for batch, start in enumerate(range(0, 4, 4)):
+                model.call(f"{model.label('validation')} e{epoch} b{batch}", data(min(4, 4 - start)))
 # twin(batch_size=1)
 twin = build()
 twin.load_state_dict(model.rnn.state_dict())  # the weights, never the states
 model = Model(twin, 1, "twin")
-# predict(3)
+# predict(3, batch_size=1)
 model.start("predict")
 model.reset_state()  # --reset predict: on_predict_begin
-model.run("predict", 3, model.batch_size)
+model.run("predict", 3, 1)
 # reset_state()
 model.reset_state()
 for _ in range(2):  # predict_on_batch(1) * 2
