@@ -122,6 +122,16 @@ def test_bad_workflows_are_one_line_usage_errors_and_nothing_runs(written, says)
     assert "Traceback" not in result.output and "Steps of" not in result.output
 
 
+def test_hand_carried_predicts_are_alike_when_keras_batches_them_alike():
+    # Keras's batch_size=32 and batch_size=2 make one batch of 2 samples alike.
+    alike = Spec(9, 2, 1, batch_size=2, backend="torch",
+                 workflow='predict(2, batch_size=2); predict(2, initial_state="previous") * 2')
+    assert [len(step.call.samples) for step in keras_steps(alike)] == [2, 2, 2]
+    with pytest.raises(SpecError, match="every predict call must be alike"):
+        Spec(9, 2, 1, batch_size=2, backend="torch", workflow='predict(4, batch_size=2); '
+                                                                'predict(4, initial_state="previous")')
+
+
 @pytest.mark.parametrize("arguments, says", [
     (["--epochs", "2"], "--calls cannot be combined with --epochs"),
     (["--predict-samples", "4"], "--calls cannot be combined with --predict-samples"),

@@ -140,8 +140,10 @@ class Spec:
                 raise SpecError("workflow", "{workflow}: " + f"{hand} carries a stateless layer's states by hand; "
                                 "a stateful layer carries its own (drop initial_state=, or use a stateless layer)")
         if self.hand_carried:
-            predicts = {(op.kind, op.samples, op.batch_size) for op in _distinct(self.workflow)
-                        if op.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH)}
+            # Alike as Keras batches them: predict(2) and predict(2, batch_size=2) are one batch of 2.
+            predicts = {(op.kind, op.samples, op.samples if op.kind.one_batch
+                         else min(op.batch_size or self.batch_size, op.samples))
+                        for op in _distinct(self.workflow) if op.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH)}
             others = {op.kind for op in _distinct(self.workflow)} - {Kind.PREDICT, Kind.PREDICT_ON_BATCH,
                                                                    Kind.RESET_STATE, Kind.SAVE_AND_LOAD}
             if others:
