@@ -23,7 +23,9 @@ def update_golden(request) -> bool:
 # `make mutation`: mutmut runs these tests in its copy of the project (mutants/), naming the mutant
 # under test in MUTANT_UNDER_TEST ("stats" while it learns which tests reach which function).
 if "MUTANT_UNDER_TEST" in os.environ:
+    import atexit
     import json
+    import shutil
     import tempfile
     from pathlib import Path
 
@@ -38,6 +40,8 @@ if "MUTANT_UNDER_TEST" in os.environ:
     _MUTATED_ROOT = Path(__file__).resolve().parent.parent
     _HITS = Path(tempfile.mkdtemp(prefix="lstm-inspect-mutation-hits-"))
     os.environ["LSTM_INSPECT_MUTATION_HITS"] = str(_HITS)
+    _MAKER = os.getpid()  # mutmut's workers fork from this process: only the process that made it removes it
+    atexit.register(lambda: os.getpid() == _MAKER and shutil.rmtree(_HITS, ignore_errors=True))
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(_MUTATED_ROOT), str(_MUTATED_ROOT / "tests" / "mutation"), *filter(None, [os.environ.get("PYTHONPATH")])])
 
