@@ -135,3 +135,45 @@ def test_the_mirror_holds_kerass_numbers(setup):
     for record, call in zip(records, observed.completed):
         for mirror, keras in [*zip(record.initial, call.initial), *zip(record.final, call.final)]:
             assert np.abs(mirror.numpy().astype(np.float64) - keras).max() < TOLERANCE, record.call.label
+
+
+# Keras's own default use_cudnn="auto", a stateful layer trained one batch: each backend in a
+# process of its own. FACTS says where it breaks (the oracle's models set use_cudnn=False).
+USE_CUDNN_PROBE = """
+import json, sys
+import numpy as np
+import keras
+found = {}
+for cell in ("LSTM", "GRU"):
+    for use_cudnn in ("auto", False):
+        model = keras.Sequential([keras.Input(batch_shape=(4, 5, 2)),
+                                  getattr(keras.layers, cell)(3, stateful=True, use_cudnn=use_cudnn),
+                                  keras.layers.Dense(1)])
+        model.compile("sgd", "mse")
+        x, y = np.ones((4, 5, 2), "float32"), np.ones((4, 1), "float32")
+        try:
+            model.train_on_batch(x, y)
+            trained = "trains"
+        except RuntimeError as error:
+            trained = "inplace" if "modified by an inplace operation" in str(error) else repr(error)
+        model.predict(x, batch_size=4, verbose=0)
+        found[f"{cell} {use_cudnn}"] = trained
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.parametrize("backend", ["torch", "tensorflow", "jax"])
+def test_use_cudnn_auto_breaks_stateful_training_where_facts_say(backend):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", USE_CUDNN_PROBE], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    breaks = facts_for(Spec(4, 5, 2, batch_size=4, stateful=True, backend=backend)).cudnn_breaks_stateful_training
+    assert found == {"LSTM auto": "inplace" if breaks else "trains", "LSTM False": "trains",
+                     "GRU auto": "inplace" if breaks else "trains", "GRU False": "trains"}
+    assert breaks == (backend == "torch")

@@ -132,7 +132,7 @@ def test_strict_turns_warnings_into_failures():
     args = ["--shape", "12,5,1", "--batch", "4", "--stateful", "--quiet"]
     assert CliRunner().invoke(main, args).exit_code == 0
     strict = CliRunner().invoke(main, [*args, "--strict"])
-    assert strict.exit_code == 1 and "--strict: 1 warning" in strict.stderr
+    assert strict.exit_code == 1 and "--strict: 2 warnings" in strict.stderr  # shuffle, use_cudnn
 
 
 def test_quiet_with_json_is_a_usage_error():

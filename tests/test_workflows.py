@@ -366,11 +366,31 @@ def test_jax_says_that_only_eager_calls_carry():
     assert "predict#2 b0" in result.stdout
 
 
-def test_a_loaded_lstm_trained_on_torch_is_warned_about():
-    result = run("--stateful", "--calls", "fit(shuffle=False); save_and_load(); fit(shuffle=False)", "--dry-run")
-    assert "use_cudnn=False is not saved" in " ".join(result.stderr.split())
-    rnn = run("--stateful", "--cell", "rnn", "--calls", "fit(shuffle=False); save_and_load(); fit()", "--dry-run")
-    assert "use_cudnn" not in rnn.stderr
+CUDNN = ('Keras 3 (torch) cannot train a stateful {cell} with use_cudnn="auto" (its default): fit and '
+         "train_on_batch raise RuntimeError in the first batch's backward (a variable needed for gradient computation "
+         "has been modified by an inplace operation), on the CPU too, while predict runs; build it with "
+         "{cell}(..., stateful=True, use_cudnn=False), as this tool's models are")
+
+
+@pytest.mark.parametrize("arguments, said", [
+    (["--stateful", "--calls", "fit(batch_size=4)"], CUDNN.format(cell="LSTM")),
+    (["--stateful", "--cell", "gru", "--calls", "train_on_batch(4)"], CUDNN.format(cell="GRU")),
+    (["--stateful", "--epochs", "2"], CUDNN.format(cell="LSTM")),  # the shorthand fits
+    (["--stateful", "--calls", "fit(batch_size=4); save_and_load(); fit(batch_size=4)"],
+     CUDNN.format(cell="LSTM") + ": it is not saved, so set rnn.use_cudnn = False again on each layer "
+                                 "keras.models.load_model returns"),
+    (["--stateful", "--calls", "predict(4) * 2"], None),  # predict runs
+    (["--stateful", "--cell", "rnn", "--calls", "fit(batch_size=4); save_and_load(); fit(batch_size=4)"], None),
+    (["--calls", "fit(batch_size=4)"], None),  # stateless
+    (["--stateful", "--calls", "fit(batch_size=4)", "--backend", "tensorflow"], None),
+    (["--stateful", "--calls", "fit(batch_size=4)", "--backend", "jax"], None),
+])
+def test_stateful_lstm_and_gru_training_on_torch_is_warned_about_use_cudnn(arguments, said):
+    backend = [] if "--backend" in arguments else ["--backend", "torch"]
+    result = CliRunner().invoke(main, ["--shape", "8,3,1", "--batch", "4", *backend, "--no-shuffle", *arguments,
+                                       "--dry-run", "--format", "json"])
+    warnings = [warning for warning in json.loads(result.stdout)["warnings"] if "use_cudnn" in warning]
+    assert warnings == ([said] if said else [])
 
 
 @pytest.mark.parametrize("workflow, settings", [

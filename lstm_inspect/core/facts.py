@@ -47,6 +47,10 @@ class Facts:
     # raise InvalidArgumentError). None: nothing is traced (torch, and JAX's check runs always).
     traces: Mapping[str, str] | None = None
     predict_fixes_short: bool = False  # Keras 3: predict of fewer samples than batch_size fixes it too
+    # A stateful LSTM or GRU with use_cudnn="auto" (the default) raises RuntimeError in the first
+    # training batch's backward ("... modified by an inplace operation"), on the CPU too; predict
+    # works, and use_cudnn=False trains (keras-team/keras#20875).
+    cudnn_breaks_stateful_training: bool = False
 
     @property
     def name(self) -> str:
@@ -57,7 +61,8 @@ class Facts:
 FACTS = {
     (KerasVersion.THREE, Backend.TORCH): Facts(
         KerasVersion.THREE, Backend.TORCH, "Keras 3.15.1, torch 2.13.0", "3.15.1",
-        carries=True, broadcasts_one=False, error_type="ValueError", raises_before_first_batch=True),
+        carries=True, broadcasts_one=False, error_type="ValueError", raises_before_first_batch=True,
+        cudnn_breaks_stateful_training=True),
     # TensorFlow adds the lone sample's projections to every state row: broadcasting, no error,
     # in a compiled step (Keras's default; with run_eagerly=True Keras raises its ValueError).
     (KerasVersion.THREE, Backend.TENSORFLOW): Facts(

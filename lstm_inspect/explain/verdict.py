@@ -45,12 +45,7 @@ def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
                      "previous batch's first timestep, so consecutive batches are not one long "
                      "bidirectional sequence (see the continuation evidence)")
     found += _validation_warning(spec, terms)
-    if _loaded_then_trained(spec):
-        found.append(f"{facts_for(spec).name} cannot train a stateful {spec.cell.keras_name} loaded with "
-                     "keras.models.load_model: use_cudnn=False is not saved, and with its default (\"auto\") "
-                     "fit and train_on_batch raise RuntimeError (a variable needed for gradient computation has "
-                     "been modified by an inplace operation); set rnn.use_cudnn = False on each loaded "
-                     "layer, as this tool's models do")
+    found += _cudnn_warning(spec)
     if spec.workflow is None and spec.predict_samples:
         found.append("predict starts from the state fit left: reset the layer before predict "
                      "if its sequences do not continue the training data")
@@ -82,12 +77,19 @@ def _broadcast_warning(spec: Spec, where: str, predict: bool) -> str:
             f"state and every slot's state is overwritten{rows}: garbage; make every batch hold exactly {size}")
 
 
-def _loaded_then_trained(spec: Spec) -> bool:
-    """A stateful LSTM or GRU saved, loaded and trained by Keras 3 on torch (keras-team/keras#20875)."""
-    kinds = {op.kind for op in distinct(spec.workflow or ())}
-    return (spec.stateful and spec.keras == KerasVersion.THREE and spec.backend == Backend.TORCH
-            and spec.cell != Cell.RNN and Kind.SAVE_AND_LOAD in kinds
-            and bool(kinds & {Kind.FIT, Kind.TRAIN_ON_BATCH}))
+def _cudnn_warning(spec: Spec) -> list[str]:
+    """A stateful LSTM or GRU trained where use_cudnn="auto" breaks its backward (keras-team/keras#20875)."""
+    kinds = {op.kind for op in distinct(spec.plan)}
+    if not (facts_for(spec).cudnn_breaks_stateful_training and spec.stateful and spec.cell != Cell.RNN
+            and kinds & {Kind.FIT, Kind.TRAIN_ON_BATCH}):
+        return []
+    name = spec.cell.keras_name
+    loaded = (": it is not saved, so set rnn.use_cudnn = False again on each layer keras.models.load_model "
+              "returns" if Kind.SAVE_AND_LOAD in kinds else "")
+    return [f"{facts_for(spec).name} cannot train a stateful {name} with use_cudnn=\"auto\" (its default): fit and "
+            "train_on_batch raise RuntimeError in the first batch's backward (a variable needed for gradient "
+            "computation has been modified by an inplace operation), on the CPU too, while predict runs; build "
+            f"it with {name}(..., stateful=True, use_cudnn=False), as this tool's models are{loaded}"]
 
 
 def _fits(spec: Spec) -> list[Op]:
