@@ -72,6 +72,13 @@ SETUPS = {
                  "predict_on_batch(2); predict(4, batch_size=1)"),
     "workflow: states carried by hand": dict(samples=8, timesteps=3, features=1, batch_size=4,
                                              workflow='predict(4, initial_state="previous") * 3'),
+    # Validation traced the test function in batches of 1; evaluate's batch of 2 (Keras's default
+    # batch_size) runs in it with the dimension open: on Keras 3's TensorFlow a one-row state fails
+    # tf.while_loop's shape invariant (ValueError), on tf-keras TensorFlow's shape check.
+    "workflow: a one-row state meets a batch of two": dict(samples=4, timesteps=3, features=1, batch_size=1,
+                                                           stateful=True, shuffle=False, bidirectional=True,
+                                                           workflow="fit(validation_samples=2, batch_size=1); "
+                                                                    "evaluate(2)"),
     "workflow: validation_split and validation_freq": dict(
         samples=8, timesteps=3, features=1, batch_size=2, stateful=True,
         workflow="fit(epochs=3, validation_split=0.5, validation_freq=2, shuffle=False, batch_size=2)"),

@@ -51,6 +51,9 @@ class Facts:
     # training batch's backward ("... modified by an inplace operation"), on the CPU too; predict
     # works, and use_cudnn=False trains (keras-team/keras#20875).
     cudnn_breaks_stateful_training: bool = False
+    # Keras 3 on TensorFlow, in a function whose trace left the batch dimension open: a state of
+    # one row fed more samples fails tf.while_loop's shape invariant, a ValueError, at the trace.
+    one_row_state_loop_error: bool = False
 
     @property
     def name(self) -> str:
@@ -70,7 +73,7 @@ FACTS = {
         carries=True, broadcasts_one=True, error_type="InvalidArgumentError", raises_before_first_batch=False,
         traces={"fit": "train", "validation": "test", "evaluate": "test", "predict": "predict",
                 "train_on_batch": "train_on_batch", "test_on_batch": "test_on_batch",
-                "predict_on_batch": "predict_on_batch"}, predict_fixes_short=True),
+                "predict_on_batch": "predict_on_batch"}, predict_fixes_short=True, one_row_state_loop_error=True),
     # The state variables are created untracked, so JAX's stateless train, test and predict
     # steps drop their assignments: every call starts from the zeros they were created with.
     (KerasVersion.THREE, Backend.JAX): Facts(
@@ -116,12 +119,19 @@ def keras_error(facts: Facts, expected: int, received: int, units: int) -> tuple
     samples when the state holds `expected`; real Keras's message contains a match of
     `pattern`. TensorFlow's shape check names whichever node fails first: the order of the
     two shapes and their width (the units, or an LSTM's four gates) vary."""
+    if facts.one_row_state_loop_error and expected == 1 and received > 1:
+        message = (f"Input tensor `.../ReadVariableOp:0` enters the loop with shape (1, {units}), but has shape "
+                   f"(None, {units}) after one iteration (tf.while_loop's shape invariant: the state holds one row, "
+                   f"the batch {received})")
+        return "ValueError", message, r"enters the loop with shape \(1, \d+\), but has shape \(None, \d+\)"
     if facts.error_type == "InvalidArgumentError":
         message = (f"Incompatible shapes between the {received}-sample batch and the {expected}-row state "
                    f"(TensorFlow's shape check, e.g. \"Incompatible shapes: [{received},{units}] vs. "
                    f"[{expected},{units}]\")")
         sizes = f"({received}|{expected})"
-        return facts.error_type, message, rf"Incompatible shapes: \[{sizes},\d+\] vs\. \[{sizes},\d+\]"
+        # A one-row state broadcasts in the step, then the outputs' stack fails to merge (tf-keras).
+        shapes = rf"\[{sizes},\d+\] vs\. \[{sizes},\d+\]"
+        return facts.error_type, message, rf"Incompatible shapes(?: during merge)?: {shapes}"
     message = stateful_batch_mismatch_message(expected, received)
     return facts.error_type, message, re.escape(message)
 
