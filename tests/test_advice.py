@@ -75,7 +75,8 @@ def test_data_in_the_right_and_the_wrong_order(tmp_path):
                                        "--data", right, "--dry-run", "--format", "json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
-    assert report["data"] == {"path": right, "rows": 12, "stride": 2, "slot_stride": None}  # 2 x 2 = T: no overlap
+    assert report["data"] == {"path": right, "rows": 12, "stride": 2, "slot_stride": None,  # 2 x 2 = T: no overlap
+                              "series": None}
     assert "the carry follows the data" in {item["key"]: item["text"] for item in report["advice"]}["data"]
     wrong = write(tmp_path / "wrong.npy", sliding[np.random.default_rng(0).permutation(12)])
     shuffled = CliRunner().invoke(main, ["--shape", "12,4,1", "--batch", "2", "--stateful", "--no-shuffle",
@@ -155,7 +156,13 @@ SLIDING = ("your 12 rows are sliding windows of one series, each {s} on from the
     (True, None, 4, "row j+2 of your data is row j moved 4 steps on (x[j+2, :-4] == x[j, 4:]): each slot runs one "
      "series of overlapping windows, so the carry follows it"),
     (True, None, 3, "row j+2 of your data is row j moved 3 steps on (x[j+2, :-3] == x[j, 3:]): each slot runs one "
-     "series of overlapping windows, so the carry re-reads it"),
+     "series of overlapping windows, so the carry re-reads 1 step of each window"),
+    (False, None, 3, "row j+2 of your data is row j moved 3 steps on (x[j+2, :-3] == x[j, 3:]): each slot runs one "
+     "series of overlapping windows, so a stateful layer would carry each slot along its series; a stateless one "
+     "carries nothing"),
+    (False, None, None, "no row of your 12 overlaps the next or the one 2 rows on: the file cannot show whether its "
+     "rows continue each other (back-to-back windows leave no overlap to see). A stateless layer carries nothing "
+     "from row to row: their order does not matter to it"),
     (True, None, None, "no row of your 12 overlaps the next or the one 2 rows on: the file cannot show whether its "
      "rows continue each other (back-to-back windows leave no overlap to see). A stateful layer carries row j into "
      "row j+2: make row j+2 the window after row j, as stateful_layout does"),

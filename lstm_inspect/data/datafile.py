@@ -7,6 +7,7 @@ Pure numpy.
 
 from __future__ import annotations
 
+import dataclasses
 import mmap
 import os
 import stat
@@ -24,15 +25,29 @@ from .memory import rooms
 class Continuity:
     """What a data file's rows show: `stride` s > 0 where each row is the row before moved s
     steps on (x[j+1, :-s] == x[j, s:] for every j: sliding windows of one series), and
-    `slot_stride` the same between row j and row j+B (what a stateful layer carries)."""
+    `slot_stride` the same between row j and row j+B (what a stateful layer carries). Where most
+    neighbouring rows, not all, are so: `series` (see Series)."""
 
     rows: int
     stride: int | None
     slot_stride: int | None
     path: str = ""  # the file read, when there is one
+    series: Series | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"path": self.path, "rows": self.rows, "stride": self.stride, "slot_stride": self.slot_stride}
+        return {"path": self.path, "rows": self.rows, "stride": self.stride, "slot_stride": self.slot_stride,
+                "series": None if self.series is None else dataclasses.asdict(self.series)}
+
+
+@dataclass(frozen=True)
+class Series:
+    """Sliding windows of several series, one series after another: `overlapping` of the rows - 1
+    neighbouring pairs (more than half) are row j moved `stride` steps on; `windows` rows per
+    series where every series has as many (None where they differ)."""
+
+    stride: int
+    overlapping: int
+    windows: int | None
 
 
 def _shift(x: Any, gap: int, chunk_rows: int) -> int | None:
@@ -101,8 +116,42 @@ def _rows(x: Any, start: int, stop: int) -> np.ndarray:
 
 def continuity(x: Any, batch_size: int, chunk_rows: int = 4096, path: str = "") -> Continuity:
     """Read `x` (rows, T, F), memory-mapped or not, a chunk of rows at a time."""
-    return Continuity(int(x.shape[0]), _shift(x, 1, chunk_rows), _shift(x, batch_size, chunk_rows)
-                      if batch_size > 1 else None, path)
+    stride = _shift(x, 1, chunk_rows)
+    return Continuity(int(x.shape[0]), stride, _shift(x, batch_size, chunk_rows) if batch_size > 1 else None,
+                      path, None if stride is not None else _series(x, chunk_rows))
+
+
+FIRST_PAIRS = 64  # the neighbouring pairs searched for a stride to count: the first series' windows
+
+
+def _series(x: Any, chunk_rows: int) -> Series | None:
+    """Most, not all, neighbouring rows overlap: the stride most pairs share (among those of the
+    first overlapping pair), how many, and the rows per series when every run is as long."""
+    rows = x.shape[0]
+    if rows < 3 or x.shape[1] < 2:
+        return None
+    strides = next((found for j in range(min(rows - 1, FIRST_PAIRS))
+                    if (found := _overlaps(np.asarray(x[j]), np.asarray(x[j + 1])))), [])
+    counted = [_runs(x, stride, chunk_rows) for stride in strides]
+    best = max(counted, default=None, key=lambda found: found.overlapping)
+    return best if best is not None and 2 * best.overlapping > rows - 1 else None
+
+
+def _runs(x: Any, stride: int, chunk_rows: int) -> Series:
+    """The pairs (row j, row j+1) where row j+1 is row j moved `stride` steps on, and the rows per
+    run of such pairs, in one pass a chunk at a time (no per-row record is kept)."""
+    rows = x.shape[0]
+    overlapping, run_start, lengths = 0, 0, set[int]()
+    for start in range(0, rows - 1, chunk_rows):
+        chunk = _rows(x, start, min(rows, start + chunk_rows + 1))
+        shifted = (chunk[1:, :-stride] == chunk[:-1, stride:]).reshape(len(chunk) - 1, -1).all(axis=1)
+        overlapping += int(shifted.sum())
+        starts = np.flatnonzero(~shifted) + start + 1  # the rows that start a new run
+        if len(starts) and len(lengths) < 2:  # two lengths already: the runs differ, and that is all we say
+            lengths.update(np.unique(np.diff(starts, prepend=run_start)).tolist())
+        run_start = int(starts[-1]) if len(starts) else run_start
+    lengths.add(rows - run_start)
+    return Series(stride, overlapping, lengths.pop() if len(lengths) == 1 else None)
 
 
 def open_data(path: str, key: str | None = None) -> np.ndarray:

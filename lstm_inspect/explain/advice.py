@@ -15,7 +15,7 @@ from ..core.facts import facts_for
 from ..core.spec import Spec
 from ..core.words import Terms, plural
 from ..core.workflow import Kind, distinct
-from ..data.datafile import Continuity
+from ..data.datafile import Continuity, Series
 
 
 @dataclass(frozen=True)
@@ -124,10 +124,36 @@ def _data(spec: Spec, data: Continuity) -> Advice:
     if data.slot_stride is not None:
         s = data.slot_stride
         text = (f"row j+{b:,} of your data is row j moved {plural(s, 'step')} on (x[j+{b}, :-{s}] == x[j, {s}:]): "
-                "each slot "
-                f"runs one series of overlapping windows, so the carry {'follows' if s == t else 're-reads'} it")
+                "each slot runs one series of overlapping windows, so "
+                + (("the carry follows it" if s == t else f"the carry re-reads {plural(t - s, 'step')} of each window")
+                   if spec.stateful
+                   else "a stateful layer would carry each slot along its series; a stateless one carries nothing"))
         return Advice("data", text)
-    return Advice("data", f"no row of your {data.rows:,} overlaps the next or the one {b:,} rows on: the file cannot "
-                          "show whether its rows continue each other (back-to-back windows leave no overlap to "
-                          f"see). {carries[0].upper() + carries[1:]}: make row j+{b:,} the window after row j, "
-                          "as stateful_layout does")
+    if data.series is not None:
+        return Advice("data", _series_order(spec, data.rows, data.series))
+    unseen = (f"no row of your {data.rows:,} overlaps the next or the one {b:,} rows on: the file cannot show whether "
+              "its rows continue each other (back-to-back windows leave no overlap to see). ")
+    if not spec.stateful:
+        return Advice("data", unseen + "A stateless layer carries nothing from row to row: their order does not "
+                                       "matter to it")
+    return Advice("data", unseen + f"{carries[0].upper() + carries[1:]}: make row j+{b:,} the window after row j, "
+                                   "as stateful_layout does")
+
+
+def _series_order(spec: Spec, rows: int, series: Series) -> str:
+    """Rows in series order: each series' sliding windows one after another."""
+    b, t, s = spec.batch_size, spec.timesteps, series.stride
+    count = rows // series.windows if series.windows else None
+    what = (f"{count:,} series of {series.windows:,} sliding windows each" if count
+            else "sliding windows of several series")
+    text = (f"{series.overlapping:,} of your {rows - 1:,} neighbouring rows overlap, row j+1 being row j moved "
+            f"{plural(s, 'step')} on (x[j+1, :-{s}] == x[j, {s}:]): your rows are {what}, one series after another")
+    if not spec.stateful:
+        return text + ". A stateless layer carries nothing from row to row: their order does not matter to it"
+    text += (f". A stateful layer carries row j into row j+{b:,}, not into the next window of its series: put the "
+             "series side by side, one per slot")
+    if count:
+        text += (f" (batch_size={count}, and x.reshape({count}, {series.windows}, {t}, -1).swapaxes(0, 1)"
+                 f".reshape(-1, {t}, x.shape[-1]) makes row j+{count} the window after row j)")
+    return text + (f"; the windows overlap ({plural(s, 'step')} on while a window holds {t:,}), so even then the "
+                   "carry re-reads steps: cut back-to-back windows from each series with stateful_layout")
