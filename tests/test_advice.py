@@ -181,7 +181,8 @@ def test_the_keras_2_advice_reads_in_full_and_in_order():
                         backend="tensorflow"))
     assert [(item.key, item.text) for item in found[:4]] == [
         ("batch size", "fix the batch size on the first layer: LSTM(units, stateful=True, batch_input_shape=(4, 5, 2)),"
-                       " or keras.Input(batch_shape=(4, 5, 2))"),
+                       " or keras.Input(batch_shape=(4, 5, 2)); without it tf-keras raises \"If a RNN is "
+                       "stateful, it needs to know its batch size\""),
         ("reset", "tf-keras resets every stateful layer at once: model.reset_states() (or layer.reset_states() for "
                   "one)"),
         ("set states", "give a stateful layer chosen states with layer.reset_states(states=[h, c]) (numpy arrays of "

@@ -184,3 +184,45 @@ def test_use_cudnn_auto_breaks_stateful_training_where_facts_say(backend):
     assert found == {"LSTM auto": "inplace" if breaks else "trains", "LSTM False": "trains",
                      "GRU auto": "inplace" if breaks else "trains", "GRU False": "trains"}
     assert breaks == (backend == "torch")
+
+
+# A stateful layer on an input of no fixed batch size: Keras's build error, per Keras and backend.
+UNFIXED_BATCH_PROBE = """
+import json, sys
+import numpy as np
+keras2 = sys.argv[1] == "2"
+if keras2:
+    import tf_keras as keras
+    first = keras.layers.InputLayer(input_shape=(5, 2))
+else:
+    import keras
+    first = keras.Input(shape=(5, 2))
+found = {}
+for cell in ("LSTM", "GRU", "SimpleRNN"):
+    try:
+        keras.Sequential([first, getattr(keras.layers, cell)(3, stateful=True), keras.layers.Dense(1)])
+        found[cell] = "built"
+    except ValueError as error:
+        found[cell] = str(error)
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.parametrize("keras, backend", [("3", "torch"), ("3", "tensorflow"), ("3", "jax"), ("2", "tensorflow")])
+def test_a_stateful_layer_without_a_fixed_batch_size_is_refused_as_keras_refuses_it(keras, backend):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from lstm_inspect.core.errors import SpecError
+
+    done = subprocess.run([sys.executable, "-c", UNFIXED_BATCH_PROBE, keras], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    with pytest.raises(SpecError) as refused:
+        Spec(8, 5, 2, batch_size=4, stateful=True, keras=keras, backend=backend, fixed_batch=False)
+    said = str(refused.value).split('("', 1)[1].split('")', 1)[0]  # Keras's words, as the tool quotes them
+    for cell, message in found.items():
+        assert message.startswith(said), (cell, message)

@@ -30,7 +30,7 @@ VALUES = {
     "keras": ["--keras", "3"], "backend": ["--backend", "torch"], "reset": ["--reset", "never"],
     "val_samples": ["--val-samples", "4"], "predict_samples": ["--predict-samples", "4"],
     "workflow": ["--calls", "fit(); predict(4)"], "data": ["--data", "{data}"], "data_key": ["--data-key", "x"],
-    "units": ["--units", "4"], "seed": ["--seed", "3"],
+    "units": ["--units", "4"], "seed": ["--seed", "3"], "fixed_batch": ["--no-fixed-batch"],
     "output_format": ["--format", "json"], "view": ["--view", "timeline"], "ascii_only": ["--ascii"],
     "svg": ["--svg", "{export}.svg"], "html": ["--html", "{export}.html"], "max_rows": ["--max-rows", "5"],
     "no_slots": ["--no-slots"], "advice": ["--no-advice"],
@@ -42,7 +42,8 @@ VALUES = {
     "quiet": ["--quiet"],
 }
 SETUP = ["shape", "batch_size", "stateful", "epochs", "shuffle", "no_shuffle", "cell", "layers", "bidirectional",
-         "keras", "backend", "reset", "val_samples", "predict_samples", "workflow", "data", "data_key", "units", "seed"]
+         "keras", "backend", "reset", "val_samples", "predict_samples", "workflow", "data", "data_key", "units", "seed",
+         "fixed_batch"]
 OUTPUT = ["output_format", "view", "ascii_only", "svg", "html", "max_rows", "no_slots", "advice"]
 RUN = ["device", "max_steps", "dry_run", "evidence", "evidence_batch", "against"]
 CI = ["expect_resets", "expect_slot_resets", "expect_carries", "expect_error", "strict", "quiet"]
@@ -79,8 +80,8 @@ def value(name, files):
 
 
 def flag_of(name):
-    """The option as the refusal names it: its first spelling."""
-    return {"advice": "--advice", "evidence": "--evidence", "expect_error": "--expect-error"}.get(name, VALUES[name][0])
+    """The option as the refusal names it: as given (--no-advice, not --advice)."""
+    return VALUES[name][0]
 
 
 def refused(arguments):

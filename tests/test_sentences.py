@@ -154,7 +154,9 @@ def test_the_shorthands_verdict_names_its_numbers(options, says):
 
 def test_the_advice_names_the_batch_shape_and_the_layout_in_numbers():
     found = advice("--shape", "12,5,3", "--batch", "4", "--stateful", "--no-shuffle", "--backend", "torch")
-    assert found["batch size"] == ("fix the batch size with keras.Input(batch_shape=(4, 5, 3)): Keras 3 refuses "
+    assert found["batch size"] == ("fix the batch size with keras.Input(batch_shape=(4, 5, 3)) or "
+                                   "keras.Input(shape=(5, 3), batch_size=4): without it Keras raises \"When using "
+                                   "`stateful=True` in a RNN, the batch size must be static\"; Keras 3 refuses "
                                    "LSTM(batch_input_shape=...) (\"Unrecognized keyword arguments passed to LSTM\")")
     assert found["layout"] == ("row j+4 must continue row j (slot i of batch k+1 continues slot i of batch k), not "
                                "row j+1: with 12 rows each slot runs 3 windows of one series. From long series, "

@@ -1,5 +1,9 @@
-import pytest
+import json
 
+import pytest
+from click.testing import CliRunner
+
+from lstm_inspect.cli import main
 from lstm_inspect.core.choices import ResetKind, ResetPolicy
 from lstm_inspect.core.errors import SpecError
 from lstm_inspect.core.spec import Spec, parse_shape
@@ -53,3 +57,29 @@ def test_spec_json_names_every_field():
         "shuffle": True, "reset": "every:2", "val_samples": 0, "predict_samples": 0, "units": 8, "seed": 0,
         "cell": "lstm", "layers": 1, "bidirectional": False, "keras": "3",
         "backend": "torch", "workflow": None, "calls": "fit()"}
+
+
+@pytest.mark.parametrize("keras, said, fix", [
+    ("3", "When using `stateful=True` in a RNN, the batch size must be static. Found dynamic batch size: "
+          "sequence.shape=(None, 5, 2)",
+     "keras.Input(batch_shape=(4, 5, 2)), or keras.Input(shape=(5, 2), batch_size=4)"),
+    ("2", "If a RNN is stateful, it needs to know its batch size. Specify the batch size of your input tensors",
+     "batch_input_shape=(4, 5, 2) on the first layer, or keras.Input(batch_shape=(4, 5, 2))"),
+])
+def test_a_stateful_layer_on_an_input_of_no_fixed_batch_size_is_kerass_build_error(keras, said, fix):
+    result = CliRunner().invoke(main, ["--shape", "8,5,2", "--batch", "4", "--stateful", "--no-fixed-batch",
+                                       "--keras", keras, "--dry-run"])
+    assert result.exit_code == 2 and result.stdout == "" and result.stderr.count("\n") == 1, result.output
+    assert (f"--stateful with --no-fixed-batch: Keras raises ValueError when the model is built, before any call "
+            f"(\"{said}\"): build it with {fix}") in result.stderr
+    with pytest.raises(SpecError) as error:
+        Spec(8, 5, 2, batch_size=4, stateful=True, keras=keras, fixed_batch=False)
+    assert error.value.field == "fixed_batch"
+    # A stateless layer needs no fixed batch size: the same answer, said in the JSON's spec.
+    stateless = CliRunner().invoke(main, ["--shape", "8,5,2", "--batch", "4", "--no-fixed-batch", "--dry-run",
+                                          "--format", "json"])
+    fixed = CliRunner().invoke(main, ["--shape", "8,5,2", "--batch", "4", "--dry-run", "--format", "json"])
+    unfixed_report, fixed_report = json.loads(stateless.stdout), json.loads(fixed.stdout)
+    assert unfixed_report["spec"].pop("fixed_batch") is False and "fixed_batch" not in fixed_report["spec"]
+    assert unfixed_report == fixed_report
+    assert Spec.from_json(json.loads(stateless.stdout)["spec"]).fixed_batch is False

@@ -28,8 +28,10 @@ FORMAT_ONLY = {"view": ("table",), "ascii_only": ("table",), "svg": ("table",), 
 
 
 def option_name(ctx: click.Context, name: str) -> str:
+    """The option as given: of a pair of flags (--stateful/--stateless), the one the value says."""
     param = next(p for p in ctx.command.params if p.name == name)
-    return param.opts[0]
+    off = isinstance(param, click.Option) and param.secondary_opts and ctx.params.get(name) is False
+    return param.secondary_opts[0] if off else param.opts[0]
 
 
 def reject_conflicts(ctx: click.Context) -> None:
@@ -59,4 +61,5 @@ def reject_conflicts(ctx: click.Context) -> None:
 REPLAY_CONFLICTS = ("data", "data_key", "shape", "batch_size", "stateful", "epochs", "shuffle", "no_shuffle", "cell",
                     "layers",
                     "bidirectional", "keras", "backend", "reset", "val_samples", "predict_samples", "workflow",
-                    "units", "seed", "device", "max_steps", "dry_run", "evidence", "evidence_batch", "against", "emit")
+                    "fixed_batch", "units", "seed", "device", "max_steps", "dry_run", "evidence", "evidence_batch",
+                    "against", "emit")

@@ -106,6 +106,10 @@ SETUP_OPTIONS = [
     click.option("--layers", type=ASCII_INT, default=1, show_default=True,
                  help="Stacked recurrent layers, each with its own state per slot."),
     click.option("--bidirectional", is_flag=True, help="Wrap each layer in Bidirectional."),
+    click.option("--fixed-batch/--no-fixed-batch", "fixed_batch", default=True, show_default=True,
+                 help="Whether the model's input fixes the batch size (keras.Input(batch_shape=(B, T, F))); "
+                      "--no-fixed-batch: keras.Input(shape=(T, F)), which a stateful layer refuses (Keras's "
+                      "error, with the fix). The emitted programs fix it."),
     click.option("--keras", type=click.Choice([k.value for k in KerasVersion]),
                  default=KerasVersion.THREE.value, show_default=True,
                  help="The Keras whose API and errors to describe: 3, or 2 (tf-keras, on TensorFlow)."),

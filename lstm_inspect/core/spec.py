@@ -57,6 +57,9 @@ class Spec:
     # The calls made on the model (also as --calls text); None: fit (epochs, val_samples),
     # then predict (predict_samples) when asked for.
     workflow: Workflow | None = None
+    # Whether the model's input fixes the batch size (keras.Input(batch_shape=(B, T, F))); a
+    # stateful layer needs it, and Keras refuses to build one without.
+    fixed_batch: bool = True
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -66,6 +69,8 @@ class Spec:
             object.__setattr__(self, "workflow", parse(self.workflow))
         if self.workflow is not None:
             self._check_workflow()
+        if self.stateful and not self.fixed_batch:
+            raise SpecError("fixed_batch", "{stateful} with {fixed_batch}: " + unbuildable_stateful(self))
         if self.reset and not self.stateful:
             # A stateless layer holds no state between calls: a reset callback would
             # change nothing, so asking for one is a misunderstanding worth stopping.
@@ -233,6 +238,8 @@ class Spec:
 
     def to_json(self) -> dict[str, Any]:
         fields = dataclasses.asdict(self)
+        if self.fixed_batch:  # as every file before the setting was written
+            del fields["fixed_batch"]
         fields.update(shuffle=self.shuffle.keras_value, reset=str(self.reset), cell=str(self.cell),
                       keras=str(self.keras), backend=str(self.backend),
                       workflow=None if self.workflow is None else text(self.workflow), calls=text(self.plan))
@@ -247,7 +254,21 @@ class Spec:
 
 _INTS = ("samples", "timesteps", "features", "batch_size", "epochs", "val_samples", "predict_samples", "units",
          "seed", "layers")
-_FLAGS = ("stateful", "bidirectional")
+_FLAGS = ("stateful", "bidirectional", "fixed_batch")
+
+
+def unbuildable_stateful(spec: Spec) -> str:
+    """What Keras raises building a stateful layer on an input of no fixed batch size, and the fix."""
+    t, f, b = spec.timesteps, spec.features, spec.batch_size
+    if spec.keras == KerasVersion.TWO:
+        said = ("If a RNN is stateful, it needs to know its batch size. Specify the batch size of your input "
+                "tensors")
+        fix = f"batch_input_shape=({b}, {t}, {f}) on the first layer, or keras.Input(batch_shape=({b}, {t}, {f}))"
+    else:
+        said = (f"When using `stateful=True` in a RNN, the batch size must be static. Found dynamic batch size: "
+                f"sequence.shape=(None, {t}, {f})")
+        fix = f"keras.Input(batch_shape=({b}, {t}, {f})), or keras.Input(shape=({t}, {f}), batch_size={b})"
+    return (f"Keras raises ValueError when the model is built, before any call (\"{said}\"): build it with {fix}")
 
 
 def _distinct(workflow: Workflow | None) -> set[Op]:

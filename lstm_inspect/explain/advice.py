@@ -50,7 +50,8 @@ def _api(spec: Spec) -> list[Advice]:
                                       "(numpy arrays of shape (B, units))")]
         items.insert(0, Advice("batch size", f"fix the batch size on the first layer: {layer}(units, "
                                              f"stateful=True, batch_input_shape=({b}, {t}, {f})), or "
-                                             f"keras.Input(batch_shape=({b}, {t}, {f}))"))
+                                             f"keras.Input(batch_shape=({b}, {t}, {f})); without it tf-keras "
+                                             "raises \"If a RNN is stateful, it needs to know its batch size\""))
     else:
         items = [Advice("reset", "Keras 3's Model has no reset_states(): reset each recurrent layer, "
                                  "for layer in model.layers: if isinstance(layer, keras.layers.RNN): "
@@ -58,9 +59,11 @@ def _api(spec: Spec) -> list[Advice]:
                                  "layer.backward_layer)"),
                  Advice("set states", "reset_state() takes no argument in Keras 3 (TypeError): set chosen states "
                                       "with layer.states[i].assign(value), i = 0 for h and 1 for c")]
-        items.insert(0, Advice("batch size", f"fix the batch size with keras.Input(batch_shape=({b}, {t}, {f})): "
-                                             f"Keras 3 refuses {layer}(batch_input_shape=...) (\"Unrecognized "
-                                             "keyword arguments passed to " + layer + "\")"))
+        items.insert(0, Advice("batch size", f"fix the batch size with keras.Input(batch_shape=({b}, {t}, {f})) "
+                                             f"or keras.Input(shape=({t}, {f}), batch_size={b}): without it Keras "
+                                             "raises \"When using `stateful=True` in a RNN, the batch size must be "
+                                             f"static\"; Keras 3 refuses {layer}(batch_input_shape=...) "
+                                             "(\"Unrecognized keyword arguments passed to " + layer + "\")"))
     hand = ("carry states yourself with a stateless layer: " + layer + "(units, return_state=True) returns the "
             "final states after the output; pass them back as initial_state=[h, c] in the next call "
             "(a model taking them as inputs)")
