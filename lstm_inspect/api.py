@@ -51,8 +51,11 @@ def _check_arguments(spec: Spec, device: str, evidence_batch: int, max_steps: in
 
         if not cuda_available():
             raise ValueError("device='cuda', but CUDA is not available here: use 'cpu' or 'auto'")
-    for name, value, least in (("evidence_batch", evidence_batch, 0), ("max_steps", max_steps, 1)):
-        if value is None and name == "max_steps":
-            continue
-        if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ValueError(f"{name} must be a whole number of at least {least}, got {value!r}")
+    if not _whole(evidence_batch, 0):
+        raise ValueError(f"evidence_batch must be a whole number of at least 0, got {evidence_batch!r}")
+    if max_steps is not None and not _whole(max_steps, 1):
+        raise ValueError(f"max_steps must be a whole number of at least 1, got {max_steps!r}")
+
+
+def _whole(value: object, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least

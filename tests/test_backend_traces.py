@@ -169,16 +169,17 @@ def test_jax_starts_every_stateful_call_from_zeros():
     assert checked["summary"]["verified"] is True
 
 
-@pytest.mark.parametrize("batch, keras, outcome", [
-    ("1", KERAS3_TF, "ValueError"),  # tf.while_loop's shape invariant: the state holds one row
-    ("1", KERAS2, "InvalidArgumentError"),
-    ("2", KERAS3_TF, "InvalidArgumentError"),  # a state of two rows meets TensorFlow's shape check
+@pytest.mark.parametrize("batch, samples, keras, outcome", [
+    ("1", 2, KERAS3_TF, "ValueError"),  # tf.while_loop's shape invariant: the state holds one row
+    ("1", 2, KERAS2, "InvalidArgumentError"),
+    ("2", 3, KERAS3_TF, "InvalidArgumentError"),  # a state of two rows meets TensorFlow's shape check
 ])
-def test_a_one_row_state_fed_more_samples_in_an_open_trace_fails_the_loops_shape_invariant(batch, keras, outcome):
-    # Validation traces the test function in batches of the model's size; evaluate's one batch of 3
+def test_a_one_row_state_fed_more_samples_in_an_open_trace_fails_the_loops_shape_invariant(batch, samples, keras,
+                                                                                              outcome):
+    # Validation traces the test function in batches of the model's size; evaluate's one batch
     # (Keras's default batch_size) then runs in that function, its dimension open.
     arguments = ["--shape", "8,3,1", "--batch", batch, "--stateful", "--no-shuffle", *keras, "--calls",
-                 f"fit(validation_samples=2, batch_size={batch}); evaluate(3)"]
+                 f"fit(validation_samples=2, batch_size={batch}); evaluate({samples})"]
     error = report(*arguments)["error"]
     assert error["type"] == outcome and error["step"] == 8 // int(batch) + 2 // int(batch)
     assert ("enters the loop with shape (1, 8), but has shape (None, 8)" in error["message"]) == (

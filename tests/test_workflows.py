@@ -456,6 +456,9 @@ def test_tensorflow_checks_the_batch_size_where_a_first_trace_fixes_it(workflow,
     ("predict({workflow.__class__.__mro__})", "in `{workflow.__class__.__mro__}`"),  # text, never looked up
     ("fit(**{'epochs': 2})", "fit takes no keyword **"),
     ("predict(4) * -3", "a repeat count must be at least 1"),
+    ("predict(" + "9" * 19 + ")", "predict's sample count has more than 18 digits"),
+    ("predict(" + "9" * 4000 + ")", "predict's sample count has more than 18 digits"),  # never printed
+    ("predict(1) * " + "9" * 4000, "a repeat count has more than 18 digits"),
     ("predict(4)" + " * 2" * 3000, "nests too deep"),
     ("(" * 40 + "predict(4)" + ") * 2" * 40, "repeats nest more than 32 deep"),
 ])

@@ -9,11 +9,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .choices import Backend, KerasVersion, Phase
 from .spec import Spec
-from .workflow import CALLS, Kind
+from .workflow import CALLS, Kind, Op
+
+if TYPE_CHECKING:
+    from .order import Call
 
 
 def stateful_batch_mismatch_message(expected: int, received: int) -> str:
@@ -188,6 +191,12 @@ class Traces:
     def new_model(self) -> None:
         """A twin or a loaded model compiles functions of its own."""
         self.traced = set()
+
+    def fixes_call(self, op: Op, call: Call, count: int, size: int) -> bool:
+        """`fixes_batch` for layer call `call` of `op`: a pass starts at batch 0 of each evaluate,
+        predict and validation, and of a fit's first epoch (fit runs all its epochs in one trace)."""
+        first_of_pass = call.batch == 0 and (call.phase != Phase.TRAIN or call.epoch == op.initial_epoch)
+        return self.fixes_batch(op.kind, call.phase, first_of_pass, count, size)
 
     def fixes_batch(self, kind: Kind, phase: Phase, first_of_pass: bool, count: int, size: int) -> bool:
         """Whether this layer call traces a function for the first time on the model with its batch

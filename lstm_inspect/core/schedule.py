@@ -119,9 +119,7 @@ def keras_steps(spec: Spec) -> Iterator[Step]:
             # What a checking run keeps: the held state; with states carried by hand, the last
             # predict's calls (still read) and this predict's (read by the next).
             first = min([c.index for c in returned[:1] + made[:1]], default=call.index)
-            first_of_pass = call.batch == 0 and (call.phase != Phase.TRAIN or call.epoch == op.initial_epoch)
-            fixed = traces.fixes_batch(op.kind, call.phase, first_of_pass, spec.samples_of(op, call.phase),
-                                       op.batch_size or invocation.batch_size)
+            fixed = traces.fixes_call(op, call, spec.samples_of(op, call.phase), op.batch_size or invocation.batch_size)
             step = _step(spec, facts, invocation, call, held, returned, fixed,
                          kept=spec.stateful or predicts, keep_from=first if hand_carry else call.index)
             yield step

@@ -15,7 +15,6 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.choices import Phase
 from ..core.facts import FACTS, KerasStateError, Traces, first_trace_error
 from ..core.hooks import resets_before
 from ..core.order import Call, iter_invocations
@@ -113,9 +112,8 @@ class _Loop:
         spec, layer = self.spec, self.layer
         if resets_before(spec.reset, op.kind, call.phase, call.batch):
             layer.reset_state()
-        first_of_pass = call.batch == 0 and (call.phase != Phase.TRAIN or call.epoch == op.initial_epoch)
         size = op.batch_size or layer.batch_size or 1
-        fixed = self.traces.fixes_batch(op.kind, call.phase, first_of_pass, spec.samples_of(op, call.phase), size)
+        fixed = self.traces.fixes_call(op, call, spec.samples_of(op, call.phase), size)
         if spec.stateful and len(x) != layer.batch_size:
             if fixed:
                 raise KerasStateError(*first_trace_error(spec, self.facts, layer.batch_size or 0, len(x))[:2])
