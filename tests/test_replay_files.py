@@ -311,3 +311,25 @@ def test_a_state_equal_to_several_slots_is_named_after_its_own_then_the_first():
     # More slots than the call before had: the extra ones are named after the first equal row, or other.
     assert classify(np.array([[0.0, 0.0], [1.0, 2.0], [1.0, 2.0], [5.0, 6.0], [1.0, 2.0], [7.0, 7.0]]),
                     before).tolist() == [-1, 1, 2, 3, 0, -2]
+
+
+def test_a_run_too_large_to_read_back_is_refused_before_it_is_read(tmp_path, monkeypatch):
+    from lstm_inspect.data.memory import Room
+    from lstm_inspect.keras import records
+
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(EXAMPLE))
+    size = path.stat().st_size
+    needed = records.START_UP + records.READ_BACK_BYTES_PER_BYTE * size
+    monkeypatch.setattr(records, "rooms", lambda: [Room(needed - 1, "the memory available")])
+    read = []
+    monkeypatch.setattr(records.json, "load", lambda *args, **kwargs: read.append(True))
+    result = replay(path)
+    assert result.exit_code == 2 and result.stdout == "" and result.stderr.count("\n") == 1, result.output
+    assert (f"{path} (0 MiB of JSON) needs about {needed / 2**30:,.1f} GiB to be read back, more than the "
+            f"{(needed - 1) / 2**30:,.1f} GiB that the memory available leaves: replay it where there is more "
+            "memory, or save shorter runs (a probe per fit)") in result.stderr
+    assert read == []  # refused before a byte of it was parsed
+    monkeypatch.undo()
+    monkeypatch.setattr(records, "rooms", lambda: [Room(needed, "the memory available")])
+    assert replay(path).exit_code == 0  # as much room as it needs: read
