@@ -57,7 +57,7 @@ def test_the_rule_is_the_one_traces_applies():
         assert fresh.fixes_batch(Kind.EVALUATE, Phase.EVALUATE, True, 2, 2)
         fresh.new_model()  # a twin or a loaded model traces its own
         assert fresh.fixes_batch(Kind.EVALUATE, Phase.EVALUATE, True, 2, 2)
-        assert Traces(FACTS[KerasVersion.THREE, Backend.TORCH]).fixes_batch(Kind.FIT, Phase.TRAIN, True, 8, 4) is False
+        assert Traces(FACTS[KerasVersion.THREE, Backend.TORCH]).fixes_batch(Kind.FIT, Phase.TRAIN, True, 8, 4) is None
 
 
 @pytest.mark.parametrize("keras", [KERAS3_TF, KERAS2], ids=["keras3-tensorflow", "tf-keras"])
@@ -185,3 +185,24 @@ def test_a_one_row_state_fed_more_samples_in_an_open_trace_fails_the_loops_shape
     assert ("enters the loop with shape (1, 8), but has shape (None, 8)" in error["message"]) == (
         outcome == "ValueError")
     assert report(*arguments, dry_run=False)["summary"]["verified"] is True
+
+
+@pytest.mark.parametrize("workflow, keras, outcome", [
+    ("fit()", KERAS3_TF, ("ValueError", 0)),  # 1 sample in batches of 32: the trace leaves the size open
+    ("evaluate(1)", KERAS3_TF, ("ValueError", 0)),
+    ("train_on_batch(1); evaluate(1)", KERAS3_TF, ("ValueError", 1)),
+    ("fit(batch_size=1); evaluate(1, batch_size=1)", KERAS3_TF, None),  # every batch its batch_size: fixed
+    ("predict(1)", KERAS3_TF, None),  # Keras 3's predict fixes a short one
+    ("train_on_batch(1); test_on_batch(1); predict_on_batch(1)", KERAS3_TF, None),  # one batch: fixed
+    ("fit(); evaluate(1)", KERAS2, None),
+    ("fit(); evaluate(1)", ["--backend", "torch"], None),
+])
+def test_a_one_row_state_cannot_run_in_a_trace_left_open_on_keras_3s_tensorflow(workflow, keras, outcome):
+    arguments = ["--shape", "1,3,1", "--batch", "1", "--stateful", "--no-shuffle", *keras, "--calls", workflow]
+    assert raised(*arguments) == outcome
+    found = report(*arguments, dry_run=False)
+    assert found["summary"]["verified"] is not False
+    if outcome:
+        assert found["error"]["fix"].endswith("cannot run: call it with batch_size=1")
+        assert "a stateful layer built for batch 1 runs only in a step function traced with its batch size " \
+               "fixed" in found["verdict"]

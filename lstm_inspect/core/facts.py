@@ -55,7 +55,8 @@ class Facts:
     # works, and use_cudnn=False trains (keras-team/keras#20875).
     cudnn_breaks_stateful_training: bool = False
     # Keras 3 on TensorFlow, in a function whose trace left the batch dimension open: a state of
-    # one row fed more samples fails tf.while_loop's shape invariant, a ValueError, at the trace.
+    # one row fails tf.while_loop's shape invariant, a ValueError, at the trace, whatever the batch
+    # (one sample too: (1, U) broadcast with (None, U) is (None, U)).
     one_row_state_loop_error: bool = False
 
     @property
@@ -117,12 +118,17 @@ def broadcast_phases(spec: Spec) -> list[Phase]:
     return found
 
 
+# Why Keras 3 on TensorFlow raises for a one-row state in a trace left open, whatever the batch.
+OPEN_TRACE_WHY = ("on Keras 3's TensorFlow a stateful layer built for batch 1 runs only in a step function traced "
+                  "with its batch size fixed, as a call whose every batch is its batch_size traces it")
+
+
 def keras_error(facts: Facts, expected: int, received: int, units: int) -> tuple[str, str, str]:
     """(type, message, pattern) of what Keras raises for a stateful batch of `received`
     samples when the state holds `expected`; real Keras's message contains a match of
     `pattern`. TensorFlow's shape check names whichever node fails first: the order of the
     two shapes and their width (the units, or an LSTM's four gates) vary."""
-    if facts.one_row_state_loop_error and expected == 1 and received > 1:
+    if facts.one_row_state_loop_error and expected == 1:
         message = (f"Input tensor `.../ReadVariableOp:0` enters the loop with shape (1, {units}), but has shape "
                    f"(None, {units}) after one iteration (tf.while_loop's shape invariant: the state holds one row, "
                    f"the batch {received})")
@@ -158,6 +164,7 @@ class KerasError:
     message: str
     pattern: str = ""
     when: str = ""  # where in the step it is raised, when that is worth saying
+    why: str = ""  # why a stateful layer raises, where it is not a batch of another size
 
     def matches(self, message: str) -> bool:
         return re.search(self.pattern or re.escape(self.message), message) is not None
@@ -192,22 +199,22 @@ class Traces:
         """A twin or a loaded model compiles functions of its own."""
         self.traced = set()
 
-    def fixes_call(self, op: Op, call: Call, count: int, size: int) -> bool:
+    def fixes_call(self, op: Op, call: Call, count: int, size: int) -> bool | None:
         """`fixes_batch` for layer call `call` of `op`: a pass starts at batch 0 of each evaluate,
         predict and validation, and of a fit's first epoch (fit runs all its epochs in one trace)."""
         first_of_pass = call.batch == 0 and (call.phase != Phase.TRAIN or call.epoch == op.initial_epoch)
         return self.fixes_batch(op.kind, call.phase, first_of_pass, count, size)
 
-    def fixes_batch(self, kind: Kind, phase: Phase, first_of_pass: bool, count: int, size: int) -> bool:
-        """Whether this layer call traces a function for the first time on the model with its batch
-        dimension fixed (marking it traced): the first batch of a pass of `count` samples in batches
-        of `size`."""
+    def fixes_batch(self, kind: Kind, phase: Phase, first_of_pass: bool, count: int, size: int) -> bool | None:
+        """Whether this layer call traces a function for the first time on the model (marking it
+        traced) with its batch dimension fixed (True) or left open (False), the first batch of a
+        pass of `count` samples in batches of `size`; None where it traces nothing new."""
         functions = self.facts.traces
         if functions is None or not first_of_pass:
-            return False
+            return None
         function = functions["validation" if phase == Phase.VALIDATION else str(kind)]
         if function in self.traced:
-            return False
+            return None
         self.traced.add(function)
         if not CALLS[kind].callbacks:
             return True  # one batch of all its samples

@@ -16,7 +16,7 @@ from enum import StrEnum
 import numpy as np
 
 from .choices import Phase
-from .facts import Facts, KerasError, Traces, facts_for, first_trace_error, keras_error
+from .facts import OPEN_TRACE_WHY, Facts, KerasError, Traces, facts_for, first_trace_error, keras_error
 from .hooks import resets_before
 from .order import Call, Invocation, iter_invocations
 from .spec import Spec
@@ -133,9 +133,11 @@ def keras_steps(spec: Spec) -> Iterator[Step]:
 
 
 def _step(spec: Spec, facts: Facts, invocation: Invocation, call: Call, held: Call | None,
-          returned: list[Call], fixed: bool, kept: bool, keep_from: int) -> Step:
+          returned: list[Call], fixed: bool | None, kept: bool, keep_from: int) -> Step:
     op, model_batch = invocation.op, invocation.batch_size
     slots = len(call.samples)
+    if spec.stateful and model_batch == 1 and fixed is False and facts.one_row_state_loop_error:
+        return Step(call, None, None, dataclasses.replace(_raised(spec, facts, invocation, call), why=OPEN_TRACE_WHY))
     if spec.stateful and slots != model_batch:
         if fixed:
             kind, message, pattern = first_trace_error(spec, facts, model_batch, slots)

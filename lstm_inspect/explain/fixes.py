@@ -64,6 +64,11 @@ def fix_for_call(spec: Spec, index: int, terms: Terms = Terms()) -> str:
         op, built = invocation.op, invocation.batch_size
         slots = len(found[0].samples)
         model = f"the {invocation.model} model" if invocation.model else "the model"
+        if built == 1 and slots == 1 and op.batch_size is not None and op.batch_size != 1:
+            # TensorFlow traced the call's step with its batch size open (Keras 3): see OPEN_TRACE_WHY.
+            return (f"{op} runs in a step function traced with its batch size open (batch_size={op.batch_size:,}, "
+                    f"more than its batches hold), where {model}, built for batch 1, cannot run: call it with "
+                    "batch_size=1")
         if op.batch_size is not None and op.batch_size != built and found[0].batch == 0:
             return _fix_for_batch_size(spec, op, op.batch_size, slots, model, built)
         if op.kind.one_batch or slots != built and found[0].batch == 0 and op.kind != Kind.FIT:

@@ -351,6 +351,8 @@ def _resets(spec: Spec, batches: int) -> str:
 def _error_sentence(spec: Spec, error: KerasError | None) -> str:
     if not error:
         return ""
+    if error.why:
+        return f" But Keras raises {error.type} at step {error.step}: {error.why}."
     return (f" But Keras raises {error.type} at step {error.step}: a stateful layer needs every "
             f"batch to hold exactly the batch size it was built for." if spec.workflow is not None else
             f" But Keras raises {error.type} at step {error.step}: a stateful layer needs every "

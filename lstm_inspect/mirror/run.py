@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.facts import FACTS, KerasStateError, Traces, first_trace_error
+from ..core.facts import FACTS, KerasStateError, Traces, first_trace_error, keras_error
 from ..core.hooks import resets_before
 from ..core.order import Call, iter_invocations
 from ..core.spec import Spec
@@ -114,6 +114,8 @@ class _Loop:
             layer.reset_state()
         size = op.batch_size or layer.batch_size or 1
         fixed = self.traces.fixes_call(op, call, spec.samples_of(op, call.phase), size)
+        if spec.stateful and layer.batch_size == 1 and fixed is False and self.facts.one_row_state_loop_error:
+            raise KerasStateError(*keras_error(self.facts, 1, len(x), spec.units)[:2])  # a trace left open
         if spec.stateful and len(x) != layer.batch_size:
             if fixed:
                 raise KerasStateError(*first_trace_error(spec, self.facts, layer.batch_size or 0, len(x))[:2])
