@@ -108,12 +108,16 @@ def to_run(modules: list[str]) -> list[str]:
     for module in modules:
         verdicts, measured_on = read_meta(module)
         mutants, hashes = current_functions(module)
+        package = module.removesuffix(".__init__")  # mutmut names __init__'s mutants by the package
+        chosen = []
         for mutant in mutants:
-            name = f"{module.removesuffix('.__init__')}.{mutant}"  # mutmut names __init__'s by the package
+            name = f"{package}.{mutant}"
             function = function_of(name)
             fresh = measured_on.get(function) != hashes[function] or name not in verdicts
             if fresh or STATUS_BY_CODE.get(verdicts[name], OTHER) in (SURVIVED, NOT_RUN):
-                names.append(name)
+                chosen.append(name)
+        # All of a module's: its pattern, which keeps the command line short.
+        names += [f"{package}.x*"] if mutants and len(chosen) == len(mutants) else chosen
     return names
 
 
