@@ -248,6 +248,7 @@ def test_an_interrupted_export_leaves_no_temporary_file(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.unmutated  # what the installed package imports before its handler: mutmut's copy imports mutmut
 def test_ctrl_c_while_the_command_loads_ends_it_quietly(tmp_path):
     """README: Ctrl-C exits 130 with one line and no traceback, "also while the command is still
     loading". Python answers Ctrl-C itself (a traceback) from its start until the console script
