@@ -223,3 +223,25 @@ def test_batch_1_advice_reads_for_one_slot(words):
 
 def test_one_window_per_slot_is_singular():
     assert "each slot runs 1 window of one series" in advice("--shape", "4,5,1", "--batch", "4", "--stateful")["layout"]
+
+
+@pytest.mark.parametrize("shape, batch, workflow, fix", [
+    ("100,10,3", "1", "fit()", "fit() asks for batches of 32 (batch_size=32, Keras's default) from the model, built "
+     "for 1: call it with batch_size=1"),  # 100 = 3 x 32 + 4: a twin for 32 would raise at the last batch
+    ("96,10,3", "1", "fit()", "fit() asks for batches of 32 (batch_size=32, Keras's default) from the model, built "
+     "for 1: call it with batch_size=1, or make a stateful twin for 32 first (twin(batch_size=32), which takes the "
+     "weights and starts from zeros)"),
+    ("10,3,1", "4", "predict(4); twin(1); predict(2)", "predict(2) sends its 2 samples as one batch (batch_size=32, "
+     "Keras's default) to the twin model, built for 1: call it with batch_size=1, or make a stateful twin for 2 "
+     "first (twin(batch_size=2), which takes the weights and starts from zeros)"),
+    ("12,3,1", "2", "fit(batch_size=4, validation_samples=6)", "fit(batch_size=4, validation_samples=6) asks for "
+     "batches of 4 (batch_size=4) from the model, built for 2: call it with batch_size=2"),  # 6 = 4 + 2
+    ("8,3,1", "2", "predict(8, batch_size=4)", "predict(8, batch_size=4) asks for batches of 4 (batch_size=4) from "
+     "the model, built for 2: call it with batch_size=2, or make a stateful twin for 4 first (twin(batch_size=4), "
+     "which takes the weights and starts from zeros)"),
+])
+def test_the_fix_for_a_calls_batch_size_says_what_it_sends_and_a_twin_only_where_one_works(shape, batch, workflow,
+                                                                                          fix):
+    found = report("--shape", shape, "--batch", batch, "--stateful", "--no-shuffle", "--backend", "torch",
+                   "--calls", workflow)
+    assert found["error"]["fix"] == fix
