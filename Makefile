@@ -59,6 +59,7 @@ mutants: $(TEST_STAMP)
 
 # Mutation testing with mutmut, resumable (mutants/ keeps the results), over the package or one
 # module: make mutation MODULE=lstm_inspect/data/layout.py. Writes the scores to docs/mutation.md.
+# MUTATION_WORKERS=1 make mutation runs one mutant at a time (the default: one per core).
 MODULE ?=
 mutation: $(TEST_STAMP)
 	$(BIN)/python scripts/mutation.py $(MODULE)

@@ -123,7 +123,9 @@ def to_run(modules: list[str]) -> list[str]:
 
 def run_mutmut(names: list[str]) -> int:
     environ = {**os.environ, "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}  # one thread per worker
-    command = [sys.executable, "-m", "mutmut", "run", "--max-children", str(os.cpu_count() or 2), *names]
+    # MUTATION_WORKERS=1 leaves a core free for other work while a long run goes on.
+    workers = os.environ.get("MUTATION_WORKERS") or str(os.cpu_count() or 2)
+    command = [sys.executable, "-m", "mutmut", "run", "--max-children", workers, *names]
     return subprocess.run(command, cwd=ROOT, env=environ).returncode
 
 

@@ -84,6 +84,12 @@ SETUPS = {
     "workflow: a one-row state in a trace left open": dict(samples=2, timesteps=3, features=1, batch_size=1,
                                                           stateful=True, shuffle=False,
                                                           workflow="train_on_batch(1); evaluate(1); predict(1)"),
+    # Train stateless, predict step by step on a stateful twin for batch 1 (the weights copied);
+    # then a stateless twin of it. JAX's stateful twin carries nothing inside predict.
+    "workflow: a stateful twin of a stateless model": dict(
+        samples=8, timesteps=3, features=1, batch_size=4,
+        workflow="fit(batch_size=4); twin(batch_size=1, stateful=True); predict(1) * 3; reset_state(); predict(1); "
+                 "twin(batch_size=2, stateful=False); predict(4, batch_size=2)"),
     "workflow: validation_split and validation_freq": dict(
         samples=8, timesteps=3, features=1, batch_size=2, stateful=True,
         workflow="fit(epochs=3, validation_split=0.5, validation_freq=2, shuffle=False, batch_size=2)"),

@@ -37,6 +37,14 @@ SETUPS = {
         12, 3, 1, batch_size=4, stateful=True, reset="every:2", cell="gru",
         workflow="fit(epochs=2, validation_split=0.33, validation_freq=2, shuffle=False, batch_size=4); "
                  "predict(3)"),
+    "workflow: a stateful twin of a stateless model, and a stateless twin of it": Spec(
+        8, 3, 1, batch_size=4, workflow="fit(batch_size=4); twin(batch_size=1, stateful=True); predict(1) * 3; "
+                                        "save_and_load(); predict(2, batch_size=1); twin(2); predict(2); "
+                                        "twin(2, stateful=False); predict(4)"),
+    "workflow: a stateless twin of a stateful model, then a stateful one": Spec(
+        8, 3, 1, batch_size=4, stateful=True, cell="gru", reset="predict",
+        workflow="fit(epochs=2, shuffle=False, batch_size=4); twin(batch_size=2, stateful=False); predict(4); "
+                 "twin(batch_size=2, stateful=True); predict(4, batch_size=2) * 2"),
     "workflow: stateless, states carried by hand": Spec(
         8, 3, 1, batch_size=4, layers=2, workflow='predict(8, initial_state="previous") * 2; save_and_load(); '
                                                   'predict(8, initial_state="previous")'),

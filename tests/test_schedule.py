@@ -1,5 +1,6 @@
 """Properties of Keras's schedule, for any setup hypothesis can think of."""
 
+import dataclasses
 import math
 from collections import defaultdict
 
@@ -141,7 +142,7 @@ def test_stateful_resets_only_at_the_start_and_where_the_policy_says(spec):
 @settings(max_examples=50)
 @given(specs(stateful=st.just(True)))
 def test_without_shuffle_carries_within_a_phase_continue_sample_j_minus_b(spec):
-    spec = Spec(**{**spec.__dict__, "shuffle": False})
+    spec = dataclasses.replace(spec, shuffle=False)
     for step in keras_steps(spec):
         if step.raises or not step.carried_slots:
             continue

@@ -180,7 +180,11 @@ def test_the_stateless_advice_names_its_numbers_and_the_flag():
                                   "every sample starts from zeros, and the batch size 32 only changes the "
                                   "optimisation, not what the layer sees. Stateful pays only when long series are cut "
                                   "into windows of 600 steps: then --stateful with B = the number of series run side "
-                                  "by side, shuffle off, and a reset where a series ends")
+                                  "by side, shuffle off, and a reset where a series ends. To run a model trained so "
+                                  "over a long sequence in pieces (streaming, generation), predict on a stateful "
+                                  "twin for batch 1, the weights copied (twin(batch_size=1, stateful=True)): each "
+                                  "piece continues the one before, as one stateless run over the whole sequence "
+                                  "would; reset_state() where it ends")
     assert {"batch size", "reset", "set states", "layout"}.isdisjoint(found)
     library = {item.key: item.text for item in advise(Spec(1000, 600, 2, batch_size=32, backend="torch"))}
     assert "then stateful with B = " in library["stateful?"]  # the library names its field, not the flag

@@ -22,6 +22,7 @@ from lstm_inspect.core.order import iter_calls
 from lstm_inspect.core.schedule import Start, keras_steps
 from lstm_inspect.core.spec import Spec
 from lstm_inspect.core.workflow import Kind, Op, Repeat, ops, parse, text
+from lstm_inspect.explain.verdict import warnings_for
 
 
 def steps(workflow, **settings):
@@ -45,6 +46,8 @@ def starts(workflow, **settings):
     ("model.fit(epochs=2, shuffle=False); model.reset_states()",
      (Op(Kind.FIT, epochs=2, shuffle=Shuffle.FALSE, batch_size=32), Op(Kind.RESET_STATE))),
     ("twin(1); twin(batch_size=2)", (Op(Kind.TWIN, batch_size=1), Op(Kind.TWIN, batch_size=2))),
+    ("twin(1, stateful=True); twin(batch_size=2, stateful=False)",
+     (Op(Kind.TWIN, batch_size=1, stateful=True), Op(Kind.TWIN, batch_size=2, stateful=False))),
     ('(fit(shuffle="batch"), (predict(2), reset_state()) * 2) * 3',
      (Repeat((Op(Kind.FIT, shuffle=Shuffle.BATCH, batch_size=32),
               Repeat((Op(Kind.PREDICT, 2, batch_size=32), Op(Kind.RESET_STATE)), 2)), 3),)),
@@ -107,6 +110,10 @@ def unset_batch_sizes(workflow):
     ("fit(validation_split=0.2, validation_samples=4)", "choose one"),
     ("fit(epochs=2, initial_epoch=2)", "initial_epoch must be below epochs"),
     ("twin()", "twin needs batch_size=b"),
+    ("twin(stateful=True)", "twin needs batch_size=b"),
+    ("twin(1, stateful=1)", "stateful is True or False"),
+    ("twin(1, batch_size=2)", "batch_size given twice"),
+    ("predict(1, stateful=True)", "predict takes no keyword stateful"),
     ("reset_state(1)", "reset_state takes no positional argument"),
     ("predict(2, initial_state='mine')", 'initial_state takes "previous"'),
     ("predict(1) * predict(1)", "a repeat is a call or a tuple of calls times a whole number"),
@@ -407,6 +414,9 @@ def test_stateful_lstm_and_gru_training_on_torch_is_warned_about_use_cudnn(argum
     ("fit(epochs=2, validation_split=0.25); twin(batch_size=3); evaluate(5); predict(2)", {"stateful": False}),
     ("predict(4) * 2; twin(batch_size=1); predict(3, batch_size=1)", {"cell": "gru", "layers": 2,
                                                                       "bidirectional": True}),
+    ("fit(batch_size=4); twin(1, stateful=True); predict(1) * 3; twin(4, stateful=False); predict(8)",
+     {"stateful": False}),
+    ("(predict(4), twin(2, stateful=False), predict(4), twin(4, stateful=True)) * 2", {"reset": "predict"}),
 ])
 def test_the_mirror_follows_the_schedule_through_every_kind_of_call(workflow, settings):
     spec = Spec(**{"samples": 8, "timesteps": 3, "features": 2, "batch_size": 4, "stateful": True,
@@ -499,3 +509,50 @@ def test_a_workflow_with_no_layer_call_runs_no_step_and_measures_nothing(workflo
     assert [item["passed"] for item in report["evidence"]] == [None, None, None]
     assert all(item["detail"] == "the workflow makes no layer call: there is nothing to measure"
                for item in report["evidence"])
+
+
+def test_a_twin_built_stateful_carries_where_the_model_did_not_and_one_built_stateless_does_not():
+    # Train stateless, then predict step by step with a stateful twin for batch 1, weights copied.
+    assert starts("fit(batch_size=4); twin(batch_size=1, stateful=True); predict(1) * 3; reset_state(); "
+                  "predict(1)", stateful=False) == [
+        ("train e0 b0", "zeros"), ("train e0 b1", "zeros"), ("twin predict b0", "zeros"),
+        ("twin predict#2 b0", "twin predict b0"), ("twin predict#3 b0", "twin predict#2 b0"),
+        ("twin predict#4 b0", "zeros")]
+    # Without stateful=, a twin is as the model it copies: a twin of the stateful twin carries.
+    assert starts("predict(4) * 2; twin(2, stateful=False); predict(4) * 2; twin(2); predict(2) * 2; "
+                  "twin(2, stateful=True); predict(2) * 2") == [
+        ("predict b0", "zeros"), ("predict#2 b0", "predict b0"), ("twin predict b0", "zeros"),
+        ("twin predict#2 b0", "zeros"), ("twin#2 predict b0", "zeros"), ("twin#2 predict#2 b0", "zeros"),
+        ("twin#3 predict b0", "zeros"), ("twin#3 predict#2 b0", "twin#3 predict b0")]
+    # A stateless twin takes any batch; a stateful one raises for a batch of another size.
+    raising = steps("twin(2, stateful=True); predict(4)", stateful=False)
+    assert len(raising) == 1 and raising[0].raises and "Expected batch size: 2" in raising[0].error.message
+    assert not steps("twin(2, stateful=False); predict(5)")[0].raises
+
+
+def test_a_stateful_twin_of_a_stateless_model_is_what_the_verdict_and_the_reset_policy_know():
+    spec = Spec(8, 3, 1, batch_size=4, backend="torch", reset="predict",  # a reset needs a stateful model
+                workflow="fit(batch_size=4); twin(batch_size=1, stateful=True); predict(1) * 3")
+    report = inspect(spec, evidence=False).run()
+    assert report.ok and report.summary.verified
+    said = " ".join(report.verdict.split())
+    assert "stateless LSTM: the model built first starts every call from zeros" in said
+    assert ("Your twin(batch_size=1, stateful=True) builds a stateful model (the weights copied, the state from "
+            "zeros): slot i of each of its calls starts from the final state of slot i of its call before, until "
+            "a reset_state(), so one stream: each sample continues the one before it.") in said
+    stateful = Spec(8, 3, 1, batch_size=4, stateful=True, backend="torch",
+                    workflow="predict(4); twin(batch_size=2, stateful=False); predict(4)")
+    assert "Your twin(batch_size=2, stateful=False) builds a stateless model: each of its calls starts from " \
+           "zeros." in " ".join(inspect(stateful, evidence=False).run().verdict.split())
+    with pytest.raises(SpecError, match=r"needs stateful \(or a twin built with stateful=True\)"):
+        Spec(8, 3, 1, batch_size=4, reset="predict", workflow="fit(); twin(batch_size=1, stateful=False)")
+
+
+@pytest.mark.parametrize("workflow, warned", [
+    ("fit(batch_size=4); twin(batch_size=4, stateful=True); predict(4)", False),  # trains the stateless model
+    ("twin(batch_size=4, stateful=True); fit(batch_size=4)", True),
+    ("(fit(batch_size=4), twin(batch_size=4, stateful=True)) * 2", True),  # the second fit is on a twin
+])
+def test_the_cudnn_warning_is_for_training_a_stateful_model_only(workflow, warned):
+    spec = Spec(8, 3, 1, batch_size=4, backend="torch", workflow=workflow)
+    assert any("use_cudnn" in warning for warning in warnings_for(spec)) == warned

@@ -49,6 +49,12 @@ WORKFLOWS = {
                                                layers=2),
     "a bidirectional SimpleRNN twin": spec("predict(4); twin(batch_size=2); predict(4, batch_size=2)", cell="rnn",
                                            bidirectional=True),
+    "a stateful twin for batch 1 of a stateless model": spec(
+        "fit(batch_size=4); twin(batch_size=1, stateful=True); predict(1) * 3; save_and_load(); predict(1) * 2",
+        stateful=False),
+    "a stateless twin of a stateful model, then a stateful one": spec(
+        "fit(epochs=2, shuffle=False, batch_size=4); twin(batch_size=2, stateful=False); predict(4) * 2; "
+        "twin(batch_size=2, stateful=True); predict(4, batch_size=2) * 2", cell="gru"),
     # Keras's own batch_size (32) for each call: one batch each.
     "a stateless workflow": spec("fit(epochs=2, validation_split=0.25); evaluate(5); predict(3)", stateful=False),
     "a stateless workflow in batches of 4": spec("fit(epochs=2, validation_split=0.25, batch_size=4); "
@@ -159,3 +165,16 @@ def test_kerass_own_default_batch_size_is_the_one_calls_without_batch_size_get()
                for step in tool]
     assert seen.sizes == counted == [("evaluate", 0), ("evaluate", 1), ("evaluate", 2),
                                      ("predict", 32), ("predict", 32), ("predict", 6)]
+
+
+def test_a_stateful_twin_for_batch_1_runs_a_sequence_in_pieces_as_one_stateless_run_over_it():
+    # The advice for a stateless model: streaming prediction on a stateful twin, the weights copied.
+    keras = import_keras()
+    stateless = keras.Sequential([keras.Input(shape=(None, 2)), keras.layers.LSTM(4)])
+    twin = keras.Sequential([keras.Input(batch_shape=(1, None, 2)), keras.layers.LSTM(4, stateful=True)])
+    twin.set_weights(stateless.get_weights())
+    sequence = np.random.default_rng(3).uniform(-1, 1, (1, 12, 2)).astype("float32")
+    whole = np.asarray(stateless.predict(sequence, verbose=0))
+    pieces = [np.asarray(twin.predict(sequence[:, start:start + 4], verbose=0)) for start in (0, 4, 8)]
+    np.testing.assert_allclose(pieces[-1], whole, atol=1e-6)
+    assert np.abs(pieces[0] - whole).max() > 1e-3  # the first piece alone is not the whole run

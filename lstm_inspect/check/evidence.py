@@ -82,7 +82,9 @@ def continuation(spec: Spec, records: list[CallRecord], chain_calls: int, run_ca
     `chain_calls`: the most consecutive calls a slot runs through without a reset, in the run."""
     effective: dict[str, float] = {"effective_length": chain_calls * spec.timesteps, "chain_calls": chain_calls}
     if not spec.stateful and not spec.hand_carried or spec.stateful and not facts_for(spec).carries:
-        why = "stateless" if not spec.stateful else stateful_does_nothing(spec)
+        # Measured on the model built first: a twin built stateful comes later, if at all.
+        why = ("stateless" if not spec.any_stateful else "the model built first is stateless") if not spec.stateful \
+            else stateful_does_nothing(spec)
         return EvidenceItem("continuation", "Continuation", None, None,
                             f"{why}: nothing is carried, each slot sees one {spec.timesteps}-step "
                             "sequence from zeros", effective)

@@ -132,7 +132,7 @@ SETUP_OPTIONS = [
                       "validation_split=, validation_samples=, validation_freq=, initial_epoch=), "
                       "evaluate(n, batch_size=), predict(n, batch_size=, initial_state=\"previous\"), "
                       "train_on_batch(n), test_on_batch(n), predict_on_batch(n), reset_state(), "
-                      "save_and_load(), twin(batch_size=b); repeats: predict(1) * 100, "
+                      "save_and_load(), twin(batch_size=b, stateful=True|False); repeats: predict(1) * 100, "
                       "(fit(), reset_state()) * 10. fit runs the --shape data; the others take the next n "
                       "samples of their own data. batch_size defaults to Keras's, 32, whatever --batch is."),
     click.option("--data", type=click.Path(dir_okay=False), metavar="FILE",

@@ -97,7 +97,7 @@ def facts_for(spec: Spec) -> Facts:
 
 def keeps_state(spec: Spec) -> bool:
     """Whether any state passes from one call to another inside fit, evaluate and predict."""
-    return spec.stateful and facts_for(spec).carries and spec.carries
+    return facts_for(spec).carries and spec.carries
 
 
 def broadcast_phases(spec: Spec) -> list[Phase]:

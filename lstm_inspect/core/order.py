@@ -92,6 +92,7 @@ class Invocation:
     model: str  # "" for the model built first, then "twin", "loaded", "twin#2", ...
     batch_size: int  # the model's: what its state holds when stateful
     number: int  # 1 for the model's first call of this kind, 2 for the next, ...
+    stateful: bool  # the model's: a twin may be built otherwise than the model it copies
 
     def name(self, phase: Phase | None = None) -> str:
         """E.g. "predict#2" or "twin train": the phase's word inside fit, else the call's."""
@@ -108,7 +109,7 @@ def iter_invocations(spec: Spec) -> Iterator[tuple[Invocation, Iterator[Call]]]:
     as a loop feeding a stream would."""
     counter = itertools.count()
     cursors = dict.fromkeys(Phase, 0)
-    model, batch_size, fits = "", spec.batch_size, 0
+    model, batch_size, stateful, fits = "", spec.batch_size, spec.stateful, 0
     made: dict[str, int] = {}  # models made so far, by kind
     numbers: dict[Kind, int] = {}
     for index, op in enumerate(ops(spec.plan)):
@@ -117,9 +118,10 @@ def iter_invocations(spec: Spec) -> Iterator[tuple[Invocation, Iterator[Call]]]:
             made[kind] = made.get(kind, 0) + 1
             model = kind + (f"#{made[kind]}" if made[kind] > 1 else "")
             batch_size = op.batch_size or batch_size
+            stateful = stateful if op.stateful is None else op.stateful
             numbers = {}
         numbers[op.kind] = numbers.get(op.kind, 0) + 1
-        invocation = Invocation(op, index, model, batch_size, numbers[op.kind])
+        invocation = Invocation(op, index, model, batch_size, numbers[op.kind], stateful)
         fits += op.kind == Kind.FIT
         yield invocation, _calls_of(spec, invocation, counter, cursors, fits)
 

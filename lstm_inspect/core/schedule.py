@@ -121,7 +121,7 @@ def keras_steps(spec: Spec) -> Iterator[Step]:
             first = min([c.index for c in returned[:1] + made[:1]], default=call.index)
             fixed = traces.fixes_call(op, call, spec.samples_of(op, call.phase), op.batch_size or invocation.batch_size)
             step = _step(spec, facts, invocation, call, held, returned, fixed,
-                         kept=spec.stateful or predicts, keep_from=first if hand_carry else call.index)
+                         kept=invocation.stateful or predicts, keep_from=first if hand_carry else call.index)
             yield step
             if step.raises:
                 return
@@ -134,11 +134,11 @@ def keras_steps(spec: Spec) -> Iterator[Step]:
 
 def _step(spec: Spec, facts: Facts, invocation: Invocation, call: Call, held: Call | None,
           returned: list[Call], fixed: bool | None, kept: bool, keep_from: int) -> Step:
-    op, model_batch = invocation.op, invocation.batch_size
+    op, model_batch, stateful = invocation.op, invocation.batch_size, invocation.stateful
     slots = len(call.samples)
-    if spec.stateful and model_batch == 1 and fixed is False and facts.one_row_state_loop_error:
+    if stateful and model_batch == 1 and fixed is False and facts.one_row_state_loop_error:
         return Step(call, None, None, dataclasses.replace(_raised(spec, facts, invocation, call), why=OPEN_TRACE_WHY))
-    if spec.stateful and slots != model_batch:
+    if stateful and slots != model_batch:
         if fixed:
             kind, message, pattern = first_trace_error(spec, facts, model_batch, slots)
             return Step(call, None, None, KerasError(call.index, kind, message, pattern))
@@ -147,7 +147,7 @@ def _step(spec: Spec, facts: Facts, invocation: Invocation, call: Call, held: Ca
         else:
             return Step(call, None, None, _raised(spec, facts, invocation, call))
     resets = resets_before(spec.reset, op.kind, call.phase, call.batch)
-    if spec.stateful and facts.carries and held is not None and not resets:
+    if stateful and facts.carries and held is not None and not resets:
         return Step(call, held, np.arange(model_batch), kept=kept, keep_from=keep_from)
     if op.hand_carried and returned:
         # Sample k starts from the states the previous predict (split alike) returned for sample k.

@@ -71,11 +71,12 @@ class Spec:
             self._check_workflow()
         if self.stateful and not self.fixed_batch:
             raise SpecError("fixed_batch", "{stateful} with {fixed_batch}: " + unbuildable_stateful(self))
-        if self.reset and not self.stateful:
+        if self.reset and not self.any_stateful:
             # A stateless layer holds no state between calls: a reset callback would
             # change nothing, so asking for one is a misunderstanding worth stopping.
-            raise SpecError("reset", "{reset} {policy} needs {stateful}: a stateless layer starts every "
-                            "batch from zeros already", policy=str(self.reset))
+            twin = " (or a twin built with stateful=True)" if self.workflow is not None else ""
+            raise SpecError("reset", "{reset} {policy} needs {stateful}{twin}: a stateless layer starts every "
+                            "batch from zeros already", policy=str(self.reset), twin=twin)
 
     def _choose(self) -> None:
         """The choices as enums, from their values (and keras=3 as well as keras="3")."""
@@ -198,10 +199,15 @@ class Spec:
         """Whether the workflow passes states back by hand (initial_state="previous")."""
         return any(op.hand_carried for op in _distinct(self.workflow))
 
+    @functools.cached_property
+    def any_stateful(self) -> bool:
+        """Whether a model of the workflow is stateful: the one built first, or a twin built so."""
+        return self.stateful or any(op.stateful for op in _distinct(self.workflow))
+
     @property
     def carries(self) -> bool:
         """Whether any state can pass from one call to another: stateful, and more than one call."""
-        return self.stateful and self.calls > 1
+        return self.any_stateful and self.calls > 1
 
     @property
     def directions(self) -> int:

@@ -74,7 +74,7 @@ CALLS: dict[Kind, CallKind] = {
                                     callbacks=False),
     Kind.RESET_STATE: CallKind("reset_state()", runs_batches=False),
     Kind.SAVE_AND_LOAD: CallKind("save_and_load()", runs_batches=False),
-    Kind.TWIN: CallKind("twin(batch_size=b)", ("batch_size",), runs_batches=False),
+    Kind.TWIN: CallKind("twin(batch_size=b, stateful=)", ("batch_size", "stateful"), runs_batches=False),
 }
 
 
@@ -98,6 +98,7 @@ class Op:
     validation_freq: int = 1
     initial_epoch: int = 0
     initial_state: str | None = None
+    stateful: bool | None = None  # twin: whether the twin is stateful; None: as the model it copies
 
     def __str__(self) -> str:
         """The call as --calls writes it, settings at their defaults (Keras's) left out."""
@@ -230,8 +231,9 @@ def _op(node: ast.Call, source: str) -> Op:
         if len(node.args) != 1:
             raise _refuse(f"{kind} takes one sample count, e.g. {kind}(32)", node, source)
         settings["samples"] = _count(node.args[0], f"{kind}'s sample count", source, minimum=1)
-    elif kind == Kind.TWIN and len(node.args) == 1 and not node.keywords:
-        node = ast.Call(node.func, [], [ast.keyword("batch_size", node.args[0])])  # twin(1) as twin(batch_size=1)
+    elif kind == Kind.TWIN and len(node.args) == 1:
+        # twin(1, stateful=True) as twin(batch_size=1, stateful=True)
+        node = ast.Call(node.func, [], [ast.keyword("batch_size", node.args[0]), *node.keywords])
     elif node.args:
         raise _refuse(f"{kind} takes no positional argument", node, source)
     seen = set()
@@ -269,6 +271,10 @@ def _keyword_value(name: str, node: ast.expr, source: str) -> object:
         if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value < 1):
             raise _refuse("validation_split is a number from 0 up to (not including) 1", node, source)
         return float(value)
+    if name == "stateful":
+        if not (isinstance(node, ast.Constant) and type(node.value) is bool):
+            raise _refuse("stateful is True or False", node, source)
+        return node.value
     if name == "initial_state":
         if not (isinstance(node, ast.Constant) and node.value == PREVIOUS):
             raise _refuse("initial_state takes \"previous\": the states the previous predict returned",
@@ -291,6 +297,28 @@ def ops(workflow: Workflow) -> Iterator[Op]:
         else:
             for _ in range(item.times):
                 yield from ops(item.body)
+
+
+def stateful_kinds(workflow: Workflow, stateful: bool,
+                   seen: dict[tuple[int, bool], tuple[set[Kind], bool]] | None = None) -> tuple[set[Kind], bool]:
+    """The kinds of call the workflow makes on a stateful model, and whether the model is stateful
+    after it, for the workflow run on a model that is `stateful` or not (a twin may change it). A
+    repeat's body counts twice at most: after its first pass its last twin has set it for good."""
+    seen = {} if seen is None else seen
+    key = (id(workflow), stateful)
+    if key not in seen:
+        kinds, now = set(), stateful
+        for item in workflow:
+            if isinstance(item, Op):
+                now = now if item.kind != Kind.TWIN or item.stateful is None else item.stateful
+                kinds |= {item.kind} if now else set()
+                continue
+            inner, after = stateful_kinds(item.body, now, seen)
+            if item.times > 1 and after != now:
+                inner = inner | stateful_kinds(item.body, after, seen)[0]
+            kinds, now = kinds | inner, after
+        seen[key] = (kinds, now)
+    return seen[key]
 
 
 def distinct(workflow: Workflow) -> set[Op]:

@@ -75,7 +75,7 @@ def estimate(spec: Spec, *, dry_run: bool, evidence: bool = False, against_keras
     per_step = BYTES_PER_INPUT * spec.features + BYTES_PER_UNIT * width
     parts["one batch"] = slots * spec.timesteps * per_step + BYTES_PER_INPUT * INPUT_GROUP_VALUES
     tensors = len(spec.cell.state_names)
-    if spec.stateful:
+    if spec.any_stateful:
         parts["the state"] = STATE_COPIES * tensors * FLOAT_BYTES * slots * width
     # The network's weights, with their temporaries while drawn (the evidence's networks come
     # one at a time, after the run's is gone).

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..core.choices import Cell, Hook, KerasVersion, Shuffle
 from ..core.spec import Spec
-from ..core.workflow import Op, Repeat, Workflow
+from ..core.workflow import Kind, Op, Repeat, Workflow, distinct
 from .engine import call_template, render
 
 
@@ -83,6 +83,9 @@ def _values(spec: Spec, args: str) -> dict[str, object]:
         "is_lstm": spec.cell == Cell.LSTM,
         "states": len(spec.cell.state_names),  # state tensors per layer: an LSTM's h and c
         "by_hand": spec.hand_carried,
+        # A twin built stateful where the model is not, or the other way round: the programs
+        # then build each model stateful or not.
+        "mixed": any(op.kind == Kind.TWIN and op.stateful not in (None, spec.stateful) for op in distinct(spec.plan)),
         "shuffle": shuffle,  # the shorthand's fit
         "reorders": bool(shuffle),
     }

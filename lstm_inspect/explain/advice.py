@@ -81,7 +81,11 @@ def _stateful_or_not(spec: Spec, terms: Terms) -> Advice:
                                    f"steps: every sample starts from zeros, and the batch size {b:,} only changes "
                                    "the optimisation, not what the layer sees. Stateful pays only when long series "
                                    f"are cut into windows of {t:,} steps: then {terms.name('stateful')} with B = the "
-                                   "number of series run side by side, shuffle off, and a reset where a series ends")
+                                   "number of series run side by side, shuffle off, and a reset where a series "
+                                   "ends. To run a model trained so over a long sequence in pieces (streaming, "
+                                   "generation), predict on a stateful twin for batch 1, the weights copied "
+                                   "(twin(batch_size=1, stateful=True)): each piece continues the one before, as "
+                                   "one stateless run over the whole sequence would; reset_state() where it ends")
     shuffled = [op for op in distinct(spec.plan) if op.kind == Kind.FIT and (spec.shuffle if op.shuffle is None
                                                                               else op.shuffle)]
     slots = ("the 1 slot is 1 series, its state" if b == 1

@@ -72,9 +72,9 @@ def judge(spec: Spec, landmarks: Landmarks, evidence: dict[str, float | None], t
 
 def _carries_nothing(spec: Spec) -> str | None:
     """Why no call passes state to another, if none does: stateless, or a backend that drops it."""
-    if not spec.stateful and spec.hand_carried:
+    if not spec.any_stateful and spec.hand_carried:
         return None  # the user carries the states, from call to call
-    if not spec.stateful:
+    if not spec.any_stateful:
         return "a stateless layer starts every call, in every phase, from zeros"
     if not facts_for(spec).carries:
         return f"{stateful_does_nothing(spec)}: every call starts from zeros"
@@ -93,7 +93,7 @@ def _reset_claims(spec: Spec, landmarks: Landmarks) -> list[Claim]:
     every_batch = spec.reset.kind == ResetKind.EVERY and spec.reset.every == 1 and landmarks.first_carry is None
     carry = landmarks.first_carry
     cited = _started(carry) if carry else "nothing was carried in this run"
-    never = "Keras never resets a stateful layer" if spec.stateful else "you carry the states by hand"
+    never = "Keras never resets a stateful layer" if spec.any_stateful else "you carry the states by hand"
     return [Claim("States are reset after each batch", every_batch,
                   "only because your callback resets before every batch" if every_batch
                   else f"{never}: {cited}"),

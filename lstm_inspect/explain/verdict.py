@@ -16,14 +16,14 @@ from ..core.facts import KerasError, broadcast_phases, facts_for, keeps_state
 from ..core.schedule import Step
 from ..core.spec import Spec
 from ..core.words import Terms, plural
-from ..core.workflow import Kind, Op, distinct
+from ..core.workflow import Kind, Op, distinct, stateful_kinds
 
 
 def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
     """Setups that run in Keras without a word but rarely do what their author meant."""
     found = _version_warning(spec)
     if not spec.stateful:
-        return found
+        return found + _cudnn_warning(spec)  # a twin may be built stateful
     if not facts_for(spec).carries:
         eager = (" (only a direct call, model(x), runs eagerly and carries it)"
                  if spec.backend == Backend.JAX else "")
@@ -80,8 +80,8 @@ def _broadcast_warning(spec: Spec, where: str, predict: bool) -> str:
 def _cudnn_warning(spec: Spec) -> list[str]:
     """A stateful LSTM or GRU trained where use_cudnn="auto" breaks its backward (keras-team/keras#20875)."""
     kinds = {op.kind for op in distinct(spec.plan)}
-    if not (facts_for(spec).cudnn_breaks_stateful_training and spec.stateful and spec.cell != Cell.RNN
-            and kinds & {Kind.FIT, Kind.TRAIN_ON_BATCH}):
+    trained = stateful_kinds(spec.plan, spec.stateful)[0] & {Kind.FIT, Kind.TRAIN_ON_BATCH}
+    if not (facts_for(spec).cudnn_breaks_stateful_training and trained and spec.cell != Cell.RNN):
         return []
     name = spec.cell.keras_name
     loaded = (": it is not saved, so set rnn.use_cudnn = False again on each layer keras.models.load_model "
@@ -172,7 +172,7 @@ def workflow_warnings(spec: Spec, passes: Passes, terms: Terms = Terms()) -> lis
         found.append(_broadcast_warning(spec, ", ".join(passes.broadcast), passes.predict_broadcast))
     for kind in ("predict", "predict_on_batch"):
         carried = passes.carried(kind, kind)
-        if carried and spec.stateful:
+        if carried and spec.any_stateful:
             # predict_on_batch runs no callback: only a reset_state() between calls resets it.
             hook = f"{terms.setting('reset', 'predict')}, or " if kind == "predict" else ""
             found.append(f"each {kind} call carries the state the {kind} before it left "
@@ -181,7 +181,7 @@ def workflow_warnings(spec: Spec, passes: Passes, terms: Terms = Terms()) -> lis
                          f"({hook}reset_state() between calls), or use a stateless layer")
     after_fit = sum(passes.carried(kind, source) for kind in ("predict", "predict_on_batch")
                     for source in ("train", "validation"))
-    if after_fit and spec.stateful and spec.workflow is not None:  # else said before the run
+    if after_fit and spec.any_stateful and spec.workflow is not None:  # else said before the run
         found.append("predict starts from the state fit left: reset the layer before predict "
                      "if its sequences do not continue the training data")
     return found
@@ -244,10 +244,11 @@ def verdict(spec: Spec, error: KerasError | None, passes: Passes | None = None) 
     if spec.stateful and not facts_for(spec).carries:
         return _carries_nothing(spec, error)
     if not spec.stateful and spec.workflow is not None:
-        return _stateless_workflow(spec) + call_by_call + _error_sentence(spec, error)
+        return _stateless_workflow(spec) + _other_twins(spec) + call_by_call + _error_sentence(spec, error)
     if not spec.stateful:
         return _stateless(spec)
-    return _stateful(spec) + call_by_call + _stateful_details(spec, passes) + _error_sentence(spec, error)
+    return (_stateful(spec) + _other_twins(spec) + call_by_call + _stateful_details(spec, passes)
+            + _error_sentence(spec, error))
 
 
 def _carries_nothing(spec: Spec, error: KerasError | None) -> str:
@@ -265,11 +266,30 @@ def _carries_nothing(spec: Spec, error: KerasError | None) -> str:
 
 
 def _stateless_workflow(spec: Spec) -> str:
-    text = (f"{facts_for(spec).name}, stateless {spec.layer_name}: the layer starts every call from zeros, one "
+    model = "the model built first" if spec.any_stateful else "the layer"
+    text = (f"{facts_for(spec).name}, stateless {spec.layer_name}: {model} starts every call from zeros, one "
             "slot per sequence, and keeps nothing between calls.")
     if spec.hand_carried:
         text += (" The states you pass back by hand (return_state=True, then initial_state=) carry sample k "
                  "of one predict into sample k of the next, as slot k of a stateful layer would.")
+    return text
+
+
+def _other_twins(spec: Spec) -> str:
+    """The twins built stateful where the model is stateless, or stateless where it is stateful."""
+    text = ""
+    for op in sorted((op for op in distinct(spec.plan) if op.kind == Kind.TWIN and op.stateful is not None
+                      and op.stateful != spec.stateful), key=str):
+        if not op.stateful:
+            text += f" Your {op} builds a stateless model: each of its calls starts from zeros."
+        elif facts_for(spec).carries:
+            streams = ("one stream: each sample continues the one before it" if op.batch_size == 1 else
+                       f"sample j+{op.batch_size:,} continues sample j")
+            text += (f" Your {op} builds a stateful model (the weights copied, the state from zeros): slot i of "
+                     f"each of its calls starts from the final state of slot i of its call before, until a "
+                     f"reset_state(), so {streams}.")
+        else:
+            text += f" Your {op} builds a stateful model, but {stateful_does_nothing(spec)}."
     return text
 
 

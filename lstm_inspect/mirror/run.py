@@ -64,10 +64,12 @@ def _like(module: nn.RNNBase) -> nn.RNNBase:
 
 
 def _twin(layer: KerasStateful, op: Op) -> KerasStateful:
-    """A new model built for the twin's batch size, given the weights (set_weights), never the states."""
+    """A new model built for the twin's batch size (stateful or not, as asked), given the weights
+    (set_weights), never the states."""
     module = _like(layer.rnn)
     module.load_state_dict(layer.rnn.state_dict())
-    return KerasStateful(module, op.batch_size, stateful=layer.stateful, keras=layer.keras, backend=layer.backend)
+    stateful = layer.stateful if op.stateful is None else op.stateful
+    return KerasStateful(module, op.batch_size, stateful=stateful, keras=layer.keras, backend=layer.backend)
 
 
 def _saved_and_loaded(layer: KerasStateful, op: Op) -> KerasStateful:
@@ -114,9 +116,9 @@ class _Loop:
             layer.reset_state()
         size = op.batch_size or layer.batch_size or 1
         fixed = self.traces.fixes_call(op, call, spec.samples_of(op, call.phase), size)
-        if spec.stateful and layer.batch_size == 1 and fixed is False and self.facts.one_row_state_loop_error:
+        if layer.stateful and layer.batch_size == 1 and fixed is False and self.facts.one_row_state_loop_error:
             raise KerasStateError(*keras_error(self.facts, 1, len(x), spec.units)[:2])  # a trace left open
-        if spec.stateful and len(x) != layer.batch_size:
+        if layer.stateful and len(x) != layer.batch_size:
             if fixed:
                 raise KerasStateError(*first_trace_error(spec, self.facts, layer.batch_size or 0, len(x))[:2])
             if len(x) == 1 and self.facts.broadcasts_one:
@@ -127,7 +129,7 @@ class _Loop:
             output, initial, final = layer.call(x, self.returned[call.batch])
         else:
             output, initial, final = layer.call(x)
-        if spec.stateful and not self.facts.carries:
+        if layer.stateful and not self.facts.carries:
             layer.set_states(initial)  # JAX's stateless steps drop the state variables' assignments
         return CallRecord(call, initial, final, output[:, -1])
 

@@ -64,12 +64,15 @@ def keras_weights(cell: Cell, torch_module, layer: int, reverse: bool) -> list[n
     return [kernel.T, recurrent.T, bias_input + bias_hidden]
 
 
-def build_keras_model(keras, spec: Spec, batch_size: int | None = None, hand_carry: bool = False):
+def build_keras_model(keras, spec: Spec, batch_size: int | None = None, hand_carry: bool = False,
+                      stateful: bool | None = None):
     """The Keras model for the spec (stateful: built for `batch_size`, default the spec's), and
     its RNN layers in torch's order. `hand_carry`: each layer also takes its initial states as
-    inputs and returns its final states, after the model's output, to be passed back by hand."""
+    inputs and returns its final states, after the model's output, to be passed back by hand.
+    `stateful`: a twin's, where it is built otherwise than the spec's model."""
     batch_size = batch_size or spec.batch_size
-    if spec.stateful:
+    stateful = spec.stateful if stateful is None else stateful
+    if stateful:
         inputs = keras.Input(batch_shape=(batch_size, spec.timesteps, spec.features))
     else:
         inputs = keras.Input(shape=(spec.timesteps, spec.features))
@@ -80,7 +83,7 @@ def build_keras_model(keras, spec: Spec, batch_size: int | None = None, hand_car
     options = {} if spec.cell == Cell.RNN or spec.keras == KerasVersion.TWO else {"use_cudnn": False}
     outputs, rnns, state_inputs, state_outputs = inputs, [], [], []
     for depth in range(spec.layers):
-        layer = layer_class(spec.units, stateful=spec.stateful, return_sequences=depth < spec.layers - 1,
+        layer = layer_class(spec.units, stateful=stateful, return_sequences=depth < spec.layers - 1,
                             return_state=hand_carry, **options)
         if spec.bidirectional:
             layer = keras.layers.Bidirectional(layer)
@@ -98,16 +101,16 @@ def build_keras_model(keras, spec: Spec, batch_size: int | None = None, hand_car
         model = keras.Model(inputs, outputs)
     # States are read inside the recurrent loop where no variable holds them (see reads_loop):
     # TensorFlow hands the loop concrete values only when it runs eagerly.
-    eager = reads_loop(spec) and spec.backend == Backend.TENSORFLOW
+    eager = reads_loop(spec, stateful) and spec.backend == Backend.TENSORFLOW
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss="mse", run_eagerly=eager)
     return model, rnns
 
 
-def reads_loop(spec: Spec) -> bool:
+def reads_loop(spec: Spec, stateful: bool) -> bool:
     """Whether states are read where the recurrent loop takes and returns them, rather than
     from the layers' state variables: stateless layers have none, and on JAX the variables
     never change inside fit, evaluate or predict (their assignments are dropped)."""
-    return not spec.stateful or spec.backend == Backend.JAX
+    return not stateful or spec.backend == Backend.JAX
 
 
 def copy_weights(rnns, spec: Spec, torch_module) -> None:

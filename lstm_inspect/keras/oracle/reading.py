@@ -37,9 +37,11 @@ def as_callback(keras: Any, reader: object) -> Any:
 
 
 class Model(Protocol):
-    """The session's view of the model in use: its RNN layers, and a reset as the user makes it."""
+    """The session's view of the model in use: its RNN layers, whether they are stateful, and a
+    reset as the user makes it."""
 
     rnns: list[Any]
+    stateful: bool
 
     def reset(self) -> None: ...
 
@@ -96,7 +98,7 @@ class StateReader:
         plan = self.planned[len(result.calls)] if len(result.calls) < len(self.planned) else None
         samples = plan.samples if plan is not None else np.zeros(0, np.int64)
         call = KerasCall(phase, epoch, batch, samples, plan.stream if plan else phase)
-        if not reads_loop(self.spec):
+        if not reads_loop(self.spec, self.model.stateful):
             call.initial = self.read_states()
         self.pending = {}
         result.calls.append(call)
@@ -114,7 +116,7 @@ class StateReader:
 
     def _read(self) -> None:
         call = self.result.calls[-1]
-        if not reads_loop(self.spec):
+        if not reads_loop(self.spec, self.model.stateful):
             call.final = self.read_states()
             return
         if self.spec.backend == Backend.JAX:

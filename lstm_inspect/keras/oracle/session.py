@@ -38,6 +38,7 @@ class Session:
 
         self.keras, self.spec, self.result = keras, spec, result
         self.hand_carry = spec.hand_carried
+        self.stateful = spec.stateful  # the model's in use: a twin may be built otherwise
         self.model, self.rnns = build_keras_model(keras, spec, hand_carry=self.hand_carry)
         copy_weights(self.rnns, spec, build_rnn(spec, torch.device("cpu")))
         self.reader = StateReader(keras, spec, self, planned, result)
@@ -47,7 +48,9 @@ class Session:
         self.folder = tempfile.TemporaryDirectory(prefix="lstm-inspect-")
 
     def _hook(self) -> Callable[[], None]:
-        return hook_loops(self.keras, self.rnns, self.spec, self.reader) if reads_loop(self.spec) else (lambda: None)
+        if not reads_loop(self.spec, self.stateful):
+            return lambda: None
+        return hook_loops(self.keras, self.rnns, self.spec, self.reader)
 
     def close(self) -> None:
         self._restore()  # the calls after the run are not the workflow's: unrecorded
@@ -63,9 +66,10 @@ class Session:
             rnn.reset_state()
 
     def make_twin(self, op: Op, batch_size: int) -> None:
-        """A twin built for `batch_size`, given the weights (set_weights)."""
+        """A twin built for `batch_size`, stateful or not as asked, given the weights (set_weights)."""
         self._restore()
-        twin, rnns = build_keras_model(self.keras, self.spec, batch_size, self.hand_carry)
+        self.stateful = self.stateful if op.stateful is None else op.stateful
+        twin, rnns = build_keras_model(self.keras, self.spec, batch_size, self.hand_carry, self.stateful)
         twin.set_weights(self.model.get_weights())
         self.model, self.rnns = twin, rnns
         self._restore = self._hook()
@@ -202,7 +206,8 @@ def run_keras(spec: Spec) -> KerasRun:
         _note_error(result, raised)
     finally:
         session.close()
-    if not spec.stateful and result.completed and not session.hand_carry:
+    # The first call's samples rerun alone on the model in use now: the same weights, stateless.
+    if not spec.any_stateful and result.completed and not session.hand_carry:
         first = result.completed[0]
         alone = _inputs(spec, first.stream, first.samples[:_ALONE_SLOTS])
         first.alone_output = np.asarray(session.model.predict(alone, batch_size=1, verbose=0))
