@@ -103,7 +103,8 @@ def function_of(mutant: str) -> str:
 
 def to_run(modules: list[str]) -> list[str]:
     """The mutants to run: those of a function changed since its verdicts (or never run), and those
-    that survived (a new test may kill them) or were not run yet."""
+    that survived (a new test may kill them), timed out (most on a machine busy with other work)
+    or were not run yet."""
     names = []
     for module in modules:
         verdicts, measured_on = read_meta(module)
@@ -114,7 +115,7 @@ def to_run(modules: list[str]) -> list[str]:
             name = f"{package}.{mutant}"
             function = function_of(name)
             fresh = measured_on.get(function) != hashes[function] or name not in verdicts
-            if fresh or STATUS_BY_CODE.get(verdicts[name], OTHER) in (SURVIVED, NOT_RUN):
+            if fresh or STATUS_BY_CODE.get(verdicts[name], OTHER) in (SURVIVED, TIMEOUT, NOT_RUN):
                 chosen.append(name)
         # All of a module's: its pattern, which keeps the command line short.
         names += [f"{package}.x*"] if mutants and len(chosen) == len(mutants) else chosen
