@@ -90,6 +90,19 @@ SETUPS = {
         samples=8, timesteps=3, features=1, batch_size=4,
         workflow="fit(batch_size=4); twin(batch_size=1, stateful=True); predict(1) * 3; reset_state(); predict(1); "
                  "twin(batch_size=2, stateful=False); predict(4, batch_size=2)"),
+    # steps_per_epoch: over arrays Keras 3 ends an epoch at the end of a pass and tf-keras runs
+    # the passes on; an endless generator and a repeated dataset run K batches an epoch, the
+    # stream going on; evaluate's steps take the first K batches of its call.
+    "workflow: steps_per_epoch over arrays, a generator and a dataset": dict(
+        samples=16, timesteps=3, features=1, batch_size=4, stateful=True,
+        workflow='fit(epochs=3, shuffle=False, batch_size=4, steps_per_epoch=3); '
+                 'fit(epochs=2, batch_size=4, data="generator", steps_per_epoch=3); '
+                 'fit(epochs=2, batch_size=4, data="dataset", repeat=True, steps_per_epoch=5); '
+                 'evaluate(16, batch_size=4, steps=2)'),
+    "workflow: a dataset that drops its partial batch": dict(
+        samples=10, timesteps=3, features=1, batch_size=4, stateful=True,
+        workflow='fit(epochs=2, batch_size=4, data="dataset", drop_remainder=True); '
+                 'predict(10, batch_size=4, steps=2)'),
     "workflow: validation_split and validation_freq": dict(
         samples=8, timesteps=3, features=1, batch_size=2, stateful=True,
         workflow="fit(epochs=3, validation_split=0.5, validation_freq=2, shuffle=False, batch_size=2)"),

@@ -45,6 +45,16 @@ SETUPS = {
         8, 3, 1, batch_size=4, stateful=True, cell="gru", reset="predict",
         workflow="fit(epochs=2, shuffle=False, batch_size=4); twin(batch_size=2, stateful=False); predict(4); "
                  "twin(batch_size=2, stateful=True); predict(4, batch_size=2) * 2"),
+    "workflow: steps_per_epoch over arrays, a dataset, a generator; evaluate and predict steps": Spec(
+        16, 3, 1, batch_size=4, stateful=True, reset="predict",
+        workflow="fit(epochs=3, shuffle=False, batch_size=4, steps_per_epoch=3); "
+                 'fit(epochs=2, batch_size=4, data="dataset", repeat=True, steps_per_epoch=3, validation_samples=4); '
+                 'fit(epochs=2, batch_size=4, data="generator", steps_per_epoch=5); '
+                 'fit(batch_size=4, data="dataset"); evaluate(16, batch_size=4, steps=2); predict(16, batch_size=4, '
+                 "steps=3)"),
+    "workflow: steps_per_epoch on a generator that ends with a partial batch": Spec(
+        14, 3, 1, batch_size=4, stateful=True, cell="gru",
+        workflow='fit(epochs=3, batch_size=4, data="generator", steps_per_epoch=3)'),
     "workflow: stateless, states carried by hand": Spec(
         8, 3, 1, batch_size=4, layers=2, workflow='predict(8, initial_state="previous") * 2; save_and_load(); '
                                                   'predict(8, initial_state="previous")'),

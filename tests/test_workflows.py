@@ -21,7 +21,7 @@ from lstm_inspect.core.errors import SpecError
 from lstm_inspect.core.order import iter_calls
 from lstm_inspect.core.schedule import Start, keras_steps
 from lstm_inspect.core.spec import Spec
-from lstm_inspect.core.workflow import Kind, Op, Repeat, ops, parse, text
+from lstm_inspect.core.workflow import Kind, Op, Repeat, Source, ops, parse, text
 from lstm_inspect.explain.verdict import warnings_for
 
 
@@ -46,6 +46,9 @@ def starts(workflow, **settings):
     ("model.fit(epochs=2, shuffle=False); model.reset_states()",
      (Op(Kind.FIT, epochs=2, shuffle=Shuffle.FALSE, batch_size=32), Op(Kind.RESET_STATE))),
     ("twin(1); twin(batch_size=2)", (Op(Kind.TWIN, batch_size=1), Op(Kind.TWIN, batch_size=2))),
+    ('fit(steps_per_epoch=3, data="dataset", repeat=True, drop_remainder=True); evaluate(8, steps=2)',
+     (Op(Kind.FIT, batch_size=32, steps_per_epoch=3, data=Source.DATASET, repeat=True, drop_remainder=True),
+      Op(Kind.EVALUATE, 8, batch_size=32, steps=2))),
     ("twin(1, stateful=True); twin(batch_size=2, stateful=False)",
      (Op(Kind.TWIN, batch_size=1, stateful=True), Op(Kind.TWIN, batch_size=2, stateful=False))),
     ('(fit(shuffle="batch"), (predict(2), reset_state()) * 2) * 3',
@@ -111,6 +114,17 @@ def unset_batch_sizes(workflow):
     ("fit(epochs=2, initial_epoch=2)", "initial_epoch must be below epochs"),
     ("twin()", "twin needs batch_size=b"),
     ("twin(stateful=True)", "twin needs batch_size=b"),
+    ('fit(data="generator")', "a repeated dataset) needs steps_per_epoch=K"),
+    ('fit(data="dataset", repeat=True)', "a repeated dataset) needs steps_per_epoch=K"),
+    ("fit(repeat=True)", "repeat is the dataset's .repeat(): it needs data=\"dataset\""),
+    ('fit(data="generator", repeat=True, steps_per_epoch=2)', 'it needs data="dataset"'),
+    ("fit(drop_remainder=True)", "drop_remainder is the batching of a dataset or generator"),
+    ('fit(data="frame")', 'data is "arrays", "dataset" or "generator"'),
+    ('fit(data="dataset", validation_split=0.5)', "`validation_split` is only supported for Tensors or NumPy"),
+    ("fit(steps_per_epoch=0)", "steps_per_epoch must be at least 1"),
+    ("predict(4, steps=0)", "steps must be at least 1"),
+    ("predict_on_batch(4, steps=1)", "predict_on_batch takes no keyword steps"),
+    ('predict(4, steps=1, initial_state="previous")', "steps= runs part of the samples"),
     ("twin(1, stateful=1)", "stateful is True or False"),
     ("twin(1, batch_size=2)", "batch_size given twice"),
     ("predict(1, stateful=True)", "predict takes no keyword stateful"),
@@ -556,3 +570,83 @@ def test_a_stateful_twin_of_a_stateless_model_is_what_the_verdict_and_the_reset_
 def test_the_cudnn_warning_is_for_training_a_stateful_model_only(workflow, warned):
     spec = Spec(8, 3, 1, batch_size=4, backend="torch", workflow=workflow)
     assert any("use_cudnn" in warning for warning in warnings_for(spec)) == warned
+
+
+
+def batches_of(workflow, samples=16, keras="3"):
+    return [(step.call.label, step.call.samples.tolist()) for step in steps(workflow, samples=samples, keras=keras,
+                                                                              backend="tensorflow")]
+
+
+FIRST, SECOND, THIRD, FOURTH = [0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12, 13, 14, 15]
+
+
+def test_steps_per_epoch_over_arrays_ends_an_epoch_where_the_pass_ends_on_keras_3_and_runs_on_in_keras_2():
+    # Measured (Keras 3.15.1 on torch, TensorFlow and JAX; tf-keras 2.21): 16 samples, 4 batches a pass.
+    workflow = "fit(epochs=3, shuffle=False, batch_size=4, steps_per_epoch=3)"
+    assert batches_of(workflow) == [
+        ("train e0 b0", FIRST), ("train e0 b1", SECOND), ("train e0 b2", THIRD), ("train e1 b0", FOURTH),
+        ("train e2 b0", FIRST), ("train e2 b1", SECOND), ("train e2 b2", THIRD)]
+    assert batches_of(workflow, keras="2") == [
+        ("train e0 b0", FIRST), ("train e0 b1", SECOND), ("train e0 b2", THIRD), ("train e1 b0", FOURTH),
+        ("train e1 b1", FIRST), ("train e1 b2", SECOND), ("train e2 b0", THIRD), ("train e2 b1", FOURTH),
+        ("train e2 b2", FIRST)]
+    more = "fit(epochs=2, shuffle=False, batch_size=4, steps_per_epoch=6)"
+    assert [label for label, _ in batches_of(more)] == [f"train e{e} b{b}" for e in (0, 1) for b in range(4)]
+    assert len(batches_of(more, keras="2")) == 12
+
+
+def test_an_endless_stream_goes_on_across_epochs_and_its_partial_batch_raises_where_it_comes():
+    for source in ('data="generator"', 'data="dataset", repeat=True'):
+        assert batches_of(f"fit(epochs=3, batch_size=4, steps_per_epoch=3, {source})") == [
+            ("train e0 b0", FIRST), ("train e0 b1", SECOND), ("train e0 b2", THIRD), ("train e1 b0", FOURTH),
+            ("train e1 b1", FIRST), ("train e1 b2", SECOND), ("train e2 b0", THIRD), ("train e2 b1", FOURTH),
+            ("train e2 b2", FIRST)]
+    partial = steps('fit(epochs=3, batch_size=4, steps_per_epoch=3, data="generator")', samples=14)
+    assert [step.call.label for step in partial] == ["train e0 b0", "train e0 b1", "train e0 b2", "train e1 b0"]
+    assert partial[-1].raises and "Received batch size: 2" in partial[-1].error.message
+    dropped = batches_of('fit(epochs=2, batch_size=4, data="dataset", drop_remainder=True)', samples=14)
+    assert dropped == [(f"train e{e} b{b}", samples) for e in (0, 1) for b, samples in enumerate((FIRST, SECOND,
+                                                                                                  THIRD))]
+
+
+def test_the_state_carries_across_an_epoch_boundary_as_the_series_continues():
+    found = steps('fit(epochs=2, batch_size=4, steps_per_epoch=3, data="generator")')
+    kinds = {step.call.label: set(step.start_kinds()) for step in found}
+    assert kinds["train e1 b0"] == {Start.CONTINUED.value}  # sample 12 continues sample 8, across the epoch
+    assert kinds["train e1 b1"] == {Start.UNRELATED.value}  # a new pass: sample 0 follows sample 12
+
+
+def test_evaluate_and_predict_steps_run_the_first_batches_and_the_counts_agree():
+    workflow = "evaluate(16, batch_size=4, steps=2); predict(16, batch_size=4, steps=6); predict(4, batch_size=4)"
+    assert batches_of(workflow) == [("evaluate b0", FIRST), ("evaluate b1", SECOND), ("predict b0", FIRST),
+                                    ("predict b1", SECOND), ("predict b2", THIRD), ("predict b3", FOURTH),
+                                    ("predict#2 b0", [16, 17, 18, 19])]
+    for written in (workflow, "fit(epochs=3, shuffle=False, batch_size=4, steps_per_epoch=3)",
+                    '(fit(epochs=5, batch_size=4, steps_per_epoch=3), reset_state()) * 3',
+                    'fit(epochs=3, batch_size=4, steps_per_epoch=5, data="generator", drop_remainder=True)'):
+        for keras in ("2", "3"):
+            spec = Spec(16, 3, 1, batch_size=4, stateful=True, workflow=written, keras=keras, backend="tensorflow")
+            assert spec.calls == len(list(keras_steps(spec))), (written, keras)
+
+
+def test_tf_keras_stops_fit_where_a_dataset_run_once_runs_out_and_the_tool_says_so():
+    with pytest.raises(SpecError, match="tf-keras stops fit where they run out"):
+        Spec(16, 3, 1, batch_size=4, keras="2", workflow='fit(epochs=3, batch_size=4, data="dataset", '
+                                                         "steps_per_epoch=3)")
+    Spec(16, 3, 1, batch_size=4, keras="3", workflow='fit(epochs=3, batch_size=4, data="dataset", steps_per_epoch=3)')
+    with pytest.raises(SpecError, match="drops the only batch"):
+        Spec(3, 3, 1, batch_size=4, workflow='fit(batch_size=4, data="dataset", drop_remainder=True)')
+
+
+def test_the_verdict_says_where_steps_per_epoch_ends_an_epoch():
+    for written, said in (('fit(epochs=2, batch_size=4, steps_per_epoch=3, data="generator")',
+                           "each epoch takes 3 batches of a stream that goes on where the epoch before left it"),
+                          ("fit(epochs=2, shuffle=False, batch_size=4, steps_per_epoch=3)",
+                           "an epoch ends after 3 batches or where the pass over the data ends")):
+        spec = Spec(16, 3, 1, batch_size=4, stateful=True, backend="torch", workflow=written)
+        verdict = " ".join(inspect(spec, evidence=False).run().verdict.split())
+        assert said in verdict
+    generator = Spec(16, 3, 1, batch_size=4, stateful=True, backend="torch",
+                     workflow='fit(epochs=2, batch_size=4, steps_per_epoch=3, data="generator")')
+    assert not any("shuffle is on" in warning for warning in warnings_for(generator))  # Keras shuffles no generator

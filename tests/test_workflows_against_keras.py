@@ -55,6 +55,13 @@ WORKFLOWS = {
     "a stateless twin of a stateful model, then a stateful one": spec(
         "fit(epochs=2, shuffle=False, batch_size=4); twin(batch_size=2, stateful=False); predict(4) * 2; "
         "twin(batch_size=2, stateful=True); predict(4, batch_size=2) * 2", cell="gru"),
+    "steps_per_epoch over arrays: an epoch ends where the pass ends":
+        spec("fit(epochs=3, shuffle=False, batch_size=4, steps_per_epoch=3)", samples=16),
+    "an endless generator, steps_per_epoch and evaluate's steps":
+        spec('fit(epochs=3, batch_size=4, data="generator", steps_per_epoch=3); evaluate(8, batch_size=4, steps=1)',
+             samples=16),
+    "a generator's partial batch raises in a stateful fit":
+        spec('fit(epochs=2, batch_size=4, data="generator", steps_per_epoch=3)', samples=10),
     # Keras's own batch_size (32) for each call: one batch each.
     "a stateless workflow": spec("fit(epochs=2, validation_split=0.25); evaluate(5); predict(3)", stateful=False),
     "a stateless workflow in batches of 4": spec("fit(epochs=2, validation_split=0.25, batch_size=4); "

@@ -129,8 +129,10 @@ SETUP_OPTIONS = [
     click.option("--calls", "workflow", metavar="CALLS",
                  help="The whole workflow instead of --epochs, --val-samples and --predict-samples, written "
                       "as in Keras, calls separated by ';': fit(epochs=, batch_size=, shuffle=, "
-                      "validation_split=, validation_samples=, validation_freq=, initial_epoch=), "
-                      "evaluate(n, batch_size=), predict(n, batch_size=, initial_state=\"previous\"), "
+                      "validation_split=, validation_samples=, validation_freq=, initial_epoch=, steps_per_epoch=, "
+                      "data=\"arrays\"|\"dataset\"|\"generator\", repeat=, drop_remainder=), "
+                      "evaluate(n, batch_size=, steps=), predict(n, batch_size=, steps=, "
+                      "initial_state=\"previous\"), "
                       "train_on_batch(n), test_on_batch(n), predict_on_batch(n), reset_state(), "
                       "save_and_load(), twin(batch_size=b, stateful=True|False); repeats: predict(1) * 100, "
                       "(fit(), reset_state()) * 10. fit runs the --shape data; the others take the next n "

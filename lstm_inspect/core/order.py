@@ -12,7 +12,7 @@ import numpy as np
 
 from .choices import KerasVersion, Phase, Shuffle
 from .spec import Spec
-from .workflow import CALLS, Kind, Op, ops
+from .workflow import CALLS, Kind, Op, Source, ops
 
 
 @dataclass(frozen=True, eq=False)
@@ -31,6 +31,7 @@ class Call:
     # The data `samples` index (None: the phase's own); fit's validation_split: the training data.
     stream: Phase = None  # type: ignore[assignment]
     invocation: int = 0  # which call of the workflow it belongs to (0, 1, ...)
+    data_pass: int = 0  # fit's training batches: which pass over the data (steps_per_epoch spans epochs)
 
     def __post_init__(self) -> None:
         if not self.segment:
@@ -75,6 +76,40 @@ def training_batches(spec: Spec, epoch: int, samples: int | None = None, batch_s
     for chunk in chunk_order:
         batch = order[chunk * batch_size:(chunk + 1) * batch_size]
         yield rng.permutation(batch) if shuffle == Shuffle.BATCH else batch
+
+
+def fit_epochs(spec: Spec, op: Op, train: int, size: int, fits: int) -> Iterator[Iterator[tuple[int, np.ndarray]]]:
+    """Each epoch's training batches, with the pass each belongs to, one epoch at a time (each read
+    before the next is asked for).
+    A pass over the data is shuffled afresh (arrays only: Keras shuffles neither a dataset nor a
+    generator) and keyed by its number from initial_epoch, so that without steps_per_epoch pass
+    and epoch are one. steps_per_epoch=K: an epoch takes K batches, from passes run end to end
+    where they chain (`Op.chains_passes`), else up to the end of the pass, the next epoch then
+    starting a new one: the pass goes on across epochs, as Keras's iterator does."""
+    shuffle = op.shuffle if op.data == Source.ARRAYS else Shuffle.FALSE
+    per_pass = train // size if op.drop_remainder else math.ceil(train / size)
+
+    def one_pass(key: int) -> Iterator[tuple[int, np.ndarray]]:
+        batches = itertools.islice(training_batches(spec, key, train, size, shuffle, fits), per_pass)
+        return ((key, batch) for batch in batches)
+
+    keys = itertools.count(op.initial_epoch)
+    most = op.steps_per_epoch
+    if not most:
+        for key in keys:
+            yield one_pass(key)
+    if op.chains_passes(spec.keras):
+        stream = itertools.chain.from_iterable(map(one_pass, keys))
+        while True:
+            yield itertools.islice(stream, most)
+    batches: Iterator[tuple[int, np.ndarray]] = iter(())
+    seen = per_pass
+    while True:
+        if seen >= per_pass:
+            batches, seen = one_pass(next(keys)), 0
+        take = min(most, per_pass - seen)
+        seen += take
+        yield itertools.islice(batches, take)
 
 
 def _in_order(first: int, count: int, batch_size: int) -> Iterator[np.ndarray]:
@@ -131,11 +166,12 @@ def _calls_of(spec: Spec, invocation: Invocation, counter: Iterator[int], cursor
     op, size = invocation.op, invocation.op.batch_size or invocation.batch_size
     if op.kind == Kind.FIT:
         train = spec.fit_split(op)
+        epochs = fit_epochs(spec, op, train, size, fits)
         for epoch in range(op.initial_epoch, op.epochs):
             segment = f"{invocation.name(Phase.TRAIN)} e{epoch}"
-            for batch, samples in enumerate(training_batches(spec, epoch, train, size, op.shuffle, fits)):
+            for batch, (data_pass, samples) in enumerate(next(epochs)):
                 yield Call(next(counter), Phase.TRAIN, epoch, batch, samples, 0, segment, Phase.TRAIN,
-                           invocation.index)
+                           invocation.index, data_pass)
             if (epoch + 1) % op.validation_freq:
                 continue
             # Validation data are never shuffled: validation_split's are the last samples.
@@ -156,6 +192,8 @@ def _calls_of(spec: Spec, invocation: Invocation, counter: Iterator[int], cursor
         batches: Iterable[np.ndarray] = [(first + np.arange(op.samples)) % spec.samples]
     else:
         batches = _in_order(first, op.samples, op.samples if op.kind.one_batch else size)
+        if op.steps:
+            batches = itertools.islice(batches, op.steps)  # the first `steps` batches of the call's samples
     for batch, samples in enumerate(batches):
         yield Call(next(counter), phase, 0, batch, samples, 0, invocation.name(), phase, invocation.index)
 

@@ -90,7 +90,9 @@ class Step:
         kinds[carried] = Start.UNRELATED.value
         source, call = self.source, self.call
         broadcast = source.broadcast or call.broadcast
-        same_pass = source.invocation != call.invocation or source.epoch == call.epoch
+        # steps_per_epoch: a pass over the training data may go on into the next epoch.
+        same_pass = source.invocation != call.invocation or source.epoch == call.epoch or (
+            source.phase == call.phase == Phase.TRAIN and source.data_pass == call.data_pass)
         if source.stream == call.stream and same_pass and not broadcast:
             predecessor = source.samples[self.source_slot[carried]]
             layout = predecessor == call.samples[carried] - (self.stride or len(source.samples))

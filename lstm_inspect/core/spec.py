@@ -16,7 +16,7 @@ from typing import Any
 from .choices import Backend, Cell, KerasVersion, Phase, ResetPolicy, Shuffle, default_backend
 from .digits import MAX_DIGITS, is_number, too_long
 from .errors import SpecError
-from .workflow import Kind, Op, Workflow, distinct, parse, text
+from .workflow import Kind, Op, Source, Workflow, distinct, parse, text
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
@@ -162,12 +162,29 @@ class Spec:
                                 "the previous predict returned for it: every predict call must be alike (the same "
                                 "call, sample count and batch_size)")
         for op in _distinct(self.workflow):
+            self._check_runs_out(op)
             if op.kind == Kind.FIT and op.validation_split and self.fit_split(op) in (0, self.samples):
                 # Keras's own refusal, before fit runs a batch.
                 raise SpecError("workflow", "{workflow}: " + f"{op}: Keras raises ValueError: Training data contains "
                                 f"{self.samples} samples, which is not sufficient to split it into a validation "
                                 f"and training set as specified by `validation_split={op.validation_split}`; "
                                 "give fit more samples or another validation_split")
+
+    def _check_runs_out(self, op: Op) -> None:
+        """A dataset run once, whose batches run out before fit's last epoch: tf-keras then stops
+        fit; and a dataset or generator that drops its only, partial batch holds no batch at all."""
+        if op.kind != Kind.FIT or op.data == Source.ARRAYS:
+            return
+        size = op.batch_size or self.batch_size
+        if op.drop_remainder and self.samples < size:
+            raise SpecError("workflow", "{workflow}: " + f"{op}: drop_remainder=True drops the only batch, of "
+                            f"{self.samples} samples, fewer than batch_size={size}: the data hold no batch")
+        per_pass = self.samples // size if op.drop_remainder else math.ceil(self.samples / size)
+        if self.keras == KerasVersion.TWO and not op.endless and op.steps_per_epoch and \
+                (op.epochs - op.initial_epoch) * op.steps_per_epoch > per_pass:
+            raise SpecError("workflow", "{workflow}: " + f"{op}: its dataset holds {per_pass} batches, fewer than "
+                            f"steps_per_epoch x epochs: tf-keras stops fit where they run out (\"Your input ran out "
+                            "of data; interrupting training\"); repeat the dataset (repeat=True), as it asks")
 
     @property
     def plan(self) -> Workflow:
@@ -304,11 +321,12 @@ def _tally(spec: Spec, workflow: Workflow, batch_size: int, seen: dict[tuple[int
                 # Epoch e validates when (e + 1) % freq == 0: counted in closed form, never epoch by epoch.
                 freq = item.validation_freq
                 validated = item.epochs // freq - item.initial_epoch // freq if validation else 0
-                epochs = item.epochs - item.initial_epoch
-                calls += epochs * math.ceil(train / size) + validated * math.ceil(validation / size)
+                per_pass = train // size if item.drop_remainder else math.ceil(train / size)
+                calls += item.training_calls(per_pass, spec.keras) + validated * math.ceil(validation / size)
                 largest = max(largest, min(size, max(train, validation)))
             elif item.kind.runs_batches:
-                calls += 1 if item.kind.one_batch else math.ceil(item.samples / size)
+                batches = math.ceil(item.samples / size)
+                calls += 1 if item.kind.one_batch else min(batches, item.steps) if item.steps else batches
                 largest = max(largest, item.samples if item.kind.one_batch else min(size, item.samples))
             continue
         first, after, most = _tally(spec, item.body, batch_size, seen)

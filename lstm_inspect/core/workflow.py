@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from enum import StrEnum
 
-from .choices import Phase, Shuffle
+from .choices import KerasVersion, Phase, Shuffle
 from .digits import MAX_DIGITS
 from .errors import SpecError
 
@@ -42,6 +42,15 @@ class Kind(StrEnum):
         return CALLS[self].runs_batches and not CALLS[self].callbacks
 
 
+class Source(StrEnum):
+    """What fit is given: arrays (x, y), a tf.data.Dataset of the same samples, batched in order,
+    or a Python generator yielding those batches in order, round and round."""
+
+    ARRAYS = "arrays"
+    DATASET = "dataset"
+    GENERATOR = "generator"
+
+
 @dataclass(frozen=True)
 class CallKind:
     """What one kind of call does, as the rest of the package needs to know it. A new kind is a
@@ -61,13 +70,16 @@ KERAS_BATCH_SIZE = 32  # fit's, evaluate's and predict's batch_size when none is
 
 CALLS: dict[Kind, CallKind] = {
     Kind.FIT: CallKind("fit(epochs=, batch_size=, shuffle=, validation_split=, validation_samples=, "
-                       "validation_freq=, initial_epoch=)",
+                       "validation_freq=, initial_epoch=, steps_per_epoch=, data=\"arrays\"|\"dataset\"|\"generator\", "
+                       "repeat=, drop_remainder=)",
                        ("epochs", "batch_size", "shuffle", "validation_split", "validation_samples",
-                        "validation_freq", "initial_epoch"), batch_size=KERAS_BATCH_SIZE),
-    Kind.EVALUATE: CallKind("evaluate(n, batch_size=)", ("batch_size",), counted=True, phase=Phase.EVALUATE,
-                            batch_size=KERAS_BATCH_SIZE),
-    Kind.PREDICT: CallKind('predict(n, batch_size=, initial_state="previous")', ("batch_size", "initial_state"),
-                           counted=True, phase=Phase.PREDICT, batch_size=KERAS_BATCH_SIZE),
+                        "validation_freq", "initial_epoch", "steps_per_epoch", "data", "repeat", "drop_remainder"),
+                       batch_size=KERAS_BATCH_SIZE),
+    Kind.EVALUATE: CallKind("evaluate(n, batch_size=, steps=)", ("batch_size", "steps"), counted=True,
+                            phase=Phase.EVALUATE, batch_size=KERAS_BATCH_SIZE),
+    Kind.PREDICT: CallKind('predict(n, batch_size=, steps=, initial_state="previous")',
+                           ("batch_size", "steps", "initial_state"), counted=True, phase=Phase.PREDICT,
+                           batch_size=KERAS_BATCH_SIZE),
     Kind.TRAIN_ON_BATCH: CallKind("train_on_batch(n)", counted=True, phase=Phase.TRAIN, callbacks=False),
     Kind.TEST_ON_BATCH: CallKind("test_on_batch(n)", counted=True, phase=Phase.EVALUATE, callbacks=False),
     Kind.PREDICT_ON_BATCH: CallKind("predict_on_batch(n)", ("initial_state",), counted=True, phase=Phase.PREDICT,
@@ -99,6 +111,11 @@ class Op:
     initial_epoch: int = 0
     initial_state: str | None = None
     stateful: bool | None = None  # twin: whether the twin is stateful; None: as the model it copies
+    steps_per_epoch: int = 0  # fit: batches an epoch takes at most (0: a whole pass over the data)
+    steps: int = 0  # evaluate, predict: the first batches only (0: all of them)
+    data: Source = Source.ARRAYS  # fit: what it is given
+    repeat: bool = False  # fit(data="dataset"): dataset.repeat(), endless
+    drop_remainder: bool = False  # fit(data="dataset" or "generator"): no partial batch
 
     def __str__(self) -> str:
         """The call as --calls writes it, settings at their defaults (Keras's) left out."""
@@ -106,13 +123,34 @@ class Op:
         for field in fields(self)[2:]:
             value = getattr(self, field.name)
             if value != field.default and not (field.name == "batch_size" and value == CALLS[self.kind].batch_size):
-                shown = value.keras_value if isinstance(value, Shuffle) else value
-                arguments.append(f"{field.name}={shown!r}")
+                shown = repr(value.keras_value if isinstance(value, Shuffle) else value)
+                arguments.append(f'{field.name}="{value}"' if isinstance(value, Source) else f"{field.name}={shown}")
         return f"{self.kind}({', '.join(arguments)})"
 
     @property
     def hand_carried(self) -> bool:
         return self.initial_state == PREVIOUS
+
+    @property
+    def endless(self) -> bool:
+        """fit given a stream that never ends: a generator, a repeated dataset."""
+        return self.data == Source.GENERATOR or self.repeat
+
+    def chains_passes(self, keras: KerasVersion) -> bool:
+        """Whether fit's epochs take steps_per_epoch batches each from passes over the data run end
+        to end: an endless stream, and tf-keras's arrays (repeated); elsewhere (Keras 3's arrays, a
+        dataset run once) an epoch also ends where a pass does, and the next begins a new pass."""
+        return self.endless or keras == KerasVersion.TWO and self.data == Source.ARRAYS
+
+    def training_calls(self, per_pass: int, keras: KerasVersion) -> int:
+        """The training batches of this fit, for `per_pass` batches in one pass over its data."""
+        epochs, most = self.epochs - self.initial_epoch, self.steps_per_epoch
+        if not most:
+            return epochs * per_pass
+        if self.chains_passes(keras):
+            return epochs * most
+        epochs_a_pass = math.ceil(per_pass / most)
+        return epochs // epochs_a_pass * per_pass + epochs % epochs_a_pass * most
 
 
 @dataclass(frozen=True)
@@ -254,10 +292,29 @@ def _op(node: ast.Call, source: str) -> Op:
     if op.validation_split and op.validation_samples:
         raise _refuse("validation_split and validation_samples both give validation data: choose one",
                       node, source)
+    _check_source(op, node, source)
     if op.initial_epoch >= op.epochs:
         raise _refuse("initial_epoch must be below epochs (Keras runs epochs initial_epoch..epochs-1)",
                       node, source)
     return op
+
+
+def _check_source(op: Op, node: ast.Call, source: str) -> None:
+    """What Keras refuses, or never finishes, among the data settings."""
+    if op.repeat and op.data != Source.DATASET:
+        raise _refuse('repeat is the dataset\'s .repeat(): it needs data="dataset"', node, source)
+    if op.drop_remainder and op.data == Source.ARRAYS:
+        raise _refuse('drop_remainder is the batching of a dataset or generator: it needs data="dataset" or '
+                      'data="generator"', node, source)
+    if op.endless and not op.steps_per_epoch:
+        raise _refuse("an endless stream (a generator, a repeated dataset) needs steps_per_epoch=K: without it "
+                      "Keras's first epoch never ends", node, source)
+    if op.steps and op.hand_carried:
+        raise _refuse('steps= runs part of the samples, whose states initial_state="previous" hands to the next '
+                      "predict: give the predict fewer samples instead", node, source)
+    if op.validation_split and op.data != Source.ARRAYS:
+        raise _refuse("Keras raises ValueError: `validation_split` is only supported for Tensors or NumPy arrays: "
+                      "give a dataset or generator validation_samples instead", node, source)
 
 
 def _keyword_value(name: str, node: ast.expr, source: str) -> object:
@@ -271,10 +328,15 @@ def _keyword_value(name: str, node: ast.expr, source: str) -> object:
         if not (isinstance(value, (int, float)) and math.isfinite(value) and 0 <= value < 1):
             raise _refuse("validation_split is a number from 0 up to (not including) 1", node, source)
         return float(value)
-    if name == "stateful":
+    if name in ("repeat", "drop_remainder", "stateful"):
         if not (isinstance(node, ast.Constant) and type(node.value) is bool):
-            raise _refuse("stateful is True or False", node, source)
+            raise _refuse(f"{name} is True or False", node, source)
         return node.value
+    if name == "data":
+        value = node.value if isinstance(node, ast.Constant) else None
+        if value not in {member.value for member in Source}:
+            raise _refuse('data is "arrays", "dataset" or "generator"', node, source)
+        return Source(value)
     if name == "initial_state":
         if not (isinstance(node, ast.Constant) and node.value == PREVIOUS):
             raise _refuse("initial_state takes \"previous\": the states the previous predict returned",

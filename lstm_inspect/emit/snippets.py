@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from ..core.choices import Cell, Hook, KerasVersion, Shuffle
 from ..core.spec import Spec
-from ..core.workflow import Kind, Op, Repeat, Workflow, distinct
+from ..core.workflow import Kind, Op, Repeat, Source, Workflow, distinct
 from .engine import call_template, render
 
 
@@ -37,6 +37,8 @@ class Call:
     train: int  # fit: the samples it trains on
     validation: int  # fit: the samples it validates on
     shuffle: Shuffle  # fit: its own shuffle, else --shuffle
+    streamed: bool  # fit: steps_per_epoch, or a dataset or generator (the epochs then cut a stream)
+    chains: bool  # fit: whether its epochs take their batches from passes run end to end
 
 
 @dataclass(frozen=True)
@@ -72,6 +74,7 @@ def _values(spec: Spec, args: str) -> dict[str, object]:
     """What the programs need from the Spec beyond its own fields."""
     # A stateful layer wants its batches in order: slot i of batch k+1 continues slot i of batch k.
     shuffle = Shuffle.FALSE if spec.stateful else spec.shuffle
+    calls = distinct(spec.plan)
     return {
         "args": args,
         "spec": spec,
@@ -83,6 +86,10 @@ def _values(spec: Spec, args: str) -> dict[str, object]:
         "is_lstm": spec.cell == Cell.LSTM,
         "states": len(spec.cell.state_names),  # state tensors per layer: an LSTM's h and c
         "by_hand": spec.hand_carried,
+        "streamed": any(op.steps_per_epoch or op.data != Source.ARRAYS for op in calls),
+        "steps": any(op.steps for op in calls),
+        "datasets": any(op.data == Source.DATASET for op in calls),
+        "generators": any(op.data == Source.GENERATOR for op in calls),
         # A twin built stateful where the model is not, or the other way round: the programs
         # then build each model stateful or not.
         "mixed": any(op.kind == Kind.TWIN and op.stateful not in (None, spec.stateful) for op in distinct(spec.plan)),
@@ -110,4 +117,6 @@ def _call(spec: Spec, op: Op, program: str, model_batch: str) -> Call:
     return Call(op=op, text=str(op), template=call_template(program, op.kind),
                 size=str(op.batch_size) if op.batch_size else model_batch,
                 train=spec.fit_split(op), validation=spec.fit_validation(op),
-                shuffle=spec.shuffle if op.shuffle is None else op.shuffle)
+                shuffle=(spec.shuffle if op.shuffle is None else op.shuffle) if op.data == Source.ARRAYS
+                else Shuffle.FALSE, streamed=bool(op.steps_per_epoch) or op.data != Source.ARRAYS,
+                chains=op.chains_passes(spec.keras))

@@ -16,7 +16,7 @@ from ..core.facts import KerasError, broadcast_phases, facts_for, keeps_state
 from ..core.schedule import Step
 from ..core.spec import Spec
 from ..core.words import Terms, plural
-from ..core.workflow import Kind, Op, distinct, stateful_kinds
+from ..core.workflow import Kind, Op, Source, distinct, stateful_kinds
 
 
 def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
@@ -206,7 +206,8 @@ def _shuffle_mixes_slots(spec: Spec) -> bool:
         return False
     resets_every_batch = spec.reset.kind == ResetKind.EVERY and spec.reset.every == 1
     for op in _fits(spec):
-        shuffled = spec.shuffle if op.shuffle is None else op.shuffle
+        # Keras shuffles arrays only, never a dataset or a generator.
+        shuffled = (spec.shuffle if op.shuffle is None else op.shuffle) and op.data == Source.ARRAYS
         batches = math.ceil(spec.fit_split(op) / (op.batch_size or spec.batch_size))
         validated = op.validation_samples or op.validation_split
         across_epochs = op.epochs - op.initial_epoch > 1 and spec.reset.kind == ResetKind.NEVER and not validated
@@ -247,8 +248,8 @@ def verdict(spec: Spec, error: KerasError | None, passes: Passes | None = None) 
         return _stateless_workflow(spec) + _other_twins(spec) + call_by_call + _error_sentence(spec, error)
     if not spec.stateful:
         return _stateless(spec)
-    return (_stateful(spec) + _other_twins(spec) + call_by_call + _stateful_details(spec, passes)
-            + _error_sentence(spec, error))
+    return (_stateful(spec) + _other_twins(spec) + _epochs_of_steps(spec) + call_by_call
+            + _stateful_details(spec, passes) + _error_sentence(spec, error))
 
 
 def _carries_nothing(spec: Spec, error: KerasError | None) -> str:
@@ -290,6 +291,22 @@ def _other_twins(spec: Spec) -> str:
                      f"reset_state(), so {streams}.")
         else:
             text += f" Your {op} builds a stateful model, but {stateful_does_nothing(spec)}."
+    return text
+
+
+def _epochs_of_steps(spec: Spec) -> str:
+    """Where a fit with steps_per_epoch ends its epochs, and what becomes of the data there."""
+    text = ""
+    for op in sorted((op for op in _fits(spec) if op.steps_per_epoch), key=str):
+        most = plural(op.steps_per_epoch, "batch", "batches")
+        if op.chains_passes(spec.keras):
+            text += (f" Your {op}: each epoch takes {most} of a stream that goes on where the epoch before left "
+                     "it (it is not restarted), so a slot's state runs on across the epoch boundary into the next "
+                     "batch of its series; an epoch reset falls wherever the count lands.")
+        else:
+            text += (f" Your {op}: an epoch ends after {most} or where the pass over the data ends, whichever comes "
+                     "first (Keras warns \"Your input ran out of data\" where a pass cuts an epoch short); the next "
+                     "epoch goes on where it stopped, a new pass beginning only once one has ended.")
     return text
 
 

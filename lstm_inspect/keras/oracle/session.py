@@ -16,7 +16,7 @@ from ...check.against import KerasRun
 from ...core.choices import Cell, KerasVersion, Phase, Shuffle
 from ...core.order import Call, Invocation, iter_invocations
 from ...core.spec import Spec
-from ...core.workflow import Kind, Op
+from ...core.workflow import Kind, Op, Source
 from .model import build_keras_model, copy_weights, import_keras, reads_loop, rnn_layers
 from .reading import StateReader, UserResets, as_callback, hook_loops
 
@@ -111,15 +111,20 @@ class Session:
     def fit(self, op: Op, size: int, calls: list[Call], x: np.ndarray) -> None:
         """Keras draws its own permutation when shuffling: each epoch is fed in the schedule's
         order instead (shuffle=False, one fit per epoch), so that both see the same batches.
-        Unshuffled, one fit makes every epoch, and validation_split is Keras's own."""
+        Unshuffled, one fit makes every epoch, and validation_split and steps_per_epoch are Keras's
+        own; a dataset or a generator is built from the data as the user builds one."""
         spec = self.spec
-        shuffle = spec.shuffle if op.shuffle is None else op.shuffle
+        shuffle = (spec.shuffle if op.shuffle is None else op.shuffle) and op.data == Source.ARRAYS
         x_all = _inputs(spec, Phase.TRAIN, np.arange(spec.samples))
         common: dict[str, Any] = {"shuffle": False, "callbacks": self.callbacks, "verbose": 0,
-                                  "validation_freq": op.validation_freq}
+                                  "validation_freq": op.validation_freq, "steps_per_epoch": op.steps_per_epoch or None}
         if op.validation_samples:
             common["validation_data"] = (_inputs(spec, Phase.VALIDATION, np.arange(op.validation_samples)),
                                          self.targets(op.validation_samples))
+        if op.data != Source.ARRAYS:
+            stream = _stream(op, x_all, self.targets(spec.samples), size)
+            self.model.fit(stream, epochs=op.epochs, initial_epoch=op.initial_epoch, **common)
+            return
         if not shuffle:
             split = {"validation_split": op.validation_split} if op.validation_split else {}
             self.model.fit(x_all, self.targets(spec.samples), batch_size=size, epochs=op.epochs,
@@ -128,22 +133,28 @@ class Session:
         if op.validation_split:
             train = spec.fit_split(op)
             common["validation_data"] = (x_all[train:], self.targets(spec.samples - train))
+        common["steps_per_epoch"] = None  # each epoch is fed the batches the schedule gives it
         for epoch in range(op.initial_epoch, op.epochs):
             batches = [call.samples for call in calls if call.phase == Phase.TRAIN and call.epoch == epoch]
             fit = {"epochs": epoch + 1, "initial_epoch": epoch, **common}
-            if spec.keras == KerasVersion.TWO and shuffle == Shuffle.BATCH:
-                # Keras 2 also shuffles the chunks' order, the partial chunk included: re-batching
-                # the epoch's order would cut other batches, so the batches are fed as they are.
+            if spec.keras == KerasVersion.TWO and shuffle == Shuffle.BATCH or op.steps_per_epoch:
+                # Keras 2 also shuffles the chunks' order, the partial chunk included (and tf-keras's
+                # steps_per_epoch runs passes end to end): re-batching the epoch's order would cut
+                # other batches, so the batches are fed as they are.
                 self.model.fit(_batches_sequence(self.keras, x_all, self.targets, batches), **fit)
                 continue
             order = np.concatenate(batches)
             self.model.fit(x_all[order], self.targets(len(order)), batch_size=size, **fit)
 
     def evaluate(self, op: Op, size: int, calls: list[Call], x: np.ndarray) -> None:
-        self.model.evaluate(x, self.targets(len(x)), batch_size=size, callbacks=self.callbacks, verbose=0)
+        x = _inputs(self.spec, Phase.EVALUATE, _all_samples(op, calls))
+        self.model.evaluate(x, self.targets(len(x)), batch_size=size, steps=op.steps or None,
+                            callbacks=self.callbacks, verbose=0)
 
     def predict(self, op: Op, size: int, calls: list[Call], x: np.ndarray) -> None:
-        out = self.model.predict(self.with_states(x, op), batch_size=size, callbacks=self.callbacks, verbose=0)
+        x = _inputs(self.spec, Phase.PREDICT, _all_samples(op, calls))
+        out = self.model.predict(self.with_states(x, op), batch_size=size, steps=op.steps or None,
+                                 callbacks=self.callbacks, verbose=0)
         self.keep_returned(out)
         self.result.predict_rows = len(out[0] if self.hand_carry else out)
 
@@ -222,6 +233,31 @@ def _note_error(result: KerasRun, raised: Exception) -> None:
     result.error_in_batch = begun_unfinished
     result.error_type = type(raised).__name__
     result.error_message = _ANSI.sub("", str(raised))
+
+
+def _all_samples(op: Op, calls: list[Call]) -> np.ndarray:
+    """The call's n samples, though with steps=K Keras runs only the first K batches of them."""
+    first = int(calls[0].samples[0]) if calls else 0
+    return np.arange(first, first + op.samples)
+
+
+def _stream(op: Op, x: np.ndarray, y: np.ndarray, size: int) -> Any:
+    """The training data as fit(data=...) names it: a tf.data.Dataset, batched in order (then
+    repeated), or a generator yielding those batches round and round."""
+    if op.data == Source.DATASET:
+        import tensorflow as tf  # type: ignore[import-untyped]  # tf.data feeds every backend's Keras
+
+        dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(size, drop_remainder=op.drop_remainder)
+        return dataset.repeat() if op.repeat else dataset
+
+    def batches() -> Any:
+        while True:
+            for start in range(0, len(x), size):
+                if op.drop_remainder and start + size > len(x):
+                    break
+                yield x[start:start + size], y[start:start + size]
+
+    return batches()
 
 
 def _batches_sequence(keras: Any, x: np.ndarray, targets: Callable[[int], np.ndarray],
