@@ -114,7 +114,8 @@ class Session:
         Unshuffled, one fit makes every epoch, and validation_split and steps_per_epoch are Keras's
         own; a dataset or a generator is built from the data as the user builds one."""
         spec = self.spec
-        shuffle = (spec.shuffle if op.shuffle is None else op.shuffle) and op.data == Source.ARRAYS
+        # Keras shuffles neither a dataset nor a generator.
+        shuffle = (spec.shuffle if op.shuffle is None else op.shuffle) if op.data == Source.ARRAYS else Shuffle.FALSE
         x_all = _inputs(spec, Phase.TRAIN, np.arange(spec.samples))
         common: dict[str, Any] = {"shuffle": False, "callbacks": self.callbacks, "verbose": 0,
                                   "validation_freq": op.validation_freq, "steps_per_epoch": op.steps_per_epoch or None}
