@@ -299,15 +299,19 @@ def part_d(sizes: Sizes) -> None:
         ratio = loops[sizes.calls * 10, dry].max_rss_kb / loops[sizes.calls, dry].max_rss_kb
         row(f"serving loop{' dry run' if dry else ''} RSS, {sizes.calls * 10:,} / {sizes.calls:,} calls",
             f"{ratio:.2f}x", "<= 1.3x", ratio <= 1.3)
-    replay_steps = sizes.calls * 100  # 1,000,000 in the full run
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "run.json"
-        _write_replay(path, replay_steps)
-        size = path.stat().st_size
-        replay = run_process([LSTM_INSPECT, "--replay", str(path), "--format", "json", "--no-slots"])
-    label = f"--replay of {replay_steps:,} steps ({size / 2**20:,.0f} MiB)"
-    row(f"{label}: time", duration(replay.seconds), f"exit {replay.exit_code}")
-    row(f"{label}: peak RSS", megabytes(replay.max_rss_kb))
+    replays = {}
+    for replay_steps in (sizes.calls * 10, sizes.calls * 100):  # 100,000 and 1,000,000 in the full run
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "run.json"
+            _write_replay(path, replay_steps)
+            size = path.stat().st_size
+            replays[replay_steps] = replay = run_process([LSTM_INSPECT, "--replay", str(path), "--format", "json",
+                                                          "--no-slots"])
+        label = f"--replay of {replay_steps:,} steps ({size / 2**20:,.0f} MiB)"
+        row(f"{label}: time", duration(replay.seconds), f"exit {replay.exit_code}")
+        row(f"{label}: peak RSS", megabytes(replay.max_rss_kb))
+    ratio = replays[sizes.calls * 100].max_rss_kb / replays[sizes.calls * 10].max_rss_kb
+    row(f"--replay RSS, {sizes.calls * 100:,} / {sizes.calls * 10:,} steps", f"{ratio:.2f}x", "<= 1.3x", ratio <= 1.3)
 
 
 def _write_replay(path: Path, steps: int) -> None:

@@ -313,23 +313,58 @@ def test_a_state_equal_to_several_slots_is_named_after_its_own_then_the_first():
                     before).tolist() == [-1, 1, 2, 3, 0, -2]
 
 
-def test_a_run_too_large_to_read_back_is_refused_before_it_is_read(tmp_path, monkeypatch):
-    from lstm_inspect.data.memory import Room
+def test_a_run_is_read_a_chunk_at_a_time_and_a_value_too_large_for_the_memory_left_refused(tmp_path, monkeypatch):
+    from lstm_inspect.data import jsonfile
+    from lstm_inspect.data.memory import START_UP, Room
     from lstm_inspect.keras import records
 
-    path = tmp_path / "run.json"
-    path.write_text(json.dumps(EXAMPLE))
-    size = path.stat().st_size
-    needed = records.START_UP + records.READ_BACK_BYTES_PER_BYTE * size
-    monkeypatch.setattr(records, "rooms", lambda: [Room(needed - 1, "the memory available")])
-    read = []
-    monkeypatch.setattr(records.json, "load", lambda *args, **kwargs: read.append(True))
+    monkeypatch.setattr(jsonfile, "CHUNK", 1024)
+    # Room for a value of two chunks, read back: a run of 40 KiB replays in it, step by step.
+    room = START_UP + records.READ_BACK_BYTES_PER_BYTE * 2 * 1024
+    monkeypatch.setattr(records, "rooms", lambda: [Room(room, "the memory available")])
+    steps = [step("predict", 0, ["zeros"] * 4)] + [step("predict", batch, carried(f"predict b{batch - 1}"))
+                                                   for batch in range(1, 200)]
+    long_run = probe_file(tmp_path / "long.json", steps)
+    assert Path(long_run).stat().st_size > 40 * 1024
+    assert replay_json(long_run)["summary"]["slot_carries"] == 199 * 4
+    # A verdict of 20,000 characters is one value: refused, with one line, before it is decoded.
+    decoded = []
+    decode = json.JSONDecoder.raw_decode
+    monkeypatch.setattr(json.JSONDecoder, "raw_decode",
+                        lambda self, text, at: decoded.append(decode(self, text, at)[0]) or decode(self, text, at))
+    path = probe_file(tmp_path / "run.json", STEPS, verdict="x" * 20_000)
     result = replay(path)
     assert result.exit_code == 2 and result.stdout == "" and result.stderr.count("\n") == 1, result.output
-    assert (f"{path} (0 MiB of JSON) needs about {needed / 2**30:,.1f} GiB to be read back, more than the "
-            f"{(needed - 1) / 2**30:,.1f} GiB that the memory available leaves: replay it where there is more "
-            "memory, or save shorter runs (a probe per fit)") in result.stderr
-    assert read == []  # refused before a byte of it was parsed
-    monkeypatch.undo()
-    monkeypatch.setattr(records, "rooms", lambda: [Room(needed, "the memory available")])
+    assert (f"{path} holds a value of 0.0 MiB of JSON, which needs about {(START_UP + 6 * 2 * 1024) / 2**30:,.1f} "
+            f"GiB to be read back, more than the {room / 2**30:,.1f} GiB that the memory available leaves: replay "
+            "it where there is more memory") in result.stderr, result.stderr
+    assert decoded and "x" * 20_000 not in decoded
+    monkeypatch.setattr(records, "rooms", lambda: [Room(room * 4, "the memory available")])
     assert replay(path).exit_code == 0  # as much room as it needs: read
+
+
+def test_steps_written_before_the_head_replay_as_they_do_after_it(tmp_path):
+    usual = replay_json(probe_file(tmp_path / "usual.json", STEPS))
+    path = tmp_path / "steps-first.json"
+    path.write_text(json.dumps({"steps": STEPS, "schema": 1, "observed_by": "StateProbe", "spec": SPEC,
+                                "stateful_layers": 2}))
+    assert replay_json(path) == usual
+    path.write_text(json.dumps({"steps": STEPS[:1] + [5], "schema": 1, "observed_by": "StateProbe", "spec": SPEC}))
+    result = replay(path)
+    assert result.exit_code == 2 and result.stdout == "" and "step 1 is not an object" in result.stderr
+
+
+def test_a_file_changed_after_it_was_checked_is_refused_before_a_step_is_shown(tmp_path, monkeypatch):
+    from lstm_inspect.keras import records
+
+    path = probe_file(tmp_path / "run.json", STEPS)
+    checked = records.replayed
+
+    def then_rewritten(saved):  # another process writes the file between the checking and the showing
+        Path(path).write_text(json.dumps({**json.loads(Path(path).read_text()), "verdict": "rewritten"}))
+        return checked(saved)
+
+    monkeypatch.setattr(records, "replayed", then_rewritten)
+    result = replay(path, "--format", "json")
+    assert result.exit_code == 2 and result.stdout == "" and result.stderr.count("\n") == 1, result.output
+    assert f"{path} changed after it was read: replay it again" in result.stderr

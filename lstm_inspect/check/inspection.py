@@ -63,11 +63,14 @@ class Tally:
         self.steps = self.reset_events = self.slot_resets = self.slot_carries = self.checked_steps = 0
 
     def add(self, result: StepResult) -> None:
+        self.count(result.step.zero_slots, result.step.carried_slots, result.observed is not None)
+
+    def count(self, zero_slots: int, carried_slots: int, checked: bool) -> None:
         self.steps += 1
-        self.checked_steps += result.observed is not None
-        self.slot_resets += result.step.zero_slots
-        self.slot_carries += result.step.carried_slots
-        self.reset_events += result.step.zero_slots > 0
+        self.checked_steps += checked
+        self.slot_resets += zero_slots
+        self.slot_carries += carried_slots
+        self.reset_events += zero_slots > 0
 
     def freeze(self, verified: bool | None, tensors: tuple[str, ...]) -> Summary:
         return Summary(self.steps, self.reset_events, self.slot_resets, self.slot_carries, self.checked_steps,

@@ -85,17 +85,21 @@ def replay(ctx: click.Context, params: dict[str, Any]) -> None:
     from ..keras.records import load, replayed
 
     try:
-        spec, results, data = load(params["replay"])
+        saved = load(params["replay"])
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="'--replay'") from None
+    spec = saved.spec
     output, expectations = Output.from_params(params), Expectations.from_params(params)
     check_before_running(spec, {**params, "dry_run": True, "evidence": False, "against": None})
-    report = replayed(spec, results, data)
+    report = replayed(saved)
     errors = make_console(stderr=True)
     if not output.quiet:
         for warning in report.warnings:
             say(errors, Text.assemble(("warning: ", "yellow"), warning))
-    show(Replayed(results, report), output, spec, observer=report.observer)
+    try:
+        show(Replayed(saved.results(), report), output, spec, observer=report.observer)
+    except ValueError as error:  # the file changed after it was checked
+        raise click.BadParameter(str(error), param_hint="'--replay'") from None
     failures = expectations.failures(report)
     for failure in failures:
         say(errors, Text.assemble(("failed: ", "bold red"), failure))

@@ -84,13 +84,13 @@ class _Discard:
 
 @dataclass(frozen=True)
 class Replayed:
-    """A saved run, shown as an Inspection is: its steps, then its report."""
+    """A saved run, shown as an Inspection is: its steps (read as they are shown), then its report."""
 
-    results: list[StepResult]
+    results: Iterator[StepResult]
     report: Report
 
     def __iter__(self) -> Iterator[StepResult]:
-        return iter(self.results)
+        return self.results
 
 
 def show(inspection: Inspection | Replayed, output: Output, spec: Spec, observer: str = "") -> Report:

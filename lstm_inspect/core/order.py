@@ -48,7 +48,11 @@ class Call:
     @property
     def label(self) -> str:
         """The call, e.g. "train e0 b3", "predict b1" or "twin predict#2 b0"."""
-        return f"{self.segment} b{self.batch}"
+        return self.label_of(self.segment, self.batch)
+
+    @staticmethod
+    def label_of(segment: str, batch: int) -> str:
+        return f"{segment} b{batch}"
 
 
 def training_batches(spec: Spec, epoch: int, samples: int | None = None, batch_size: int | None = None,

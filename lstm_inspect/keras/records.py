@@ -10,15 +10,15 @@ memory does not grow with the number of batches.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-import functools
 import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 
@@ -32,10 +32,12 @@ from ..core.schedule import Start, Step
 from ..core.spec import Spec
 from ..core.words import Terms, plural, printable
 from ..data.datafile import regular_file
+from ..data.jsonfile import Items, NotAnObject, members
 from ..data.memory import START_UP, rooms
 from ..views.jsonout import step_to_json
 
 OBSERVER = "StateProbe"
+ZEROS = Start.ZEROS.value
 OTHER = "other"  # a slot whose state is neither zeros nor a final state of the call before
 SLOT = "/slot "  # in a start label: "<call label>/slot <j>"
 
@@ -43,30 +45,34 @@ SLOT = "/slot "  # in a start label: "<call label>/slot <j>"
 @dataclass(frozen=True, eq=False)
 class ObservedStep(Step):
     """A step seen on a real model: `source_slot` is -1 for zeros, -2 for other, else the slot
-    of `source` (the call before) whose final states this slot started from."""
+    of `source` (the call before) whose final states this slot started from; `zeros` and
+    `others` count the -1 and the -2 (see `observed_step`)."""
 
-    @functools.cached_property
+    zeros: int = 0
+    others: int = 0
+
+    @property
     def zero_slots(self) -> int:
-        return 0 if self.source_slot is None else int(np.count_nonzero(self.source_slot == -1))
+        return self.zeros
 
     @property
     def seen_on_model(self) -> bool:
         return True
 
-    @functools.cached_property
+    @property
     def other_slots(self) -> int:
-        return 0 if self.source_slot is None else int(np.count_nonzero(self.source_slot == -2))
+        return self.others
 
-    @functools.cached_property
+    @property
     def carried_slots(self) -> int:
-        return 0 if self.source_slot is None else int(np.count_nonzero(self.source_slot >= 0))
+        return 0 if self.source_slot is None else len(self.source_slot) - self.zeros - self.others
 
     def start_labels(self) -> list[str] | None:
         """Per slot: "zeros", "other", or "<call label>/slot <j>" (a call and slot, not a data index)."""
         if self.source_slot is None:
             return None
         source = self.source.label if self.source is not None else ""
-        return [Start.ZEROS.value if j == -1 else OTHER if j == -2 else f"{source}{SLOT}{j}"
+        return [ZEROS if j == -1 else OTHER if j == -2 else f"{source}{SLOT}{j}"
                 for j in self.source_slot.tolist()]
 
     def start_kinds(self) -> np.ndarray:
@@ -76,6 +82,13 @@ class ObservedStep(Step):
         kinds[self.source_slot == -1] = Start.ZEROS.value
         kinds[self.source_slot == np.arange(len(self.source_slot))] = Start.CONTINUED.value
         return kinds
+
+
+def observed_step(call: Call, previous: Call | None, sources: np.ndarray) -> ObservedStep:
+    """The step of `call` whose slots started from `sources` (see ObservedStep), counted."""
+    zeros, others = int(np.count_nonzero(sources == -1)), int(np.count_nonzero(sources == -2))
+    source = previous if zeros + others < len(sources) else None
+    return ObservedStep(call, source, sources, zeros=zeros, others=others)
 
 
 def classify(initial: np.ndarray, before: np.ndarray | None) -> np.ndarray:
@@ -128,8 +141,7 @@ class Recorder:
             sources = classify(initial, self.final)
             observed = Observed(int(np.count_nonzero(sources == -1)), int(np.count_nonzero(sources >= 0)),
                                 float(np.abs(initial).max()) if initial.size else 0.0)
-        source = self.previous if (sources >= 0).any() else None
-        step = ObservedStep(call, source, sources)
+        step = observed_step(call, self.previous, sources)
         self.file.write(json.dumps(step_to_json(StepResult(step, observed, None))) + "\n")
         self.steps += 1
         return call
@@ -157,29 +169,94 @@ def results_from_lines(lines: Any) -> Iterator[StepResult]:
         yield result
 
 
+class _Checked(NamedTuple):
+    """A step of a probe's JSON, every field checked: what its StepResult is made of."""
+
+    phase: Phase
+    epoch: int
+    batch: int
+    samples: list[int]
+    segment: str  # the call's name, its control characters escaped
+    sources: list[int]  # per slot, as ObservedStep.source_slot
+    zeros: int
+    others: int
+    observed: Observed | None
+
+    @property
+    def carried(self) -> int:
+        return len(self.sources) - self.zeros - self.others
+
+    @property
+    def label(self) -> str:
+        return Call.label_of(self.segment, self.batch)
+
+
 def result_from_json(item: Any, index: int, previous: Call | None) -> StepResult:
     """One step of a probe's JSON; ValueError naming the step and field where it is not one."""
+    before = None if previous is None else (previous.label, len(previous.samples))
+    return _result(_check(item, index, before), index, previous)
+
+
+def _result(step: _Checked, index: int, previous: Call | None) -> StepResult:
+    call = Call(index, step.phase, step.epoch, step.batch, np.array(step.samples, dtype=np.int64), 0, step.segment,
+                step.phase)
+    return StepResult(ObservedStep(call, previous if step.carried else None, np.array(step.sources, dtype=np.int64),
+                                   zeros=step.zeros, others=step.others), step.observed, None)
+
+
+def _check(item: Any, index: int, before: tuple[str, int] | None) -> _Checked:
+    """The fields of one step, checked; `before`: the label and slots of the call before."""
     if not isinstance(item, dict):
         raise ValueError(f"step {index} is not an object")
-    phase = _field(item, "phase", str, index)
-    if phase not in _PHASES:
-        raise ValueError(f"step {index}: phase {phase!r} is none of {', '.join(member.value for member in Phase)}")
-    epoch, batch = _count(item, "epoch", index), _count(item, "batch", index)
-    samples = _field(item, "samples", list, index)
-    if not all(isinstance(sample, int) and not isinstance(sample, bool) and 0 <= sample < 10**18
-               for sample in samples):
+    name, epoch, batch, samples, segment, starts = _typed(item, index)
+    phase = _PHASES.get(name)
+    if phase is None:
+        raise ValueError(f"step {index}: phase {name!r} is none of {', '.join(member.value for member in Phase)}")
+    if not (0 <= epoch < 10**18 and 0 <= batch < 10**18):
+        raise ValueError(f"step {index}: {'batch' if 0 <= epoch < 10**18 else 'epoch'} must be a whole number from 0")
+    # Whole numbers only (bool is an int to Python, not to JSON), within int64.
+    if samples and (set(map(type, samples)) != {int} or min(samples) < 0 or max(samples) >= 10**18):
         raise ValueError(f"step {index}: samples holds something other than whole numbers from 0")
-    call = Call(index, Phase(phase), epoch, batch, np.asarray(samples, dtype=np.int64), 0,
-                printable(_field(item, "call", str, index)), Phase(phase))
-    starts = _field(item, "start", list, index)
+    segment = printable(segment)
     if len(starts) != len(samples):
         raise ValueError(f"step {index}: {len(samples)} samples but {len(starts)} starts")
-    sources = np.array([_source(start, slot, index, previous) for slot, start in enumerate(starts)], dtype=np.int64)
-    source = previous if (sources >= 0).any() else None
-    return StepResult(ObservedStep(call, source, sources), _observed(item.get("observed"), index), None)
+    zeros, others = starts.count(ZEROS), starts.count(OTHER)
+    own = _starts_of(before) if zeros + others < len(starts) else []
+    if starts == own:  # every slot carried its own: the usual case, at C speed
+        sources = list(range(len(starts)))
+    else:
+        codes = {**dict(zip(own, range(len(own)))), **_CODES}
+        sources = [codes.get(start, -3) if type(start) is str else -3 for start in starts]
+    if -3 in sources:
+        slot = sources.index(-3)
+        raise ValueError(f"step {index}: slot {slot} starts from {printable(str(starts[slot]))!r}, not a slot of "
+                         "the call before")
+    return _Checked(phase, epoch, batch, samples, segment, sources, zeros, others,
+                    _observed(item.get("observed"), index))
 
 
-_PHASES = {member.value for member in Phase}
+_PHASES = {member.value: member for member in Phase}
+_STEP_FIELDS = ("phase", "epoch", "batch", "samples", "call", "start")
+_STEP_TYPES = (str, int, int, list, str, list)  # exactly: JSON's true is a bool, never an int
+
+
+def _typed(item: dict[str, Any], index: int) -> tuple[Any, ...]:
+    """A step's fields (_STEP_FIELDS), each of its type; else the first that is not named."""
+    values = tuple(map(item.get, _STEP_FIELDS))
+    if tuple(map(type, values)) != _STEP_TYPES:
+        name, kind = next((name, kind) for name, kind, value in zip(_STEP_FIELDS, _STEP_TYPES, values, strict=True)
+                          if type(value) is not kind)
+        raise ValueError(f"step {index}: {name} is not a {kind.__name__}")
+    return values
+_CODES = {ZEROS: -1, OTHER: -2}  # the starts that are no slot of the call before
+
+
+def _starts_of(before: tuple[str, int] | None) -> list[str]:
+    """The start of each slot carried from the call before: "<its label>/slot <j>"."""
+    if before is None:
+        return []
+    label, slots = before
+    return [f"{label}{SLOT}{slot}" for slot in range(slots)]
 
 
 def _field(item: dict[str, Any], name: str, kind: type, index: int) -> Any:
@@ -194,19 +271,6 @@ def _count(item: dict[str, Any], name: str, index: int) -> int:
     if not 0 <= value < 10**18:
         raise ValueError(f"step {index}: {name} must be a whole number from 0")
     return value
-
-
-def _source(start: Any, slot: int, index: int, previous: Call | None) -> int:
-    """-1 for zeros, -2 for other, else the slot of the call before that this slot started from."""
-    if start == Start.ZEROS.value:
-        return -1
-    if start == OTHER:
-        return -2
-    label, _, row = str(start).rpartition(SLOT)
-    if previous is None or label != previous.label or not row.isdigit() or int(row) >= len(previous.samples):
-        raise ValueError(f"step {index}: slot {slot} starts from {printable(str(start))!r}, not a slot of the call "
-                         "before")
-    return int(row)
 
 
 def _observed(observed: Any, index: int) -> Observed | None:
@@ -231,10 +295,15 @@ class Tally(inspection.Tally):
         self.resets: list[str] = []
 
     def add(self, result: StepResult) -> None:
-        super().add(result)
-        self.other += result.step.other_slots
-        if result.step.zero_slots and len(self.resets) < 8:
-            self.resets.append(result.step.call.label)
+        step = result.step
+        self.observe(step.zero_slots, step.carried_slots, step.other_slots, result.observed is not None,
+                     step.call.label)
+
+    def observe(self, zero_slots: int, carried_slots: int, other_slots: int, checked: bool, label: str) -> None:
+        self.count(zero_slots, carried_slots, checked)
+        self.other += other_slots
+        if zero_slots and len(self.resets) < 8:
+            self.resets.append(label)
 
 
 def probe_report(spec: Spec, tally: Tally, warnings: tuple[str, ...], stateful_layers: int,
@@ -260,61 +329,169 @@ def probe_verdict(spec: Spec, tally: Tally, stateful_layers: int) -> str:
     return text
 
 
-def load(path: str) -> tuple[Spec, list[StepResult], dict[str, Any]]:
-    """A saved probe run: its spec, its steps (read once) and the rest, every field checked
-    here, in one place. ValueError with one line saying what is wrong for anything else: not a
-    regular file, unreadable, not JSON (or JSON's NaN and Infinity, which it never writes), nested
-    past reason, truncated, another program's file, or a damaged one."""
+STEPS = "steps"
+HEAD = ("observed_by", "schema", "spec")  # what the steps are read with (probe.save writes them first)
+_STREAMED = object()  # the steps' place among the members: read, not kept
+
+
+class _Refused(ValueError):
+    """A refusal whose message is whole (it names the file)."""
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    """A run probe.save wrote, read through and checked by `load`: its spec, the members around
+    its steps, and the steps' tally; `results()` reads the steps again, one at a time."""
+
+    path: str
+    spec: Spec
+    data: dict[str, Any]  # every member but the steps
+    tally: Tally
+    identity: tuple[int, ...]  # of the file read: a later reading must find the same one
+
+    def results(self) -> Iterator[StepResult]:
+        """The steps, from the file `load` read: ValueError, before a step is read, where it
+        has changed since (another file, or rewritten)."""
+        return _made(self.checked())
+
+    def checked(self) -> Iterator[_Checked]:
+        """The steps, read again and checked, as results are made of."""
+        file = _open(self.path)
+        if _identity(file) != self.identity:
+            file.close()
+            raise ValueError(f"{self.path} changed after it was read: replay it again")
+        return self._steps(file)
+
+    def _steps(self, file: TextIO) -> Iterator[_Checked]:
+        with file, _reading(self.path):
+            for key, value in _members(file, self.path):
+                if key == STEPS and isinstance(value, Items):
+                    yield from _checked(value, self.spec)
+
+
+def load(path: str) -> SavedRun:
+    """A saved probe run, read once through, its steps checked and counted, not kept (memory
+    does not grow with them); every field checked here, in one place. ValueError with one line
+    saying what is wrong for anything else: not a regular file, unreadable, not JSON (or JSON's
+    NaN and Infinity, which it never writes), nested past reason, truncated, another program's
+    file, a damaged one, or one holding a value too large for the memory left."""
     regular_file(path)
-    _check_room(path)
+    file = _open(path)
+    with file, _reading(path):
+        identity = _identity(file)
+        data: dict[str, Any] = {}
+        spec: Spec | None = None
+        tally: Tally | None = None
+        for key, value in _members(file, path):
+            if key == STEPS and isinstance(value, Items):
+                data[STEPS] = _STREAMED
+                if all(name in data for name in HEAD):
+                    spec = _head(data, path)
+                    tally = _tallied(_checked(value, spec))
+            else:
+                data[key] = value
+    with _reading(path):
+        if spec is None:
+            spec = _head(data, path)
+        _check_top(data)
+        saved = SavedRun(path, spec, data, tally or Tally(), identity)
+        # Steps before the head (another writer's order): counted in a second reading, now the spec is known.
+        return saved if tally is not None else dataclasses.replace(saved, tally=_tallied(saved.checked()))
+
+
+def _open(path: str) -> TextIO:
     try:
-        with open(path, encoding="utf-8") as file:
-            data = json.load(file, parse_constant=_no_constant)
+        return open(path, encoding="utf-8")  # noqa: SIM115 (closed by its reader)
     except OSError as error:
         raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError, ValueError) as error:
+
+
+def _identity(file: TextIO) -> tuple[int, ...]:
+    status = os.fstat(file.fileno())
+    return status.st_dev, status.st_ino, status.st_size, status.st_mtime_ns
+
+
+@contextlib.contextmanager
+def _reading(path: str) -> Iterator[None]:
+    """Every failure to read the file, as one line naming it."""
+    try:
+        yield
+    except _Refused:
+        raise
+    except OSError as error:
+        raise ValueError(f"cannot read {path}: {error.strerror or error}") from None
+    except NotAnObject:
+        raise ValueError(_foreign(path)) from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path} is not JSON (or is cut short): {error}") from None
     except RecursionError:
         raise ValueError(f"{path} nests deeper than any StateProbe file: not one") from None
-    schema = data.get("schema") if isinstance(data, dict) else None
-    if not isinstance(data, dict) or data.get("observed_by") != OBSERVER or type(schema) is not int or schema != 1:
-        raise ValueError(f"{path} is not a run saved by StateProbe (probe.save): no \"observed_by\": "
-                         "\"StateProbe\" with schema 1")
-    try:
-        _check_top(data)
-        spec = Spec.from_json(data["spec"])
-        results = list(_read_steps(data.pop("steps"), spec))  # every step, before anything is shown
     except (TypeError, ValueError, SpecError) as error:
         raise ValueError(f"{path} is a damaged StateProbe file: {error}") from None
-    return spec, results, data
 
 
-# What a run read back holds, per byte of its file: the JSON's objects, then the steps as results
-# (measured: 5.7 to 5.8 bytes per byte, for runs of 100,000 and 300,000 steps, in every format).
+def _members(file: TextIO, path: str) -> Iterator[tuple[str, Any]]:
+    return members(file, STEPS, room=lambda characters: _check_room(path, characters), parse_constant=_no_constant)
+
+
+def _foreign(path: str) -> str:
+    return (f"{path} is not a run saved by StateProbe (probe.save): no \"observed_by\": \"StateProbe\" with "
+            "schema 1")
+
+
+def _head(data: dict[str, Any], path: str) -> Spec:
+    """The spec the steps are read with, once the file is known to be a probe's."""
+    schema = data.get("schema")
+    if data.get("observed_by") != OBSERVER or type(schema) is not int or schema != 1:
+        raise _Refused(_foreign(path))
+    if not isinstance(data.get("spec"), dict):
+        raise ValueError("spec is not a dict")
+    workflow = data["spec"].get("workflow")
+    if workflow is not None and not isinstance(workflow, str):
+        raise ValueError("spec's workflow is not text")
+    return Spec.from_json(data["spec"])
+
+
+# What one JSON value costs read back, per character of it: the text held, then its objects
+# (measured: 5.7 to 5.8 bytes per byte, for runs of 100,000 and 300,000 steps read whole).
 READ_BACK_BYTES_PER_BYTE = 6
 
 
-def _check_room(path: str) -> None:
-    """ValueError, before the file is read, where reading the run back would take more memory than
-    a limit leaves this process (data.memory.rooms): refused in a second, not killed in a minute."""
-    size = os.stat(path).st_size
-    needed = START_UP + READ_BACK_BYTES_PER_BYTE * size
+def _check_room(path: str, characters: int) -> None:
+    """Refused, before it is read, a value (a step, a verdict) longer than the text a reader
+    holds, where reading it would take more memory than a limit leaves this process
+    (data.memory.rooms): refused in a second, not killed in a minute."""
+    needed = START_UP + READ_BACK_BYTES_PER_BYTE * characters
     for room in rooms():
         if needed > room.bytes:
-            raise ValueError(f"{path} ({size / 2**20:,.0f} MiB of JSON) needs about {needed / 2**30:,.1f} GiB to be "
-                             f"read back, more than the {room.bytes / 2**30:,.1f} GiB that {room.source} leaves: "
-                             "replay it where there is more memory, or save shorter runs (a probe per fit)")
+            raise _Refused(f"{path} holds a value of {characters / 2**20:,.1f} MiB of JSON, which needs about "
+                           f"{needed / 2**30:,.1f} GiB to be read back, more than the {room.bytes / 2**30:,.1f} GiB "
+                           f"that {room.source} leaves: replay it where there is more memory")
 
 
-def _read_steps(steps: list[Any], spec: Spec) -> Iterator[StepResult]:
-    """The steps, each JSON object let go once read (a long run is held once, as results)."""
+def _checked(steps: Iterable[Any], spec: Spec) -> Iterator[_Checked]:
+    """The steps, one at a time, each checked against the one before and the spec."""
+    before: tuple[str, int] | None = None
+    for index, item in enumerate(steps):
+        step = _check(item, index, before)
+        if len(step.samples) > spec.largest_batch:
+            raise ValueError(f"step {index} holds {len(step.samples):,} slots, more than the spec's batch of "
+                             f"{spec.largest_batch:,}")
+        before = step.label, len(step.samples)
+        yield step
+
+
+def _tallied(steps: Iterator[_Checked]) -> Tally:
+    tally = Tally()
+    for step in steps:
+        tally.observe(step.zeros, step.carried, step.others, step.observed is not None, step.label)
+    return tally
+
+
+def _made(steps: Iterator[_Checked]) -> Iterator[StepResult]:
     previous: Call | None = None
-    for index in range(len(steps)):
-        result = result_from_json(steps[index], index, previous)
-        steps[index] = None
-        if len(result.step.call.samples) > spec.largest_batch:
-            raise ValueError(f"step {index} holds {len(result.step.call.samples):,} slots, more than the spec's "
-                             f"batch of {spec.largest_batch:,}")
+    for index, step in enumerate(steps):
+        result = _result(step, index, previous)
         previous = result.step.call
         yield result
 
@@ -325,9 +502,8 @@ def _no_constant(name: str) -> float:
 
 def _check_top(data: dict[str, Any]) -> None:
     """The fields around the steps, each of the type probe.save writes."""
-    for name, kind in (("spec", dict), ("steps", list)):
-        if not isinstance(data.get(name), kind):
-            raise ValueError(f"{name} is not a {kind.__name__}")
+    if data.get(STEPS) is not _STREAMED:
+        raise ValueError("steps is not a list")
     warnings = data.get("warnings", [])
     if not isinstance(warnings, list) or not all(isinstance(warning, str) for warning in warnings):
         raise ValueError("warnings is not a list of text")
@@ -336,17 +512,12 @@ def _check_top(data: dict[str, Any]) -> None:
     layers = data.get("stateful_layers", 0)
     if isinstance(layers, bool) or not isinstance(layers, int) or layers < 0:
         raise ValueError("stateful_layers is not a whole number from 0")
-    workflow = data["spec"].get("workflow")
-    if workflow is not None and not isinstance(workflow, str):
-        raise ValueError("spec's workflow is not text")
 
 
-def replayed(spec: Spec, results: list[StepResult], data: dict[str, Any]) -> Report:
+def replayed(saved: SavedRun) -> Report:
     """The report of a saved run `load` read."""
-    tally = Tally()
-    for result in results:
-        tally.add(result)
+    data = saved.data
     # Text from the file is data: shown with its control characters escaped.
     warnings = tuple(printable(str(warning)) for warning in data.get("warnings") or ())
-    report = probe_report(spec, tally, warnings, int(data.get("stateful_layers", 0)))
+    report = probe_report(saved.spec, saved.tally, warnings, int(data.get("stateful_layers", 0)))
     return dataclasses.replace(report, verdict=printable(str(data.get("verdict") or report.verdict)))
