@@ -71,7 +71,8 @@ SETUPS = {
                  "save_and_load(); "
                  "predict_on_batch(2); predict(4, batch_size=1)"),
     "workflow: states carried by hand": dict(samples=8, timesteps=3, features=1, batch_size=4,
-                                             workflow='predict(4, initial_state="previous") * 3'),
+                                             workflow='predict(4, initial_state="previous") * 3; '
+                                                      'predict(4, batch_size=2, initial_state="previous")'),
     # Validation traced the test function in batches of 1; evaluate's batch of 2 (Keras's default
     # batch_size) runs in it with the dimension open: on Keras 3's TensorFlow a one-row state fails
     # tf.while_loop's shape invariant (ValueError), on tf-keras TensorFlow's shape check.

@@ -58,6 +58,9 @@ SETUPS = {
     "workflow: stateless, states carried by hand": Spec(
         8, 3, 1, batch_size=4, layers=2, workflow='predict(8, initial_state="previous") * 2; save_and_load(); '
                                                   'predict(8, initial_state="previous")'),
+    "workflow: stateless, states handed back in other batches": Spec(
+        8, 3, 1, batch_size=4, workflow='predict(8); predict(8, batch_size=2, initial_state="previous"); '
+                                        'predict(8, batch_size=1, initial_state="previous")'),
 }
 
 

@@ -45,6 +45,10 @@ WORKFLOWS = {
     "validation_freq and initial_epoch": spec("fit(epochs=4, validation_samples=4, validation_freq=2, "
                                               "initial_epoch=1, shuffle=False, batch_size=4)"),
     "states carried by hand": spec('predict(4, initial_state="previous") * 3', stateful=False),
+    "states handed back to predicts batched otherwise": spec(
+        'predict(8); predict(8, batch_size=4, initial_state="previous"); reset_state(); '
+        'predict(8, batch_size=2, initial_state="previous") * 2; predict(8, batch_size=1, initial_state="previous")',
+        stateful=False, cell="gru", layers=2),
     "a stacked GRU: a manual epoch loop": spec("(fit(shuffle=False, batch_size=4), reset_state()) * 2", cell="gru",
                                                layers=2),
     "a bidirectional SimpleRNN twin": spec("predict(4); twin(batch_size=2); predict(4, batch_size=2)", cell="rnn",

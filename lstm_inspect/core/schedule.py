@@ -8,7 +8,9 @@ error. Lazy: one batch at a time. The rules come from `facts` and `hooks`.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -107,6 +109,7 @@ def keras_steps(spec: Spec) -> Iterator[Step]:
     hand_carry = spec.hand_carried
     held: Call | None = None  # the call whose final states the model's state holds
     returned: list[Call] = []  # the calls of the last predict, whose states it returned
+    ends: list[int] = []  # where each of them ends among its samples
     traces = Traces(facts)  # TensorFlow: the model's compiled functions traced so far
     for invocation, calls in iter_invocations(spec):
         op = invocation.op
@@ -117,26 +120,31 @@ def keras_steps(spec: Spec) -> Iterator[Step]:
             continue
         predicts = op.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH) and hand_carry
         made: list[Call] = []
+        at = 0  # where the call's first sample is among the invocation's
         for call in calls:
             # What a checking run keeps: the held state; with states carried by hand, the last
             # predict's calls (still read) and this predict's (read by the next).
             first = min([c.index for c in returned[:1] + made[:1]], default=call.index)
             fixed = traces.fixes_call(op, call, spec.samples_of(op, call.phase), op.batch_size or invocation.batch_size)
-            step = _step(spec, facts, invocation, call, held, returned, fixed,
+            step = _step(spec, facts, invocation, call, held, (returned, ends, at), fixed,
                          kept=invocation.stateful or predicts, keep_from=first if hand_carry else call.index)
             yield step
             if step.raises:
                 return
             held = step.call
+            at += len(call.samples)
             if predicts:
                 made.append(step.call)
         if predicts:
-            returned = made
+            returned, ends = made, list(itertools.accumulate(len(call.samples) for call in made))
 
 
 def _step(spec: Spec, facts: Facts, invocation: Invocation, call: Call, held: Call | None,
-          returned: list[Call], fixed: bool | None, kept: bool, keep_from: int) -> Step:
+          handed: tuple[list[Call], list[int], int], fixed: bool | None, kept: bool, keep_from: int) -> Step:
+    """`handed`: the calls of the last predict, whose states it returned, where each ends among
+    its samples, and where `call`'s first sample is among its invocation's."""
     op, model_batch, stateful = invocation.op, invocation.batch_size, invocation.stateful
+    returned, ends, at = handed
     slots = len(call.samples)
     if stateful and model_batch == 1 and fixed is False and facts.one_row_state_loop_error:
         return Step(call, None, None, dataclasses.replace(_raised(spec, facts, invocation, call), why=OPEN_TRACE_WHY))
@@ -152,9 +160,19 @@ def _step(spec: Spec, facts: Facts, invocation: Invocation, call: Call, held: Ca
     if stateful and facts.carries and held is not None and not resets:
         return Step(call, held, np.arange(model_batch), kept=kept, keep_from=keep_from)
     if op.hand_carried and returned:
-        # Sample k starts from the states the previous predict (split alike) returned for sample k.
-        return Step(call, returned[call.batch], np.arange(slots), stride=op.samples, kept=kept, keep_from=keep_from)
+        # Sample k starts from the states the previous predict returned for its sample k, in the
+        # batch of it that holds k (Spec: one batch holds the whole of each batch of this one).
+        source, first = _holding(returned, ends, at)
+        return Step(call, source, np.arange(at - first, at - first + slots), stride=op.samples, kept=kept,
+                    keep_from=keep_from)
     return Step(call, None, np.full(len(call.slot_samples), -1), kept=kept, keep_from=keep_from)
+
+
+def _holding(calls: list[Call], ends: list[int], at: int) -> tuple[Call, int]:
+    """The call of `calls` (batches in order, ending at `ends` among their samples) that holds
+    sample `at` of theirs, and where its first sample is."""
+    batch = bisect.bisect_right(ends, at)
+    return calls[batch], ends[batch - 1] if batch else 0
 
 
 _BATCH_BEGIN = {Phase.TRAIN: "on_train_batch_begin", Phase.VALIDATION: "on_test_batch_begin",

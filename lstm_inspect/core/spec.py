@@ -16,7 +16,7 @@ from typing import Any
 from .choices import Backend, Cell, KerasVersion, Phase, ResetPolicy, Shuffle, default_backend
 from .digits import MAX_DIGITS, is_number, too_long
 from .errors import SpecError
-from .workflow import Kind, Op, Source, Workflow, distinct, parse, text
+from .workflow import Kind, Op, Repeat, Source, Workflow, distinct, parse, text
 
 
 def parse_shape(text: str) -> tuple[int, int, int]:
@@ -146,21 +146,7 @@ class Spec:
                 raise SpecError("workflow", "{workflow}: " + f"{hand} carries a stateless layer's states by hand; "
                                 "a stateful layer carries its own (drop initial_state=, or use a stateless layer)")
         if self.hand_carried:
-            # Alike as Keras batches them: predict(2) and predict(2, batch_size=2) are one batch of 2.
-            predicts = {(op.kind, op.samples, op.samples if op.kind.one_batch
-                         else min(op.batch_size or self.batch_size, op.samples))
-                        for op in _distinct(self.workflow) if op.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH)}
-            others = {op.kind for op in _distinct(self.workflow)} - {Kind.PREDICT, Kind.PREDICT_ON_BATCH,
-                                                                   Kind.RESET_STATE, Kind.SAVE_AND_LOAD}
-            if others:
-                raise SpecError("workflow", "{workflow}: initial_state=\"previous\" is followed in a workflow of "
-                                "predict calls (predict, predict_on_batch, reset_state, save_and_load), not "
-                                + ", ".join(sorted(others)) + ": a model taking its states as inputs is trained "
-                                "through another one")
-            if len(predicts) > 1:
-                raise SpecError("workflow", "{workflow}: initial_state=\"previous\" hands each sample the states "
-                                "the previous predict returned for it: every predict call must be alike (the same "
-                                "call, sample count and batch_size)")
+            self._check_hand_carry()
         for op in _distinct(self.workflow):
             self._check_runs_out(op)
             if op.kind == Kind.FIT and op.validation_split and self.fit_split(op) in (0, self.samples):
@@ -185,6 +171,33 @@ class Spec:
             raise SpecError("workflow", "{workflow}: " + f"{op}: its dataset holds {per_pass} batches, fewer than "
                             f"steps_per_epoch x epochs: tf-keras stops fit where they run out (\"Your input ran out "
                             "of data; interrupting training\"); repeat the dataset (repeat=True), as it asks")
+
+    def _check_hand_carry(self) -> None:
+        """initial_state="previous" as lstm-inspect follows it: predicts of one sample count, each
+        batch of a predict that takes the states back within one batch of the predict before."""
+        others = {op.kind for op in _distinct(self.workflow)} - {Kind.PREDICT, Kind.PREDICT_ON_BATCH,
+                                                               Kind.RESET_STATE, Kind.SAVE_AND_LOAD}
+        if others:
+            raise SpecError("workflow", "{workflow}: initial_state=\"previous\" is followed in a workflow of "
+                            "predict calls (predict, predict_on_batch, reset_state, save_and_load), not "
+                            + ", ".join(sorted(others)) + ": a model taking its states as inputs is trained "
+                            "through another one")
+        for before, after in sorted(_predict_pairs(self.workflow or ())[2], key=str):
+            if not after.hand_carried:
+                continue
+            if before.samples != after.samples:
+                raise SpecError("workflow", "{workflow}: " + f"{after} takes back the states {before} returned, one "
+                                "per sample: the predicts carried by hand must run as many samples")
+            held, size = self._predict_batch(before), self._predict_batch(after)
+            if held % size and held != before.samples:
+                raise SpecError("workflow", "{workflow}: " + f"{after} takes back the states {before} returned in "
+                                f"batches of {held:,}: its batches of {size:,} would each start from two of them, "
+                                "which lstm-inspect does not follow yet (Keras runs it); use a batch_size that "
+                                f"divides {held:,}")
+
+    def _predict_batch(self, op: Op) -> int:
+        """The batch Keras splits a predict into: predict(2) and predict(2, batch_size=2) are one batch of 2."""
+        return op.samples if op.kind.one_batch else min(op.batch_size or self.batch_size, op.samples)
 
     @property
     def plan(self) -> Workflow:
@@ -296,6 +309,32 @@ def unbuildable_stateful(spec: Spec) -> str:
 
 def _distinct(workflow: Workflow | None) -> set[Op]:
     return distinct(workflow or ())
+
+
+def _predict_pairs(items: Workflow) -> tuple[Op | None, Op | None, set[tuple[Op, Op]]]:
+    """The first and last predicts of `items`, and each (predict, the predict next after it) pair
+    in the order they run, a repeat's last before its first again: visited once, not repeated."""
+    first: Op | None = None
+    last: Op | None = None
+    pairs: set[tuple[Op, Op]] = set()
+    for item in items:
+        head: Op | None
+        tail: Op | None
+        if isinstance(item, Repeat):
+            head, tail, inner = _predict_pairs(item.body)
+            pairs |= inner
+            if item.times > 1 and head is not None and tail is not None:
+                pairs.add((tail, head))
+        elif item.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH):
+            head = tail = item
+        else:
+            continue
+        if head is None:
+            continue
+        if last is not None:
+            pairs.add((last, head))
+        first, last = first or head, tail
+    return first, last, pairs
 
 
 def _tally(spec: Spec, workflow: Workflow, batch_size: int, seen: dict[tuple[int, int], tuple[int, int, int]]

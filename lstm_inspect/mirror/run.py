@@ -102,15 +102,16 @@ class _Loop:
         self.layer = KerasStateful(build_rnn(spec, device), spec.batch_size, stateful=spec.stateful,
                                    keras=spec.keras, backend=spec.backend)
         self.traces = Traces(self.facts)
-        self.returned: list[States] = []  # per batch, the states the last predict returned
+        self.returned: States | None = None  # the states the last predict returned, for each of its samples
 
     def change_model(self, op: Op) -> None:
         self.layer = MODEL_CHANGES[op.kind](self.layer, op)
         if op.kind != Kind.RESET_STATE:
             self.traces.new_model()
 
-    def run(self, op: Op, call: Call, x: torch.Tensor) -> CallRecord:
-        """One layer call: the user's callback in Keras's hooks, Keras's checks, then the layer."""
+    def run(self, op: Op, call: Call, x: torch.Tensor, at: int = 0) -> CallRecord:
+        """One layer call: the user's callback in Keras's hooks, Keras's checks, then the layer;
+        `at`: where its first sample is among its invocation's (for states handed back)."""
         spec, layer = self.spec, self.layer
         if resets_before(spec.reset, op.kind, call.phase, call.batch):
             layer.reset_state()
@@ -125,8 +126,10 @@ class _Loop:
                 # TensorFlow adds a lone sample's input projections to every row of the state:
                 # each slot runs that sample from its own state.
                 x = x.expand(layer.batch_size or 1, -1, -1)
-        if op.hand_carried and self.returned:
-            output, initial, final = layer.call(x, self.returned[call.batch])
+        if op.hand_carried and self.returned is not None:
+            # Keras slices the states handed back as it slices the inputs: sample k takes row k.
+            handed = tuple(state[:, at:at + len(x)].contiguous() for state in self.returned)
+            output, initial, final = layer.call(x, handed)
         else:
             output, initial, final = layer.call(x)
         if layer.stateful and not self.facts.carries:
@@ -146,13 +149,15 @@ def run_mirror(spec: Spec, device: torch.device | None = None) -> Generator[Call
             loop.change_model(op)
         predicts = spec.hand_carried and op.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH)
         made: list[States] = []
+        at = 0
         for call, x in _with_inputs(spec, calls, device):
-            record = loop.run(op, call, x)
+            record = loop.run(op, call, x, at)
+            at += len(call.samples)
             if predicts:
                 made.append(record.final)
             yield record
         if predicts:
-            loop.returned = made
+            loop.returned = tuple(torch.cat(states, dim=1) for states in zip(*made, strict=True))
 
 
 def _with_inputs(spec: Spec, calls: Iterator[Call], device: torch.device) -> Iterator[tuple[Call, torch.Tensor]]:
