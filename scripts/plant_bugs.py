@@ -161,7 +161,7 @@ PLANTS = [
           'carries=True, broadcasts_one=False, error_type="ValueError", raises_before_first_batch=True',
           'carries=True, broadcasts_one=False, error_type="ValueError", raises_before_first_batch=False', BT),
     plant("Keras 3's predict keeps a short batch open", CORE + "facts.py",
-          "predict_fixes_short=True,", "predict_fixes_short=False,", BT, WF),
+          "predict_fixes_first=True,", "predict_fixes_first=False,", BT, WF),
     plant("fit's validation traces fit's function", CORE + "facts.py",
           'function = functions["validation" if phase == Phase.VALIDATION else str(kind)]',
           "function = functions[str(kind)]", BT),

@@ -42,14 +42,19 @@ class Facts:
     carries: bool  # each call starts from the previous call's final state (else from zeros)
     broadcasts_one: bool  # a stateful batch of one sample runs in every slot instead of raising
     error_type: str  # what a stateful batch of another size raises
-    raises_before_first_batch: bool  # N < B: raised while fit builds its step, before batch 0 begins
+    # A first batch of another size (N < B, say): fit and evaluate raise while building their step,
+    # before batch 0 begins (predict raises inside its batch 0 everywhere).
+    raises_before_first_batch: bool
     # TensorFlow: the compiled function each kind of call runs on a model (kinds that share one
     # share a name). Its first trace fixes the batch dimension when every batch of that call has
     # the same size, and Keras's own check then raises a ValueError for a size other than the
     # state's; later traces leave the dimension open (a lone sample broadcasts, other sizes
     # raise InvalidArgumentError). None: nothing is traced (torch, and JAX's check runs always).
     traces: Mapping[str, str] | None = None
-    predict_fixes_short: bool = False  # Keras 3: predict of fewer samples than batch_size fixes it too
+    # Keras 3: predict's first trace fixes the dimension at its first batch's size, whatever the
+    # batches after it (predict(8, batch_size=3) raises ValueError in batch 0 where evaluate and
+    # fit raise InvalidArgumentError), and so does a predict of fewer samples than batch_size.
+    predict_fixes_first: bool = False
     # A stateful LSTM or GRU with use_cudnn="auto" (the default) raises RuntimeError in the first
     # training batch's backward ("... modified by an inplace operation"), on the CPU too; predict
     # works, and use_cudnn=False trains (keras-team/keras#20875).
@@ -77,7 +82,7 @@ FACTS = {
         carries=True, broadcasts_one=True, error_type="InvalidArgumentError", raises_before_first_batch=False,
         traces={"fit": "train", "validation": "test", "evaluate": "test", "predict": "predict",
                 "train_on_batch": "train_on_batch", "test_on_batch": "test_on_batch",
-                "predict_on_batch": "predict_on_batch"}, predict_fixes_short=True, one_row_state_loop_error=True),
+                "predict_on_batch": "predict_on_batch"}, predict_fixes_first=True, one_row_state_loop_error=True),
     # The state variables are created untracked, so JAX's stateless train, test and predict
     # steps drop their assignments: every call starts from the zeros they were created with.
     (KerasVersion.THREE, Backend.JAX): Facts(
@@ -110,7 +115,7 @@ def broadcast_phases(spec: Spec) -> list[Phase]:
     for phase, count in ((Phase.TRAIN, spec.samples), (Phase.VALIDATION, spec.val_samples),
                          (Phase.PREDICT, spec.predict_samples)):
         remainder = count % spec.batch_size
-        first_short = count < spec.batch_size and phase == Phase.PREDICT and facts_for(spec).predict_fixes_short
+        first_short = count < spec.batch_size and phase == Phase.PREDICT and facts_for(spec).predict_fixes_first
         if remainder > 1 or first_short:
             break  # Keras raises at this phase's last batch
         if remainder == 1:
@@ -218,4 +223,4 @@ class Traces:
         self.traced.add(function)
         if not CALLS[kind].callbacks:
             return True  # one batch of all its samples
-        return count % size == 0 or (self.facts.predict_fixes_short and kind == Kind.PREDICT and count < size)
+        return count % size == 0 or (self.facts.predict_fixes_first and kind == Kind.PREDICT)

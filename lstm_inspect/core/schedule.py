@@ -151,7 +151,9 @@ def _step(spec: Spec, facts: Facts, invocation: Invocation, call: Call, held: Ca
     if stateful and slots != model_batch:
         if fixed:
             kind, message, pattern = first_trace_error(spec, facts, model_batch, slots)
-            return Step(call, None, None, KerasError(call.index, kind, message, pattern))
+            # TensorFlow traces inside the batch: after its begin callback.
+            when = f"inside the first batch, after its {_BATCH_BEGIN[call.phase]} callback" if call.index == 0 else ""
+            return Step(call, None, None, KerasError(call.index, kind, message, pattern, when))
         if slots == 1 and facts.broadcasts_one:
             call = dataclasses.replace(call, broadcast=model_batch)
         else:
@@ -184,6 +186,8 @@ def _raised(spec: Spec, facts: Facts, invocation: Invocation, call: Call) -> Ker
     when = ""
     if call.index == 0:  # the very first batch is already too small
         name = invocation.op.kind
-        when = (f"while {name} builds its step function, before any batch begins" if facts.raises_before_first_batch
+        # predict builds nothing first: it raises in its batch 0 on every backend.
+        before = facts.raises_before_first_batch and call.phase != Phase.PREDICT
+        when = (f"while {name} builds its step function, before any batch begins" if before
                 else f"inside the first batch, after its {_BATCH_BEGIN[call.phase]} callback")
     return KerasError(call.index, kind, message, pattern, when)
