@@ -31,7 +31,8 @@ VALUES = {
     "val_samples": ["--val-samples", "4"], "predict_samples": ["--predict-samples", "4"],
     "workflow": ["--calls", "fit(); predict(4)"], "data": ["--data", "{data}"], "data_key": ["--data-key", "x"],
     "units": ["--units", "4"], "seed": ["--seed", "3"], "fixed_batch": ["--no-fixed-batch"],
-    "output_format": ["--format", "json"], "view": ["--view", "timeline"], "ascii_only": ["--ascii"],
+    "replicas": ["--replicas", "1"], "output_format": ["--format", "json"], "view": ["--view", "timeline"],
+    "ascii_only": ["--ascii"],
     "svg": ["--svg", "{export}.svg"], "html": ["--html", "{export}.html"], "max_rows": ["--max-rows", "5"],
     "no_slots": ["--no-slots"], "advice": ["--no-advice"],
     "device": ["--device", "cpu"], "max_steps": ["--max-steps", "2"], "dry_run": ["--dry-run"],
@@ -43,7 +44,7 @@ VALUES = {
 }
 SETUP = ["shape", "batch_size", "stateful", "epochs", "shuffle", "no_shuffle", "cell", "layers", "bidirectional",
          "keras", "backend", "reset", "val_samples", "predict_samples", "workflow", "data", "data_key", "units", "seed",
-         "fixed_batch"]
+         "fixed_batch", "replicas"]
 OUTPUT = ["output_format", "view", "ascii_only", "svg", "html", "max_rows", "no_slots", "advice"]
 RUN = ["device", "max_steps", "dry_run", "evidence", "evidence_batch", "against"]
 CI = ["expect_resets", "expect_slot_resets", "expect_carries", "expect_error", "strict", "quiet"]
@@ -55,6 +56,7 @@ PAIRS = sorted({
     *[("workflow", other) for other in ("epochs", "val_samples", "predict_samples")],
     # --emit prints code instead of running: everything about the run, its output and its checks.
     *[("emit", other) for other in ["data", *OUTPUT, *RUN, *CI]],
+    ("emit", "replicas"),  # the programs build no MirroredStrategy yet
     # --quiet prints nothing: nothing about how to print.
     *[("quiet", other) for other in ("output_format", "max_rows", "view", "svg", "html", "ascii_only")],
     # A dry run runs nothing: nothing about the run.

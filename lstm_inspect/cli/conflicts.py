@@ -16,7 +16,8 @@ CONFLICTS = {
     "emit": ("data", "data_key", "advice", "against", "output_format", "view", "ascii_only", "svg", "html", "max_rows",
              "dry_run", "device",
              "max_steps", "no_slots", "evidence", "evidence_batch", "quiet", "expect_resets",
-             "expect_slot_resets", "expect_carries", "expect_error", "strict"),
+             "expect_slot_resets", "expect_carries", "expect_error", "strict",
+             "replicas"),  # the programs build no MirroredStrategy yet
     "quiet": ("output_format", "max_rows", "view", "svg", "html", "ascii_only"),
     "dry_run": ("evidence", "evidence_batch", "against", "device", "max_steps"),
     "against": ("max_steps",),  # Keras runs every step: the mirror's shown must be checked too
@@ -59,7 +60,6 @@ def reject_conflicts(ctx: click.Context) -> None:
 
 
 REPLAY_CONFLICTS = ("data", "data_key", "shape", "batch_size", "stateful", "epochs", "shuffle", "no_shuffle", "cell",
-                    "layers",
-                    "bidirectional", "keras", "backend", "reset", "val_samples", "predict_samples", "workflow",
-                    "fixed_batch", "units", "seed", "device", "max_steps", "dry_run", "evidence", "evidence_batch",
-                    "against", "emit")
+                    "layers", "bidirectional", "keras", "backend", "reset", "val_samples", "predict_samples",
+                    "workflow", "fixed_batch", "replicas", "units", "seed", "device", "max_steps", "dry_run",
+                    "evidence", "evidence_batch", "against", "emit")

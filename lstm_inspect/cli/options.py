@@ -110,6 +110,10 @@ SETUP_OPTIONS = [
                  help="Whether the model's input fixes the batch size (keras.Input(batch_shape=(B, T, F))); "
                       "--no-fixed-batch: keras.Input(shape=(T, F)), which a stateful layer refuses (Keras's "
                       "error, with the fix). The emitted programs fix it."),
+    click.option("--replicas", type=ASCII_INT, default=1, show_default=True, metavar="R",
+                 help="tf.distribute.MirroredStrategy over R replicas (Keras 3 on TensorFlow, stateful): --batch "
+                      "is then the global batch fit and predict are given, and the model is built inside "
+                      "strategy.scope() for the per-replica batch, --batch / R."),
     click.option("--keras", type=click.Choice([k.value for k in KerasVersion]),
                  default=KerasVersion.THREE.value, show_default=True,
                  help="The Keras whose API and errors to describe: 3, or 2 (tf-keras, on TensorFlow)."),

@@ -22,7 +22,7 @@ FLAGS = {"samples": "--shape", "timesteps": "--shape", "features": "--shape", "s
          "cell": "--cell", "layers": "--layers", "bidirectional": "--bidirectional", "keras": "--keras",
          "backend": "--backend",
          "reset": "--reset", "val_samples": "--val-samples", "predict_samples": "--predict-samples",
-         "workflow": "--calls", "fixed_batch": "--no-fixed-batch",
+         "workflow": "--calls", "fixed_batch": "--no-fixed-batch", "replicas": "--replicas",
          "units": "--units", "seed": "--seed", "max_steps": "--max-steps"}
 DATA_FLAGS = {"key": "--data-key"}  # open_data's fields
 # In sentences, the data's N stands for the samples (N of --shape N,T,F).
@@ -54,6 +54,7 @@ def command_line(spec: Spec) -> str:
     if spec.keras == KerasVersion.THREE:  # the default depends on the machine: always say which
         words.append(f"--backend {spec.backend}")
     words += ["--bidirectional"] * spec.bidirectional + ["--no-fixed-batch"] * (not spec.fixed_batch)
+    words += [f"--replicas {spec.replicas}"] * (spec.replicas > 1)
     if spec.reset != default.reset:
         words.append(f"--reset {spec.reset}")
     if spec.workflow is not None:

@@ -16,6 +16,7 @@ from typing import Any
 from .choices import Backend, Cell, KerasVersion, Phase, ResetPolicy, Shuffle, default_backend
 from .digits import MAX_DIGITS, is_number, too_long
 from .errors import SpecError
+from .replicas import check_replicas
 from .workflow import Kind, Op, Repeat, Source, Workflow, distinct, parse, text
 
 
@@ -60,6 +61,9 @@ class Spec:
     # Whether the model's input fixes the batch size (keras.Input(batch_shape=(B, T, F))); a
     # stateful layer needs it, and Keras refuses to build one without.
     fixed_batch: bool = True
+    # tf.distribute.MirroredStrategy over this many replicas (1: none): batch_size is then the
+    # global batch, and the model is built for its share per replica (core/replicas.py).
+    replicas: int = 1
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -77,6 +81,7 @@ class Spec:
             twin = " (or a twin built with stateful=True)" if self.workflow is not None else ""
             raise SpecError("reset", "{reset} {policy} needs {stateful}{twin}: a stateless layer starts every "
                             "batch from zeros already", policy=str(self.reset), twin=twin)
+        check_replicas(self)
 
     def _choose(self) -> None:
         """The choices as enums, from their values (and keras=3 as well as keras="3")."""
@@ -274,8 +279,9 @@ class Spec:
 
     def to_json(self) -> dict[str, Any]:
         fields = dataclasses.asdict(self)
-        if self.fixed_batch:  # as every file before the setting was written
-            del fields["fixed_batch"]
+        for name, usual in (("fixed_batch", True), ("replicas", 1)):  # as every file before the setting
+            if fields[name] == usual:
+                del fields[name]
         fields.update(shuffle=self.shuffle.keras_value, reset=str(self.reset), cell=str(self.cell),
                       keras=str(self.keras), backend=str(self.backend),
                       workflow=None if self.workflow is None else text(self.workflow), calls=text(self.plan))
@@ -289,7 +295,7 @@ class Spec:
 
 
 _INTS = ("samples", "timesteps", "features", "batch_size", "epochs", "val_samples", "predict_samples", "units",
-         "seed", "layers")
+         "seed", "layers", "replicas")
 _FLAGS = ("stateful", "bidirectional", "fixed_batch")
 
 

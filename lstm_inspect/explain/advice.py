@@ -12,6 +12,7 @@ from typing import Any
 
 from ..core.choices import Backend, KerasVersion, ResetKind
 from ..core.facts import facts_for
+from ..core.replicas import per_replica_batch
 from ..core.spec import Spec
 from ..core.words import Terms, plural
 from ..core.workflow import Kind, Source, distinct
@@ -64,6 +65,12 @@ def _api(spec: Spec) -> list[Advice]:
                                              "raises \"When using `stateful=True` in a RNN, the batch size must be "
                                              f"static\"; Keras 3 refuses {layer}(batch_input_shape=...) "
                                              "(\"Unrecognized keyword arguments passed to " + layer + "\")"))
+    if spec.replicas > 1:
+        share = per_replica_batch(spec)
+        items[0] = Advice("batch size", f"build the model inside strategy.scope() for the per-replica batch, "
+                                        f"keras.Input(batch_shape=({share}, {t}, {f})), and give fit, evaluate "
+                                        f"and predict the global batch_size={b}; a model built for the global "
+                                        f"batch raises \"Expected batch size: {b} - Received batch size: {share}\"")
     hand = ("carry states yourself with a stateless layer: " + layer + "(units, return_state=True) returns the "
             "final states after the output; pass them back as initial_state=[h, c] in the next call "
             "(a model taking them as inputs)")

@@ -13,6 +13,7 @@ from typing import Any
 
 from ..core.choices import Backend, Cell, KerasVersion, Phase, ResetKind
 from ..core.facts import KerasError, broadcast_phases, facts_for, keeps_state
+from ..core.replicas import replica_sentence
 from ..core.schedule import Step
 from ..core.spec import Spec
 from ..core.words import Terms, plural
@@ -338,6 +339,8 @@ def _stateful(spec: Spec) -> str:
 def _stateful_details(spec: Spec, passes: Passes | None) -> str:
     """Stacks, directions, shuffle and TensorFlow's lone samples, where they apply."""
     text = ""
+    if spec.replicas > 1:
+        text += replica_sentence(spec)
     if spec.layers > 1:
         text += f" Each of the {spec.layers} layers keeps its own state per slot, reset and carried together."
     if spec.bidirectional:

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ...core.choices import Backend, Cell, KerasVersion
+from ...core.replicas import per_replica_batch
 from ...core.spec import Spec
 from .errors import OracleError
 
@@ -70,7 +71,13 @@ def build_keras_model(keras, spec: Spec, batch_size: int | None = None, hand_car
     its RNN layers in torch's order. `hand_carry`: each layer also takes its initial states as
     inputs and returns its final states, after the model's output, to be passed back by hand.
     `stateful`: a twin's, where it is built otherwise than the spec's model."""
-    batch_size = batch_size or spec.batch_size
+    if spec.replicas > 1:  # built and compiled in the strategy's scope, for the per-replica batch
+        with mirrored_strategy(spec.replicas).scope():
+            return _build(keras, spec, batch_size or per_replica_batch(spec), hand_carry, stateful)
+    return _build(keras, spec, batch_size or spec.batch_size, hand_carry, stateful)
+
+
+def _build(keras, spec: Spec, batch_size: int, hand_carry: bool, stateful: bool | None):
     stateful = spec.stateful if stateful is None else stateful
     if stateful:
         inputs = keras.Input(batch_shape=(batch_size, spec.timesteps, spec.features))
@@ -104,6 +111,34 @@ def build_keras_model(keras, spec: Spec, batch_size: int | None = None, hand_car
     eager = reads_loop(spec, stateful) and spec.backend == Backend.TENSORFLOW
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.0), loss="mse", run_eagerly=eager)
     return model, rnns
+
+
+def split_cpu(replicas: int) -> None:
+    """The CPU as `replicas` logical devices, one per replica: before TensorFlow first runs."""
+    if replicas > 1:
+        import tensorflow as tf  # type: ignore[import-untyped]
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * replicas)
+
+
+def mirrored_strategy(replicas: int) -> Any:
+    import tensorflow as tf
+
+    devices = [f"/cpu:{index}" for index in range(replicas)]
+    if len(tf.config.list_logical_devices("CPU")) < replicas:
+        raise OracleError(f"{replicas} replicas need {replicas} logical CPU devices, made before TensorFlow starts "
+                          "(split_cpu; run_keras_isolated does it)")
+    return tf.distribute.MirroredStrategy(devices)
+
+
+def state_rows(keras: Any, state: Any) -> np.ndarray:
+    """A state variable's rows: under MirroredStrategy each replica's, in replica order (the
+    variable itself reads replica 0's only)."""
+    per_replica = getattr(getattr(state, "value", None), "values", None)
+    if isinstance(per_replica, tuple) and len(per_replica) > 1:
+        return np.concatenate([to_numpy(keras, part) for part in per_replica])
+    return to_numpy(keras, state)
 
 
 def reads_loop(spec: Spec, stateful: bool) -> bool:

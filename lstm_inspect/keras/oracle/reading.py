@@ -17,7 +17,7 @@ from ...check.against import KerasCall, KerasRun
 from ...core.choices import Backend, KerasVersion, Phase, ResetKind, ResetPolicy
 from ...core.order import Call
 from ...core.spec import Spec
-from .model import reads_loop, to_numpy
+from .model import reads_loop, state_rows, to_numpy
 
 # Every hook a reader may answer, as Keras calls them.
 HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_test_begin", "on_predict_begin",
@@ -82,7 +82,7 @@ class StateReader:
         self.failure: Exception | None = None  # the reader's own error, never to pass for Keras's
 
     def read_states(self) -> tuple[np.ndarray, ...]:
-        per_layer = [[to_numpy(self.keras, state) for state in rnn.states] for rnn in self.model.rnns]
+        per_layer = [[state_rows(self.keras, state) for state in rnn.states] for rnn in self.model.rnns]
         return tuple(np.stack(tensors) for tensors in zip(*per_layer))
 
     def begin(self, phase: Phase, batch: int) -> None:
