@@ -9,14 +9,32 @@ error; a partial global batch raises or broadcasts by how it splits, which is no
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .choices import Backend, KerasVersion, Phase
 from .errors import SpecError
-from .workflow import Kind, Op, Source, distinct
+from .workflow import Kind, Op, Source, Workflow, distinct
 
-if TYPE_CHECKING:
-    from .spec import Spec
+
+class Spec(Protocol):
+    """What these rules read of a spec.Spec (which checks itself with them: no import back)."""
+
+    @property
+    def replicas(self) -> int: ...
+    @property
+    def keras(self) -> KerasVersion: ...
+    @property
+    def backend(self) -> Backend: ...
+    @property
+    def stateful(self) -> bool: ...
+    @property
+    def batch_size(self) -> int: ...
+    @property
+    def workflow(self) -> Workflow | None: ...
+    @property
+    def plan(self) -> Workflow: ...
+
+    def samples_of(self, op: Op, phase: Phase) -> int: ...
 
 MAX_REPLICAS = 64
 _FOLLOWED = (Kind.FIT, Kind.EVALUATE, Kind.PREDICT, Kind.RESET_STATE)
