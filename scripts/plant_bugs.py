@@ -40,6 +40,7 @@ TESTS = [
     "tests/test_output_failures.py", "tests/test_evidence_claims.py", "tests/test_memory.py",
     "tests/test_probe_records.py", "tests/test_advice.py", "tests/test_layout.py", "tests/test_golden.py",
     "tests/test_views_and_formats.py", "tests/test_hostile_inputs.py", "tests/test_json_stream.py",
+    "tests/test_replicas.py",
 ]
 # Where the emitted snippets are being rewritten: no plant goes there.
 NO_PLANTS_UNDER = ("lstm_inspect/emit/",)
@@ -142,7 +143,8 @@ PLANTS = [
           "            held = held  # reset_state(), and a new model",
           S, WF),
     plant("schedule: hand carry from the last batch", CORE + "schedule.py",
-          "        return Step(call, returned[call.batch], ", "        return Step(call, returned[-1], ", WF),
+          "    return calls[batch], ends[batch - 1] if batch else 0",
+          "    return calls[-1], ends[batch - 1] if batch else 0", WF),
     plant("schedule: a hand carry is no continuation", CORE + "schedule.py",
           "stride=op.samples, kept=kept", "stride=0, kept=kept", WF),
     plant("schedule: JAX carries", CORE + "schedule.py",
@@ -174,8 +176,8 @@ PLANTS = [
     plant("every trace fixes the batch", CORE + "facts.py",
           "        if function in self.traced:\n            return None\n", "", BT, WF),
     plant("a new model keeps its traces", CORE + "facts.py", "        self.traced = set()", "        pass", BT),
-    plant("a short batch fixes every first trace", CORE + "facts.py",
-          "kind == Kind.PREDICT and count < size)", "count < size)", BT),
+    plant("every kind's first trace fixed as predict's", CORE + "facts.py",
+          "(self.facts.predict_fixes_first and kind == Kind.PREDICT)", "self.facts.predict_fixes_first", BT),
     plant("uneven batches fix the first trace", CORE + "facts.py",
           "return count % size == 0 or (", "return True or (", BT),
     plant("the *_on_batch calls' first trace stays open", CORE + "facts.py",
@@ -210,7 +212,7 @@ PLANTS = [
     plant("mirror: a loaded model is the saved one", MIRROR + "run.py", "    return loaded\n", "    return layer\n",
           WF + "::test_the_mirror_follows_the_schedule_through_every_kind_of_call"),
     plant("mirror: hand-carried states dropped", MIRROR + "run.py",
-          "            output, initial, final = layer.call(x, self.returned[call.batch])",
+          "            output, initial, final = layer.call(x, handed)",
           "            output, initial, final = layer.call(x)",
           WF + "::test_the_mirror_follows_the_schedule_through_every_kind_of_call"),
     plant("mirror: a new model keeps its traces", MIRROR + "run.py", "            self.traces.new_model()\n",
@@ -491,6 +493,17 @@ PLANTS = [
           "tests/test_memory_limits.py"),
     plant("a dry run's estimate holds a batch", DATA + "memory.py",
           "    if dry_run:\n        return parts\n", "", "tests/test_memory_limits.py"),
+
+    # ---- MirroredStrategy (core/replicas.py; the oracle's plants need real Keras, tests/test_replicas.py) ----
+    plant("replicas: the last replicas take the extra sample", CORE + "replicas.py",
+          "end = start + size + (replica < more)", "end = start + size + (replica >= replicas - more)",
+          "tests/test_replicas.py"),
+    plant("replicas: a lone sample per replica taken for Keras's ValueError", CORE + "replicas.py",
+          "size // replicas > 1 and", "size // replicas > 0 and", "tests/test_replicas.py"),
+    plant("replicas: a partial global batch followed", CORE + "replicas.py",
+          "    if samples % size:", "    if False:", "tests/test_replicas.py"),
+    plant("replicas: the advice builds for the global batch", EXPLAIN + "advice.py",
+          "    if spec.replicas > 1:", "    if spec.replicas > 9:", "tests/test_replicas.py"),
 ]
 
 
