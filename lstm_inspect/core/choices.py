@@ -24,20 +24,35 @@ class Cell(StrEnum):
     LSTM = "lstm"
     GRU = "gru"
     RNN = "rnn"  # Keras's SimpleRNN
+    CONVLSTM2D = "convlstm2d"  # an LSTM whose gates are convolutions over each timestep's image
 
     @property
     def state_names(self) -> tuple[str, ...]:
-        """The state tensors each slot holds: an LSTM has two, the others one."""
-        return ("h", "c") if self is Cell.LSTM else ("h",)
+        """The state tensors each slot holds: an LSTM (convolutional or not) has two, the others one."""
+        return ("h", "c") if self in (Cell.LSTM, Cell.CONVLSTM2D) else ("h",)
 
     @property
     def keras_name(self) -> str:
-        return {Cell.LSTM: "LSTM", Cell.GRU: "GRU", Cell.RNN: "SimpleRNN"}[self]
+        return {Cell.LSTM: "LSTM", Cell.GRU: "GRU", Cell.RNN: "SimpleRNN", Cell.CONVLSTM2D: "ConvLSTM2D"}[self]
+
+    @property
+    def keras_layer_name(self) -> str:
+        """The name Keras gives the layer, its class name in snake case."""
+        return {Cell.LSTM: "lstm", Cell.GRU: "gru", Cell.RNN: "simple_rnn", Cell.CONVLSTM2D: "conv_lstm2d"}[self]
 
     @property
     def torch_name(self) -> str:
-        """The class in torch.nn."""
+        """The class in torch.nn (the mirror's own ConvLSTM2D has none)."""
         return self.name
+
+    @property
+    def cudnn(self) -> bool:
+        """Whether Keras 3 runs the layer on cuDNN (use_cudnn="auto"): its LSTM and GRU do."""
+        return self in (Cell.LSTM, Cell.GRU)
+
+    @property
+    def convolutional(self) -> bool:
+        return self is Cell.CONVLSTM2D
 
 
 class KerasVersion(StrEnum):

@@ -63,6 +63,9 @@ class Facts:
     # one row fails tf.while_loop's shape invariant, a ValueError, at the trace, whatever the batch
     # (one sample too: (1, U) broadcast with (None, U) is (None, U)).
     one_row_state_loop_error: bool = False
+    # ConvLSTM2D's default recurrent_activation, its i, f and o gates: tf-keras kept Keras 1's
+    # hard_sigmoid, clip(0.2 x + 0.5, 0, 1), where its LSTM and all of Keras 3 take sigmoid.
+    convlstm_gate: str = "sigmoid"
 
     @property
     def name(self) -> str:
@@ -92,7 +95,8 @@ FACTS = {
         KerasVersion.TWO, Backend.TENSORFLOW, "tf-keras 2.21.0, tensorflow-cpu 2.21.0", "2.21.0",
         carries=True, broadcasts_one=True, error_type="InvalidArgumentError", raises_before_first_batch=False,
         traces={"fit": "train", "train_on_batch": "train", "validation": "test", "evaluate": "test",
-                "test_on_batch": "test", "predict": "predict", "predict_on_batch": "predict_on_batch"}),
+                "test_on_batch": "test", "predict": "predict", "predict_on_batch": "predict_on_batch"},
+        convlstm_gate="hard_sigmoid"),
 }
 
 
@@ -128,23 +132,26 @@ OPEN_TRACE_WHY = ("on Keras 3's TensorFlow a stateful layer built for batch 1 ru
                   "with its batch size fixed, as a call whose every batch is its batch_size traces it")
 
 
-def keras_error(facts: Facts, expected: int, received: int, units: int) -> tuple[str, str, str]:
+def keras_error(facts: Facts, expected: int, received: int, state: tuple[int, ...]) -> tuple[str, str, str]:
     """(type, message, pattern) of what Keras raises for a stateful batch of `received`
     samples when the state holds `expected`; real Keras's message contains a match of
-    `pattern`. TensorFlow's shape check names whichever node fails first: the order of the
-    two shapes and their width (the units, or an LSTM's four gates) vary."""
+    `pattern`. `state`: one slot's state tensor (units, or a ConvLSTM2D's image). TensorFlow's
+    shape check names whichever node fails first: the order of the two shapes and their width
+    (the units, or an LSTM's four gates) vary."""
+    dims = ", ".join(str(size) for size in state)
     if facts.one_row_state_loop_error and expected == 1:
-        message = (f"Input tensor `.../ReadVariableOp:0` enters the loop with shape (1, {units}), but has shape "
-                   f"(None, {units}) after one iteration (tf.while_loop's shape invariant: the state holds one row, "
+        message = (f"Input tensor `.../ReadVariableOp:0` enters the loop with shape (1, {dims}), but has shape "
+                   f"(None, {dims}) after one iteration (tf.while_loop's shape invariant: the state holds one row, "
                    f"the batch {received})")
-        return "ValueError", message, r"enters the loop with shape \(1, \d+\), but has shape \(None, \d+\)"
+        return "ValueError", message, r"enters the loop with shape \(1(?:, \d+)+\), but has shape \(None(?:, \d+)+\)"
     if facts.error_type == "InvalidArgumentError":
+        dims = dims.replace(" ", "")
         message = (f"Incompatible shapes between the {received}-sample batch and the {expected}-row state "
-                   f"(TensorFlow's shape check, e.g. \"Incompatible shapes: [{received},{units}] vs. "
-                   f"[{expected},{units}]\")")
+                   f"(TensorFlow's shape check, e.g. \"Incompatible shapes: [{received},{dims}] vs. "
+                   f"[{expected},{dims}]\")")
         sizes = f"({received}|{expected})"
         # A one-row state broadcasts in the step, then the outputs' stack fails to merge (tf-keras).
-        shapes = rf"\[{sizes},\d+\] vs\. \[{sizes},\d+\]"
+        shapes = rf"\[{sizes}(?:,\d+)+\] vs\. \[{sizes}(?:,\d+)+\]"
         return facts.error_type, message, rf"Incompatible shapes(?: during merge)?: {shapes}"
     message = stateful_batch_mismatch_message(expected, received)
     return facts.error_type, message, re.escape(message)
@@ -185,9 +192,9 @@ def first_trace_error(spec: Spec, facts: Facts, expected: int, received: int) ->
     if facts.keras == KerasVersion.THREE:
         message = stateful_batch_mismatch_message(expected, received)
         return "ValueError", message, re.escape(message)
-    shapes = (f"expected shape=({expected}, None, {spec.features}), "
-              f"found shape=({received}, {spec.timesteps}, {spec.features})")
-    message = f'Input 0 of layer "{spec.cell.keras_name.lower()}" is incompatible with the layer: {shapes}'
+    step = "".join(f", {size}" for size in spec.step_shape)
+    shapes = f"expected shape=({expected}, None{step}), found shape=({received}, {spec.timesteps}{step})"
+    message = f'Input 0 of layer "{spec.cell.keras_layer_name}" is incompatible with the layer: {shapes}'
     return "ValueError", message, r'Input 0 of layer "\w+" is incompatible with the layer: ' + re.escape(shapes)
 
 

@@ -182,7 +182,7 @@ _BATCH_BEGIN = {Phase.TRAIN: "on_train_batch_begin", Phase.VALIDATION: "on_test_
 
 
 def _raised(spec: Spec, facts: Facts, invocation: Invocation, call: Call) -> KerasError:
-    kind, message, pattern = keras_error(facts, invocation.batch_size, len(call.samples), spec.units)
+    kind, message, pattern = keras_error(facts, invocation.batch_size, len(call.samples), spec.state_shape)
     when = ""
     if call.index == 0:  # the very first batch is already too small
         name = invocation.op.kind

@@ -16,23 +16,27 @@ from typing import Any
 from .choices import Backend, Cell, KerasVersion, Phase, ResetPolicy, Shuffle, default_backend
 from .digits import MAX_DIGITS, is_number, too_long
 from .errors import SpecError
+from .frames import DEFAULT_KERNEL, DEFAULT_PADDING, check_frames, state_shape, step_shape, values
 from .replicas import check_replicas
 from .workflow import Kind, Op, Repeat, Source, Workflow, distinct, parse, text
 
 
-def parse_shape(text: str) -> tuple[int, int, int]:
-    """`N,T,F` as three positive integers; blanks around the numbers are allowed."""
+def parse_shape(text: str) -> tuple[int, ...]:
+    """`N,T,F` as three positive integers, or `N,T,H,W,C` as five (ConvLSTM2D's images); blanks
+    around the numbers are allowed."""
     parts = [part.strip() for part in text.split(",")]
-    if len(parts) != 3:
-        raise SpecError("shape", "expected N,T,F (samples,timesteps,features), got {got!r}", got=text)
+    if len(parts) not in (3, 5):
+        raise SpecError("shape", "expected N,T,F (samples,timesteps,features), or N,T,H,W,C for an image per "
+                        "timestep (--cell convlstm2d), got {got!r}", got=text)
+    names = "N, T and F" if len(parts) == 3 else "N, T, H, W and C"
     if not all(is_number(part) for part in parts):
-        raise SpecError("shape", "N, T and F must be positive integers, got {got!r}", got=text)
+        raise SpecError("shape", names + " must be positive integers, got {got!r}", got=text)
     if any(too_long(part) for part in parts):
-        raise SpecError("shape", f"N, T and F have at most {MAX_DIGITS} digits")
-    samples, timesteps, features = (int(part) for part in parts)
-    if min(samples, timesteps, features) < 1:
-        raise SpecError("shape", "N, T and F must be positive integers, got {got!r}", got=text)
-    return samples, timesteps, features
+        raise SpecError("shape", f"{names} have at most {MAX_DIGITS} digits")
+    numbers = tuple(int(part) for part in parts)
+    if min(numbers) < 1:
+        raise SpecError("shape", names + " must be positive integers, got {got!r}", got=text)
+    return numbers
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,11 @@ class Spec:
     # tf.distribute.MirroredStrategy over this many replicas (1: none): batch_size is then the
     # global batch, and the model is built for its share per replica (core/replicas.py).
     replicas: int = 1
+    # ConvLSTM2D (cell "convlstm2d"): each timestep an image of frame = (H, W) pixels of `features`
+    # channels, the layer's kernel_size and padding (core/frames.py); units are its filters.
+    frame: tuple[int, int] | None = None
+    kernel: int = DEFAULT_KERNEL
+    padding: str = DEFAULT_PADDING
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -82,6 +91,7 @@ class Spec:
             raise SpecError("reset", "{reset} {policy} needs {stateful}{twin}: a stateless layer starts every "
                             "batch from zeros already", policy=str(self.reset), twin=twin)
         check_replicas(self)
+        check_frames(self)
 
     def _choose(self) -> None:
         """The choices as enums, from their values (and keras=3 as well as keras="3")."""
@@ -117,15 +127,29 @@ class Spec:
         if not (self.workflow is None or isinstance(self.workflow, str | tuple)):
             raise SpecError("workflow", "{workflow} is text (as --calls writes it) or a parsed workflow, got {got!r}",
                             got=self.workflow)
+        self._check_frame_types()
         if not isinstance(self.reset, str | ResetPolicy):
             raise SpecError("reset", "{reset} is text (e.g. \"epoch\") or a ResetPolicy, got {got!r}", got=self.reset)
         for name in _INTS:
             object.__setattr__(self, name, int(getattr(self, name)))  # numpy's integers as Python's
 
+    def _check_frame_types(self) -> None:
+        """frame: two whole numbers (a list from JSON too), or None; padding: text."""
+        frame = self.frame
+        if frame is not None:
+            if not (isinstance(frame, tuple | list) and len(frame) == 2 and all(
+                    isinstance(side, numbers.Integral) and not isinstance(side, bool) for side in frame)):
+                raise SpecError("frame", "{frame} is (H, W), two whole numbers, got {got!r}", got=frame)
+            if min(frame) < 1 or max(frame) >= 10**MAX_DIGITS:
+                raise SpecError("frame", f"{{frame}}'s H and W are positive, of at most {MAX_DIGITS} digits")
+            object.__setattr__(self, "frame", (int(frame[0]), int(frame[1])))
+        if not isinstance(self.padding, str):
+            raise SpecError("padding", "{padding} is \"valid\" or \"same\", got {got!r}", got=self.padding)
+
     def _check_numbers(self) -> None:
         positive = {"samples": self.samples, "timesteps": self.timesteps, "features": self.features,
                     "batch_size": self.batch_size, "epochs": self.epochs, "units": self.units,
-                    "layers": self.layers}
+                    "layers": self.layers, "kernel": self.kernel}
         for name, value in positive.items():
             if value < 1:
                 raise SpecError(name, f"{{{name}}} must be a positive integer")
@@ -245,6 +269,25 @@ class Spec:
         return self.any_stateful and self.calls > 1
 
     @property
+    def step_shape(self) -> tuple[int, ...]:
+        """One timestep of one sample: (F,), or (H, W, C) for ConvLSTM2D."""
+        return step_shape(self)
+
+    @property
+    def step_values(self) -> int:
+        return values(self.step_shape)
+
+    @property
+    def state_shape(self) -> tuple[int, ...]:
+        """One slot's h (or c) in one layer and direction: (units,), or (H', W', filters) for ConvLSTM2D."""
+        return state_shape(self)
+
+    @property
+    def state_width(self) -> int:
+        """The values of one slot's h (or c) in one layer and direction, as the checks read them."""
+        return values(self.state_shape)
+
+    @property
     def directions(self) -> int:
         return 2 if self.bidirectional else 1
 
@@ -279,8 +322,11 @@ class Spec:
 
     def to_json(self) -> dict[str, Any]:
         fields = dataclasses.asdict(self)
-        for name, usual in (("fixed_batch", True), ("replicas", 1)):  # as every file before the setting
-            if fields[name] == usual:
+        usual: dict[str, Any] = {"fixed_batch": True, "replicas": 1}  # as every file before the setting
+        if not self.cell.convolutional:
+            usual.update(frame=None, kernel=DEFAULT_KERNEL, padding=DEFAULT_PADDING)
+        for name, value in usual.items():
+            if fields[name] == value:
                 del fields[name]
         fields.update(shuffle=self.shuffle.keras_value, reset=str(self.reset), cell=str(self.cell),
                       keras=str(self.keras), backend=str(self.backend),
@@ -295,21 +341,21 @@ class Spec:
 
 
 _INTS = ("samples", "timesteps", "features", "batch_size", "epochs", "val_samples", "predict_samples", "units",
-         "seed", "layers", "replicas")
+         "seed", "layers", "replicas", "kernel")
 _FLAGS = ("stateful", "bidirectional", "fixed_batch")
 
 
 def unbuildable_stateful(spec: Spec) -> str:
     """What Keras raises building a stateful layer on an input of no fixed batch size, and the fix."""
-    t, f, b = spec.timesteps, spec.features, spec.batch_size
+    b, sample = spec.batch_size, ", ".join(str(size) for size in (spec.timesteps, *spec.step_shape))
     if spec.keras == KerasVersion.TWO:
         said = ("If a RNN is stateful, it needs to know its batch size. Specify the batch size of your input "
                 "tensors")
-        fix = f"batch_input_shape=({b}, {t}, {f}) on the first layer, or keras.Input(batch_shape=({b}, {t}, {f}))"
+        fix = f"batch_input_shape=({b}, {sample}) on the first layer, or keras.Input(batch_shape=({b}, {sample}))"
     else:
         said = (f"When using `stateful=True` in a RNN, the batch size must be static. Found dynamic batch size: "
-                f"sequence.shape=(None, {t}, {f})")
-        fix = f"keras.Input(batch_shape=({b}, {t}, {f})), or keras.Input(shape=({t}, {f}), batch_size={b})"
+                f"sequence.shape=(None, {sample})")
+        fix = f"keras.Input(batch_shape=({b}, {sample})), or keras.Input(shape=({sample}), batch_size={b})"
     return (f"Keras raises ValueError when the model is built, before any call (\"{said}\"): build it with {fix}")
 
 

@@ -71,8 +71,8 @@ def estimate(spec: Spec, *, dry_run: bool, evidence: bool = False, against_keras
         parts["the timeline's columns"] = BYTES_PER_TIMELINE_SLOT * slots
     if dry_run:
         return parts
-    width = spec.units * spec.layers * spec.directions
-    per_step = BYTES_PER_INPUT * spec.features + BYTES_PER_UNIT * width
+    width = spec.state_width * spec.layers * spec.directions
+    per_step = BYTES_PER_INPUT * spec.step_values + BYTES_PER_UNIT * width
     parts["one batch"] = slots * spec.timesteps * per_step + BYTES_PER_INPUT * INPUT_GROUP_VALUES
     tensors = len(spec.cell.state_names)
     if spec.any_stateful:
@@ -83,21 +83,22 @@ def estimate(spec: Spec, *, dry_run: bool, evidence: bool = False, against_keras
     if evidence:
         # Its longest run: a chain of calls of its first slots, outputs kept, gates not.
         steps = min(MAX_CHAIN_CALLS, max(1, MAX_CHAIN_STEPS // spec.timesteps), spec.calls) * spec.timesteps
-        parts["the evidence"] = min(slots, EVIDENCE_SLOTS) * steps * (BYTES_PER_INPUT * spec.features
+        parts["the evidence"] = min(slots, EVIDENCE_SLOTS) * steps * (BYTES_PER_INPUT * spec.step_values
                                                                       + BYTES_PER_EVIDENCE_UNIT * width)
     if against_keras:
         samples = spec.samples + spec.val_samples + spec.predict_samples
-        parts["real Keras"] = START_UP_KERAS + KERAS_BYTES_PER_VALUE * samples * spec.timesteps * spec.features
+        parts["real Keras"] = START_UP_KERAS + KERAS_BYTES_PER_VALUE * samples * spec.timesteps * spec.step_values
     return parts
 
 
 def _parameters(spec: Spec) -> int:
     """The recurrent layers' weights and biases, as torch holds them."""
-    gates = {"lstm": 4, "gru": 3, "rnn": 1}[str(spec.cell)] * spec.units
+    gates = {"lstm": 4, "gru": 3, "rnn": 1, "convlstm2d": 4}[str(spec.cell)] * spec.units
+    taps = spec.kernel**2 if spec.cell.convolutional else 1  # a convolution's weights per channel
     total = 0
     for layer in range(spec.layers):
         inputs = spec.features if layer == 0 else spec.units * spec.directions
-        total += spec.directions * gates * (inputs + spec.units + 2)
+        total += spec.directions * gates * (taps * (inputs + spec.units) + 2)
     return total
 
 

@@ -72,6 +72,8 @@ def torch_snippet(spec: Spec, args: str) -> str:
 
 def _values(spec: Spec, args: str) -> dict[str, object]:
     """What the programs need from the Spec beyond its own fields."""
+    if spec.cell.convolutional:
+        raise ValueError("the programs do not build a ConvLSTM2D yet")
     # A stateful layer wants its batches in order: slot i of batch k+1 continues slot i of batch k.
     shuffle = Shuffle.FALSE if spec.stateful else spec.shuffle
     calls = distinct(spec.plan)
@@ -80,7 +82,7 @@ def _values(spec: Spec, args: str) -> dict[str, object]:
         "spec": spec,
         "keras2": spec.keras == KerasVersion.TWO,
         # Keras 3 fails stateful training with cuDNN on torch (keras-team/keras#20875); SimpleRNN has none.
-        "cudnn_off": spec.keras == KerasVersion.THREE and spec.cell != Cell.RNN,
+        "cudnn_off": spec.keras == KerasVersion.THREE and spec.cell.cudnn,
         "layout": Layout(short=spec.samples < spec.batch_size, left_over=spec.samples % spec.batch_size != 0),
         "hooks": _hooks(spec),
         "is_lstm": spec.cell == Cell.LSTM,

@@ -40,16 +40,19 @@ def advise(spec: Spec, data: Continuity | None = None, terms: Terms = Terms()) -
 
 
 def _api(spec: Spec) -> list[Advice]:
-    b, t, f = spec.batch_size, spec.timesteps, spec.features
+    b = spec.batch_size
+    f = ", ".join(str(size) for size in spec.step_shape)  # one timestep: F, or a ConvLSTM2D's H, W, C
+    t = spec.timesteps
     layer = spec.cell.keras_name
+    built = f"{layer}(filters, kernel_size" if spec.cell.convolutional else f"{layer}(units"
     if not spec.stateful:
         items: list[Advice] = []  # a stateless layer has no state to fix, reset or set
     elif spec.keras == KerasVersion.TWO:
         items = [Advice("reset", "tf-keras resets every stateful layer at once: model.reset_states() (or "
                                  "layer.reset_states() for one)"),
                  Advice("set states", "give a stateful layer chosen states with layer.reset_states(states=[h, c]) "
-                                      "(numpy arrays of shape (B, units))")]
-        items.insert(0, Advice("batch size", f"fix the batch size on the first layer: {layer}(units, "
+                                      f"(numpy arrays of shape {_state_shape(spec)})")]
+        items.insert(0, Advice("batch size", f"fix the batch size on the first layer: {built}, "
                                              f"stateful=True, batch_input_shape=({b}, {t}, {f})), or "
                                              f"keras.Input(batch_shape=({b}, {t}, {f})); without it tf-keras "
                                              "raises \"If a RNN is stateful, it needs to know its batch size\""))
@@ -71,7 +74,7 @@ def _api(spec: Spec) -> list[Advice]:
                                         f"keras.Input(batch_shape=({share}, {t}, {f})), and give fit, evaluate "
                                         f"and predict the global batch_size={b}; a model built for the global "
                                         f"batch raises \"Expected batch size: {b} - Received batch size: {share}\"")
-    hand = ("carry states yourself with a stateless layer: " + layer + "(units, return_state=True) returns the "
+    hand = ("carry states yourself with a stateless layer: " + built + ", return_state=True) returns the "
             "final states after the output; pass them back as initial_state=[h, c] in the next call "
             "(a model taking them as inputs)")
     if spec.stateful and not facts_for(spec).carries and spec.backend == Backend.JAX:
@@ -79,6 +82,13 @@ def _api(spec: Spec) -> list[Advice]:
                 "torch or TensorFlow backend")
     items.append(Advice("by hand", hand))
     return items
+
+
+def _state_shape(spec: Spec) -> str:
+    """A slot's h or c, batched, as the set-states advice names it."""
+    if spec.cell.convolutional:
+        return "(B, " + ", ".join(str(size) for size in spec.state_shape[:-1]) + ", filters)"
+    return "(B, units)"
 
 
 def _stateful_or_not(spec: Spec, terms: Terms) -> Advice:

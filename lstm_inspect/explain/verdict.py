@@ -11,7 +11,7 @@ import math
 import re
 from typing import Any
 
-from ..core.choices import Backend, Cell, KerasVersion, Phase, ResetKind
+from ..core.choices import Backend, KerasVersion, Phase, ResetKind
 from ..core.facts import KerasError, broadcast_phases, facts_for, keeps_state
 from ..core.replicas import replica_sentence
 from ..core.schedule import Step
@@ -82,7 +82,7 @@ def _cudnn_warning(spec: Spec) -> list[str]:
     """A stateful LSTM or GRU trained where use_cudnn="auto" breaks its backward (keras-team/keras#20875)."""
     kinds = {op.kind for op in distinct(spec.plan)}
     trained = stateful_kinds(spec.plan, spec.stateful)[0] & {Kind.FIT, Kind.TRAIN_ON_BATCH}
-    if not (facts_for(spec).cudnn_breaks_stateful_training and trained and spec.cell != Cell.RNN):
+    if not (facts_for(spec).cudnn_breaks_stateful_training and trained and spec.cell.cudnn):
         return []
     name = spec.cell.keras_name
     loaded = (": it is not saved, so set rnn.use_cudnn = False again on each layer keras.models.load_model "
