@@ -33,7 +33,7 @@ _EXPORTS = {
     "keras_steps": "core.schedule", "iter_calls": "core.order", "Step": "core.schedule", "Call": "core.order",
     "Start": "core.schedule", "KerasError": "core.facts", "KerasStateError": "core.facts", "FACTS": "core.facts",
     "Facts": "core.facts",
-    "KerasStateful": "mirror.module",
+    "KerasStateful": "mirror.module", "ConvLSTM2D": "mirror.conv",
     "inspect": "api", "Inspection": "check.inspection", "Report": "check.inspection",
     "StepResult": "check.inspection", "Summary": "check.inspection",
 }

@@ -38,14 +38,15 @@ def observe(step: Step, record: CallRecord, previous: CallRecord | None) -> tupl
     """Read the initial state the mirror really passed and check it against the prediction."""
     source_slot = step.source_slot
     assert source_slot is not None, "a raising step runs no call to observe"
-    initial = record.initial
+    initial = _flat(record.initial)
     # Per slot: the largest |value| over every tensor, layer, direction and unit.
     row_max = initial[0].abs().amax(dim=(0, 2))
     for tensor in initial[1:]:
         row_max = row_max.maximum(tensor.abs().amax(dim=(0, 2)))
     zero = row_max == 0
     predicted_zero = source_slot < 0
-    before = previous.final if previous is not None and previous.final[0].shape == initial[0].shape else None
+    final = _flat(previous.final) if previous is not None else None
+    before = final if final is not None and final[0].shape == initial[0].shape else None
     zero_slots, max_abs, identical = _read_back(initial, before, row_max, zero)
     same_slot = None
     if identical or zero_slots == len(zero):  # a slot all zeros counts as reset, never as carried
@@ -70,8 +71,13 @@ def observe(step: Step, record: CallRecord, previous: CallRecord | None) -> tupl
         sources = source_slot[carried]
         verified = (bool(zero[predicted_zero].all())
                     and all(bool((tensor[:, carried] == last[:, sources]).all())
-                            for tensor, last in zip(initial, previous.final)))
+                            for tensor, last in zip(initial, final or ())))
     return Observed(zero_slots, carried_slots, max_abs), verified
+
+
+def _flat(states: States) -> States:
+    """Each slot's state as one row of values: a ConvLSTM2D's image too."""
+    return tuple(state.flatten(2) for state in states)
 
 
 def _read_back(initial: States, before: States | None, row_max: Any, zero: Any) -> tuple[int, float, bool]:

@@ -11,7 +11,10 @@ import torch
 from torch import nn
 
 from ..core.choices import Phase
+from ..core.facts import facts_for
 from ..core.spec import Spec
+from .conv import ConvLSTM2D
+from .module import Recurrent
 
 _MASK32 = 0xFFFFFFFF
 
@@ -37,7 +40,8 @@ _PHASE_SALT = {Phase.TRAIN: 0x1B873593, Phase.VALIDATION: 0x5A3B2C1D, Phase.PRED
 
 
 def batch_inputs(spec: Spec, phase: Phase, samples: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Inputs of shape (len(samples), T, F), uniform in [-1, 1), for these samples of this phase.
+    """Inputs of shape (len(samples), T, F), or (len(samples), T, H, W, C) for ConvLSTM2D, uniform
+    in [-1, 1), for these samples of this phase.
 
     Counter-based (a hash of seed, phase, sample and cell) rather than a seeded generator,
     so that a sample's data depends only on its index, whatever batch or epoch holds it.
@@ -50,22 +54,29 @@ def batch_inputs(spec: Spec, phase: Phase, samples: np.ndarray, device: torch.de
     else:
         per_sample = torch.as_tensor(samples, dtype=torch.int64, device=device)
     per_sample = _fmix32(((per_sample & _MASK32) * 0x2C1B3C6D ^ salt) & _MASK32)
-    cells = torch.arange(spec.timesteps * spec.features, dtype=torch.int64, device=device)
+    cells = torch.arange(spec.timesteps * spec.step_values, dtype=torch.int64, device=device)
     keys = per_sample[:, None] + cells[None, :] * 0x61C88647
     keys &= _MASK32
     values: torch.Tensor = _fmix32(keys).to(torch.float32)
-    return values.mul_(2.0 / 2**32).sub_(1.0).view(len(samples), spec.timesteps, spec.features)
+    return values.mul_(2.0 / 2**32).sub_(1.0).view(len(samples), spec.timesteps, *spec.step_shape)
 
 
-def build_rnn(spec: Spec, device: torch.device) -> nn.RNNBase:
+def build_rnn(spec: Spec, device: torch.device) -> Recurrent:
     """The torch module for the spec's cell, depth and direction, with weights drawn from
     the seed, without touching torch's global RNG. A stack of Keras layers (each returning
     sequences into the next) is exactly torch's multi-layer module without dropout."""
-    with torch.random.fork_rng(devices=[]):  # the module's own initialisation draws from it
-        module: nn.RNNBase = getattr(nn, spec.cell.torch_name)(
-            spec.features, spec.units, num_layers=spec.layers, bidirectional=spec.bidirectional, batch_first=True)
+    module: Recurrent
+    if spec.frame is not None:
+        module = ConvLSTM2D(spec.features, spec.units, spec.kernel, spec.frame, padding=spec.padding,
+                            num_layers=spec.layers, recurrent_activation=facts_for(spec).convlstm_gate)
+    else:
+        with torch.random.fork_rng(devices=[]):  # the module's own initialisation draws from it
+            module = getattr(nn, spec.cell.torch_name)(
+                spec.features, spec.units, num_layers=spec.layers, bidirectional=spec.bidirectional,
+                batch_first=True)
     generator = torch.Generator().manual_seed(spec.seed)
-    bound = 1.0 / spec.units**0.5
+    # A ConvLSTM2D's gate sums K x K pixels of h: its recurrent weights are drawn smaller in proportion.
+    bound = 1.0 / (spec.units * spec.kernel**2 if spec.frame is not None else spec.units)**0.5
     with torch.no_grad():
         for parameter in module.parameters():
             parameter.copy_(torch.empty_like(parameter).uniform_(-bound, bound, generator=generator))

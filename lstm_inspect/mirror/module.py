@@ -8,20 +8,30 @@ from torch import nn
 
 from ..core.choices import Backend, KerasVersion
 from ..core.facts import FACTS, KerasStateError, keras_error
+from .conv import ConvLSTM2D
 
-States = tuple[torch.Tensor, ...]  # in the cell's order: (h, c) for an LSTM, (h,) otherwise
+States = tuple[torch.Tensor, ...]  # in the cell's order: (h, c) for an LSTM or a ConvLSTM2D, (h,) otherwise
+Recurrent = nn.RNNBase | ConvLSTM2D
 
 
-def forward(module: nn.RNNBase, x: torch.Tensor, initial: States | None = None) -> tuple[torch.Tensor, States]:
+def forward(module: Recurrent, x: torch.Tensor, initial: States | None = None) -> tuple[torch.Tensor, States]:
     """Run the module; states always as a tuple, whether it takes (h, c) or h alone."""
     hx = None if initial is None else initial if len(initial) == 2 else initial[0]
     output, final = module(x, hx)
     return output, tuple(final) if isinstance(final, tuple) else (final,)
 
 
+def state_shape(module: Recurrent, slots: int) -> tuple[int, ...]:
+    """Each state tensor's shape: (layers * directions, slots) and one slot's state."""
+    if isinstance(module, ConvLSTM2D):
+        return module.state_shape(slots)
+    return (module.num_layers * (2 if module.bidirectional else 1), slots, module.hidden_size)
+
+
 class KerasStateful(nn.Module):
-    """A torch RNN (`nn.LSTM`, `nn.GRU` or `nn.RNN`, batch_first) with the state handling of
-    Keras's recurrent layers (keras/src/layers/rnn/rnn.py), for every layer and direction.
+    """A torch RNN (`nn.LSTM`, `nn.GRU` or `nn.RNN`, batch_first, or this package's `ConvLSTM2D`)
+    with the state handling of Keras's recurrent layers (keras/src/layers/rnn/rnn.py), for every
+    layer and direction.
 
     Stateful (the default): the state holds `batch_size` slots, starts as zeros, and slot i
     of each call starts from slot i's final state of the previous call, detached, so that
@@ -37,11 +47,11 @@ class KerasStateful(nn.Module):
     `(output, (h_n, c_n))` for an LSTM, so it replaces the module in existing code.
     """
 
-    def __init__(self, rnn: nn.RNNBase, batch_size: int | None = None, *, stateful: bool = True,
+    def __init__(self, rnn: Recurrent, batch_size: int | None = None, *, stateful: bool = True,
                  keras: KerasVersion | str = KerasVersion.THREE, backend: Backend | str | None = None):
         super().__init__()
-        if not isinstance(rnn, (nn.LSTM, nn.GRU, nn.RNN)):
-            raise TypeError(f"expected an nn.LSTM, nn.GRU or nn.RNN, got {type(rnn).__name__}")
+        if not isinstance(rnn, (nn.LSTM, nn.GRU, nn.RNN, ConvLSTM2D)):
+            raise TypeError(f"expected an nn.LSTM, nn.GRU, nn.RNN or ConvLSTM2D, got {type(rnn).__name__}")
         if not rnn.batch_first:
             raise ValueError("the RNN must be built with batch_first=True, as Keras's inputs are")
         if getattr(rnn, "proj_size", 0):
@@ -57,7 +67,7 @@ class KerasStateful(nn.Module):
         if (self.keras, self.backend) not in FACTS:
             raise ValueError(f"Keras {self.keras} does not run on {self.backend}: tf-keras (Keras 2) runs on "
                              "TensorFlow only")
-        self.state_names = ("h", "c") if isinstance(rnn, nn.LSTM) else ("h",)  # its buffers
+        self.state_names = ("h", "c") if isinstance(rnn, nn.LSTM | ConvLSTM2D) else ("h",)  # its buffers
         if stateful:
             # Keras creates the state variables at build, as zeros of the fixed batch size. Here
             # None stands for those zeros until they are read: a call Keras refuses (a batch of
@@ -82,15 +92,14 @@ class KerasStateful(nn.Module):
         return tuple(getattr(self, name) for name in self.state_names)
 
     def _zeros(self, slots: int) -> States:
-        rnn = self.rnn
-        shape = (rnn.num_layers * (2 if rnn.bidirectional else 1), slots, rnn.hidden_size)
-        weight = rnn.weight_hh_l0
+        weight = self.rnn.weight_hh_l0
         assert isinstance(weight, torch.Tensor)
-        return tuple(weight.new_zeros(shape) for _ in self.state_names)
+        return tuple(weight.new_zeros(state_shape(self.rnn, slots)) for _ in self.state_names)
 
     def set_states(self, states: States) -> None:
         """Give every slot these states (as Keras 3's `layer.states[i].assign(v)`), in the
-        cell's order, each of shape (layers * directions, batch_size, units); kept detached."""
+        cell's order, each of shape (layers * directions, batch_size, units), or a ConvLSTM2D's
+        (layers, batch_size, H', W', filters); kept detached."""
         if not self.stateful:
             raise TypeError("a stateless layer holds no state between calls")
         if isinstance(states, torch.Tensor) or not isinstance(states, tuple | list) or len(states) != len(
@@ -128,7 +137,7 @@ class KerasStateful(nn.Module):
             initial = self._zeros(slots)
         elif slots != self.batch_size:
             kind, message, _ = keras_error(FACTS[self.keras, self.backend], self.batch_size or 0, slots,
-                                           self.rnn.hidden_size)
+                                           state_shape(self.rnn, 1)[2:])
             raise KerasStateError(kind, message)
         else:
             initial = self.states

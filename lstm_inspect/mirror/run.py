@@ -21,14 +21,16 @@ from ..core.order import Call, iter_invocations
 from ..core.spec import Spec
 from ..core.workflow import Kind, Op
 from ..data.memory import INPUT_GROUP_VALUES
+from .conv import ConvLSTM2D
 from .inputs import batch_inputs, build_rnn
-from .module import KerasStateful, States
+from .module import KerasStateful, Recurrent, States
 
 
 @dataclass(frozen=True)
 class CallRecord:
-    """One call of the mirror. States are tuples in the cell's order (h, c for an LSTM),
-    each of shape (layers * directions, slots, units), as torch's RNN modules take them."""
+    """One call of the mirror. States are tuples in the cell's order (h, c for an LSTM), each of
+    shape (layers * directions, slots, units) as torch's RNN modules take them, or a ConvLSTM2D's
+    (layers, slots, H', W', filters)."""
 
     call: Call
     initial: States  # the very tensors passed to the RNN as its initial state
@@ -54,12 +56,14 @@ def mirror_records(spec: Spec, device: torch.device | None = None, limit: int | 
     return records
 
 
-def _like(module: nn.RNNBase) -> nn.RNNBase:
+def _like(module: Recurrent) -> Recurrent:
     """A new module of the same build, its own fresh weights (as a newly built Keras model)."""
-    made = getattr(nn, type(module).__name__)(module.input_size, module.hidden_size, num_layers=module.num_layers,
-                                              bidirectional=module.bidirectional, batch_first=True)
     weight = module.weight_hh_l0
     assert isinstance(weight, torch.Tensor)
+    if isinstance(module, ConvLSTM2D):
+        return module.like().to(weight.device).eval()
+    made = getattr(nn, type(module).__name__)(module.input_size, module.hidden_size, num_layers=module.num_layers,
+                                              bidirectional=module.bidirectional, batch_first=True)
     return made.to(weight.device).eval()  # type: ignore[no-any-return]
 
 
@@ -118,14 +122,14 @@ class _Loop:
         size = op.batch_size or layer.batch_size or 1
         fixed = self.traces.fixes_call(op, call, spec.samples_of(op, call.phase), size)
         if layer.stateful and layer.batch_size == 1 and fixed is False and self.facts.one_row_state_loop_error:
-            raise KerasStateError(*keras_error(self.facts, 1, len(x), spec.units)[:2])  # a trace left open
+            raise KerasStateError(*keras_error(self.facts, 1, len(x), spec.state_shape)[:2])  # a trace left open
         if layer.stateful and len(x) != layer.batch_size:
             if fixed:
                 raise KerasStateError(*first_trace_error(spec, self.facts, layer.batch_size or 0, len(x))[:2])
             if len(x) == 1 and self.facts.broadcasts_one:
                 # TensorFlow adds a lone sample's input projections to every row of the state:
                 # each slot runs that sample from its own state.
-                x = x.expand(layer.batch_size or 1, -1, -1)
+                x = x.expand(layer.batch_size or 1, *x.shape[1:])
         if op.hand_carried and self.returned is not None:
             # Keras slices the states handed back as it slices the inputs: sample k takes row k.
             handed = tuple(state[:, at:at + len(x)].contiguous() for state in self.returned)
@@ -162,7 +166,7 @@ def run_mirror(spec: Spec, device: torch.device | None = None) -> Generator[Call
 
 def _with_inputs(spec: Spec, calls: Iterator[Call], device: torch.device) -> Iterator[tuple[Call, torch.Tensor]]:
     """The calls with their inputs, made a few batches at a time (per data, as they come)."""
-    per_call = max(1, spec.largest_batch) * spec.timesteps * spec.features  # a workflow may make no layer call
+    per_call = max(1, spec.largest_batch) * spec.timesteps * spec.step_values  # a workflow may make no layer call
     group = max(1, INPUT_GROUP_VALUES // per_call)
     for stream, same in itertools.groupby(calls, key=lambda call: call.stream):
         while chunk := list(itertools.islice(same, group)):

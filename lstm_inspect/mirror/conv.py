@@ -1,0 +1,114 @@
+"""`ConvLSTM2D`: Keras's ConvLSTM2D (keras/src/layers/rnn/conv_lstm.py) in torch, channels_last
+and stride 1, as `KerasStateful` wraps torch's own RNN modules: the same attributes
+(input_size, hidden_size, num_layers, bidirectional, batch_first) and the same call, states
+(h, c) each of shape (layers, batch, H', W', filters), in Keras's layout."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as functional
+from torch import nn
+
+_GATES = 4  # i, f, c, o: Keras's order, in both kernels and the bias
+
+
+def _hard_sigmoid(x: torch.Tensor) -> torch.Tensor:
+    """tf-keras's hard_sigmoid: a straight line through (0, 0.5), clipped to [0, 1]."""
+    return torch.clamp(0.2 * x + 0.5, 0.0, 1.0)
+
+
+GATE_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {"sigmoid": torch.sigmoid,
+                                                                      "hard_sigmoid": _hard_sigmoid}
+
+
+class ConvLSTM2D(nn.Module):
+    """Per layer: `weight_ih_l{k}` (4F, C, K, K) and `weight_hh_l{k}` (4F, F, K, K), torch's
+    convolution layout of Keras's kernel and recurrent_kernel (K, K, C, 4F), and one `bias_l{k}`
+    (4F). Each gate is sigmoid (tanh for the candidate) of the input's convolution, padded as
+    `padding` says, plus h's, always padded 'same', as Keras computes them; i, f and o take
+    `recurrent_activation` (Keras 3's default sigmoid, tf-keras's hard_sigmoid)."""
+
+    bidirectional = False  # Keras wraps it in Bidirectional; lstm-inspect does not follow that yet
+    batch_first = True  # Keras's inputs are (batch, time, H, W, C)
+
+    def __init__(self, input_size: int, hidden_size: int, kernel_size: int, frame: tuple[int, int], *,
+                 padding: str = "valid", num_layers: int = 1, recurrent_activation: str = "sigmoid"):
+        super().__init__()
+        if padding not in ("valid", "same"):
+            raise ValueError(f"padding is 'valid' or 'same', got {padding!r}")
+        if recurrent_activation not in GATE_ACTIVATIONS:
+            raise ValueError(f"recurrent_activation is one of {', '.join(GATE_ACTIVATIONS)}, got "
+                             f"{recurrent_activation!r}")
+        if num_layers > 1 and padding == "valid":
+            raise ValueError("stacked layers with padding='valid' shrink the frame layer by layer; use 'same'")
+        shrink = kernel_size - 1 if padding == "valid" else 0
+        if min(frame) - shrink < 1:
+            raise ValueError(f"a {kernel_size} x {kernel_size} kernel leaves nothing of a {frame[0]} x {frame[1]} "
+                             "frame with padding='valid'")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.kernel_size, self.frame, self.padding = kernel_size, frame, padding
+        self.recurrent_activation = recurrent_activation
+        self.state_frame = (frame[0] - shrink, frame[1] - shrink)
+        for layer in range(num_layers):
+            channels = input_size if layer == 0 else hidden_size
+            size = (kernel_size, kernel_size)
+            self.register_parameter(f"weight_ih_l{layer}",
+                                    nn.Parameter(torch.zeros(_GATES * hidden_size, channels, *size)))
+            self.register_parameter(f"weight_hh_l{layer}",
+                                    nn.Parameter(torch.zeros(_GATES * hidden_size, hidden_size, *size)))
+            self.register_parameter(f"bias_l{layer}", nn.Parameter(torch.zeros(_GATES * hidden_size)))
+
+    def like(self) -> ConvLSTM2D:
+        """A module of the same build, its own (zero) weights."""
+        return ConvLSTM2D(self.input_size, self.hidden_size, self.kernel_size, self.frame, padding=self.padding,
+                          num_layers=self.num_layers, recurrent_activation=self.recurrent_activation)
+
+    def state_shape(self, slots: int) -> tuple[int, ...]:
+        return (self.num_layers, slots, *self.state_frame, self.hidden_size)
+
+    def forward(self, x: torch.Tensor, hx: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """x: (batch, time, H, W, C); returns the last layer's outputs (batch, time, H', W', F)
+        and every layer's final (h, c)."""
+        if hx is None:
+            zeros = x.new_zeros(self.state_shape(x.shape[0]))
+            hx = (zeros, zeros)
+        sequence = x.permute(0, 1, 4, 2, 3)  # torch convolves (batch, channels, H, W)
+        finals_h, finals_c = [], []
+        for layer in range(self.num_layers):
+            weights = [getattr(self, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias")]
+            sequence, h, c = self._layer(sequence, hx[0][layer], hx[1][layer], *weights)
+            finals_h.append(h)
+            finals_c.append(c)
+        return sequence.permute(0, 1, 3, 4, 2), (torch.stack(finals_h), torch.stack(finals_c))
+
+    def _layer(self, sequence: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, kernel: torch.Tensor,
+               recurrent: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """One layer over the sequence (batch, time, channels, H, W), from states in Keras's layout."""
+        batch, steps = sequence.shape[:2]
+        # The input's convolutions for every timestep at once; h's depend on the step before.
+        frames = sequence.flatten(0, 1)
+        inputs = functional.conv2d(_padded_same(frames, self.kernel_size) if self.padding == "same" else frames,
+                                   kernel, bias)
+        inputs = inputs.view(batch, steps, *inputs.shape[1:])
+        h, c = h0.permute(0, 3, 1, 2), c0.permute(0, 3, 1, 2)
+        outputs = []
+        gate = GATE_ACTIVATIONS[self.recurrent_activation]
+        for step in range(steps):
+            gates = inputs[:, step] + functional.conv2d(_padded_same(h, self.kernel_size), recurrent)
+            i, f, candidate, o = gates.chunk(_GATES, dim=1)
+            c = gate(f) * c + gate(i) * torch.tanh(candidate)
+            h = gate(o) * torch.tanh(c)
+            outputs.append(h)
+        return torch.stack(outputs, dim=1), h.permute(0, 2, 3, 1), c.permute(0, 2, 3, 1)
+
+
+def _padded_same(images: torch.Tensor, kernel_size: int) -> torch.Tensor:
+    """Zeros around (batch, channels, H, W) for a 'same' convolution, as Keras pads: an even
+    kernel's extra pixel after, not before (torch's padding='same' agrees, with a warning and a copy
+    for even kernels)."""
+    before = (kernel_size - 1) // 2
+    after = kernel_size - 1 - before
+    return functional.pad(images, (before, after, before, after))
