@@ -113,6 +113,17 @@ SETUPS = {
     "workflow: validation_split and validation_freq": dict(
         samples=8, timesteps=3, features=1, batch_size=2, stateful=True,
         workflow="fit(epochs=3, validation_split=0.5, validation_freq=2, shuffle=False, batch_size=2)"),
+    # ConvLSTM2D: each slot's state an image, carried and reset as an LSTM's; 'valid' shrinks
+    # it, an even kernel with 'same' pads one more pixel after than before.
+    "convlstm2d: stateful carry across epochs, validation and predict": dict(
+        samples=8, timesteps=3, features=2, frame=(5, 6), kernel=3, cell="convlstm2d", units=3, batch_size=4,
+        stateful=True, shuffle=False, epochs=2, val_samples=4, predict_samples=4),
+    "convlstm2d: two layers, 'same', kernel 2, reset every epoch, partial batch of 1": dict(
+        samples=9, timesteps=2, features=1, frame=(4, 3), kernel=2, padding="same", layers=2, cell="convlstm2d",
+        units=2, batch_size=4, stateful=True, shuffle=False, epochs=2, reset="epoch", predict_samples=5),
+    "convlstm2d: stateless, shuffled, a 1 x 1 state": dict(
+        samples=10, timesteps=2, features=2, frame=(3, 3), kernel=3, cell="convlstm2d", units=2, batch_size=4,
+        epochs=2, predict_samples=3),
 }
 
 

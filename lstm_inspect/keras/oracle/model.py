@@ -53,6 +53,10 @@ def keras_weights(cell: Cell, torch_module, layer: int, reverse: bool) -> list[n
     def weight(name):
         return getattr(torch_module, name + suffix).detach().cpu().numpy()
 
+    if cell == Cell.CONVLSTM2D:
+        # torch's convolution kernels (4F, C, K, K) are Keras's (K, K, C, 4F); the gates' order is the same.
+        return [weight("weight_ih").transpose(2, 3, 1, 0), weight("weight_hh").transpose(2, 3, 1, 0), weight("bias")]
+
     kernel, recurrent, bias_input, bias_hidden = (weight(name) for name in
                                                   ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
     if cell == Cell.GRU:
@@ -80,14 +84,16 @@ def build_keras_model(keras, spec: Spec, batch_size: int | None = None, hand_car
 def _build(keras, spec: Spec, batch_size: int, hand_carry: bool, stateful: bool | None):
     stateful = spec.stateful if stateful is None else stateful
     if stateful:
-        inputs = keras.Input(batch_shape=(batch_size, spec.timesteps, spec.features))
+        inputs = keras.Input(batch_shape=(batch_size, spec.timesteps, *spec.step_shape))
     else:
-        inputs = keras.Input(shape=(spec.timesteps, spec.features))
+        inputs = keras.Input(shape=(spec.timesteps, *spec.step_shape))
     if hand_carry and spec.bidirectional:
         raise OracleError("the oracle carries states by hand for one direction only")
     layer_class = getattr(keras.layers, spec.cell.keras_name)
     # use_cudnn=False: Keras 3 fails stateful training with cuDNN on torch (keras-team/keras#20875).
-    options = {} if spec.cell == Cell.RNN or spec.keras == KerasVersion.TWO else {"use_cudnn": False}
+    options: dict[str, Any] = {"use_cudnn": False} if spec.cell.cudnn and spec.keras == KerasVersion.THREE else {}
+    if spec.cell.convolutional:
+        options.update(kernel_size=spec.kernel, padding=spec.padding)
     outputs, rnns, state_inputs, state_outputs = inputs, [], [], []
     for depth in range(spec.layers):
         layer = layer_class(spec.units, stateful=stateful, return_sequences=depth < spec.layers - 1,
@@ -95,7 +101,7 @@ def _build(keras, spec: Spec, batch_size: int, hand_carry: bool, stateful: bool 
         if spec.bidirectional:
             layer = keras.layers.Bidirectional(layer)
         if hand_carry:
-            given = [keras.Input(shape=(spec.units,)) for _ in spec.cell.state_names]
+            given = [keras.Input(shape=spec.state_shape) for _ in spec.cell.state_names]
             outputs, *final = layer(outputs, initial_state=given if len(given) > 1 else given[0])
             state_inputs += given
             state_outputs += final

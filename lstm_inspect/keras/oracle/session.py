@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ...check.against import KerasRun
-from ...core.choices import Cell, KerasVersion, Phase, Shuffle
+from ...core.choices import KerasVersion, Phase, Shuffle
 from ...core.order import Call, Invocation, iter_invocations
 from ...core.spec import Spec
 from ...core.workflow import Kind, Op, Source
@@ -81,7 +81,7 @@ class Session:
         self.model.save(path)
         self.model = self.keras.models.load_model(path)
         self.rnns = rnn_layers(self.keras, self.model)
-        if self.spec.keras == KerasVersion.THREE and self.spec.cell != Cell.RNN:
+        if self.spec.keras == KerasVersion.THREE and self.spec.cell.cudnn:
             for rnn in self.rnns:
                 rnn.use_cudnn = False  # not in the saved config: as build_keras_model sets it
         self._restore = self._hook()
@@ -94,14 +94,15 @@ class Session:
         CALL_MAKERS[op.kind](self, op, op.batch_size or invocation.batch_size, calls, x)
 
     def targets(self, count: int) -> np.ndarray:
-        return np.zeros((count, self.spec.units * self.spec.directions), np.float32)
+        *frame, units = self.spec.state_shape  # the last layer's output: h, directions side by side
+        return np.zeros((count, *frame, units * self.spec.directions), np.float32)
 
     def with_states(self, x: np.ndarray, op: Op) -> Any:
         if not self.hand_carry:
             return x
         if op.hand_carried and self.returned is not None:
             return [x, *self.returned]
-        return [x, *[np.zeros((len(x), self.spec.units), np.float32)
+        return [x, *[np.zeros((len(x), *self.spec.state_shape), np.float32)
                      for _ in range(self.spec.layers * len(self.spec.cell.state_names))]]
 
     def keep_returned(self, out: Any) -> None:
@@ -197,7 +198,7 @@ def _inputs(spec: Spec, stream: Phase, samples: np.ndarray) -> np.ndarray:
     from ...mirror.inputs import batch_inputs
 
     if len(samples) == 0:
-        return np.zeros((0, spec.timesteps, spec.features), np.float32)
+        return np.zeros((0, spec.timesteps, *spec.step_shape), np.float32)
     return batch_inputs(spec, stream, samples, torch.device("cpu")).numpy()
 
 
