@@ -292,7 +292,8 @@ def test_a_terminal_of_no_width_still_shows_the_table():
 def test_a_usage_error_is_one_line():
     result = CliRunner().invoke(main, ["--shape", "12,5"])
     assert result.exit_code == 2 and result.stderr.strip().splitlines() == [
-        "Error: Invalid value for '--shape': expected N,T,F (samples,timesteps,features), got '12,5'"]
+        "Error: Invalid value for '--shape': expected N,T,F (samples,timesteps,features), or N,T,H,W,C for an image "
+        "per timestep (--cell convlstm2d), got '12,5'"]
 
 
 def test_ctrl_c_in_the_evidence_acts_within_a_second_or_two():

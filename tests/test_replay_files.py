@@ -222,7 +222,7 @@ DAMAGED = {
     "a batch size of 0": (changed(lambda d: d["spec"].update(batch_size=0)),
                           "is a damaged StateProbe file: batch_size must be a positive integer"),
     "an unknown cell": (changed(lambda d: d["spec"].update(cell="transformer")),
-                        "is a damaged StateProbe file: cell is one of lstm, gru, rnn, got 'transformer'"),
+                        "is a damaged StateProbe file: cell is one of lstm, gru, rnn, convlstm2d, got 'transformer'"),
     "an unknown reset": (changed(lambda d: d["spec"].update(reset="sometimes")), "is a damaged StateProbe file"),
     "an unknown backend": (changed(lambda d: d["spec"].update(backend="theano")),
                            "is a damaged StateProbe file: backend is one of torch, tensorflow, jax"),

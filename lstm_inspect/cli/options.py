@@ -64,7 +64,7 @@ ASCII_INT = AsciiInt()
 
 
 class ShapeType(click.ParamType):
-    name = "N,T,F"
+    name = "N,T,F|N,T,H,W,C"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, tuple):
@@ -89,7 +89,8 @@ class ResetType(click.ParamType):
 
 SETUP_OPTIONS = [
     click.option("--shape", type=ShapeType(),
-                 help="Data shape: N sequences of T timesteps of F features (required, but with --replay)."),
+                 help="Data shape: N sequences of T timesteps of F features (required, but with --replay); for "
+                      "--cell convlstm2d, N,T,H,W,C: each timestep an H x W image of C channels."),
     click.option("--batch", "batch_size", type=ASCII_INT, default=32, show_default=True,
                  help="The batch size the model is built for (Input(batch_shape=(B, T, F))), and the batch_size "
                       "of the fit and predict that --epochs, --val-samples and --predict-samples describe."),
@@ -102,7 +103,12 @@ SETUP_OPTIONS = [
                       "batch: within each batch (and, in Keras 2, the batch order too)."),
     click.option("--no-shuffle", is_flag=True, help="shuffle=False."),
     click.option("--cell", type=click.Choice([c.value for c in Cell]), default=Cell.LSTM.value, show_default=True,
-                 help="The recurrent layer: LSTM (h and c per slot), GRU or SimpleRNN (h)."),
+                 help="The recurrent layer: LSTM (h and c per slot), GRU or SimpleRNN (h), or ConvLSTM2D (h and c "
+                      "per slot, each an image: --units filters, --kernel, --padding)."),
+    click.option("--kernel", type=ASCII_INT, default=3, show_default=True, metavar="K",
+                 help="ConvLSTM2D's kernel_size, K x K."),
+    click.option("--padding", type=click.Choice(["valid", "same"]), default="valid", show_default=True,
+                 help="ConvLSTM2D's padding of the input convolution (the recurrent one is always 'same')."),
     click.option("--layers", type=ASCII_INT, default=1, show_default=True,
                  help="Stacked recurrent layers, each with its own state per slot."),
     click.option("--bidirectional", is_flag=True, help="Wrap each layer in Bidirectional."),

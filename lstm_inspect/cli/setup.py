@@ -23,6 +23,7 @@ FLAGS = {"samples": "--shape", "timesteps": "--shape", "features": "--shape", "s
          "backend": "--backend",
          "reset": "--reset", "val_samples": "--val-samples", "predict_samples": "--predict-samples",
          "workflow": "--calls", "fixed_batch": "--no-fixed-batch", "replicas": "--replicas",
+         "frame": "--shape", "kernel": "--kernel", "padding": "--padding",
          "units": "--units", "seed": "--seed", "max_steps": "--max-steps"}
 DATA_FLAGS = {"key": "--data-key"}  # open_data's fields
 # In sentences, the data's N stands for the samples (N of --shape N,T,F).
@@ -30,18 +31,18 @@ TERMS = Terms({**FLAGS, "samples": "N"}, {"shuffle=False": "--no-shuffle (shuffl
 
 
 def build_spec(params: dict[str, Any]) -> Spec:
-    samples, timesteps, features = params["shape"]
+    samples, timesteps, *frame, features = params["shape"]
     shuffle = Shuffle.FALSE if params["no_shuffle"] else Shuffle(params["shuffle"])
     given = {field.name: params[field.name] for field in dataclasses.fields(Spec) if field.name in params}
     try:
-        return Spec(samples, timesteps, features, **{**given, "shuffle": shuffle})
+        return Spec(samples, timesteps, features, **{**given, "shuffle": shuffle, "frame": tuple(frame) or None})
     except SpecError as error:
         raise click.BadParameter(error.describe(FLAGS), param_hint=f"'{FLAGS[error.field]}'") from None
 
 
 def command_line(spec: Spec) -> str:
     """The lstm-inspect arguments that give this spec (defaults left out)."""
-    words = [f"--shape {spec.samples},{spec.timesteps},{spec.features}"]
+    words = [f"--shape {','.join(str(size) for size in (spec.samples, spec.timesteps, *spec.step_shape))}"]
     default = Spec(1, 1, 1)
     for name in ("batch_size", "epochs", "val_samples", "predict_samples", "units", "seed"):
         if getattr(spec, name) != getattr(default, name):
@@ -55,6 +56,8 @@ def command_line(spec: Spec) -> str:
         words.append(f"--backend {spec.backend}")
     words += ["--bidirectional"] * spec.bidirectional + ["--no-fixed-batch"] * (not spec.fixed_batch)
     words += [f"--replicas {spec.replicas}"] * (spec.replicas > 1)
+    if spec.cell.convolutional:
+        words += [f"--kernel {spec.kernel}", f"--padding {spec.padding}"]
     if spec.reset != default.reset:
         words.append(f"--reset {spec.reset}")
     if spec.workflow is not None:
@@ -69,6 +72,8 @@ def read_data(spec: Spec, params: dict[str, Any]) -> Continuity | None:
         if key is not None:
             raise click.UsageError("--data-key names an array of the file --data gives: give --data too")
         return None
+    if spec.cell.convolutional:
+        raise click.BadParameter("reading a ConvLSTM2D's images from --data is not followed yet", param_hint="'--data'")
     try:
         x = open_data(path, key)
     except SpecError as error:

@@ -1,0 +1,249 @@
+"""--cell convlstm2d: each timestep an image, each slot's state (h, c) an image too. The setup's
+rules and refusals, the shapes Keras builds, the command's answer held to real Keras, and
+StateProbe on a user's own ConvLSTM2D. (Every Keras's run, slot by slot and number by number,
+is in test_backends; the module next to Keras's layer in test_module_against_keras.)"""
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from lstm_inspect.cli import main
+from lstm_inspect.core.errors import SpecError
+from lstm_inspect.core.spec import Spec, parse_shape
+
+CONV = ["--cell", "convlstm2d", "--batch", "4"]
+
+
+def _refusal(*words):
+    result = CliRunner().invoke(main, list(words))
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize(("words", "said"), [
+    (["--shape", "8,3,1", *CONV], "--cell convlstm2d takes --shape N,T,H,W,C"),
+    (["--shape", "8,3,5,6,2", "--batch", "4"], "--shape N,T,H,W,C (an image per timestep) is for --cell convlstm2d"),
+    (["--shape", "8,3,5,6", *CONV], "expected N,T,F (samples,timesteps,features), or N,T,H,W,C"),
+    (["--shape", "8,3,5,0,2", *CONV], "N, T, H, W and C must be positive integers"),
+    (["--shape", "8,3,5,6,1", "--batch", "4", "--kernel", "3"], "--kernel is ConvLSTM2D's: it needs --cell convlstm2d"),
+    (["--shape", "8,3,1", "--padding", "same"], "--padding is ConvLSTM2D's: it needs --cell convlstm2d"),
+    (["--shape", "8,3,5,6,2", *CONV, "--kernel", "0"], "--kernel must be a positive integer"),
+    (["--shape", "8,3,5,6,2", *CONV, "--kernel", "7", "--padding", "same"], "between 1 and the frame's larger side, 6"),
+    (["--shape", "8,3,5,6,2", *CONV, "--kernel", "6"],
+     "Computed output size would be zero or negative. Received `inputs shape=(B, 5, 6, 2)`, `kernel shape=(6, 6, 2, "),
+    (["--shape", "8,3,5,6,2", *CONV, "--kernel", "6"],
+     "use padding='same' (--padding same), or a kernel_size of at most 5"),
+    (["--shape", "8,3,5,6,2", *CONV, "--layers", "2"], "with padding='valid' shrink the frame layer by layer"),
+    (["--shape", "8,3,5,6,2", *CONV, "--bidirectional"], "--bidirectional ConvLSTM2D is not followed yet"),
+    (["--shape", "8,3,5,6,2", *CONV, "--stateful", "--backend", "tensorflow", "--replicas", "2"],
+     "--replicas with ConvLSTM2D is not followed yet"),
+    (["--shape", "8,3,5,6,2", *CONV, "--calls", "predict(8, initial_state='previous')"],
+     "initial_state= with ConvLSTM2D is not followed yet"),
+    (["--shape", "8,3,5,6,2", *CONV, "--emit", "keras"], "the programs do not build a ConvLSTM2D yet"),
+    (["--shape", "8,3,5,6,2", *CONV, "--stateful", "--no-fixed-batch"],
+     "Found dynamic batch size: sequence.shape=(None, 3, 5, 6, 2)\"): build it with "
+     "keras.Input(batch_shape=(4, 3, 5, 6, 2)), or keras.Input(shape=(3, 5, 6, 2), batch_size=4)"),
+])
+def test_what_keras_rejects_or_is_not_followed_is_one_line(words, said):
+    assert said in _refusal(*words)
+
+
+def test_data_with_images_is_refused_as_not_followed(tmp_path):
+    path = tmp_path / "x.npy"
+    np.save(path, np.zeros((8, 3, 5, 6, 2), "float32"))
+    assert "reading a ConvLSTM2D's images from --data is not followed yet" in _refusal(
+        "--shape", "8,3,5,6,2", *CONV, "--data", str(path))
+
+
+def test_the_shape_takes_three_or_five_numbers():
+    assert parse_shape("8,3,5,6,2") == (8, 3, 5, 6, 2)
+    assert parse_shape("8, 3, 1") == (8, 3, 1)
+    for wrong in ("8,3", "8,3,5,6", "8,3,5,6,2,1"):
+        with pytest.raises(ValueError):
+            parse_shape(wrong)
+
+
+@pytest.mark.parametrize(("kernel", "padding", "state"), [(3, "valid", (3, 4, 6)), (5, "valid", (1, 2, 6)),
+                                                          (2, "same", (5, 6, 6)), (6, "same", (5, 6, 6))])
+def test_the_state_is_an_image_that_valid_padding_shrinks(kernel, padding, state):
+    spec = Spec(8, 3, 2, batch_size=4, cell="convlstm2d", frame=(5, 6), kernel=kernel, padding=padding, units=6)
+    assert spec.step_shape == (5, 6, 2) and spec.step_values == 60
+    assert spec.state_shape == state and spec.state_width == np.prod(state)
+
+
+def test_a_spec_round_trips_through_json_and_others_keep_their_json():
+    spec = Spec(8, 3, 2, batch_size=4, cell="convlstm2d", frame=(5, 6), kernel=2, padding="same", layers=2)
+    assert Spec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
+    assert {"frame", "kernel", "padding"}.isdisjoint(Spec(8, 3, 2, batch_size=4).to_json())
+    with pytest.raises(SpecError) as raised:
+        Spec(8, 3, 2, batch_size=4, kernel=5)
+    assert raised.value.field == "kernel"
+
+
+def test_the_table_names_the_cell_and_checks_both_images():
+    result = CliRunner().invoke(main, ["--shape", "8,3,5,6,2", *CONV, "--stateful", "--no-shuffle", "--units", "3",
+                                       "--backend", "torch", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["spec"]["frame"] == [5, 6] and report["spec"]["cell"] == "convlstm2d"
+    assert [step["start"] for step in report["steps"]] == [["zeros"] * 4, ["train:0", "train:1", "train:2",
+                                                                           "train:3"]]
+    assert all(step["verified"] for step in report["steps"])
+    assert "stateful ConvLSTM2D" in report["verdict"]
+
+
+@pytest.mark.keras
+def test_every_step_agrees_with_real_keras_on_the_command_line():
+    result = CliRunner().invoke(main, ["--shape", "10,3,4,5,2", *CONV, "--stateful", "--no-shuffle", "--units", "3",
+                                       "--kernel", "2", "--padding", "same", "--epochs", "2", "--reset", "epoch",
+                                       "--predict-samples", "8", "--backend", "torch", "--against", "keras",
+                                       "--format", "json"])
+    report = json.loads(result.stdout)
+    keras = report["keras"]
+    # 10 in batches of 4: torch's Keras raises its ValueError at fit's partial batch, as predicted.
+    assert result.exit_code == 3, result.output
+    assert keras["agree"] is True and keras["max_state_diff"] < 1e-5
+    assert [step["start"] for step in keras["steps"]] == [step["start"] for step in report["steps"]][:2]
+    assert "Received batch size: 2" in report["error"]["message"]
+
+
+@pytest.mark.keras
+def test_stateprobe_describes_a_users_convlstm2d(tmp_path):
+    import keras
+
+    from lstm_inspect.keras.probe import StateProbe
+
+    inputs = keras.Input(batch_shape=(2, 3, 5, 6, 2))
+    layer = keras.layers.ConvLSTM2D(4, 2, padding="same", stateful=True)
+    model = keras.Model(inputs, keras.layers.Flatten()(layer(inputs)))
+    probe = StateProbe()
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 3, 5, 6, 2)).astype("float32")
+    model.predict(x, batch_size=2, callbacks=[probe], verbose=0)
+    report = probe.result()
+    assert report.warnings == ()
+    spec = probe._spec_now()
+    assert (spec.cell, spec.frame, spec.kernel, spec.padding, spec.units) == ("convlstm2d", (5, 6), 2, "same", 4)
+    assert [result.step.start_labels() for result in report.steps] == [
+        ["zeros", "zeros"], ["predict b0/slot 0", "predict b0/slot 1"]]
+    probe.save(tmp_path / "run.json")
+    replayed = CliRunner().invoke(main, ["--replay", str(tmp_path / "run.json"), "--format", "json"])
+    assert replayed.exit_code == 0 and json.loads(replayed.stdout)["spec"]["frame"] == [5, 6]
+
+
+@pytest.mark.keras
+def test_stateprobe_says_where_it_shows_a_convlstm2d_it_does_not_follow():
+    import keras
+
+    from lstm_inspect.keras.probe import StateProbe
+
+    inputs = keras.Input(batch_shape=(2, 3, 5, 6, 2))
+    hidden = keras.layers.ConvLSTM2D(4, 3, stateful=True, return_sequences=True)(inputs)
+    model = keras.Model(inputs, keras.layers.Flatten()(keras.layers.ConvLSTM2D(4, 3, stateful=True)(hidden)))
+    probe = StateProbe()
+    x = np.random.default_rng(1).uniform(-1, 1, (4, 3, 5, 6, 2)).astype("float32")
+    model.predict(x, batch_size=2, callbacks=[probe], verbose=0)
+    report = probe.result()
+    assert len(report.steps) == 2 and report.summary.slot_carries == 2
+    assert report.warnings and "shrink the frame layer by layer" in report.warnings[0]
+
+
+# ---- the mirror's ConvLSTM2D, held to torch's own LSTM where the two must agree --------------
+
+
+def _random_conv(kernel, frame, padding, channels=2, filters=3, activation="sigmoid"):
+    import torch
+
+    from lstm_inspect import ConvLSTM2D
+
+    conv = ConvLSTM2D(channels, filters, kernel, frame, padding=padding, recurrent_activation=activation)
+    generator = torch.Generator().manual_seed(kernel * 10 + frame[0])
+    with torch.no_grad():
+        for parameter in conv.parameters():
+            parameter.copy_(torch.rand(parameter.shape, generator=generator) - 0.5)
+    return conv
+
+
+def _lstm_of(conv, kernel_taps):
+    """torch's nn.LSTM with the conv's weights at the taps given (input's, h's): one bias, as Keras."""
+    import torch
+
+    lstm = torch.nn.LSTM(kernel_taps[0](conv.weight_ih_l0).shape[1], conv.hidden_size, batch_first=True)
+    with torch.no_grad():
+        lstm.weight_ih_l0.copy_(kernel_taps[0](conv.weight_ih_l0))
+        lstm.weight_hh_l0.copy_(kernel_taps[1](conv.weight_hh_l0))
+        lstm.bias_ih_l0.copy_(conv.bias_l0)
+        lstm.bias_hh_l0.zero_()
+    return lstm
+
+
+@pytest.mark.parametrize("padding", ["valid", "same"])
+def test_a_1x1_kernel_is_an_lstm_at_every_pixel(padding):
+    import torch
+
+    conv = _random_conv(1, (3, 4), padding)
+    lstm = _lstm_of(conv, (lambda w: w[:, :, 0, 0], lambda w: w[:, :, 0, 0]))
+    x = torch.rand(2, 5, 3, 4, 2) * 2 - 1
+    h0, c0 = torch.rand(2, 1, 2, 3, 4, 3).unbind(0)
+    with torch.no_grad():
+        outputs, (h, c) = conv(x, (h0, c0))
+        pixels = x.permute(0, 2, 3, 1, 4).reshape(24, 5, 2)  # one sequence per pixel
+        expected, (lstm_h, lstm_c) = lstm(pixels, (h0.reshape(1, 24, 3), c0.reshape(1, 24, 3)))
+    torch.testing.assert_close(outputs.permute(0, 2, 3, 1, 4).reshape(24, 5, 3), expected)
+    torch.testing.assert_close(h.reshape(1, 24, 3), lstm_h)
+    torch.testing.assert_close(c.reshape(1, 24, 3), lstm_c)
+
+
+def test_a_kernel_the_frames_size_with_valid_is_an_lstm_over_the_whole_image():
+    """The input's convolution covers the frame (no flip: both are cross-correlations); h's, over
+    a 1 x 1 state padded 'same', meets the kernel's centre tap only."""
+    import torch
+
+    conv = _random_conv(3, (3, 3), "valid")
+    lstm = _lstm_of(conv, (lambda w: w.permute(0, 2, 3, 1).reshape(w.shape[0], -1), lambda w: w[:, :, 1, 1]))
+    x = torch.rand(2, 4, 3, 3, 2) * 2 - 1
+    with torch.no_grad():
+        outputs, (h, c) = conv(x)
+        expected, (lstm_h, lstm_c) = lstm(x.reshape(2, 4, 18))
+    assert outputs.shape == (2, 4, 1, 1, 3)
+    torch.testing.assert_close(outputs.reshape(2, 4, 3), expected)
+    torch.testing.assert_close((h.reshape(1, 2, 3), c.reshape(1, 2, 3)), (lstm_h, lstm_c))
+
+
+@pytest.mark.parametrize("kernel", [2, 3, 4])
+def test_same_pads_as_torchs_own_same_an_even_kernels_extra_pixel_after(kernel):
+    import warnings
+
+    import torch
+    from torch.nn import functional
+
+    conv = _random_conv(kernel, (5, 4), "same")
+    x = torch.rand(1, 1, 5, 4, 2)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch warns that an even kernel's 'same' copies the input
+        _, (h, c) = conv(x)
+        gates = functional.conv2d(x[:, 0].permute(0, 3, 1, 2), conv.weight_ih_l0, conv.bias_l0, padding="same")
+    i, _, candidate, o = gates.chunk(4, dim=1)
+    expected_c = torch.sigmoid(i) * torch.tanh(candidate)
+    torch.testing.assert_close(c[0].permute(0, 3, 1, 2), expected_c)
+    torch.testing.assert_close(h[0].permute(0, 3, 1, 2), torch.sigmoid(o) * torch.tanh(expected_c))
+
+
+def test_tf_keras_gates_are_its_hard_sigmoid_and_keras_3s_the_sigmoid():
+    """tf-keras's ConvLSTM2D defaults to recurrent_activation='hard_sigmoid': 0 below -2.5, 1
+    above 2.5, 0.2 x + 0.5 between (its documentation's values)."""
+    import torch
+
+    from lstm_inspect.mirror.conv import GATE_ACTIVATIONS
+    from lstm_inspect.mirror.inputs import build_rnn
+
+    points = torch.tensor([-3.0, -2.5, 0.0, 1.0, 2.5, 3.0])
+    torch.testing.assert_close(GATE_ACTIVATIONS["hard_sigmoid"](points), torch.tensor([0, 0, 0.5, 0.7, 1, 1.0]))
+    shape = dict(batch_size=4, cell="convlstm2d", frame=(4, 4))
+    assert build_rnn(Spec(8, 3, 1, **shape, keras="2"), torch.device("cpu")).recurrent_activation == "hard_sigmoid"
+    for backend in ("torch", "tensorflow", "jax"):
+        module = build_rnn(Spec(8, 3, 1, **shape, backend=backend), torch.device("cpu"))
+        assert module.recurrent_activation == "sigmoid"
