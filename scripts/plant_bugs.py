@@ -40,7 +40,7 @@ TESTS = [
     "tests/test_output_failures.py", "tests/test_evidence_claims.py", "tests/test_memory.py",
     "tests/test_probe_records.py", "tests/test_advice.py", "tests/test_layout.py", "tests/test_golden.py",
     "tests/test_views_and_formats.py", "tests/test_hostile_inputs.py", "tests/test_json_stream.py",
-    "tests/test_replicas.py",
+    "tests/test_replicas.py", "tests/test_convlstm.py",
 ]
 # Where the emitted snippets are being rewritten: no plant goes there.
 NO_PLANTS_UNDER = ("lstm_inspect/emit/",)
@@ -70,6 +70,7 @@ W, BT, R, D = ("tests/test_workflow_limits.py", "tests/test_backend_traces.py", 
                "tests/test_data_windows.py")
 C, S, H = "tests/test_conflicts.py", "tests/test_sentences.py", "tests/test_reset_hooks.py"
 WF, LIB = "tests/test_workflows.py", "tests/test_library.py"
+CONVLSTM = "tests/test_convlstm.py"
 
 CORE, CHECK, CLI, KERAS = "lstm_inspect/core/", "lstm_inspect/check/", "lstm_inspect/cli/", "lstm_inspect/keras/"
 DATA, EXPLAIN, MIRROR = "lstm_inspect/data/", "lstm_inspect/explain/", "lstm_inspect/mirror/"
@@ -190,7 +191,7 @@ PLANTS = [
           'message = (f"Incompatible shapes between the {received}-sample batch and the {expected}-row state "',
           'message = (f"Incompatible shapes between the {expected}-sample batch and the {received}-row state "', BT),
     plant("tf-keras names the layer's class", CORE + "facts.py",
-          'f\'Input 0 of layer "{spec.cell.keras_name.lower()}"', 'f\'Input 0 of layer "{spec.cell.keras_name}"', BT),
+          'f\'Input 0 of layer "{spec.cell.keras_layer_name}"', 'f\'Input 0 of layer "{spec.cell.keras_name}"', BT),
     plant("predict's first batch raises after on_test_batch_begin", CORE + "schedule.py",
           'Phase.PREDICT: "on_predict_batch_begin"}', 'Phase.PREDICT: "on_test_batch_begin"}', BT),
     plant("lone samples broadcast past the phase that raises", CORE + "facts.py",
@@ -207,7 +208,7 @@ PLANTS = [
     plant("mirror: keeps the state on JAX", MIRROR + "run.py", "            layer.set_states(initial)",
           "            pass", BT, "tests/test_backend_rules.py"),
     plant("mirror: raises for TensorFlow's lone sample", MIRROR + "run.py",
-          "                x = x.expand(layer.batch_size or 1, -1, -1)\n", "                pass\n",
+          "                x = x.expand(layer.batch_size or 1, *x.shape[1:])\n", "                pass\n",
           "tests/test_backend_rules.py", WF),
     plant("mirror: a loaded model is the saved one", MIRROR + "run.py", "    return loaded\n", "    return layer\n",
           WF + "::test_the_mirror_follows_the_schedule_through_every_kind_of_call"),
@@ -222,8 +223,8 @@ PLANTS = [
     plant("any zero slot verifies", CHECK + "observe.py",
           "        verified = zero_slots == len(zero)", "        verified = zero_slots > 0",
           LIB + "::test_a_step_is_verified_only_when_all_predicted_zero_slots_are_zero"),
-    plant("only h compared", CHECK + "observe.py", "    initial = record.initial\n",
-          "    initial = record.initial[:1]\n    previous = previous and type(previous)("
+    plant("only h compared", CHECK + "observe.py", "    initial = _flat(record.initial)\n",
+          "    initial = _flat(record.initial[:1])\n    previous = previous and type(previous)("
           "previous.call, previous.initial[:1], previous.final[:1], previous.output)\n",
           LIB + "::test_the_cell_state_c_is_checked_not_only_h"),
     plant("checked_steps from steps", CHECK + "inspection.py",
@@ -504,6 +505,30 @@ PLANTS = [
           "    if samples % size:", "    if False:", "tests/test_replicas.py"),
     plant("replicas: the advice builds for the global batch", EXPLAIN + "advice.py",
           "    if spec.replicas > 1:", "    if spec.replicas > 9:", "tests/test_replicas.py"),
+    # ---- ConvLSTM2D (mirror/conv.py, core/frames.py; its numbers against real Keras need Keras) ----
+    plant("convlstm2d: the gates in torch's LSTM order read as f, i", MIRROR + "conv.py",
+          "            i, f, candidate, o = gates.chunk(_GATES, dim=1)",
+          "            f, i, candidate, o = gates.chunk(_GATES, dim=1)", CONVLSTM),
+    plant("convlstm2d: an even kernel's extra pixel before", MIRROR + "conv.py",
+          "    before = (kernel_size - 1) // 2", "    before = kernel_size // 2", CONVLSTM),
+    plant("convlstm2d: h convolved as the input is padded", MIRROR + "conv.py",
+          "functional.conv2d(_padded_same(h, self.kernel_size), recurrent)",
+          "functional.conv2d(_padded_same(h, self.kernel_size) if self.padding == 'same' else h, recurrent)",
+          CONVLSTM),
+    plant("convlstm2d: tf-keras's hard_sigmoid as Keras 3's", MIRROR + "conv.py",
+          "lambda x: torch.clamp(0.2 * x + 0.5, 0.0, 1.0)", "lambda x: torch.clamp(x / 6 + 0.5, 0.0, 1.0)",
+          CONVLSTM),
+    plant("convlstm2d: tf-keras's gates taken for sigmoid", CORE + "facts.py",
+          '        convlstm_gate="hard_sigmoid"),', '        convlstm_gate="sigmoid"),', CONVLSTM),
+    plant("convlstm2d: valid shrinks the state by half the kernel", CORE + "frames.py",
+          'shrink = spec.kernel - 1 if spec.padding == "valid" else 0',
+          'shrink = spec.kernel // 2 if spec.padding == "valid" else 0', CONVLSTM),
+    plant("convlstm2d: a kernel the frame's size refused with valid", CORE + "frames.py",
+          'if spec.padding == "valid" and spec.kernel > min(height, width):',
+          'if spec.padding == "valid" and spec.kernel >= min(height, width):', CONVLSTM),
+    plant("convlstm2d: --kernel taken with an LSTM", CLI + "conflicts.py",
+          '        if name in given and ctx.params["cell"] != "convlstm2d" and "replay" not in given:',
+          '        if name in given and ctx.params["cell"] == "gru" and "replay" not in given:', CONVLSTM, C),
 ]
 
 
