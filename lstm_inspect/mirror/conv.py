@@ -59,9 +59,23 @@ class ConvLSTM2D(nn.Module):
             self.register_parameter(f"weight_hh_l{layer}",
                                     nn.Parameter(torch.zeros(_GATES * hidden_size, hidden_size, *size)))
             self.register_parameter(f"bias_l{layer}", nn.Parameter(torch.zeros(_GATES * hidden_size)))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Keras's initializers, from torch's global RNG as torch's own RNNs draw: the input kernel
+        glorot_uniform (torch's fans of a conv weight are Keras's), the recurrent kernel orthogonal
+        (torch's flattening of it is Keras's, transposed and permuted: orthogonal alike), the
+        bias zeros with the forget gate's at one (unit_forget_bias)."""
+        with torch.no_grad():
+            for layer in range(self.num_layers):
+                nn.init.xavier_uniform_(getattr(self, f"weight_ih_l{layer}"))
+                nn.init.orthogonal_(getattr(self, f"weight_hh_l{layer}"))
+                bias = getattr(self, f"bias_l{layer}")
+                bias.zero_()
+                bias[self.hidden_size:2 * self.hidden_size] = 1.0
 
     def like(self) -> ConvLSTM2D:
-        """A module of the same build, its own (zero) weights."""
+        """A module of the same build, its own fresh weights."""
         return ConvLSTM2D(self.input_size, self.hidden_size, self.kernel_size, self.frame, padding=self.padding,
                           num_layers=self.num_layers, recurrent_activation=self.recurrent_activation)
 

@@ -66,11 +66,11 @@ def build_rnn(spec: Spec, device: torch.device) -> Recurrent:
     the seed, without touching torch's global RNG. A stack of Keras layers (each returning
     sequences into the next) is exactly torch's multi-layer module without dropout."""
     module: Recurrent
-    if spec.frame is not None:
-        module = ConvLSTM2D(spec.features, spec.units, spec.kernel, spec.frame, padding=spec.padding,
-                            num_layers=spec.layers, recurrent_activation=facts_for(spec).convlstm_gate)
-    else:
-        with torch.random.fork_rng(devices=[]):  # the module's own initialisation draws from it
+    with torch.random.fork_rng(devices=[]):  # the module's own initialisation draws from it
+        if spec.frame is not None:
+            module = ConvLSTM2D(spec.features, spec.units, spec.kernel, spec.frame, padding=spec.padding,
+                                num_layers=spec.layers, recurrent_activation=facts_for(spec).convlstm_gate)
+        else:
             module = getattr(nn, spec.cell.torch_name)(
                 spec.features, spec.units, num_layers=spec.layers, bidirectional=spec.bidirectional,
                 batch_first=True)
