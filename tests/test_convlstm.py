@@ -43,7 +43,6 @@ def _refusal(*words):
      "--replicas with ConvLSTM2D is not followed yet"),
     (["--shape", "8,3,5,6,2", *CONV, "--calls", "predict(8, initial_state='previous')"],
      "initial_state= with ConvLSTM2D is not followed yet"),
-    (["--shape", "8,3,5,6,2", *CONV, "--emit", "keras"], "the programs do not build a ConvLSTM2D yet"),
     (["--shape", "8,3,5,6,2", *CONV, "--stateful", "--no-fixed-batch"],
      "Found dynamic batch size: sequence.shape=(None, 3, 5, 6, 2)\"): build it with "
      "keras.Input(batch_shape=(4, 3, 5, 6, 2)), or keras.Input(shape=(3, 5, 6, 2), batch_size=4)"),
@@ -247,3 +246,46 @@ def test_tf_keras_gates_are_its_hard_sigmoid_and_keras_3s_the_sigmoid():
     for backend in ("torch", "tensorflow", "jax"):
         module = build_rnn(Spec(8, 3, 1, **shape, backend=backend), torch.device("cpu"))
         assert module.recurrent_activation == "sigmoid"
+
+
+def test_a_new_convlstm2d_is_initialised_as_keras_initialises_one():
+    """A module built by a user (and each --emit torch program) starts from Keras's initializers,
+    not zeros: a zero ConvLSTM2D never leaves its zero state, so it would show no carry at all."""
+    import torch
+
+    from lstm_inspect import ConvLSTM2D
+
+    filters, channels, kernel = 4, 3, 3
+    module = ConvLSTM2D(channels, filters, kernel, (6, 6), padding="same", num_layers=2)
+    for layer, inputs in ((0, channels), (1, filters)):
+        bias = getattr(module, f"bias_l{layer}").detach()
+        torch.testing.assert_close(bias, torch.tensor([0.0] * filters + [1.0] * filters + [0.0] * 2 * filters))
+        weight_ih = getattr(module, f"weight_ih_l{layer}").detach()
+        glorot = (6 / (kernel**2 * (inputs + 4 * filters)))**0.5
+        assert weight_ih.abs().max() <= glorot and weight_ih.std() > glorot / 3
+        rows = getattr(module, f"weight_hh_l{layer}").detach().reshape(4 * filters, -1)
+        torch.testing.assert_close(rows @ rows.T, torch.eye(4 * filters), atol=1e-5, rtol=0)
+
+
+@pytest.mark.keras
+def test_the_initialisation_is_kerass_own(tmp_path):
+    """Held to a real Keras ConvLSTM2D: the same bias, and kernels of Keras's spread."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from lstm_inspect import ConvLSTM2D
+
+    program = ("import os; os.environ['KERAS_BACKEND'] = 'torch'; import keras, numpy as np\n"
+               "layer = keras.layers.ConvLSTM2D(8, 3, padding='same')\n"
+               "layer.build((None, 2, 6, 6, 5))\n"
+               "kernel, recurrent, bias = (keras.ops.convert_to_numpy(w) for w in layer.weights)\n"
+               "print(kernel.std(), recurrent.std(), *bias)\n")
+    done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    kernel_std, recurrent_std, *bias = map(float, done.stdout.split())
+    module = ConvLSTM2D(5, 8, 3, (6, 6), padding="same")
+    torch.testing.assert_close(module.bias_l0.detach(), torch.tensor(bias))
+    assert module.weight_ih_l0.std().item() == pytest.approx(kernel_std, rel=0.1)
+    assert module.weight_hh_l0.std().item() == pytest.approx(recurrent_std, rel=0.1)

@@ -126,8 +126,6 @@ def show(inspection: Inspection | Replayed, output: Output, spec: Spec, observer
 
 
 def print_snippet(spec: Spec, emit: Emit) -> None:
-    if spec.cell.convolutional:
-        raise click.BadParameter("the programs do not build a ConvLSTM2D yet", param_hint="'--emit'")
     if not stdout_open():
         output_failed("standard output is closed")
     if spec.stateful and spec.shuffle and spec.workflow is None:

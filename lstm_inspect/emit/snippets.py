@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..core.choices import Cell, Hook, KerasVersion, Shuffle
+from ..core.choices import Hook, KerasVersion, Shuffle
 from ..core.spec import Spec
 from ..core.workflow import Kind, Op, Repeat, Source, Workflow, distinct
 from .engine import call_template, render
@@ -72,8 +72,6 @@ def torch_snippet(spec: Spec, args: str) -> str:
 
 def _values(spec: Spec, args: str) -> dict[str, object]:
     """What the programs need from the Spec beyond its own fields."""
-    if spec.cell.convolutional:
-        raise ValueError("the programs do not build a ConvLSTM2D yet")
     # A stateful layer wants its batches in order: slot i of batch k+1 continues slot i of batch k.
     shuffle = Shuffle.FALSE if spec.stateful else spec.shuffle
     calls = distinct(spec.plan)
@@ -85,7 +83,10 @@ def _values(spec: Spec, args: str) -> dict[str, object]:
         "cudnn_off": spec.keras == KerasVersion.THREE and spec.cell.cudnn,
         "layout": Layout(short=spec.samples < spec.batch_size, left_over=spec.samples % spec.batch_size != 0),
         "hooks": _hooks(spec),
-        "is_lstm": spec.cell == Cell.LSTM,
+        "is_lstm": len(spec.cell.state_names) == 2,  # h and c: an LSTM, convolutional or not
+        "images": spec.cell.convolutional,  # each slot's state an image (H', W', filters)
+        "step": "H, W, F" if spec.cell.convolutional else "F",  # one timestep's shape, in the programs' names
+        "width": _width(spec),
         "states": len(spec.cell.state_names),  # state tensors per layer: an LSTM's h and c
         "by_hand": spec.hand_carried,
         "streamed": any(op.steps_per_epoch or op.data != Source.ARRAYS for op in calls),
@@ -98,6 +99,13 @@ def _values(spec: Spec, args: str) -> dict[str, object]:
         "shuffle": shuffle,  # the shorthand's fit
         "reorders": bool(shuffle),
     }
+
+
+def _width(spec: Spec) -> str:
+    """The model's output per sample, for the zero targets: the last layer's last state."""
+    if spec.cell.convolutional:
+        return "OUT_H, OUT_W, UNITS"
+    return "UNITS * 2" if spec.bidirectional else "UNITS"
 
 
 def _hooks(spec: Spec) -> list[tuple[Hook, int]]:
