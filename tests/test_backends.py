@@ -124,6 +124,9 @@ SETUPS = {
     "convlstm2d: stateless, shuffled, a 1 x 1 state": dict(
         samples=10, timesteps=2, features=2, frame=(3, 3), kernel=3, cell="convlstm2d", units=2, batch_size=4,
         epochs=2, predict_samples=3),
+    "convlstm2d: channels_first, stateful, validation and predict, a partial predict batch": dict(
+        samples=8, timesteps=2, features=2, frame=(4, 5), kernel=3, cell="convlstm2d", units=2, batch_size=4,
+        data_format="channels_first", stateful=True, shuffle=False, val_samples=4, predict_samples=5),
 }
 
 

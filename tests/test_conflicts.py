@@ -32,6 +32,7 @@ VALUES = {
     "workflow": ["--calls", "fit(); predict(4)"], "data": ["--data", "{data}"], "data_key": ["--data-key", "x"],
     "units": ["--units", "4"], "seed": ["--seed", "3"], "fixed_batch": ["--no-fixed-batch"],
     "replicas": ["--replicas", "1"], "kernel": ["--kernel", "3"], "padding": ["--padding", "valid"],
+    "data_format": ["--data-format", "channels_last"],
     "output_format": ["--format", "json"], "view": ["--view", "timeline"],
     "ascii_only": ["--ascii"],
     "svg": ["--svg", "{export}.svg"], "html": ["--html", "{export}.html"], "max_rows": ["--max-rows", "5"],
@@ -45,7 +46,7 @@ VALUES = {
 }
 SETUP = ["shape", "batch_size", "stateful", "epochs", "shuffle", "no_shuffle", "cell", "layers", "bidirectional",
          "keras", "backend", "reset", "val_samples", "predict_samples", "workflow", "data", "data_key", "units", "seed",
-         "fixed_batch", "replicas", "kernel", "padding"]
+         "fixed_batch", "replicas", "kernel", "padding", "data_format"]
 OUTPUT = ["output_format", "view", "ascii_only", "svg", "html", "max_rows", "no_slots", "advice"]
 RUN = ["device", "max_steps", "dry_run", "evidence", "evidence_batch", "against"]
 CI = ["expect_resets", "expect_slot_resets", "expect_carries", "expect_error", "strict", "quiet"]
@@ -185,7 +186,7 @@ def test_each_value_is_taken_alone(files, name):
         extra += ["--shape", "8,5,1"]
     if name == "no_slots":
         extra += ["--format", "json"]
-    if name in ("kernel", "padding"):
+    if name in ("kernel", "padding", "data_format"):
         extra += ["--cell", "convlstm2d", "--shape", "8,5,4,4,1"]
     arguments = [*value(name, files), *extra]
     arguments = arguments if "--shape" in arguments else ["--shape", "8,5,1", *arguments]

@@ -31,6 +31,12 @@ def _refusal(*words):
     (["--shape", "8,3,5,0,2", *CONV], "N, T, H, W and C must be positive integers"),
     (["--shape", "8,3,5,6,1", "--batch", "4", "--kernel", "3"], "--kernel is ConvLSTM2D's: it needs --cell convlstm2d"),
     (["--shape", "8,3,1", "--padding", "same"], "--padding is ConvLSTM2D's: it needs --cell convlstm2d"),
+    (["--shape", "8,3,1", "--data-format", "channels_last"], "--data-format is ConvLSTM2D's: it needs --cell"),
+    (["--shape", "8,3,2,5,6", *CONV, "--data-format", "channels_first", "--kernel", "6"],
+     "Received `inputs shape=(B, 2, 5, 6)`, `kernel shape=(6, 6, 2, 8)`"),
+    (["--shape", "8,3,5,6,2", *CONV, "--kernel", "6", "--keras", "2"],
+     "tf-keras raises ValueError when the model is built: \"Negative dimension size caused by subtracting 6 from 5 "
+     "for '{{node conv_lstm2d/convolution}} = Conv2D[...]' with input shapes: [B,5,6,2], [6,6,2,8]\""),
     (["--shape", "8,3,5,6,2", *CONV, "--kernel", "0"], "--kernel must be a positive integer"),
     (["--shape", "8,3,5,6,2", *CONV, "--kernel", "7", "--padding", "same"], "between 1 and the frame's larger side, 6"),
     (["--shape", "8,3,5,6,2", *CONV, "--kernel", "6"],
@@ -72,6 +78,45 @@ def test_the_state_is_an_image_that_valid_padding_shrinks(kernel, padding, state
     spec = Spec(8, 3, 2, batch_size=4, cell="convlstm2d", frame=(5, 6), kernel=kernel, padding=padding, units=6)
     assert spec.step_shape == (5, 6, 2) and spec.step_values == 60
     assert spec.state_shape == state and spec.state_width == np.prod(state)
+
+
+def test_channels_first_takes_n_t_c_h_w_and_holds_filters_first(tmp_path):
+    """Keras's data_format='channels_first': inputs (C, H, W) per timestep, states (filters, H', W')."""
+    spec = Spec(8, 3, 2, batch_size=4, cell="convlstm2d", frame=(5, 6), units=4, data_format="channels_first")
+    assert spec.step_shape == (2, 5, 6) and spec.state_shape == (4, 3, 4)
+    result = CliRunner().invoke(main, ["--shape", "8,3,2,5,6", *CONV, "--units", "4", "--data-format",
+                                       "channels_first", "--stateful", "--no-shuffle", "--backend", "torch",
+                                       "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["spec"]["features"], report["spec"]["frame"]) == (2, [5, 6])
+    assert Spec.from_json(report["spec"]).data_format == "channels_first"
+    assert all(step["verified"] for step in report["steps"])
+    advice = CliRunner().invoke(main, ["--shape", "8,3,2,5,6", *CONV, "--data-format", "channels_first",
+                                       "--stateful", "--no-shuffle", "--keras", "2", "--no-evidence", "--format",
+                                       "json"]).stdout
+    words = " ".join(item["text"] for item in json.loads(advice)["advice"])
+    assert "(B, filters, 3, 4)" in words and 'ConvLSTM2D(filters, kernel_size, data_format="channels_first"' in words
+
+
+def test_channels_first_is_channels_last_transposed():
+    """The same weights on the same images, laid out either way, give the same states, transposed."""
+    import torch
+
+    from lstm_inspect import ConvLSTM2D
+
+    torch.manual_seed(5)
+    last = ConvLSTM2D(2, 3, 3, (5, 6), padding="same", num_layers=2)
+    first = ConvLSTM2D(2, 3, 3, (5, 6), padding="same", num_layers=2, data_format="channels_first")
+    first.load_state_dict(last.state_dict())
+    x = torch.rand(4, 3, 5, 6, 2)
+    with torch.no_grad():
+        out_last, states_last = last(x)
+        out_first, states_first = first(x.permute(0, 1, 4, 2, 3))
+    torch.testing.assert_close(out_first, out_last.permute(0, 1, 4, 2, 3))
+    for ours, theirs in zip(states_first, states_last):
+        assert ours.shape == first.state_shape(4)
+        torch.testing.assert_close(ours, theirs.permute(0, 1, 4, 2, 3))
 
 
 def test_a_spec_round_trips_through_json_and_others_keep_their_json():
@@ -289,3 +334,23 @@ def test_the_initialisation_is_kerass_own(tmp_path):
     torch.testing.assert_close(module.bias_l0.detach(), torch.tensor(bias))
     assert module.weight_ih_l0.std().item() == pytest.approx(kernel_std, rel=0.1)
     assert module.weight_hh_l0.std().item() == pytest.approx(recurrent_std, rel=0.1)
+
+
+@pytest.mark.keras
+def test_stateprobe_reads_a_channels_first_convlstm2d():
+    import keras
+
+    from lstm_inspect.keras.probe import StateProbe
+
+    inputs = keras.Input(batch_shape=(2, 3, 2, 5, 6))
+    layer = keras.layers.ConvLSTM2D(4, 3, stateful=True, data_format="channels_first")
+    model = keras.Model(inputs, layer(inputs))
+    probe = StateProbe()
+    x = np.random.default_rng(0).uniform(-1, 1, (4, 3, 2, 5, 6)).astype("float32")
+    model.predict(x, batch_size=2, callbacks=[probe], verbose=0)
+    report = probe.result()
+    assert report.warnings == ()
+    spec = probe._spec_now()
+    assert (spec.features, spec.frame, spec.data_format, spec.state_shape) == (2, (5, 6), "channels_first", (4, 3, 4))
+    assert [result.step.start_labels() for result in report.steps] == [
+        ["zeros", "zeros"], ["predict b0/slot 0", "predict b0/slot 1"]]

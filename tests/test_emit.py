@@ -73,6 +73,9 @@ SETUPS = {
         reset="predict", workflow="fit(epochs=2, shuffle=False, batch_size=4); predict(4) * 2; twin(batch_size=2); "
                                    "predict(4, batch_size=2); save_and_load(); train_on_batch(2); "
                                    "test_on_batch(2); predict(3, batch_size=2)"),
+    "stateful ConvLSTM2D channels_first, reset every:2": Spec(
+        12, 2, 2, batch_size=4, stateful=True, shuffle=False, epochs=2, predict_samples=4, cell="convlstm2d",
+        frame=(4, 5), units=2, data_format="channels_first", reset=ResetPolicy.parse("every:2")),
     "tf-keras stateful ConvLSTM2D": Spec(
         8, 3, 2, batch_size=4, stateful=True, shuffle=False, val_samples=4, predict_samples=4, cell="convlstm2d",
         frame=(5, 5), units=2, keras="2"),

@@ -84,30 +84,36 @@ def test_training_with_the_carried_state_matches_keras():
 FRAME, KERNELS = (5, 6), [(3, "valid"), (2, "same"), (3, "same")]
 
 
-def _conv_twins(kernel: int, padding: str):
+def _conv_twins(kernel: int, padding: str, data_format: str = "channels_last"):
     """A Keras stateful ConvLSTM2D built for batch B and the public module wrapping this package's
     ConvLSTM2D, with one set of (random) weights."""
     torch.manual_seed(3)
-    conv = ConvLSTM2D(F, UNITS, kernel, FRAME, padding=padding)
+    conv = ConvLSTM2D(F, UNITS, kernel, FRAME, padding=padding, data_format=data_format)
     with torch.no_grad():
         for parameter in conv.parameters():
             parameter.uniform_(-0.4, 0.4)
-    inputs = keras.Input(batch_shape=(B, T, *FRAME, F))
-    layer = keras.layers.ConvLSTM2D(UNITS, kernel, padding=padding, stateful=True)
+    inputs = keras.Input(batch_shape=(B, T, *_image(data_format)))
+    layer = keras.layers.ConvLSTM2D(UNITS, kernel, padding=padding, stateful=True, data_format=data_format)
     model = keras.Model(inputs, layer(inputs))
     layer.set_weights(keras_weights(Cell.CONVLSTM2D, conv, 0, reverse=False))
     return model, layer, KerasStateful(conv, batch_size=B)
 
 
-@pytest.mark.parametrize(("kernel", "padding"), KERNELS)
-def test_a_convlstm2d_carries_and_resets_as_kerass(kernel, padding):
-    model, layer, module = _conv_twins(kernel, padding)
+def _image(data_format: str) -> tuple[int, ...]:
+    return (F, *FRAME) if data_format == "channels_first" else (*FRAME, F)
+
+
+@pytest.mark.parametrize(("kernel", "padding", "data_format"),
+                         [(*setup, "channels_last") for setup in KERNELS] + [(3, "valid", "channels_first"),
+                                                                            (2, "same", "channels_first")])
+def test_a_convlstm2d_carries_and_resets_as_kerass(kernel, padding, data_format):
+    model, layer, module = _conv_twins(kernel, padding, data_format)
     rng = np.random.default_rng(1)
     for call in range(4):
         if call == 2:
             layer.reset_state()
             module.reset_state()
-        x = rng.uniform(-1, 1, (B, T, *FRAME, F)).astype("float32")
+        x = rng.uniform(-1, 1, (B, T, *_image(data_format))).astype("float32")
         expected = _numpy(model.predict_on_batch(x))
         with torch.no_grad():
             output, _ = module(torch.from_numpy(x))

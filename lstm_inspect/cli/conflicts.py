@@ -46,9 +46,9 @@ def reject_conflicts(ctx: click.Context) -> None:
                                ctx)
     if "evidence_batch" in given and not ctx.params["evidence"]:
         raise click.UsageError("--evidence-batch cannot be combined with --no-evidence", ctx)
-    for name in ("kernel", "padding"):
+    for name in ("kernel", "padding", "data_format"):
         if name in given and ctx.params["cell"] != "convlstm2d" and "replay" not in given:
-            raise click.UsageError(f"--{name} is ConvLSTM2D's: it needs --cell convlstm2d", ctx)
+            raise click.UsageError(f"{option_name(ctx, name)} is ConvLSTM2D's: it needs --cell convlstm2d", ctx)
     output_format = ctx.params["output_format"]
     for name, formats in FORMAT_ONLY.items():
         if name in given and output_format not in formats:
@@ -64,5 +64,5 @@ def reject_conflicts(ctx: click.Context) -> None:
 
 REPLAY_CONFLICTS = ("data", "data_key", "shape", "batch_size", "stateful", "epochs", "shuffle", "no_shuffle", "cell",
                     "layers", "bidirectional", "keras", "backend", "reset", "val_samples", "predict_samples",
-                    "workflow", "fixed_batch", "replicas", "kernel", "padding", "units", "seed", "device", "max_steps",
-                    "dry_run", "evidence", "evidence_batch", "against", "emit")
+                    "workflow", "fixed_batch", "replicas", "kernel", "padding", "data_format", "units", "seed",
+                    "device", "max_steps", "dry_run", "evidence", "evidence_batch", "against", "emit")

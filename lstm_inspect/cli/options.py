@@ -90,7 +90,8 @@ class ResetType(click.ParamType):
 SETUP_OPTIONS = [
     click.option("--shape", type=ShapeType(),
                  help="Data shape: N sequences of T timesteps of F features (required, but with --replay); for "
-                      "--cell convlstm2d, N,T,H,W,C: each timestep an H x W image of C channels."),
+                      "--cell convlstm2d, N,T,H,W,C: each timestep an H x W image of C channels (N,T,C,H,W with "
+                      "--data-format channels_first)."),
     click.option("--batch", "batch_size", type=ASCII_INT, default=32, show_default=True,
                  help="The batch size the model is built for (Input(batch_shape=(B, T, F))), and the batch_size "
                       "of the fit and predict that --epochs, --val-samples and --predict-samples describe."),
@@ -104,11 +105,15 @@ SETUP_OPTIONS = [
     click.option("--no-shuffle", is_flag=True, help="shuffle=False."),
     click.option("--cell", type=click.Choice([c.value for c in Cell]), default=Cell.LSTM.value, show_default=True,
                  help="The recurrent layer: LSTM (h and c per slot), GRU or SimpleRNN (h), or ConvLSTM2D (h and c "
-                      "per slot, each an image: --units filters, --kernel, --padding)."),
+                      "per slot, each an image: --units filters, --kernel, --padding, --data-format)."),
     click.option("--kernel", type=ASCII_INT, default=3, show_default=True, metavar="K",
                  help="ConvLSTM2D's kernel_size, K x K."),
     click.option("--padding", type=click.Choice(["valid", "same"]), default="valid", show_default=True,
                  help="ConvLSTM2D's padding of the input convolution (the recurrent one is always 'same')."),
+    click.option("--data-format", "data_format", type=click.Choice(["channels_last", "channels_first"]),
+                 default="channels_last", show_default=True,
+                 help="ConvLSTM2D's data_format: channels_first takes --shape N,T,C,H,W, its states "
+                      "(filters, H', W')."),
     click.option("--layers", type=ASCII_INT, default=1, show_default=True,
                  help="Stacked recurrent layers, each with its own state per slot."),
     click.option("--bidirectional", is_flag=True, help="Wrap each layer in Bidirectional."),

@@ -24,6 +24,7 @@ FLAGS = {"samples": "--shape", "timesteps": "--shape", "features": "--shape", "s
          "reset": "--reset", "val_samples": "--val-samples", "predict_samples": "--predict-samples",
          "workflow": "--calls", "fixed_batch": "--no-fixed-batch", "replicas": "--replicas",
          "frame": "--shape", "kernel": "--kernel", "padding": "--padding",
+         "data_format": "--data-format",
          "units": "--units", "seed": "--seed", "max_steps": "--max-steps"}
 DATA_FLAGS = {"key": "--data-key"}  # open_data's fields
 # In sentences, the data's N stands for the samples (N of --shape N,T,F).
@@ -31,7 +32,10 @@ TERMS = Terms({**FLAGS, "samples": "N"}, {"shuffle=False": "--no-shuffle (shuffl
 
 
 def build_spec(params: dict[str, Any]) -> Spec:
-    samples, timesteps, *frame, features = params["shape"]
+    shape: tuple[int, ...] = params["shape"]
+    samples, timesteps, *frame, features = shape
+    if frame and params.get("data_format") == "channels_first":  # N,T,C,H,W
+        features, *frame = shape[2:]
     shuffle = Shuffle.FALSE if params["no_shuffle"] else Shuffle(params["shuffle"])
     given = {field.name: params[field.name] for field in dataclasses.fields(Spec) if field.name in params}
     try:
@@ -57,7 +61,7 @@ def command_line(spec: Spec) -> str:
     words += ["--bidirectional"] * spec.bidirectional + ["--no-fixed-batch"] * (not spec.fixed_batch)
     words += [f"--replicas {spec.replicas}"] * (spec.replicas > 1)
     if spec.cell.convolutional:
-        words += [f"--kernel {spec.kernel}", f"--padding {spec.padding}"]
+        words += [f"--kernel {spec.kernel}", f"--padding {spec.padding}", f"--data-format {spec.data_format}"]
     if spec.reset != default.reset:
         words.append(f"--reset {spec.reset}")
     if spec.workflow is not None:

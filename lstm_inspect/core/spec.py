@@ -16,7 +16,7 @@ from typing import Any
 from .choices import Backend, Cell, KerasVersion, Phase, ResetPolicy, Shuffle, default_backend
 from .digits import MAX_DIGITS, is_number, too_long
 from .errors import SpecError
-from .frames import DEFAULT_KERNEL, DEFAULT_PADDING, check_frames, state_shape, step_shape, values
+from .frames import DEFAULT_DATA_FORMAT, DEFAULT_KERNEL, DEFAULT_PADDING, check_frames, state_shape, step_shape, values
 from .replicas import check_replicas
 from .workflow import Kind, Op, Repeat, Source, Workflow, distinct, parse, text
 
@@ -69,10 +69,11 @@ class Spec:
     # global batch, and the model is built for its share per replica (core/replicas.py).
     replicas: int = 1
     # ConvLSTM2D (cell "convlstm2d"): each timestep an image of frame = (H, W) pixels of `features`
-    # channels, the layer's kernel_size and padding (core/frames.py); units are its filters.
+    # channels, the layer's kernel_size, padding and data_format (core/frames.py); units are its filters.
     frame: tuple[int, int] | None = None
     kernel: int = DEFAULT_KERNEL
     padding: str = DEFAULT_PADDING
+    data_format: str = DEFAULT_DATA_FORMAT
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -134,7 +135,7 @@ class Spec:
             object.__setattr__(self, name, int(getattr(self, name)))  # numpy's integers as Python's
 
     def _check_frame_types(self) -> None:
-        """frame: two whole numbers (a list from JSON too), or None; padding: text."""
+        """frame: two whole numbers (a list from JSON too), or None; padding and data_format: text."""
         frame = self.frame
         if frame is not None:
             if not (isinstance(frame, tuple | list) and len(frame) == 2 and all(
@@ -145,6 +146,9 @@ class Spec:
             object.__setattr__(self, "frame", (int(frame[0]), int(frame[1])))
         if not isinstance(self.padding, str):
             raise SpecError("padding", "{padding} is \"valid\" or \"same\", got {got!r}", got=self.padding)
+        if not isinstance(self.data_format, str):
+            raise SpecError("data_format", "{data_format} is \"channels_last\" or \"channels_first\", got {got!r}",
+                            got=self.data_format)
 
     def _check_numbers(self) -> None:
         positive = {"samples": self.samples, "timesteps": self.timesteps, "features": self.features,
@@ -324,7 +328,7 @@ class Spec:
         fields = dataclasses.asdict(self)
         usual: dict[str, Any] = {"fixed_batch": True, "replicas": 1}  # as every file before the setting
         if not self.cell.convolutional:
-            usual.update(frame=None, kernel=DEFAULT_KERNEL, padding=DEFAULT_PADDING)
+            usual.update(frame=None, kernel=DEFAULT_KERNEL, padding=DEFAULT_PADDING, data_format=DEFAULT_DATA_FORMAT)
         for name, value in usual.items():
             if fields[name] == value:
                 del fields[name]

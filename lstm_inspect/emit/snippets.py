@@ -85,7 +85,7 @@ def _values(spec: Spec, args: str) -> dict[str, object]:
         "hooks": _hooks(spec),
         "is_lstm": len(spec.cell.state_names) == 2,  # h and c: an LSTM, convolutional or not
         "images": spec.cell.convolutional,  # each slot's state an image (H', W', filters)
-        "step": "H, W, F" if spec.cell.convolutional else "F",  # one timestep's shape, in the programs' names
+        "step": _step(spec),  # one timestep's shape, in the programs' names
         "width": _width(spec),
         "states": len(spec.cell.state_names),  # state tensors per layer: an LSTM's h and c
         "by_hand": spec.hand_carried,
@@ -104,8 +104,14 @@ def _values(spec: Spec, args: str) -> dict[str, object]:
 def _width(spec: Spec) -> str:
     """The model's output per sample, for the zero targets: the last layer's last state."""
     if spec.cell.convolutional:
-        return "OUT_H, OUT_W, UNITS"
+        return "UNITS, OUT_H, OUT_W" if spec.data_format == "channels_first" else "OUT_H, OUT_W, UNITS"
     return "UNITS * 2" if spec.bidirectional else "UNITS"
+
+
+def _step(spec: Spec) -> str:
+    if spec.cell.convolutional:
+        return "F, H, W" if spec.data_format == "channels_first" else "H, W, F"
+    return "F"
 
 
 def _hooks(spec: Spec) -> list[tuple[Hook, int]]:

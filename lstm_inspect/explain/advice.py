@@ -45,6 +45,9 @@ def _api(spec: Spec) -> list[Advice]:
     t = spec.timesteps
     layer = spec.cell.keras_name
     built = f"{layer}(filters, kernel_size" if spec.cell.convolutional else f"{layer}(units"
+    if spec.data_format == "channels_first":
+        built += ', data_format="channels_first"'
+
     if not spec.stateful:
         items: list[Advice] = []  # a stateless layer has no state to fix, reset or set
     elif spec.keras == KerasVersion.TWO:
@@ -87,7 +90,9 @@ def _api(spec: Spec) -> list[Advice]:
 def _state_shape(spec: Spec) -> str:
     """A slot's h or c, batched, as the set-states advice names it."""
     if spec.cell.convolutional:
-        return "(B, " + ", ".join(str(size) for size in spec.state_shape[:-1]) + ", filters)"
+        height, width = (spec.state_shape[1:] if spec.data_format == "channels_first" else spec.state_shape[:-1])
+        image = f"{height}, {width}"
+        return f"(B, filters, {image})" if spec.data_format == "channels_first" else f"(B, {image}, filters)"
     return "(B, units)"
 
 

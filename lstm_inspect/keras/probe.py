@@ -115,11 +115,15 @@ class StateProbe(keras.callbacks.Callback):
         bidirectional = any(isinstance(layer, keras.layers.Bidirectional) for layer in _every_layer(model))
         directions = 2 if bidirectional else 1
         conv: dict[str, Any] = {}
+        features = int(shape[-1] or 1)
         if cell.convolutional and cell_layer is not None:
-            conv = dict(frame=(int(shape[2] or 1), int(shape[3] or 1)), kernel=int(cell_layer.kernel_size[0]),
-                        padding=str(cell_layer.padding))
+            data_format = str(cell_layer.data_format)
+            rows = 3 if data_format == "channels_first" else 2  # (B, T, C, H, W) or (B, T, H, W, C)
+            features = int(shape[2] or 1) if data_format == "channels_first" else features
+            conv = dict(frame=(int(shape[rows] or 1), int(shape[rows + 1] or 1)), kernel=int(cell_layer.kernel_size[0]),
+                        padding=str(cell_layer.padding), data_format=data_format)
         try:
-            return Spec(slots, int(shape[1] or 1) if len(shape) > 2 else 1, int(shape[-1] or 1), batch_size=slots,
+            return Spec(slots, int(shape[1] or 1) if len(shape) > 2 else 1, features, batch_size=slots,
                         stateful=bool(self._stateful), units=units, cell=cell,
                         layers=max(1, len(self._layers) // directions), bidirectional=bidirectional,
                         keras=KerasVersion.THREE, backend=Backend(keras.backend.backend()), **conv)

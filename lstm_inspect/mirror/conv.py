@@ -1,7 +1,8 @@
-"""`ConvLSTM2D`: Keras's ConvLSTM2D (keras/src/layers/rnn/conv_lstm.py) in torch, channels_last
-and stride 1, as `KerasStateful` wraps torch's own RNN modules: the same attributes
-(input_size, hidden_size, num_layers, bidirectional, batch_first) and the same call, states
-(h, c) each of shape (layers, batch, H', W', filters), in Keras's layout."""
+"""`ConvLSTM2D`: Keras's ConvLSTM2D (keras/src/layers/rnn/conv_lstm.py) in torch, stride 1, as
+`KerasStateful` wraps torch's own RNN modules: the same attributes (input_size, hidden_size,
+num_layers, bidirectional, batch_first) and the same call, states (h, c) each of shape
+(layers, batch, H', W', filters), in Keras's layout: channels_last by default, (layers, batch,
+filters, H', W') with data_format='channels_first', as Keras's inputs and states are then."""
 
 from __future__ import annotations
 
@@ -34,10 +35,13 @@ class ConvLSTM2D(nn.Module):
     batch_first = True  # Keras's inputs are (batch, time, H, W, C)
 
     def __init__(self, input_size: int, hidden_size: int, kernel_size: int, frame: tuple[int, int], *,
-                 padding: str = "valid", num_layers: int = 1, recurrent_activation: str = "sigmoid"):
+                 padding: str = "valid", num_layers: int = 1, recurrent_activation: str = "sigmoid",
+                 data_format: str = "channels_last"):
         super().__init__()
         if padding not in ("valid", "same"):
             raise ValueError(f"padding is 'valid' or 'same', got {padding!r}")
+        if data_format not in ("channels_last", "channels_first"):
+            raise ValueError(f"data_format is 'channels_last' or 'channels_first', got {data_format!r}")
         if recurrent_activation not in GATE_ACTIVATIONS:
             raise ValueError(f"recurrent_activation is one of {', '.join(GATE_ACTIVATIONS)}, got "
                              f"{recurrent_activation!r}")
@@ -49,7 +53,8 @@ class ConvLSTM2D(nn.Module):
                              "frame with padding='valid'")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.kernel_size, self.frame, self.padding = kernel_size, frame, padding
-        self.recurrent_activation = recurrent_activation
+        self.recurrent_activation, self.data_format = recurrent_activation, data_format
+        self.channels_last = data_format == "channels_last"
         self.state_frame = (frame[0] - shrink, frame[1] - shrink)
         for layer in range(num_layers):
             channels = input_size if layer == 0 else hidden_size
@@ -77,37 +82,46 @@ class ConvLSTM2D(nn.Module):
     def like(self) -> ConvLSTM2D:
         """A module of the same build, its own fresh weights."""
         return ConvLSTM2D(self.input_size, self.hidden_size, self.kernel_size, self.frame, padding=self.padding,
-                          num_layers=self.num_layers, recurrent_activation=self.recurrent_activation)
+                          num_layers=self.num_layers, recurrent_activation=self.recurrent_activation,
+                          data_format=self.data_format)
 
     def state_shape(self, slots: int) -> tuple[int, ...]:
-        return (self.num_layers, slots, *self.state_frame, self.hidden_size)
+        if self.channels_last:
+            return (self.num_layers, slots, *self.state_frame, self.hidden_size)
+        return (self.num_layers, slots, self.hidden_size, *self.state_frame)
 
     def forward(self, x: torch.Tensor, hx: tuple[torch.Tensor, torch.Tensor] | None = None
                 ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """x: (batch, time, H, W, C); returns the last layer's outputs (batch, time, H', W', F)
-        and every layer's final (h, c)."""
+        """x: (batch, time, H, W, C) (channels_first: (batch, time, C, H, W)); returns the last
+        layer's outputs (batch, time, H', W', F) (or (batch, time, F, H', W')) and every layer's
+        final (h, c)."""
         if hx is None:
             zeros = x.new_zeros(self.state_shape(x.shape[0]))
             hx = (zeros, zeros)
-        sequence = x.permute(0, 1, 4, 2, 3)  # torch convolves (batch, channels, H, W)
+        # torch convolves (batch, channels, H, W): channels_last goes through it and back.
+        sequence = x.permute(0, 1, 4, 2, 3) if self.channels_last else x
+        h0, c0 = (state.permute(0, 1, 4, 2, 3) if self.channels_last else state for state in hx)
         finals_h, finals_c = [], []
         for layer in range(self.num_layers):
             weights = [getattr(self, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias")]
-            sequence, h, c = self._layer(sequence, hx[0][layer], hx[1][layer], *weights)
+            sequence, h, c = self._layer(sequence, h0[layer], c0[layer], *weights)
             finals_h.append(h)
             finals_c.append(c)
-        return sequence.permute(0, 1, 3, 4, 2), (torch.stack(finals_h), torch.stack(finals_c))
+        h, c = torch.stack(finals_h), torch.stack(finals_c)
+        if self.channels_last:
+            return sequence.permute(0, 1, 3, 4, 2), (h.permute(0, 1, 3, 4, 2), c.permute(0, 1, 3, 4, 2))
+        return sequence, (h, c)
 
     def _layer(self, sequence: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, kernel: torch.Tensor,
                recurrent: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One layer over the sequence (batch, time, channels, H, W), from states in Keras's layout."""
+        """One layer over the sequence (batch, time, channels, H, W), from states (batch, F, H', W')."""
         batch, steps = sequence.shape[:2]
         # The input's convolutions for every timestep at once; h's depend on the step before.
         frames = sequence.flatten(0, 1)
         inputs = functional.conv2d(_padded_same(frames, self.kernel_size) if self.padding == "same" else frames,
                                    kernel, bias)
         inputs = inputs.view(batch, steps, *inputs.shape[1:])
-        h, c = h0.permute(0, 3, 1, 2), c0.permute(0, 3, 1, 2)
+        h, c = h0, c0
         outputs = []
         gate = GATE_ACTIVATIONS[self.recurrent_activation]
         for step in range(steps):
@@ -116,7 +130,7 @@ class ConvLSTM2D(nn.Module):
             c = gate(f) * c + gate(i) * torch.tanh(candidate)
             h = gate(o) * torch.tanh(c)
             outputs.append(h)
-        return torch.stack(outputs, dim=1), h.permute(0, 2, 3, 1), c.permute(0, 2, 3, 1)
+        return torch.stack(outputs, dim=1), h, c
 
 
 def _padded_same(images: torch.Tensor, kernel_size: int) -> torch.Tensor:

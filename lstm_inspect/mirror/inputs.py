@@ -69,7 +69,8 @@ def build_rnn(spec: Spec, device: torch.device) -> Recurrent:
     with torch.random.fork_rng(devices=[]):  # the module's own initialisation draws from it
         if spec.frame is not None:
             module = ConvLSTM2D(spec.features, spec.units, spec.kernel, spec.frame, padding=spec.padding,
-                                num_layers=spec.layers, recurrent_activation=facts_for(spec).convlstm_gate)
+                                num_layers=spec.layers, recurrent_activation=facts_for(spec).convlstm_gate,
+                                data_format=spec.data_format)
         else:
             module = getattr(nn, spec.cell.torch_name)(
                 spec.features, spec.units, num_layers=spec.layers, bidirectional=spec.bidirectional,

@@ -93,7 +93,7 @@ def _build(keras, spec: Spec, batch_size: int, hand_carry: bool, stateful: bool 
     # use_cudnn=False: Keras 3 fails stateful training with cuDNN on torch (keras-team/keras#20875).
     options: dict[str, Any] = {"use_cudnn": False} if spec.cell.cudnn and spec.keras == KerasVersion.THREE else {}
     if spec.cell.convolutional:
-        options.update(kernel_size=spec.kernel, padding=spec.padding)
+        options.update(kernel_size=spec.kernel, padding=spec.padding, data_format=spec.data_format)
     outputs, rnns, state_inputs, state_outputs = inputs, [], [], []
     for depth in range(spec.layers):
         layer = layer_class(spec.units, stateful=stateful, return_sequences=depth < spec.layers - 1,
