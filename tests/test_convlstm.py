@@ -159,20 +159,9 @@ def test_every_step_agrees_with_real_keras_on_the_command_line():
 def test_stateprobe_describes_a_users_convlstm2d(tmp_path):
     import keras
 
-    from lstm_inspect.keras.probe import StateProbe
-
-    inputs = keras.Input(batch_shape=(2, 3, 5, 6, 2))
-    layer = keras.layers.ConvLSTM2D(4, 2, padding="same", stateful=True)
-    model = keras.Model(inputs, keras.layers.Flatten()(layer(inputs)))
-    probe = StateProbe()
-    x = np.random.default_rng(0).uniform(-1, 1, (4, 3, 5, 6, 2)).astype("float32")
-    model.predict(x, batch_size=2, callbacks=[probe], verbose=0)
-    report = probe.result()
-    assert report.warnings == ()
+    probe = _probed((3, 5, 6, 2), keras.layers.ConvLSTM2D(4, 2, padding="same", stateful=True), flatten=True)
     spec = probe._spec_now()
     assert (spec.cell, spec.frame, spec.kernel, spec.padding, spec.units) == ("convlstm2d", (5, 6), 2, "same", 4)
-    assert [result.step.start_labels() for result in report.steps] == [
-        ["zeros", "zeros"], ["predict b0/slot 0", "predict b0/slot 1"]]
     probe.save(tmp_path / "run.json")
     replayed = CliRunner().invoke(main, ["--replay", str(tmp_path / "run.json"), "--format", "json"])
     assert replayed.exit_code == 0 and json.loads(replayed.stdout)["spec"]["frame"] == [5, 6]
@@ -340,17 +329,24 @@ def test_the_initialisation_is_kerass_own(tmp_path):
 def test_stateprobe_reads_a_channels_first_convlstm2d():
     import keras
 
+    spec = _probed((3, 2, 5, 6), keras.layers.ConvLSTM2D(4, 3, stateful=True, data_format="channels_first"))._spec_now()
+    assert (spec.features, spec.frame, spec.data_format, spec.state_shape) == (2, (5, 6), "channels_first", (4, 3, 4))
+
+
+def _probed(sample_shape, layer, flatten=False):
+    """A StateProbe after two stateful predict batches of 2 through `layer`: both checked as carried."""
+    import keras
+
     from lstm_inspect.keras.probe import StateProbe
 
-    inputs = keras.Input(batch_shape=(2, 3, 2, 5, 6))
-    layer = keras.layers.ConvLSTM2D(4, 3, stateful=True, data_format="channels_first")
-    model = keras.Model(inputs, layer(inputs))
+    inputs = keras.Input(batch_shape=(2, *sample_shape))
+    outputs = layer(inputs)
+    model = keras.Model(inputs, keras.layers.Flatten()(outputs) if flatten else outputs)
     probe = StateProbe()
-    x = np.random.default_rng(0).uniform(-1, 1, (4, 3, 2, 5, 6)).astype("float32")
+    x = np.random.default_rng(0).uniform(-1, 1, (4, *sample_shape)).astype("float32")
     model.predict(x, batch_size=2, callbacks=[probe], verbose=0)
     report = probe.result()
     assert report.warnings == ()
-    spec = probe._spec_now()
-    assert (spec.features, spec.frame, spec.data_format, spec.state_shape) == (2, (5, 6), "channels_first", (4, 3, 4))
     assert [result.step.start_labels() for result in report.steps] == [
         ["zeros", "zeros"], ["predict b0/slot 0", "predict b0/slot 1"]]
+    return probe

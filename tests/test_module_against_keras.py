@@ -61,16 +61,7 @@ def test_training_with_the_carried_state_matches_keras():
         module.rnn.bias_hh_l0.zero_()
     module.rnn.bias_hh_l0.requires_grad_(False)
     optimizer = torch.optim.SGD([p for p in module.parameters() if p.requires_grad], lr=0.5)
-    rng = np.random.default_rng(2)
-    for _ in range(3):  # each step starts from the state the previous one left
-        x = rng.uniform(-1, 1, (B, T, F)).astype("float32")
-        y = rng.uniform(-1, 1, (B, UNITS)).astype("float32")
-        model.train_on_batch(x, y)
-        output, _ = module(torch.from_numpy(x))
-        loss = nn.functional.mse_loss(output[:, -1], torch.from_numpy(y))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    _train_side_by_side(model, module, optimizer, (B, T, F), (B, UNITS))
     kernel, recurrent, bias = (_numpy(weight) for weight in layer.weights)
     ours = keras_weights(Cell.LSTM, module.rnn, 0, reverse=False)
     moved = np.abs(ours[0] - keras_weights(Cell.LSTM, _twins(Cell.LSTM)[2].rnn, 0, reverse=False)[0]).max()
@@ -129,19 +120,25 @@ def test_training_a_convlstm2d_with_the_carried_state_matches_keras():
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5), loss="mse")
     optimizer = torch.optim.SGD(module.parameters(), lr=0.5)
     before = [weight.copy() for weight in keras_weights(Cell.CONVLSTM2D, module.rnn, 0, reverse=False)]
-    rng = np.random.default_rng(2)
-    for _ in range(3):
-        x = rng.uniform(-1, 1, (B, T, *FRAME, F)).astype("float32")
-        y = rng.uniform(-1, 1, (B, *FRAME, UNITS)).astype("float32")
-        model.train_on_batch(x, y)
-        output, _ = module(torch.from_numpy(x))
-        loss = nn.functional.mse_loss(output[:, -1], torch.from_numpy(y))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    _train_side_by_side(model, module, optimizer, (B, T, *FRAME, F), (B, *FRAME, UNITS))
     ours = keras_weights(Cell.CONVLSTM2D, module.rnn, 0, reverse=False)
     assert np.abs(ours[0] - before[0]).max() > 1e-3  # the weights did change
     for theirs, mine in zip((_numpy(weight) for weight in layer.weights), ours):
         np.testing.assert_allclose(mine, theirs, atol=1e-5)
     for state, carried in zip(layer.states, module.states):
         np.testing.assert_allclose(carried[0].detach().numpy(), _numpy(state), atol=1e-5)
+
+
+def _train_side_by_side(model, module, optimizer, x_shape, y_shape):
+    """Three SGD steps on the same batches in Keras and in the module, each starting from the
+    state the previous one left."""
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        x = rng.uniform(-1, 1, x_shape).astype("float32")
+        y = rng.uniform(-1, 1, y_shape).astype("float32")
+        model.train_on_batch(x, y)
+        output, _ = module(torch.from_numpy(x))
+        loss = nn.functional.mse_loss(output[:, -1], torch.from_numpy(y))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
