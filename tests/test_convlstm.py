@@ -57,11 +57,44 @@ def test_what_keras_rejects_or_is_not_followed_is_one_line(words, said):
     assert said in _refusal(*words)
 
 
-def test_data_with_images_is_refused_as_not_followed(tmp_path):
-    path = tmp_path / "x.npy"
-    np.save(path, np.zeros((8, 3, 5, 6, 2), "float32"))
-    assert "reading a ConvLSTM2D's images from --data is not followed yet" in _refusal(
-        "--shape", "8,3,5,6,2", *CONV, "--data", str(path))
+def _data_advice(path, rows):
+    result = CliRunner().invoke(main, ["--shape", f"{rows},3,3,4,2", *CONV, "--stateful", "--no-shuffle",
+                                       "--backend", "torch", "--data", str(path), "--format", "json", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    return next(item["text"] for item in json.loads(result.stdout)["advice"] if item["key"] == "data")
+
+
+def test_data_of_images_in_series_order_gets_a_reorder_that_works(tmp_path):
+    """4 series of 6 sliding windows of images, one series after another: the advice's reorder,
+    applied, makes row j+4 row j moved a step on, which a stateful layer of batch 4 carries."""
+    from lstm_inspect.data.datafile import continuity
+
+    series = np.random.default_rng(0).uniform(-1, 1, (4, 8, 3, 4, 2)).astype("float32")
+    x = np.concatenate([np.stack([one[j:j + 3] for j in range(6)]) for one in series])
+    np.save(tmp_path / "x.npy", x)
+    said = _data_advice(tmp_path / "x.npy", 24)
+    assert "your rows are 4 series of 6 sliding windows each" in said
+    reorder = said.split("and x.reshape", 1)[1].split(" makes row", 1)[0]
+    reordered = eval("x.reshape" + reorder, {"x": x})  # the advice's own expression
+    assert reordered.shape == x.shape and continuity(reordered, 4).slot_stride == 1
+
+
+def test_stateful_layout_lays_out_images_row_j_plus_b_continuing_row_j(tmp_path):
+    from lstm_inspect.layout import stateful_layout
+
+    series = np.random.default_rng(1).uniform(-1, 1, (4, 9, 3, 4, 2)).astype("float32")
+    laid = stateful_layout(series, timesteps=3, batch_size=4)
+    assert laid.x.shape == (12, 3, 3, 4, 2)
+    for row in range(8):
+        np.testing.assert_array_equal(laid.x[row + 4][0], series[row % 4, 3 * (row // 4) + 3])
+    np.save(tmp_path / "x.npy", laid.x)
+    assert "no row of your 12 overlaps the next or the one 4 rows on" in _data_advice(tmp_path / "x.npy", 12)
+
+
+def test_data_of_another_shape_names_the_images_expected(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((8, 3, 2), "float32"))
+    assert "has shape (8, 3, 2), not --shape (8, 3, 5, 6, 2)" in _refusal(
+        "--shape", "8,3,5,6,2", *CONV, "--data", str(tmp_path / "x.npy"))
 
 
 def test_the_shape_takes_three_or_five_numbers():

@@ -76,15 +76,13 @@ def read_data(spec: Spec, params: dict[str, Any]) -> Continuity | None:
         if key is not None:
             raise click.UsageError("--data-key names an array of the file --data gives: give --data too")
         return None
-    if spec.cell.convolutional:
-        raise click.BadParameter("reading a ConvLSTM2D's images from --data is not followed yet", param_hint="'--data'")
     try:
         x = open_data(path, key)
     except SpecError as error:
         raise click.BadParameter(error.describe(DATA_FLAGS), param_hint="'--data'") from None
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="'--data'") from None
-    expected = (spec.samples, spec.timesteps, spec.features)
+    expected = (spec.samples, spec.timesteps, *spec.step_shape)
     if tuple(x.shape) != expected:
         raise click.BadParameter(f"{path} has shape {tuple(x.shape)}, not --shape {expected}", param_hint="'--data'")
     if not np.issubdtype(x.dtype, np.floating):

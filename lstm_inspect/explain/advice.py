@@ -183,6 +183,7 @@ def _series_order(spec: Spec, rows: int, series: Series) -> str:
              "series side by side, one per slot")
     if count:
         text += (f" (batch_size={count}, and x.reshape({count}, {series.windows}, {t}, -1).swapaxes(0, 1)"
-                 f".reshape(-1, {t}, x.shape[-1]) makes row j+{count} the window after row j)")
+                 f".reshape(-1, {t}, {'*x.shape[2:]' if spec.frame else 'x.shape[-1]'}) makes row j+{count} the "
+                 "window after row j)")
     return text + (f"; the windows overlap ({plural(s, 'step')} on while a window holds {t:,}), so even then the "
                    "carry re-reads steps: cut back-to-back windows from each series with stateful_layout")
