@@ -47,8 +47,6 @@ def _refusal(*words):
     (["--shape", "8,3,5,6,2", *CONV, "--bidirectional"], "--bidirectional ConvLSTM2D is not followed yet"),
     (["--shape", "8,3,5,6,2", *CONV, "--stateful", "--backend", "tensorflow", "--replicas", "2"],
      "--replicas with ConvLSTM2D is not followed yet"),
-    (["--shape", "8,3,5,6,2", *CONV, "--calls", "predict(8, initial_state='previous')"],
-     "initial_state= with ConvLSTM2D is not followed yet"),
     (["--shape", "8,3,5,6,2", *CONV, "--stateful", "--no-fixed-batch"],
      "Found dynamic batch size: sequence.shape=(None, 3, 5, 6, 2)\"): build it with "
      "keras.Input(batch_shape=(4, 3, 5, 6, 2)), or keras.Input(shape=(3, 5, 6, 2), batch_size=4)"),
@@ -186,6 +184,24 @@ def test_every_step_agrees_with_real_keras_on_the_command_line():
     assert keras["agree"] is True and keras["max_state_diff"] < 1e-5
     assert [step["start"] for step in keras["steps"]] == [step["start"] for step in report["steps"]][:2]
     assert "Received batch size: 2" in report["error"]["message"]
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize("keras_and_backend", [["--backend", "torch"], ["--backend", "tensorflow"],
+                                               ["--backend", "jax"], ["--keras", "2"]])
+def test_states_handed_back_by_hand_agree_with_real_keras(keras_and_backend):
+    """A stateless ConvLSTM2D with return_state=True, its images passed back as initial_state,
+    in batches of 4 and then of 2 (each batch starting from the rows it covers)."""
+    result = CliRunner().invoke(main, ["--shape", "8,3,2,4,5", *CONV, "--units", "2", "--data-format",
+                                       "channels_first", *keras_and_backend, "--against", "keras", "--format", "json",
+                                       "--calls", 'predict(8, initial_state="previous") * 2; '
+                                                  'predict(8, batch_size=2, initial_state="previous")'])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["keras"]["agree"] is True and report["keras"]["max_state_diff"] < 1e-5
+    # predict's default batch_size=32: each of the first two is one batch of 8; then batches of 2.
+    assert report["steps"][1]["start"] == [f"predict:{sample}" for sample in range(8)]
+    assert report["steps"][-1]["start"] == ["predict:14", "predict:15"]
 
 
 @pytest.mark.keras

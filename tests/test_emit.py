@@ -76,6 +76,9 @@ SETUPS = {
     "stateful ConvLSTM2D channels_first, reset every:2": Spec(
         12, 2, 2, batch_size=4, stateful=True, shuffle=False, epochs=2, predict_samples=4, cell="convlstm2d",
         frame=(4, 5), units=2, data_format="channels_first", reset=ResetPolicy.parse("every:2")),
+    "workflow: stateless ConvLSTM2D channels_first, states handed back by hand in other batches": Spec(
+        8, 2, 2, batch_size=4, cell="convlstm2d", frame=(4, 4), units=2, data_format="channels_first",
+        workflow='predict(8, initial_state="previous") * 2; predict(8, batch_size=2, initial_state="previous")'),
     "tf-keras stateful ConvLSTM2D": Spec(
         8, 3, 2, batch_size=4, stateful=True, shuffle=False, val_samples=4, predict_samples=4, cell="convlstm2d",
         frame=(5, 5), units=2, keras="2"),

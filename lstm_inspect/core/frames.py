@@ -110,8 +110,6 @@ def _check_followed(spec: Spec) -> None:
         raise SpecError("bidirectional", "{bidirectional} ConvLSTM2D is not followed yet")
     if spec.replicas > 1:
         raise SpecError("replicas", "{replicas} with ConvLSTM2D is not followed yet")
-    if spec.hand_carried:
-        raise SpecError("workflow", "{workflow}: initial_state= with ConvLSTM2D is not followed yet")
 
 
 def step_shape(spec: Spec) -> tuple[int, ...]:

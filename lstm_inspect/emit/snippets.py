@@ -87,6 +87,7 @@ def _values(spec: Spec, args: str) -> dict[str, object]:
         "images": spec.cell.convolutional,  # each slot's state an image (H', W', filters)
         "step": _step(spec),  # one timestep's shape, in the programs' names
         "width": _width(spec),
+        "state": _width(spec) if spec.cell.convolutional else "UNITS",  # one slot's state, after the batch
         "states": len(spec.cell.state_names),  # state tensors per layer: an LSTM's h and c
         "by_hand": spec.hand_carried,
         "streamed": any(op.steps_per_epoch or op.data != Source.ARRAYS for op in calls),
