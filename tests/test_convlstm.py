@@ -38,7 +38,9 @@ def _refusal(*words):
      "tf-keras raises ValueError when the model is built: \"Negative dimension size caused by subtracting 6 from 5 "
      "for '{{node conv_lstm2d/convolution}} = Conv2D[...]' with input shapes: [B,5,6,2], [6,6,2,8]\""),
     (["--shape", "8,3,5,6,2", *CONV, "--kernel", "0"], "--kernel must be a positive integer"),
-    (["--shape", "8,3,5,6,2", *CONV, "--kernel", "7", "--padding", "same"], "between 1 and the frame's larger side, 6"),
+    (["--shape", "8,3,2", *CONV, "--data-format", "channels_first"],
+     "takes --shape N,T,C,H,W: samples, timesteps, then"),
+    (["--shape", "8,3,4,6,2", *CONV, "--kernel", "7"], "`kernel shape=(7, 7, 2, 8)`, ... `padding=valid`"),
     (["--shape", "8,3,5,6,2", *CONV, "--kernel", "6"],
      "Computed output size would be zero or negative. Received `inputs shape=(B, 5, 6, 2)`, `kernel shape=(6, 6, 2, "),
     (["--shape", "8,3,5,6,2", *CONV, "--kernel", "6"],
@@ -159,6 +161,14 @@ def test_a_spec_round_trips_through_json_and_others_keep_their_json():
     assert raised.value.field == "kernel"
 
 
+def test_a_kernel_larger_than_the_frame_runs_with_same_as_in_keras():
+    result = CliRunner().invoke(main, ["--shape", "8,3,4,6,2", *CONV, "--kernel", "7", "--padding", "same",
+                                       "--stateful", "--no-shuffle", "--units", "2", "--backend", "torch", "--format",
+                                       "json"])
+    assert result.exit_code == 0, result.output
+    assert all(step["verified"] for step in json.loads(result.stdout)["steps"])
+
+
 def test_the_table_names_the_cell_and_checks_both_images():
     result = CliRunner().invoke(main, ["--shape", "8,3,5,6,2", *CONV, "--stateful", "--no-shuffle", "--units", "3",
                                        "--backend", "torch", "--format", "json"])
@@ -231,6 +241,26 @@ def test_stateprobe_says_where_it_shows_a_convlstm2d_it_does_not_follow():
     report = probe.result()
     assert len(report.steps) == 2 and report.summary.slot_carries == 2
     assert report.warnings and "shrink the frame layer by layer" in report.warnings[0]
+
+
+@pytest.mark.keras
+@pytest.mark.parametrize(("options", "said"), [(dict(kernel_size=(3, 2)), "a 3 x 2 kernel"),
+                                               (dict(kernel_size=3, strides=2), "strides=(2, 2)"),
+                                               (dict(kernel_size=2, dilation_rate=2), "dilation_rate=(2, 2)")])
+def test_stateprobe_warns_of_a_convlstm2d_its_spec_cannot_hold(options, said):
+    import keras
+
+    from lstm_inspect.keras.probe import StateProbe
+
+    inputs = keras.Input(batch_shape=(2, 3, 7, 7, 2))
+    model = keras.Model(inputs, keras.layers.ConvLSTM2D(2, stateful=True, **options)(inputs))
+    probe = StateProbe()
+    x = np.random.default_rng(2).uniform(-1, 1, (4, 3, 7, 7, 2)).astype("float32")
+    model.predict(x, batch_size=2, callbacks=[probe], verbose=0)
+    report = probe.result()
+    assert len(report.steps) == 2 and report.summary.slot_carries == 2  # its states are still read
+    assert report.warnings and "StateProbe shows this ConvLSTM2D's setup as a bare LSTM's" in report.warnings[0]
+    assert said in report.warnings[0]
 
 
 # ---- the mirror's ConvLSTM2D, held to torch's own LSTM where the two must agree --------------

@@ -113,6 +113,8 @@ def test_targets_of_another_shape_are_refused():
     ((2, 2, 1), 3, 2, "hold no window of 3"),
     ((10,), 3, 4, "fewer than a window of 3"),
     ((), 3, 2, "series must be"),
+    ((80, 6, 5, 3), 2, 8, "has 4 axes: give series of images as"),
+    ((2, 6, 1, 1, 1, 1), 3, 2, "series must be"),
 ])
 def test_a_layout_that_cannot_be_made_says_why(shape, timesteps, batch, says):
     with pytest.raises(ValueError, match=says):

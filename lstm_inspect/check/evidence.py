@@ -102,7 +102,8 @@ def continuation(spec: Spec, records: list[CallRecord], chain_calls: int, run_ca
         whole = forward(module, x)[0]  # one stateless run from zeros over the concatenated sequences
     ends = whole[:, spec.timesteps - 1::spec.timesteps]
     gaps = torch.stack([(ends[:, k] - r.output[:slots]).abs() for k, r in enumerate(chain)])
-    diff = float(gaps[..., :spec.units].max())  # the forward direction
+    # The forward direction: an RNN's first units; a ConvLSTM2D (one direction) all of its image.
+    diff = float((gaps if spec.cell.convolutional else gaps[..., :spec.units]).max())
     steps = len(chain) * spec.timesteps
     which = "" if slots == spec.batch_size else f" (the first {slots:,} of {spec.batch_size:,} slots)"
     detail = (f"{len(chain)} chained calls of {spec.timesteps} steps{which} equal one stateless {steps}-step "

@@ -45,7 +45,8 @@ def build_spec(params: dict[str, Any]) -> Spec:
 
 
 def command_line(spec: Spec) -> str:
-    """The lstm-inspect arguments that give this spec (defaults left out)."""
+    """The lstm-inspect arguments that give this spec (defaults left out, but a ConvLSTM2D's
+    kernel, padding and data_format, always said)."""
     words = [f"--shape {','.join(str(size) for size in (spec.samples, spec.timesteps, *spec.step_shape))}"]
     default = Spec(1, 1, 1)
     for name in ("batch_size", "epochs", "val_samples", "predict_samples", "units", "seed"):

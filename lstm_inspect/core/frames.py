@@ -50,8 +50,6 @@ class Spec(Protocol):
     def bidirectional(self) -> bool: ...
     @property
     def replicas(self) -> int: ...
-    @property
-    def hand_carried(self) -> bool: ...
 
 
 def check_frames(spec: Spec) -> None:
@@ -67,6 +65,9 @@ def check_frames(spec: Spec) -> None:
                                 "it needs {cell} convlstm2d")
         return
     if spec.frame is None:
+        if spec.data_format == "channels_first":
+            raise SpecError("frame", "{cell} convlstm2d with {data_format} channels_first takes {shape} N,T,C,H,W: "
+                            "samples, timesteps, then each timestep's channels, rows and columns")
         raise SpecError("frame", "{cell} convlstm2d takes {shape} N,T,H,W,C: samples, timesteps, then each "
                         "timestep's rows, columns and channels")
     if spec.padding not in PADDINGS:
@@ -74,8 +75,6 @@ def check_frames(spec: Spec) -> None:
     if spec.data_format not in DATA_FORMATS:
         raise SpecError("data_format", "{data_format} is channels_last or channels_first, got {got!r}",
                         got=spec.data_format)
-    if not 1 <= spec.kernel <= max(spec.frame):
-        raise SpecError("kernel", f"{{kernel}} is between 1 and the frame's larger side, {max(spec.frame)}")
     height, width = spec.frame
     if spec.padding == "valid" and spec.kernel > min(height, width):
         raise SpecError("kernel", f"{_too_large(spec)}: use padding='same' ({{padding}} same), or a kernel_size of at "

@@ -39,8 +39,8 @@ class Layout:
 def stateful_layout(series: Any, timesteps: int, batch_size: int, targets: Any = None) -> Layout:
     """Cut `series` into windows of `timesteps` steps, ordered so that row j+B continues row j.
 
-    `series`: (S, L, F) for S series of L steps (each step any shape: (S, L, H, W, C) for a
-    ConvLSTM2D's images), (L, F) or (L,) for one long series, which is
+    `series`: (S, L, F) for S series of L steps ((S, L, H, W, C) for a ConvLSTM2D's images),
+    (L, F) or (L,) for one long series, which is
     cut into B streams of L // B steps. Each series gives L // T windows (a remainder is
     dropped, as drop_remainder does). Series are taken B at a time, slot i holding series
     g*B + i; S must be a multiple of B (pad with series of your own, or choose B dividing S).
@@ -63,9 +63,13 @@ def stateful_layout(series: Any, timesteps: int, batch_size: int, targets: Any =
     if goal is not None and goal.shape[:2] != data.shape[:2]:
         raise ValueError(f"targets must have a value per series and step, shape {data.shape[:2]} (then any "
                          f"features), got {goal.shape}")
-    if data.ndim < 3:
-        raise ValueError(f"series must be (series, steps, features...), (steps, features) or (steps,), "
-                         f"got {data.shape}")
+    if data.ndim == 4:  # one series of images, or series of 2-D steps: it cannot tell which
+        raise ValueError(f"series of shape {data.shape} has 4 axes: give series of images as (series, steps, H, W, C) "
+                         "(series[None] for one long series, then one slot's) or series of features as "
+                         "(series, steps, features)")
+    if data.ndim not in (3, 5):
+        raise ValueError(f"series must be (series, steps, features), (series, steps, H, W, C) of images, "
+                         f"(steps, features) or (steps,), got {data.shape}")
     count, length = data.shape[:2]
     if count % batch_size:
         raise ValueError(f"{count:,} series do not fill batches of {batch_size:,}: slot i holds series i of each "

@@ -98,7 +98,8 @@ def _parameters(spec: Spec) -> int:
     total = 0
     for layer in range(spec.layers):
         inputs = spec.features if layer == 0 else spec.units * spec.directions
-        total += spec.directions * gates * (taps * (inputs + spec.units) + 2)
+        biases = 1 if spec.cell.convolutional else 2  # torch's bias_ih and bias_hh; ConvLSTM2D's one, as Keras's
+        total += spec.directions * gates * (taps * (inputs + spec.units) + biases)
     return total
 
 

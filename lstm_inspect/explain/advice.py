@@ -45,6 +45,8 @@ def _api(spec: Spec) -> list[Advice]:
     t = spec.timesteps
     layer = spec.cell.keras_name
     built = f"{layer}(filters, kernel_size" if spec.cell.convolutional else f"{layer}(units"
+    if spec.cell.convolutional and spec.padding == "same":
+        built += ', padding="same"'
     if spec.data_format == "channels_first":
         built += ', data_format="channels_first"'
 

@@ -63,6 +63,17 @@ def recurrent_layers(model: Any) -> list[Any]:
     return found
 
 
+
+def _check_square_and_dense(cell: Any) -> None:
+    """SpecError for a ConvLSTM2D lstm-inspect's Spec cannot describe: a kernel that is not
+    square, strides or a dilation other than 1."""
+    kernel = tuple(int(size) for size in cell.kernel_size)
+    if kernel[0] != kernel[1]:
+        raise SpecError("kernel", f"a {kernel[0]} x {kernel[1]} kernel (lstm-inspect follows square ones)")
+    for name in ("strides", "dilation_rate"):
+        if any(int(size) != 1 for size in getattr(cell, name, (1, 1))):
+            raise SpecError("kernel", f"{name}={tuple(getattr(cell, name))} (lstm-inspect follows 1 only)")
+
 class StateProbe(keras.callbacks.Callback):
     """A Keras 3 callback recording, for every batch of every call it sees, where each slot of
     the model's stateful recurrent layers started: zeros, the final state of slot j of the call
@@ -123,12 +134,14 @@ class StateProbe(keras.callbacks.Callback):
             conv = dict(frame=(int(shape[rows] or 1), int(shape[rows + 1] or 1)), kernel=int(cell_layer.kernel_size[0]),
                         padding=str(cell_layer.padding), data_format=data_format)
         try:
+            if conv:
+                _check_square_and_dense(cell_layer)
             return Spec(slots, int(shape[1] or 1) if len(shape) > 2 else 1, features, batch_size=slots,
                         stateful=bool(self._stateful), units=units, cell=cell,
                         layers=max(1, len(self._layers) // directions), bidirectional=bidirectional,
                         keras=KerasVersion.THREE, backend=Backend(keras.backend.backend()), **conv)
         except SpecError as error:  # a ConvLSTM2D the views do not follow yet: its states are still read
-            self.undescribed = f"StateProbe shows this ConvLSTM2D's setup as a bare LSTM's: {error}"
+            self.undescribed = f"StateProbe shows this {cell.keras_name}'s setup as a bare LSTM's: {error}"
             return Spec(slots, 1, 1, units=units, batch_size=slots, stateful=bool(self._stateful),
                         keras=KerasVersion.THREE, backend=Backend(keras.backend.backend()))
 

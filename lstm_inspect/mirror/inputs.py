@@ -76,7 +76,7 @@ def build_rnn(spec: Spec, device: torch.device) -> Recurrent:
                 spec.features, spec.units, num_layers=spec.layers, bidirectional=spec.bidirectional,
                 batch_first=True)
     generator = torch.Generator().manual_seed(spec.seed)
-    # A ConvLSTM2D's gate sums K x K pixels of h: its recurrent weights are drawn smaller in proportion.
+    # A ConvLSTM2D's gate sums K x K pixels: all its weights are drawn smaller in proportion.
     bound = 1.0 / (spec.units * spec.kernel**2 if spec.frame is not None else spec.units)**0.5
     with torch.no_grad():
         for parameter in module.parameters():

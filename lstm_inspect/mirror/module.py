@@ -99,7 +99,8 @@ class KerasStateful(nn.Module):
     def set_states(self, states: States) -> None:
         """Give every slot these states (as Keras 3's `layer.states[i].assign(v)`), in the
         cell's order, each of shape (layers * directions, batch_size, units), or a ConvLSTM2D's
-        (layers, batch_size, H', W', filters); kept detached."""
+        (layers, batch_size, H', W', filters) ((layers, batch_size, filters, H', W') channels_first);
+        kept detached."""
         if not self.stateful:
             raise TypeError("a stateless layer holds no state between calls")
         if isinstance(states, torch.Tensor) or not isinstance(states, tuple | list) or len(states) != len(
