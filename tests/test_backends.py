@@ -104,6 +104,18 @@ SETUPS = {
         samples=10, timesteps=3, features=1, batch_size=4, stateful=True,
         workflow='fit(epochs=2, batch_size=4, data="dataset", drop_remainder=True); '
                  'predict(10, batch_size=4, steps=2)'),
+    # A PyDataset: fit shuffles its items' order (True unless given), a stream run once that Keras 3
+    # goes on with across epochs and tf-keras restarts every epoch; its partial last item raises,
+    # or on TensorFlow a lone sample broadcasts.
+    "workflow: a PyDataset, shuffled and not, steps_per_epoch": dict(
+        samples=16, timesteps=3, features=1, batch_size=4, stateful=True,
+        workflow='fit(epochs=2, batch_size=4, data="pydataset"); '
+                 'fit(epochs=3, batch_size=4, data="pydataset", shuffle=False, steps_per_epoch=3); '
+                 'evaluate(8, batch_size=4)'),
+    "workflow: a PyDataset that drops its partial item, then one that keeps it": dict(
+        samples=9, timesteps=3, features=1, batch_size=4, stateful=True,
+        workflow='fit(batch_size=4, data="pydataset", drop_remainder=True); '
+                 'fit(epochs=2, batch_size=4, data="pydataset", shuffle=False); predict(4, batch_size=4)'),
     # Keras 3 on TensorFlow: predict's first trace takes its first batch's size even where a
     # partial batch follows (ValueError), where evaluate's leaves it open (InvalidArgumentError).
     "workflow: predict in batches of another size, a partial one last": dict(
@@ -229,6 +241,94 @@ def test_use_cudnn_auto_breaks_stateful_training_where_facts_say(backend):
     assert found == {"LSTM auto": "inplace" if breaks else "trains", "LSTM False": "trains",
                      "GRU auto": "inplace" if breaks else "trains", "GRU False": "trains"}
     assert breaks == (backend == "torch")
+
+
+# What Keras's own fit does with a PyDataset's items (the oracle feeds shuffled epochs in the
+# tool's order, so that both see the same batches: this holds the order's rules to Keras). The
+# loss, run eagerly, reads which item each batch is from its targets.
+PYDATASET_PROBE = """
+import json, sys
+import numpy as np
+if sys.argv[1] == "2":
+    import tf_keras as keras
+    mean = keras.backend.mean
+else:
+    import keras
+    mean = keras.ops.mean
+keras.utils.set_random_seed(0)
+ran = []
+
+class Items(keras.utils.Sequence):
+    def __init__(self, count, endless=False):
+        super().__init__()
+        self.count, self.endless = count, endless
+    def __len__(self):
+        return self.count
+    @property
+    def num_batches(self):
+        return None if self.endless else self.count
+    def __getitem__(self, index):
+        item = index % self.count
+        return np.full((2, 3, 1), item, "float32"), np.full((2, 1), item, "float32")
+
+class Epochs(keras.callbacks.Callback):
+    def on_epoch_begin(self, epoch, logs=None):
+        ran.append([])
+
+def loss(y_true, y_pred):
+    if ran:  # not the batch Keras 3 reads to build its step, before epoch 0 begins
+        ran[-1].append(int(float(y_true[0, 0])))
+    return mean((y_true - y_pred) ** 2)
+
+found = {}
+for name, data, settings in (("default", Items(6), {"epochs": 3}), ("True", Items(6), {"epochs": 3, "shuffle": True}),
+                             ("batch", Items(6), {"epochs": 3, "shuffle": "batch"}),
+                             ("False", Items(6), {"epochs": 2, "shuffle": False}),
+                             ("steps", Items(3), {"epochs": 3, "shuffle": False, "steps_per_epoch": 2}),
+                             ("endless", Items(3, endless=True), {"epochs": 2, "shuffle": True, "steps_per_epoch": 4})):
+    if name == "endless" and sys.argv[1] == "2":
+        continue
+    ran.clear()
+    model = keras.Sequential([keras.Input(batch_shape=(2, 3, 1)), keras.layers.Flatten(), keras.layers.Dense(1)])
+    model.compile("sgd", loss, run_eagerly=True)
+    model.fit(data, verbose=0, callbacks=[Epochs()], **settings)
+    found[name] = ran[:]
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.parametrize("keras, backend", [("3", "torch"), ("3", "tensorflow"), ("3", "jax"), ("2", "tensorflow")])
+def test_kerass_fit_orders_a_pydatasets_items_as_the_tool_does(keras, backend):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", PYDATASET_PROBE, keras], capture_output=True, text=True,
+                          timeout=300, env={**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+
+    def tool(workflow, samples):
+        spec = Spec(samples, 3, 1, batch_size=2, keras=keras, backend=backend, workflow=workflow)
+        epochs = {}
+        for step in keras_steps(spec):
+            epochs.setdefault(step.call.epoch, []).append(int(step.call.samples[0]) // 2)
+        return list(epochs.values())
+
+    for shuffled in ("default", "True", "batch"):  # a new order of all the items each epoch
+        assert all(sorted(epoch) == list(range(6)) for epoch in found[shuffled]), found
+        assert any(epoch != list(range(6)) for epoch in found[shuffled]), found
+        written = 'fit(epochs=3, batch_size=2, data="pydataset"' + ("" if shuffled == "default" else
+                                                                   f", shuffle={shuffled!r}".replace("'True'", "True"))
+        assert all(sorted(epoch) == list(range(6)) for epoch in tool(written + ")", 12))
+    assert found["False"] == tool('fit(epochs=2, batch_size=2, data="pydataset", shuffle=False)', 12) == \
+        [[0, 1, 2, 3, 4, 5]] * 2
+    assert found["steps"] == tool('fit(epochs=3, batch_size=2, data="pydataset", shuffle=False, steps_per_epoch=2)', 6)
+    assert found["steps"] == ([[0, 1]] * 3 if keras == "2" else [[0, 1], [2], [0, 1]])
+    if keras == "3":
+        assert found["endless"] == tool('fit(epochs=2, batch_size=2, data="pydataset", repeat=True, '
+                                        "steps_per_epoch=4)", 6) == [[0, 1, 2, 0], [1, 2, 0, 1]]
 
 
 # A stateful layer on an input of no fixed batch size: Keras's build error, per Keras and backend.

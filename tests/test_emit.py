@@ -56,6 +56,17 @@ SETUPS = {
     "workflow: steps_per_epoch on a generator that ends with a partial batch": Spec(
         14, 3, 1, batch_size=4, stateful=True, cell="gru",
         workflow='fit(epochs=3, batch_size=4, data="generator", steps_per_epoch=3)'),
+    "workflow: PyDatasets shuffled, with steps_per_epoch, endless, then a partial item": Spec(
+        14, 3, 1, batch_size=4, stateful=True,
+        workflow='fit(epochs=2, batch_size=4, data="pydataset", drop_remainder=True); '
+                 'fit(epochs=3, batch_size=4, data="pydataset", shuffle=False, steps_per_epoch=2, '
+                 'drop_remainder=True); '
+                 'fit(epochs=2, batch_size=4, data="pydataset", repeat=True, drop_remainder=True, steps_per_epoch=5); '
+                 'fit(batch_size=4, data="pydataset", shuffle=False)'),
+    "workflow: tf-keras Sequences, restarted every epoch": Spec(
+        16, 3, 1, batch_size=4, stateful=True, keras="2",
+        workflow='fit(epochs=3, batch_size=4, data="pydataset", shuffle=False, steps_per_epoch=3); '
+                 'fit(epochs=2, batch_size=4, data="pydataset", steps_per_epoch=2)'),
     "workflow: stateless, states carried by hand": Spec(
         8, 3, 1, batch_size=4, layers=2, workflow='predict(8, initial_state="previous") * 2; save_and_load(); '
                                                   'predict(8, initial_state="previous")'),

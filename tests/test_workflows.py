@@ -114,12 +114,14 @@ def unset_batch_sizes(workflow):
     ("fit(epochs=2, initial_epoch=2)", "initial_epoch must be below epochs"),
     ("twin()", "twin needs batch_size=b"),
     ("twin(stateful=True)", "twin needs batch_size=b"),
-    ('fit(data="generator")', "a repeated dataset) needs steps_per_epoch=K"),
-    ('fit(data="dataset", repeat=True)', "a repeated dataset) needs steps_per_epoch=K"),
-    ("fit(repeat=True)", "repeat is the dataset's .repeat(): it needs data=\"dataset\""),
-    ('fit(data="generator", repeat=True, steps_per_epoch=2)', 'it needs data="dataset"'),
-    ("fit(drop_remainder=True)", "drop_remainder is the batching of a dataset or generator"),
-    ('fit(data="frame")', 'data is "arrays", "dataset" or "generator"'),
+    ('fit(data="generator")', "a PyDataset of no length) needs steps_per_epoch=K"),
+    ('fit(data="dataset", repeat=True)', "a PyDataset of no length) needs steps_per_epoch=K"),
+    ('fit(data="pydataset", repeat=True)', "a PyDataset of no length) needs steps_per_epoch=K"),
+    ("fit(repeat=True)", "repeat is the dataset's .repeat(), or a PyDataset of no length: it needs data=\"dataset\""),
+    ('fit(data="generator", repeat=True, steps_per_epoch=2)', 'it needs data="dataset" or data="pydataset"'),
+    ("fit(drop_remainder=True)", 'drop_remainder is the batching of a stream: it needs data="dataset", "generator"'),
+    ('fit(data="frame")', 'data is "arrays", "dataset", "generator" or "pydataset"'),
+    ('fit(data="pydataset", validation_split=0.5)', "`validation_split` is only supported for Tensors or NumPy"),
     ('fit(data="dataset", validation_split=0.5)', "`validation_split` is only supported for Tensors or NumPy"),
     ("fit(steps_per_epoch=0)", "steps_per_epoch must be at least 1"),
     ("predict(4, steps=0)", "steps must be at least 1"),
@@ -666,6 +668,67 @@ def test_tf_keras_stops_fit_where_a_dataset_run_once_runs_out_and_the_tool_says_
     Spec(16, 3, 1, batch_size=4, keras="3", workflow='fit(epochs=3, batch_size=4, data="dataset", steps_per_epoch=3)')
     with pytest.raises(SpecError, match="drops the only batch"):
         Spec(3, 3, 1, batch_size=4, workflow='fit(batch_size=4, data="dataset", drop_remainder=True)')
+
+
+CHUNKS = [FIRST, SECOND, THIRD, FOURTH]
+
+
+def epochs_of(found):
+    """The batches of each epoch, from (label, samples) pairs."""
+    epochs = {}
+    for label, samples in found:
+        epochs.setdefault(label.split()[1], []).append(samples)
+    return list(epochs.values())
+
+
+def test_fit_shuffles_a_pydatasets_batch_order_each_epoch_each_batch_kept_whole():
+    # Measured (Keras 3.15.1 on torch, TensorFlow, JAX; tf-keras 2.21): fit's shuffle, True unless
+    # given, draws a new order of the items each epoch; "batch" does the same; False keeps them.
+    shuffled = epochs_of(batches_of('fit(epochs=4, batch_size=4, data="pydataset")'))
+    assert all(sorted(epoch) == CHUNKS for epoch in shuffled)
+    assert any(epoch != CHUNKS for epoch in shuffled) and len({str(epoch) for epoch in shuffled}) > 1
+    assert epochs_of(batches_of('fit(epochs=4, batch_size=4, data="pydataset", shuffle="batch")')) == shuffled
+    assert epochs_of(batches_of('fit(epochs=2, batch_size=4, data="pydataset", shuffle=False)')) == [CHUNKS] * 2
+    # A PyDataset of no length: Keras asks for items 0, 1, 2, ... and shuffles nothing.
+    endless = batches_of('fit(epochs=2, batch_size=4, data="pydataset", repeat=True, steps_per_epoch=3)')
+    assert epochs_of(endless) == [[FIRST, SECOND, THIRD], [FOURTH, FIRST, SECOND]]
+
+
+def test_steps_per_epoch_on_a_pydataset_goes_on_in_keras_3_and_restarts_every_epoch_in_tf_keras():
+    # Measured: 3 items, steps_per_epoch=2: Keras 3 runs 0 1 | 2 | 0 1, tf-keras 0 1 | 0 1 | 0 1.
+    workflow = 'fit(epochs=3, batch_size=4, data="pydataset", shuffle=False, steps_per_epoch=3)'
+    assert epochs_of(batches_of(workflow)) == [[FIRST, SECOND, THIRD], [FOURTH], [FIRST, SECOND, THIRD]]
+    assert epochs_of(batches_of(workflow, keras="2")) == [[FIRST, SECOND, THIRD]] * 3
+    restarted = epochs_of(batches_of(workflow.replace("shuffle=False", "shuffle=True"), keras="2"))
+    assert all(len(epoch) == 3 and len({str(batch) for batch in epoch}) == 3 for epoch in restarted)
+    spec = Spec(16, 3, 1, batch_size=4, keras="2", stateful=True, workflow=workflow)
+    assert spec.calls == 9 == len(list(keras_steps(spec)))
+    with pytest.raises(SpecError, match="stops fit at the end of its first epoch"):
+        Spec(16, 3, 1, batch_size=4, keras="2", workflow='fit(epochs=2, batch_size=4, data="pydataset", '
+                                                         "steps_per_epoch=5)")
+    with pytest.raises(SpecError, match="there is no endless one"):
+        Spec(16, 3, 1, batch_size=4, keras="2", workflow='fit(epochs=2, batch_size=4, data="pydataset", '
+                                                         "repeat=True, steps_per_epoch=3)")
+
+
+def test_a_shuffled_pydatasets_partial_batch_raises_wherever_the_order_puts_it():
+    found = steps('fit(epochs=2, batch_size=4, data="pydataset")', samples=14)
+    assert found[-1].raises and "Received batch size: 2" in found[-1].error.message
+    assert found[-1].call.samples.tolist() == [12, 13] and found[-1].call.epoch == 0
+    assert not any(step.raises for step in found[:-1])
+    dropped = steps('fit(epochs=2, batch_size=4, data="pydataset", drop_remainder=True)', samples=14)
+    assert len(dropped) == 6 and not any(step.raises for step in dropped)
+
+
+def test_the_warning_says_fit_shuffles_a_pydataset_unless_told_not_to():
+    def warned(workflow):
+        spec = Spec(16, 3, 1, batch_size=4, stateful=True, backend="torch", workflow=workflow)
+        return " ".join(warning for warning in warnings_for(spec) if "shuffle is on" in warning)
+
+    assert "reorders a PyDataset's batches each epoch" in warned('fit(epochs=2, batch_size=4, data="pydataset")')
+    assert warned('fit(epochs=2, batch_size=4, data="pydataset", shuffle=False)') == ""
+    assert warned('fit(epochs=2, batch_size=4, data="pydataset", repeat=True, steps_per_epoch=3)') == ""
+    assert "PyDataset" not in warned("fit(epochs=2, batch_size=4)")
 
 
 def test_the_verdict_says_where_steps_per_epoch_ends_an_epoch():

@@ -66,6 +66,10 @@ WORKFLOWS = {
              samples=16),
     "a generator's partial batch raises in a stateful fit":
         spec('fit(epochs=2, batch_size=4, data="generator", steps_per_epoch=3)', samples=10),
+    "a PyDataset of no length, steps_per_epoch":
+        spec('fit(epochs=3, batch_size=4, data="pydataset", repeat=True, steps_per_epoch=3)', samples=16),
+    "a PyDataset shuffled by fit, its partial item raising where it comes":
+        spec('fit(epochs=2, batch_size=4, data="pydataset")', samples=14, seed=6),
     # Keras's own batch_size (32) for each call: one batch each.
     "a stateless workflow": spec("fit(epochs=2, validation_split=0.25); evaluate(5); predict(3)", stateful=False),
     "a stateless workflow in batches of 4": spec("fit(epochs=2, validation_split=0.25, batch_size=4); "

@@ -145,7 +145,7 @@ SETUP_OPTIONS = [
                  help="The whole workflow instead of --epochs, --val-samples and --predict-samples, written "
                       "as in Keras, calls separated by ';': fit(epochs=, batch_size=, shuffle=, "
                       "validation_split=, validation_samples=, validation_freq=, initial_epoch=, steps_per_epoch=, "
-                      "data=\"arrays\"|\"dataset\"|\"generator\", repeat=, drop_remainder=), "
+                      "data=\"arrays\"|\"dataset\"|\"generator\"|\"pydataset\", repeat=, drop_remainder=), "
                       "evaluate(n, batch_size=, steps=), predict(n, batch_size=, steps=, "
                       "initial_state=\"previous\"), "
                       "train_on_batch(n), test_on_batch(n), predict_on_batch(n), reset_state(), "

@@ -85,23 +85,27 @@ def training_batches(spec: Spec, epoch: int, samples: int | None = None, batch_s
 def fit_epochs(spec: Spec, op: Op, train: int, size: int, fits: int) -> Iterator[Iterator[tuple[int, np.ndarray]]]:
     """Each epoch's training batches, with the pass each belongs to, one epoch at a time (each read
     before the next is asked for).
-    A pass over the data is shuffled afresh (arrays only: Keras shuffles neither a dataset nor a
-    generator) and keyed by its number from initial_epoch, so that without steps_per_epoch pass
+    A pass over the data is shuffled afresh (`Op.fit_shuffle`: arrays' samples, a PyDataset's
+    batch order) and keyed by its number from initial_epoch, so that without steps_per_epoch pass
     and epoch are one. steps_per_epoch=K: an epoch takes K batches, from passes run end to end
-    where they chain (`Op.chains_passes`), else up to the end of the pass, the next epoch then
-    starting a new one: the pass goes on across epochs, as Keras's iterator does."""
-    shuffle = op.shuffle if op.data == Source.ARRAYS else Shuffle.FALSE
+    where they chain (`Op.chains_passes`), from a new pass every epoch where they restart
+    (`Op.restarts_passes`), else up to the end of the pass, the next epoch then starting a new one:
+    the pass goes on across epochs, as Keras's iterator does."""
+    shuffle = op.fit_shuffle(spec.shuffle)
     per_pass = train // size if op.drop_remainder else math.ceil(train / size)
 
     def one_pass(key: int) -> Iterator[tuple[int, np.ndarray]]:
-        batches = itertools.islice(training_batches(spec, key, train, size, shuffle, fits), per_pass)
+        if op.data == Source.PYDATASET:
+            batches: Iterator[np.ndarray] = _pydataset_pass(spec, key, train, size, per_pass, bool(shuffle), fits)
+        else:
+            batches = itertools.islice(training_batches(spec, key, train, size, shuffle, fits), per_pass)
         return ((key, batch) for batch in batches)
 
     keys = itertools.count(op.initial_epoch)
     most = op.steps_per_epoch
-    if not most:
+    if not most or op.restarts_passes(spec.keras):
         for key in keys:
-            yield one_pass(key)
+            yield itertools.islice(one_pass(key), most or None)
     if op.chains_passes(spec.keras):
         stream = itertools.chain.from_iterable(map(one_pass, keys))
         while True:
@@ -114,6 +118,19 @@ def fit_epochs(spec: Spec, op: Op, train: int, size: int, fits: int) -> Iterator
         take = min(most, per_pass - seen)
         seen += take
         yield itertools.islice(batches, take)
+
+
+def _pydataset_pass(spec: Spec, key: int, samples: int, size: int, count: int, shuffled: bool,
+                    fit: int) -> Iterator[np.ndarray]:
+    """One pass over a PyDataset whose item i is samples i*size.. (i+1)*size - 1: its `count` items
+    in order, or in a permutation drawn afresh (Keras shuffles the item indices, the partial last
+    item among them), each item's samples kept in order."""
+    items = np.arange(count)
+    if shuffled:
+        rng = np.random.default_rng([spec.seed, key] if fit == 1 else [spec.seed, key, fit])
+        rng.shuffle(items)
+    for item in map(int, items):
+        yield np.arange(item * size, min((item + 1) * size, samples))
 
 
 def _in_order(first: int, count: int, batch_size: int) -> Iterator[np.ndarray]:

@@ -199,11 +199,25 @@ class Spec:
             raise SpecError("workflow", "{workflow}: " + f"{op}: drop_remainder=True drops the only batch, of "
                             f"{self.samples} samples, fewer than batch_size={size}: the data hold no batch")
         per_pass = self.samples // size if op.drop_remainder else math.ceil(self.samples / size)
+        if self.keras == KerasVersion.TWO and op.data == Source.PYDATASET:
+            self._check_sequence(op, per_pass)
+            return
         if self.keras == KerasVersion.TWO and not op.endless and op.steps_per_epoch and \
                 (op.epochs - op.initial_epoch) * op.steps_per_epoch > per_pass:
             raise SpecError("workflow", "{workflow}: " + f"{op}: its dataset holds {per_pass} batches, fewer than "
                             f"steps_per_epoch x epochs: tf-keras stops fit where they run out (\"Your input ran out "
                             "of data; interrupting training\"); repeat the dataset (repeat=True), as it asks")
+
+    def _check_sequence(self, op: Op, per_pass: int) -> None:
+        """tf-keras takes a keras.utils.Sequence, every epoch from its first item (measured)."""
+        if op.repeat:
+            raise SpecError("workflow", "{workflow}: " + f"{op}: tf-keras's keras.utils.Sequence has a length, and "
+                            "every epoch starts again from its first item: there is no endless one; give "
+                            "data=\"generator\" for an endless stream")
+        if op.steps_per_epoch > per_pass:
+            raise SpecError("workflow", "{workflow}: " + f"{op}: the Sequence holds {per_pass} batches, fewer than "
+                            "steps_per_epoch: tf-keras stops fit at the end of its first epoch (\"Your input ran "
+                            f"out of data; interrupting training\"); give steps_per_epoch={per_pass} at most")
 
     def _check_hand_carry(self) -> None:
         """initial_state="previous" as lstm-inspect follows it: predicts of one sample count, each

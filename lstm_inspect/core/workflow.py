@@ -44,11 +44,13 @@ class Kind(StrEnum):
 
 class Source(StrEnum):
     """What fit is given: arrays (x, y), a tf.data.Dataset of the same samples, batched in order,
-    or a Python generator yielding those batches in order, round and round."""
+    a Python generator yielding those batches in order, round and round, or a
+    keras.utils.PyDataset (tf-keras: keras.utils.Sequence) whose item i is the i-th of them."""
 
     ARRAYS = "arrays"
     DATASET = "dataset"
     GENERATOR = "generator"
+    PYDATASET = "pydataset"
 
 
 @dataclass(frozen=True)
@@ -70,8 +72,8 @@ KERAS_BATCH_SIZE = 32  # fit's, evaluate's and predict's batch_size when none is
 
 CALLS: dict[Kind, CallKind] = {
     Kind.FIT: CallKind("fit(epochs=, batch_size=, shuffle=, validation_split=, validation_samples=, "
-                       "validation_freq=, initial_epoch=, steps_per_epoch=, data=\"arrays\"|\"dataset\"|\"generator\", "
-                       "repeat=, drop_remainder=)",
+                       "validation_freq=, initial_epoch=, steps_per_epoch=, data=\"arrays\"|\"dataset\"|\"generator\"|"
+                       "\"pydataset\", repeat=, drop_remainder=)",
                        ("epochs", "batch_size", "shuffle", "validation_split", "validation_samples",
                         "validation_freq", "initial_epoch", "steps_per_epoch", "data", "repeat", "drop_remainder"),
                        batch_size=KERAS_BATCH_SIZE),
@@ -114,8 +116,8 @@ class Op:
     steps_per_epoch: int = 0  # fit: batches an epoch takes at most (0: a whole pass over the data)
     steps: int = 0  # evaluate, predict: the first batches only (0: all of them)
     data: Source = Source.ARRAYS  # fit: what it is given
-    repeat: bool = False  # fit(data="dataset"): dataset.repeat(), endless
-    drop_remainder: bool = False  # fit(data="dataset" or "generator"): no partial batch
+    repeat: bool = False  # fit(data="dataset"): dataset.repeat(); "pydataset": no length, item i wraps round
+    drop_remainder: bool = False  # fit given a stream: no partial batch (a PyDataset's length counts whole ones)
 
     def __str__(self) -> str:
         """The call as --calls writes it, settings at their defaults (Keras's) left out."""
@@ -133,8 +135,21 @@ class Op:
 
     @property
     def endless(self) -> bool:
-        """fit given a stream that never ends: a generator, a repeated dataset."""
+        """fit given a stream that never ends: a generator, a repeated dataset, a PyDataset of no length."""
         return self.data == Source.GENERATOR or self.repeat
+
+    def fit_shuffle(self, default: Shuffle) -> Shuffle:
+        """The shuffle fit applies: its own, else the command's (`default`), to what Keras shuffles:
+        arrays' samples, and a PyDataset's batch order ("batch" as True: it has no other), each
+        epoch; never a dataset, a generator or a PyDataset of no length (measured: every backend)."""
+        shuffle = default if self.shuffle is None else self.shuffle
+        if self.data == Source.ARRAYS:
+            return shuffle
+        return Shuffle.TRUE if self.data == Source.PYDATASET and not self.repeat and shuffle else Shuffle.FALSE
+
+    def restarts_passes(self, keras: KerasVersion) -> bool:
+        """tf-keras's Sequence: every epoch starts a new pass, steps_per_epoch=K its first K batches."""
+        return keras == KerasVersion.TWO and self.data == Source.PYDATASET
 
     def chains_passes(self, keras: KerasVersion) -> bool:
         """Whether fit's epochs take steps_per_epoch batches each from passes over the data run end
@@ -147,6 +162,8 @@ class Op:
         epochs, most = self.epochs - self.initial_epoch, self.steps_per_epoch
         if not most:
             return epochs * per_pass
+        if self.restarts_passes(keras):
+            return epochs * min(most, per_pass)
         if self.chains_passes(keras):
             return epochs * most
         epochs_a_pass = math.ceil(per_pass / most)
@@ -301,14 +318,15 @@ def _op(node: ast.Call, source: str) -> Op:
 
 def _check_source(op: Op, node: ast.Call, source: str) -> None:
     """What Keras refuses, or never finishes, among the data settings."""
-    if op.repeat and op.data != Source.DATASET:
-        raise _refuse('repeat is the dataset\'s .repeat(): it needs data="dataset"', node, source)
+    if op.repeat and op.data not in (Source.DATASET, Source.PYDATASET):
+        raise _refuse('repeat is the dataset\'s .repeat(), or a PyDataset of no length: it needs data="dataset" '
+                      'or data="pydataset"', node, source)
     if op.drop_remainder and op.data == Source.ARRAYS:
-        raise _refuse('drop_remainder is the batching of a dataset or generator: it needs data="dataset" or '
-                      'data="generator"', node, source)
+        raise _refuse('drop_remainder is the batching of a stream: it needs data="dataset", "generator" or '
+                      '"pydataset"', node, source)
     if op.endless and not op.steps_per_epoch:
-        raise _refuse("an endless stream (a generator, a repeated dataset) needs steps_per_epoch=K: without it "
-                      "Keras's first epoch never ends", node, source)
+        raise _refuse("an endless stream (a generator, a repeated dataset, a PyDataset of no length) needs "
+                      "steps_per_epoch=K: without it Keras's first epoch never ends", node, source)
     if op.steps and op.hand_carried:
         raise _refuse('steps= runs part of the samples, whose states initial_state="previous" hands to the next '
                       "predict: give the predict fewer samples instead", node, source)
@@ -335,7 +353,8 @@ def _keyword_value(name: str, node: ast.expr, source: str) -> object:
     if name == "data":
         value = node.value if isinstance(node, ast.Constant) else None
         if value not in {member.value for member in Source}:
-            raise _refuse('data is "arrays", "dataset" or "generator"', node, source)
+            raise _refuse('data is "arrays", "dataset", "generator" or "pydataset" (a keras.utils.PyDataset; '
+                          "tf-keras's Sequence)", node, source)
         return Source(value)
     if name == "initial_state":
         if not (isinstance(node, ast.Constant) and node.value == PREVIOUS):

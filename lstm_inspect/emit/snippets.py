@@ -39,6 +39,7 @@ class Call:
     shuffle: Shuffle  # fit: its own shuffle, else --shuffle
     streamed: bool  # fit: steps_per_epoch, or a dataset or generator (the epochs then cut a stream)
     chains: bool  # fit: whether its epochs take their batches from passes run end to end
+    restarts: bool  # fit: whether every epoch starts a new pass (tf-keras's Sequence)
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,8 @@ def _values(spec: Spec, args: str) -> dict[str, object]:
         "steps": any(op.steps for op in calls),
         "datasets": any(op.data == Source.DATASET for op in calls),
         "generators": any(op.data == Source.GENERATOR for op in calls),
+        "pydatasets": any(op.data == Source.PYDATASET for op in calls),
+        "items_shuffled": any(op.data == Source.PYDATASET and op.fit_shuffle(spec.shuffle) for op in calls),
         # A twin built stateful where the model is not, or the other way round: the programs
         # then build each model stateful or not.
         "mixed": any(op.kind == Kind.TWIN and op.stateful not in (None, spec.stateful) for op in distinct(spec.plan)),
@@ -134,6 +137,5 @@ def _call(spec: Spec, op: Op, program: str, model_batch: str) -> Call:
     return Call(op=op, text=str(op), template=call_template(program, op.kind),
                 size=str(op.batch_size) if op.batch_size else model_batch,
                 train=spec.fit_split(op), validation=spec.fit_validation(op),
-                shuffle=(spec.shuffle if op.shuffle is None else op.shuffle) if op.data == Source.ARRAYS
-                else Shuffle.FALSE, streamed=bool(op.steps_per_epoch) or op.data != Source.ARRAYS,
-                chains=op.chains_passes(spec.keras))
+                shuffle=op.fit_shuffle(spec.shuffle), streamed=bool(op.steps_per_epoch) or op.data != Source.ARRAYS,
+                chains=op.chains_passes(spec.keras), restarts=op.restarts_passes(spec.keras))

@@ -15,7 +15,7 @@ from ..core.facts import facts_for
 from ..core.replicas import per_replica_batch
 from ..core.spec import Spec
 from ..core.words import Terms, plural
-from ..core.workflow import Kind, Source, distinct
+from ..core.workflow import Kind, distinct
 from ..data.datafile import Continuity, Series
 
 
@@ -110,8 +110,7 @@ def _stateful_or_not(spec: Spec, terms: Terms) -> Advice:
                                    "generation), predict on a stateful twin for batch 1, the weights copied "
                                    "(twin(batch_size=1, stateful=True)): each piece continues the one before, as "
                                    "one stateless run over the whole sequence would; reset_state() where it ends")
-    shuffled = [op for op in distinct(spec.plan) if op.kind == Kind.FIT and op.data == Source.ARRAYS
-                and (spec.shuffle if op.shuffle is None else op.shuffle)]
+    shuffled = [op for op in distinct(spec.plan) if op.kind == Kind.FIT and op.fit_shuffle(spec.shuffle)]
     slots = ("the 1 slot is 1 series, its state" if b == 1
              else f"the {b:,} slots are {b:,} series run side by side, each slot's state")
     text = (f"stateful fits when each row is a window of a longer series: {slots} flowing from one window to the "

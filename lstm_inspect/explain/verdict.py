@@ -37,7 +37,7 @@ def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
     if _shuffle_mixes_slots(spec):
         found.append("shuffle is on with a stateful layer: Keras still carries state slot by slot, "
                      f"so each slot continues an unrelated sample; use {terms.setting('shuffle', False)}, "
-                     "as the layer's docs ask")
+                     f"as the layer's docs ask{_pydataset_shuffle_note(spec)}")
     if any(op.epochs - op.initial_epoch > 1 for op in _fits(spec)) and spec.reset.kind == ResetKind.NEVER:
         found.append("states are carried across epochs: nothing resets them at an epoch boundary; "
                      f"use {terms.setting('reset', 'epoch')} (a callback resetting the RNN layers in on_epoch_begin)")
@@ -207,14 +207,20 @@ def _shuffle_mixes_slots(spec: Spec) -> bool:
         return False
     resets_every_batch = spec.reset.kind == ResetKind.EVERY and spec.reset.every == 1
     for op in _fits(spec):
-        # Keras shuffles arrays only, never a dataset or a generator.
-        shuffled = (spec.shuffle if op.shuffle is None else op.shuffle) and op.data == Source.ARRAYS
+        shuffled = op.fit_shuffle(spec.shuffle)
         batches = math.ceil(spec.fit_split(op) / (op.batch_size or spec.batch_size))
         validated = op.validation_samples or op.validation_split
         across_epochs = op.epochs - op.initial_epoch > 1 and spec.reset.kind == ResetKind.NEVER and not validated
         if shuffled and ((batches > 1 and not resets_every_batch) or across_epochs):
             return True
     return False
+
+
+def _pydataset_shuffle_note(spec: Spec) -> str:
+    """A PyDataset's batches come in order, people expect; fit's shuffle (True unless given) reorders them."""
+    if any(op.data == Source.PYDATASET and op.fit_shuffle(spec.shuffle) for op in _fits(spec)):
+        return " (fit's shuffle, True unless given, reorders a PyDataset's batches each epoch: give fit shuffle=False)"
+    return ""
 
 
 def _version_warning(spec: Spec) -> list[str]:

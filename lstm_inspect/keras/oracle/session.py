@@ -113,18 +113,17 @@ class Session:
         """Keras draws its own permutation when shuffling: each epoch is fed in the schedule's
         order instead (shuffle=False, one fit per epoch), so that both see the same batches.
         Unshuffled, one fit makes every epoch, and validation_split and steps_per_epoch are Keras's
-        own; a dataset or a generator is built from the data as the user builds one."""
+        own; a dataset, a generator or a PyDataset is built from the data as the user builds one."""
         spec = self.spec
-        # Keras shuffles neither a dataset nor a generator.
-        shuffle = (spec.shuffle if op.shuffle is None else op.shuffle) if op.data == Source.ARRAYS else Shuffle.FALSE
+        shuffle = op.fit_shuffle(spec.shuffle)
         x_all = _inputs(spec, Phase.TRAIN, np.arange(spec.samples))
         common: dict[str, Any] = {"shuffle": False, "callbacks": self.callbacks, "verbose": 0,
                                   "validation_freq": op.validation_freq, "steps_per_epoch": op.steps_per_epoch or None}
         if op.validation_samples:
             common["validation_data"] = (_inputs(spec, Phase.VALIDATION, np.arange(op.validation_samples)),
                                          self.targets(op.validation_samples))
-        if op.data != Source.ARRAYS:
-            stream = _stream(op, x_all, self.targets(spec.samples), size)
+        if op.data != Source.ARRAYS and not shuffle:
+            stream = _stream(self.keras, op, x_all, self.targets(spec.samples), size)
             self.model.fit(stream, epochs=op.epochs, initial_epoch=op.initial_epoch, **common)
             return
         if not shuffle:
@@ -139,10 +138,11 @@ class Session:
         for epoch in range(op.initial_epoch, op.epochs):
             batches = [call.samples for call in calls if call.phase == Phase.TRAIN and call.epoch == epoch]
             fit = {"epochs": epoch + 1, "initial_epoch": epoch, **common}
-            if spec.keras == KerasVersion.TWO and shuffle == Shuffle.BATCH or op.steps_per_epoch:
-                # Keras 2 also shuffles the chunks' order, the partial chunk included (and tf-keras's
-                # steps_per_epoch runs passes end to end): re-batching the epoch's order would cut
-                # other batches, so the batches are fed as they are.
+            if spec.keras == KerasVersion.TWO and shuffle == Shuffle.BATCH or op.steps_per_epoch or \
+                    op.data == Source.PYDATASET:
+                # Keras 2 also shuffles the chunks' order, and Keras a PyDataset's, the partial chunk
+                # included (and tf-keras's steps_per_epoch runs passes end to end): re-batching the
+                # epoch's order would cut other batches, so the batches are fed as they are.
                 self.model.fit(_batches_sequence(self.keras, x_all, self.targets, batches), **fit)
                 continue
             order = np.concatenate(batches)
@@ -243,9 +243,12 @@ def _all_samples(op: Op, calls: list[Call]) -> np.ndarray:
     return np.arange(first, first + op.samples)
 
 
-def _stream(op: Op, x: np.ndarray, y: np.ndarray, size: int) -> Any:
+def _stream(keras: Any, op: Op, x: np.ndarray, y: np.ndarray, size: int) -> Any:
     """The training data as fit(data=...) names it: a tf.data.Dataset, batched in order (then
-    repeated), or a generator yielding those batches round and round."""
+    repeated), a generator yielding those batches round and round, or a PyDataset (tf-keras: a
+    Sequence) whose item i is the i-th of them."""
+    if op.data == Source.PYDATASET:
+        return _pydataset(keras, op, x, y, size)
     if op.data == Source.DATASET:
         import tensorflow as tf  # type: ignore[import-untyped]  # tf.data feeds every backend's Keras
 
@@ -260,6 +263,26 @@ def _stream(op: Op, x: np.ndarray, y: np.ndarray, size: int) -> Any:
                 yield x[start:start + size], y[start:start + size]
 
     return batches()
+
+
+def _pydataset(keras: Any, op: Op, x: np.ndarray, y: np.ndarray, size: int) -> Any:
+    """Batch i of x in order as item i, the way people write a PyDataset; repeat=True: one of no
+    length (num_batches None), its item i wrapping round the batches, as an endless one must."""
+    count = len(x) // size if op.drop_remainder else -(-len(x) // size)
+
+    class Batches(keras.utils.Sequence):  # Keras 3's name for PyDataset, tf-keras's own class
+        def __len__(self) -> int:
+            return count
+
+        @property
+        def num_batches(self) -> int | None:
+            return None if op.repeat else count
+
+        def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+            start = index % count * size
+            return x[start:start + size], y[start:start + size]
+
+    return Batches()
 
 
 def _batches_sequence(keras: Any, x: np.ndarray, targets: Callable[[int], np.ndarray],
