@@ -1,11 +1,13 @@
 """The --emit snippets run (the Keras one on real Keras) and reproduce the tool's schedule."""
 
+import ast
 import re
 import shlex
 import subprocess
 import sys
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 from lstm_inspect.cli import main
@@ -152,3 +154,29 @@ def test_keras_snippet_reproduces_the_schedule_on_its_backend(spec):
     done = run_snippet(spec, "keras")
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == expected_lines(spec)
+
+
+def torch_program_epochs(workflow, *options):
+    """The batches of each epoch of the torch program's first fit: its own helpers, run on its own line."""
+    program = CliRunner().invoke(main, ["--shape", "16,3,1", "--batch", "4", "--stateful", *options, "--calls",
+                                        workflow, "--emit", "torch"]).stdout
+    helpers = [node for node in ast.parse(program).body
+               if isinstance(node, ast.FunctionDef) and node.name in {"batches_of", "shuffled", "epochs_of"}]
+    namespace = {"torch": torch}
+    exec(compile(ast.Module(helpers, []), "program", "exec"), namespace)
+    exec(next(line for line in program.splitlines() if line.startswith("epochs = epochs_of(")), namespace)
+    return [[batch.tolist() for batch in batches] for batches in namespace["epochs"]]
+
+
+CHUNKS = [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 10, 11], [12, 13, 14, 15]]
+
+
+def test_the_torch_program_orders_a_pydatasets_items_as_fit_does():
+    torch.manual_seed(0)
+    shuffled = torch_program_epochs('fit(epochs=4, batch_size=4, data="pydataset")')
+    assert len(shuffled) == 4 and all(sorted(epoch) == CHUNKS for epoch in shuffled)  # each item whole
+    assert any(epoch != CHUNKS for epoch in shuffled)
+    assert torch_program_epochs('fit(epochs=2, batch_size=4, data="pydataset", shuffle=False)') == [CHUNKS] * 2
+    steps = 'fit(epochs=3, batch_size=4, data="pydataset", shuffle=False, steps_per_epoch=3)'
+    assert torch_program_epochs(steps) == [CHUNKS[:3], CHUNKS[3:], CHUNKS[:3]]
+    assert torch_program_epochs(steps, "--keras", "2") == [CHUNKS[:3]] * 3  # tf-keras restarts its Sequence
