@@ -6,6 +6,11 @@ takes where no variable holds them: stateless layers, and JAX) and must equal th
 and the mirror's tensors must equal Keras's; where Keras raises, it raises where and what the
 schedule says; where TensorFlow broadcasts a lone sample, predict returns a row per slot."""
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -201,6 +206,15 @@ def test_the_mirror_holds_kerass_numbers(setup):
             assert np.abs(mirror.numpy().astype(np.float64) - keras).max() < TOLERANCE, record.call.label
 
 
+def run_probe(code, backend, *args):
+    """What a probe of real Keras printed last, as JSON: run in a process of its own (Keras reads
+    its backend once)."""
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 # Keras's own default use_cudnn="auto", a stateful layer trained one batch: each backend in a
 # process of its own. FACTS says where it breaks (the oracle's models set use_cudnn=False).
 USE_CUDNN_PROBE = """
@@ -228,15 +242,7 @@ print(json.dumps(found))
 
 @pytest.mark.parametrize("backend", ["torch", "tensorflow", "jax"])
 def test_use_cudnn_auto_breaks_stateful_training_where_facts_say(backend):
-    import json
-    import os
-    import subprocess
-    import sys
-
-    done = subprocess.run([sys.executable, "-c", USE_CUDNN_PROBE], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert done.returncode == 0, done.stderr[-2000:]
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    found = run_probe(USE_CUDNN_PROBE, backend)
     breaks = facts_for(Spec(4, 5, 2, batch_size=4, stateful=True, backend=backend)).cudnn_breaks_stateful_training
     assert found == {"LSTM auto": "inplace" if breaks else "trains", "LSTM False": "trains",
                      "GRU auto": "inplace" if breaks else "trains", "GRU False": "trains"}
@@ -299,15 +305,7 @@ print(json.dumps(found))
 
 @pytest.mark.parametrize("keras, backend", [("3", "torch"), ("3", "tensorflow"), ("3", "jax"), ("2", "tensorflow")])
 def test_kerass_fit_orders_a_pydatasets_items_as_the_tool_does(keras, backend):
-    import json
-    import os
-    import subprocess
-    import sys
-
-    done = subprocess.run([sys.executable, "-c", PYDATASET_PROBE, keras], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert done.returncode == 0, done.stderr[-2000:]
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    found = run_probe(PYDATASET_PROBE, backend, keras)
 
     def tool(workflow, samples):
         spec = Spec(samples, 3, 1, batch_size=2, keras=keras, backend=backend, workflow=workflow)
@@ -355,17 +353,9 @@ print(json.dumps(found))
 
 @pytest.mark.parametrize("keras, backend", [("3", "torch"), ("3", "tensorflow"), ("3", "jax"), ("2", "tensorflow")])
 def test_a_stateful_layer_without_a_fixed_batch_size_is_refused_as_keras_refuses_it(keras, backend):
-    import json
-    import os
-    import subprocess
-    import sys
-
     from lstm_inspect.core.errors import SpecError
 
-    done = subprocess.run([sys.executable, "-c", UNFIXED_BATCH_PROBE, keras], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"})
-    assert done.returncode == 0, done.stderr[-2000:]
-    found = json.loads(done.stdout.strip().splitlines()[-1])
+    found = run_probe(UNFIXED_BATCH_PROBE, backend, keras)
     with pytest.raises(SpecError) as refused:
         Spec(8, 5, 2, batch_size=4, stateful=True, keras=keras, backend=backend, fixed_batch=False)
     said = str(refused.value).split('("', 1)[1].split('")', 1)[0]  # Keras's words, as the tool quotes them
