@@ -55,6 +55,12 @@ class Call:
         return f"{segment} b{batch}"
 
 
+def _pass_rng(spec: Spec, key: int, fit: int) -> np.random.Generator:
+    """The draws of one pass over the `fit`-th fit's data, keyed by its number (the first fit's
+    without the fit's, so that a workflow's first fit draws as the shorthand options' fit does)."""
+    return np.random.default_rng([spec.seed, key] if fit == 1 else [spec.seed, key, fit])
+
+
 def training_batches(spec: Spec, epoch: int, samples: int | None = None, batch_size: int | None = None,
                      shuffle: Shuffle | None = None, fit: int = 1) -> Iterator[np.ndarray]:
     """The samples of each training batch of one epoch of the `fit`-th fit, in Keras's order,
@@ -70,7 +76,7 @@ def training_batches(spec: Spec, epoch: int, samples: int | None = None, batch_s
     shuffle = spec.shuffle if shuffle is None else shuffle
     dtype = np.int32 if samples < 2**31 else np.int64
     order = np.arange(samples, dtype=dtype)
-    rng = np.random.default_rng([spec.seed, epoch] if fit == 1 else [spec.seed, epoch, fit])
+    rng = _pass_rng(spec, epoch, fit)
     if shuffle == Shuffle.TRUE:
         rng.shuffle(order)  # in place: the same permutation as rng.permutation, 4 bytes a sample
     chunks = math.ceil(samples / batch_size)
@@ -127,8 +133,7 @@ def _pydataset_pass(spec: Spec, key: int, samples: int, size: int, count: int, s
     item among them), each item's samples kept in order."""
     items = np.arange(count)
     if shuffled:
-        rng = np.random.default_rng([spec.seed, key] if fit == 1 else [spec.seed, key, fit])
-        rng.shuffle(items)
+        _pass_rng(spec, key, fit).shuffle(items)
     for item in map(int, items):
         yield np.arange(item * size, min((item + 1) * size, samples))
 
