@@ -121,6 +121,13 @@ SETUPS = {
         samples=9, timesteps=3, features=1, batch_size=4, stateful=True,
         workflow='fit(batch_size=4, data="pydataset", drop_remainder=True); '
                  'fit(epochs=2, batch_size=4, data="pydataset", shuffle=False); predict(4, batch_size=4)'),
+    # evaluate and predict given a stream: its batches in order, round and round where endless, no
+    # more than it holds where it ends; a lone last sample raises, or on TensorFlow broadcasts.
+    "workflow: evaluate and predict given streams, a partial batch of one last": dict(
+        samples=8, timesteps=3, features=1, batch_size=4, stateful=True,
+        workflow='fit(batch_size=4, shuffle=False); evaluate(10, batch_size=4, data="generator", '
+                 'drop_remainder=True, steps=5); predict(8, batch_size=4, data="dataset", repeat=True, steps=3); '
+                 'predict(12, batch_size=4, data="pydataset", steps=4); predict(9, batch_size=4, data="dataset")'),
     # Keras 3 on TensorFlow: predict's first trace takes its first batch's size even where a
     # partial batch follows (ValueError), where evaluate's leaves it open (InvalidArgumentError).
     "workflow: predict in batches of another size, a partial one last": dict(

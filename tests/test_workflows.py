@@ -661,6 +661,77 @@ def test_evaluate_and_predict_steps_run_the_first_batches_and_the_counts_agree()
             assert spec.calls == len(list(keras_steps(spec))), (written, keras)
 
 
+def test_evaluate_and_predict_given_a_stream_run_its_batches_in_order_round_and_round_only_if_endless():
+    # Measured (Keras 3.15.1 on torch, TensorFlow, JAX; tf-keras 2.21), 5 samples in batches of 2:
+    # steps=5 runs 3 batches of a dataset or PyDataset run once, and wraps round an endless stream.
+    five = ([0, 1], [2, 3], [4])
+
+    def batches_of(workflow):  # a stateless model: every batch runs
+        return [(step.call.label, step.call.samples.tolist()) for step in steps(workflow, stateful=False)]
+
+    for kind in ("evaluate", "predict"):
+        for source in ('data="dataset"', 'data="pydataset"'):
+            for most in ("", ", steps=5"):
+                assert [samples for _, samples in batches_of(f"{kind}(5, batch_size=2, {source}{most})")] == \
+                    list(five), (kind, source, most)
+        for source in ('data="generator"', 'data="dataset", repeat=True', 'data="pydataset", repeat=True'):
+            assert [samples for _, samples in batches_of(f"{kind}(5, batch_size=2, {source}, steps=5)")] == \
+                [*five, [0, 1], [2, 3]], source
+        dropped = batches_of(f'{kind}(5, batch_size=2, data="generator", drop_remainder=True, steps=5)')
+        assert [samples for _, samples in dropped] == [[0, 1], [2, 3], [0, 1], [2, 3], [0, 1]]
+        assert [samples for _, samples in batches_of(f'{kind}(5, batch_size=2, data="dataset", drop_remainder=True, '
+                                                     "steps=5)")] == [[0, 1], [2, 3]]
+    # The next call takes the next samples, wherever the stream stopped.
+    assert batches_of('predict(5, batch_size=2, data="generator", steps=4); predict(2, batch_size=2)')[-1] == \
+        ("predict#2 b0", [5, 6])
+    for written in ('evaluate(5, batch_size=2, data="generator", steps=7); predict(9, batch_size=2, data="dataset", '
+                    'drop_remainder=True, steps=9)',
+                    'predict(6, batch_size=4, data="pydataset", repeat=True, steps=3)'):
+        spec = Spec(16, 3, 1, batch_size=4, workflow=written, backend="tensorflow")
+        assert spec.calls == len(list(keras_steps(spec))), written
+
+
+def test_a_wrapped_streams_first_batch_continues_nothing():
+    found = steps('predict(8, batch_size=4, data="generator", steps=3)')
+    assert [set(step.start_kinds()) for step in found] == [{Start.ZEROS.value}, {Start.CONTINUED.value},
+                                                          {Start.UNRELATED.value}]
+
+
+@pytest.mark.parametrize("written, says", [
+    ('predict(8, batch_size=4, data="generator")', "needs steps=K: without it Keras's predict never ends"),
+    ('evaluate(8, batch_size=4, data="dataset", repeat=True)', "needs steps=K: without it Keras's evaluate never ends"),
+    ('predict(3, batch_size=4, data="dataset", drop_remainder=True)', "drops the only batch, of 3 samples"),
+    ('predict(4, batch_size=4, data="dataset", initial_state="previous")', "give the predict arrays (no data=)"),
+    ('evaluate(8, batch_size=4, repeat=True)', 'it needs data="dataset" or data="pydataset"'),
+    ('predict(8, batch_size=4, drop_remainder=True)', 'it needs data="dataset", "generator" or "pydataset"'),
+])
+def test_a_stream_keras_never_finishes_or_runs_nothing_of_is_refused_in_one_line(written, says):
+    result = run("--stateful", "--calls", written, "--dry-run")
+    assert result.exit_code == 2 and says in result.output and len(result.output.strip().splitlines()) == 1, \
+        result.output
+
+
+def test_the_verdict_says_where_a_stream_goes_round_or_runs_out_before_steps():
+    def verdict(workflow):
+        spec = Spec(8, 3, 1, batch_size=4, stateful=True, backend="torch", workflow=workflow)
+        return " ".join(inspect(spec, evidence=False).run().verdict.split())
+
+    assert "the stream goes round its 8 samples, so batch 2 runs them again from the first" in \
+        verdict('predict(8, batch_size=4, data="generator", steps=3)')
+    assert "the stream holds 2 batches, fewer than steps=3: Keras runs those and stops there" in \
+        verdict('evaluate(8, batch_size=4, data="dataset", steps=3)')
+    for quiet in ('predict(8, batch_size=4, data="generator", steps=2)', 'evaluate(8, batch_size=4, data="dataset")',
+                  "predict(8, batch_size=4, steps=3)"):
+        said = verdict(quiet)
+        assert "goes round" not in said and "stops there" not in said, quiet
+
+
+def test_tf_keras_has_no_endless_sequence_for_evaluate_either():
+    with pytest.raises(SpecError, match="there is no endless one"):
+        Spec(16, 3, 1, batch_size=4, keras="2", workflow='evaluate(8, batch_size=4, data="pydataset", repeat=True, '
+                                                         "steps=3)")
+
+
 def test_tf_keras_stops_fit_where_a_dataset_run_once_runs_out_and_the_tool_says_so():
     with pytest.raises(SpecError, match="tf-keras stops fit where they run out"):
         Spec(16, 3, 1, batch_size=4, keras="2", workflow='fit(epochs=3, batch_size=4, data="dataset", '

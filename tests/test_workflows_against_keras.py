@@ -70,6 +70,11 @@ WORKFLOWS = {
         spec('fit(epochs=3, batch_size=4, data="pydataset", repeat=True, steps_per_epoch=3)', samples=16),
     "a PyDataset shuffled by fit, its partial item raising where it comes":
         spec('fit(epochs=2, batch_size=4, data="pydataset")', samples=14, seed=6),
+    "evaluate and predict round a PyDataset of no length and a generator":
+        spec('evaluate(8, batch_size=4, data="pydataset", repeat=True, steps=3); '
+             'predict(8, batch_size=4, data="generator", steps=3)'),
+    "a stateless predict round a PyDataset of no length, a partial batch among them":
+        spec('predict(6, batch_size=4, data="pydataset", repeat=True, steps=3)', stateful=False),
     # Keras's own batch_size (32) for each call: one batch each.
     "a stateless workflow": spec("fit(epochs=2, validation_split=0.25); evaluate(5); predict(3)", stateful=False),
     "a stateless workflow in batches of 4": spec("fit(epochs=2, validation_split=0.25, batch_size=4); "

@@ -216,10 +216,15 @@ def _calls_of(spec: Spec, invocation: Invocation, counter: Iterator[int], cursor
     cursors[phase] += op.samples
     if op.kind == Kind.TRAIN_ON_BATCH:
         batches: Iterable[np.ndarray] = [(first + np.arange(op.samples)) % spec.samples]
+    elif op.kind.one_batch:
+        batches = [first + np.arange(op.samples)]
     else:
-        batches = _in_order(first, op.samples, op.samples if op.kind.one_batch else size)
-        if op.steps:
-            batches = itertools.islice(batches, op.steps)  # the first `steps` batches of the call's samples
+        # The call's samples in order (drop_remainder: whole batches only), round and round where
+        # the stream is endless; as many batches as Op.run_batches counts.
+        count = op.samples - op.samples % size if op.drop_remainder else op.samples
+        passes = itertools.count() if op.endless else range(1)
+        batches = itertools.chain.from_iterable(_in_order(first, count, size) for _ in passes)
+        batches = itertools.islice(batches, op.run_batches(size))
     for batch, samples in enumerate(batches):
         yield Call(next(counter), phase, 0, batch, samples, 0, invocation.name(), phase, invocation.index)
 

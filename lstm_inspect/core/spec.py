@@ -191,14 +191,20 @@ class Spec:
 
     def _check_runs_out(self, op: Op) -> None:
         """A dataset run once, whose batches run out before fit's last epoch: tf-keras then stops
-        fit; and a dataset or generator that drops its only, partial batch holds no batch at all."""
-        if op.kind != Kind.FIT or op.data == Source.ARRAYS:
+        fit; and a stream that drops its only, partial batch holds no batch at all (an endless
+        generator then never yields)."""
+        if op.data == Source.ARRAYS:
             return
         size = op.batch_size or self.batch_size
-        if op.drop_remainder and self.samples < size:
+        samples = self.samples if op.kind == Kind.FIT else op.samples
+        if op.drop_remainder and samples < size:
             raise SpecError("workflow", "{workflow}: " + f"{op}: drop_remainder=True drops the only batch, of "
-                            f"{self.samples} samples, fewer than batch_size={size}: the data hold no batch")
-        per_pass = self.samples // size if op.drop_remainder else math.ceil(self.samples / size)
+                            f"{samples} samples, fewer than batch_size={size}: the data hold no batch")
+        per_pass = samples // size if op.drop_remainder else math.ceil(samples / size)
+        if op.kind != Kind.FIT:
+            if self.keras == KerasVersion.TWO and op.data == Source.PYDATASET and op.repeat:
+                self._check_sequence(op, per_pass)
+            return
         if self.keras == KerasVersion.TWO and op.data == Source.PYDATASET:
             self._check_sequence(op, per_pass)
             return
@@ -434,8 +440,7 @@ def _tally(spec: Spec, workflow: Workflow, batch_size: int, seen: dict[tuple[int
                 calls += item.training_calls(per_pass, spec.keras) + validated * math.ceil(validation / size)
                 largest = max(largest, min(size, max(train, validation)))
             elif item.kind.runs_batches:
-                batches = math.ceil(item.samples / size)
-                calls += 1 if item.kind.one_batch else min(batches, item.steps) if item.steps else batches
+                calls += 1 if item.kind.one_batch else item.run_batches(size)
                 largest = max(largest, item.samples if item.kind.one_batch else min(size, item.samples))
             continue
         first, after, most = _tally(spec, item.body, batch_size, seen)

@@ -43,9 +43,10 @@ class Kind(StrEnum):
 
 
 class Source(StrEnum):
-    """What fit is given: arrays (x, y), a tf.data.Dataset of the same samples, batched in order,
-    a Python generator yielding those batches in order, round and round, or a
-    keras.utils.PyDataset (tf-keras: keras.utils.Sequence) whose item i is the i-th of them."""
+    """What fit, evaluate or predict is given: arrays (x, y), a tf.data.Dataset of the same
+    samples, batched in order, a Python generator yielding those batches in order, round and
+    round, or a keras.utils.PyDataset (tf-keras: keras.utils.Sequence) whose item i is the i-th
+    of them."""
 
     ARRAYS = "arrays"
     DATASET = "dataset"
@@ -77,11 +78,13 @@ CALLS: dict[Kind, CallKind] = {
                        ("epochs", "batch_size", "shuffle", "validation_split", "validation_samples",
                         "validation_freq", "initial_epoch", "steps_per_epoch", "data", "repeat", "drop_remainder"),
                        batch_size=KERAS_BATCH_SIZE),
-    Kind.EVALUATE: CallKind("evaluate(n, batch_size=, steps=)", ("batch_size", "steps"), counted=True,
+    Kind.EVALUATE: CallKind("evaluate(n, batch_size=, steps=, data=, repeat=, drop_remainder=)",
+                            ("batch_size", "steps", "data", "repeat", "drop_remainder"), counted=True,
                             phase=Phase.EVALUATE, batch_size=KERAS_BATCH_SIZE),
-    Kind.PREDICT: CallKind('predict(n, batch_size=, steps=, initial_state="previous")',
-                           ("batch_size", "steps", "initial_state"), counted=True, phase=Phase.PREDICT,
-                           batch_size=KERAS_BATCH_SIZE),
+    Kind.PREDICT: CallKind('predict(n, batch_size=, steps=, initial_state="previous", data=, repeat=, '
+                           "drop_remainder=)",
+                           ("batch_size", "steps", "initial_state", "data", "repeat", "drop_remainder"), counted=True,
+                           phase=Phase.PREDICT, batch_size=KERAS_BATCH_SIZE),
     Kind.TRAIN_ON_BATCH: CallKind("train_on_batch(n)", counted=True, phase=Phase.TRAIN, callbacks=False),
     Kind.TEST_ON_BATCH: CallKind("test_on_batch(n)", counted=True, phase=Phase.EVALUATE, callbacks=False),
     Kind.PREDICT_ON_BATCH: CallKind("predict_on_batch(n)", ("initial_state",), counted=True, phase=Phase.PREDICT,
@@ -115,9 +118,9 @@ class Op:
     stateful: bool | None = None  # twin: whether the twin is stateful; None: as the model it copies
     steps_per_epoch: int = 0  # fit: batches an epoch takes at most (0: a whole pass over the data)
     steps: int = 0  # evaluate, predict: the first batches only (0: all of them)
-    data: Source = Source.ARRAYS  # fit: what it is given
-    repeat: bool = False  # fit(data="dataset"): dataset.repeat(); "pydataset": no length, item i wraps round
-    drop_remainder: bool = False  # fit given a stream: no partial batch (a PyDataset's length counts whole ones)
+    data: Source = Source.ARRAYS  # fit, evaluate, predict: what it is given
+    repeat: bool = False  # data="dataset": dataset.repeat(); "pydataset": no length, item i wraps round
+    drop_remainder: bool = False  # given a stream: no partial batch (a PyDataset's length counts whole ones)
 
     def __str__(self) -> str:
         """The call as --calls writes it, settings at their defaults (Keras's) left out."""
@@ -135,8 +138,17 @@ class Op:
 
     @property
     def endless(self) -> bool:
-        """fit given a stream that never ends: a generator, a repeated dataset, a PyDataset of no length."""
+        """Given a stream that never ends: a generator, a repeated dataset, a PyDataset of no length."""
         return self.data == Source.GENERATOR or self.repeat
+
+    def run_batches(self, size: int) -> int:
+        """evaluate's and predict's batches of `size` (a stream's partial last one dropped where it
+        drops it): steps=K the first K, round and round an endless stream, of one that ends no more
+        than it holds (measured: every backend, Keras 3 and tf-keras; arrays likewise)."""
+        per_pass = self.samples // size if self.drop_remainder else math.ceil(self.samples / size)
+        if self.endless:
+            return self.steps
+        return min(per_pass, self.steps) if self.steps else per_pass
 
     def fit_shuffle(self, default: Shuffle) -> Shuffle:
         """The shuffle fit applies: its own, else the command's (`default`), to what Keras shuffles:
@@ -324,12 +336,17 @@ def _check_source(op: Op, node: ast.Call, source: str) -> None:
     if op.drop_remainder and op.data == Source.ARRAYS:
         raise _refuse('drop_remainder is the batching of a stream: it needs data="dataset", "generator" or '
                       '"pydataset"', node, source)
-    if op.endless and not op.steps_per_epoch:
+    if op.endless and not (op.steps_per_epoch or op.steps):
+        needed, never = (("steps_per_epoch=K", "Keras's first epoch never ends") if op.kind == Kind.FIT
+                         else ("steps=K", f"Keras's {op.kind} never ends"))
         raise _refuse("an endless stream (a generator, a repeated dataset, a PyDataset of no length) needs "
-                      "steps_per_epoch=K: without it Keras's first epoch never ends", node, source)
+                      f"{needed}: without it {never}", node, source)
     if op.steps and op.hand_carried:
         raise _refuse('steps= runs part of the samples, whose states initial_state="previous" hands to the next '
                       "predict: give the predict fewer samples instead", node, source)
+    if op.hand_carried and op.data != Source.ARRAYS:
+        raise _refuse('initial_state="previous" hands the states in beside the inputs, as arrays: give the '
+                      "predict arrays (no data=)", node, source)
     if op.validation_split and op.data != Source.ARRAYS:
         raise _refuse("Keras raises ValueError: `validation_split` is only supported for Tensors or NumPy arrays: "
                       "give a dataset or generator validation_samples instead", node, source)

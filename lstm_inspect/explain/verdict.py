@@ -255,7 +255,7 @@ def verdict(spec: Spec, error: KerasError | None, passes: Passes | None = None) 
         return _stateless_workflow(spec) + _other_twins(spec) + call_by_call + _error_sentence(spec, error)
     if not spec.stateful:
         return _stateless(spec)
-    return (_stateful(spec) + _other_twins(spec) + _epochs_of_steps(spec) + call_by_call
+    return (_stateful(spec) + _other_twins(spec) + _epochs_of_steps(spec) + _streams_past_their_end(spec) + call_by_call
             + _stateful_details(spec, passes) + _error_sentence(spec, error))
 
 
@@ -314,6 +314,24 @@ def _epochs_of_steps(spec: Spec) -> str:
             text += (f" Your {op}: an epoch ends after {most} or where the pass over the data ends, whichever comes "
                      "first (Keras warns \"Your input ran out of data\" where a pass cuts an epoch short); the next "
                      "epoch goes on where it stopped, a new pass beginning only once one has ended.")
+    return text
+
+
+def _streams_past_their_end(spec: Spec) -> str:
+    """What an evaluate or predict given a stream runs where steps= asks more batches than it holds."""
+    text = ""
+    for op in sorted((op for op in distinct(spec.plan) if op.kind != Kind.FIT and op.data != Source.ARRAYS), key=str):
+        size = op.batch_size or spec.batch_size
+        held = op.samples // size if op.drop_remainder else math.ceil(op.samples / size)
+        if op.steps <= held:
+            continue
+        if op.endless:
+            text += (f" Your {op}: the stream goes round its {plural(op.samples, 'sample')}, so batch {held} runs them "
+                     "again from the first, each slot carrying the state of the batch before into a sample it does "
+                     f"not continue; steps={held} runs them once.")
+        else:
+            text += (f" Your {op}: the stream holds {plural(held, 'batch', 'batches')}, fewer than steps={op.steps}: "
+                     "Keras runs those and stops there.")
     return text
 
 

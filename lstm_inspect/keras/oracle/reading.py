@@ -77,7 +77,7 @@ class StateReader:
 
     def __init__(self, keras: Any, spec: Spec, model: Model, planned: list[Call], result: KerasRun):
         self.keras, self.spec, self.model, self.planned, self.result = keras, spec, model, planned, result
-        self.epoch, self.fitting = 0, False
+        self.epoch, self.fitting, self.open = 0, False, False
         self.pending: dict[int, tuple[list[np.ndarray], list[np.ndarray]]] = {}
         self.failure: Exception | None = None  # the reader's own error, never to pass for Keras's
 
@@ -102,6 +102,15 @@ class StateReader:
             call.initial = self.read_states()
         self.pending = {}
         result.calls.append(call)
+        self.open = True
+
+    def drop_unran(self) -> None:
+        """After a call Keras returned from: a batch begun and never ended is one tf-keras announced
+        past the end of a finite stream given more steps than it holds (measured: arrays, datasets,
+        Sequences alike), which ran no layer: it is no call."""
+        if self.open:
+            self.result.calls.pop()
+            self.open = False
 
     def mark(self, call: Call) -> None:
         """A call made outside fit, evaluate and predict (train_on_batch and its kin)."""
@@ -115,7 +124,7 @@ class StateReader:
             raise
 
     def _read(self) -> None:
-        call = self.result.calls[-1]
+        call, self.open = self.result.calls[-1], False
         if not reads_loop(self.spec, self.model.stateful):
             call.final = self.read_states()
             return

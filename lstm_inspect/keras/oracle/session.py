@@ -92,6 +92,7 @@ class Session:
         samples = np.concatenate([call.samples for call in calls]) if calls else np.zeros(0, np.int64)
         x = _inputs(self.spec, calls[0].stream if calls else Phase.TRAIN, samples)
         CALL_MAKERS[op.kind](self, op, op.batch_size or invocation.batch_size, calls, x)
+        self.reader.drop_unran()
 
     def targets(self, count: int) -> np.ndarray:
         *frame, units = self.spec.state_shape  # the last layer's output: h, directions side by side
@@ -148,14 +149,21 @@ class Session:
             order = np.concatenate(batches)
             self.model.fit(x_all[order], self.targets(len(order)), batch_size=size, **fit)
 
+    def given(self, op: Op, x: Any, size: int) -> dict[str, Any]:
+        """evaluate's or predict's data as the call names it: arrays with their batch_size (and
+        zero targets for evaluate), or a stream of the same batches, targets beside them."""
+        if op.data == Source.ARRAYS:
+            targets = {"y": self.targets(len(x))} if op.kind == Kind.EVALUATE else {}
+            return {"x": x, **targets, "batch_size": size}
+        return {"x": _stream(self.keras, op, x, self.targets(len(x)), size)}
+
     def evaluate(self, op: Op, size: int, calls: list[Call], x: np.ndarray) -> None:
         x = _inputs(self.spec, Phase.EVALUATE, _all_samples(op, calls))
-        self.model.evaluate(x, self.targets(len(x)), batch_size=size, steps=op.steps or None,
-                            callbacks=self.callbacks, verbose=0)
+        self.model.evaluate(**self.given(op, x, size), steps=op.steps or None, callbacks=self.callbacks, verbose=0)
 
     def predict(self, op: Op, size: int, calls: list[Call], x: np.ndarray) -> None:
         x = _inputs(self.spec, Phase.PREDICT, _all_samples(op, calls))
-        out = self.model.predict(self.with_states(x, op), batch_size=size, steps=op.steps or None,
+        out = self.model.predict(**self.given(op, self.with_states(x, op), size), steps=op.steps or None,
                                  callbacks=self.callbacks, verbose=0)
         self.keep_returned(out)
         self.result.predict_rows = len(out[0] if self.hand_carry else out)
