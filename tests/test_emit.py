@@ -55,6 +55,16 @@ SETUPS = {
                  'fit(epochs=2, batch_size=4, data="generator", steps_per_epoch=5); '
                  'fit(batch_size=4, data="dataset"); evaluate(16, batch_size=4, steps=2); predict(16, batch_size=4, '
                  "steps=3)"),
+    "workflow: evaluate and predict given a generator, a dataset, a PyDataset; a partial batch raising": Spec(
+        8, 3, 1, batch_size=4, stateful=True,
+        workflow='fit(batch_size=4, shuffle=False); evaluate(10, batch_size=4, data="generator", drop_remainder=True, '
+                 'steps=5); predict(8, batch_size=4, data="dataset", repeat=True, steps=3); '
+                 'predict(12, batch_size=4, data="pydataset", steps=2); '
+                 'predict(10, batch_size=4, data="pydataset", drop_remainder=True); predict(10, batch_size=4, '
+                 'data="dataset")'),
+    "workflow: stateless, round a PyDataset of no length and a dataset's partial batch": Spec(
+        8, 3, 1, batch_size=4, workflow='predict(6, batch_size=4, data="pydataset", repeat=True, steps=3); '
+                                        'evaluate(6, batch_size=4, data="dataset")'),
     "workflow: steps_per_epoch on a generator that ends with a partial batch": Spec(
         14, 3, 1, batch_size=4, stateful=True, cell="gru",
         workflow='fit(epochs=3, batch_size=4, data="generator", steps_per_epoch=3)'),

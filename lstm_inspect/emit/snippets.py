@@ -91,8 +91,10 @@ def _values(spec: Spec, args: str) -> dict[str, object]:
         "state": _width(spec) if spec.cell.convolutional else "UNITS",  # one slot's state, after the batch
         "states": len(spec.cell.state_names),  # state tensors per layer: an LSTM's h and c
         "by_hand": spec.hand_carried,
-        "streamed": any(op.steps_per_epoch or op.data != Source.ARRAYS for op in calls),
+        "streamed": any(op.kind == Kind.FIT and (op.steps_per_epoch or op.data != Source.ARRAYS) for op in calls),
         "steps": any(op.steps for op in calls),
+        # evaluate or predict given a stream: the torch program's run() drops or cycles its batches
+        "run_streams": any(op.kind != Kind.FIT and op.data != Source.ARRAYS for op in calls),
         "datasets": any(op.data == Source.DATASET for op in calls),
         "generators": any(op.data == Source.GENERATOR for op in calls),
         "pydatasets": any(op.data == Source.PYDATASET for op in calls),
