@@ -62,9 +62,10 @@ SETUPS = {
                  'predict(12, batch_size=4, data="pydataset", steps=2); '
                  'predict(10, batch_size=4, data="pydataset", drop_remainder=True); predict(10, batch_size=4, '
                  'data="dataset")'),
-    "workflow: stateless, round a PyDataset of no length and a dataset's partial batch": Spec(
+    "workflow: stateless, round a PyDataset of no length and a generator dropping its partial batch": Spec(
         8, 3, 1, batch_size=4, workflow='predict(6, batch_size=4, data="pydataset", repeat=True, steps=3); '
-                                        'evaluate(6, batch_size=4, data="dataset")'),
+                                        'evaluate(6, batch_size=4, data="dataset"); '
+                                        'predict(10, batch_size=4, data="generator", drop_remainder=True, steps=3)'),
     "workflow: steps_per_epoch on a generator that ends with a partial batch": Spec(
         14, 3, 1, batch_size=4, stateful=True, cell="gru",
         workflow='fit(epochs=3, batch_size=4, data="generator", steps_per_epoch=3)'),
