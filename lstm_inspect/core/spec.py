@@ -17,6 +17,7 @@ from .choices import Backend, Cell, KerasVersion, Phase, ResetPolicy, Shuffle, d
 from .digits import MAX_DIGITS, is_number, too_long
 from .errors import SpecError
 from .frames import DEFAULT_DATA_FORMAT, DEFAULT_KERNEL, DEFAULT_PADDING, check_frames, state_shape, step_shape, values
+from .lengths import DEFAULT_PAD, Lengths, check_lengths
 from .replicas import check_replicas
 from .workflow import Kind, Op, Repeat, Source, Workflow, distinct, parse, text
 
@@ -74,6 +75,11 @@ class Spec:
     kernel: int = DEFAULT_KERNEL
     padding: str = DEFAULT_PADDING
     data_format: str = DEFAULT_DATA_FORMAT
+    # Padded sequences (core/lengths.py): each sample's valid timesteps (also as text: "5,3,4",
+    # "2-5"), where the padding goes, and whether keras.layers.Masking(0.0) masks it.
+    lengths: Lengths = Lengths()
+    pad: str = DEFAULT_PAD
+    mask: bool = True
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -93,6 +99,7 @@ class Spec:
                             "batch from zeros already", policy=str(self.reset), twin=twin)
         check_replicas(self)
         check_frames(self)
+        check_lengths(self)
 
     def _choose(self) -> None:
         """The choices as enums, from their values (and keras=3 as well as keras="3")."""
@@ -129,6 +136,13 @@ class Spec:
             raise SpecError("workflow", "{workflow} is text (as --calls writes it) or a parsed workflow, got {got!r}",
                             got=self.workflow)
         self._check_frame_types()
+        if isinstance(self.lengths, str):
+            object.__setattr__(self, "lengths", Lengths.parse(self.lengths))
+        if not isinstance(self.lengths, Lengths):
+            raise SpecError("lengths", "{lengths} is text (\"5,3,4\", \"2-5\") or Lengths, got {got!r}",
+                            got=self.lengths)
+        if not isinstance(self.pad, str):
+            raise SpecError("pad", "{pad} is \"post\" or \"pre\", got {got!r}", got=self.pad)
         if not isinstance(self.reset, str | ResetPolicy):
             raise SpecError("reset", "{reset} is text (e.g. \"epoch\") or a ResetPolicy, got {got!r}", got=self.reset)
         for name in _INTS:
@@ -346,12 +360,16 @@ class Spec:
 
     def to_json(self) -> dict[str, Any]:
         fields = dataclasses.asdict(self)
-        usual: dict[str, Any] = {"fixed_batch": True, "replicas": 1}  # as every file before the setting
+        # As every file before the setting: a default left out.
+        usual: dict[str, Any] = {"fixed_batch": True, "replicas": 1, "lengths": dataclasses.asdict(Lengths()),
+                                 "pad": DEFAULT_PAD, "mask": True}
         if not self.cell.convolutional:
             usual.update(frame=None, kernel=DEFAULT_KERNEL, padding=DEFAULT_PADDING, data_format=DEFAULT_DATA_FORMAT)
         for name, value in usual.items():
             if fields[name] == value:
                 del fields[name]
+        if self.lengths:
+            fields["lengths"] = str(self.lengths)
         fields.update(shuffle=self.shuffle.keras_value, reset=str(self.reset), cell=str(self.cell),
                       keras=str(self.keras), backend=str(self.backend),
                       workflow=None if self.workflow is None else text(self.workflow), calls=text(self.plan))
@@ -366,7 +384,7 @@ class Spec:
 
 _INTS = ("samples", "timesteps", "features", "batch_size", "epochs", "val_samples", "predict_samples", "units",
          "seed", "layers", "replicas", "kernel")
-_FLAGS = ("stateful", "bidirectional", "fixed_batch")
+_FLAGS = ("stateful", "bidirectional", "fixed_batch", "mask")
 
 
 def unbuildable_stateful(spec: Spec) -> str:
