@@ -58,7 +58,29 @@ def batch_inputs(spec: Spec, phase: Phase, samples: np.ndarray, device: torch.de
     keys = per_sample[:, None] + cells[None, :] * 0x61C88647
     keys &= _MASK32
     values: torch.Tensor = _fmix32(keys).to(torch.float32)
-    return values.mul_(2.0 / 2**32).sub_(1.0).view(len(samples), spec.timesteps, *spec.step_shape)
+    values = values.mul_(2.0 / 2**32).sub_(1.0).view(len(samples), spec.timesteps, spec.step_values)
+    valid = valid_steps(spec, phase, samples, device)
+    if valid is not None:
+        values.mul_(valid[..., None])  # the padding: zeros, as keras.utils.pad_sequences writes it
+    return values.view(len(samples), spec.timesteps, *spec.step_shape)
+
+
+def valid_steps(spec: Spec, phase: Phase, samples: np.ndarray, device: torch.device) -> torch.Tensor | None:
+    """Which timesteps of these samples hold data (True) rather than padding, (len(samples), T);
+    None where no sample is padded."""
+    if not spec.lengths:
+        return None
+    lengths = torch.as_tensor(spec.lengths.of(spec.seed, phase, samples), device=device)
+    steps = torch.arange(spec.timesteps, device=device)
+    if spec.pad == "post":
+        return steps[None, :] < lengths[:, None]
+    return steps[None, :] >= spec.timesteps - lengths[:, None]
+
+
+def model_mask(spec: Spec, phase: Phase, samples: np.ndarray, device: torch.device) -> torch.Tensor | None:
+    """The mask the model computes (Masking(0.0): a step is masked where it is padding); None
+    where it masks nothing (no padding, or --no-mask feeding it as input)."""
+    return valid_steps(spec, phase, samples, device) if spec.mask else None
 
 
 def build_rnn(spec: Spec, device: torch.device) -> Recurrent:

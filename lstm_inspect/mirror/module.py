@@ -14,11 +14,39 @@ States = tuple[torch.Tensor, ...]  # in the cell's order: (h, c) for an LSTM or 
 Recurrent = nn.RNNBase | ConvLSTM2D
 
 
-def forward(module: Recurrent, x: torch.Tensor, initial: States | None = None) -> tuple[torch.Tensor, States]:
-    """Run the module; states always as a tuple, whether it takes (h, c) or h alone."""
+def forward(module: Recurrent, x: torch.Tensor, initial: States | None = None,
+            mask: torch.Tensor | None = None) -> tuple[torch.Tensor, States]:
+    """Run the module; states always as a tuple, whether it takes (h, c) or h alone. `mask`
+    (batch, timesteps; True where a step is kept), as Keras's: a masked step holds the state."""
     hx = None if initial is None else initial if len(initial) == 2 else initial[0]
-    output, final = module(x, hx)
+    if mask is not None and not bool(mask.all()):
+        if isinstance(module, ConvLSTM2D):
+            raise ValueError("the mirror's ConvLSTM2D takes no mask")
+        output, final = _masked(module, x, hx, mask)
+    else:
+        output, final = module(x, hx)
     return output, tuple(final) if isinstance(final, tuple) else (final,)
+
+
+def _masked(module: nn.RNNBase, x: torch.Tensor, hx: torch.Tensor | States | None,
+            mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | States]:
+    """Keras's masked run: a masked step holds the state, so each sample's kept steps run in
+    order as one shorter sequence (a packed one); every layer sees the same mask, as Keras
+    passes it on. The output at a masked step is the last kept step's output (zeros before
+    the first), or zeros in both directions of a bidirectional layer (Keras 3's Bidirectional
+    sets zero_output_for_mask). Measured against Keras 3.15.1 on torch, TensorFlow and JAX."""
+    kept = mask.sum(dim=1)
+    if bool((kept == 0).any()):
+        raise ValueError("every sample keeps at least one step")
+    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)  # kept steps first, in time order
+    compact = x.gather(1, order[..., None].expand_as(x))
+    packed = nn.utils.rnn.pack_padded_sequence(compact, kept.cpu(), batch_first=True, enforce_sorted=False)
+    output_packed, final = module(packed, hx)
+    output, _ = nn.utils.rnn.pad_packed_sequence(output_packed, batch_first=True, total_length=x.shape[1])
+    last_kept = mask.cumsum(dim=1) - 1  # where each step's output comes from among the kept ones
+    output = output.gather(1, last_kept.clamp(min=0)[..., None].expand(-1, -1, output.shape[-1]))
+    blank = ~mask if module.bidirectional else last_kept < 0
+    return output.masked_fill(blank[..., None], 0.0), final
 
 
 def state_shape(module: Recurrent, slots: int) -> tuple[int, ...]:
@@ -125,10 +153,13 @@ class KerasStateful(nn.Module):
             for name in self.state_names:
                 setattr(self, name, None)  # zeros, made when next read
 
-    def call(self, x: torch.Tensor, initial_state: States | None = None) -> tuple[torch.Tensor, States, States]:
+    def call(self, x: torch.Tensor, initial_state: States | None = None,
+             mask: torch.Tensor | None = None) -> tuple[torch.Tensor, States, States]:
         """One call: (output, initial states, final states), the initial ones being the very
         tensors passed to the RNN; the final ones keep their graph. `initial_state` (stateless
-        only): start from these states instead of zeros, as Keras's `initial_state=` argument."""
+        only): start from these states instead of zeros, as Keras's `initial_state=` argument.
+        `mask` (batch, timesteps), True where a step is kept: a masked step holds the state, as
+        Keras's mask (keras.layers.Masking, mask_zero=True) makes it."""
         slots = x.shape[0]
         if initial_state is not None:
             if self.stateful:
@@ -146,7 +177,7 @@ class KerasStateful(nn.Module):
                 # A state left by a call under torch.inference_mode() (say, validation) cannot
                 # take part in a backward pass; an ordinary copy can.
                 initial = tuple(state.clone() if state.is_inference() else state for state in initial)
-        output, final = forward(self.rnn, x, initial)
+        output, final = forward(self.rnn, x, initial, mask)
         if self.stateful:
             # Keras assigns the final states to non-trainable variables: the next call sees
             # constants, so no gradient crosses a call boundary.
@@ -154,6 +185,6 @@ class KerasStateful(nn.Module):
                 setattr(self, name, state.detach())
         return output, initial, final
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | States]:
-        output, _, final = self.call(x)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | States]:
+        output, _, final = self.call(x, mask=mask)
         return output, final if len(final) == 2 else final[0]

@@ -22,7 +22,7 @@ from ..core.spec import Spec
 from ..core.workflow import Kind, Op
 from ..data.memory import INPUT_GROUP_VALUES
 from .conv import ConvLSTM2D
-from .inputs import batch_inputs, build_rnn
+from .inputs import batch_inputs, build_rnn, model_mask
 from .module import KerasStateful, Recurrent, States
 
 
@@ -113,9 +113,10 @@ class _Loop:
         if op.kind != Kind.RESET_STATE:
             self.traces.new_model()
 
-    def run(self, op: Op, call: Call, x: torch.Tensor, at: int = 0) -> CallRecord:
+    def run(self, op: Op, call: Call, x: torch.Tensor, mask: torch.Tensor | None = None, at: int = 0) -> CallRecord:
         """One layer call: the user's callback in Keras's hooks, Keras's checks, then the layer;
-        `at`: where its first sample is among its invocation's (for states handed back)."""
+        `mask`: the model's mask of the padding, if any; `at`: where its first sample is among
+        its invocation's (for states handed back)."""
         spec, layer = self.spec, self.layer
         if resets_before(spec.reset, op.kind, call.phase, call.batch):
             layer.reset_state()
@@ -130,12 +131,13 @@ class _Loop:
                 # TensorFlow adds a lone sample's input projections to every row of the state:
                 # each slot runs that sample from its own state.
                 x = x.expand(layer.batch_size or 1, *x.shape[1:])
+                mask = None if mask is None else mask.expand(len(x), -1)
         if op.hand_carried and self.returned is not None:
             # Keras slices the states handed back as it slices the inputs: sample k takes row k.
             handed = tuple(state[:, at:at + len(x)].contiguous() for state in self.returned)
-            output, initial, final = layer.call(x, handed)
+            output, initial, final = layer.call(x, handed, mask)
         else:
-            output, initial, final = layer.call(x)
+            output, initial, final = layer.call(x, mask=mask)
         if layer.stateful and not self.facts.carries:
             layer.set_states(initial)  # JAX's stateless steps drop the state variables' assignments
         return CallRecord(call, initial, final, output[:, -1])
@@ -154,8 +156,8 @@ def run_mirror(spec: Spec, device: torch.device | None = None) -> Generator[Call
         predicts = spec.hand_carried and op.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH)
         made: list[States] = []
         at = 0
-        for call, x in _with_inputs(spec, calls, device):
-            record = loop.run(op, call, x, at)
+        for call, x, mask in _with_inputs(spec, calls, device):
+            record = loop.run(op, call, x, mask, at)
             at += len(call.samples)
             if predicts:
                 made.append(record.final)
@@ -164,11 +166,16 @@ def run_mirror(spec: Spec, device: torch.device | None = None) -> Generator[Call
             loop.returned = tuple(torch.cat(states, dim=1) for states in zip(*made, strict=True))
 
 
-def _with_inputs(spec: Spec, calls: Iterator[Call], device: torch.device) -> Iterator[tuple[Call, torch.Tensor]]:
-    """The calls with their inputs, made a few batches at a time (per data, as they come)."""
+def _with_inputs(spec: Spec, calls: Iterator[Call], device: torch.device
+                 ) -> Iterator[tuple[Call, torch.Tensor, torch.Tensor | None]]:
+    """The calls with their inputs and the model's mask of them, made a few batches at a time
+    (per data, as they come)."""
     per_call = max(1, spec.largest_batch) * spec.timesteps * spec.step_values  # a workflow may make no layer call
     group = max(1, INPUT_GROUP_VALUES // per_call)
     for stream, same in itertools.groupby(calls, key=lambda call: call.stream):
         while chunk := list(itertools.islice(same, group)):
-            inputs = batch_inputs(spec, stream, np.concatenate([call.samples for call in chunk]), device)
-            yield from zip(chunk, torch.split(inputs, [len(call.samples) for call in chunk]))
+            samples = np.concatenate([call.samples for call in chunk])
+            sizes = [len(call.samples) for call in chunk]
+            inputs = torch.split(batch_inputs(spec, stream, samples, device), sizes)
+            mask = model_mask(spec, stream, samples, device)
+            yield from zip(chunk, inputs, [None] * len(chunk) if mask is None else torch.split(mask, sizes))
