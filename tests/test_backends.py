@@ -151,6 +151,20 @@ SETUPS = {
     "convlstm2d: channels_first, stateful, validation and predict, a partial predict batch": dict(
         samples=8, timesteps=2, features=2, frame=(4, 5), kernel=3, cell="convlstm2d", units=2, batch_size=4,
         data_format="channels_first", stateful=True, shuffle=False, val_samples=4, predict_samples=5),
+    # Padded sequences: Masking(0.0) holds each slot's state through its padding, so the state
+    # carried is the one at its last valid step; unmasked, the padding runs as input.
+    "padding: post, masked, stateful carry across epochs, validation and predict, a partial batch of 1": dict(
+        samples=8, timesteps=5, features=2, lengths="2-5", units=3, batch_size=4, stateful=True, shuffle=False,
+        epochs=2, val_samples=4, predict_samples=5),
+    "padding: pre, masked, bidirectional GRU, two layers, stateless, shuffled": dict(
+        samples=10, timesteps=4, features=2, lengths="1,3,4", pad="pre", cell="gru", layers=2, bidirectional=True,
+        units=3, batch_size=4, epochs=2, predict_samples=3),
+    "padding: pre, masked, stateful LSTM, two layers, reset every epoch": dict(
+        samples=8, timesteps=4, features=1, lengths="1-4", pad="pre", layers=2, units=2, batch_size=4,
+        stateful=True, shuffle=False, epochs=2, reset="epoch", predict_samples=4),
+    "padding: post, unmasked, stateful SimpleRNN": dict(
+        samples=8, timesteps=5, features=2, lengths="2,4", mask=False, cell="rnn", units=3, batch_size=4,
+        stateful=True, shuffle=False, epochs=2, predict_samples=4),
 }
 
 
@@ -368,3 +382,54 @@ def test_a_stateful_layer_without_a_fixed_batch_size_is_refused_as_keras_refuses
     said = str(refused.value).split('("', 1)[1].split('")', 1)[0]  # Keras's words, as the tool quotes them
     for cell, message in found.items():
         assert message.startswith(said), (cell, message)
+
+
+# The mirror's sequence outputs over padding, against Keras's own Masking (return_sequences=True):
+# a unidirectional layer repeats the last valid output at a masked step, a Bidirectional one gives
+# zeros in both directions; the weights copied as the oracle copies them.
+MASKED_OUTPUTS_PROBE = """
+import json, sys
+import numpy as np, torch
+if sys.argv[1] == "2":
+    import tf_keras as keras
+else:
+    import keras
+from lstm_inspect.core.choices import Phase
+from lstm_inspect.core.spec import Spec
+from lstm_inspect.keras.oracle.model import copy_weights
+from lstm_inspect.mirror.inputs import batch_inputs, build_rnn, model_mask
+from lstm_inspect.mirror.module import forward
+
+cpu, samples, found = torch.device("cpu"), np.arange(6), {}
+for cell, keras_cell in (("lstm", "LSTM"), ("gru", "GRU")):
+    for pad in ("post", "pre"):
+        for bidirectional in (False, True):
+            spec = Spec(6, 5, 2, units=3, cell=cell, lengths="1-5", pad=pad, bidirectional=bidirectional,
+                        keras=sys.argv[1], backend=sys.argv[2])
+            module = build_rnn(spec, cpu)
+            x = batch_inputs(spec, Phase.PREDICT, samples, cpu)
+            with torch.no_grad():
+                mirror = forward(module, x, mask=model_mask(spec, Phase.PREDICT, samples, cpu))[0].numpy()
+            inputs = keras.Input((5, 2))
+            layer = getattr(keras.layers, keras_cell)(3, return_sequences=True)
+            if bidirectional:
+                layer = keras.layers.Bidirectional(layer)
+            model = keras.Model(inputs, layer(keras.layers.Masking(0.0)(inputs)))
+            copy_weights([layer.forward_layer, layer.backward_layer] if bidirectional else [layer], spec, module)
+            given = model.predict(x.numpy(), verbose=0)
+            found[f"{cell} {pad} {'bidirectional' if bidirectional else 'one way'}"] = [
+                float(np.abs(given - mirror).max()), float(np.abs(given[~model_mask(spec, Phase.PREDICT, samples,
+                                                                                    cpu).numpy()]).max())]
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.parametrize("keras, backend", [("3", "torch"), ("3", "tensorflow"), ("3", "jax"), ("2", "tensorflow")])
+def test_the_mirrors_outputs_over_masked_padding_are_kerass(keras, backend):
+    found = run_probe(MASKED_OUTPUTS_PROBE, backend, keras, backend)
+    assert len(found) == 8
+    for name, (diff, largest_masked) in found.items():
+        assert diff < TOLERANCE, name
+        # Bidirectional zeros its masked steps; one way repeats an output there, zero only where
+        # no valid step came yet (pre-padding).
+        assert (largest_masked == 0.0) == ("bidirectional" in name or "pre" in name), name
