@@ -32,7 +32,8 @@ VALUES = {
     "workflow": ["--calls", "fit(); predict(4)"], "data": ["--data", "{data}"], "data_key": ["--data-key", "x"],
     "units": ["--units", "4"], "seed": ["--seed", "3"], "fixed_batch": ["--no-fixed-batch"],
     "replicas": ["--replicas", "1"], "kernel": ["--kernel", "3"], "padding": ["--padding", "valid"],
-    "data_format": ["--data-format", "channels_last"],
+    "data_format": ["--data-format", "channels_last"], "lengths": ["--lengths", "5"], "pad": ["--pad", "post"],
+    "mask": ["--mask"],
     "output_format": ["--format", "json"], "view": ["--view", "timeline"],
     "ascii_only": ["--ascii"],
     "svg": ["--svg", "{export}.svg"], "html": ["--html", "{export}.html"], "max_rows": ["--max-rows", "5"],
@@ -46,7 +47,7 @@ VALUES = {
 }
 SETUP = ["shape", "batch_size", "stateful", "epochs", "shuffle", "no_shuffle", "cell", "layers", "bidirectional",
          "keras", "backend", "reset", "val_samples", "predict_samples", "workflow", "data", "data_key", "units", "seed",
-         "fixed_batch", "replicas", "kernel", "padding", "data_format"]
+         "fixed_batch", "replicas", "kernel", "padding", "data_format", "lengths", "pad", "mask"]
 OUTPUT = ["output_format", "view", "ascii_only", "svg", "html", "max_rows", "no_slots", "advice"]
 RUN = ["device", "max_steps", "dry_run", "evidence", "evidence_batch", "against"]
 CI = ["expect_resets", "expect_slot_resets", "expect_carries", "expect_error", "strict", "quiet"]
@@ -59,6 +60,8 @@ PAIRS = sorted({
     # --emit prints code instead of running: everything about the run, its output and its checks.
     *[("emit", other) for other in ["data", *OUTPUT, *RUN, *CI]],
     ("emit", "replicas"),  # the programs build no MirroredStrategy yet
+    ("emit", "lengths"),  # nor pad a sequence
+    ("lengths", "data"),  # the data's own padding is in the data, not made
     # --quiet prints nothing: nothing about how to print.
     *[("quiet", other) for other in ("output_format", "max_rows", "view", "svg", "html", "ascii_only")],
     # A dry run runs nothing: nothing about the run.

@@ -114,6 +114,15 @@ SETUP_OPTIONS = [
                  default="channels_last", show_default=True,
                  help="ConvLSTM2D's data_format: channels_first takes --shape N,T,C,H,W, its states "
                       "(filters, H', W')."),
+    click.option("--lengths", default="", metavar="5,3,4|A-B",
+                 help="Padded sequences: each sample's valid timesteps, a list cycled over the samples (5,3,4) or "
+                      "drawn between A and B from --seed (2-5); the rest of its T steps are zeros, as "
+                      "keras.utils.pad_sequences writes them."),
+    click.option("--pad", type=click.Choice(["post", "pre"]), default="post", show_default=True,
+                 help="With --lengths: the padding after the valid steps (post) or before them (pre)."),
+    click.option("--mask/--no-mask", default=True, show_default=True,
+                 help="With --lengths: keras.layers.Masking(mask_value=0.0) before the recurrent layers (a masked "
+                      "step holds the state), or --no-mask: the padding runs as input."),
     click.option("--layers", type=ASCII_INT, default=1, show_default=True,
                  help="Stacked recurrent layers, each with its own state per slot."),
     click.option("--bidirectional", is_flag=True, help="Wrap each layer in Bidirectional."),

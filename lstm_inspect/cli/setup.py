@@ -24,11 +24,12 @@ FLAGS = {"samples": "--shape", "timesteps": "--shape", "features": "--shape", "s
          "reset": "--reset", "val_samples": "--val-samples", "predict_samples": "--predict-samples",
          "workflow": "--calls", "fixed_batch": "--no-fixed-batch", "replicas": "--replicas",
          "frame": "--shape", "kernel": "--kernel", "padding": "--padding",
-         "data_format": "--data-format",
+         "data_format": "--data-format", "lengths": "--lengths", "pad": "--pad", "mask": "--no-mask",
          "units": "--units", "seed": "--seed", "max_steps": "--max-steps"}
 DATA_FLAGS = {"key": "--data-key"}  # open_data's fields
 # In sentences, the data's N stands for the samples (N of --shape N,T,F).
-TERMS = Terms({**FLAGS, "samples": "N"}, {"shuffle=False": "--no-shuffle (shuffle=False)"})
+TERMS = Terms({**FLAGS, "samples": "N"}, {"shuffle=False": "--no-shuffle (shuffle=False)",
+                                             "mask=True": "--mask"})
 
 
 def build_spec(params: dict[str, Any]) -> Spec:
@@ -63,6 +64,8 @@ def command_line(spec: Spec) -> str:
     words += [f"--replicas {spec.replicas}"] * (spec.replicas > 1)
     if spec.cell.convolutional:
         words += [f"--kernel {spec.kernel}", f"--padding {spec.padding}", f"--data-format {spec.data_format}"]
+    if spec.lengths:
+        words += [f"--lengths {spec.lengths}", f"--pad {spec.pad}"] + ["--no-mask"] * (not spec.mask)
     if spec.reset != default.reset:
         words.append(f"--reset {spec.reset}")
     if spec.workflow is not None:
