@@ -21,9 +21,10 @@ from ..core.choices import Phase
 from ..core.facts import KerasStateError, facts_for
 from ..core.order import iter_calls
 from ..core.spec import Spec
+from ..core.words import plural
 from ..data.memory import EVIDENCE_SLOTS, GRADIENT_STEPS, MAX_CHAIN_CALLS, MAX_CHAIN_STEPS, MAX_SAMPLES_ALONE
 from ..explain.verdict import stateful_does_nothing
-from ..mirror.inputs import batch_inputs, build_rnn
+from ..mirror.inputs import batch_inputs, build_rnn, model_mask, valid_steps
 from ..mirror.module import forward
 from ..mirror.run import CallRecord, resolve_device, run_mirror
 
@@ -60,9 +61,10 @@ def batch_independence(spec: Spec, record: CallRecord | None, batch: int, run_ca
     module = build_rnn(spec, device)
     slots = max(1, min(len(record.call.samples), MAX_SAMPLES_ALONE, run_calls, EVIDENCE_SLOTS))
     x = batch_inputs(spec, record.call.stream, record.call.samples[:slots], device)
+    mask = model_mask(spec, record.call.stream, record.call.samples[:slots], device)
     with torch.no_grad():
-        alone = torch.cat([forward(module, x[i:i + 1], tuple(s[:, i:i + 1] for s in record.initial))[0][:, -1]
-                           for i in range(slots)])
+        alone = torch.cat([forward(module, x[i:i + 1], tuple(s[:, i:i + 1] for s in record.initial),
+                                   None if mask is None else mask[i:i + 1])[0][:, -1] for i in range(slots)])
     diff = float((alone - record.output[:slots]).abs().max())
     checked = f"{slots:,} samples" + ("" if slots == len(record.call.samples) else
                                       f" (the first {slots:,} of {len(record.call.samples):,})")
@@ -98,8 +100,10 @@ def continuation(spec: Spec, records: list[CallRecord], chain_calls: int, run_ca
     module = build_rnn(spec, device)
     slots = min(spec.batch_size, EVIDENCE_SLOTS)  # bounds the concatenated run's memory
     x = torch.cat([batch_inputs(spec, r.call.stream, r.call.samples[:slots], device) for r in chain], dim=1)
+    masks = [model_mask(spec, r.call.stream, r.call.samples[:slots], device) for r in chain]
+    mask = None if masks[0] is None else torch.cat([m for m in masks if m is not None], dim=1)
     with torch.no_grad():
-        whole = forward(module, x)[0]  # one stateless run from zeros over the concatenated sequences
+        whole = forward(module, x, mask=mask)[0]  # one stateless run from zeros over the concatenated sequences
     ends = whole[:, spec.timesteps - 1::spec.timesteps]
     gaps = torch.stack([(ends[:, k] - r.output[:slots]).abs() for k, r in enumerate(chain)])
     # The forward direction: an RNN's first units; a ConvLSTM2D (one direction) all of its image.
@@ -174,6 +178,42 @@ def gradient_truncation(spec: Spec, device: torch.device) -> EvidenceItem:
         {"with_detach": detached, "without_detach": attached})
 
 
+def padding_effect(spec: Spec, record: CallRecord | None, device: torch.device) -> EvidenceItem:
+    """`record`: the call batch independence reruns. Its first slots' final states, against each
+    sample run alone on its valid steps only (no padding, no mask) from the state the call began
+    with; and what the other setting, the mask on or off, would have left instead."""
+    if record is None:
+        return EvidenceItem("masking", "Masking", None, None, "no batch ran: Keras raises at the first call")
+    module = build_rnn(spec, device)
+    slots = max(1, min(len(record.call.samples), MAX_SAMPLES_ALONE, EVIDENCE_SLOTS))
+    samples = record.call.samples[:slots]
+    x = batch_inputs(spec, record.call.stream, samples, device)
+    valid = valid_steps(spec, record.call.stream, samples, device)
+    assert valid is not None, "padding_effect measures padded samples"
+    initial = tuple(state[:, :slots] for state in record.initial)
+    with torch.no_grad():
+        alone = [forward(module, x[i:i + 1, valid[i]], tuple(state[:, i:i + 1] for state in initial))[1]
+                 for i in range(slots)]
+        other = forward(module, x, initial, None if spec.mask else valid)[1]  # the other setting's final states
+
+    def gap(final: tuple[torch.Tensor, ...]) -> float:
+        return max(float((final[k][:, i] - alone[i][k][:, 0]).abs().max())
+                   for i in range(slots) for k in range(len(final)))
+
+    run = gap(tuple(state[:, :slots] for state in record.final))
+    masked, unmasked = (run, gap(other)) if spec.mask else (gap(other), run)
+    checked = f"{plural(slots, 'sample')} of {record.call.label}"
+    if spec.mask:
+        detail = (f"{checked} rerun alone on their valid steps only: max |final state - unpadded run's| = "
+                  f"{masked:.1e} with the mask, so the state carried is the last valid step's; unmasked, the "
+                  f"padding would move it by {unmasked:.1e}")
+    else:
+        detail = (f"{checked} rerun alone on their valid steps only: the unmasked padding moves the final state by "
+                  f"{unmasked:.1e} (max |final state - unpadded run's|); masked it would be {masked:.1e}")
+    return EvidenceItem("masking", "Masking", run, run <= CONTINUATION_TOLERANCE if spec.mask else None, detail,
+                        {"step": record.call.index, "masked": masked, "unmasked": unmasked})
+
+
 def _measured_on(slots: int, all_slots: int, steps: int, all_steps: int) -> str:
     """Which part of a call the gradient was measured on, where it was not the whole call."""
     parts = ([f"the first {slots:,} of {all_slots:,} slots"] if slots < all_slots else []) + (
@@ -188,8 +228,9 @@ def gather(spec: Spec, batch: int, chain_calls: int, run_calls: int, device: str
     # evidence compares float32 results, as Keras computes them.
     with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
         chain, chosen = _evidence_records(spec, where, batch)
-        return [batch_independence(spec, chosen, batch, run_calls, where),
-                continuation(spec, chain, chain_calls, run_calls, where), gradient_truncation(spec, where)]
+        items = [batch_independence(spec, chosen, batch, run_calls, where),
+                 continuation(spec, chain, chain_calls, run_calls, where), gradient_truncation(spec, where)]
+        return items + [padding_effect(spec, chosen, where)] if spec.lengths else items
 
 
 def _evidence_records(spec: Spec, device: torch.device, batch: int) -> tuple[list[CallRecord], CallRecord | None]:

@@ -67,7 +67,37 @@ def judge(spec: Spec, landmarks: Landmarks, evidence: dict[str, float | None], t
                          if independence is not None else
                          "each sample has its own slot; measured by evidence 1 on a real run")
     return [*_reset_claims(spec, landmarks), within_batch, _last_into_first(spec, landmarks, terms),
-            _epoch_end(spec, landmarks, terms), _fresh_phases(spec, landmarks, terms)]
+            _epoch_end(spec, landmarks, terms), _fresh_phases(spec, landmarks, terms),
+            *(_padding_claims(spec, evidence.get("masking"), terms) if spec.lengths else [])]
+
+
+def _padding_claims(spec: Spec, moved: float | None, terms: Terms) -> list[Claim]:
+    """What people say of padded sequences, for this setup's padding and mask (measured: core/lengths.py)."""
+    measured = f" (max |final state - unpadded run's| {moved:.1e}, evidence 4)" if moved is not None else ""
+    if spec.mask:
+        unchanged = Claim("Padding does not change the state", True,
+                          f"the mask skips it: a masked step holds the state, so each sample ends as unpadded"
+                          f"{measured}")
+        if spec.bidirectional:
+            zeros = Claim("Masked steps output zeros", True, "Keras 3's Bidirectional sets zero_output_for_mask on "
+                          "both directions (tf-keras's likewise): return_sequences gives zeros at masked steps")
+        elif spec.pad == "pre":
+            zeros = Claim("Masked steps output zeros", True, "pre-padded, every masked step comes before the first "
+                          "valid one, where Keras has no output to repeat and gives zeros")
+        else:
+            zeros = Claim("Masked steps output zeros", False, "a masked step repeats the last valid output (zeros "
+                          "only with zero_output_for_mask=True, or before the first valid step)")
+        last = Claim("The final state is the state after the last timestep, padding included", False,
+                     "masked steps are skipped: it is the state after each sample's last valid step")
+        return [unchanged, zeros, last]
+    return [Claim("Padding does not change the state", False,
+                  f"nothing masks it: the zeros run as input and move the state{measured}; "
+                  f"keras.layers.Masking(mask_value=0.0) before the layer ({terms.setting('mask', True)}) skips them"),
+            Claim("Masked steps output zeros", False, "nothing is masked: each padded step gives an output of its "
+                                                      "own, computed from the zeros"),
+            Claim("The final state is the state after the last timestep, padding included", True,
+                  "nothing masks the padding: the state runs on through it" + (
+                      " after the valid steps" if spec.pad == "post" else ", before the valid steps"))]
 
 
 def _carries_nothing(spec: Spec) -> str | None:

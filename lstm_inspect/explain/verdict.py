@@ -247,6 +247,10 @@ def stateful_does_nothing(spec: Spec) -> str:
 def verdict(spec: Spec, error: KerasError | None, passes: Passes | None = None) -> str:
     """The answer for this setup, in a few plain sentences; for a workflow (`spec.workflow`),
     `passes` says how each of its calls began."""
+    return _unpadded_verdict(spec, error, passes) + _padding(spec)
+
+
+def _unpadded_verdict(spec: Spec, error: KerasError | None, passes: Passes | None) -> str:
     said = passes.sentences(spec) if passes is not None and spec.workflow is not None else []
     call_by_call = f" Call by call: {'; '.join(said)}." if said else ""
     if spec.stateful and not facts_for(spec).carries:
@@ -257,6 +261,34 @@ def verdict(spec: Spec, error: KerasError | None, passes: Passes | None = None) 
         return _stateless(spec)
     return (_stateful(spec) + _other_twins(spec) + _epochs_of_steps(spec) + _streams_past_their_end(spec) + call_by_call
             + _stateful_details(spec, passes) + _error_sentence(spec, error))
+
+
+def _padding(spec: Spec) -> str:
+    """What the padding does to the state (measured: core/lengths.py), where samples are padded."""
+    if not spec.lengths:
+        return ""
+    lengths, where = spec.lengths, "after" if spec.pad == "post" else "before"
+    held = (f"the samples hold {', '.join(str(n) for n in lengths.cycle)} valid steps in turn" if lengths.cycle
+            else f"each sample holds {lengths.low} to {lengths.high} valid steps")
+    whose = "their" if lengths.cycle else "its"
+    text = f" Padded: {held} of {whose} {spec.timesteps:,} timesteps, the zeros {where} them."
+    carried = spec.stateful and facts_for(spec).carries
+    if not spec.mask:
+        moved = " and its slot carries the moved one on" if carried else ""
+        return text + (" Nothing masks it: the zeros run through the layer as input and move the state, so a "
+                       f"sample does not end in its last valid step's state{moved}; add "
+                       "keras.layers.Masking(mask_value=0.0) before the recurrent layer (or mask_zero=True in an "
+                       "Embedding).")
+    if spec.bidirectional:
+        outputs = "zeros in both directions"
+    else:
+        # Keras outputs the previous output at a masked step, zeros before the first valid one: with
+        # pre-padding every masked step comes before it.
+        outputs = "the last valid output again" if spec.pad == "post" else "zeros (no valid output yet)"
+    slot = ", and that is the state its slot carries into the next batch" if carried else ""
+    return text + (" Masking skips it: a masked step holds the state, so each sample ends in the state of its last "
+                   f"valid step, exactly as if it were not padded{slot}. At a masked step return_sequences outputs "
+                   f"{outputs}.")
 
 
 def _carries_nothing(spec: Spec, error: KerasError | None) -> str:

@@ -1,0 +1,253 @@
+"""Padded sequences (--lengths, --pad, --mask): each sample's valid steps, the zeros after or
+before them, and the mirror's masked run held to each sample run alone on its valid steps (an
+oracle that masks nothing). Every Keras's run, slot by slot, is in test_backends (the "padding:"
+setups), and the mirror's masked outputs next to Keras's in its masked-outputs probe."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+
+from lstm_inspect.api import inspect
+from lstm_inspect.cli import main
+from lstm_inspect.core.choices import Phase
+from lstm_inspect.core.errors import SpecError
+from lstm_inspect.core.lengths import Lengths
+from lstm_inspect.core.spec import Spec
+from lstm_inspect.mirror.inputs import batch_inputs, build_rnn, model_mask
+from lstm_inspect.mirror.module import forward
+from lstm_inspect.mirror.run import mirror_records
+
+CPU = torch.device("cpu")
+
+
+def _valid_part(x, length, pad):
+    """A sample's valid steps, cut out of its padded sequence: what an unpadded run is given."""
+    return x[:, :length] if pad == "post" else x[:, x.shape[1] - length:]
+
+
+def test_a_list_of_lengths_is_cycled_over_each_phases_samples():
+    lengths = Lengths.parse("5, 3,4")
+    assert str(lengths) == "5,3,4"
+    assert lengths.of(0, Phase.TRAIN, np.arange(7)).tolist() == [5, 3, 4, 5, 3, 4, 5]
+    assert lengths.of(9, Phase.PREDICT, np.array([4, 0])).tolist() == [3, 5]
+
+
+@given(st.integers(1, 6), st.integers(0, 6), st.integers(0, 2**32 - 1), st.sampled_from(list(Phase)),
+       st.lists(st.integers(0, 10**6), min_size=1, max_size=40))
+def test_drawn_lengths_lie_in_the_range_and_are_each_samples_own(low, extra, seed, phase, samples):
+    lengths = Lengths.parse(f"{low}-{low + extra}")
+    drawn = lengths.of(seed, phase, np.array(samples))
+    assert ((low <= drawn) & (drawn <= low + extra)).all()
+    # A sample's length depends on the sample alone, whatever batch holds it.
+    assert drawn.tolist() == [int(lengths.of(seed, phase, np.array([sample]))[0]) for sample in samples]
+
+
+def test_drawn_lengths_take_every_value_of_the_range_and_change_with_the_seed():
+    lengths = Lengths.parse("2-5")
+    drawn = lengths.of(0, Phase.TRAIN, np.arange(400))
+    assert set(drawn.tolist()) == {2, 3, 4, 5}
+    assert not np.array_equal(drawn, lengths.of(1, Phase.TRAIN, np.arange(400)))
+    assert not np.array_equal(drawn, lengths.of(0, Phase.PREDICT, np.arange(400)))
+
+
+@pytest.mark.parametrize("pad", ["post", "pre"])
+def test_the_padding_is_zeros_after_or_before_each_samples_valid_steps(pad):
+    spec = Spec(12, 6, 3, lengths="1-6", pad=pad)
+    samples = np.arange(12)
+    x = batch_inputs(spec, Phase.TRAIN, samples, CPU)
+    for row, length in zip(x, spec.lengths.of(spec.seed, Phase.TRAIN, samples)):
+        nonzero = row.abs().amax(dim=1) > 0
+        expected = torch.arange(6) < length if pad == "post" else torch.arange(6) >= 6 - length
+        assert nonzero.tolist() == expected.tolist()
+    whole = batch_inputs(Spec(12, 6, 3), Phase.TRAIN, samples, CPU)
+    kept = x != 0
+    assert torch.equal(x[kept], whole[kept])  # the valid steps are the unpadded data, unchanged
+
+
+@pytest.mark.parametrize("pad", ["post", "pre"])
+@pytest.mark.parametrize(("cell", "layers", "bidirectional"),
+                         [("lstm", 1, False), ("gru", 2, False), ("rnn", 1, True), ("lstm", 2, True)])
+def test_a_masked_run_ends_in_the_state_of_each_sample_run_alone_on_its_valid_steps(pad, cell, layers, bidirectional):
+    spec = Spec(7, 6, 2, units=3, cell=cell, layers=layers, bidirectional=bidirectional, lengths="1-6", pad=pad)
+    module = build_rnn(spec, CPU)
+    samples = np.arange(7)
+    x = batch_inputs(spec, Phase.TRAIN, samples, CPU)
+    start = tuple(torch.randn(layers * spec.directions, 7, 3) for _ in spec.cell.state_names)
+    with torch.no_grad():
+        _, final = forward(module, x, start, model_mask(spec, Phase.TRAIN, samples, CPU))
+        for i, length in enumerate(spec.lengths.of(spec.seed, Phase.TRAIN, samples)):
+            _, alone = forward(module, _valid_part(x[i:i + 1], length, pad), tuple(s[:, i:i + 1] for s in start))
+            for batched, single in zip(final, alone):
+                assert torch.allclose(batched[:, i], single[:, 0], atol=1e-6), (i, length)
+
+
+@pytest.mark.parametrize("pad", ["post", "pre"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_masked_steps_output_what_keras_outputs_there(pad, bidirectional):
+    # Measured on Keras 3.15.1: one way, a masked step repeats the last valid output (zeros before
+    # the first valid step); Bidirectional gives zeros at masked steps in both directions.
+    spec = Spec(6, 6, 2, units=3, bidirectional=bidirectional, lengths="1-5", pad=pad)
+    module = build_rnn(spec, CPU)
+    samples = np.arange(6)
+    x = batch_inputs(spec, Phase.TRAIN, samples, CPU)
+    with torch.no_grad():
+        output, _ = forward(module, x, mask=model_mask(spec, Phase.TRAIN, samples, CPU))
+        for i, length in enumerate(spec.lengths.of(spec.seed, Phase.TRAIN, samples)):
+            alone, _ = forward(module, _valid_part(x[i:i + 1], length, pad))
+            valid = slice(0, length) if pad == "post" else slice(6 - length, 6)
+            padding = slice(length, 6) if pad == "post" else slice(0, 6 - length)
+            assert torch.allclose(output[i, valid], alone[0], atol=1e-6)
+            if bidirectional or pad == "pre":
+                expected = torch.zeros_like(output[i, padding])
+            else:
+                expected = output[i, length - 1].expand_as(output[i, padding])  # the last valid output
+            assert torch.equal(output[i, padding], expected), (i, length)
+
+
+def test_unmasked_padding_runs_as_input_and_moves_the_state():
+    spec = Spec(4, 6, 2, lengths="2", mask=False)
+    module = build_rnn(spec, CPU)
+    samples = np.arange(4)
+    x = batch_inputs(spec, Phase.TRAIN, samples, CPU)
+    assert model_mask(spec, Phase.TRAIN, samples, CPU) is None
+    with torch.no_grad():
+        _, padded = forward(module, x)
+        _, unpadded = forward(module, x[:, :2])
+    assert float((padded[0] - unpadded[0]).abs().max()) > 1e-3
+
+
+def test_a_stateful_slot_carries_the_state_of_its_last_valid_step_into_the_next_batch():
+    spec = Spec(8, 5, 2, units=3, batch_size=4, stateful=True, shuffle=False, lengths="2-5", pad="post")
+    first, second = mirror_records(spec)
+    assert all(torch.equal(now, before) for now, before in zip(second.initial, first.final))
+    module = build_rnn(spec, CPU)
+    x = [batch_inputs(spec, Phase.TRAIN, record.call.samples, CPU) for record in (first, second)]
+    lengths = [spec.lengths.of(spec.seed, Phase.TRAIN, record.call.samples) for record in (first, second)]
+    with torch.no_grad():
+        for slot in range(4):
+            # Slot i's valid steps of batch 0, then of batch 1, as one sequence from zeros.
+            joined = torch.cat([part[slot:slot + 1, :length[slot]] for part, length in zip(x, lengths)], dim=1)
+            _, alone = forward(module, joined)
+            assert torch.allclose(second.final[0][:, slot], alone[0][:, 0], atol=1e-6)
+
+
+def _refusal(*words):
+    result = CliRunner().invoke(main, ["--shape", "8,5,2", "--batch", "4", *words])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+@pytest.mark.parametrize(("words", "said"), [
+    (["--lengths", "6"], "--lengths 6: a length of 6 is longer than the 5 timesteps of --shape"),
+    (["--lengths", "3,0"], "--lengths are at least 1"),
+    (["--lengths", "4-2"], "--lengths A-B needs A <= B"),
+    (["--lengths", "two"], "--lengths takes whole numbers"),
+    (["--lengths", "1-2-3"], "--lengths is a list (5,3,4) or a range A-B (2-5)"),
+    (["--pad", "pre"], "--pad says where the padding goes: give --lengths too"),
+    (["--no-mask"], "--no-mask feeds the padding unmasked: give --lengths too"),
+    (["--pad", "middle", "--lengths", "3"], "'middle' is not one of 'post', 'pre'"),
+    (["--lengths", "3", "--emit", "keras"], "--emit cannot be combined with --lengths"),
+    (["--lengths", "3", "--replicas", "2", "--stateful", "--backend", "tensorflow"],
+     "--lengths with --replicas is not followed yet"),
+])
+def test_bad_padding_settings_are_one_line_usage_errors(words, said):
+    assert said in _refusal(*words)
+
+
+def test_padding_with_convlstm2d_is_refused_as_not_followed_yet():
+    with pytest.raises(SpecError, match="lengths with cell convlstm2d is not followed yet"):
+        Spec(8, 3, 1, frame=(4, 4), cell="convlstm2d", lengths="2")
+
+
+def test_the_json_spec_says_the_padding_and_a_replay_reads_it_back(tmp_path):
+    words = ["--shape", "8,5,2", "--batch", "4", "--stateful", "--no-shuffle", "--lengths", "2,5", "--pad", "pre",
+             "--no-mask", "--format", "json", "--no-evidence", "--no-advice"]
+    done = CliRunner().invoke(main, words)
+    assert done.exit_code == 0, done.output
+    found = json.loads(done.stdout)
+    assert {key: found["spec"][key] for key in ("lengths", "pad", "mask")} == {"lengths": "2,5", "pad": "pre",
+                                                                             "mask": False}
+    assert Spec.from_json(found["spec"]) == Spec(8, 5, 2, batch_size=4, stateful=True, shuffle=False, lengths="2,5",
+                                                 pad="pre", mask=False, backend=found["spec"]["backend"])
+    plain = json.loads(CliRunner().invoke(main, ["--shape", "8,5,2", "--format", "json", "--no-evidence",
+                                                 "--no-advice"]).stdout)
+    assert not {"lengths", "pad", "mask"} & set(plain["spec"])  # files of unpadded runs read as before
+
+
+def _padded_report(**settings):
+    spec = Spec(8, 5, 2, units=3, batch_size=4, **{"lengths": "2-5", **settings})
+    return inspect(spec).run()
+
+
+@pytest.mark.parametrize("mask", [True, False])
+def test_the_masking_evidence_measures_the_state_against_each_sample_run_alone(mask):
+    report = _padded_report(mask=mask)
+    item = next(item for item in report.evidence if item.key == "masking")
+    assert item.extra["masked"] <= 1e-5 < 1e-3 < item.extra["unmasked"]
+    # The run's own setting is the value judged: passed only where the mask promises the unpadded state.
+    assert item.value == item.extra["masked" if mask else "unmasked"]
+    assert item.passed is (True if mask else None)
+    assert report.ok
+
+
+def test_unpadded_runs_have_no_masking_evidence_or_padding_claims():
+    report = inspect(Spec(8, 5, 2, units=3, batch_size=4)).run()
+    assert "masking" not in {item.key for item in report.evidence}
+    assert not any(word in claim.text for claim in report.claims for word in ("Padding", "Masked", "padding"))
+
+
+PADDING_CLAIMS = ("Padding does not change the state", "Masked steps output zeros",
+                  "The final state is the state after the last timestep, padding included")
+
+
+def _padding_verdicts(report):
+    judged = {claim.text: claim.true for claim in report.claims}
+    return tuple(judged[text] for text in PADDING_CLAIMS)
+
+
+@pytest.mark.parametrize(("settings", "verdicts"), [
+    ({}, (True, False, False)),
+    ({"pad": "pre"}, (True, True, False)),  # every masked step comes before the first valid one
+    ({"bidirectional": True}, (True, True, False)),  # zero_output_for_mask on both directions
+    ({"mask": False}, (False, False, True)),
+])
+def test_the_padding_claims_follow_the_mask_the_padding_side_and_the_direction(settings, verdicts):
+    assert _padding_verdicts(_padded_report(**settings)) == verdicts
+
+
+def test_the_unmasked_claim_names_the_fix_as_the_caller_spells_it():
+    claim = next(claim for claim in _padded_report(mask=False).claims
+                 if claim.text == PADDING_CLAIMS[0])
+    assert "keras.layers.Masking(mask_value=0.0) before the layer (mask=True)" in claim.because
+    result = CliRunner().invoke(main, ["--shape", "8,5,2", "--batch", "4", "--lengths", "2-5", "--no-mask",
+                                       "--format", "json", "--no-advice"])
+    claims = json.loads(result.stdout)["claims"]
+    assert any("(--mask) skips them" in claim["because"] for claim in claims), claims
+
+
+@pytest.mark.parametrize(("settings", "said"), [
+    ({}, "each sample holds 2 to 5 valid steps of its 5 timesteps, the zeros after them. Masking skips it"),
+    ({"lengths": "2,5", "pad": "pre"}, "the samples hold 2, 5 valid steps in turn of their 5 timesteps, the zeros "
+                                       "before them"),
+    ({}, "At a masked step return_sequences outputs the last valid output again."),
+    ({"pad": "pre"}, "At a masked step return_sequences outputs zeros (no valid output yet)."),
+    ({"bidirectional": True}, "outputs zeros in both directions"),
+    ({"stateful": True, "shuffle": False}, "that is the state its slot carries into the next batch"),
+    ({"mask": False}, "Nothing masks it: the zeros run through the layer as input and move the state"),
+    ({"mask": False, "stateful": True, "shuffle": False}, "and its slot carries the moved one on"),
+])
+def test_the_verdict_says_what_the_padding_does(settings, said):
+    assert said in _padded_report(**settings).verdict
+
+
+@pytest.mark.parametrize("mask", [True, False])
+def test_no_carry_is_promised_where_the_backend_carries_nothing(mask):
+    verdict = _padded_report(stateful=True, shuffle=False, backend="jax", mask=mask).verdict
+    assert "Padded:" in verdict and "carries" not in verdict.split("Padded:")[1]
