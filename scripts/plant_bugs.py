@@ -40,7 +40,7 @@ TESTS = [
     "tests/test_output_failures.py", "tests/test_evidence_claims.py", "tests/test_memory.py",
     "tests/test_probe_records.py", "tests/test_advice.py", "tests/test_layout.py", "tests/test_golden.py",
     "tests/test_views_and_formats.py", "tests/test_hostile_inputs.py", "tests/test_json_stream.py",
-    "tests/test_replicas.py", "tests/test_convlstm.py",
+    "tests/test_replicas.py", "tests/test_convlstm.py", "tests/test_padding.py",
 ]
 # Where the emitted snippets are being rewritten: no plant goes there.
 NO_PLANTS_UNDER = ("lstm_inspect/emit/",)
@@ -70,7 +70,7 @@ W, BT, R, D = ("tests/test_workflow_limits.py", "tests/test_backend_traces.py", 
                "tests/test_data_windows.py")
 C, S, H = "tests/test_conflicts.py", "tests/test_sentences.py", "tests/test_reset_hooks.py"
 WF, LIB = "tests/test_workflows.py", "tests/test_library.py"
-CONVLSTM = "tests/test_convlstm.py"
+CONVLSTM, PADDING = "tests/test_convlstm.py", "tests/test_padding.py"
 
 CORE, CHECK, CLI, KERAS = "lstm_inspect/core/", "lstm_inspect/check/", "lstm_inspect/cli/", "lstm_inspect/keras/"
 DATA, EXPLAIN, MIRROR = "lstm_inspect/data/", "lstm_inspect/explain/", "lstm_inspect/mirror/"
@@ -212,8 +212,8 @@ PLANTS = [
     plant("mirror: a loaded model is the saved one", MIRROR + "run.py", "    return loaded\n", "    return layer\n",
           WF + "::test_the_mirror_follows_the_schedule_through_every_kind_of_call"),
     plant("mirror: hand-carried states dropped", MIRROR + "run.py",
-          "            output, initial, final = layer.call(x, handed)",
-          "            output, initial, final = layer.call(x)",
+          "            output, initial, final = layer.call(x, handed, mask)",
+          "            output, initial, final = layer.call(x, mask=mask)",
           WF + "::test_the_mirror_follows_the_schedule_through_every_kind_of_call"),
     plant("mirror: a new model keeps its traces", MIRROR + "run.py", "            self.traces.new_model()\n",
           "            pass\n", WF),
@@ -522,6 +522,30 @@ PLANTS = [
           "    if samples % size:", "    if False:", "tests/test_replicas.py"),
     plant("replicas: the advice builds for the global batch", EXPLAIN + "advice.py",
           "    if spec.replicas > 1:", "    if spec.replicas > 9:", "tests/test_replicas.py"),
+    # ---- padding and masking (core/lengths.py, mirror/module.py; the oracle's Masking needs real Keras) ----
+    plant("padding: pre and post swapped", MIRROR + "inputs.py",
+          '    if spec.pad == "post":\n        return steps', '    if spec.pad != "post":\n        return steps',
+          PADDING),
+    plant("padding: the padding not zeroed", MIRROR + "inputs.py",
+          "        values.mul_(valid[..., None])", "        pass", PADDING),
+    plant("padding: the cycle starts one sample late", CORE + "lengths.py",
+          "[index % len(self.cycle)]", "[(index + 1) % len(self.cycle)]", PADDING),
+    plant("padding: a length of T + 1 accepted", CORE + "lengths.py",
+          "    if spec.lengths.longest > spec.timesteps:", "    if spec.lengths.longest > spec.timesteps + 1:",
+          PADDING),
+    plant("padding: the mask ignored", MIRROR + "module.py",
+          "    if mask is not None and not bool(mask.all()):", "    if False:", PADDING),
+    plant("padding: Bidirectional's masked outputs held", MIRROR + "module.py",
+          "    blank = ~mask if module.bidirectional else last_kept < 0", "    blank = last_kept < 0", PADDING),
+    plant("padding: a masked step's output from the step after", MIRROR + "module.py",
+          "    last_kept = mask.cumsum(dim=1) - 1", "    last_kept = mask.cumsum(dim=1)", PADDING),
+    plant("padding: the verdict's mask branch inverted", EXPLAIN + "verdict.py",
+          "    if not spec.mask:\n        moved", "    if spec.mask:\n        moved", PADDING),
+    plant("padding: pre-padded outputs said to repeat", EXPLAIN + "claims.py",
+          '        elif spec.pad == "pre":', "        elif False:", PADDING),
+    plant("padding: the evidence's masked and unmasked swapped", CHECK + "evidence.py",
+          "(run, gap(other)) if spec.mask else (gap(other), run)",
+          "(gap(other), run) if spec.mask else (run, gap(other))", PADDING),
     # ---- ConvLSTM2D (mirror/conv.py, core/frames.py; its numbers against real Keras need Keras) ----
     plant("convlstm2d: the gates in torch's LSTM order read as f, i", MIRROR + "conv.py",
           "            i, f, candidate, o = gates.chunk(_GATES, dim=1)",
