@@ -7,8 +7,8 @@ class LastIntoFirst(KerasStateful):
     """The classic misreading of Keras's carry, "the next batch continues the previous
     sample", built in: slot i's final state is handed to slot i+1."""
 
-    def call(self, x):
-        result = super().call(x)
+    def call(self, x, initial_state=None, mask=None):
+        result = super().call(x, initial_state, mask)
         if self.stateful:
             for name, state in zip(self.state_names, self.states):
                 setattr(self, name, state.roll(1, dims=1))

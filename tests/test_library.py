@@ -254,8 +254,8 @@ def test_a_step_is_verified_only_when_all_predicted_zero_slots_are_zero(monkeypa
 class _CarriesAnotherC(mirror.KerasStateful):
     """Carries h exactly and c nudged: a bug only a check of c sees."""
 
-    def call(self, x):
-        result = super().call(x)
+    def call(self, x, initial_state=None, mask=None):
+        result = super().call(x, initial_state, mask)
         self.c = self.c + 1e-3
         return result
 

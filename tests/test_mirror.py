@@ -130,12 +130,12 @@ def test_a_mirror_that_breaks_kerass_rules_is_caught(monkeypatch, name, wrong):
 
 def test_a_mirror_that_does_not_raise_where_keras_does_is_caught(monkeypatch):
     class Lenient(KerasStateful):
-        def call(self, x):
+        def call(self, x, initial_state=None, mask=None):
             if self.stateful and x.shape[0] != self.batch_size:
                 for name, state in zip(self.state_names, self.states):
                     setattr(self, name, state[:, :x.shape[0]])
                 self._batch_size = x.shape[0]
-            return super().call(x)
+            return super().call(x, initial_state, mask)
 
     monkeypatch.setattr(mirror_run, "KerasStateful", Lenient)
     inspection = Inspection(Spec(10, 5, 1, batch_size=4, stateful=True))
@@ -155,8 +155,8 @@ def test_a_mirror_that_runs_a_lone_stateless_sample_in_every_slot_is_caught(monk
     does it for a stateless one runs four slots where Keras runs one, all from zeros."""
 
     class BroadcastsEverywhere(KerasStateful):
-        def call(self, x, initial_state=None):
-            return super().call(x.expand(4, -1, -1) if len(x) == 1 else x, initial_state)
+        def call(self, x, initial_state=None, mask=None):
+            return super().call(x.expand(4, -1, -1) if len(x) == 1 else x, initial_state, mask)
 
     monkeypatch.setattr(mirror_run, "KerasStateful", BroadcastsEverywhere)
     inspection = Inspection(Spec(9, 3, 1, batch_size=4, shuffle=False, backend="tensorflow"))

@@ -145,8 +145,8 @@ def test_a_mirror_wrong_in_one_layer_is_reported_for_that_layer(monkeypatch):
     class ForgetsLayerOne(mirror.KerasStateful):
         """Carries every layer's state but the second one's, which it zeroes."""
 
-        def call(self, x):
-            result = super().call(x)
+        def call(self, x, initial_state=None, mask=None):
+            result = super().call(x, initial_state, mask)
             for name, state in zip(self.state_names, self.states):
                 setattr(self, name, state.clone().index_fill_(0, torch.tensor([1]), 0.0))
             return result
