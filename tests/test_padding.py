@@ -11,6 +11,7 @@ import torch
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
+from usage import usage_error
 
 from lstm_inspect.api import inspect
 from lstm_inspect.cli import main
@@ -137,11 +138,7 @@ def test_a_stateful_slot_carries_the_state_of_its_last_valid_step_into_the_next_
 
 
 def _refusal(*words):
-    result = CliRunner().invoke(main, ["--shape", "8,5,2", "--batch", "4", *words])
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "Traceback" not in result.output, result.output
-    return lines[0]
+    return usage_error("--shape", "8,5,2", "--batch", "4", *words)
 
 
 @pytest.mark.parametrize(("words", "said"), [

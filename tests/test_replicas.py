@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
+from usage import usage_error
 
 from lstm_inspect.cli import main
 from lstm_inspect.core.errors import SpecError
@@ -31,11 +32,7 @@ def test_a_global_batch_is_split_in_order_the_first_replicas_taking_one_more(siz
 
 
 def _refusal(*words, shape=("--shape", "16,5,1", "--batch", "4")):
-    result = CliRunner().invoke(main, [*shape, *words])
-    assert result.exit_code == 2, result.output
-    message = result.stderr.strip().splitlines()
-    assert len(message) == 1 and "Traceback" not in result.output, result.output
-    return message[0]
+    return usage_error(*shape, *words)
 
 
 @pytest.mark.parametrize(("words", "said"), [
