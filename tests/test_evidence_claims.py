@@ -167,9 +167,9 @@ def test_the_evidence_costs_no_more_than_the_run(monkeypatch):
     real_run_forward, real_evidence_forward = mirror.forward, evidence_module.forward
 
     def counted(key, real):
-        def forward(module, x, initial=None):
+        def forward(module, x, initial=None, mask=None):
             spent[key] += x.shape[0] * x.shape[1]
-            return real(module, x, initial)
+            return real(module, x, initial, mask)
         return forward
 
     monkeypatch.setattr(evidence_module, "forward", counted("evidence", real_evidence_forward))

@@ -24,9 +24,9 @@ def test_max_steps_stops_the_mirror(monkeypatch):
     made = []
     real = KerasStateful.call
 
-    def counting(self, x):
+    def counting(self, x, initial_state=None, mask=None):
         made.append(len(made))
-        return real(self, x)
+        return real(self, x, initial_state, mask)
 
     monkeypatch.setattr(KerasStateful, "call", counting)
     list(Inspection(Spec(1000, 5, 1, batch_size=10), max_steps=4))
