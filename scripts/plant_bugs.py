@@ -546,6 +546,10 @@ PLANTS = [
     plant("padding: the evidence's masked and unmasked swapped", CHECK + "evidence.py",
           "(run, gap(other)) if spec.mask else (gap(other), run)",
           "(gap(other), run) if spec.mask else (run, gap(other))", PADDING),
+    plant("padding: the port advice reads out[:, -1] pre-padded", EXPLAIN + "advice.py",
+          '    if spec.pad == "post":\n        last =', '    if spec.pad != "never":\n        last =', PADDING),
+    plant("padding: a GRU port told to carry c_n", EXPLAIN + "advice.py",
+          '    states = " and c_n" if spec.cell.keras_name == "LSTM" else ""', '    states = " and c_n"', PADDING),
     # ---- ConvLSTM2D (mirror/conv.py, core/frames.py; its numbers against real Keras need Keras) ----
     plant("convlstm2d: the gates in torch's LSTM order read as f, i", MIRROR + "conv.py",
           "            i, f, candidate, o = gates.chunk(_GATES, dim=1)",

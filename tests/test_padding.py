@@ -19,6 +19,7 @@ from lstm_inspect.core.choices import Phase
 from lstm_inspect.core.errors import SpecError
 from lstm_inspect.core.lengths import Lengths
 from lstm_inspect.core.spec import Spec
+from lstm_inspect.explain.advice import advise
 from lstm_inspect.mirror.inputs import batch_inputs, build_rnn, model_mask
 from lstm_inspect.mirror.module import forward
 from lstm_inspect.mirror.run import mirror_records
@@ -248,3 +249,29 @@ def test_the_verdict_says_what_the_padding_does(settings, said):
 def test_no_carry_is_promised_where_the_backend_carries_nothing(mask):
     verdict = _padded_report(stateful=True, shuffle=False, backend="jax", mask=mask).verdict
     assert "Padded:" in verdict and "carries" not in verdict.split("Padded:")[1]
+
+
+def _padding_advice(**settings):
+    spec = Spec(8, 5, 2, units=3, batch_size=4, **{"lengths": "2-5", **settings})
+    found = [item.text for item in advise(spec) if item.key == "padding"]
+    assert len(found) == 1
+    return found[0]
+
+
+@pytest.mark.parametrize(("settings", "said", "unsaid"), [
+    ({}, "pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)", "carry"),
+    ({}, "from h_n[-1], not out[:, -1], which is padding", "valid steps to the front"),
+    ({"bidirectional": True}, "h_n[-2] (forward) and h_n[-1] (backward)", "from h_n[-1],"),
+    ({"pad": "pre"}, "after moving each row's valid steps to the front", "which is padding"),
+    ({"stateful": True, "shuffle": False}, "carry each slot's h_n and c_n, detached", "Masking(mask_value=0.0) before"),
+    ({"stateful": True, "shuffle": False, "cell": "gru"}, "carry each slot's h_n, detached", "c_n"),
+    ({"stateful": True, "shuffle": False, "backend": "jax"}, "h_n[-1]", "carry"),  # jax carries nothing
+    ({"mask": False}, "mask the padding: keras.layers.Masking(mask_value=0.0) before", "pack_padded_sequence"),
+])
+def test_the_padding_advice_fits_the_mask_the_padding_side_and_the_cell(settings, said, unsaid):
+    text = _padding_advice(**settings)
+    assert said in text and unsaid not in text, text
+
+
+def test_unpadded_setups_get_no_padding_advice():
+    assert "padding" not in {item.key for item in advise(Spec(8, 5, 2, batch_size=4, stateful=True))}

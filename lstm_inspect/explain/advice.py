@@ -21,7 +21,8 @@ from ..data.datafile import Continuity, Series
 
 @dataclass(frozen=True)
 class Advice:
-    key: str  # what it is about: "batch size", "reset", "set states", "by hand", "stateful?", "layout", "data"
+    # What it is about: "batch size", "reset", "set states", "by hand", "stateful?", "layout", "padding", "data"
+    key: str
     text: str
 
     def to_json(self) -> dict[str, Any]:
@@ -34,6 +35,8 @@ def advise(spec: Spec, data: Continuity | None = None, terms: Terms = Terms()) -
     found.append(_stateful_or_not(spec, terms))
     if spec.stateful:
         found.append(_layout(spec, terms))
+    if spec.lengths:
+        found.append(_padding(spec, terms))
     if data is not None:
         found.append(_data(spec, data))
     return found
@@ -133,6 +136,33 @@ def _layout(spec: Spec, terms: Terms) -> Advice:
             "returns where each row came from; reset every K batches where each series holds K windows "
             f"({terms.setting('reset', 'every:K')}), or once per epoch when it spans the epoch")
     return Advice("layout", text)
+
+
+def _padding(spec: Spec, terms: Terms) -> Advice:
+    """Padded samples: the mask in Keras, and the same run in a PyTorch port (measured: core/lengths.py)."""
+    if spec.mask:
+        keras_side = ("keep keras.layers.Masking(mask_value=0.0) first (or mask_zero=True in an Embedding): each "
+                      "sample's result is its state at its last valid step, which return_state=True gives and "
+                      "return_sequences=False outputs")
+    else:
+        keras_side = ("mask the padding: keras.layers.Masking(mask_value=0.0) before the recurrent layer (or "
+                      f"mask_zero=True in an Embedding; {terms.setting('mask', True)}): unmasked, the zeros move "
+                      "the state")
+    if not spec.mask:
+        return Advice("padding", f"{keras_side}; a PyTorch port of this unmasked model runs the padded x as it is, "
+                                 "the zeros included, with no packing")
+    final = "h_n[-2] (forward) and h_n[-1] (backward)" if spec.bidirectional else "h_n[-1]"
+    if spec.pad == "post":
+        last = "not out[:, -1], which is padding"
+    else:
+        last = ("after moving each row's valid steps to the front (a packed sequence holds its first `length` "
+                "steps; unpacked, a pre-padded run goes through the zeros first)")
+    states = " and c_n" if spec.cell.keras_name == "LSTM" else ""
+    carried = (f"; carry each slot's h_n{states}, detached, into the next batch's slot" if spec.stateful
+               and facts_for(spec).carries else "")
+    port = ("in a PyTorch port, nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, "
+            f"enforce_sorted=False) gives the same: read each sample's final state from {final}, {last}{carried}")
+    return Advice("padding", f"{keras_side}; {port}")
 
 
 def _data(spec: Spec, data: Continuity) -> Advice:
