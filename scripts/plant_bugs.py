@@ -550,6 +550,11 @@ PLANTS = [
           '    if spec.pad == "post":\n        last =', '    if spec.pad != "never":\n        last =', PADDING),
     plant("padding: a GRU port told to carry c_n", EXPLAIN + "advice.py",
           '    states = " and c_n" if spec.cell.keras_name == "LSTM" else ""', '    states = " and c_n"', PADDING),
+    plant("padding: a validation_split batch's lengths drawn as validation data's", CHECK + "inspection.py",
+          "spec.lengths.of(spec.seed, call.stream, call.slot_samples)",
+          "spec.lengths.of(spec.seed, call.phase, call.slot_samples)", PADDING),
+    plant("padding: four slots' lengths shown as a range", "lstm_inspect/views/cells.py",
+          "if len(lengths) <= FEW_SLOTS else", "if len(lengths) < FEW_SLOTS else", PADDING),
     # ---- ConvLSTM2D (mirror/conv.py, core/frames.py; its numbers against real Keras need Keras) ----
     plant("convlstm2d: the gates in torch's LSTM order read as f, i", MIRROR + "conv.py",
           "            i, f, candidate, o = gates.chunk(_GATES, dim=1)",

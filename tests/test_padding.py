@@ -179,6 +179,69 @@ def test_the_json_spec_says_the_padding_and_a_replay_reads_it_back(tmp_path):
     assert not {"lengths", "pad", "mask"} & set(plain["spec"])  # files of unpadded runs read as before
 
 
+
+def _run(*words):
+    done = CliRunner().invoke(main, ["--no-evidence", "--no-advice", *words])
+    assert done.exit_code == 0, done.output
+    return done.stdout
+
+
+def _zeros_at_end_or_start(x):
+    """Each sample's valid steps read off its inputs (the padding is all zeros there): an oracle
+    of the lengths apart from Lengths.of."""
+    nonzero = (x != 0).any(dim=-1)
+    return nonzero.sum(dim=1).tolist()
+
+
+def test_each_step_in_json_gives_each_slots_valid_length_as_the_mirror_padded_it():
+    words = ["--shape", "12,6,2", "--batch", "4", "--lengths", "2-5", "--seed", "3", "--format", "json"]
+    steps = json.loads(_run(*words))["steps"]
+    spec = Spec(12, 6, 2, batch_size=4, lengths="2-5", seed=3)
+    assert len(steps) == 3
+    for step in steps:
+        x = batch_inputs(spec, Phase.TRAIN, np.array(step["samples"]), CPU)
+        assert step["lengths"] == _zeros_at_end_or_start(x)
+    # --no-slots: the range in place of the list.
+    counts = json.loads(_run(*words, "--no-slots"))["steps"]
+    assert [(step["shortest"], step["longest"]) for step in counts] == [
+        (min(step["lengths"]), max(step["lengths"])) for step in steps]
+    assert "lengths" not in json.loads(_run("--shape", "12,6,2", "--batch", "4", "--format", "json"))["steps"][0]
+
+
+def test_validation_split_batches_give_the_lengths_of_the_training_samples_they_hold():
+    steps = json.loads(_run("--shape", "12,6,2", "--batch", "4", "--lengths", "2-5", "--format", "json",
+                            "--calls", "fit(batch_size=4, validation_split=0.34)"))["steps"]
+    spec = Spec(12, 6, 2, batch_size=4, lengths="2-5")
+    held_out = [step for step in steps if step["phase"] == "validation"]
+    assert held_out and all(step["data"] == "train" for step in held_out)
+    for step in held_out:
+        x = batch_inputs(spec, Phase.TRAIN, np.array(step["samples"]), CPU)
+        assert step["lengths"] == _zeros_at_end_or_start(x)
+
+
+def test_the_table_markdown_and_csv_show_each_slots_valid_length_only_where_sequences_are_padded():
+    words = ["--shape", "12,6,2", "--batch", "4", "--no-shuffle", "--lengths", "5,3,4,6,2"]
+    markdown = _run(*words, "--format", "markdown").splitlines()
+    header = next(line for line in markdown if line.startswith("| step"))
+    assert header == "| step | call | samples | valid steps | slots started from | max \\|h0\\| | ok |"
+    rows = [line.split(" | ") for line in markdown if line.startswith("| 0 ") or line.startswith("| 1 ")]
+    assert [row[3] for row in rows] == ["5, 3, 4, 6", "2, 5, 3, 4"]
+    table = _run(*words, "--format", "table")
+    assert "valid steps" in table and "5, 3, 4, 6" in table
+    csv_lines = _run(*words, "--format", "csv").splitlines()
+    assert csv_lines[0].endswith(",verified,call,valid_steps")
+    assert [line.rsplit(",", 1)[1] for line in csv_lines[1:6]] == ["5", "3", "4", "6", "2"]
+    plain = _run("--shape", "12,6,2", "--batch", "4", "--format", "markdown")
+    assert "valid steps" not in plain
+
+
+def test_a_steps_valid_lengths_are_one_number_when_equal_and_a_range_for_many_slots():
+    equal = _run("--shape", "12,6,2", "--batch", "4", "--no-shuffle", "--lengths", "3", "--format", "markdown")
+    assert "| 0 | train e0 b0 | 0-3 | 3 | reset x4 |" in equal
+    many = _run("--shape", "12,6,2", "--batch", "6", "--no-shuffle", "--lengths", "5,3,4,6,2", "--format",
+                "markdown")
+    assert "| 0-5 | 2-6 | reset x6 |" in many
+
 def _padded_report(**settings):
     spec = Spec(8, 5, 2, units=3, batch_size=4, **{"lengths": "2-5", **settings})
     return inspect(spec).run()

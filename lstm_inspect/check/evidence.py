@@ -24,7 +24,7 @@ from ..core.spec import Spec
 from ..core.words import plural
 from ..data.memory import EVIDENCE_SLOTS, GRADIENT_STEPS, MAX_CHAIN_CALLS, MAX_CHAIN_STEPS, MAX_SAMPLES_ALONE
 from ..explain.verdict import stateful_does_nothing
-from ..mirror.inputs import batch_inputs, build_rnn, model_mask, valid_steps
+from ..mirror.inputs import batch_inputs, build_rnn, inputs_and_padding, padded_batch
 from ..mirror.module import forward
 from ..mirror.run import CallRecord, resolve_device, run_mirror
 
@@ -60,8 +60,7 @@ def batch_independence(spec: Spec, record: CallRecord | None, batch: int, run_ca
                             NO_LAYER_CALL if not run_calls else "no batch ran: Keras raises at the first call")
     module = build_rnn(spec, device)
     slots = max(1, min(len(record.call.samples), MAX_SAMPLES_ALONE, run_calls, EVIDENCE_SLOTS))
-    x = batch_inputs(spec, record.call.stream, record.call.samples[:slots], device)
-    mask = model_mask(spec, record.call.stream, record.call.samples[:slots], device)
+    x, mask = padded_batch(spec, record.call.stream, record.call.samples[:slots], device)
     with torch.no_grad():
         alone = torch.cat([forward(module, x[i:i + 1], tuple(s[:, i:i + 1] for s in record.initial),
                                    None if mask is None else mask[i:i + 1])[0][:, -1] for i in range(slots)])
@@ -99,9 +98,10 @@ def continuation(spec: Spec, records: list[CallRecord], chain_calls: int, run_ca
                             "sample comes first, or Keras raises first)", effective)
     module = build_rnn(spec, device)
     slots = min(spec.batch_size, EVIDENCE_SLOTS)  # bounds the concatenated run's memory
-    x = torch.cat([batch_inputs(spec, r.call.stream, r.call.samples[:slots], device) for r in chain], dim=1)
-    masks = [model_mask(spec, r.call.stream, r.call.samples[:slots], device) for r in chain]
-    mask = None if masks[0] is None else torch.cat([m for m in masks if m is not None], dim=1)
+    batches = [padded_batch(spec, r.call.stream, r.call.samples[:slots], device) for r in chain]
+    x = torch.cat([inputs for inputs, _ in batches], dim=1)
+    masks = [mask for _, mask in batches if mask is not None]
+    mask = torch.cat(masks, dim=1) if masks else None
     with torch.no_grad():
         whole = forward(module, x, mask=mask)[0]  # one stateless run from zeros over the concatenated sequences
     ends = whole[:, spec.timesteps - 1::spec.timesteps]
@@ -187,8 +187,7 @@ def padding_effect(spec: Spec, record: CallRecord | None, device: torch.device) 
     module = build_rnn(spec, device)
     slots = max(1, min(len(record.call.samples), MAX_SAMPLES_ALONE, EVIDENCE_SLOTS))
     samples = record.call.samples[:slots]
-    x = batch_inputs(spec, record.call.stream, samples, device)
-    valid = valid_steps(spec, record.call.stream, samples, device)
+    x, valid = inputs_and_padding(spec, record.call.stream, samples, device)
     assert valid is not None, "padding_effect measures padded samples"
     initial = tuple(state[:, :slots] for state in record.initial)
     with torch.no_grad():

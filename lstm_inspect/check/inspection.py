@@ -15,6 +15,8 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from ..core.facts import KerasError, KerasStateError
 from ..core.schedule import Step, keras_steps
 from ..core.spec import Spec
@@ -37,6 +39,7 @@ class StepResult:
     step: Step
     observed: Observed | None  # None on a dry run, past max_steps, and for the call where Keras raises
     verified: bool | None  # None when nothing was observed
+    lengths: np.ndarray | None = None  # each slot's valid timesteps, where the spec pads (--lengths)
 
 
 @dataclass(frozen=True)
@@ -160,7 +163,11 @@ class Inspection:
         if self._started:
             raise RuntimeError("an Inspection streams its steps once: start a new one for another pass")
         self._started = True
-        for result in (self._predicted(keras_steps(self.spec)) if self.dry_run else self._checked()):
+        spec = self.spec
+        for result in (self._predicted(keras_steps(spec)) if self.dry_run else self._checked()):
+            if spec.lengths:
+                call = result.step.call
+                result = dataclasses.replace(result, lengths=spec.lengths.of(spec.seed, call.stream, call.slot_samples))
             self._tally.add(result)
             self._landmarks.add(result.step)
             self._passes.add(result.step)

@@ -368,8 +368,8 @@ class Spec:
         for name, value in usual.items():
             if fields[name] == value:
                 del fields[name]
-        if self.lengths:
-            fields["lengths"] = str(self.lengths)
+        if self.lengths:  # the padding settings always said with it
+            fields.update(lengths=str(self.lengths), pad=self.pad, mask=self.mask)
         fields.update(shuffle=self.shuffle.keras_value, reset=str(self.reset), cell=str(self.cell),
                       keras=str(self.keras), backend=str(self.backend),
                       workflow=None if self.workflow is None else text(self.workflow), calls=text(self.plan))

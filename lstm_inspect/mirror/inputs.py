@@ -40,8 +40,22 @@ _PHASE_SALT = {Phase.TRAIN: 0x1B873593, Phase.VALIDATION: 0x5A3B2C1D, Phase.PRED
 
 
 def batch_inputs(spec: Spec, phase: Phase, samples: np.ndarray, device: torch.device) -> torch.Tensor:
+    """These samples' inputs (see padded_batch)."""
+    return padded_batch(spec, phase, samples, device)[0]
+
+
+def padded_batch(spec: Spec, phase: Phase, samples: np.ndarray, device: torch.device
+                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """These samples' inputs, and the mask the model computes of them (see model_mask)."""
+    x, valid = inputs_and_padding(spec, phase, samples, device)
+    return x, valid if spec.mask else None
+
+
+def inputs_and_padding(spec: Spec, phase: Phase, samples: np.ndarray, device: torch.device
+                       ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Inputs of shape (len(samples), T, F), or (len(samples), T, H, W, C) for ConvLSTM2D, uniform
-    in [-1, 1), for these samples of this phase.
+    in [-1, 1), for these samples of this phase, zero where padded; and their valid steps (see
+    valid_steps), whether the model masks them or not.
 
     Counter-based (a hash of seed, phase, sample and cell) rather than a seeded generator,
     so that a sample's data depends only on its index, whatever batch or epoch holds it.
@@ -62,7 +76,7 @@ def batch_inputs(spec: Spec, phase: Phase, samples: np.ndarray, device: torch.de
     valid = valid_steps(spec, phase, samples, device)
     if valid is not None:
         values.mul_(valid[..., None])  # the padding: zeros, as keras.utils.pad_sequences writes it
-    return values.view(len(samples), spec.timesteps, *spec.step_shape)
+    return values.view(len(samples), spec.timesteps, *spec.step_shape), valid
 
 
 def valid_steps(spec: Spec, phase: Phase, samples: np.ndarray, device: torch.device) -> torch.Tensor | None:
@@ -80,7 +94,7 @@ def valid_steps(spec: Spec, phase: Phase, samples: np.ndarray, device: torch.dev
 def model_mask(spec: Spec, phase: Phase, samples: np.ndarray, device: torch.device) -> torch.Tensor | None:
     """The mask the model computes (Masking(0.0): a step is masked where it is padding); None
     where it masks nothing (no padding, or --no-mask feeding it as input)."""
-    return valid_steps(spec, phase, samples, device) if spec.mask else None
+    return padded_batch(spec, phase, samples, device)[1]
 
 
 def build_rnn(spec: Spec, device: torch.device) -> Recurrent:

@@ -22,7 +22,7 @@ from ..core.spec import Spec
 from ..core.workflow import Kind, Op
 from ..data.memory import INPUT_GROUP_VALUES
 from .conv import ConvLSTM2D
-from .inputs import batch_inputs, build_rnn, model_mask
+from .inputs import build_rnn, padded_batch
 from .module import KerasStateful, Recurrent, States
 
 
@@ -176,6 +176,6 @@ def _with_inputs(spec: Spec, calls: Iterator[Call], device: torch.device
         while chunk := list(itertools.islice(same, group)):
             samples = np.concatenate([call.samples for call in chunk])
             sizes = [len(call.samples) for call in chunk]
-            inputs = torch.split(batch_inputs(spec, stream, samples, device), sizes)
-            mask = model_mask(spec, stream, samples, device)
-            yield from zip(chunk, inputs, [None] * len(chunk) if mask is None else torch.split(mask, sizes))
+            x, mask = padded_batch(spec, stream, samples, device)
+            masks = [None] * len(chunk) if mask is None else torch.split(mask, sizes)
+            yield from zip(chunk, torch.split(x, sizes), masks)

@@ -15,6 +15,7 @@ from ..explain.verdict import slot_counts
 from .glyphs import UNICODE, Glyphs
 
 T = TypeVar("T")
+FEW_SLOTS = 4  # a step of at most this many slots lists each one's valid length
 
 
 def format_samples(samples: np.ndarray, marks: Glyphs = UNICODE) -> str:
@@ -26,6 +27,15 @@ def format_samples(samples: np.ndarray, marks: Glyphs = UNICODE) -> str:
         return f"{first}-{last}"
     head = ", ".join(str(s) for s in samples[:2].tolist())
     return f"{head}, {marks.more} ({len(samples):,})"
+
+
+def format_lengths(lengths: np.ndarray) -> str:
+    """Each slot's valid timesteps: "5" when all have as many, "5, 3, 4" for a few slots, else the
+    range "2-5" (JSON gives them all)."""
+    low, high = int(lengths.min()), int(lengths.max())
+    if low == high:
+        return str(low)
+    return ", ".join(str(length) for length in lengths.tolist()) if len(lengths) <= FEW_SLOTS else f"{low}-{high}"
 
 
 def describe_start(step: Step) -> str:
@@ -88,10 +98,11 @@ class FoldedRows(HeadAndTail[StepResult]):
         if self.folded:
             self.folded[_fold_key(self.tail.popleft().step)] += 1
 
-    def fold_cells(self, marks: Glyphs = UNICODE) -> list[str]:
+    def fold_cells(self, marks: Glyphs = UNICODE, padded: bool = False) -> list[str]:
+        """The fold row's first cells (through "slots started from"); `padded` as in step_columns."""
         total = sum(self.folded.values())
         kinds = ", ".join(f"{count:,} {key}" for key, count in self.folded.items())
-        return [marks.more, f"{total:,} more steps", "", kinds]
+        return [marks.more, f"{total:,} more steps", "", *[""] * padded, kinds]
 
 
 def check_mark(result: StepResult, marks: Glyphs) -> Text:
@@ -100,8 +111,13 @@ def check_mark(result: StepResult, marks: Glyphs) -> Text:
     return Text(marks.ok, style="green") if result.verified else Text(marks.bad, style="bold red")
 
 
+def step_columns(padded: bool) -> list[str]:
+    """The names of step_cells's cells; `padded`: the spec pads (--lengths)."""
+    return ["step", "call", "samples", *["valid steps"] * padded, "slots started from", "max |h0|", "ok"]
+
+
 def step_cells(result: StepResult, marks: Glyphs = UNICODE) -> list[str]:
-    """The text of a step's row, for every tabular format."""
+    """The text of a step's row, for every tabular format (named by step_columns)."""
     call = result.step.call
     observed = "" if result.observed is None else f"{result.observed.max_abs_initial:.3g}"
     if result.step.seen_on_model:
@@ -110,5 +126,6 @@ def step_cells(result: StepResult, marks: Glyphs = UNICODE) -> list[str]:
         samples = f"{call.samples[0]} in all {call.broadcast:,} slots"
     else:
         samples = format_samples(call.samples, marks)
-    return [str(call.index), call.label, samples, describe_start(result.step),
+    lengths = [] if result.lengths is None else [format_lengths(result.lengths)]
+    return [str(call.index), call.label, samples, *lengths, describe_start(result.step),
             observed, check_mark(result, marks).plain]

@@ -6,7 +6,7 @@ import csv
 from typing import TextIO
 
 from ..check.inspection import Report, StepResult
-from .cells import FoldedRows, step_cells
+from .cells import FoldedRows, step_cells, step_columns
 from .glyphs import choose_glyphs
 from .table import summary_text
 
@@ -35,12 +35,15 @@ class MarkdownWriter:
         out, rows = self.out, self.rows
         rows.finish()
         out.write(f"`{self.command}`\n\n")
-        out.write(_markdown_row(["step", "call", "samples", "slots started from", "max |h0|", "ok"]))
-        out.write("|---:|---|---|---|---:|:---:|\n")
+        padded = bool(report.spec.lengths)
+        columns = step_columns(padded)
+        out.write(_markdown_row(columns))
+        rules = {"step": "---:", "max |h0|": "---:", "ok": ":---:"}
+        out.write("|" + "|".join(rules.get(name, "---") for name in columns) + "|\n")
         for result in rows.head:
             out.write(_markdown_row(step_cells(result, self.marks)))
         if rows.folded:
-            out.write(_markdown_row(rows.fold_cells(self.marks) + ["", ""]))
+            out.write(_markdown_row(rows.fold_cells(self.marks, padded) + ["", ""]))
         for result in rows.tail:
             out.write(_markdown_row(step_cells(result, self.marks)))
         out.write(f"\n{summary_text(report).plain}\n")
@@ -67,18 +70,23 @@ CSV_COLUMNS = ["phase", "epoch", "batch", "slot", "sample", "start", "verified",
 
 
 class CsvWriter:
-    """One row per step and slot, written as the steps come."""
+    """One row per step and slot, written as the steps come; `padded` (--lengths): a last column
+    of each slot's valid timesteps."""
 
-    def __init__(self, out: TextIO):
+    def __init__(self, out: TextIO, padded: bool = False):
         self.writer = csv.writer(out, lineterminator="\n")
-        self.writer.writerow(CSV_COLUMNS)
+        self.writer.writerow(CSV_COLUMNS + ["valid_steps"] * padded)
 
     def add(self, result: StepResult) -> None:
         call = result.step.call
         starts = result.step.start_labels() or ["raises"] * len(call.samples)
         verified = "" if result.verified is None else str(result.verified).lower()
-        self.writer.writerows([call.phase.value, call.epoch, call.batch, slot, sample, start, verified, call.segment]
-                              for slot, (sample, start) in enumerate(zip(call.slot_samples.tolist(), starts)))
+        rows = ([call.phase.value, call.epoch, call.batch, slot, sample, start, verified, call.segment]
+                for slot, (sample, start) in enumerate(zip(call.slot_samples.tolist(), starts)))
+        if result.lengths is None:
+            self.writer.writerows(rows)
+        else:
+            self.writer.writerows(row + [length] for row, length in zip(rows, result.lengths.tolist()))
 
     def finish(self, report: Report) -> None:
         """Nothing follows the rows."""

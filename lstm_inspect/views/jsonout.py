@@ -22,6 +22,9 @@ def step_to_json(result: StepResult, slots: bool = True) -> dict[str, Any]:
         item.update(samples=call.slot_samples.tolist(), start=step.start_labels())
     else:
         item.update(slots=len(call.slot_samples), zero_slots=step.zero_slots, carried_slots=step.carried_slots)
+    if result.lengths is not None:  # each slot's valid timesteps (--lengths); the range with --no-slots
+        lengths = result.lengths.tolist()
+        item.update(lengths=lengths) if slots else item.update(shortest=min(lengths), longest=max(lengths))
     if call.broadcast:
         item["broadcast"] = True  # one sample, run in every slot (TensorFlow), where Keras raises elsewhere
     if result.observed is not None:

@@ -18,7 +18,7 @@ from rich.text import Text
 from ..check.inspection import Report, StepResult
 from ..core.facts import facts_for
 from ..core.words import plural
-from .cells import FoldedRows, check_mark, step_cells
+from .cells import FoldedRows, check_mark, step_cells, step_columns
 from .glyphs import ASCII, UNICODE, Glyphs, choose_glyphs
 
 if TYPE_CHECKING:
@@ -43,8 +43,8 @@ def show(report: Report, view: View) -> None:
 def _row(result: StepResult, marks: Glyphs) -> list[Text]:
     # Text, never markup: a call's label may come from a saved file, and "[" is text there.
     cells = [Text(cell) for cell in step_cells(result, marks)]
-    cells[3] = Text(cells[3].plain, style="bold red" if result.step.raises else "")
-    cells[5] = check_mark(result, marks)
+    cells[-3] = Text(cells[-3].plain, style="bold red" if result.step.raises else "")  # slots started from
+    cells[-1] = check_mark(result, marks)
     return cells
 
 
@@ -70,9 +70,8 @@ def build_table(report: Report, rows: FoldedRows, marks: Glyphs = UNICODE) -> Ta
     else:
         title = f"Steps of {name}, checked on a PyTorch {report.spec.layer_name}"
     table = Table(title=title, title_justify="left")
-    columns: list[tuple[str, JustifyMethod]] = [
-        ("step", "right"), ("call", "left"), ("samples", "left"), ("slots started from", "left"),
-        ("max |h0|", "right"), ("ok", "center")]
+    justified: dict[str, JustifyMethod] = {"step": "right", "max |h0|": "right", "ok": "center"}
+    columns = [(name, justified.get(name, "left")) for name in step_columns(bool(report.spec.lengths))]
     if keras is not None:
         columns.append(("Keras", "left"))
     for name, justify in columns:
@@ -87,7 +86,7 @@ def build_table(report: Report, rows: FoldedRows, marks: Glyphs = UNICODE) -> Ta
     for result in rows.head:
         add(result)
     if rows.folded:
-        table.add_row(*rows.fold_cells(marks), style="dim italic")
+        table.add_row(*rows.fold_cells(marks, bool(report.spec.lengths)), style="dim italic")
     for result in rows.tail:
         add(result)
     return table
