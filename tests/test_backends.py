@@ -165,6 +165,29 @@ SETUPS = {
     "padding: post, unmasked, stateful SimpleRNN": dict(
         samples=8, timesteps=5, features=2, lengths="2,4", mask=False, cell="rnn", units=3, batch_size=4,
         stateful=True, shuffle=False, epochs=2, predict_samples=4),
+    # go_backwards: each call runs last step first, so a stateful slot carries the state after x[:, 0].
+    "go_backwards: stateful LSTM across epochs, validation and predict, a partial batch of 1": dict(
+        samples=8, timesteps=4, features=2, go_backwards=True, units=3, batch_size=4, stateful=True,
+        shuffle=False, epochs=2, val_samples=4, predict_samples=5),
+    "go_backwards: post padding, masked, stateful GRU of two layers": dict(
+        samples=8, timesteps=5, features=2, go_backwards=True, lengths="1-5", cell="gru", layers=2, units=3,
+        batch_size=4, stateful=True, shuffle=False, epochs=2, predict_samples=4),
+    "go_backwards: pre padding, masked, stateful SimpleRNN, reset every epoch": dict(
+        samples=8, timesteps=4, features=1, go_backwards=True, lengths="2,4,1", pad="pre", cell="rnn", units=2,
+        batch_size=4, stateful=True, shuffle=False, epochs=2, reset="epoch"),
+    # Stacked, each layer flips its input: the second runs over the first's outputs in time order.
+    "go_backwards: two stacked LSTMs, unmasked post padding, stateless, shuffled": dict(
+        samples=10, timesteps=4, features=2, go_backwards=True, lengths="2-4", mask=False, layers=2, units=3,
+        batch_size=4, epochs=2, predict_samples=3),
+    "go_backwards: three stacked LSTMs, stateful": dict(
+        samples=8, timesteps=4, features=2, go_backwards=True, layers=3, units=2, batch_size=4, stateful=True,
+        shuffle=False, epochs=2),
+    "go_backwards: convlstm2d, stateful": dict(
+        samples=8, timesteps=3, features=1, frame=(4, 4), kernel=2, cell="convlstm2d", units=2, batch_size=4,
+        go_backwards=True, stateful=True, shuffle=False, epochs=2, predict_samples=4),
+    "go_backwards: two stacked convlstm2d, 'same'": dict(
+        samples=8, timesteps=3, features=1, frame=(3, 4), kernel=2, padding="same", layers=2, cell="convlstm2d",
+        units=2, batch_size=4, go_backwards=True, stateful=True, shuffle=False, predict_samples=4),
 }
 
 
@@ -433,3 +456,49 @@ def test_the_mirrors_outputs_over_masked_padding_are_kerass(keras, backend):
         # Bidirectional zeros its masked steps; one way repeats an output there, zero only where
         # no valid step came yet (pre-padding).
         assert (largest_masked == 0.0) == ("bidirectional" in name or "pre" in name), name
+
+
+# go_backwards outputs, against Keras's own (return_sequences=True on every layer): in the order the
+# steps ran, never flipped back; stacked, each layer flips its input and takes the mask unflipped.
+GO_BACKWARDS_OUTPUTS_PROBE = """
+import json, sys
+import numpy as np, torch
+if sys.argv[1] == "2":
+    import tf_keras as keras
+else:
+    import keras
+from lstm_inspect.core.choices import Phase
+from lstm_inspect.core.spec import Spec
+from lstm_inspect.keras.oracle.model import copy_weights
+from lstm_inspect.mirror.inputs import padded_batch, build_rnn
+from lstm_inspect.mirror.module import forward
+
+cpu, samples, found = torch.device("cpu"), np.arange(6), {}
+for layers in (1, 2):
+    for pad in ("", "post", "pre"):
+        spec = Spec(6, 5, 2, units=3, layers=layers, lengths="1-5" if pad else "", pad=pad or "post",
+                    go_backwards=True, keras=sys.argv[1], backend=sys.argv[2])
+        module = build_rnn(spec, cpu)
+        x, mask = padded_batch(spec, Phase.PREDICT, samples, cpu)
+        with torch.no_grad():
+            mirror = forward(module, x, mask=mask, go_backwards=True)[0].numpy()
+        inputs = keras.Input((5, 2))
+        outputs = keras.layers.Masking(0.0)(inputs) if pad else inputs
+        rnns = [keras.layers.LSTM(3, return_sequences=True, go_backwards=True) for _ in range(layers)]
+        for layer in rnns:
+            outputs = layer(outputs)
+        model = keras.Model(inputs, outputs)
+        copy_weights(rnns, spec, module)
+        given = model.predict(x.numpy(), verbose=0)
+        found[f"{layers} layers {pad or 'unpadded'}"] = [float(np.abs(given - mirror).max()),
+                                                         float(np.abs(given - mirror[:, ::-1]).max())]
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.parametrize("keras, backend", [("3", "torch"), ("3", "tensorflow"), ("3", "jax"), ("2", "tensorflow")])
+def test_the_mirrors_go_backwards_outputs_are_kerass_in_the_order_the_steps_ran(keras, backend):
+    found = run_probe(GO_BACKWARDS_OUTPUTS_PROBE, backend, keras, backend)
+    assert len(found) == 6
+    for name, (diff, flipped_back) in found.items():
+        assert diff < TOLERANCE < flipped_back, name

@@ -33,7 +33,7 @@ VALUES = {
     "units": ["--units", "4"], "seed": ["--seed", "3"], "fixed_batch": ["--no-fixed-batch"],
     "replicas": ["--replicas", "1"], "kernel": ["--kernel", "3"], "padding": ["--padding", "valid"],
     "data_format": ["--data-format", "channels_last"], "lengths": ["--lengths", "5"], "pad": ["--pad", "post"],
-    "mask": ["--mask"],
+    "mask": ["--mask"], "go_backwards": ["--go-backwards"],
     "output_format": ["--format", "json"], "view": ["--view", "timeline"],
     "ascii_only": ["--ascii"],
     "svg": ["--svg", "{export}.svg"], "html": ["--html", "{export}.html"], "max_rows": ["--max-rows", "5"],
@@ -47,7 +47,8 @@ VALUES = {
 }
 SETUP = ["shape", "batch_size", "stateful", "epochs", "shuffle", "no_shuffle", "cell", "layers", "bidirectional",
          "keras", "backend", "reset", "val_samples", "predict_samples", "workflow", "data", "data_key", "units", "seed",
-         "fixed_batch", "replicas", "kernel", "padding", "data_format", "lengths", "pad", "mask"]
+         "fixed_batch", "replicas", "kernel", "padding", "data_format", "lengths", "pad", "mask",
+         "go_backwards"]
 OUTPUT = ["output_format", "view", "ascii_only", "svg", "html", "max_rows", "no_slots", "advice"]
 RUN = ["device", "max_steps", "dry_run", "evidence", "evidence_batch", "against"]
 CI = ["expect_resets", "expect_slot_resets", "expect_carries", "expect_error", "strict", "quiet"]
@@ -61,6 +62,7 @@ PAIRS = sorted({
     *[("emit", other) for other in ["data", *OUTPUT, *RUN, *CI]],
     ("emit", "replicas"),  # the programs build no MirroredStrategy yet
     ("emit", "lengths"),  # nor pad a sequence
+    ("emit", "go_backwards"),  # nor run a layer backwards
     ("lengths", "data"),  # the data's own padding is in the data, not made
     # --quiet prints nothing: nothing about how to print.
     *[("quiet", other) for other in ("output_format", "max_rows", "view", "svg", "html", "ascii_only")],

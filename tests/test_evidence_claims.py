@@ -167,9 +167,9 @@ def test_the_evidence_costs_no_more_than_the_run(monkeypatch):
     real_run_forward, real_evidence_forward = mirror.forward, evidence_module.forward
 
     def counted(key, real):
-        def forward(module, x, initial=None, mask=None):
+        def forward(module, x, initial=None, mask=None, go_backwards=False):
             spent[key] += x.shape[0] * x.shape[1]
-            return real(module, x, initial, mask)
+            return real(module, x, initial, mask, go_backwards)
         return forward
 
     monkeypatch.setattr(evidence_module, "forward", counted("evidence", real_evidence_forward))

@@ -18,7 +18,8 @@ CONFLICTS = {
              "dry_run", "device",
              "max_steps", "no_slots", "evidence", "evidence_batch", "quiet", "expect_resets",
              "expect_slot_resets", "expect_carries", "expect_error", "strict",
-             "replicas", "lengths"),  # the programs build no MirroredStrategy and pad no sequence yet
+             "replicas", "lengths", "go_backwards"),  # the programs build no MirroredStrategy, pad no sequence and
+                                                     # run no layer backwards yet
     "quiet": ("output_format", "max_rows", "view", "svg", "html", "ascii_only"),
     "dry_run": ("evidence", "evidence_batch", "against", "device", "max_steps"),
     "against": ("max_steps",),  # Keras runs every step: the mirror's shown must be checked too
@@ -66,5 +67,5 @@ def reject_conflicts(ctx: click.Context) -> None:
 REPLAY_CONFLICTS = ("data", "data_key", "shape", "batch_size", "stateful", "epochs", "shuffle", "no_shuffle", "cell",
                     "layers", "bidirectional", "keras", "backend", "reset", "val_samples", "predict_samples",
                     "workflow", "fixed_batch", "replicas", "kernel", "padding", "data_format", "lengths", "pad", "mask",
-                    "units", "seed",
+                    "go_backwards", "units", "seed",
                     "device", "max_steps", "dry_run", "evidence", "evidence_batch", "against", "emit")

@@ -126,6 +126,9 @@ SETUP_OPTIONS = [
     click.option("--layers", type=ASCII_INT, default=1, show_default=True,
                  help="Stacked recurrent layers, each with its own state per slot."),
     click.option("--bidirectional", is_flag=True, help="Wrap each layer in Bidirectional."),
+    click.option("--go-backwards", "go_backwards", is_flag=True,
+                 help="The layers' go_backwards=True: each call runs its timesteps last to first, its output in "
+                      "that order, and a stateful slot carries the state after x[:, 0]."),
     click.option("--fixed-batch/--no-fixed-batch", "fixed_batch", default=True, show_default=True,
                  help="Whether the model's input fixes the batch size (keras.Input(batch_shape=(B, T, F))); "
                       "--no-fixed-batch: keras.Input(shape=(T, F)), which a stateful layer refuses (Keras's "

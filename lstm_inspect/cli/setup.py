@@ -25,7 +25,7 @@ FLAGS = {"samples": "--shape", "timesteps": "--shape", "features": "--shape", "s
          "workflow": "--calls", "fixed_batch": "--no-fixed-batch", "replicas": "--replicas",
          "frame": "--shape", "kernel": "--kernel", "padding": "--padding",
          "data_format": "--data-format", "lengths": "--lengths", "pad": "--pad", "mask": "--no-mask",
-         "units": "--units", "seed": "--seed", "max_steps": "--max-steps"}
+         "go_backwards": "--go-backwards", "units": "--units", "seed": "--seed", "max_steps": "--max-steps"}
 DATA_FLAGS = {"key": "--data-key"}  # open_data's fields
 # In sentences, the data's N stands for the samples (N of --shape N,T,F).
 TERMS = Terms({**FLAGS, "samples": "N"}, {"shuffle=False": "--no-shuffle (shuffle=False)",
@@ -60,7 +60,8 @@ def command_line(spec: Spec) -> str:
             words.append(f"{FLAGS[name]} {getattr(spec, name)}")
     if spec.keras == KerasVersion.THREE:  # the default depends on the machine: always say which
         words.append(f"--backend {spec.backend}")
-    words += ["--bidirectional"] * spec.bidirectional + ["--no-fixed-batch"] * (not spec.fixed_batch)
+    words += ["--bidirectional"] * spec.bidirectional + ["--go-backwards"] * spec.go_backwards
+    words += ["--no-fixed-batch"] * (not spec.fixed_batch)
     words += [f"--replicas {spec.replicas}"] * (spec.replicas > 1)
     if spec.cell.convolutional:
         words += [f"--kernel {spec.kernel}", f"--padding {spec.padding}", f"--data-format {spec.data_format}"]

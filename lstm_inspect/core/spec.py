@@ -80,6 +80,8 @@ class Spec:
     lengths: Lengths = Lengths()
     pad: str = DEFAULT_PAD
     mask: bool = True
+    # The layers' go_backwards=True: each call runs its timesteps last to first.
+    go_backwards: bool = False
 
     def __post_init__(self) -> None:
         self._check_types()
@@ -100,6 +102,9 @@ class Spec:
         check_replicas(self)
         check_frames(self)
         check_lengths(self)
+        if self.go_backwards and self.bidirectional:
+            raise SpecError("go_backwards", "{go_backwards} with {bidirectional} is not followed: Bidirectional "
+                            "already runs its backward layer last to first (give one of them)")
 
     def _choose(self) -> None:
         """The choices as enums, from their values (and keras=3 as well as keras="3")."""
@@ -362,7 +367,7 @@ class Spec:
         fields = dataclasses.asdict(self)
         # As every file before the setting: a default left out.
         usual: dict[str, Any] = {"fixed_batch": True, "replicas": 1, "lengths": dataclasses.asdict(Lengths()),
-                                 "pad": DEFAULT_PAD, "mask": True}
+                                 "pad": DEFAULT_PAD, "mask": True, "go_backwards": False}
         if not self.cell.convolutional:
             usual.update(frame=None, kernel=DEFAULT_KERNEL, padding=DEFAULT_PADDING, data_format=DEFAULT_DATA_FORMAT)
         for name, value in usual.items():
@@ -384,7 +389,7 @@ class Spec:
 
 _INTS = ("samples", "timesteps", "features", "batch_size", "epochs", "val_samples", "predict_samples", "units",
          "seed", "layers", "replicas", "kernel")
-_FLAGS = ("stateful", "bidirectional", "fixed_batch", "mask")
+_FLAGS = ("stateful", "bidirectional", "fixed_batch", "mask", "go_backwards")
 
 
 def unbuildable_stateful(spec: Spec) -> str:

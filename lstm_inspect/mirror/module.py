@@ -3,6 +3,8 @@ handle theirs (keras/src/layers/rnn/rnn.py), by its own code: it never reads the
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from torch import nn
 
@@ -15,9 +17,15 @@ Recurrent = nn.RNNBase | ConvLSTM2D
 
 
 def forward(module: Recurrent, x: torch.Tensor, initial: States | None = None,
-            mask: torch.Tensor | None = None) -> tuple[torch.Tensor, States]:
+            mask: torch.Tensor | None = None, go_backwards: bool = False) -> tuple[torch.Tensor, States]:
     """Run the module; states always as a tuple, whether it takes (h, c) or h alone. `mask`
-    (batch, timesteps; True where a step is kept), as Keras's: a masked step holds the state."""
+    (batch, timesteps; True where a step is kept), as Keras's: a masked step holds the state.
+    `go_backwards`: as Keras's, the steps run last to first, and the output stays in the order
+    they ran (its last step is x[:, 0]'s), never flipped back."""
+    if go_backwards and module.num_layers > 1:
+        return _backwards_layer_by_layer(module, x, initial, mask)
+    if go_backwards:
+        x, mask = x.flip(1), None if mask is None else mask.flip(1)
     hx = None if initial is None else initial if len(initial) == 2 else initial[0]
     if mask is not None and not bool(mask.all()):
         if isinstance(module, ConvLSTM2D):
@@ -26,6 +34,45 @@ def forward(module: Recurrent, x: torch.Tensor, initial: States | None = None,
     else:
         output, final = module(x, hx)
     return output, tuple(final) if isinstance(final, tuple) else (final,)
+
+
+def _backwards_layer_by_layer(module: Recurrent, x: torch.Tensor, initial: States | None,
+                              mask: torch.Tensor | None) -> tuple[torch.Tensor, States]:
+    """Stacked go_backwards layers, as Keras stacks them: each layer flips its input, so the second
+    runs over the first's outputs (in the order the first ran them) last to first, that is in the
+    input's own time order; and each is given the model's mask as it was, never flipped."""
+    finals: list[States] = []
+    for depth, layer in enumerate(_single_layers(module)):
+        start = None if initial is None else tuple(state[depth:depth + 1] for state in initial)
+        x, final = forward(layer, x, start, mask, go_backwards=True)
+        finals.append(final)
+    return x, tuple(torch.cat(states) for states in zip(*finals, strict=True))
+
+
+_LAYERS: weakref.WeakKeyDictionary[Recurrent, list[Recurrent]] = weakref.WeakKeyDictionary()
+
+
+def _single_layers(module: Recurrent) -> list[Recurrent]:
+    """One-layer modules, one per layer of `module`, each holding that layer's very parameters."""
+    if module not in _LAYERS:
+        _LAYERS[module] = [_layer_of(module, depth) for depth in range(module.num_layers)]
+    return _LAYERS[module]
+
+
+def _layer_of(module: Recurrent, depth: int) -> Recurrent:
+    layer: Recurrent
+    below = module.input_size if depth == 0 else module.hidden_size
+    if isinstance(module, ConvLSTM2D):
+        layer = ConvLSTM2D(below, module.hidden_size, module.kernel_size, module.frame if depth == 0 else
+                           module.state_frame, padding=module.padding, recurrent_activation=module.recurrent_activation,
+                           data_format=module.data_format)
+        names: tuple[str, ...] = ("weight_ih", "weight_hh", "bias")
+    else:
+        layer = getattr(nn, type(module).__name__)(below, module.hidden_size, batch_first=True)
+        names = ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+    for name in names:
+        setattr(layer, f"{name}_l0", getattr(module, f"{name}_l{depth}"))
+    return layer.train(module.training)
 
 
 def _masked(module: nn.RNNBase, x: torch.Tensor, hx: torch.Tensor | States | None,
@@ -69,14 +116,16 @@ class KerasStateful(nn.Module):
     a buffer (None, meaning zeros, until first read): it follows `.to(device)` and, as in
     Keras, is not saved in `state_dict()`.
     Stateless: every call starts from zeros, whatever its batch size. `keras` and `backend`
-    choose the wording of the error, as that Keras raises it.
+    choose the wording of the error, as that Keras raises it. `go_backwards`: each call runs its
+    steps last to first (see `forward`), so a stateful slot carries the state after x[:, 0].
 
     `forward` returns what the wrapped module returns: `(output, h_n)`, or
     `(output, (h_n, c_n))` for an LSTM, so it replaces the module in existing code.
     """
 
     def __init__(self, rnn: Recurrent, batch_size: int | None = None, *, stateful: bool = True,
-                 keras: KerasVersion | str = KerasVersion.THREE, backend: Backend | str | None = None):
+                 keras: KerasVersion | str = KerasVersion.THREE, backend: Backend | str | None = None,
+                 go_backwards: bool = False):
         super().__init__()
         if not isinstance(rnn, (nn.LSTM, nn.GRU, nn.RNN, ConvLSTM2D)):
             raise TypeError(f"expected an nn.LSTM, nn.GRU, nn.RNN or ConvLSTM2D, got {type(rnn).__name__}")
@@ -90,6 +139,7 @@ class KerasStateful(nn.Module):
         self.rnn = rnn
         self._batch_size = batch_size
         self.stateful = stateful
+        self.go_backwards = go_backwards
         self.keras = KerasVersion(keras)
         self.backend = Backend(backend or (Backend.TENSORFLOW if self.keras == KerasVersion.TWO else Backend.TORCH))
         if (self.keras, self.backend) not in FACTS:
@@ -177,7 +227,7 @@ class KerasStateful(nn.Module):
                 # A state left by a call under torch.inference_mode() (say, validation) cannot
                 # take part in a backward pass; an ordinary copy can.
                 initial = tuple(state.clone() if state.is_inference() else state for state in initial)
-        output, final = forward(self.rnn, x, initial, mask)
+        output, final = forward(self.rnn, x, initial, mask, self.go_backwards)
         if self.stateful:
             # Keras assigns the final states to non-trainable variables: the next call sees
             # constants, so no gradient crosses a call boundary.

@@ -73,7 +73,8 @@ def _twin(layer: KerasStateful, op: Op) -> KerasStateful:
     module = _like(layer.rnn)
     module.load_state_dict(layer.rnn.state_dict())
     stateful = layer.stateful if op.stateful is None else op.stateful
-    return KerasStateful(module, op.batch_size, stateful=stateful, keras=layer.keras, backend=layer.backend)
+    return KerasStateful(module, op.batch_size, stateful=stateful, keras=layer.keras, backend=layer.backend,
+                         go_backwards=layer.go_backwards)
 
 
 def _saved_and_loaded(layer: KerasStateful, op: Op) -> KerasStateful:
@@ -82,7 +83,7 @@ def _saved_and_loaded(layer: KerasStateful, op: Op) -> KerasStateful:
     torch.save(layer.state_dict(), saved)
     saved.seek(0)
     loaded = KerasStateful(_like(layer.rnn), layer.batch_size, stateful=layer.stateful, keras=layer.keras,
-                           backend=layer.backend)
+                           backend=layer.backend, go_backwards=layer.go_backwards)
     loaded.load_state_dict(torch.load(saved, weights_only=True))
     return loaded
 
@@ -104,7 +105,7 @@ class _Loop:
     def __init__(self, spec: Spec, device: torch.device):
         self.spec, self.facts = spec, FACTS[spec.keras, spec.backend]
         self.layer = KerasStateful(build_rnn(spec, device), spec.batch_size, stateful=spec.stateful,
-                                   keras=spec.keras, backend=spec.backend)
+                                   keras=spec.keras, backend=spec.backend, go_backwards=spec.go_backwards)
         self.traces = Traces(self.facts)
         self.returned: States | None = None  # the states the last predict returned, for each of its samples
 

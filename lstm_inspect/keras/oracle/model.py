@@ -99,7 +99,7 @@ def _build(keras, spec: Spec, batch_size: int, hand_carry: bool, stateful: bool 
         outputs = keras.layers.Masking(mask_value=0.0)(inputs)  # a step is masked where every feature is 0
     for depth in range(spec.layers):
         layer = layer_class(spec.units, stateful=stateful, return_sequences=depth < spec.layers - 1,
-                            return_state=hand_carry, **options)
+                            return_state=hand_carry, go_backwards=spec.go_backwards, **options)
         if spec.bidirectional:
             layer = keras.layers.Bidirectional(layer)
         if hand_carry:
