@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # outputs are fast and legitimate killers.
 TESTS = [
     "tests/test_workflow_limits.py", "tests/test_backend_traces.py", "tests/test_replay_files.py",
+    "tests/test_go_backwards.py",
     "tests/test_data_windows.py", "tests/test_conflicts.py", "tests/test_sentences.py", "tests/test_reset_hooks.py",
     "tests/test_memory_limits.py",
     "tests/test_workflows.py", "tests/test_library.py", "tests/test_mirror.py", "tests/test_schedule.py",
@@ -71,6 +72,7 @@ W, BT, R, D = ("tests/test_workflow_limits.py", "tests/test_backend_traces.py", 
 C, S, H = "tests/test_conflicts.py", "tests/test_sentences.py", "tests/test_reset_hooks.py"
 WF, LIB = "tests/test_workflows.py", "tests/test_library.py"
 CONVLSTM, PADDING = "tests/test_convlstm.py", "tests/test_padding.py"
+BACKWARDS = "tests/test_go_backwards.py"
 
 CORE, CHECK, CLI, KERAS = "lstm_inspect/core/", "lstm_inspect/check/", "lstm_inspect/cli/", "lstm_inspect/keras/"
 DATA, EXPLAIN, MIRROR = "lstm_inspect/data/", "lstm_inspect/explain/", "lstm_inspect/mirror/"
@@ -542,7 +544,7 @@ PLANTS = [
     plant("padding: the verdict's mask branch inverted", EXPLAIN + "verdict.py",
           "    if not spec.mask:\n        moved", "    if spec.mask:\n        moved", PADDING),
     plant("padding: pre-padded outputs said to repeat", EXPLAIN + "claims.py",
-          '        elif spec.pad == "pre":', "        elif False:", PADDING),
+          "        elif padding_runs_first(spec):", "        elif False:", PADDING),
     plant("padding: the evidence's masked and unmasked swapped", CHECK + "evidence.py",
           "(run, gap(other)) if spec.mask else (gap(other), run)",
           "(gap(other), run) if spec.mask else (run, gap(other))", PADDING),
@@ -555,6 +557,24 @@ PLANTS = [
           "spec.lengths.of(spec.seed, call.phase, call.slot_samples)", PADDING),
     plant("padding: four slots' lengths shown as a range", "lstm_inspect/views/cells.py",
           "if len(lengths) <= FEW_SLOTS else", "if len(lengths) < FEW_SLOTS else", PADDING),
+    # ---- go_backwards (mirror/module.py, core/backwards.py; against real Keras in test_backends) ----
+    plant("go_backwards: the steps run forward", MIRROR + "module.py",
+          "    if go_backwards:\n        x, mask =", "    if False:\n        x, mask =", BACKWARDS),
+    plant("go_backwards: torch's stack run on the flipped input", MIRROR + "module.py",
+          "    if go_backwards and module.num_layers > 1:", "    if False:", BACKWARDS),
+    plant("go_backwards: the mask flipped for the layers above the first", MIRROR + "module.py",
+          "        x, final = forward(layer, x, start, mask, go_backwards=True)",
+          "        x, final = forward(layer, x, start, None if mask is None or not depth else mask.flip(1), "
+          "go_backwards=True)", BACKWARDS),
+    plant("go_backwards: a twin built forward", MIRROR + "run.py",
+          "backend=layer.backend,\n                         go_backwards=layer.go_backwards)",
+          "backend=layer.backend)", BACKWARDS),
+    plant("go_backwards: the chain held to one pass in time order", CHECK + "evidence.py",
+          "    if spec.go_backwards and not time_order:", "    if False:", BACKWARDS),
+    plant("go_backwards: post-padding said to run after the valid steps", CORE + "backwards.py",
+          '(spec.pad == "pre") != spec.go_backwards', '(spec.pad == "pre")', BACKWARDS),
+    plant("go_backwards: a stack of two not stacked", CORE + "backwards.py",
+          "spec.go_backwards and spec.layers > 1", "spec.go_backwards and spec.layers > 2", BACKWARDS),
     # ---- ConvLSTM2D (mirror/conv.py, core/frames.py; its numbers against real Keras need Keras) ----
     plant("convlstm2d: the gates in torch's LSTM order read as f, i", MIRROR + "conv.py",
           "            i, f, candidate, o = gates.chunk(_GATES, dim=1)",

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..core.backwards import stacked_backwards
 from ..core.choices import Phase
 from ..core.facts import KerasStateError, facts_for
 from ..core.order import iter_calls
@@ -25,7 +26,7 @@ from ..core.words import plural
 from ..data.memory import EVIDENCE_SLOTS, GRADIENT_STEPS, MAX_CHAIN_CALLS, MAX_CHAIN_STEPS, MAX_SAMPLES_ALONE
 from ..explain.verdict import stateful_does_nothing
 from ..mirror.inputs import batch_inputs, build_rnn, inputs_and_padding, padded_batch
-from ..mirror.module import forward
+from ..mirror.module import Recurrent, forward
 from ..mirror.run import CallRecord, resolve_device, run_mirror
 
 # Float32 outputs computed batched and alone differ only by summation order.
@@ -63,7 +64,8 @@ def batch_independence(spec: Spec, record: CallRecord | None, batch: int, run_ca
     x, mask = padded_batch(spec, record.call.stream, record.call.samples[:slots], device)
     with torch.no_grad():
         alone = torch.cat([forward(module, x[i:i + 1], tuple(s[:, i:i + 1] for s in record.initial),
-                                   None if mask is None else mask[i:i + 1])[0][:, -1] for i in range(slots)])
+                                   None if mask is None else mask[i:i + 1], spec.go_backwards)[0][:, -1]
+                           for i in range(slots)])
     diff = float((alone - record.output[:slots]).abs().max())
     checked = f"{slots:,} samples" + ("" if slots == len(record.call.samples) else
                                       f" (the first {slots:,} of {len(record.call.samples):,})")
@@ -99,21 +101,23 @@ def continuation(spec: Spec, records: list[CallRecord], chain_calls: int, run_ca
     module = build_rnn(spec, device)
     slots = min(spec.batch_size, EVIDENCE_SLOTS)  # bounds the concatenated run's memory
     batches = [padded_batch(spec, r.call.stream, r.call.samples[:slots], device) for r in chain]
-    x = torch.cat([inputs for inputs, _ in batches], dim=1)
-    masks = [mask for _, mask in batches if mask is not None]
-    mask = torch.cat(masks, dim=1) if masks else None
-    with torch.no_grad():
-        whole = forward(module, x, mask=mask)[0]  # one stateless run from zeros over the concatenated sequences
-    ends = whole[:, spec.timesteps - 1::spec.timesteps]
-    gaps = torch.stack([(ends[:, k] - r.output[:slots]).abs() for k, r in enumerate(chain)])
+    gaps = _chain_gaps(spec, module, batches, chain, slots)
     # The forward direction: an RNN's first units; a ConvLSTM2D (one direction) all of its image.
     diff = float((gaps if spec.cell.convolutional else gaps[..., :spec.units]).max())
     steps = len(chain) * spec.timesteps
     which = "" if slots == spec.batch_size else f" (the first {slots:,} of {spec.batch_size:,} slots)"
-    detail = (f"{len(chain)} chained calls of {spec.timesteps} steps{which} equal one stateless {steps}-step "
-              f"sequence: max diff {diff:.1e}; between resets a slot sees up to {chain_calls:,} calls, "
+    sequence = (f"one stateless {steps}-step sequence" if not spec.go_backwards else
+                f"one stateless go_backwards pass over the {steps} steps of the calls in reverse order")
+    detail = (f"{len(chain)} chained calls of {spec.timesteps} steps{which} equal {sequence}: max diff {diff:.1e}; "
+              f"between resets a slot sees up to {chain_calls:,} calls, "
               f"an effective sequence of {chain_calls * spec.timesteps:,} steps. Measured with the weights "
               "fixed: inside a real fit they change between calls, so this is exact for predict only")
+    if spec.go_backwards and len(chain) > 1:
+        in_order = float(_chain_gaps(spec, module, batches, chain, slots, time_order=True).max())
+        effective["time_order_diff"] = in_order
+        detail += (f". Fed in time order they are not one backward pass over the whole sequence (diff "
+                   f"{in_order:.1e}): each call carries the state after its x[:, 0] into the next call's "
+                   "last step, so feed the chunks last first")
     if spec.bidirectional:
         backward = float(gaps[..., spec.units:].max())
         effective["backward_diff"] = backward
@@ -125,7 +129,29 @@ def continuation(spec: Spec, records: list[CallRecord], chain_calls: int, run_ca
         # Above the first layer even the forward direction reads the backward one's outputs.
         passed = None
         detail += "; with stacked bidirectional layers no direction continues exactly"
+    if stacked_backwards(spec):
+        passed = None  # each layer flips its input: the second runs each call in time order
+        detail += ("; stacked go_backwards layers run in turn backwards and in time order, so the calls chain in "
+                   "neither order")
     return EvidenceItem("continuation", "Continuation", diff, passed, detail, effective)
+
+
+def _chain_gaps(spec: Spec, module: Recurrent, batches: list[tuple[torch.Tensor, torch.Tensor | None]],
+                chain: list[CallRecord], slots: int, time_order: bool = False) -> torch.Tensor:
+    """|output of each chained call - the one stateless run's output where that call ends|, per
+    call and slot. The one run goes over the calls' inputs concatenated in time order; with
+    go_backwards, over them in reverse order, the order that runs their steps as the chain runs
+    them (or, `time_order`, in time order: one backward pass over the whole sequence)."""
+    if spec.go_backwards and not time_order:
+        batches = batches[::-1]
+    x = torch.cat([inputs for inputs, _ in batches], dim=1)
+    masks = [mask for _, mask in batches if mask is not None]
+    with torch.no_grad():
+        whole = forward(module, x, mask=torch.cat(masks, dim=1) if masks else None, go_backwards=spec.go_backwards)[0]
+    ends = whole[:, spec.timesteps - 1::spec.timesteps]  # the run's output as it finishes each call's steps
+    if time_order and spec.go_backwards:
+        ends = ends.flip(1)  # a backward pass finishes the last call's steps first
+    return torch.stack([(ends[:, k] - r.output[:slots]).abs() for k, r in enumerate(chain)])
 
 
 def _chain(spec: Spec, records: list[CallRecord]) -> list[CallRecord]:
@@ -191,9 +217,10 @@ def padding_effect(spec: Spec, record: CallRecord | None, device: torch.device) 
     assert valid is not None, "padding_effect measures padded samples"
     initial = tuple(state[:, :slots] for state in record.initial)
     with torch.no_grad():
-        alone = [forward(module, x[i:i + 1, valid[i]], tuple(state[:, i:i + 1] for state in initial))[1]
-                 for i in range(slots)]
-        other = forward(module, x, initial, None if spec.mask else valid)[1]  # the other setting's final states
+        alone = [forward(module, x[i:i + 1, valid[i]], tuple(state[:, i:i + 1] for state in initial),
+                         go_backwards=spec.go_backwards)[1] for i in range(slots)]
+        # The other setting's final states.
+        other = forward(module, x, initial, None if spec.mask else valid, spec.go_backwards)[1]
 
     def gap(final: tuple[torch.Tensor, ...]) -> float:
         return max(float((final[k][:, i] - alone[i][k][:, 0]).abs().max())
@@ -201,15 +228,20 @@ def padding_effect(spec: Spec, record: CallRecord | None, device: torch.device) 
 
     run = gap(tuple(state[:, :slots] for state in record.final))
     masked, unmasked = (run, gap(other)) if spec.mask else (gap(other), run)
-    checked = f"{plural(slots, 'sample')} of {record.call.label}"
-    if spec.mask:
-        detail = (f"{checked} rerun alone on their valid steps only: max |final state - unpadded run's| = "
-                  f"{masked:.1e} with the mask, so the state carried is the last valid step's; unmasked, the "
-                  f"padding would move it by {unmasked:.1e}")
+    checked = f"{plural(slots, 'sample')} of {record.call.label} rerun alone on their valid steps only"
+    promised = spec.mask and not stacked_backwards(spec)  # stacked, the mask stops lining up above layer 1
+    if promised:
+        step = "first valid step's (run last)" if spec.go_backwards else "last valid step's"
+        detail = (f"{checked}: max |final state - unpadded run's| = {masked:.1e} with the mask, so the state carried "
+                  f"is the {step}; unmasked, the padding would move it by {unmasked:.1e}")
+    elif spec.mask:
+        detail = (f"{checked}: max |final state - unpadded run's| = {masked:.1e} even with the mask: stacked "
+                  "go_backwards layers are each given the mask unflipped while their inputs come flipped, so above "
+                  f"the first layer it masks other steps than the padding; unmasked it would be {unmasked:.1e}")
     else:
-        detail = (f"{checked} rerun alone on their valid steps only: the unmasked padding moves the final state by "
-                  f"{unmasked:.1e} (max |final state - unpadded run's|); masked it would be {masked:.1e}")
-    return EvidenceItem("masking", "Masking", run, run <= CONTINUATION_TOLERANCE if spec.mask else None, detail,
+        detail = (f"{checked}: the unmasked padding moves the final state by {unmasked:.1e} (max |final state - "
+                  f"unpadded run's|); masked it would be {masked:.1e}")
+    return EvidenceItem("masking", "Masking", run, run <= CONTINUATION_TOLERANCE if promised else None, detail,
                         {"step": record.call.index, "masked": masked, "unmasked": unmasked})
 
 

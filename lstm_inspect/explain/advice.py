@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.backwards import stacked_backwards
 from ..core.choices import Backend, KerasVersion, ResetKind
 from ..core.facts import facts_for
 from ..core.replicas import per_replica_batch
@@ -37,6 +38,8 @@ def advise(spec: Spec, data: Continuity | None = None, terms: Terms = Terms()) -
         found.append(_layout(spec, terms))
     if spec.lengths:
         found.append(_padding(spec, terms))
+    if spec.go_backwards:
+        found.append(_backwards(spec))
     if data is not None:
         found.append(_data(spec, data))
     return found
@@ -163,6 +166,21 @@ def _padding(spec: Spec, terms: Terms) -> Advice:
     port = ("in a PyTorch port, nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, "
             f"enforce_sorted=False) gives the same: read each sample's final state from {final}, {last}{carried}")
     return Advice("padding", f"{keras_side}; {port}")
+
+
+def _backwards(spec: Spec) -> Advice:
+    """go_backwards in a PyTorch port (measured: core/backwards.py)."""
+    text = ("in a PyTorch port, run the layer on x.flip(1) and keep its outputs in that order (Keras does not flip "
+            "them back)")
+    if spec.lengths and spec.mask:
+        text += ("; padded, reverse each row's valid steps alone and pack those (the padding held, as Keras's mask "
+                 "holds it): the state then ends, as Keras's, after each row's first valid step")
+    if stacked_backwards(spec):
+        text += ("; stacked, flip each layer's input again: nn.LSTM(num_layers=2) on a flipped x runs both layers "
+                 "backwards, where Keras's second go_backwards layer runs in time order")
+    if spec.stateful and facts_for(spec).carries:
+        text += "; the h_n carried on is then the state after x[:, 0]"
+    return Advice("go_backwards", text)
 
 
 def _data(spec: Spec, data: Continuity) -> Advice:

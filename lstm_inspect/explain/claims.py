@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.backwards import padding_runs_first, stacked_backwards
 from ..core.choices import Phase, ResetKind
 from ..core.facts import facts_for
 from ..core.schedule import Step
@@ -74,6 +75,10 @@ def judge(spec: Spec, landmarks: Landmarks, evidence: dict[str, float | None], t
 def _padding_claims(spec: Spec, moved: float | None, terms: Terms) -> list[Claim]:
     """What people say of padded sequences, for this setup's padding and mask (measured: core/lengths.py)."""
     measured = f" (max |final state - unpadded run's| {moved:.1e}, evidence 4)" if moved is not None else ""
+    if spec.mask and stacked_backwards(spec):
+        return [Claim("Padding does not change the state", False,
+                      "stacked go_backwards layers are each given the mask unflipped while their inputs come flipped: "
+                      f"above the first layer it masks other steps than the padding{measured}")]
     if spec.mask:
         unchanged = Claim("Padding does not change the state", True,
                           f"the mask skips it: a masked step holds the state, so each sample ends as unpadded"
@@ -81,14 +86,16 @@ def _padding_claims(spec: Spec, moved: float | None, terms: Terms) -> list[Claim
         if spec.bidirectional:
             zeros = Claim("Masked steps output zeros", True, "Keras 3's Bidirectional sets zero_output_for_mask on "
                           "both directions (tf-keras's likewise): return_sequences gives zeros at masked steps")
-        elif spec.pad == "pre":
-            zeros = Claim("Masked steps output zeros", True, "pre-padded, every masked step comes before the first "
+        elif padding_runs_first(spec):
+            how = "post-padded and run backwards" if spec.go_backwards else "pre-padded"
+            zeros = Claim("Masked steps output zeros", True, f"{how}, every masked step runs before the first "
                           "valid one, where Keras has no output to repeat and gives zeros")
         else:
             zeros = Claim("Masked steps output zeros", False, "a masked step repeats the last valid output (zeros "
                           "only with zero_output_for_mask=True, or before the first valid step)")
+        step = "first valid step, which runs last" if spec.go_backwards else "last valid step"
         last = Claim("The final state is the state after the last timestep, padding included", False,
-                     "masked steps are skipped: it is the state after each sample's last valid step")
+                     f"masked steps are skipped: it is the state after each sample's {step}")
         return [unchanged, zeros, last]
     return [Claim("Padding does not change the state", False,
                   f"nothing masks it: the zeros run as input and move the state{measured}; "
@@ -97,7 +104,7 @@ def _padding_claims(spec: Spec, moved: float | None, terms: Terms) -> list[Claim
                                                       "own, computed from the zeros"),
             Claim("The final state is the state after the last timestep, padding included", True,
                   "nothing masks the padding: the state runs on through it" + (
-                      " after the valid steps" if spec.pad == "post" else ", before the valid steps"))]
+                      ", before the valid steps" if padding_runs_first(spec) else " after the valid steps"))]
 
 
 def _carries_nothing(spec: Spec) -> str | None:

@@ -11,6 +11,7 @@ import math
 import re
 from typing import Any
 
+from ..core.backwards import padding_runs_first, stacked_backwards
 from ..core.choices import Backend, KerasVersion, Phase, ResetKind
 from ..core.facts import KerasError, broadcast_phases, facts_for, keeps_state
 from ..core.replicas import replica_sentence
@@ -23,6 +24,12 @@ from ..core.workflow import Kind, Op, Source, distinct, stateful_kinds
 def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
     """Setups that run in Keras without a word but rarely do what their author meant."""
     found = _version_warning(spec)
+    if stacked_backwards(spec):
+        found.append("stacked go_backwards layers do not all run backwards: each flips its input again, so the second "
+                     "runs over the first's outputs in the input's own time order (to run every layer backwards, "
+                     "flip the input once, x[:, ::-1], and leave go_backwards off)"
+                     + ("; and each is given the mask unflipped, so above the first layer it masks other steps "
+                        "than the padding" if spec.lengths and spec.mask else ""))
     if not spec.stateful:
         return found + _cudnn_warning(spec)  # a twin may be built stateful
     if not facts_for(spec).carries:
@@ -41,6 +48,10 @@ def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
     if any(op.epochs - op.initial_epoch > 1 for op in _fits(spec)) and spec.reset.kind == ResetKind.NEVER:
         found.append("states are carried across epochs: nothing resets them at an epoch boundary; "
                      f"use {terms.setting('reset', 'epoch')} (a callback resetting the RNN layers in on_epoch_begin)")
+    if spec.go_backwards:
+        found.append("stateful go_backwards: each call carries the state after its x[:, 0] into the next call's "
+                     "x[:, -1], so batches in time order are not one backward pass over the series; feed the chunks "
+                     "last first (see the continuation evidence)")
     if spec.bidirectional:
         found.append("stateful Bidirectional: the backward direction carries the state it had at the "
                      "previous batch's first timestep, so consecutive batches are not one long "
@@ -247,7 +258,22 @@ def stateful_does_nothing(spec: Spec) -> str:
 def verdict(spec: Spec, error: KerasError | None, passes: Passes | None = None) -> str:
     """The answer for this setup, in a few plain sentences; for a workflow (`spec.workflow`),
     `passes` says how each of its calls began."""
-    return _unpadded_verdict(spec, error, passes) + _padding(spec)
+    return _unpadded_verdict(spec, error, passes) + _backwards(spec) + _padding(spec)
+
+
+def _backwards(spec: Spec) -> str:
+    """What go_backwards does to the steps and the carry (measured: core/backwards.py)."""
+    if not spec.go_backwards:
+        return ""
+    text = (" go_backwards: each call runs its steps last to first and outputs them in that order (not flipped "
+            "back)")
+    if spec.stateful and facts_for(spec).carries:
+        text += (", and a slot carries the state after x[:, 0] into the next call, whose x[:, -1] runs first: "
+                 "consecutive batches are one backward pass only when fed last chunk first")
+    if stacked_backwards(spec):
+        text += (". Stacked, each layer flips its input again: the second layer runs over the first's outputs in "
+                 "the input's own time order")
+    return text + "."
 
 
 def _unpadded_verdict(spec: Spec, error: KerasError | None, passes: Passes | None) -> str:
@@ -279,15 +305,20 @@ def _padding(spec: Spec) -> str:
                        f"sample does not end in its last valid step's state{moved}; add "
                        "keras.layers.Masking(mask_value=0.0) before the recurrent layer (or mask_zero=True in an "
                        "Embedding).")
+    if stacked_backwards(spec):
+        return text + (" Masking holds the state at the masked steps of the first layer only: every layer is given "
+                       "the mask unflipped while its input comes flipped, so above the first layer it masks other "
+                       "steps than the padding and the state is not an unpadded run's (the masking evidence).")
     if spec.bidirectional:
         outputs = "zeros in both directions"
     else:
-        # Keras outputs the previous output at a masked step, zeros before the first valid one: with
-        # pre-padding every masked step comes before it.
-        outputs = "the last valid output again" if spec.pad == "post" else "zeros (no valid output yet)"
+        # Keras outputs the previous output at a masked step, zeros before the first valid one: where
+        # the padding runs first (pre-padding, or post-padding run backwards) every masked step does.
+        outputs = "zeros (no valid output yet)" if padding_runs_first(spec) else "the last valid output again"
     slot = ", and that is the state its slot carries into the next batch" if carried else ""
-    return text + (" Masking skips it: a masked step holds the state, so each sample ends in the state of its last "
-                   f"valid step, exactly as if it were not padded{slot}. At a masked step return_sequences outputs "
+    step = "first valid step (run last, going backwards)" if spec.go_backwards else "last valid step"
+    return text + (f" Masking skips it: a masked step holds the state, so each sample ends in the state of its {step}"
+                   f", exactly as if it were not padded{slot}. At a masked step return_sequences outputs "
                    f"{outputs}.")
 
 
