@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 # outputs are fast and legitimate killers.
 TESTS = [
     "tests/test_workflow_limits.py", "tests/test_backend_traces.py", "tests/test_replay_files.py",
-    "tests/test_go_backwards.py",
+    "tests/test_go_backwards.py", "tests/test_given_states.py",
     "tests/test_data_windows.py", "tests/test_conflicts.py", "tests/test_sentences.py", "tests/test_reset_hooks.py",
     "tests/test_memory_limits.py",
     "tests/test_workflows.py", "tests/test_library.py", "tests/test_mirror.py", "tests/test_schedule.py",
@@ -72,7 +72,7 @@ W, BT, R, D = ("tests/test_workflow_limits.py", "tests/test_backend_traces.py", 
 C, S, H = "tests/test_conflicts.py", "tests/test_sentences.py", "tests/test_reset_hooks.py"
 WF, LIB = "tests/test_workflows.py", "tests/test_library.py"
 CONVLSTM, PADDING = "tests/test_convlstm.py", "tests/test_padding.py"
-BACKWARDS = "tests/test_go_backwards.py"
+BACKWARDS, GIVEN = "tests/test_go_backwards.py", "tests/test_given_states.py"
 
 CORE, CHECK, CLI, KERAS = "lstm_inspect/core/", "lstm_inspect/check/", "lstm_inspect/cli/", "lstm_inspect/keras/"
 DATA, EXPLAIN, MIRROR = "lstm_inspect/data/", "lstm_inspect/explain/", "lstm_inspect/mirror/"
@@ -150,8 +150,8 @@ PLANTS = [
     plant("schedule: a hand carry is no continuation", CORE + "schedule.py",
           "stride=op.samples, kept=kept", "stride=0, kept=kept", WF),
     plant("schedule: JAX carries", CORE + "schedule.py",
-          "    if stateful and facts.carries and held is not None and not resets:",
-          "    if stateful and held is not None and not resets:", BT, "tests/test_backend_rules.py"),
+          "    if stateful and facts.carries and held is not None and not resets and carry_wins:",
+          "    if stateful and held is not None and not resets and carry_wins:", BT, "tests/test_backend_rules.py"),
 
     # ---- TensorFlow's and JAX's rules (core/facts.py: FACTS, Traces) --------------------------------------
     plant("JAX carries", CORE + "facts.py",
@@ -206,7 +206,7 @@ PLANTS = [
           "                self.register_buffer(name, None, persistent=False)",
           "                self.register_buffer(name, None, persistent=False)\n            self.states  # noqa: B018",
           "tests/test_memory.py::test_a_batch_keras_refuses_allocates_nothing"),
-    plant("mirror: keeps the state on JAX", MIRROR + "run.py", "            layer.set_states(initial)",
+    plant("mirror: keeps the state on JAX", MIRROR + "run.py", "            layer.set_states(before)",
           "            pass", BT, "tests/test_backend_rules.py"),
     plant("mirror: raises for TensorFlow's lone sample", MIRROR + "run.py",
           "                x = x.expand(layer.batch_size or 1, *x.shape[1:])\n", "                pass\n",
@@ -508,7 +508,7 @@ PLANTS = [
           "    if op.endless and not (op.steps_per_epoch or op.steps):",
           "    if op.endless and op.kind == Kind.FIT and not op.steps_per_epoch:", WF),
     plant("streams: a hand-carried predict given a stream", CORE + "workflow.py",
-          "    if op.hand_carried and op.data != Source.ARRAYS:", "    if False:", WF),
+          "    if op.gives_states and op.data != Source.ARRAYS:", "    if False:", WF),
     plant("streams: evaluate's only batch dropped unrefused", CORE + "spec.py",
           "        samples = self.samples if op.kind == Kind.FIT else op.samples", "        samples = self.samples",
           WF),
@@ -575,6 +575,18 @@ PLANTS = [
           '(spec.pad == "pre") != spec.go_backwards', '(spec.pad == "pre")', BACKWARDS),
     plant("go_backwards: a stack of two not stacked", CORE + "backwards.py",
           "spec.go_backwards and spec.layers > 1", "spec.go_backwards and spec.layers > 2", BACKWARDS),
+    # ---- initial_state given to a stateful layer (core/schedule.py, mirror/module.py, mirror/run.py) ----
+    plant("given states: the carry wins in Keras 3 too", CORE + "schedule.py",
+          "carry_wins = not spec.takes_states or facts.carry_beats_given_states", "carry_wins = True", GIVEN),
+    plant("given states: tf-keras's own states never kept", MIRROR + "module.py",
+          "        if initial_state is not None and not self._keeps_own_states():",
+          "        if initial_state is not None:", GIVEN),
+    plant("given states: no zeros given where a call names none", MIRROR + "run.py",
+          "        elif spec.takes_states:  # the model", "        elif False:  # the model", GIVEN),
+    plant("given states: the table says reset", EXPLAIN + "verdict.py",
+          'zeros = "zeros given" if step.given else "reset"', 'zeros = "reset"', GIVEN),
+    plant("given states: tf-keras said to use them always", CORE + "facts.py",
+          "        carry_beats_given_states=True,", "", GIVEN),
     # ---- ConvLSTM2D (mirror/conv.py, core/frames.py; its numbers against real Keras need Keras) ----
     plant("convlstm2d: the gates in torch's LSTM order read as f, i", MIRROR + "conv.py",
           "            i, f, candidate, o = gates.chunk(_GATES, dim=1)",

@@ -137,6 +137,18 @@ SETUPS = {
     "workflow: validation_split and validation_freq": dict(
         samples=8, timesteps=3, features=1, batch_size=2, stateful=True,
         workflow="fit(epochs=3, validation_split=0.5, validation_freq=2, shuffle=False, batch_size=2)"),
+    # A stateful layer given its initial states (a model taking them as inputs): Keras 3 starts every
+    # call from them, the carry overridden; tf-keras only while the layer's own are all zeros.
+    "workflow: a stateful layer given zeros as its initial states, twice": dict(
+        samples=8, timesteps=3, features=2, units=3, batch_size=4, stateful=True, shuffle=False,
+        workflow='predict(8, batch_size=4, initial_state="zeros") * 2'),
+    "workflow: a stateful layer handed back its states, a reset between": dict(
+        samples=8, timesteps=3, features=2, units=3, batch_size=4, stateful=True, shuffle=False,
+        workflow='predict(8, batch_size=4); predict(8, batch_size=4, initial_state="previous"); reset_state(); '
+                 'predict(8, batch_size=4, initial_state="previous"); predict(8, batch_size=4)'),
+    "workflow: a stateful 2-layer GRU given zeros on predict_on_batch": dict(
+        samples=8, timesteps=3, features=2, units=3, batch_size=2, stateful=True, cell="gru", layers=2,
+        workflow='predict_on_batch(2, initial_state="zeros") * 2; predict(4, batch_size=2)'),
     # ConvLSTM2D: each slot's state an image, carried and reset as an LSTM's; 'valid' shrinks
     # it, an even kernel with 'same' pads one more pixel after than before.
     "convlstm2d: stateful carry across epochs, validation and predict": dict(

@@ -131,7 +131,8 @@ def unset_batch_sizes(workflow):
     ("twin(1, batch_size=2)", "batch_size given twice"),
     ("predict(1, stateful=True)", "predict takes no keyword stateful"),
     ("reset_state(1)", "reset_state takes no positional argument"),
-    ("predict(2, initial_state='mine')", 'initial_state takes "previous"'),
+    ("predict(2, initial_state='mine')", 'initial_state takes "previous" (the states the previous predict returned) '
+                                         'or "zeros"'),
     ("predict(1) * predict(1)", "a repeat is a call or a tuple of calls times a whole number"),
     ("lambda: predict(1)", "not a call"),
 ])
@@ -197,8 +198,8 @@ def test_the_shorthand_and_a_workflow_do_not_mix(arguments, says):
 
 
 def test_spec_level_refusals_name_the_call():
-    with pytest.raises(SpecError, match="a stateful layer carries its own"):
-        Spec(8, 3, 1, stateful=True, workflow='predict(4, initial_state="previous")')
+    with pytest.raises(SpecError, match="a workflow of predict calls .*, not fit"):
+        Spec(8, 3, 1, stateful=True, workflow='fit(batch_size=4); predict(4, initial_state="zeros")')
     with pytest.raises(SpecError, match="the predicts carried by hand must run as many samples"):
         Spec(8, 3, 1, workflow='predict(4); predict(2, initial_state="previous")')
     with pytest.raises(SpecError, match="a workflow of predict calls .*, not fit, twin"):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .choices import Backend, KerasVersion, Phase
 from .spec import Spec
@@ -66,6 +66,11 @@ class Facts:
     # ConvLSTM2D's default recurrent_activation, its i, f and o gates: tf-keras kept Keras 1's
     # hard_sigmoid, clip(0.2 x + 0.5, 0, 1), where its LSTM and all of Keras 3 take sigmoid.
     convlstm_gate: str = "sigmoid"
+    # A stateful layer given initial_state= (a model taking its states as inputs): Keras 3 starts
+    # every call from the given states, overriding the carry (layer.states still takes the final
+    # ones); tf-keras only while the layer's states are all zeros (its first call, after a reset),
+    # else from its own (base_rnn.py: "Use the recorded state if it is not same as the default").
+    carry_beats_given_states: bool = False
 
     @property
     def name(self) -> str:
@@ -94,6 +99,7 @@ FACTS = {
     (KerasVersion.TWO, Backend.TENSORFLOW): Facts(
         KerasVersion.TWO, Backend.TENSORFLOW, "tf-keras 2.21.0, tensorflow-cpu 2.21.0", "2.21.0",
         carries=True, broadcasts_one=True, error_type="InvalidArgumentError", raises_before_first_batch=False,
+        carry_beats_given_states=True,
         traces={"fit": "train", "train_on_batch": "train", "validation": "test", "evaluate": "test",
                 "test_on_batch": "test", "predict": "predict", "predict_on_batch": "predict_on_batch"},
         convlstm_gate="hard_sigmoid"),
@@ -231,3 +237,20 @@ class Traces:
         if not CALLS[kind].callbacks:
             return True  # one batch of all its samples
         return count % size == 0 or (self.facts.predict_fixes_first and kind == Kind.PREDICT)
+
+
+class _GivenSpec(Protocol):
+    @property
+    def stateful(self) -> bool: ...
+    @property
+    def takes_states(self) -> bool: ...
+    @property
+    def keras(self) -> KerasVersion: ...
+    @property
+    def backend(self) -> Backend: ...
+
+
+def given_states_win(spec: _GivenSpec) -> bool:
+    """A stateful layer given its initial states (initial_state=) that starts every call from them,
+    never from its carried state: Keras 3, on every backend."""
+    return spec.stateful and spec.takes_states and not FACTS[spec.keras, spec.backend].carry_beats_given_states

@@ -73,7 +73,7 @@ def check_replicas(spec: Spec) -> None:
 
 
 def _check_call(spec: Spec, op: Op) -> None:
-    if op.kind not in _FOLLOWED or op.hand_carried or op.steps or op.steps_per_epoch or op.data != Source.ARRAYS:
+    if op.kind not in _FOLLOWED or op.gives_states or op.steps or op.steps_per_epoch or op.data != Source.ARRAYS:
         raise SpecError("workflow", "{workflow}: " + f"{op}: under {{replicas}} lstm-inspect follows fit, evaluate "
                         "and predict over arrays, all batches, and reset_state(), not yet this call")
     if not op.kind.runs_batches:

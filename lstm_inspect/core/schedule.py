@@ -44,6 +44,7 @@ class Step:
     # from this call's final states, and the earliest call whose final states one still may.
     kept: bool = True
     keep_from: int = 0
+    given: bool = False  # a stateful layer's slots that start from zeros start from zeros it was given (initial_state=)
 
     def __post_init__(self) -> None:
         if (self.error is None) == (self.source_slot is None):
@@ -159,7 +160,10 @@ def _step(spec: Spec, facts: Facts, invocation: Invocation, call: Call, held: Ca
         else:
             return Step(call, None, None, _raised(spec, facts, invocation, call))
     resets = resets_before(spec.reset, op.kind, call.phase, call.batch)
-    if stateful and facts.carries and held is not None and not resets:
+    # Given states (the model takes them as inputs) win over the carry, but in tf-keras, which
+    # keeps its own while they are not all zeros (held since the last reset).
+    carry_wins = not spec.takes_states or facts.carry_beats_given_states
+    if stateful and facts.carries and held is not None and not resets and carry_wins:
         return Step(call, held, np.arange(model_batch), kept=kept, keep_from=keep_from)
     if op.hand_carried and returned:
         # Sample k starts from the states the previous predict returned for its sample k, in the
@@ -167,7 +171,8 @@ def _step(spec: Spec, facts: Facts, invocation: Invocation, call: Call, held: Ca
         source, first = _holding(returned, ends, at)
         return Step(call, source, np.arange(at - first, at - first + slots), stride=op.samples, kept=kept,
                     keep_from=keep_from)
-    return Step(call, None, np.full(len(call.slot_samples), -1), kept=kept, keep_from=keep_from)
+    return Step(call, None, np.full(len(call.slot_samples), -1), kept=kept, keep_from=keep_from,
+                given=stateful and spec.takes_states)
 
 
 def _holding(calls: list[Call], ends: list[int], at: int) -> tuple[Call, int]:

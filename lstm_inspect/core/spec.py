@@ -192,12 +192,7 @@ class Spec:
             raise SpecError("workflow", "{workflow} writes the whole workflow: " + ", ".join(
                 f"{{{name}}}" for name in given) + " would add to it; write them in it (fit(epochs=...), "
                 "fit(validation_samples=...), predict(n))")
-        if self.stateful:
-            hand = next((op for op in _distinct(self.workflow) if op.hand_carried), None)
-            if hand is not None:
-                raise SpecError("workflow", "{workflow}: " + f"{hand} carries a stateless layer's states by hand; "
-                                "a stateful layer carries its own (drop initial_state=, or use a stateless layer)")
-        if self.hand_carried:
+        if self.takes_states:
             self._check_hand_carry()
         for op in _distinct(self.workflow):
             self._check_runs_out(op)
@@ -245,12 +240,12 @@ class Spec:
                             f"out of data; interrupting training\"); give steps_per_epoch={per_pass} at most")
 
     def _check_hand_carry(self) -> None:
-        """initial_state="previous" as lstm-inspect follows it: predicts of one sample count, each
-        batch of a predict that takes the states back within one batch of the predict before."""
+        """initial_state= as lstm-inspect follows it: in a workflow of predicts; "previous" after a
+        predict of one sample count, each batch of it within one batch of the predict before."""
         others = {op.kind for op in _distinct(self.workflow)} - {Kind.PREDICT, Kind.PREDICT_ON_BATCH,
                                                                Kind.RESET_STATE, Kind.SAVE_AND_LOAD}
         if others:
-            raise SpecError("workflow", "{workflow}: initial_state=\"previous\" is followed in a workflow of "
+            raise SpecError("workflow", "{workflow}: initial_state= is followed in a workflow of "
                             "predict calls (predict, predict_on_batch, reset_state, save_and_load), not "
                             + ", ".join(sorted(others)) + ": a model taking its states as inputs is trained "
                             "through another one")
@@ -300,6 +295,12 @@ class Spec:
     def hand_carried(self) -> bool:
         """Whether the workflow passes states back by hand (initial_state="previous")."""
         return any(op.hand_carried for op in _distinct(self.workflow))
+
+    @functools.cached_property
+    def takes_states(self) -> bool:
+        """Whether the model takes its initial states as inputs (any initial_state=): every call then
+        gives them, zeros where it names none."""
+        return any(op.gives_states for op in _distinct(self.workflow))
 
     @functools.cached_property
     def any_stateful(self) -> bool:

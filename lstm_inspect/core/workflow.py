@@ -81,7 +81,7 @@ CALLS: dict[Kind, CallKind] = {
     Kind.EVALUATE: CallKind("evaluate(n, batch_size=, steps=, data=, repeat=, drop_remainder=)",
                             ("batch_size", "steps", "data", "repeat", "drop_remainder"), counted=True,
                             phase=Phase.EVALUATE, batch_size=KERAS_BATCH_SIZE),
-    Kind.PREDICT: CallKind('predict(n, batch_size=, steps=, initial_state="previous", data=, repeat=, '
+    Kind.PREDICT: CallKind('predict(n, batch_size=, steps=, initial_state="previous"|"zeros", data=, repeat=, '
                            "drop_remainder=)",
                            ("batch_size", "steps", "initial_state", "data", "repeat", "drop_remainder"), counted=True,
                            phase=Phase.PREDICT, batch_size=KERAS_BATCH_SIZE),
@@ -97,6 +97,7 @@ CALLS: dict[Kind, CallKind] = {
 
 ALIASES = {"reset_states": Kind.RESET_STATE}  # Keras 2's name
 PREVIOUS = "previous"  # initial_state="previous": the states the previous predict returned
+ZEROS = "zeros"  # initial_state="zeros": zeros given as the states
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,11 @@ class Op:
     @property
     def hand_carried(self) -> bool:
         return self.initial_state == PREVIOUS
+
+    @property
+    def gives_states(self) -> bool:
+        """initial_state= given: the model takes its initial states as inputs."""
+        return self.initial_state is not None
 
     @property
     def endless(self) -> bool:
@@ -344,8 +350,8 @@ def _check_source(op: Op, node: ast.Call, source: str) -> None:
     if op.steps and op.hand_carried:
         raise _refuse('steps= runs part of the samples, whose states initial_state="previous" hands to the next '
                       "predict: give the predict fewer samples instead", node, source)
-    if op.hand_carried and op.data != Source.ARRAYS:
-        raise _refuse('initial_state="previous" hands the states in beside the inputs, as arrays: give the '
+    if op.gives_states and op.data != Source.ARRAYS:
+        raise _refuse("initial_state= hands the states in beside the inputs, as arrays: give the "
                       "predict arrays (no data=)", node, source)
     if op.validation_split and op.data != Source.ARRAYS:
         raise _refuse("Keras raises ValueError: `validation_split` is only supported for Tensors or NumPy arrays: "
@@ -374,10 +380,10 @@ def _keyword_value(name: str, node: ast.expr, source: str) -> object:
                           "tf-keras's Sequence)", node, source)
         return Source(value)
     if name == "initial_state":
-        if not (isinstance(node, ast.Constant) and node.value == PREVIOUS):
-            raise _refuse("initial_state takes \"previous\": the states the previous predict returned",
-                          node, source)
-        return PREVIOUS
+        if not (isinstance(node, ast.Constant) and node.value in (PREVIOUS, ZEROS)):
+            raise _refuse("initial_state takes \"previous\" (the states the previous predict returned) or "
+                          "\"zeros\"", node, source)
+        return str(node.value)
     minimum = 0 if name in ("validation_samples", "initial_epoch") else 1
     return _count(node, name, source, minimum=minimum)
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..core.backwards import padding_runs_first, stacked_backwards
 from ..core.choices import Phase, ResetKind
-from ..core.facts import facts_for
+from ..core.facts import facts_for, given_states_win
 from ..core.schedule import Step
 from ..core.spec import Spec
 from ..core.words import Terms
@@ -111,6 +111,9 @@ def _carries_nothing(spec: Spec) -> str | None:
     """Why no call passes state to another, if none does: stateless, or a backend that drops it."""
     if not spec.any_stateful and spec.hand_carried:
         return None  # the user carries the states, from call to call
+    if given_states_win(spec):
+        return None if spec.hand_carried else ("every call is given zeros as its initial states (initial_state=), "
+                                                "which Keras 3 starts from instead of the carried state")
     if not spec.any_stateful:
         return "a stateless layer starts every call, in every phase, from zeros"
     if not facts_for(spec).carries:

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..core.backwards import padding_runs_first, stacked_backwards
 from ..core.choices import Backend, KerasVersion, Phase, ResetKind
-from ..core.facts import KerasError, broadcast_phases, facts_for, keeps_state
+from ..core.facts import KerasError, broadcast_phases, facts_for, given_states_win, keeps_state
 from ..core.replicas import replica_sentence
 from ..core.schedule import Step
 from ..core.spec import Spec
@@ -48,6 +48,11 @@ def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
     if any(op.epochs - op.initial_epoch > 1 for op in _fits(spec)) and spec.reset.kind == ResetKind.NEVER:
         found.append("states are carried across epochs: nothing resets them at an epoch boundary; "
                      f"use {terms.setting('reset', 'epoch')} (a callback resetting the RNN layers in on_epoch_begin)")
+    if spec.takes_states and facts_for(spec).carry_beats_given_states:
+        found.append("tf-keras ignores the initial states a stateful layer is given (initial_state=) once its own "
+                     "are not all zeros: only its first call and the first after each reset_state() start from "
+                     "them; reset_states() before a call that must start from given states, or use a stateless "
+                     "layer")
     if spec.go_backwards:
         found.append("stateful go_backwards: each call carries the state after its x[:, 0] into the next call's "
                      "x[:, -1], so batches in time order are not one backward pass over the series; feed the chunks "
@@ -201,7 +206,8 @@ def workflow_warnings(spec: Spec, passes: Passes, terms: Terms = Terms()) -> lis
 
 def slot_counts(step: Step) -> list[str]:
     """How a step's slots start, e.g. ["reset x200"] or ["carried x4"]."""
-    return ([f"reset x{step.zero_slots:,}"] if step.zero_slots else []) + (
+    zeros = "zeros given" if step.given else "reset"
+    return ([f"{zeros} x{step.zero_slots:,}"] if step.zero_slots else []) + (
         [f"carried x{step.carried_slots:,}"] if step.carried_slots else []) + (
         [f"other x{step.other_slots:,}"] if step.other_slots else [])
 
@@ -279,6 +285,8 @@ def _backwards(spec: Spec) -> str:
 def _unpadded_verdict(spec: Spec, error: KerasError | None, passes: Passes | None) -> str:
     said = passes.sentences(spec) if passes is not None and spec.workflow is not None else []
     call_by_call = f" Call by call: {'; '.join(said)}." if said else ""
+    if given_states_win(spec):
+        return _given_states(spec) + call_by_call + _error_sentence(spec, error)
     if spec.stateful and not facts_for(spec).carries:
         return _carries_nothing(spec, error)
     if not spec.stateful and spec.workflow is not None:
@@ -286,7 +294,26 @@ def _unpadded_verdict(spec: Spec, error: KerasError | None, passes: Passes | Non
     if not spec.stateful:
         return _stateless(spec)
     return (_stateful(spec) + _other_twins(spec) + _epochs_of_steps(spec) + _streams_past_their_end(spec) + call_by_call
-            + _stateful_details(spec, passes) + _error_sentence(spec, error))
+            + _stateful_details(spec, passes) + _given_while_zeros(spec) + _error_sentence(spec, error))
+
+
+def _given_states(spec: Spec) -> str:
+    """A stateful layer given its initial states, in Keras 3 (measured: core/facts.py)."""
+    kept = ", though layer.states still takes each call's final states" if facts_for(spec).carries else ""
+    passed = (" Only the states you hand back (initial_state=\"previous\") pass from call to call." if spec.hand_carried
+              else " Nothing passes from call to call: each starts from the zeros it is given.")
+    return (f"{facts_for(spec).name}, stateful {spec.layer_name} given its initial states (initial_state=: the model "
+            "takes them as inputs, and every call gives them, zeros where a call names none): Keras 3 starts every "
+            f"call from the given states, never from the state the layer carries{kept}.{passed}")
+
+
+def _given_while_zeros(spec: Spec) -> str:
+    """tf-keras's rule for a stateful layer given its initial states (measured: core/facts.py)."""
+    if not (spec.stateful and spec.takes_states):
+        return ""
+    return (" The model is given its initial states (initial_state=), but tf-keras uses them only while the layer's "
+            "own are all zeros: its first call, and the first after each reset_state(); after that the carried "
+            "state wins and the given states are ignored.")
 
 
 def _padding(spec: Spec) -> str:

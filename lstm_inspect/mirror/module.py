@@ -206,21 +206,20 @@ class KerasStateful(nn.Module):
     def call(self, x: torch.Tensor, initial_state: States | None = None,
              mask: torch.Tensor | None = None) -> tuple[torch.Tensor, States, States]:
         """One call: (output, initial states, final states), the initial ones being the very
-        tensors passed to the RNN; the final ones keep their graph. `initial_state` (stateless
-        only): start from these states instead of zeros, as Keras's `initial_state=` argument.
+        tensors passed to the RNN; the final ones keep their graph. `initial_state`: start from these
+        states, as Keras's `initial_state=` argument: instead of zeros, or, stateful, of the layer's
+        own (which then take the final ones), but in tf-keras while its own are not all zeros.
         `mask` (batch, timesteps), True where a step is kept: a masked step holds the state, as
         Keras's mask (keras.layers.Masking, mask_zero=True) makes it."""
         slots = x.shape[0]
-        if initial_state is not None:
-            if self.stateful:
-                raise ValueError("a stateful layer starts from its own state: initial_state is for stateless ones")
-            initial = initial_state
-        elif not self.stateful:
-            initial = self._zeros(slots)
-        elif slots != self.batch_size:
+        if self.stateful and slots != self.batch_size:
             kind, message, _ = keras_error(FACTS[self.keras, self.backend], self.batch_size or 0, slots,
                                            state_shape(self.rnn, 1)[2:])
             raise KerasStateError(kind, message)
+        if initial_state is not None and not self._keeps_own_states():
+            initial = initial_state
+        elif not self.stateful:
+            initial = self._zeros(slots)
         else:
             initial = self.states
             if torch.is_grad_enabled():
@@ -234,6 +233,12 @@ class KerasStateful(nn.Module):
             for name, state in zip(self.state_names, final):
                 setattr(self, name, state.detach())
         return output, initial, final
+
+    def _keeps_own_states(self) -> bool:
+        """Whether a stateful layer given initial states starts from its own instead: tf-keras does
+        while they are not all zeros (core/facts.py); Keras 3 never does."""
+        return (self.stateful and FACTS[self.keras, self.backend].carry_beats_given_states
+                and any(bool(state.any()) for state in self.states))
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | States]:
         output, _, final = self.call(x, mask=mask)

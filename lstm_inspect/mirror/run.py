@@ -23,7 +23,7 @@ from ..core.workflow import Kind, Op
 from ..data.memory import INPUT_GROUP_VALUES
 from .conv import ConvLSTM2D
 from .inputs import build_rnn, padded_batch
-from .module import KerasStateful, Recurrent, States
+from .module import KerasStateful, Recurrent, States, state_shape
 
 
 @dataclass(frozen=True)
@@ -133,14 +133,18 @@ class _Loop:
                 # each slot runs that sample from its own state.
                 x = x.expand(layer.batch_size or 1, *x.shape[1:])
                 mask = None if mask is None else mask.expand(len(x), -1)
+        before = layer.states if layer.stateful and not self.facts.carries else None
         if op.hand_carried and self.returned is not None:
             # Keras slices the states handed back as it slices the inputs: sample k takes row k.
             handed = tuple(state[:, at:at + len(x)].contiguous() for state in self.returned)
             output, initial, final = layer.call(x, handed, mask)
+        elif spec.takes_states:  # the model takes its states as inputs: zeros where the call names none
+            output, initial, final = layer.call(x, tuple(x.new_zeros(state_shape(layer.rnn, len(x)))
+                                                         for _ in layer.state_names), mask)
         else:
             output, initial, final = layer.call(x, mask=mask)
-        if layer.stateful and not self.facts.carries:
-            layer.set_states(initial)  # JAX's stateless steps drop the state variables' assignments
+        if before is not None:
+            layer.set_states(before)  # JAX's stateless steps drop the state variables' assignments
         return CallRecord(call, initial, final, output[:, -1])
 
 

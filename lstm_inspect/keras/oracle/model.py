@@ -103,7 +103,8 @@ def _build(keras, spec: Spec, batch_size: int, hand_carry: bool, stateful: bool 
         if spec.bidirectional:
             layer = keras.layers.Bidirectional(layer)
         if hand_carry:
-            given = [keras.Input(shape=spec.state_shape) for _ in spec.cell.state_names]
+            given = [keras.Input(batch_shape=(batch_size, *spec.state_shape)) if stateful
+                     else keras.Input(shape=spec.state_shape) for _ in spec.cell.state_names]
             outputs, *final = layer(outputs, initial_state=given if len(given) > 1 else given[0])
             state_inputs += given
             state_outputs += final
@@ -152,8 +153,9 @@ def state_rows(keras: Any, state: Any) -> np.ndarray:
 def reads_loop(spec: Spec, stateful: bool) -> bool:
     """Whether states are read where the recurrent loop takes and returns them, rather than
     from the layers' state variables: stateless layers have none, and on JAX the variables
-    never change inside fit, evaluate or predict (their assignments are dropped)."""
-    return not stateful or spec.backend == Backend.JAX
+    never change inside fit, evaluate or predict (their assignments are dropped); and a model given
+    its states starts from those, not from its variables (Keras 3)."""
+    return not stateful or spec.backend == Backend.JAX or spec.takes_states
 
 
 def copy_weights(rnns, spec: Spec, torch_module) -> None:

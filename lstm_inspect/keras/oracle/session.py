@@ -37,7 +37,7 @@ class Session:
         from ...mirror.inputs import build_rnn
 
         self.keras, self.spec, self.result = keras, spec, result
-        self.hand_carry = spec.hand_carried
+        self.hand_carry = spec.takes_states
         self.stateful = spec.stateful  # the model's in use: a twin may be built otherwise
         self.model, self.rnns = build_keras_model(keras, spec, hand_carry=self.hand_carry)
         copy_weights(self.rnns, spec, build_rnn(spec, torch.device("cpu")))
