@@ -1,12 +1,14 @@
 """Benchmark: lstm-inspect measured side by side with the limits it is held to.
 
-    python bench/bench.py [--quick] [--only a,b,c,d,e,f,g]    (or: make bench)
+    python bench/bench.py [--quick] [--only a,b,c,d,e,f,g,h]    (or: make bench)
 
 Parts: (a) the mirror's checked run vs a bare PyTorch loop on the CPU; (b) the mirror vs
 real Keras 3; (c) wall time of the headline command vs `import torch`; (d) peak memory as
 N grows; (e) part (a) on the GPU, when there is one; (f) a StateProbe's cost on a real
 Keras fit: time and peak memory against the same fit without it; (g) --data on a large file,
-memory-mapped: peak memory against the same command without it. The targets come from
+memory-mapped: peak memory against the same command without it; (h) padded sequences: the
+masked and the unmasked checked run against the same run unpadded and a bare PyTorch loop of
+packed sequences, and peak memory as N grows. The targets come from
 shared/docs/performance-anchors.md and are printed beside the figures. Absolute times drift
 on shared machines, so each comparison is measured in this one run, interleaved, best of a
 few repeats after a warm-up. A missed target is reported, never a failure: this is a
@@ -16,6 +18,7 @@ benchmark, not a test.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -46,7 +49,7 @@ from lstm_inspect.mirror.run import run_mirror
 # folder holds the lstm-inspect entry point the users run.
 BIN = Path(sys.executable).parent
 LSTM_INSPECT = str(BIN / "lstm-inspect")
-PARTS = "abcdefg"
+PARTS = "abcdefgh"
 
 
 @dataclass(frozen=True)
@@ -377,6 +380,61 @@ def part_g(sizes: Sizes) -> None:
         row(f"--data, {kind}: peak RSS / without", f"{ratio:.2f}x", "< 1.5x", ratio < 1.5)
 
 
+# --- (h): padded sequences --------------------------------------------------------------------
+
+PADDED_LENGTHS = "10-50"  # each sample's valid steps of T = 50, drawn per sample
+
+
+def bare_packed_loop(spec: Spec) -> int:
+    """Part (a)'s bare loop over padded batches as a PyTorch port runs them: each batch's valid
+    lengths, pack_padded_sequence(enforce_sorted=False), the final states carried. Returns the calls."""
+    lstm = nn.LSTM(spec.features, spec.units, batch_first=True).eval()
+    shape = (1, spec.batch_size, spec.units)
+    state = (torch.zeros(shape), torch.zeros(shape))
+    generator = torch.Generator().manual_seed(0)
+    calls = spec.samples // spec.batch_size
+    with torch.no_grad():
+        for _ in range(calls):
+            x = torch.rand(spec.batch_size, spec.timesteps, spec.features)
+            lengths = torch.randint(10, spec.timesteps + 1, (spec.batch_size,), generator=generator)
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            _, (h, c) = lstm(packed, state)
+            state = (h.detach(), c.detach())
+    return calls
+
+
+def part_h(sizes: Sizes) -> None:
+    heading(f"(h) padded sequences, --lengths {PADDED_LENGTHS} of T=50: checked runs vs unpadded and a bare "
+            "packed loop")
+    unpadded = stateful_spec(sizes.a_samples, 50, 8, batch=256, units=64)
+    masked = dataclasses.replace(unpadded, lengths=PADDED_LENGTHS)
+    unmasked = dataclasses.replace(masked, mask=False)
+    print(f"  N={unpadded.samples:,} T=50 F=8 B=256 U=64, stateful, no shuffle, one epoch; best of {sizes.repeats}")
+    best, results = best_times({"unpadded": lambda: checked_run(unpadded, "cpu"),
+                                "masked": lambda: checked_run(masked, "cpu"),
+                                "unmasked": lambda: checked_run(unmasked, "cpu"),
+                                "bare": lambda: bare_packed_loop(unpadded)}, sizes.repeats)
+    row("bare PyTorch loop, packed sequences", duration(best["bare"]))
+    row("checked run, unpadded", duration(best["unpadded"]))
+    row("checked run, padded and masked (packed)", duration(best["masked"]))
+    row("checked run, padded, --no-mask", duration(best["unmasked"]))
+    # Reported, not held to (a)'s limit: the mirror also unpacks every output as Keras gives it.
+    row("ratio masked / bare packed loop", f"{best['masked'] / best['bare']:.2f}x", "(reported)")
+    row("cost of masking: masked / unpadded", f"{best['masked'] / best['unpadded']:.2f}x")
+    row("cost of padding unmasked: --no-mask / unpadded", f"{best['unmasked'] / best['unpadded']:.2f}x")
+    verified = all(report.summary.verified for name, report in results.items() if name != "bare")
+    print(f"  every step verified in the three checked runs: {verified}")
+    command = [LSTM_INSPECT, "--batch", "256", "--stateful", "--no-shuffle", "--lengths", PADDED_LENGTHS,
+               "--format", "json", "--no-slots", "--no-evidence", "--no-advice"]
+    small, large = sizes.d_samples[0], sizes.d_samples[1]
+    peak = {samples: run_process(command + ["--shape", f"{samples},50,8"]) for samples in (small, large)}
+    for samples, found in peak.items():
+        row(f"N={samples:,} padded, masked: time (1 run)", duration(found.seconds), f"exit {found.exit_code}")
+        row(f"N={samples:,} padded, masked: peak RSS", megabytes(found.max_rss_kb))
+    ratio = peak[large].max_rss_kb / peak[small].max_rss_kb
+    row(f"padded RSS, N={large:,} / N={small:,}", f"{ratio:.2f}x", "<= 1.3x", ratio <= 1.3)
+
+
 def _write_rows(path: str, rows: int, timesteps: int, features: int, sliding: bool) -> None:
     """A .npy file written a block of rows at a time, never held whole: random rows, or windows
     sliding one step at a time over one series."""
@@ -410,7 +468,8 @@ def main() -> None:
     sizes = QUICK if args.quick else FULL
     print(f"lstm-inspect benchmark{' (quick)' if args.quick else ''}: torch {torch.__version__}, "
           f"{os.cpu_count()} CPUs; targets from shared/docs/performance-anchors.md")
-    runners = {"a": part_a, "b": part_b, "c": part_c, "d": part_d, "e": part_e, "f": part_f, "g": part_g}
+    runners = {"a": part_a, "b": part_b, "c": part_c, "d": part_d, "e": part_e, "f": part_f, "g": part_g,
+               "h": part_h}
     for part in PARTS:
         if part in args.only:
             runners[part](sizes)
