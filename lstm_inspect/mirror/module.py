@@ -165,11 +165,12 @@ class KerasStateful(nn.Module):
             # Not AttributeError: nn.Module would turn it into "no attribute 'states'".
             raise TypeError("a stateless layer holds no state between calls")
         if getattr(self, self.state_names[0]) is None:
-            for name, zeros in zip(self.state_names, self._zeros(self.batch_size or 0)):
+            for name, zeros in zip(self.state_names, self.zeros(self.batch_size or 0)):
                 setattr(self, name, zeros)
         return tuple(getattr(self, name) for name in self.state_names)
 
-    def _zeros(self, slots: int) -> States:
+    def zeros(self, slots: int) -> States:
+        """Zero states for this many slots, in the cell's order, as Keras starts a call from."""
         weight = self.rnn.weight_hh_l0
         assert isinstance(weight, torch.Tensor)
         return tuple(weight.new_zeros(state_shape(self.rnn, slots)) for _ in self.state_names)
@@ -219,7 +220,7 @@ class KerasStateful(nn.Module):
         if initial_state is not None and not self._keeps_own_states():
             initial = initial_state
         elif not self.stateful:
-            initial = self._zeros(slots)
+            initial = self.zeros(slots)
         else:
             initial = self.states
             if torch.is_grad_enabled():

@@ -23,7 +23,7 @@ from ..core.workflow import Kind, Op
 from ..data.memory import INPUT_GROUP_VALUES
 from .conv import ConvLSTM2D
 from .inputs import build_rnn, padded_batch
-from .module import KerasStateful, Recurrent, States, state_shape
+from .module import KerasStateful, Recurrent, States
 
 
 @dataclass(frozen=True)
@@ -139,8 +139,7 @@ class _Loop:
             handed = tuple(state[:, at:at + len(x)].contiguous() for state in self.returned)
             output, initial, final = layer.call(x, handed, mask)
         elif spec.takes_states:  # the model takes its states as inputs: zeros where the call names none
-            output, initial, final = layer.call(x, tuple(x.new_zeros(state_shape(layer.rnn, len(x)))
-                                                         for _ in layer.state_names), mask)
+            output, initial, final = layer.call(x, layer.zeros(len(x)), mask)
         else:
             output, initial, final = layer.call(x, mask=mask)
         if before is not None:
