@@ -41,7 +41,7 @@ TESTS = [
     "tests/test_output_failures.py", "tests/test_evidence_claims.py", "tests/test_memory.py",
     "tests/test_probe_records.py", "tests/test_advice.py", "tests/test_layout.py", "tests/test_golden.py",
     "tests/test_views_and_formats.py", "tests/test_hostile_inputs.py", "tests/test_json_stream.py",
-    "tests/test_replicas.py", "tests/test_convlstm.py", "tests/test_padding.py",
+    "tests/test_replicas.py", "tests/test_convlstm.py", "tests/test_padding.py", "tests/test_data_mask.py",
 ]
 # Where the emitted snippets are being rewritten: no plant goes there.
 NO_PLANTS_UNDER = ("lstm_inspect/emit/",)
@@ -73,6 +73,7 @@ C, S, H = "tests/test_conflicts.py", "tests/test_sentences.py", "tests/test_rese
 WF, LIB = "tests/test_workflows.py", "tests/test_library.py"
 CONVLSTM, PADDING = "tests/test_convlstm.py", "tests/test_padding.py"
 BACKWARDS, GIVEN = "tests/test_go_backwards.py", "tests/test_given_states.py"
+MASKED = "tests/test_data_mask.py"
 
 CORE, CHECK, CLI, KERAS = "lstm_inspect/core/", "lstm_inspect/check/", "lstm_inspect/cli/", "lstm_inspect/keras/"
 DATA, EXPLAIN, MIRROR = "lstm_inspect/data/", "lstm_inspect/explain/", "lstm_inspect/mirror/"
@@ -316,7 +317,7 @@ PLANTS = [
           "_shift(x, batch_size, chunk_rows) if batch_size > 1 else None,",
           "_shift(x, batch_size, chunk_rows) if batch_size > 0 else None,", D),
     plant("--data: a map read from the file's start", DATA + "datafile.py",
-          "        file.seek(x.offset + start * row_bytes)", "        file.seek(start * row_bytes)",
+          "    file.seek(x.offset + start * row_bytes)", "    file.seek(start * row_bytes)",
           "tests/test_layout.py", D),
     plant("--data: another shape taken", CLI + "setup.py",
           "    if tuple(x.shape) != expected:", "    if False:", "tests/test_advice.py"),
@@ -549,14 +550,30 @@ PLANTS = [
           "(run, gap(other)) if spec.mask else (gap(other), run)",
           "(gap(other), run) if spec.mask else (run, gap(other))", PADDING),
     plant("padding: the port advice reads out[:, -1] pre-padded", EXPLAIN + "advice.py",
-          '    if spec.pad == "post":\n        last =', '    if spec.pad != "never":\n        last =', PADDING),
+          '    if padding_only(spec, "post", wholly_masked=False):\n        last =',
+          '    if True:\n        last =', PADDING),
     plant("padding: a GRU port told to carry c_n", EXPLAIN + "advice.py",
           '    states = " and c_n" if spec.cell.keras_name == "LSTM" else ""', '    states = " and c_n"', PADDING),
     plant("padding: a validation_split batch's lengths drawn as validation data's", CHECK + "inspection.py",
-          "spec.lengths.of(spec.seed, call.stream, call.slot_samples)",
-          "spec.lengths.of(spec.seed, call.phase, call.slot_samples)", PADDING),
+          "valid_lengths(spec, call.stream, call.slot_samples)",
+          "valid_lengths(spec, call.phase, call.slot_samples)", PADDING),
     plant("padding: four slots' lengths shown as a range", "lstm_inspect/views/cells.py",
           "if len(lengths) <= FEW_SLOTS else", "if len(lengths) < FEW_SLOTS else", PADDING),
+    # ---- --mask-value (data/masks.py, mirror/module.py; against real Keras in test_backends) ----
+    plant("data mask: a step masked where any feature equals V", DATA + "masks.py",
+          "(rows != value).any(axis=-1)", "(rows != value).all(axis=-1)", MASKED),
+    plant("data mask: middle masks counted as both ends", DATA + "masks.py",
+          "middle = some & (last - first + 1 > valid)", "middle = some & (last - first + 1 > valid + 9)", MASKED),
+    plant("data mask: rows read back sorted, not in the batch's order", DATA + "datafile.py",
+          "    return np.concatenate(runs)[back]", "    return np.concatenate(runs)", MASKED),
+    plant("data mask: the masked steps left at zero, not V", MIRROR + "inputs.py",
+          "values.add_((~valid[..., None]) * spec.data_mask.value)", "values.add_(0.0)", MASKED),
+    plant("data mask: a row masked throughout runs one step", MIRROR + "module.py",
+          "        final = _held(final, hx, empty)", "        pass", MASKED),
+    plant("data mask: a carried zero state counted as a reset", CHECK + "observe.py",
+          "        verified = identical", "        verified = carried_slots == len(zero)", MASKED),
+    plant("data mask: the claims judged as post-padding", CORE + "backwards.py",
+          "    return layout.ends == layout.middle == other == 0 and", "    return place == \"post\" and", MASKED),
     # ---- go_backwards (mirror/module.py, core/backwards.py; against real Keras in test_backends) ----
     plant("go_backwards: the steps run forward", MIRROR + "module.py",
           "    if go_backwards:\n        x, mask =", "    if False:\n        x, mask =", BACKWARDS),
@@ -572,7 +589,8 @@ PLANTS = [
     plant("go_backwards: the chain held to one pass in time order", CHECK + "evidence.py",
           "    if spec.go_backwards and not time_order:", "    if False:", BACKWARDS),
     plant("go_backwards: post-padding said to run after the valid steps", CORE + "backwards.py",
-          '(spec.pad == "pre") != spec.go_backwards', '(spec.pad == "pre")', BACKWARDS),
+          'padding_only(spec, "post" if spec.go_backwards else "pre", wholly_masked=True)',
+          'padding_only(spec, "pre", wholly_masked=True)', BACKWARDS),
     plant("go_backwards: a stack of two not stacked", CORE + "backwards.py",
           "spec.go_backwards and spec.layers > 1", "spec.go_backwards and spec.layers > 2", BACKWARDS),
     # ---- initial_state given to a stateful layer (core/schedule.py, mirror/module.py, mirror/run.py) ----
@@ -627,8 +645,8 @@ PLANTS = [
           "    if spec.keras == KerasVersion.TWO:  # TensorFlow's own shape check, on the image made channels_last",
           "    if False:", CONVLSTM),
     plant("convlstm2d: --data checked against N,T,F", CLI + "setup.py",
-          "    expected = (spec.samples, spec.timesteps, *spec.step_shape)",
-          "    expected = (spec.samples, spec.timesteps, spec.features)", CONVLSTM),
+          "_opened((spec.samples, spec.timesteps, *spec.step_shape), path, key)",
+          "_opened((spec.samples, spec.timesteps, spec.features), path, key)", CONVLSTM),
     plant("convlstm2d: the data reorder flattens each image", EXPLAIN + "advice.py",
           "{'*x.shape[2:]' if spec.frame else 'x.shape[-1]'}", "{'x.shape[-1]'}", CONVLSTM),
     plant("convlstm2d: stateful_layout refuses images", DATA + "layout.py",

@@ -13,12 +13,14 @@ import sys
 
 import numpy as np
 import pytest
+from test_data_mask import masked_rows
 
 from lstm_inspect.check.against import TOLERANCE
 from lstm_inspect.core.choices import Phase
 from lstm_inspect.core.facts import facts_for
 from lstm_inspect.core.schedule import keras_steps
 from lstm_inspect.core.spec import Spec
+from lstm_inspect.data.masks import read_mask
 from lstm_inspect.keras.oracle.process import run_keras_isolated
 from lstm_inspect.mirror.run import mirror_records
 
@@ -203,14 +205,37 @@ SETUPS = {
 }
 
 
+# --mask-value: each sample's mask read from a file of rows masked after, before and between their
+# valid steps, at both ends and throughout (test_data_mask.masked_rows), under Masking(mask_value=V).
+DATA_MASK_SETUPS = {
+    "data mask: 0.0, stateful carry across epochs, validation and predict": (0.0, dict(
+        samples=12, timesteps=6, features=2, units=3, batch_size=4, stateful=True, shuffle=False, epochs=2,
+        val_samples=4, predict_samples=8)),
+    "data mask: -1.0, bidirectional GRU of two layers, shuffled": (-1.0, dict(
+        samples=12, timesteps=6, features=2, units=3, batch_size=4, cell="gru", layers=2, bidirectional=True,
+        epochs=2, predict_samples=3)),
+    "data mask: 0.5, unmasked, stateful SimpleRNN": (0.5, dict(
+        samples=12, timesteps=6, features=2, units=2, batch_size=4, cell="rnn", mask=False, stateful=True,
+        shuffle=False, epochs=2)),
+    "data mask: -1.0, go_backwards, two stateful LSTMs": (-1.0, dict(
+        samples=12, timesteps=6, features=2, units=2, batch_size=4, layers=2, go_backwards=True, stateful=True,
+        shuffle=False, epochs=2, predict_samples=4)),
+}
+
+
 @pytest.fixture(scope="module", params=list(KERASES), ids=list(KERASES))
-def runs(request):
+def runs(request, tmp_path_factory):
     keras, backend = KERASES[request.param]
     specs = {name: Spec(**fields, keras=keras, backend=backend) for name, fields in SETUPS.items()}
+    folder = tmp_path_factory.mktemp("data_masks")
+    for index, (name, (value, fields)) in enumerate(DATA_MASK_SETUPS.items()):
+        path = folder / f"x{index}.npy"
+        np.save(path, masked_rows(value, fields["samples"], fields["timesteps"], fields["features"], seed=index))
+        specs[name] = Spec(**fields, data_mask=read_mask(str(path), value), keras=keras, backend=backend)
     return dict(zip(specs, zip(specs.values(), run_keras_isolated(list(specs.values())))))
 
 
-@pytest.fixture(params=list(SETUPS), ids=list(SETUPS))
+@pytest.fixture(params=[*SETUPS, *DATA_MASK_SETUPS], ids=[*SETUPS, *DATA_MASK_SETUPS])
 def setup(runs, request):
     return runs[request.param]
 
@@ -468,6 +493,71 @@ def test_the_mirrors_outputs_over_masked_padding_are_kerass(keras, backend):
         # Bidirectional zeros its masked steps; one way repeats an output there, zero only where
         # no valid step came yet (pre-padding).
         assert (largest_masked == 0.0) == ("bidirectional" in name or "pre" in name), name
+
+
+# A layer called with initial_state= behind a Masking layer: Keras 3 drops the mask (Layer.__call__
+# fills in mask= only for a call of one tensor argument), so the padding (zeros, as Masking outputs
+# it) runs as input; tf-keras keeps it. Passed by hand, mask= holds on both. The mirror's run with
+# and without the mask, from the same given states, against each.
+MASK_WITH_INITIAL_STATE_PROBE = """
+import json, sys
+import numpy as np, torch
+if sys.argv[1] == "2":
+    import tf_keras as keras
+else:
+    import keras
+from lstm_inspect.core.spec import Spec
+from lstm_inspect.keras.oracle.model import copy_weights
+from lstm_inspect.mirror.inputs import build_rnn
+from lstm_inspect.mirror.module import KerasStateful
+
+rng, found = np.random.default_rng(3), {}
+x = rng.uniform(-1, 1, (6, 5, 2)).astype("float32")
+x[0], x[1, :2], x[2, 2:4], x[3, 3:] = 0.0, 0.0, 0.0, 0.0  # throughout, leading, middle, trailing
+kept = torch.as_tensor((x != 0.0).any(axis=-1))
+for cell, keras_cell, states in (("lstm", "LSTM", 2), ("gru", "GRU", 1)):
+    spec = Spec(6, 5, 2, units=3, cell=cell, keras=sys.argv[1], backend=sys.argv[2])
+    module = build_rnn(spec, torch.device("cpu"))
+    given = [rng.uniform(-0.9, 0.9, (6, 3)).astype("float32") for _ in range(states)]
+    mirror = KerasStateful(module, stateful=False, keras=sys.argv[1], backend=sys.argv[2])
+    with torch.no_grad():
+        runs = {name: mirror.call(torch.as_tensor(x), tuple(torch.as_tensor(s)[None] for s in given), mask)
+                for name, mask in (("masked", kept), ("unmasked", None))}
+    for by_hand in (False, True):
+        inputs, state_inputs = keras.Input((5, 2)), [keras.Input((3,)) for _ in range(states)]
+        layer = getattr(keras.layers, keras_cell)(3, return_sequences=True, return_state=True)
+        masking = keras.layers.Masking(0.0)
+        options = {"mask": masking.compute_mask(inputs)} if by_hand else {}
+        sequence, *finals = layer(masking(inputs), initial_state=state_inputs, **options)
+        model = keras.Model([inputs, *state_inputs], [sequence, *finals])
+        copy_weights([layer], spec, module)
+        outputs, *states_out = model.predict([x, *given], verbose=0)
+        # Where no valid step came yet (sample 0 throughout, sample 1's first two), JAX outputs the
+        # initial h, not zeros.
+        before_first = np.zeros(x.shape[:2], bool)
+        before_first[0], before_first[1, :2] = True, True
+        found[f"{cell} {'mask= by hand' if by_hand else 'as called'}"] = {
+            name: max(float(np.abs(outputs - output.numpy())[~before_first].max()),
+                      *(float(np.abs(k - m[0].numpy()).max()) for k, m in zip(states_out, final)))
+            for name, (output, _, final) in runs.items()} | {
+            "before_first_is_h": float(np.abs(outputs[1, :2] - given[0][1]).max()),
+            "before_first": float(np.abs(outputs[1, :2]).max())}
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.parametrize("keras, backend", [("3", "torch"), ("3", "tensorflow"), ("3", "jax"), ("2", "tensorflow")])
+def test_keras_3_drops_the_mask_of_a_layer_called_with_initial_state(keras, backend):
+    found = run_probe(MASK_WITH_INITIAL_STATE_PROBE, backend, keras, backend)
+    assert len(found) == 4
+    for name, diffs in found.items():
+        held = keras == "2" or "by hand" in name
+        matches, other = ("masked", "unmasked") if held else ("unmasked", "masked")
+        assert diffs[matches] < TOLERANCE < diffs[other], (name, diffs)
+        if held and backend == "jax":
+            assert diffs["before_first_is_h"] < TOLERANCE < diffs["before_first"], name
+        elif held:
+            assert diffs["before_first"] == 0.0, name
 
 
 # go_backwards outputs, against Keras's own (return_sequences=True on every layer): in the order the

@@ -33,7 +33,7 @@ VALUES = {
     "units": ["--units", "4"], "seed": ["--seed", "3"], "fixed_batch": ["--no-fixed-batch"],
     "replicas": ["--replicas", "1"], "kernel": ["--kernel", "3"], "padding": ["--padding", "valid"],
     "data_format": ["--data-format", "channels_last"], "lengths": ["--lengths", "5"], "pad": ["--pad", "post"],
-    "mask": ["--mask"], "go_backwards": ["--go-backwards"],
+    "mask": ["--mask"], "go_backwards": ["--go-backwards"], "mask_value": ["--mask-value", "0"],
     "output_format": ["--format", "json"], "view": ["--view", "timeline"],
     "ascii_only": ["--ascii"],
     "svg": ["--svg", "{export}.svg"], "html": ["--html", "{export}.html"], "max_rows": ["--max-rows", "5"],
@@ -48,7 +48,7 @@ VALUES = {
 SETUP = ["shape", "batch_size", "stateful", "epochs", "shuffle", "no_shuffle", "cell", "layers", "bidirectional",
          "keras", "backend", "reset", "val_samples", "predict_samples", "workflow", "data", "data_key", "units", "seed",
          "fixed_batch", "replicas", "kernel", "padding", "data_format", "lengths", "pad", "mask",
-         "go_backwards"]
+         "go_backwards", "mask_value"]
 OUTPUT = ["output_format", "view", "ascii_only", "svg", "html", "max_rows", "no_slots", "advice"]
 RUN = ["device", "max_steps", "dry_run", "evidence", "evidence_batch", "against"]
 CI = ["expect_resets", "expect_slot_resets", "expect_carries", "expect_error", "strict", "quiet"]
@@ -64,6 +64,8 @@ PAIRS = sorted({
     ("emit", "lengths"),  # nor pad a sequence
     ("emit", "go_backwards"),  # nor run a layer backwards
     ("lengths", "data"),  # the data's own padding is in the data, not made
+    ("emit", "mask_value"),  # nor mask the data's steps
+    ("mask_value", "pad"),  # the data's masked steps are where the data has them
     # --quiet prints nothing: nothing about how to print.
     *[("quiet", other) for other in ("output_format", "max_rows", "view", "svg", "html", "ascii_only")],
     # A dry run runs nothing: nothing about the run.
@@ -189,13 +191,16 @@ def test_each_value_is_taken_alone(files, name):
     extra = [] if name in ("device", "max_steps", "evidence", "evidence_batch", "dry_run") else ["--dry-run"]
     if name == "data":
         extra += ["--shape", "8,5,1"]
+    if name == "mask_value":  # it reads the data's rows
+        extra += ["--shape", "8,5,1", *value("data", files)]
     if name == "no_slots":
         extra += ["--format", "json"]
     if name in ("kernel", "padding", "data_format"):
         extra += ["--cell", "convlstm2d", "--shape", "8,5,4,4,1"]
     arguments = [*value(name, files), *extra]
     arguments = arguments if "--shape" in arguments else ["--shape", "8,5,1", *arguments]
-    result = CliRunner().invoke(main, [*arguments, "--no-advice"] if name not in ("advice", "data") else arguments)
+    result = CliRunner().invoke(main, [*arguments, "--no-advice"] if name not in ("advice", "data", "mask_value")
+                                else arguments)
     assert result.exit_code in (0, 1, 3), (name, result.output)  # 1: an --expect-* check; 3: Keras raises
 
 

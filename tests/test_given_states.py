@@ -117,3 +117,11 @@ def test_the_report_holds_on_the_mirrors_tensors():
 def test_emitting_a_stateful_layer_given_its_states_is_refused_in_one_line():
     said = usage_error("--shape", "8,3,2", "--batch", "4", "--stateful", "--calls", GIVEN_TWICE, "--emit", "keras")
     assert "--emit with initial_state= on a stateful layer is not followed yet" in said
+
+
+def test_initial_state_with_a_mask_is_refused_on_keras_3_where_the_layer_drops_the_mask():
+    words = ["--shape", "8,4,2", "--batch", "4", "--lengths", "2-4", "--calls",
+             'predict(8, batch_size=4, initial_state="zeros")']
+    assert "drops the mask" in usage_error(*words, "--backend", "torch")
+    assert CliRunner().invoke(main, [*words, "--keras", "2", "--no-evidence"]).exit_code == 0
+    assert CliRunner().invoke(main, [*words, "--backend", "torch", "--no-mask", "--no-evidence"]).exit_code == 0

@@ -149,7 +149,7 @@ def _refusal(*words):
     (["--lengths", "two"], "--lengths takes whole numbers"),
     (["--lengths", "1-2-3"], "--lengths is a list (5,3,4) or a range A-B (2-5)"),
     (["--pad", "pre"], "--pad says where the padding goes: give --lengths too"),
-    (["--no-mask"], "--no-mask feeds the padding unmasked: give --lengths too"),
+    (["--no-mask"], "--no-mask feeds the padding unmasked: give --lengths (or --mask-value with --data) too"),
     (["--pad", "middle", "--lengths", "3"], "'middle' is not one of 'post', 'pre'"),
     (["--lengths", "3", "--emit", "keras"], "--emit cannot be combined with --lengths"),
     (["--lengths", "3", "--replicas", "2", "--stateful", "--backend", "tensorflow"],

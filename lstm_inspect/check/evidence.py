@@ -26,7 +26,7 @@ from ..core.words import plural
 from ..data.memory import EVIDENCE_SLOTS, GRADIENT_STEPS, MAX_CHAIN_CALLS, MAX_CHAIN_STEPS, MAX_SAMPLES_ALONE
 from ..explain.verdict import stateful_does_nothing
 from ..mirror.inputs import batch_inputs, build_rnn, inputs_and_padding, padded_batch
-from ..mirror.module import Recurrent, forward
+from ..mirror.module import Recurrent, States, forward
 from ..mirror.run import CallRecord, resolve_device, run_mirror
 
 # Float32 outputs computed batched and alone differ only by summation order.
@@ -101,7 +101,8 @@ def continuation(spec: Spec, records: list[CallRecord], chain_calls: int, run_ca
     module = build_rnn(spec, device)
     slots = min(spec.batch_size, EVIDENCE_SLOTS)  # bounds the concatenated run's memory
     batches = [padded_batch(spec, r.call.stream, r.call.samples[:slots], device) for r in chain]
-    gaps = _chain_gaps(spec, module, batches, chain, slots)
+    blank = _wholly_masked(batches)
+    gaps = _blanked(_chain_gaps(spec, module, batches, chain, slots), blank)
     # The forward direction: an RNN's first units; a ConvLSTM2D (one direction) all of its image.
     diff = float((gaps if spec.cell.convolutional else gaps[..., :spec.units]).max())
     steps = len(chain) * spec.timesteps
@@ -112,8 +113,11 @@ def continuation(spec: Spec, records: list[CallRecord], chain_calls: int, run_ca
               f"between resets a slot sees up to {chain_calls:,} calls, "
               f"an effective sequence of {chain_calls * spec.timesteps:,} steps. Measured with the weights "
               "fixed: inside a real fit they change between calls, so this is exact for predict only")
+    if blank is not None and bool(blank.any()):
+        detail += (f" ({plural(int(blank.sum()), 'call')} of a slot masked throughout left out: Keras outputs zeros "
+                   "there, since a masked step repeats the last valid output of its own call)")
     if spec.go_backwards and len(chain) > 1:
-        in_order = float(_chain_gaps(spec, module, batches, chain, slots, time_order=True).max())
+        in_order = float(_blanked(_chain_gaps(spec, module, batches, chain, slots, time_order=True), blank).max())
         effective["time_order_diff"] = in_order
         detail += (f". Fed in time order they are not one backward pass over the whole sequence (diff "
                    f"{in_order:.1e}): each call carries the state after its x[:, 0] into the next call's "
@@ -152,6 +156,19 @@ def _chain_gaps(spec: Spec, module: Recurrent, batches: list[tuple[torch.Tensor,
     if time_order and spec.go_backwards:
         ends = ends.flip(1)  # a backward pass finishes the last call's steps first
     return torch.stack([(ends[:, k] - r.output[:slots]).abs() for k, r in enumerate(chain)])
+
+
+def _wholly_masked(batches: list[tuple[torch.Tensor, torch.Tensor | None]]) -> torch.Tensor | None:
+    """(calls, slots): the calls a slot runs masked throughout. Such a call has no output of its own
+    to compare: Keras outputs zeros there, its masked steps repeating this call's last valid
+    output, not an earlier call's."""
+    masks = [mask for _, mask in batches if mask is not None]
+    return torch.stack([~mask.any(dim=1) for mask in masks]) if len(masks) == len(batches) else None
+
+
+def _blanked(gaps: torch.Tensor, blank: torch.Tensor | None) -> torch.Tensor:
+    """`gaps` (calls, slots, ...) with the calls `blank` (calls, slots) marks left out (as zeros)."""
+    return gaps if blank is None else gaps.masked_fill(blank.view(*blank.shape, *(1,) * (gaps.dim() - 2)), 0.0)
 
 
 def _chain(spec: Spec, records: list[CallRecord]) -> list[CallRecord]:
@@ -217,8 +234,8 @@ def padding_effect(spec: Spec, record: CallRecord | None, device: torch.device) 
     assert valid is not None, "padding_effect measures padded samples"
     initial = tuple(state[:, :slots] for state in record.initial)
     with torch.no_grad():
-        alone = [forward(module, x[i:i + 1, valid[i]], tuple(state[:, i:i + 1] for state in initial),
-                         go_backwards=spec.go_backwards)[1] for i in range(slots)]
+        alone = [_run_alone(module, x[i:i + 1, valid[i]], tuple(state[:, i:i + 1] for state in initial),
+                            spec.go_backwards) for i in range(slots)]
         # The other setting's final states.
         other = forward(module, x, initial, None if spec.mask else valid, spec.go_backwards)[1]
 
@@ -245,6 +262,11 @@ def padding_effect(spec: Spec, record: CallRecord | None, device: torch.device) 
                         {"step": record.call.index, "masked": masked, "unmasked": unmasked})
 
 
+def _run_alone(module: Recurrent, steps: torch.Tensor, initial: States, go_backwards: bool) -> States:
+    """The final states of one sample's valid steps run alone: its initial ones where it has none."""
+    return forward(module, steps, initial, go_backwards=go_backwards)[1] if steps.shape[1] else initial
+
+
 def _measured_on(slots: int, all_slots: int, steps: int, all_steps: int) -> str:
     """Which part of a call the gradient was measured on, where it was not the whole call."""
     parts = ([f"the first {slots:,} of {all_slots:,} slots"] if slots < all_slots else []) + (
@@ -261,7 +283,7 @@ def gather(spec: Spec, batch: int, chain_calls: int, run_calls: int, device: str
         chain, chosen = _evidence_records(spec, where, batch)
         items = [batch_independence(spec, chosen, batch, run_calls, where),
                  continuation(spec, chain, chain_calls, run_calls, where), gradient_truncation(spec, where)]
-        return items + [padding_effect(spec, chosen, where)] if spec.lengths else items
+        return items + [padding_effect(spec, chosen, where)] if spec.padded else items
 
 
 def _evidence_records(spec: Spec, device: torch.device, batch: int) -> tuple[list[CallRecord], CallRecord | None]:

@@ -21,6 +21,7 @@ from ..core.facts import KerasError, KerasStateError
 from ..core.schedule import Step, keras_steps
 from ..core.spec import Spec
 from ..core.words import Terms
+from ..data.masks import valid_lengths
 from ..explain.advice import advise
 from ..explain.claims import Claim, Landmarks, judge
 from ..explain.fixes import fix_for_call, fix_for_partial_batch
@@ -165,9 +166,9 @@ class Inspection:
         self._started = True
         spec = self.spec
         for result in (self._predicted(keras_steps(spec)) if self.dry_run else self._checked()):
-            if spec.lengths:
+            if spec.padded:
                 call = result.step.call
-                result = dataclasses.replace(result, lengths=spec.lengths.of(spec.seed, call.stream, call.slot_samples))
+                result = dataclasses.replace(result, lengths=valid_lengths(spec, call.stream, call.slot_samples))
             self._tally.add(result)
             self._landmarks.add(result.step)
             self._passes.add(result.step)

@@ -65,7 +65,9 @@ def observe(step: Step, record: CallRecord, previous: CallRecord | None) -> tupl
     elif previous is None or previous.call.index != step.source.index:
         verified = False
     elif same_slot is None and before is not None and np.array_equal(source_slot, np.arange(len(zero))):
-        verified = carried_slots == len(zero)
+        # Bit for bit the previous final states: carried, a slot whose state stayed zeros too (say,
+        # masked at every step from zeros).
+        verified = identical
     else:
         carried = np.flatnonzero(~predicted_zero)
         sources = source_slot[carried]

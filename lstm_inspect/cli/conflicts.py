@@ -13,13 +13,14 @@ CONFLICTS = {
     "no_shuffle": ("shuffle",),
     "workflow": ("epochs", "val_samples", "predict_samples"),  # shorthand for a workflow: one or the other
     # --emit prints code instead of running: every option about the run or its output clashes.
-    "lengths": ("data",),  # the data's own padding is read from it, not made (--mask-value, to come)
+    "lengths": ("data",),  # the data's own padding is read from it (--mask-value), not made
+    "mask_value": ("pad",),  # the masked steps lie where the data has them
     "emit": ("data", "data_key", "advice", "against", "output_format", "view", "ascii_only", "svg", "html", "max_rows",
              "dry_run", "device",
              "max_steps", "no_slots", "evidence", "evidence_batch", "quiet", "expect_resets",
              "expect_slot_resets", "expect_carries", "expect_error", "strict",
-             "replicas", "lengths", "go_backwards"),  # the programs build no MirroredStrategy, pad no sequence and
-                                                     # run no layer backwards yet
+             "replicas", "lengths", "go_backwards", "mask_value"),  # the programs build no MirroredStrategy,
+                                                                   # pad no sequence and run no layer backwards yet
     "quiet": ("output_format", "max_rows", "view", "svg", "html", "ascii_only"),
     "dry_run": ("evidence", "evidence_batch", "against", "device", "max_steps"),
     "against": ("max_steps",),  # Keras runs every step: the mirror's shown must be checked too
@@ -67,5 +68,5 @@ def reject_conflicts(ctx: click.Context) -> None:
 REPLAY_CONFLICTS = ("data", "data_key", "shape", "batch_size", "stateful", "epochs", "shuffle", "no_shuffle", "cell",
                     "layers", "bidirectional", "keras", "backend", "reset", "val_samples", "predict_samples",
                     "workflow", "fixed_batch", "replicas", "kernel", "padding", "data_format", "lengths", "pad", "mask",
-                    "go_backwards", "units", "seed",
+                    "go_backwards", "mask_value", "units", "seed",
                     "device", "max_steps", "dry_run", "evidence", "evidence_batch", "against", "emit")

@@ -121,8 +121,8 @@ SETUP_OPTIONS = [
     click.option("--pad", type=click.Choice(["post", "pre"]), default="post", show_default=True,
                  help="With --lengths: the padding after the valid steps (post) or before them (pre)."),
     click.option("--mask/--no-mask", default=True, show_default=True,
-                 help="With --lengths: keras.layers.Masking(mask_value=0.0) before the recurrent layers (a masked "
-                      "step holds the state), or --no-mask: the padding runs as input."),
+                 help="With --lengths (or --mask-value): keras.layers.Masking before the recurrent layers (a "
+                      "masked step holds the state), or --no-mask: the padding runs as input."),
     click.option("--layers", type=ASCII_INT, default=1, show_default=True,
                  help="Stacked recurrent layers, each with its own state per slot."),
     click.option("--bidirectional", is_flag=True, help="Wrap each layer in Bidirectional."),
@@ -169,6 +169,10 @@ SETUP_OPTIONS = [
                       "must be --shape; the advice then says whether the stateful carries (row j into row j+B) "
                       "follow your rows, and how to reorder them."),
     click.option("--data-key", metavar="KEY", help="The array of a .npz file --data names."),
+    click.option("--mask-value", "mask_value", type=float, metavar="V",
+                 help="With --data: each sample's mask read from its row, as keras.layers.Masking(mask_value=V) "
+                      "computes it (a step is masked where every feature equals V, anywhere in the sequence); "
+                      "--no-mask feeds those steps as input. The mirror runs its own inputs on that mask."),
     click.option("--units", type=ASCII_INT, default=8, show_default=True, help="Units of each recurrent layer."),
     click.option("--seed", type=ASCII_INT, default=0, show_default=True,
                  help="Seed of the weights, the inputs and the shuffle."),

@@ -57,7 +57,7 @@ class Output:
         if self.output_format == OutputFormat.MARKDOWN:
             return MarkdownWriter(sys.stdout, self.max_rows, f"lstm-inspect {command_line(spec)}"), None
         if self.output_format == OutputFormat.CSV:
-            return CsvWriter(sys.stdout, padded=bool(spec.lengths)), None
+            return CsvWriter(sys.stdout, padded=spec.padded), None
         console = make_console(record=bool(self.svg or self.html))
         if self.view == ViewName.TIMELINE:
             return TimelineView(console, spec, self.ascii_only), console

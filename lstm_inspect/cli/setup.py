@@ -12,10 +12,12 @@ import numpy as np
 
 from ..core.choices import KerasVersion, Shuffle
 from ..core.errors import SpecError
+from ..core.lengths import DataMask
 from ..core.spec import Spec
 from ..core.words import Terms
 from ..core.workflow import text
 from ..data.datafile import Continuity, continuity, open_data
+from ..data.masks import layout_of
 
 FLAGS = {"samples": "--shape", "timesteps": "--shape", "features": "--shape", "shape": "--shape",
          "batch_size": "--batch", "stateful": "--stateful", "epochs": "--epochs", "shuffle": "--shuffle",
@@ -25,7 +27,8 @@ FLAGS = {"samples": "--shape", "timesteps": "--shape", "features": "--shape", "s
          "workflow": "--calls", "fixed_batch": "--no-fixed-batch", "replicas": "--replicas",
          "frame": "--shape", "kernel": "--kernel", "padding": "--padding",
          "data_format": "--data-format", "lengths": "--lengths", "pad": "--pad", "mask": "--no-mask",
-         "go_backwards": "--go-backwards", "units": "--units", "seed": "--seed", "max_steps": "--max-steps"}
+         "go_backwards": "--go-backwards", "data_mask": "--mask-value",
+         "units": "--units", "seed": "--seed", "max_steps": "--max-steps"}
 DATA_FLAGS = {"key": "--data-key"}  # open_data's fields
 # In sentences, the data's N stands for the samples (N of --shape N,T,F).
 TERMS = Terms({**FLAGS, "samples": "N"}, {"shuffle=False": "--no-shuffle (shuffle=False)",
@@ -39,10 +42,22 @@ def build_spec(params: dict[str, Any]) -> Spec:
         features, *frame = shape[2:]
     shuffle = Shuffle.FALSE if params["no_shuffle"] else Shuffle(params["shuffle"])
     given = {field.name: params[field.name] for field in dataclasses.fields(Spec) if field.name in params}
+    given.update(shuffle=shuffle, frame=tuple(frame) or None, data_mask=_data_mask(params))
     try:
-        return Spec(samples, timesteps, features, **{**given, "shuffle": shuffle, "frame": tuple(frame) or None})
+        return Spec(samples, timesteps, features, **given)
     except SpecError as error:
         raise click.BadParameter(error.describe(FLAGS), param_hint=f"'{FLAGS[error.field]}'") from None
+
+
+def _data_mask(params: dict[str, Any]) -> DataMask | None:
+    """--mask-value V: the mask read from the rows of --data."""
+    value = params.get("mask_value")
+    if value is None:
+        return None
+    if params.get("data") is None:
+        raise click.UsageError("--mask-value reads each sample's mask from its row of --data: give --data too")
+    x = _opened(tuple(params["shape"]), params["data"], params["data_key"])
+    return layout_of(x, value, params["data"], params["data_key"])
 
 
 def command_line(spec: Spec) -> str:
@@ -67,6 +82,10 @@ def command_line(spec: Spec) -> str:
         words += [f"--kernel {spec.kernel}", f"--padding {spec.padding}", f"--data-format {spec.data_format}"]
     if spec.lengths:
         words += [f"--lengths {spec.lengths}", f"--pad {spec.pad}"] + ["--no-mask"] * (not spec.mask)
+    if spec.data_mask is not None:
+        words += [f"--data {shlex.quote(spec.data_mask.path)}"] + [
+            f"--data-key {shlex.quote(spec.data_mask.key)}"] * bool(spec.data_mask.key)
+        words += [f"--mask-value {spec.data_mask.value!r}"] + ["--no-mask"] * (not spec.mask)
     if spec.reset != default.reset:
         words.append(f"--reset {spec.reset}")
     if spec.workflow is not None:
@@ -81,15 +100,20 @@ def read_data(spec: Spec, params: dict[str, Any]) -> Continuity | None:
         if key is not None:
             raise click.UsageError("--data-key names an array of the file --data gives: give --data too")
         return None
+    return continuity(_opened((spec.samples, spec.timesteps, *spec.step_shape), path, key), spec.batch_size,
+                      path=path)
+
+
+def _opened(expected: tuple[int, ...], path: str, key: str | None) -> np.ndarray:
+    """The array of --data (--data-key), memory-mapped, checked against --shape."""
     try:
         x = open_data(path, key)
     except SpecError as error:
         raise click.BadParameter(error.describe(DATA_FLAGS), param_hint="'--data'") from None
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="'--data'") from None
-    expected = (spec.samples, spec.timesteps, *spec.step_shape)
     if tuple(x.shape) != expected:
         raise click.BadParameter(f"{path} has shape {tuple(x.shape)}, not --shape {expected}", param_hint="'--data'")
     if not np.issubdtype(x.dtype, np.floating):
         raise click.BadParameter(f"{path} holds {x.dtype}, not floating-point numbers", param_hint="'--data'")
-    return continuity(x, spec.batch_size, path=path)
+    return x

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from .lengths import DataMask
+
 
 class Spec(Protocol):
     """What these rules read of a spec.Spec."""
@@ -23,6 +25,8 @@ class Spec(Protocol):
     def layers(self) -> int: ...
     @property
     def pad(self) -> str: ...
+    @property
+    def data_mask(self) -> DataMask | None: ...
 
 
 def stacked_backwards(spec: Spec) -> bool:
@@ -31,6 +35,29 @@ def stacked_backwards(spec: Spec) -> bool:
 
 
 def padding_runs_first(spec: Spec) -> bool:
-    """Whether a padded sample's padding runs before its valid steps: pre-padding, or post-padding
-    run backwards."""
-    return (spec.pad == "pre") != spec.go_backwards
+    """Whether every padded sample's padding runs before its valid steps: pre-padding, or
+    post-padding run backwards; with the data's own mask, every masked row's masked steps (a row
+    masked throughout among them: it has no valid output either)."""
+    return padding_only(spec, "post" if spec.go_backwards else "pre", wholly_masked=True)
+
+
+def padding_runs_last(spec: Spec) -> bool:
+    """Whether every padded sample's padding runs after its valid steps (see padding_runs_first)."""
+    return padding_only(spec, "pre" if spec.go_backwards else "post", wholly_masked=False)
+
+
+def padding_only(spec: Spec, place: str, wholly_masked: bool) -> bool:
+    """Whether every padded sample's padding lies at `place` in time: "post" (after its valid steps)
+    or "pre"; rows masked at every step count as so where `wholly_masked`."""
+    if spec.data_mask is None:
+        return spec.pad == place
+    layout = spec.data_mask.layout
+    other = layout.pre if place == "post" else layout.post
+    return layout.ends == layout.middle == other == 0 and (wholly_masked or not layout.empty)
+
+
+def where_padding_runs(spec: Spec) -> str:
+    """Where the padding runs, said after "the padding runs": before, after or among the valid steps."""
+    if padding_runs_first(spec):
+        return "before the valid steps"
+    return "after the valid steps" if padding_runs_last(spec) else "among the valid steps"

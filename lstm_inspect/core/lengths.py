@@ -10,9 +10,11 @@ Without it the padding runs as input and moves the state."""
 
 from __future__ import annotations
 
+import math
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -84,6 +86,69 @@ class Lengths:
         return drawn
 
 
+@dataclass(frozen=True)
+class MaskLayout:
+    """Where the masked steps of a data file's rows fall, each row counted once: only after its
+    last valid step (`post`), only before its first (`pre`), at both ends (`ends`), between valid
+    steps (`middle`), or everywhere (`empty`); and the fewest and most valid steps of a row."""
+
+    rows: int = 0
+    post: int = 0
+    pre: int = 0
+    ends: int = 0
+    middle: int = 0
+    empty: int = 0
+    shortest: int = 0
+    longest: int = 0
+
+    @property
+    def padded(self) -> int:
+        """Rows with a masked step."""
+        return self.post + self.pre + self.ends + self.middle + self.empty
+
+
+def describe_layout(mask: DataMask, timesteps: int) -> str:
+    """Where the data's masked steps fall, in a sentence's words (no capital, no full stop)."""
+    layout = mask.layout
+    kinds = [(layout.post, "after their valid steps"), (layout.pre, "before them"), (layout.middle, "between them"),
+             (layout.ends, "at both ends"), (layout.empty, "at every step")]
+    where = ", ".join(f"{count:,} {place}" for count, place in kinds if count)
+    rows = f"{layout.rows:,} row" + "s" * (layout.rows != 1)
+    if not layout.padded:
+        return f"no step of {mask.path}'s {rows} has every feature equal to {mask.value!r}: nothing is masked"
+    kept = (f"{layout.shortest:,}" if layout.shortest == layout.longest
+            else f"{layout.shortest:,} to {layout.longest:,}")
+    return (f"{layout.padded:,} of {mask.path}'s {rows} have steps whose every feature is {mask.value!r} ({where}); "
+            f"a row keeps {kept} of its {timesteps:,} timesteps")
+
+
+@dataclass(frozen=True)
+class DataMask:
+    """--mask-value V with --data: each sample's mask read from the user's x, as
+    keras.layers.Masking(mask_value=V) computes it (a step is masked where every feature equals V);
+    sample i of any phase reads row i % rows. `layout`: what the rows showed when read."""
+
+    path: str
+    value: float = 0.0
+    key: str = ""
+    layout: MaskLayout = MaskLayout()
+
+    @classmethod
+    def of(cls, given: DataMask | Mapping[str, Any]) -> DataMask:
+        """From itself or from what to_json wrote (a mapping, its layout one too)."""
+        if isinstance(given, DataMask):
+            return given
+        if not isinstance(given, Mapping) or not isinstance(given.get("path"), str):
+            raise SpecError("data_mask", "{data_mask} is a DataMask or a mapping with its path, got {got!r}", got=given)
+        layout = given.get("layout") or {}
+        try:
+            return cls(given["path"], float(given.get("value", 0.0)), str(given.get("key") or ""),
+                       MaskLayout(**{name: int(count) for name, count in layout.items()}))
+        except (TypeError, ValueError):
+            raise SpecError("data_mask", "{data_mask}: a value, a key and a layout of counts, got {got!r}",
+                            got=given) from None
+
+
 def _splitmix64(z: np.ndarray) -> np.ndarray:
     z = z + np.uint64(0x9E3779B97F4A7C15)
     z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
@@ -116,16 +181,24 @@ class Spec(Protocol):
     def cell(self) -> Cell: ...
     @property
     def replicas(self) -> int: ...
+    @property
+    def samples(self) -> int: ...
+    @property
+    def data_mask(self) -> DataMask | None: ...
 
 
 def check_lengths(spec: Spec) -> None:
-    """Lengths within the sequence, and the padding settings given with them."""
+    """Lengths within the sequence, or the mask read from the data, and the padding settings given
+    with them."""
+    if spec.data_mask is not None:
+        _check_data_mask(spec, spec.data_mask)
+        return
     if not spec.lengths:
         if spec.pad != DEFAULT_PAD:
             raise SpecError("pad", "{pad} says where the padding goes: give {lengths} too")
         if not spec.mask:
-            raise SpecError("mask", "{mask} feeds the padding unmasked: give {lengths} too (without it no sample "
-                            "is padded)")
+            raise SpecError("mask", "{mask} feeds the padding unmasked: give {lengths} (or {data_mask} with "
+                            "--data) too (without it no sample is padded)")
         return
     if spec.pad not in PADS:
         raise SpecError("pad", "{pad} is post or pre, got {got!r}", got=spec.pad)
@@ -135,8 +208,28 @@ def check_lengths(spec: Spec) -> None:
     if spec.lengths.longest > spec.timesteps:
         raise SpecError("lengths", f"{{lengths}} {spec.lengths}: a length of {spec.lengths.longest:,} is longer "
                         f"than the {spec.timesteps:,} timesteps of {{shape}}")
+    _check_cell(spec, "lengths")
+
+
+def _check_data_mask(spec: Spec, mask: DataMask) -> None:
+    if spec.lengths:
+        raise SpecError("data_mask", "{data_mask} reads each sample's mask from the data: give it or {lengths}, "
+                        "not both")
+    if spec.pad != DEFAULT_PAD:
+        raise SpecError("pad", "{pad} places made padding: with {data_mask} the masked steps are where the data "
+                        "has them")
+    if mask.layout.rows != spec.samples:
+        raise SpecError("data_mask", f"{{data_mask}} read {mask.layout.rows:,} rows, not the {spec.samples:,} samples "
+                        "of {shape}: read it with lstm_inspect.data.masks.read_mask(path, value) from the file of x")
+    if math.isnan(mask.value):
+        raise SpecError("data_mask", "{data_mask} nan masks nothing: Masking compares with !=, and a NaN equals no "
+                        "value, not even itself")
+    _check_cell(spec, "data_mask")
+
+
+def _check_cell(spec: Spec, field: str) -> None:
     if spec.cell.convolutional:
-        raise SpecError("lengths", "{lengths} with {cell} convlstm2d is not followed yet: padding is followed for "
+        raise SpecError(field, f"{{{field}}} with {{cell}} convlstm2d is not followed yet: padding is followed for "
                         "LSTM, GRU and SimpleRNN")
     if spec.replicas > 1:
-        raise SpecError("lengths", "{lengths} with {replicas} is not followed yet")
+        raise SpecError(field, f"{{{field}}} with {{replicas}} is not followed yet")

@@ -17,7 +17,7 @@ from .choices import Backend, Cell, KerasVersion, Phase, ResetPolicy, Shuffle, d
 from .digits import MAX_DIGITS, is_number, too_long
 from .errors import SpecError
 from .frames import DEFAULT_DATA_FORMAT, DEFAULT_KERNEL, DEFAULT_PADDING, check_frames, state_shape, step_shape, values
-from .lengths import DEFAULT_PAD, Lengths, check_lengths
+from .lengths import DEFAULT_PAD, DataMask, Lengths, check_lengths
 from .replicas import check_replicas
 from .workflow import Kind, Op, Repeat, Source, Workflow, distinct, parse, text
 
@@ -80,6 +80,9 @@ class Spec:
     lengths: Lengths = Lengths()
     pad: str = DEFAULT_PAD
     mask: bool = True
+    # --mask-value V with --data: each sample's mask read from the user's rows (a step masked where
+    # every feature equals V), in place of made padding (core/lengths.py).
+    data_mask: DataMask | None = None
     # The layers' go_backwards=True: each call runs its timesteps last to first.
     go_backwards: bool = False
 
@@ -102,6 +105,12 @@ class Spec:
         check_replicas(self)
         check_frames(self)
         check_lengths(self)
+        if self.takes_states and self.padded and self.mask and self.keras == KerasVersion.THREE:
+            # Measured (tests/test_backends.py, the masked-start probe), torch, TensorFlow and JAX alike.
+            raise SpecError("workflow", "{workflow}: initial_state= with a mask is not followed on Keras 3: there the "
+                            "layer called with initial_state= drops the mask (Layer.__call__ fills in mask= only "
+                            "for a call of one tensor argument), so the padding runs as input; pass mask= to the "
+                            "layer yourself, or give {mask}, or {keras} 2, where the mask holds")
         if self.go_backwards and self.bidirectional:
             raise SpecError("go_backwards", "{go_backwards} with {bidirectional} is not followed: Bidirectional "
                             "already runs its backward layer last to first (give one of them)")
@@ -146,6 +155,8 @@ class Spec:
         if not isinstance(self.lengths, Lengths):
             raise SpecError("lengths", "{lengths} is text (\"5,3,4\", \"2-5\") or Lengths, got {got!r}",
                             got=self.lengths)
+        if self.data_mask is not None:
+            object.__setattr__(self, "data_mask", DataMask.of(self.data_mask))
         if not isinstance(self.pad, str):
             raise SpecError("pad", "{pad} is \"post\" or \"pre\", got {got!r}", got=self.pad)
         if not isinstance(self.reset, str | ResetPolicy):
@@ -364,11 +375,21 @@ class Spec:
         """Memory of one epoch's training order, which even a dry run holds (4 or 8 bytes a sample)."""
         return self.samples * (4 if self.samples < 2**31 else 8)
 
+    @property
+    def padded(self) -> bool:
+        """Whether any sample has masked or padded steps: made ones (lengths), or the data's own."""
+        return bool(self.lengths) or self.data_mask is not None and self.data_mask.layout.padded > 0
+
+    @property
+    def mask_value(self) -> float:
+        """The value Masking masks: the data's (--mask-value), or the zeros of made padding."""
+        return 0.0 if self.data_mask is None else self.data_mask.value
+
     def to_json(self) -> dict[str, Any]:
         fields = dataclasses.asdict(self)
         # As every file before the setting: a default left out.
         usual: dict[str, Any] = {"fixed_batch": True, "replicas": 1, "lengths": dataclasses.asdict(Lengths()),
-                                 "pad": DEFAULT_PAD, "mask": True, "go_backwards": False}
+                                 "pad": DEFAULT_PAD, "mask": True, "go_backwards": False, "data_mask": None}
         if not self.cell.convolutional:
             usual.update(frame=None, kernel=DEFAULT_KERNEL, padding=DEFAULT_PADDING, data_format=DEFAULT_DATA_FORMAT)
         for name, value in usual.items():
@@ -376,6 +397,8 @@ class Spec:
                 del fields[name]
         if self.lengths:  # the padding settings always said with it
             fields.update(lengths=str(self.lengths), pad=self.pad, mask=self.mask)
+        if self.data_mask is not None:
+            fields.update(mask=self.mask)
         fields.update(shuffle=self.shuffle.keras_value, reset=str(self.reset), cell=str(self.cell),
                       keras=str(self.keras), backend=str(self.backend),
                       workflow=None if self.workflow is None else text(self.workflow), calls=text(self.plan))

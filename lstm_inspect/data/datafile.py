@@ -96,21 +96,45 @@ def _step_symbols(steps: np.ndarray) -> list[int]:
 
 
 def _chunk_shifted(x: Any, start: int, stop: int, gap: int, stride: int) -> bool:
-    chunk = _rows(x, start, stop)
+    chunk = rows_between(x, start, stop)
     return bool(np.array_equal(chunk[gap:, :-stride], chunk[:-gap, stride:]))
 
 
-def _rows(x: Any, start: int, stop: int) -> np.ndarray:
+def rows_between(x: Any, start: int, stop: int) -> np.ndarray:
     """Rows start..stop-1 of `x`. A memory-mapped file's are read from the file: slicing the map
     would leave every page read resident, and the process would grow to the file's size."""
-    filename = getattr(x, "filename", None)
-    # Only the map itself, as np.load gives it: a slice of it keeps the parent's offset.
-    if not isinstance(x, np.memmap) or not isinstance(x.base, mmap.mmap) or not filename or not x.flags.c_contiguous:
+    filename = _mapped_file(x)
+    if filename is None:
         return np.asarray(x[start:stop])
-    row_bytes = x.dtype.itemsize * int(np.prod(x.shape[1:], dtype=np.int64))
     with open(filename, "rb") as file:
-        file.seek(x.offset + start * row_bytes)
-        chunk = np.frombuffer(file.read((stop - start) * row_bytes), dtype=x.dtype)
+        return _read_run(x, file, start, stop)
+
+
+def read_rows(x: Any, indices: np.ndarray) -> np.ndarray:
+    """Rows `indices` of `x`, in that order, a mapped file's read from the file (see rows_between),
+    one read per run of consecutive rows."""
+    filename = _mapped_file(x)
+    if filename is None:
+        return np.asarray(x[indices])
+    wanted, back = np.unique(indices, return_inverse=True)
+    breaks = np.flatnonzero(np.diff(wanted) != 1) + 1
+    with open(filename, "rb") as file:
+        runs = [_read_run(x, file, int(run[0]), int(run[-1]) + 1) for run in np.split(wanted, breaks)]
+    return np.concatenate(runs)[back]
+
+
+def _mapped_file(x: Any) -> str | None:
+    """The file of a memory map as np.load gives it (a slice of one keeps its parent's offset)."""
+    filename = getattr(x, "filename", None)
+    if not isinstance(x, np.memmap) or not isinstance(x.base, mmap.mmap) or not filename or not x.flags.c_contiguous:
+        return None
+    return str(filename)
+
+
+def _read_run(x: np.memmap, file: BinaryIO, start: int, stop: int) -> np.ndarray:
+    row_bytes = x.dtype.itemsize * int(np.prod(x.shape[1:], dtype=np.int64))
+    file.seek(x.offset + start * row_bytes)
+    chunk = np.frombuffer(file.read((stop - start) * row_bytes), dtype=x.dtype)
     return chunk.reshape(stop - start, *x.shape[1:])
 
 
@@ -143,7 +167,7 @@ def _runs(x: Any, stride: int, chunk_rows: int) -> Series:
     rows = x.shape[0]
     overlapping, run_start, lengths = 0, 0, set[int]()
     for start in range(0, rows - 1, chunk_rows):
-        chunk = _rows(x, start, min(rows, start + chunk_rows + 1))
+        chunk = rows_between(x, start, min(rows, start + chunk_rows + 1))
         shifted = (chunk[1:, :-stride] == chunk[:-1, stride:]).reshape(len(chunk) - 1, -1).all(axis=1)
         overlapping += int(shifted.sum())
         starts = np.flatnonzero(~shifted) + start + 1  # the rows that start a new run

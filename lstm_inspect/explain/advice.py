@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.backwards import stacked_backwards
+from ..core.backwards import padding_only, stacked_backwards
 from ..core.choices import Backend, KerasVersion, ResetKind
 from ..core.facts import facts_for
 from ..core.replicas import per_replica_batch
@@ -36,7 +36,7 @@ def advise(spec: Spec, data: Continuity | None = None, terms: Terms = Terms()) -
     found.append(_stateful_or_not(spec, terms))
     if spec.stateful:
         found.append(_layout(spec, terms))
-    if spec.lengths:
+    if spec.padded:
         found.append(_padding(spec, terms))
     if spec.go_backwards:
         found.append(_backwards(spec))
@@ -143,23 +143,27 @@ def _layout(spec: Spec, terms: Terms) -> Advice:
 
 def _padding(spec: Spec, terms: Terms) -> Advice:
     """Padded samples: the mask in Keras, and the same run in a PyTorch port (measured: core/lengths.py)."""
-    if spec.mask:
-        keras_side = ("keep keras.layers.Masking(mask_value=0.0) first (or mask_zero=True in an Embedding): each "
-                      "sample's result is its state at its last valid step, which return_state=True gives and "
-                      "return_sequences=False outputs")
-    else:
-        keras_side = ("mask the padding: keras.layers.Masking(mask_value=0.0) before the recurrent layer (or "
-                      f"mask_zero=True in an Embedding; {terms.setting('mask', True)}): unmasked, the zeros move "
-                      "the state")
+    masking, zero = f"keras.layers.Masking(mask_value={spec.mask_value!r})", spec.mask_value == 0.0
+    padding = "the zeros" if zero else f"the steps of {spec.mask_value!r}"
     if not spec.mask:
-        return Advice("padding", f"{keras_side}; a PyTorch port of this unmasked model runs the padded x as it is, "
-                                 "the zeros included, with no packing")
+        embedding = " (or mask_zero=True in an Embedding; " if zero else " ("
+        return Advice("padding", f"mask the padding: {masking} before the recurrent layer{embedding}"
+                                 f"{terms.setting('mask', True)}): unmasked, {padding} move the state; a PyTorch port "
+                                 f"of this unmasked model runs the padded x as it is, {padding} included, with no "
+                                 "packing")
+    keras_side = (f"keep {masking} first" + " (or mask_zero=True in an Embedding)" * zero + ": each sample's result "
+                  "is its state at its last valid step, which return_state=True gives and return_sequences=False "
+                  "outputs")
     final = "h_n[-2] (forward) and h_n[-1] (backward)" if spec.bidirectional else "h_n[-1]"
-    if spec.pad == "post":
+    if padding_only(spec, "post", wholly_masked=False):
         last = "not out[:, -1], which is padding"
     else:
+        padded = "pre-padded" if spec.data_mask is None else "masked"
         last = ("after moving each row's valid steps to the front (a packed sequence holds its first `length` "
-                "steps; unpacked, a pre-padded run goes through the zeros first)")
+                f"steps; unpacked, a {padded} run goes through {padding} first)")
+    if spec.data_mask is not None and spec.data_mask.layout.empty:
+        last += ("; pack only the rows with a valid step (a length of 0 raises) and give each wholly masked row "
+                 "its initial state back, as Keras's mask holds it")
     states = " and c_n" if spec.cell.keras_name == "LSTM" else ""
     carried = (f"; carry each slot's h_n{states}, detached, into the next batch's slot" if spec.stateful
                and facts_for(spec).carries else "")
@@ -172,7 +176,7 @@ def _backwards(spec: Spec) -> Advice:
     """go_backwards in a PyTorch port (measured: core/backwards.py)."""
     text = ("in a PyTorch port, run the layer on x.flip(1) and keep its outputs in that order (Keras does not flip "
             "them back)")
-    if spec.lengths and spec.mask:
+    if spec.padded and spec.mask:
         text += ("; padded, reverse each row's valid steps alone and pack those (the padding held, as Keras's mask "
                  "holds it): the state then ends, as Keras's, after each row's first valid step")
     if stacked_backwards(spec):

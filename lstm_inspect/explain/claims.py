@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..core.backwards import padding_runs_first, stacked_backwards
+from ..core.backwards import padding_runs_first, stacked_backwards, where_padding_runs
 from ..core.choices import Phase, ResetKind
 from ..core.facts import facts_for, given_states_win
 from ..core.schedule import Step
@@ -69,7 +69,7 @@ def judge(spec: Spec, landmarks: Landmarks, evidence: dict[str, float | None], t
                          "each sample has its own slot; measured by evidence 1 on a real run")
     return [*_reset_claims(spec, landmarks), within_batch, _last_into_first(spec, landmarks, terms),
             _epoch_end(spec, landmarks, terms), _fresh_phases(spec, landmarks, terms),
-            *(_padding_claims(spec, evidence.get("masking"), terms) if spec.lengths else [])]
+            *(_padding_claims(spec, evidence.get("masking"), terms) if spec.padded else [])]
 
 
 def _padding_claims(spec: Spec, moved: float | None, terms: Terms) -> list[Claim]:
@@ -87,9 +87,8 @@ def _padding_claims(spec: Spec, moved: float | None, terms: Terms) -> list[Claim
             zeros = Claim("Masked steps output zeros", True, "Keras 3's Bidirectional sets zero_output_for_mask on "
                           "both directions (tf-keras's likewise): return_sequences gives zeros at masked steps")
         elif padding_runs_first(spec):
-            how = "post-padded and run backwards" if spec.go_backwards else "pre-padded"
-            zeros = Claim("Masked steps output zeros", True, f"{how}, every masked step runs before the first "
-                          "valid one, where Keras has no output to repeat and gives zeros")
+            zeros = Claim("Masked steps output zeros", True, f"{_how_padded(spec)}, every masked step runs before "
+                          "the first valid one, where Keras has no output to repeat and gives zeros")
         else:
             zeros = Claim("Masked steps output zeros", False, "a masked step repeats the last valid output (zeros "
                           "only with zero_output_for_mask=True, or before the first valid step)")
@@ -97,14 +96,24 @@ def _padding_claims(spec: Spec, moved: float | None, terms: Terms) -> list[Claim
         last = Claim("The final state is the state after the last timestep, padding included", False,
                      f"masked steps are skipped: it is the state after each sample's {step}")
         return [unchanged, zeros, last]
+    padding = "the zeros" if spec.data_mask is None else f"the steps of {spec.mask_value!r}"
     return [Claim("Padding does not change the state", False,
-                  f"nothing masks it: the zeros run as input and move the state{measured}; "
-                  f"keras.layers.Masking(mask_value=0.0) before the layer ({terms.setting('mask', True)}) skips them"),
+                  f"nothing masks it: {padding} run as input and move the state{measured}; "
+                  f"keras.layers.Masking(mask_value={spec.mask_value!r}) before the layer "
+                  f"({terms.setting('mask', True)}) skips them"),
             Claim("Masked steps output zeros", False, "nothing is masked: each padded step gives an output of its "
-                                                      "own, computed from the zeros"),
+                                                      f"own, computed from {padding}"),
             Claim("The final state is the state after the last timestep, padding included", True,
-                  "nothing masks the padding: the state runs on through it" + (
-                      ", before the valid steps" if padding_runs_first(spec) else " after the valid steps"))]
+                  "nothing masks the padding: the state runs on through it"
+                  + (", " if padding_runs_first(spec) else " ") + where_padding_runs(spec))]
+
+
+def _how_padded(spec: Spec) -> str:
+    """How the padding comes to run first (padding_runs_first)."""
+    if spec.data_mask is not None:
+        place = "after" if spec.go_backwards else "before"
+        return f"the data's masked steps all {place} each row's valid ones" + " and run backwards" * spec.go_backwards
+    return "post-padded and run backwards" if spec.go_backwards else "pre-padded"
 
 
 def _carries_nothing(spec: Spec) -> str | None:

@@ -11,9 +11,10 @@ import math
 import re
 from typing import Any
 
-from ..core.backwards import padding_runs_first, stacked_backwards
+from ..core.backwards import padding_runs_first, padding_runs_last, stacked_backwards
 from ..core.choices import Backend, KerasVersion, Phase, ResetKind
 from ..core.facts import KerasError, broadcast_phases, facts_for, given_states_win, keeps_state
+from ..core.lengths import describe_layout
 from ..core.replicas import replica_sentence
 from ..core.schedule import Step
 from ..core.spec import Spec
@@ -24,12 +25,15 @@ from ..core.workflow import Kind, Op, Source, distinct, stateful_kinds
 def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
     """Setups that run in Keras without a word but rarely do what their author meant."""
     found = _version_warning(spec)
+    if spec.data_mask is not None and not spec.data_mask.layout.padded:
+        found.append(f"--mask-value: {describe_layout(spec.data_mask, spec.timesteps)} (is {spec.mask_value!r} the "
+                     "value your padding holds?)")
     if stacked_backwards(spec):
         found.append("stacked go_backwards layers do not all run backwards: each flips its input again, so the second "
                      "runs over the first's outputs in the input's own time order (to run every layer backwards, "
                      "flip the input once, x[:, ::-1], and leave go_backwards off)"
                      + ("; and each is given the mask unflipped, so above the first layer it masks other steps "
-                        "than the padding" if spec.lengths and spec.mask else ""))
+                        "than the padding" if spec.padded and spec.mask else ""))
     if not spec.stateful:
         return found + _cudnn_warning(spec)  # a twin may be built stateful
     if not facts_for(spec).carries:
@@ -318,35 +322,54 @@ def _given_while_zeros(spec: Spec) -> str:
 
 def _padding(spec: Spec) -> str:
     """What the padding does to the state (measured: core/lengths.py), where samples are padded."""
-    if not spec.lengths:
+    if not spec.padded:
         return ""
-    lengths, where = spec.lengths, "after" if spec.pad == "post" else "before"
-    held = (f"the samples hold {', '.join(str(n) for n in lengths.cycle)} valid steps in turn" if lengths.cycle
-            else f"each sample holds {lengths.low} to {lengths.high} valid steps")
-    whose = "their" if lengths.cycle else "its"
-    text = f" Padded: {held} of {whose} {spec.timesteps:,} timesteps, the zeros {where} them."
+    text = _padded_how(spec)
     carried = spec.stateful and facts_for(spec).carries
     if not spec.mask:
         moved = " and its slot carries the moved one on" if carried else ""
-        return text + (" Nothing masks it: the zeros run through the layer as input and move the state, so a "
+        padding = "the zeros" if spec.data_mask is None else f"the steps of {spec.mask_value!r}"
+        return text + (f" Nothing masks it: {padding} run through the layer as input and move the state, so a "
                        f"sample does not end in its last valid step's state{moved}; add "
-                       "keras.layers.Masking(mask_value=0.0) before the recurrent layer (or mask_zero=True in an "
-                       "Embedding).")
+                       f"{masking_layer(spec)}.")
     if stacked_backwards(spec):
         return text + (" Masking holds the state at the masked steps of the first layer only: every layer is given "
                        "the mask unflipped while its input comes flipped, so above the first layer it masks other "
                        "steps than the padding and the state is not an unpadded run's (the masking evidence).")
     if spec.bidirectional:
         outputs = "zeros in both directions"
-    else:
+    elif padding_runs_first(spec):
         # Keras outputs the previous output at a masked step, zeros before the first valid one: where
         # the padding runs first (pre-padding, or post-padding run backwards) every masked step does.
-        outputs = "zeros (no valid output yet)" if padding_runs_first(spec) else "the last valid output again"
+        outputs = "zeros (no valid output yet)"
+    else:
+        outputs = "the last valid output again" + (" (zeros before a row's first valid step)"
+                                                   * (not padding_runs_last(spec)))
     slot = ", and that is the state its slot carries into the next batch" if carried else ""
     step = "first valid step (run last, going backwards)" if spec.go_backwards else "last valid step"
+    empty = spec.data_mask is not None and spec.data_mask.layout.empty
+    whole = (" A row masked at every step keeps the state it began with and outputs zeros throughout, as Keras "
+             "gives it." if empty else "")
     return text + (f" Masking skips it: a masked step holds the state, so each sample ends in the state of its {step}"
                    f", exactly as if it were not padded{slot}. At a masked step return_sequences outputs "
-                   f"{outputs}.")
+                   f"{outputs}.{whole}")
+
+
+def masking_layer(spec: Spec) -> str:
+    """The Keras layer that masks this setup's padding, said as advice."""
+    embedding = " (or mask_zero=True in an Embedding)" if spec.mask_value == 0.0 else ""
+    return f"keras.layers.Masking(mask_value={spec.mask_value!r}) before the recurrent layer{embedding}"
+
+
+def _padded_how(spec: Spec) -> str:
+    """How the samples are padded: made lengths, or the data's own masked steps."""
+    if spec.data_mask is not None:
+        return f" Masked from the data: {describe_layout(spec.data_mask, spec.timesteps)}."
+    lengths, where = spec.lengths, "after" if spec.pad == "post" else "before"
+    held = (f"the samples hold {', '.join(str(n) for n in lengths.cycle)} valid steps in turn" if lengths.cycle
+            else f"each sample holds {lengths.low} to {lengths.high} valid steps")
+    whose = "their" if lengths.cycle else "its"
+    return f" Padded: {held} of {whose} {spec.timesteps:,} timesteps, the zeros {where} them."
 
 
 def _carries_nothing(spec: Spec, error: KerasError | None) -> str:

@@ -13,6 +13,7 @@ from torch import nn
 from ..core.choices import Phase
 from ..core.facts import facts_for
 from ..core.spec import Spec
+from ..data.masks import kept_steps_of
 from .conv import ConvLSTM2D
 from .module import Recurrent
 
@@ -76,14 +77,18 @@ def inputs_and_padding(spec: Spec, phase: Phase, samples: np.ndarray, device: to
     valid = valid_steps(spec, phase, samples, device)
     if valid is not None:
         values.mul_(valid[..., None])  # the padding: zeros, as keras.utils.pad_sequences writes it
+        if spec.data_mask is not None and spec.data_mask.value != 0.0:
+            values.add_((~valid[..., None]) * spec.data_mask.value)  # the data's masked steps hold V
     return values.view(len(samples), spec.timesteps, *spec.step_shape), valid
 
 
 def valid_steps(spec: Spec, phase: Phase, samples: np.ndarray, device: torch.device) -> torch.Tensor | None:
-    """Which timesteps of these samples hold data (True) rather than padding, (len(samples), T);
-    None where no sample is padded."""
-    if not spec.lengths:
+    """Which timesteps of these samples hold data (True) rather than padding, (len(samples), T):
+    made (lengths), or the data's own mask (--mask-value); None where no sample is padded."""
+    if not spec.padded:
         return None
+    if spec.data_mask is not None:
+        return torch.as_tensor(kept_steps_of(spec.data_mask, samples), device=device)
     lengths = torch.as_tensor(spec.lengths.of(spec.seed, phase, samples), device=device)
     steps = torch.arange(spec.timesteps, device=device)
     if spec.pad == "post":

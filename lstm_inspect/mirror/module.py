@@ -81,19 +81,37 @@ def _masked(module: nn.RNNBase, x: torch.Tensor, hx: torch.Tensor | States | Non
     order as one shorter sequence (a packed one); every layer sees the same mask, as Keras
     passes it on. The output at a masked step is the last kept step's output (zeros before
     the first), or zeros in both directions of a bidirectional layer (Keras 3's Bidirectional
-    sets zero_output_for_mask). Measured against Keras 3.15.1 on torch, TensorFlow and JAX."""
+    sets zero_output_for_mask). A sample masked at every step keeps the state it began with and
+    outputs zeros. Measured against Keras 3.15.1 on torch, TensorFlow and JAX, and tf-keras 2."""
     kept = mask.sum(dim=1)
-    if bool((kept == 0).any()):
-        raise ValueError("every sample keeps at least one step")
     order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)  # kept steps first, in time order
     compact = x.gather(1, order[..., None].expand_as(x))
-    packed = nn.utils.rnn.pack_padded_sequence(compact, kept.cpu(), batch_first=True, enforce_sorted=False)
+    # A packed sequence holds no empty one: a wholly masked sample runs one step, then is given back its start.
+    packed = nn.utils.rnn.pack_padded_sequence(compact, kept.clamp(min=1).cpu(), batch_first=True,
+                                               enforce_sorted=False)
     output_packed, final = module(packed, hx)
     output, _ = nn.utils.rnn.pad_packed_sequence(output_packed, batch_first=True, total_length=x.shape[1])
     last_kept = mask.cumsum(dim=1) - 1  # where each step's output comes from among the kept ones
     output = output.gather(1, last_kept.clamp(min=0)[..., None].expand(-1, -1, output.shape[-1]))
     blank = ~mask if module.bidirectional else last_kept < 0
+    empty = kept == 0
+    if bool(empty.any()):
+        final = _held(final, hx, empty)
     return output.masked_fill(blank[..., None], 0.0), final
+
+
+def _held(final: torch.Tensor | States, hx: torch.Tensor | States | None, empty: torch.Tensor
+          ) -> torch.Tensor | States:
+    """`final` with the samples `empty` marks given back the states they began with (zeros without hx)."""
+    def held(state: torch.Tensor, start: torch.Tensor | None) -> torch.Tensor:
+        return torch.where(empty[None, :, None], torch.zeros_like(state) if start is None else start, state)
+
+    if isinstance(final, torch.Tensor):
+        assert not isinstance(hx, tuple)
+        return held(final, hx)
+    starts = (None,) * len(final) if hx is None else hx
+    assert isinstance(starts, tuple)
+    return tuple(held(state, start) for state, start in zip(final, starts, strict=True))
 
 
 def state_shape(module: Recurrent, slots: int) -> tuple[int, ...]:

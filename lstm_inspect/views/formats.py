@@ -35,7 +35,7 @@ class MarkdownWriter:
         out, rows = self.out, self.rows
         rows.finish()
         out.write(f"`{self.command}`\n\n")
-        padded = bool(report.spec.lengths)
+        padded = report.spec.padded
         columns = step_columns(padded)
         out.write(_markdown_row(columns))
         rules = {"step": "---:", "max |h0|": "---:", "ok": ":---:"}

@@ -71,7 +71,7 @@ def build_table(report: Report, rows: FoldedRows, marks: Glyphs = UNICODE) -> Ta
         title = f"Steps of {name}, checked on a PyTorch {report.spec.layer_name}"
     table = Table(title=title, title_justify="left")
     justified: dict[str, JustifyMethod] = {"step": "right", "max |h0|": "right", "ok": "center"}
-    columns = [(name, justified.get(name, "left")) for name in step_columns(bool(report.spec.lengths))]
+    columns = [(name, justified.get(name, "left")) for name in step_columns(report.spec.padded)]
     if keras is not None:
         columns.append(("Keras", "left"))
     for name, justify in columns:
@@ -86,7 +86,7 @@ def build_table(report: Report, rows: FoldedRows, marks: Glyphs = UNICODE) -> Ta
     for result in rows.head:
         add(result)
     if rows.folded:
-        table.add_row(*rows.fold_cells(marks, bool(report.spec.lengths)), style="dim italic")
+        table.add_row(*rows.fold_cells(marks, report.spec.padded), style="dim italic")
     for result in rows.tail:
         add(result)
     return table

@@ -95,8 +95,8 @@ def _build(keras, spec: Spec, batch_size: int, hand_carry: bool, stateful: bool 
     if spec.cell.convolutional:
         options.update(kernel_size=spec.kernel, padding=spec.padding, data_format=spec.data_format)
     outputs, rnns, state_inputs, state_outputs = inputs, [], [], []
-    if spec.lengths and spec.mask:
-        outputs = keras.layers.Masking(mask_value=0.0)(inputs)  # a step is masked where every feature is 0
+    if spec.padded and spec.mask:  # a step is masked where every feature is the mask value
+        outputs = keras.layers.Masking(mask_value=spec.mask_value)(inputs)
     for depth in range(spec.layers):
         layer = layer_class(spec.units, stateful=stateful, return_sequences=depth < spec.layers - 1,
                             return_state=hand_carry, go_backwards=spec.go_backwards, **options)
