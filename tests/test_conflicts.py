@@ -61,8 +61,6 @@ PAIRS = sorted({
     # --emit prints code instead of running: everything about the run, its output and its checks.
     *[("emit", other) for other in ["data", *OUTPUT, *RUN, *CI]],
     ("emit", "replicas"),  # the programs build no MirroredStrategy yet
-    ("emit", "lengths"),  # nor pad a sequence
-    ("emit", "go_backwards"),  # nor run a layer backwards
     ("lengths", "data"),  # the data's own padding is in the data, not made
     ("emit", "mask_value"),  # nor mask the data's steps
     ("mask_value", "pad"),  # the data's masked steps are where the data has them

@@ -6,15 +6,18 @@ import shlex
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
 
 from lstm_inspect.cli import main
 from lstm_inspect.cli.setup import command_line
-from lstm_inspect.core.choices import ResetPolicy
+from lstm_inspect.core.choices import Phase, ResetPolicy
 from lstm_inspect.core.schedule import keras_steps
 from lstm_inspect.core.spec import Spec
+from lstm_inspect.mirror.inputs import build_rnn, padded_batch
+from lstm_inspect.mirror.module import forward
 
 SETUPS = {
     "stateless": Spec(10, 5, 1, batch_size=4, epochs=2, val_samples=6, predict_samples=3),
@@ -103,6 +106,18 @@ SETUPS = {
     "workflow: stateless ConvLSTM2D channels_first, states handed back by hand in other batches": Spec(
         8, 2, 2, batch_size=4, cell="convlstm2d", frame=(4, 4), units=2, data_format="channels_first",
         workflow='predict(8, initial_state="previous") * 2; predict(8, batch_size=2, initial_state="previous")'),
+    "padding: post, masked, stateful 2-layer GRU, validation, predict": Spec(
+        12, 5, 2, batch_size=4, stateful=True, shuffle=False, epochs=2, val_samples=4, predict_samples=4,
+        cell="gru", layers=2, lengths="2-5"),
+    "padding: pre, masked, stateless bidirectional LSTM": Spec(10, 5, 2, batch_size=4, bidirectional=True,
+                                                              lengths="1,3,5", pad="pre", predict_samples=3),
+    "padding: post, unmasked, stateful SimpleRNN": Spec(8, 5, 1, batch_size=4, stateful=True, shuffle=False,
+                                                       cell="rnn", lengths="2,4", mask=False),
+    "go_backwards: stateful LSTM, pre padding, masked, reset epoch": Spec(
+        12, 5, 2, batch_size=4, stateful=True, shuffle=False, epochs=2, go_backwards=True, lengths="2-5",
+        pad="pre", reset=ResetPolicy.parse("epoch"), predict_samples=4),
+    "go_backwards: stateless GRU, unpadded": Spec(10, 5, 1, batch_size=4, cell="gru", go_backwards=True,
+                                                 val_samples=3),
     "tf-keras stateful ConvLSTM2D": Spec(
         8, 3, 2, batch_size=4, stateful=True, shuffle=False, val_samples=4, predict_samples=4, cell="convlstm2d",
         frame=(5, 5), units=2, keras="2"),
@@ -191,3 +206,62 @@ def test_the_torch_program_orders_a_pydatasets_items_as_fit_does():
     steps = 'fit(epochs=3, batch_size=4, data="pydataset", shuffle=False, steps_per_epoch=3)'
     assert torch_program_epochs(steps) == [CHUNKS[:3], CHUNKS[3:], CHUNKS[:3]]
     assert torch_program_epochs(steps, "--keras", "2") == [CHUNKS[:3]] * 3  # tf-keras restarts its Sequence
+
+
+def _program_helpers(spec, *names):
+    """The torch program's helpers `names`, run on their own lines with `rnn` (the spec's module)."""
+    program = CliRunner().invoke(main, [*shlex.split(command_line(spec)), "--emit", "torch"]).stdout
+    helpers = [node for node in ast.parse(program).body if isinstance(node, ast.FunctionDef) and node.name in names]
+    assert {node.name for node in helpers} == set(names)
+    namespace = {"torch": torch, "nn": torch.nn, "T": spec.timesteps, "rnn": build_rnn(spec, torch.device("cpu"))}
+    exec(compile(ast.Module(helpers, []), "program", "exec"), namespace)
+    return namespace
+
+
+@pytest.mark.parametrize(("cell", "pad", "go_backwards", "bidirectional"), [
+    ("lstm", "post", False, False), ("gru", "pre", False, True), ("lstm", "pre", True, False),
+    ("rnn", "post", True, False), ("lstm", "post", False, True)])
+def test_the_torch_programs_masked_run_ends_in_the_mirrors_states(cell, pad, go_backwards, bidirectional):
+    spec = Spec(6, 5, 2, units=3, cell=cell, lengths="1-5", pad=pad, go_backwards=go_backwards,
+                bidirectional=bidirectional, stateful=True, batch_size=6)
+    helpers = _program_helpers(spec, "run")
+    x, mask = padded_batch(spec, Phase.TRAIN, np.arange(6), torch.device("cpu"))
+    initial = tuple(torch.rand(spec.directions, 6, 3) for _ in spec.cell.state_names)
+    with torch.no_grad():
+        output, final = helpers["run"](x, initial if len(initial) == 2 else initial[0])
+        expected = forward(helpers["rnn"], x, initial, mask, go_backwards)[1]
+    final = final if isinstance(final, tuple) else (final,)
+    for got, want in zip(final, expected, strict=True):
+        assert torch.allclose(got, want, atol=1e-6)
+    top = expected[0][-2:].permute(1, 0, 2).flatten(1) if bidirectional else expected[0][-1]
+    assert torch.allclose(output, top, atol=1e-6)  # h_n, not out[:, -1]
+
+
+@pytest.mark.parametrize("pad", ["post", "pre"])
+def test_the_programs_pad_after_or_before_each_rows_valid_steps(pad):
+    spec = Spec(40, 6, 2, lengths="2-5", pad=pad)
+    padded = _program_helpers(spec, "padded")["padded"]
+    kept = (padded(torch.rand(40, 6, 2) + 0.5) != 0).any(2)
+    lengths = kept.sum(1)
+    assert set(lengths.tolist()) == {2, 3, 4, 5}
+    steps = torch.arange(6)[None, :]
+    assert torch.equal(kept, steps < lengths[:, None] if pad == "post" else steps >= 6 - lengths[:, None])
+
+
+def test_emit_refuses_padding_in_workflows_and_stacked_go_backwards_in_one_line():
+    from usage import usage_error
+
+    assert "not followed yet" in usage_error("--shape", "8,5,1", "--lengths", "2", "--calls", "predict(8)",
+                                             "--emit", "torch")
+    assert "stacked --go-backwards" in usage_error("--shape", "8,5,1", "--go-backwards", "--layers", "2",
+                                                   "--emit", "keras")
+
+
+@pytest.mark.parametrize("mask", [True, False])
+def test_the_keras_program_masks_pads_every_phase_and_goes_backwards_as_asked(mask):
+    words = ["--shape", "8,5,2", "--batch", "4", "--lengths", "2-5", "--val-samples", "4", "--predict-samples", "4",
+             "--go-backwards", *([] if mask else ["--no-mask"]), "--emit", "keras"]
+    program = CliRunner().invoke(main, words).stdout
+    assert ("keras.layers.Masking(mask_value=0.0)(inputs)" in program) == mask
+    assert "go_backwards=True" in program
+    assert "x = padded(x)" in program and "x_val, y_val = padded(" in program and "model.predict(padded(" in program

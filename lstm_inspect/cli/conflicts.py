@@ -19,8 +19,7 @@ CONFLICTS = {
              "dry_run", "device",
              "max_steps", "no_slots", "evidence", "evidence_batch", "quiet", "expect_resets",
              "expect_slot_resets", "expect_carries", "expect_error", "strict",
-             "replicas", "lengths", "go_backwards", "mask_value"),  # the programs build no MirroredStrategy,
-                                                                   # pad no sequence and run no layer backwards yet
+             "replicas", "mask_value"),  # the programs build no MirroredStrategy and read no data's masks yet
     "quiet": ("output_format", "max_rows", "view", "svg", "html", "ascii_only"),
     "dry_run": ("evidence", "evidence_batch", "against", "device", "max_steps"),
     "against": ("max_steps",),  # Keras runs every step: the mirror's shown must be checked too

@@ -60,6 +60,12 @@ def main(**params: Any) -> None:
         if spec.stateful and spec.takes_states:
             raise click.UsageError("--emit with initial_state= on a stateful layer is not followed yet: the programs "
                                    "build no model taking its states as inputs")
+        if spec.workflow is not None and (spec.lengths or spec.go_backwards):
+            raise click.UsageError("--emit with --calls and --lengths or --go-backwards is not followed yet: the "
+                                   "workflow programs pad no sequence and run no layer backwards")
+        if spec.go_backwards and spec.layers > 1:
+            raise click.UsageError("--emit with stacked --go-backwards layers is not followed yet: the PyTorch "
+                                   "program would flip each layer's input again")
         print_snippet(spec, Emit(params["emit"]))
         return
     output, expectations = Output.from_params(params), Expectations.from_params(params)
