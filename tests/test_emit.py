@@ -253,6 +253,8 @@ def test_emit_refuses_padding_in_workflows_and_stacked_go_backwards_in_one_line(
 
     assert "not followed yet" in usage_error("--shape", "8,5,1", "--lengths", "2", "--calls", "predict(8)",
                                              "--emit", "torch")
+    assert "packs no frames" in usage_error("--shape", "8,3,4,4,1", "--cell", "convlstm2d", "--padding", "same",
+                                            "--lengths", "2", "--emit", "torch")
     assert "stacked --go-backwards" in usage_error("--shape", "8,5,1", "--go-backwards", "--layers", "2",
                                                    "--emit", "keras")
 

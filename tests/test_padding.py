@@ -20,7 +20,7 @@ from lstm_inspect.core.errors import SpecError
 from lstm_inspect.core.lengths import Lengths
 from lstm_inspect.core.spec import Spec
 from lstm_inspect.explain.advice import advise
-from lstm_inspect.mirror.inputs import batch_inputs, build_rnn, model_mask
+from lstm_inspect.mirror.inputs import batch_inputs, build_rnn, model_mask, padded_batch
 from lstm_inspect.mirror.module import forward
 from lstm_inspect.mirror.run import mirror_records
 
@@ -158,9 +158,31 @@ def test_bad_padding_settings_are_one_line_usage_errors(words, said):
     assert said in _refusal(*words)
 
 
-def test_padding_with_convlstm2d_is_refused_as_not_followed_yet():
-    with pytest.raises(SpecError, match="lengths with cell convlstm2d is not followed yet"):
-        Spec(8, 3, 1, frame=(4, 4), cell="convlstm2d", lengths="2")
+def test_masked_convlstm2d_padding_is_refused_where_keras_raises_and_followed_elsewhere():
+    frames = dict(frame=(4, 4), cell="convlstm2d", lengths="2")
+    with pytest.raises(SpecError, match='padding="valid", masked: Keras raises in the layer\'s first call'):
+        Spec(8, 3, 1, **frames, backend="torch")
+    with pytest.raises(SpecError, match="masked, on backend jax: Keras raises"):
+        Spec(8, 3, 1, **frames, padding="same", backend="jax")
+    for followed in (dict(padding="same", backend="tensorflow"), dict(mask=False, backend="jax")):
+        assert Spec(8, 3, 1, **frames, **followed).padded
+
+
+@pytest.mark.parametrize(("pad", "go_backwards"), [("post", False), ("pre", False), ("post", True)])
+def test_a_masked_convlstm2d_ends_as_each_sample_run_alone_on_its_valid_frames(pad, go_backwards):
+    spec = Spec(6, 4, 2, frame=(3, 4), kernel=2, padding="same", cell="convlstm2d", units=2, lengths="1-4", pad=pad,
+                go_backwards=go_backwards, layers=1 if go_backwards else 2, batch_size=6, backend="torch")
+    module = build_rnn(spec, CPU)
+    x, mask = padded_batch(spec, Phase.TRAIN, np.arange(6), CPU)
+    with torch.no_grad():
+        output, final = forward(module, x, mask=mask, go_backwards=go_backwards)
+        for i in range(6):
+            kept = x[i:i + 1, mask[i]]
+            alone_output, alone = forward(module, kept, go_backwards=go_backwards)
+            for state, expected in zip(final, alone):
+                assert torch.allclose(state[:, i], expected[:, 0], atol=1e-6)
+            # The last step run outputs the last valid step's output: a masked step repeats the one before.
+            assert torch.allclose(output[i, -1], alone_output[0, -1], atol=1e-6)
 
 
 def test_the_json_spec_says_the_padding_and_a_replay_reads_it_back(tmp_path):

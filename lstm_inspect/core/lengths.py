@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .choices import Cell, Phase
+from .choices import Backend, Cell, Phase
 from .digits import MAX_DIGITS, is_number, too_long
 from .errors import SpecError
 
@@ -184,6 +184,10 @@ class Spec(Protocol):
     @property
     def samples(self) -> int: ...
     @property
+    def padding(self) -> str: ...
+    @property
+    def backend(self) -> Backend: ...
+    @property
     def data_mask(self) -> DataMask | None: ...
 
 
@@ -209,6 +213,32 @@ def check_lengths(spec: Spec) -> None:
         raise SpecError("lengths", f"{{lengths}} {spec.lengths}: a length of {spec.lengths.longest:,} is longer "
                         f"than the {spec.timesteps:,} timesteps of {{shape}}")
     _check_cell(spec, "lengths")
+    if spec.cell.convolutional and spec.mask:
+        _check_masked_frames(spec)
+
+
+def frames_caveat(spec: Spec) -> str:
+    """What a ConvLSTM2D needs before Masking can help it (see _check_masked_frames); "" otherwise."""
+    if not spec.cell.convolutional:
+        return ""
+    return (" (a ConvLSTM2D takes Masking's per-pixel mask with padding=\"same\" only, and not on JAX: elsewhere "
+            "Keras raises)")
+
+
+def _check_masked_frames(spec: Spec) -> None:
+    """Masking before a ConvLSTM2D computes its mask per pixel, (batch, T, H, W) (`any` over the
+    channels), and the layer's loop applies it to its state frames. Measured (Keras 3.15.1 and
+    tf-keras 2): with padding="same" a padded frame masked whole holds the state, as a sequence's
+    mask does, on torch, TensorFlow and tf-keras; with padding="valid" the frames differ and every
+    Keras raises in the layer's first call, and JAX raises either way."""
+    if spec.padding == "valid":
+        raise SpecError("lengths", "{lengths} with {cell} convlstm2d, padding=\"valid\", masked: Keras raises in the "
+                        "layer's first call (Masking's mask is per pixel, H x W, and the states are the smaller "
+                        "frames \"valid\" leaves); give {padding} same, or {mask}")
+    if spec.backend == Backend.JAX:
+        raise SpecError("lengths", "{lengths} with {cell} convlstm2d, masked, on {backend} jax: Keras raises in the "
+                        "layer's first call (\"Incompatible shapes for broadcasting\": its per-pixel mask against "
+                        "the states); use torch or TensorFlow, or give {mask}")
 
 
 def _check_data_mask(spec: Spec, mask: DataMask) -> None:
@@ -228,8 +258,8 @@ def _check_data_mask(spec: Spec, mask: DataMask) -> None:
 
 
 def _check_cell(spec: Spec, field: str) -> None:
-    if spec.cell.convolutional:
-        raise SpecError(field, f"{{{field}}} with {{cell}} convlstm2d is not followed yet: padding is followed for "
-                        "LSTM, GRU and SimpleRNN")
+    if spec.cell.convolutional and field == "data_mask":
+        raise SpecError(field, f"{{{field}}} with {{cell}} convlstm2d is not followed yet: the data's masks are "
+                        "followed for LSTM, GRU and SimpleRNN (made padding, --lengths, for ConvLSTM2D too)")
     if spec.replicas > 1:
         raise SpecError(field, f"{{{field}}} with {{replicas}} is not followed yet")

@@ -13,6 +13,7 @@ from typing import Any
 from ..core.backwards import padding_only, stacked_backwards
 from ..core.choices import Backend, KerasVersion, ResetKind
 from ..core.facts import facts_for
+from ..core.lengths import frames_caveat
 from ..core.replicas import per_replica_batch
 from ..core.spec import Spec
 from ..core.words import Terms, plural
@@ -145,15 +146,16 @@ def _padding(spec: Spec, terms: Terms) -> Advice:
     """Padded samples: the mask in Keras, and the same run in a PyTorch port (measured: core/lengths.py)."""
     masking, zero = f"keras.layers.Masking(mask_value={spec.mask_value!r})", spec.mask_value == 0.0
     padding = "the zeros" if zero else f"the steps of {spec.mask_value!r}"
+    embedding_too = zero and not spec.cell.convolutional  # mask_zero=True: an Embedding's mask, of token ids
     if not spec.mask:
-        embedding = " (or mask_zero=True in an Embedding; " if zero else " ("
+        embedding = " (or mask_zero=True in an Embedding; " if embedding_too else " ("
         return Advice("padding", f"mask the padding: {masking} before the recurrent layer{embedding}"
-                                 f"{terms.setting('mask', True)}): unmasked, {padding} move the state; a PyTorch port "
-                                 f"of this unmasked model runs the padded x as it is, {padding} included, with no "
-                                 "packing")
-    keras_side = (f"keep {masking} first" + " (or mask_zero=True in an Embedding)" * zero + ": each sample's result "
-                  "is its state at its last valid step, which return_state=True gives and return_sequences=False "
-                  "outputs")
+                                 f"{terms.setting('mask', True)}){frames_caveat(spec)}: unmasked, {padding} move the "
+                                 f"state; a PyTorch port of this unmasked model runs the padded x as it is, {padding} "
+                                 "included, with no packing")
+    keras_side = (f"keep {masking} first" + " (or mask_zero=True in an Embedding)" * embedding_too
+                  + ": each sample's result is its state at its last valid step, which return_state=True gives and "
+                  "return_sequences=False outputs")
     final = "h_n[-2] (forward) and h_n[-1] (backward)" if spec.bidirectional else "h_n[-1]"
     if padding_only(spec, "post", wholly_masked=False):
         last = "not out[:, -1], which is padding"
@@ -164,9 +166,13 @@ def _padding(spec: Spec, terms: Terms) -> Advice:
     if spec.data_mask is not None and spec.data_mask.layout.empty:
         last += ("; pack only the rows with a valid step (a length of 0 raises) and give each wholly masked row "
                  "its initial state back, as Keras's mask holds it")
-    states = " and c_n" if spec.cell.keras_name == "LSTM" else ""
+    states = " and c_n" if len(spec.cell.state_names) == 2 else ""
     carried = (f"; carry each slot's h_n{states}, detached, into the next batch's slot" if spec.stateful
                and facts_for(spec).carries else "")
+    if spec.cell.convolutional:  # torch has no ConvLSTM2D: this package's takes the mask itself
+        return Advice("padding", f"{keras_side}; in a PyTorch port, lstm_inspect.ConvLSTM2D(...)(x, hx, mask=mask) "
+                                 "holds the states at the masked steps as Keras does, mask (batch, T) True where a "
+                                 f"frame is kept{carried}")
     port = ("in a PyTorch port, nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, "
             f"enforce_sorted=False) gives the same: read each sample's final state from {final}, {last}{carried}")
     return Advice("padding", f"{keras_side}; {port}")

@@ -12,6 +12,7 @@ from typing import Any
 from ..core.backwards import padding_runs_first, stacked_backwards, where_padding_runs
 from ..core.choices import Phase, ResetKind
 from ..core.facts import facts_for, given_states_win
+from ..core.lengths import frames_caveat
 from ..core.schedule import Step
 from ..core.spec import Spec
 from ..core.words import Terms
@@ -100,7 +101,7 @@ def _padding_claims(spec: Spec, moved: float | None, terms: Terms) -> list[Claim
     return [Claim("Padding does not change the state", False,
                   f"nothing masks it: {padding} run as input and move the state{measured}; "
                   f"keras.layers.Masking(mask_value={spec.mask_value!r}) before the layer "
-                  f"({terms.setting('mask', True)}) skips them"),
+                  f"({terms.setting('mask', True)}) skips them{frames_caveat(spec)}"),
             Claim("Masked steps output zeros", False, "nothing is masked: each padded step gives an output of its "
                                                       f"own, computed from {padding}"),
             Claim("The final state is the state after the last timestep, padding included", True,

@@ -14,7 +14,7 @@ from typing import Any
 from ..core.backwards import padding_runs_first, padding_runs_last, stacked_backwards
 from ..core.choices import Backend, KerasVersion, Phase, ResetKind
 from ..core.facts import KerasError, broadcast_phases, facts_for, given_states_win, keeps_state
-from ..core.lengths import describe_layout
+from ..core.lengths import describe_layout, frames_caveat
 from ..core.replicas import replica_sentence
 from ..core.schedule import Step
 from ..core.spec import Spec
@@ -357,8 +357,9 @@ def _padding(spec: Spec) -> str:
 
 def masking_layer(spec: Spec) -> str:
     """The Keras layer that masks this setup's padding, said as advice."""
-    embedding = " (or mask_zero=True in an Embedding)" if spec.mask_value == 0.0 else ""
-    return f"keras.layers.Masking(mask_value={spec.mask_value!r}) before the recurrent layer{embedding}"
+    embedding = " (or mask_zero=True in an Embedding)" if spec.mask_value == 0.0 and not spec.cell.convolutional else ""
+    return (f"keras.layers.Masking(mask_value={spec.mask_value!r}) before the recurrent layer{embedding}"
+            + frames_caveat(spec))
 
 
 def _padded_how(spec: Spec) -> str:

@@ -90,11 +90,13 @@ class ConvLSTM2D(nn.Module):
             return (self.num_layers, slots, *self.state_frame, self.hidden_size)
         return (self.num_layers, slots, self.hidden_size, *self.state_frame)
 
-    def forward(self, x: torch.Tensor, hx: tuple[torch.Tensor, torch.Tensor] | None = None
-                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+    def forward(self, x: torch.Tensor, hx: tuple[torch.Tensor, torch.Tensor] | None = None,
+                mask: torch.Tensor | None = None) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
         """x: (batch, time, H, W, C) (channels_first: (batch, time, C, H, W)); returns the last
         layer's outputs (batch, time, H', W', F) (or (batch, time, F, H', W')) and every layer's
-        final (h, c)."""
+        final (h, c). `mask` (batch, time), True where a step is kept: a masked step holds the
+        states and outputs the step before's output (zeros before the first), as Keras's loop does
+        with a padded frame masked whole (padding="same"; see core/lengths.py)."""
         if hx is None:
             zeros = x.new_zeros(self.state_shape(x.shape[0]))
             hx = (zeros, zeros)
@@ -103,8 +105,8 @@ class ConvLSTM2D(nn.Module):
         h0, c0 = (state.permute(0, 1, 4, 2, 3) if self.channels_last else state for state in hx)
         finals_h, finals_c = [], []
         for layer in range(self.num_layers):
-            weights = [getattr(self, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias")]
-            sequence, h, c = self._layer(sequence, h0[layer], c0[layer], *weights)
+            kernel, recurrent, bias = (getattr(self, f"{name}_l{layer}") for name in ("weight_ih", "weight_hh", "bias"))
+            sequence, h, c = self._layer(sequence, h0[layer], c0[layer], kernel, recurrent, bias, mask)
             finals_h.append(h)
             finals_c.append(c)
         h, c = torch.stack(finals_h), torch.stack(finals_c)
@@ -113,7 +115,8 @@ class ConvLSTM2D(nn.Module):
         return sequence, (h, c)
 
     def _layer(self, sequence: torch.Tensor, h0: torch.Tensor, c0: torch.Tensor, kernel: torch.Tensor,
-               recurrent: torch.Tensor, bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+               recurrent: torch.Tensor, bias: torch.Tensor, mask: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """One layer over the sequence (batch, time, channels, H, W), from states (batch, F, H', W')."""
         batch, steps = sequence.shape[:2]
         # The input's convolutions for every timestep at once; h's depend on the step before.
@@ -122,14 +125,20 @@ class ConvLSTM2D(nn.Module):
                                    kernel, bias)
         inputs = inputs.view(batch, steps, *inputs.shape[1:])
         h, c = h0, c0
-        outputs = []
+        outputs: list[torch.Tensor] = []
         gate = GATE_ACTIVATIONS[self.recurrent_activation]
         for step in range(steps):
             gates = inputs[:, step] + functional.conv2d(_padded_same(h, self.kernel_size), recurrent)
             i, f, candidate, o = gates.chunk(_GATES, dim=1)
-            c = gate(f) * c + gate(i) * torch.tanh(candidate)
-            h = gate(o) * torch.tanh(c)
-            outputs.append(h)
+            c_next = gate(f) * c + gate(i) * torch.tanh(candidate)
+            h_next = gate(o) * torch.tanh(c_next)
+            if mask is None:
+                h, c = h_next, c_next
+                outputs.append(h)
+                continue
+            kept = mask[:, step].view(batch, 1, 1, 1)
+            h, c = torch.where(kept, h_next, h), torch.where(kept, c_next, c)
+            outputs.append(torch.where(kept, h_next, outputs[-1] if outputs else torch.zeros_like(h_next)))
         return torch.stack(outputs, dim=1), h, c
 
 

@@ -28,9 +28,7 @@ def forward(module: Recurrent, x: torch.Tensor, initial: States | None = None,
         x, mask = x.flip(1), None if mask is None else mask.flip(1)
     hx = None if initial is None else initial if len(initial) == 2 else initial[0]
     if mask is not None and not bool(mask.all()):
-        if isinstance(module, ConvLSTM2D):
-            raise ValueError("the mirror's ConvLSTM2D takes no mask")
-        output, final = _masked(module, x, hx, mask)
+        output, final = module(x, hx, mask) if isinstance(module, ConvLSTM2D) else _masked(module, x, hx, mask)
     else:
         output, final = module(x, hx)
     return output, tuple(final) if isinstance(final, tuple) else (final,)
