@@ -151,8 +151,6 @@ def _refusal(*words):
     (["--pad", "pre"], "--pad says where the padding goes: give --lengths too"),
     (["--no-mask"], "--no-mask feeds the padding unmasked: give --lengths (or --mask-value with --data) too"),
     (["--pad", "middle", "--lengths", "3"], "'middle' is not one of 'post', 'pre'"),
-    (["--lengths", "3", "--replicas", "2", "--stateful", "--backend", "tensorflow"],
-     "--lengths with --replicas is not followed yet"),
 ])
 def test_bad_padding_settings_are_one_line_usage_errors(words, said):
     assert said in _refusal(*words)

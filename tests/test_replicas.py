@@ -170,7 +170,12 @@ def test_kerass_mirrored_strategy_splits_shows_and_refuses_as_the_tool_says():
     ["--shape", "12,3,2", "--batch", "6", "--replicas", "3", "--cell", "gru", "--layers", "2", "--calls",
      "fit(epochs=2, batch_size=6, shuffle=False); evaluate(6, batch_size=6); reset_state(); "
      "predict(12, batch_size=6) * 2"],
-], ids=["lstm over 2 replicas, validation, predict, epoch resets", "2-layer gru over 3 replicas, a workflow"])
+    ["--shape", "16,5,2", "--batch", "4", "--epochs", "2", "--lengths", "2-5", "--pad", "pre", "--val-samples", "8",
+     "--predict-samples", "8"],
+    ["--shape", "12,4,2", "--batch", "6", "--replicas", "3", "--cell", "gru", "--lengths", "1,4,2", "--no-mask",
+     "--predict-samples", "6"],
+], ids=["lstm over 2 replicas, validation, predict, epoch resets", "2-layer gru over 3 replicas, a workflow",
+        "padded, masked, over 2 replicas", "padded, unmasked gru over 3 replicas"])
 def test_real_keras_under_mirrored_strategy_agrees_slot_by_slot(words):
     replicas = [] if "--replicas" in words else ["--replicas", "2"]
     result = CliRunner().invoke(main, [*words, *replicas, *TF, "--against", "keras", "--format", "json"])

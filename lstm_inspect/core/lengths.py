@@ -261,5 +261,3 @@ def _check_cell(spec: Spec, field: str) -> None:
     if spec.cell.convolutional and field == "data_mask":
         raise SpecError(field, f"{{{field}}} with {{cell}} convlstm2d is not followed yet: the data's masks are "
                         "followed for LSTM, GRU and SimpleRNN (made padding, --lengths, for ConvLSTM2D too)")
-    if spec.replicas > 1:
-        raise SpecError(field, f"{{{field}}} with {{replicas}} is not followed yet")
