@@ -41,6 +41,7 @@ from torch import nn
 from lstm_inspect.check.inspection import Inspection, Report
 from lstm_inspect.core.order import iter_calls
 from lstm_inspect.core.spec import Spec
+from lstm_inspect.data.masks import read_mask
 from lstm_inspect.keras.oracle.model import copy_weights, import_keras
 from lstm_inspect.mirror.inputs import batch_inputs, build_rnn
 from lstm_inspect.mirror.run import run_mirror
@@ -433,6 +434,46 @@ def part_h(sizes: Sizes) -> None:
         row(f"N={samples:,} padded, masked: peak RSS", megabytes(found.max_rss_kb))
     ratio = peak[large].max_rss_kb / peak[small].max_rss_kb
     row(f"padded RSS, N={large:,} / N={small:,}", f"{ratio:.2f}x", "<= 1.3x", ratio <= 1.3)
+    _data_masks(sizes, unpadded, best["masked"])
+
+
+def _data_masks(sizes: Sizes, unpadded: Spec, made_masked: float) -> None:
+    """--mask-value on the user's own rows: each batch reads its rows' masks from the file."""
+    with tempfile.TemporaryDirectory(prefix="lstm-inspect-bench-") as folder:
+        files = {}
+        for samples in (unpadded.samples, *sizes.d_samples[:2]):
+            files[samples] = os.path.join(folder, f"masked-{samples}.npy")
+            _write_masked_rows(files[samples], samples, 50, 8)
+        spec = dataclasses.replace(unpadded, data_mask=read_mask(files[unpadded.samples], 0.0))
+        best, results = best_times({"data": lambda: checked_run(spec, "cpu")}, sizes.repeats)
+        row("checked run, --data masks (10-50 valid, every 10th row a gap)", duration(best["data"]),
+            f"verified {results['data'].summary.verified}")
+        row("ratio --data masks / made padding, masked", f"{best['data'] / made_masked:.2f}x", "(reported)")
+        small, large = sizes.d_samples[0], sizes.d_samples[1]
+        peak = {samples: run_process([LSTM_INSPECT, "--shape", f"{samples},50,8", "--batch", "256", "--stateful",
+                                      "--no-shuffle", "--data", files[samples], "--mask-value", "0", "--format",
+                                      "json", "--no-slots", "--no-evidence"]) for samples in (small, large)}
+    for samples, found in peak.items():
+        row(f"N={samples:,} --data masks: time, peak RSS", f"{duration(found.seconds)}, "
+            f"{megabytes(found.max_rss_kb)}", f"exit {found.exit_code}")
+    ratio = peak[large].max_rss_kb / peak[small].max_rss_kb
+    row(f"--data masks RSS, N={large:,} / N={small:,}", f"{ratio:.2f}x", "<= 1.3x", ratio <= 1.3)
+
+
+def _write_masked_rows(path: str, rows: int, timesteps: int, features: int) -> None:
+    """A padded .npy file written a block at a time: each row 10 to 50 valid steps then zeros, and
+    every 10th row also a gap of zeros in the middle."""
+    x = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(rows, timesteps, features))
+    block = 50_000
+    for start in range(0, rows, block):
+        stop = min(rows, start + block)
+        rng = np.random.default_rng(start)
+        values = rng.uniform(0.1, 1, (stop - start, timesteps, features)).astype(np.float32)
+        lengths = rng.integers(10, timesteps + 1, stop - start)
+        values[np.arange(timesteps)[None, :] >= lengths[:, None]] = 0.0
+        values[(np.arange(start, stop) % 10 == 0), 3:6] = 0.0
+        x[start:stop] = values
+    x.flush()
 
 
 def _write_rows(path: str, rows: int, timesteps: int, features: int, sliding: bool) -> None:

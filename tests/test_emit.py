@@ -118,6 +118,16 @@ SETUPS = {
         pad="pre", reset=ResetPolicy.parse("epoch"), predict_samples=4),
     "go_backwards: stateless GRU, unpadded": Spec(10, 5, 1, batch_size=4, cell="gru", go_backwards=True,
                                                  val_samples=3),
+    "workflow: padded, masked, stateful GRU: fit with validation, a twin, save and load, predict": Spec(
+        8, 4, 2, batch_size=4, stateful=True, cell="gru", lengths="1-4",
+        workflow="fit(epochs=2, validation_samples=4, shuffle=False, batch_size=4); twin(batch_size=2); "
+                 "predict(4, batch_size=2); save_and_load(); predict(2, batch_size=2)"),
+    "workflow: go_backwards, pre padding, states carried by hand on tf-keras": Spec(
+        8, 4, 1, batch_size=4, go_backwards=True, lengths="2,4", pad="pre", keras="2",
+        workflow='predict(8, initial_state="previous") * 2; save_and_load(); predict(8)'),
+    "workflow: unmasked padding, go_backwards, stateful, a dataset": Spec(
+        8, 4, 1, batch_size=4, stateful=True, go_backwards=True, lengths="1-4", mask=False,
+        workflow='fit(epochs=2, batch_size=4, data="dataset", shuffle=False); predict(8, batch_size=4)'),
     "tf-keras stateful ConvLSTM2D": Spec(
         8, 3, 2, batch_size=4, stateful=True, shuffle=False, val_samples=4, predict_samples=4, cell="convlstm2d",
         frame=(5, 5), units=2, keras="2"),
@@ -213,7 +223,7 @@ def _program_helpers(spec, *names):
     program = CliRunner().invoke(main, [*shlex.split(command_line(spec)), "--emit", "torch"]).stdout
     helpers = [node for node in ast.parse(program).body if isinstance(node, ast.FunctionDef) and node.name in names]
     assert {node.name for node in helpers} == set(names)
-    namespace = {"torch": torch, "nn": torch.nn, "T": spec.timesteps, "rnn": build_rnn(spec, torch.device("cpu"))}
+    namespace = {"torch": torch, "nn": torch.nn, "T": spec.timesteps}
     exec(compile(ast.Module(helpers, []), "program", "exec"), namespace)
     return namespace
 
@@ -224,12 +234,13 @@ def _program_helpers(spec, *names):
 def test_the_torch_programs_masked_run_ends_in_the_mirrors_states(cell, pad, go_backwards, bidirectional):
     spec = Spec(6, 5, 2, units=3, cell=cell, lengths="1-5", pad=pad, go_backwards=go_backwards,
                 bidirectional=bidirectional, stateful=True, batch_size=6)
-    helpers = _program_helpers(spec, "run")
+    run = _program_helpers(spec, "run")["run"]
+    module = build_rnn(spec, torch.device("cpu"))
     x, mask = padded_batch(spec, Phase.TRAIN, np.arange(6), torch.device("cpu"))
     initial = tuple(torch.rand(spec.directions, 6, 3) for _ in spec.cell.state_names)
     with torch.no_grad():
-        output, final = helpers["run"](x, initial if len(initial) == 2 else initial[0])
-        expected = forward(helpers["rnn"], x, initial, mask, go_backwards)[1]
+        output, final = run(module, x, initial if len(initial) == 2 else initial[0])
+        expected = forward(module, x, initial, mask, go_backwards)[1]
     final = final if isinstance(final, tuple) else (final,)
     for got, want in zip(final, expected, strict=True):
         assert torch.allclose(got, want, atol=1e-6)
@@ -248,11 +259,9 @@ def test_the_programs_pad_after_or_before_each_rows_valid_steps(pad):
     assert torch.equal(kept, steps < lengths[:, None] if pad == "post" else steps >= 6 - lengths[:, None])
 
 
-def test_emit_refuses_padding_in_workflows_and_stacked_go_backwards_in_one_line():
+def test_emit_refuses_padded_frames_and_stacked_go_backwards_in_one_line():
     from usage import usage_error
 
-    assert "not followed yet" in usage_error("--shape", "8,5,1", "--lengths", "2", "--calls", "predict(8)",
-                                             "--emit", "torch")
     assert "packs no frames" in usage_error("--shape", "8,3,4,4,1", "--cell", "convlstm2d", "--padding", "same",
                                             "--lengths", "2", "--emit", "torch")
     assert "stacked --go-backwards" in usage_error("--shape", "8,5,1", "--go-backwards", "--layers", "2",

@@ -82,9 +82,6 @@ def check_emitted(spec: Spec) -> None:
     if spec.stateful and spec.takes_states:
         raise click.UsageError("--emit with initial_state= on a stateful layer is not followed yet: the programs "
                                "build no model taking its states as inputs")
-    if spec.workflow is not None and (spec.lengths or spec.go_backwards):
-        raise click.UsageError("--emit with --calls and --lengths or --go-backwards is not followed yet: the "
-                               "workflow programs pad no sequence and run no layer backwards")
     if spec.lengths and spec.cell.convolutional:
         raise click.UsageError("--emit with --lengths and --cell convlstm2d is not followed yet: the PyTorch "
                                "program packs no frames")
