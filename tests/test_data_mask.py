@@ -175,7 +175,7 @@ def test_the_table_shows_kept_steps_and_the_verdict_says_where_the_data_masks(tm
     assert done.exit_code == 0, done.output
     assert "valid steps" in done.stdout
     assert "Masked from the data: 10 of" in " ".join(done.stdout.split())
-    assert "2 between them" in " ".join(done.stdout.split())
+    assert "2 between valid steps" in " ".join(done.stdout.split())
 
 
 def _claims(path, *words):
@@ -217,3 +217,18 @@ def test_a_slot_masked_throughout_from_zeros_is_verified_as_carrying_its_zeros(t
                                      _saved(tmp_path, x), "--mask-value", "0", "--no-evidence"])
     assert done.exit_code == 0, done.output
     assert "Every step verified on the tensors" in " ".join(done.stdout.split())
+
+
+def test_the_masking_evidence_measures_nothing_where_no_rerun_sample_is_masked(tmp_path):
+    x = np.random.default_rng(0).uniform(0.1, 1, (12, 6, 2)).astype("float32")
+    x[11, 4:] = 0.0  # only the last batch's last row is padded
+    found = _json(*_args(_saved(tmp_path, x), "--mask-value", "0", "--no-mask", "--no-shuffle"))
+    masking = {item["key"]: item for item in found["evidence"]}["masking"]
+    assert masking["value"] is None and masking["passed"] is None and "nothing to measure" in masking["detail"]
+
+
+def test_the_mask_is_found_in_float32_as_keras_compares(tmp_path):
+    x = masked_rows(0.1).astype("float64")  # float32's 0.1, which Keras's cast to float32 gives back
+    wide = read_mask(_saved(tmp_path, x), 0.1)
+    assert wide.layout == read_mask(_saved(tmp_path, x.astype("float32"), "x32.npy"), 0.1).layout
+    assert wide.layout.padded == 10

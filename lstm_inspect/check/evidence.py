@@ -232,6 +232,11 @@ def padding_effect(spec: Spec, record: CallRecord | None, device: torch.device) 
     samples = record.call.samples[:slots]
     x, valid = inputs_and_padding(spec, record.call.stream, samples, device)
     assert valid is not None, "padding_effect measures padded samples"
+    if bool(valid.all()):  # nothing padded among them: nothing to measure, rather than a pass of 0.0
+        return EvidenceItem("masking", "Masking", None, None,
+                            f"none of the {plural(slots, 'sample')} of {record.call.label} it reruns has a padded or "
+                            "masked step: nothing to measure (--evidence-batch K reruns another batch)",
+                            {"step": record.call.index, "masked": None, "unmasked": None})
     initial = tuple(state[:, :slots] for state in record.initial)
     with torch.no_grad():
         alone = [_run_alone(module, x[i:i + 1, valid[i]], tuple(state[:, i:i + 1] for state in initial),

@@ -56,7 +56,7 @@ def _data_mask(params: dict[str, Any]) -> DataMask | None:
         return None
     if params.get("data") is None:
         raise click.UsageError("--mask-value reads each sample's mask from its row of --data: give --data too")
-    x = _opened(tuple(params["shape"]), params["data"], params["data_key"])
+    x = _checked_data(tuple(params["shape"]), params["data"], params["data_key"])
     return layout_of(x, value, params["data"], params["data_key"])
 
 
@@ -100,11 +100,11 @@ def read_data(spec: Spec, params: dict[str, Any]) -> Continuity | None:
         if key is not None:
             raise click.UsageError("--data-key names an array of the file --data gives: give --data too")
         return None
-    return continuity(_opened((spec.samples, spec.timesteps, *spec.step_shape), path, key), spec.batch_size,
+    return continuity(_checked_data((spec.samples, spec.timesteps, *spec.step_shape), path, key), spec.batch_size,
                       path=path)
 
 
-def _opened(expected: tuple[int, ...], path: str, key: str | None) -> np.ndarray:
+def _checked_data(expected: tuple[int, ...], path: str, key: str | None) -> np.ndarray:
     """The array of --data (--data-key), memory-mapped, checked against --shape."""
     try:
         x = open_data(path, key)

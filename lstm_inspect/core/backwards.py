@@ -60,4 +60,9 @@ def where_padding_runs(spec: Spec) -> str:
     """Where the padding runs, said after "the padding runs": before, after or among the valid steps."""
     if padding_runs_first(spec):
         return "before the valid steps"
-    return "after the valid steps" if padding_runs_last(spec) else "among the valid steps"
+    if padding_runs_last(spec):
+        return "after the valid steps"
+    layout = None if spec.data_mask is None else spec.data_mask.layout
+    if layout is not None and (layout.middle or layout.ends):
+        return "between and around the valid steps"
+    return "before or after the valid steps, by row"

@@ -110,15 +110,16 @@ class MaskLayout:
 def describe_layout(mask: DataMask, timesteps: int) -> str:
     """Where the data's masked steps fall, in a sentence's words (no capital, no full stop)."""
     layout = mask.layout
-    kinds = [(layout.post, "after their valid steps"), (layout.pre, "before them"), (layout.middle, "between them"),
-             (layout.ends, "at both ends"), (layout.empty, "at every step")]
+    kinds = [(layout.post, "after their valid steps"), (layout.pre, "before their valid steps"),
+             (layout.middle, "between valid steps"), (layout.ends, "at both ends"), (layout.empty, "at every step")]
     where = ", ".join(f"{count:,} {place}" for count, place in kinds if count)
     rows = f"{layout.rows:,} row" + "s" * (layout.rows != 1)
     if not layout.padded:
         return f"no step of {mask.path}'s {rows} has every feature equal to {mask.value!r}: nothing is masked"
     kept = (f"{layout.shortest:,}" if layout.shortest == layout.longest
             else f"{layout.shortest:,} to {layout.longest:,}")
-    return (f"{layout.padded:,} of {mask.path}'s {rows} have steps whose every feature is {mask.value!r} ({where}); "
+    have = "has" if layout.padded == 1 else "have"
+    return (f"{layout.padded:,} of {mask.path}'s {rows} {have} steps whose every feature is {mask.value!r} ({where}); "
             f"a row keeps {kept} of its {timesteps:,} timesteps")
 
 
@@ -212,7 +213,6 @@ def check_lengths(spec: Spec) -> None:
     if spec.lengths.longest > spec.timesteps:
         raise SpecError("lengths", f"{{lengths}} {spec.lengths}: a length of {spec.lengths.longest:,} is longer "
                         f"than the {spec.timesteps:,} timesteps of {{shape}}")
-    _check_cell(spec, "lengths")
     if spec.cell.convolutional and spec.mask:
         _check_masked_frames(spec)
 
@@ -254,10 +254,6 @@ def _check_data_mask(spec: Spec, mask: DataMask) -> None:
     if math.isnan(mask.value):
         raise SpecError("data_mask", "{data_mask} nan masks nothing: Masking compares with !=, and a NaN equals no "
                         "value, not even itself")
-    _check_cell(spec, "data_mask")
-
-
-def _check_cell(spec: Spec, field: str) -> None:
-    if spec.cell.convolutional and field == "data_mask":
-        raise SpecError(field, f"{{{field}}} with {{cell}} convlstm2d is not followed yet: the data's masks are "
+    if spec.cell.convolutional:
+        raise SpecError("data_mask", "{data_mask} with {cell} convlstm2d is not followed yet: the data's masks are "
                         "followed for LSTM, GRU and SimpleRNN (made padding, --lengths, for ConvLSTM2D too)")

@@ -114,7 +114,7 @@ def read_rows(x: Any, indices: np.ndarray) -> np.ndarray:
     """Rows `indices` of `x`, in that order, a mapped file's read from the file (see rows_between),
     one read per run of consecutive rows."""
     filename = _mapped_file(x)
-    if filename is None:
+    if filename is None or not len(indices):
         return np.asarray(x[indices])
     wanted, back = np.unique(indices, return_inverse=True)
     breaks = np.flatnonzero(np.diff(wanted) != 1) + 1

@@ -18,8 +18,9 @@ CHUNK_ROWS = 4096
 
 
 def kept_steps(rows: np.ndarray, value: float) -> np.ndarray:
-    """(rows, T): True where a step is kept, False where every feature equals `value`."""
-    kept: np.ndarray = (rows != value).any(axis=-1)
+    """(rows, T): True where a step is kept, False where every feature equals `value`, compared in
+    float32 as Keras compares them (it casts x to float32 before Masking runs)."""
+    kept: np.ndarray = (rows.astype(np.float32, copy=False) != np.float32(value)).any(axis=-1)
     return kept
 
 

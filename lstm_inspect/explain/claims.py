@@ -88,7 +88,7 @@ def _padding_claims(spec: Spec, moved: float | None, terms: Terms) -> list[Claim
             zeros = Claim("Masked steps output zeros", True, "Keras 3's Bidirectional sets zero_output_for_mask on "
                           "both directions (tf-keras's likewise): return_sequences gives zeros at masked steps")
         elif padding_runs_first(spec):
-            zeros = Claim("Masked steps output zeros", True, f"{_how_padded(spec)}, every masked step runs before "
+            zeros = Claim("Masked steps output zeros", True, f"{_how_padded(spec)}: every masked step runs before "
                           "the first valid one, where Keras has no output to repeat and gives zeros")
         else:
             zeros = Claim("Masked steps output zeros", False, "a masked step repeats the last valid output (zeros "
@@ -113,7 +113,8 @@ def _how_padded(spec: Spec) -> str:
     """How the padding comes to run first (padding_runs_first)."""
     if spec.data_mask is not None:
         place = "after" if spec.go_backwards else "before"
-        return f"the data's masked steps all {place} each row's valid ones" + " and run backwards" * spec.go_backwards
+        return (f"the data's masked steps all lie {place} each row's valid ones"
+                + ", which run backwards" * spec.go_backwards)
     return "post-padded and run backwards" if spec.go_backwards else "pre-padded"
 
 

@@ -136,7 +136,7 @@ class ConvLSTM2D(nn.Module):
                 h, c = h_next, c_next
                 outputs.append(h)
                 continue
-            kept = mask[:, step].view(batch, 1, 1, 1)
+            kept = mask[:, step].bool().view(batch, 1, 1, 1)
             h, c = torch.where(kept, h_next, h), torch.where(kept, c_next, c)
             outputs.append(torch.where(kept, h_next, outputs[-1] if outputs else torch.zeros_like(h_next)))
         return torch.stack(outputs, dim=1), h, c
