@@ -39,7 +39,8 @@ TESTS = [
     "tests/test_workflows.py", "tests/test_library.py", "tests/test_mirror.py", "tests/test_schedule.py",
     "tests/test_spec.py", "tests/test_cli.py", "tests/test_robustness.py", "tests/test_backend_rules.py",
     "tests/test_output_failures.py", "tests/test_evidence_claims.py", "tests/test_memory.py",
-    "tests/test_probe_records.py", "tests/test_advice.py", "tests/test_layout.py", "tests/test_golden.py",
+    "tests/test_probe_records.py", "tests/test_advice.py", "tests/test_port.py", "tests/test_layout.py",
+    "tests/test_golden.py",
     "tests/test_views_and_formats.py", "tests/test_hostile_inputs.py", "tests/test_json_stream.py",
     "tests/test_replicas.py", "tests/test_convlstm.py", "tests/test_padding.py", "tests/test_data_mask.py",
 ]
@@ -328,6 +329,21 @@ PLANTS = [
           "    steps = first[:, None] + np.arange(timesteps)[::-1]\n",
           "tests/test_layout.py"),
 
+    # ---- the port notes (explain/porting.py) ---------------------------------------------------------------
+    plant("porting: a Bidirectional returns one direction's states", EXPLAIN + "porting.py",
+          "    if spec.bidirectional:\n        return tuple(f\"fwd_", "    if False:\n        return tuple(f\"fwd_",
+          "tests/test_advice.py"),
+    plant("porting: every cell indexes c", EXPLAIN + "porting.py",
+          "    if len(spec.cell.state_names) == 2:\n        return \"i = 0",
+          "    if True:\n        return \"i = 0", "tests/test_advice.py"),
+    plant("porting: the backward state read at the last step", EXPLAIN + "porting.py",
+          "h_n[-1] = out[:, 0, units:]", "h_n[-1] = out[:, -1, units:]", "tests/test_port.py"),
+    plant("porting: the last batch's size is the batch size", EXPLAIN + "porting.py",
+          "    last = spec.samples % spec.batch_size\n", "    last = spec.batch_size\n", "tests/test_advice.py"),
+    plant("porting: GRU's gates in LSTM's order", EXPLAIN + "porting.py",
+          "    if cell == Cell.GRU:\n        return (\"kernels", "    if False:\n        return (\"kernels",
+          "tests/test_advice.py"),
+
     # ---- the advice (explain/advice.py) --------------------------------------------------------------------
     plant("advice: tf-keras's API for Keras 3", EXPLAIN + "advice.py",
           "    elif spec.keras == KerasVersion.TWO:", "    elif True:", S, "tests/test_advice.py"),
@@ -561,7 +577,7 @@ PLANTS = [
           "if len(lengths) <= FEW_SLOTS else", "if len(lengths) < FEW_SLOTS else", PADDING),
     # ---- --mask-value (data/masks.py, mirror/module.py; against real Keras in test_backends) ----
     plant("data mask: a step masked where any feature equals V", DATA + "masks.py",
-          "(rows != value).any(axis=-1)", "(rows != value).all(axis=-1)", MASKED),
+          "!= np.float32(value)).any(axis=-1)", "!= np.float32(value)).all(axis=-1)", MASKED),
     plant("data mask: middle masks counted as both ends", DATA + "masks.py",
           "middle = some & (last - first + 1 > valid)", "middle = some & (last - first + 1 > valid + 9)", MASKED),
     plant("data mask: rows read back sorted, not in the batch's order", DATA + "datafile.py",
@@ -653,8 +669,8 @@ PLANTS = [
           "    if spec.keras == KerasVersion.TWO:  # TensorFlow's own shape check, on the image made channels_last",
           "    if False:", CONVLSTM),
     plant("convlstm2d: --data checked against N,T,F", CLI + "setup.py",
-          "_opened((spec.samples, spec.timesteps, *spec.step_shape), path, key)",
-          "_opened((spec.samples, spec.timesteps, spec.features), path, key)", CONVLSTM),
+          "_checked_data((spec.samples, spec.timesteps, *spec.step_shape), path, key)",
+          "_checked_data((spec.samples, spec.timesteps, spec.features), path, key)", CONVLSTM),
     plant("convlstm2d: the data reorder flattens each image", EXPLAIN + "advice.py",
           "{'*x.shape[2:]' if spec.frame else 'x.shape[-1]'}", "{'x.shape[-1]'}", CONVLSTM),
     plant("convlstm2d: stateful_layout refuses images", DATA + "layout.py",

@@ -1,6 +1,7 @@
 """Advice: the API of the described Keras, whether stateful fits, the layout, and what --data shows."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -205,3 +206,48 @@ def test_only_a_stateful_layer_on_jax_is_told_that_jax_carries_nothing():
     assert "on jax" not in items(Spec(8, 5, 2, batch_size=4, backend="jax"))["by hand"]
     assert items(Spec(8, 5, 2, batch_size=4, stateful=True, backend="jax"))["by hand"].startswith(
         "on jax stateful=True carries nothing inside fit, evaluate and predict: carry states yourself")
+
+
+CELLS_AND_DIRECTIONS = [("lstm", False), ("lstm", True), ("gru", False), ("gru", True), ("rnn", False), ("rnn", True),
+                        ("convlstm2d", False)]
+
+
+def advised_initial_states(text):
+    """The names the "by hand" advice passes back as initial_state=..."""
+    given = re.search(r"initial_state=(\[[^\]]*\]|\w+)", text).group(1)
+    return given.strip("[]").split(", ")
+
+
+@pytest.mark.parametrize("cell, bidirectional", CELLS_AND_DIRECTIONS)
+@pytest.mark.parametrize("keras, backend", [("3", "torch"), ("2", "tensorflow")])
+def test_the_advice_names_only_the_states_the_cell_and_direction_have(cell, bidirectional, keras, backend):
+    frame = dict(frame=(4, 4)) if cell == "convlstm2d" else {}
+    found = items(Spec(10, 5, 2, batch_size=4, stateful=True, cell=cell, bidirectional=bidirectional, keras=keras,
+                       backend=backend, **frame))
+    states = ["h", "c"] if cell in ("lstm", "convlstm2d") else ["h"]
+    expected = [f"{way}_{name}" for way in ("fwd", "bwd") for name in states] if bidirectional else states
+    assert advised_initial_states(found["by hand"]) == expected
+    assert f"[output, {', '.join(expected)}]" in found["by hand"] or not bidirectional
+    if keras == "3":
+        assert ("1 for c" in found["set states"]) == (len(states) == 2)
+        assert ("holds one state (layer.states[1] raises IndexError)" in found["set states"]) == (len(states) == 1)
+        assert ("layer.forward_layer.states[i]" in found["set states"]) == bidirectional
+    else:
+        assert f"layer.reset_states(states=[{', '.join(expected)}])" in found["set states"]
+    if cell != "convlstm2d":
+        assert ("c_n" in found["port"]) == (len(states) == 2)
+        assert ("h_n[-2] = out[:, -1, :units] (forward" in found["port"]) == bidirectional
+        assert ("Expected hidden[0] size" if len(states) == 2 else "Expected hidden size") in found["port"]
+    if expected != ["h", "c"]:
+        assert not any("[h, c]" in text for text in found.values())
+
+
+def test_the_port_notes_fit_the_cell():
+    gru = items(Spec(8, 5, 2, batch_size=4, cell="gru"))["port"]
+    assert "Keras's gates z, r, h reordered to PyTorch's r, z, n" in gru and "reset_after=True" in gru
+    lstm = items(Spec(8, 5, 2, batch_size=4, layers=2))["port"]
+    assert "nn.LSTM(2, units, num_layers=2, batch_first=True)" in lstm and "bias = bias_ih + bias_hh" in lstm
+    assert "reset_after" not in lstm and "carry" not in lstm  # stateless: nothing to carry
+    stateful = items(Spec(8, 5, 2, batch_size=4, stateful=True))["port"]
+    assert "detached" in stateful and "Expected hidden" not in stateful  # every batch is whole
+    assert "PyTorch has no ConvLSTM2D" in items(Spec(8, 5, 2, batch_size=4, cell="convlstm2d", frame=(4, 4)))["port"]

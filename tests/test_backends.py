@@ -628,3 +628,69 @@ def test_the_mirrors_go_backwards_outputs_are_kerass_in_the_order_the_steps_ran(
     assert len(found) == 6
     for name, (diff, flipped_back) in found.items():
         assert diff < TOLERANCE < flipped_back, name
+
+
+# What the "by hand" and "set states" advice says, done on real Keras for every cell and direction:
+# a return_state layer returns the output and the advised states, takes them back as initial_state
+# (and Keras 3 raises with fewer), and a stateful layer's states are set as advised.
+ADVISED_STATES_PROBE = """
+import json, sys
+import numpy as np
+if sys.argv[1] == "2":
+    import tf_keras as keras
+else:
+    import keras
+found = {}
+for case in json.loads(sys.argv[3]):
+    cell, bidirectional, names = case["cell"], case["bidirectional"], case["names"]
+    def layer(**options):
+        made = getattr(keras.layers, cell)(3, **options)
+        return keras.layers.Bidirectional(made) if bidirectional else made
+    x = np.random.default_rng(0).normal(size=(4, 5, 2)).astype("float32")
+    inputs = keras.Input((5, 2))
+    returned = layer(return_state=True)(inputs)
+    def given_back(count):
+        states = [keras.Input((3,)) for _ in range(count)]
+        outputs = layer(return_state=True)(inputs, initial_state=states if count > 1 else states[0])
+        keras.Model([inputs, *states], outputs).predict([x, *[np.ones((4, 3), "float32")] * count], verbose=0)
+    given_back(len(names))
+    try:
+        given_back(len(names) - 1) if len(names) > 1 else None
+        fewer = "runs"
+    except Exception as error:
+        fewer = type(error).__name__
+    stateful = layer(stateful=True)
+    keras.Sequential([keras.Input(batch_shape=(4, 5, 2)), stateful])
+    chosen = [np.full((4, 3), index + 1.0, "float32") for index in range(len(names))]
+    if sys.argv[1] == "2":
+        stateful.reset_states(states=chosen)
+    else:
+        for half, way in enumerate([stateful.forward_layer, stateful.backward_layer] if bidirectional else [stateful]):
+            for index in range(len(names) // (2 if bidirectional else 1)):
+                way.states[index].assign(chosen[half * len(way.states) + index])
+    ways = [stateful.forward_layer, stateful.backward_layer] if bidirectional else [stateful]
+    read = [float(np.asarray(keras.ops.convert_to_numpy(state) if hasattr(keras, "ops") else state)[0, 0])
+            for way in ways for state in way.states]
+    found[f"{cell} {bidirectional}"] = {"returned": len(returned) - 1, "fewer": fewer, "set": read}
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.parametrize("keras, backend", [("3", "torch"), ("3", "tensorflow"), ("3", "jax"), ("2", "tensorflow")])
+def test_the_states_the_advice_names_are_the_ones_keras_returns_takes_and_holds(keras, backend):
+    from test_advice import CELLS_AND_DIRECTIONS, advised_initial_states, items
+
+    cases = []
+    for cell, bidirectional in CELLS_AND_DIRECTIONS:
+        if cell != "convlstm2d":
+            advice = items(Spec(8, 5, 2, batch_size=4, stateful=True, cell=cell, bidirectional=bidirectional,
+                                keras=keras, backend=backend))
+            cases.append({"cell": {"lstm": "LSTM", "gru": "GRU", "rnn": "SimpleRNN"}[cell],
+                          "bidirectional": bidirectional, "names": advised_initial_states(advice["by hand"])})
+    found = run_probe(ADVISED_STATES_PROBE, backend, keras, backend, json.dumps(cases))
+    for case in cases:
+        seen = found[f"{case['cell']} {case['bidirectional']}"]
+        assert seen["returned"] == len(case["names"])
+        assert seen["set"] == [index + 1.0 for index in range(len(case["names"]))]
+        if len(case["names"]) > 1:
+            assert seen["fewer"] != "runs", case  # one state short raises (on Keras 3, IndexError for an LSTM)

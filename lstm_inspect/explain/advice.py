@@ -19,11 +19,13 @@ from ..core.spec import Spec
 from ..core.words import Terms, plural
 from ..core.workflow import Kind, distinct
 from ..data.datafile import Continuity, Series
+from .porting import listed, port_notes, returned_states, state_indices
 
 
 @dataclass(frozen=True)
 class Advice:
-    # What it is about: "batch size", "reset", "set states", "by hand", "stateful?", "layout", "padding", "data"
+    # What it is about: "batch size", "reset", "set states", "by hand", "stateful?", "layout", "padding",
+    # "go_backwards", "port", "data"
     key: str
     text: str
 
@@ -41,6 +43,7 @@ def advise(spec: Spec, data: Continuity | None = None, terms: Terms = Terms()) -
         found.append(_padding(spec, terms))
     if spec.go_backwards:
         found.append(_backwards(spec))
+    found.append(Advice("port", port_notes(spec)))
     if data is not None:
         found.append(_data(spec, data))
     return found
@@ -62,8 +65,7 @@ def _api(spec: Spec) -> list[Advice]:
     elif spec.keras == KerasVersion.TWO:
         items = [Advice("reset", "tf-keras resets every stateful layer at once: model.reset_states() (or "
                                  "layer.reset_states() for one)"),
-                 Advice("set states", "give a stateful layer chosen states with layer.reset_states(states=[h, c]) "
-                                      f"(numpy arrays of shape {_state_shape(spec)})")]
+                 Advice("set states", _set_states_2(spec))]
         items.insert(0, Advice("batch size", f"fix the batch size on the first layer: {built}, "
                                              f"stateful=True, batch_input_shape=({b}, {t}, {f})), or "
                                              f"keras.Input(batch_shape=({b}, {t}, {f})); without it tf-keras "
@@ -73,8 +75,7 @@ def _api(spec: Spec) -> list[Advice]:
                                  "for layer in model.layers: if isinstance(layer, keras.layers.RNN): "
                                  "layer.reset_state() (a Bidirectional's: layer.forward_layer and "
                                  "layer.backward_layer)"),
-                 Advice("set states", "reset_state() takes no argument in Keras 3 (TypeError): set chosen states "
-                                      "with layer.states[i].assign(value), i = 0 for h and 1 for c")]
+                 Advice("set states", _set_states_3(spec))]
         items.insert(0, Advice("batch size", f"fix the batch size with keras.Input(batch_shape=({b}, {t}, {f})) "
                                              f"or keras.Input(shape=({t}, {f}), batch_size={b}): without it Keras "
                                              "raises \"When using `stateful=True` in a RNN, the batch size must be "
@@ -86,14 +87,43 @@ def _api(spec: Spec) -> list[Advice]:
                                         f"keras.Input(batch_shape=({share}, {t}, {f})), and give fit, evaluate "
                                         f"and predict the global batch_size={b}; a model built for the global "
                                         f"batch raises \"Expected batch size: {b} - Received batch size: {share}\"")
-    hand = ("carry states yourself with a stateless layer: " + built + ", return_state=True) returns the "
-            "final states after the output; pass them back as initial_state=[h, c] in the next call "
-            "(a model taking them as inputs)")
+    items.append(Advice("by hand", _by_hand(spec, built)))
+    return items
+
+
+def _set_states_3(spec: Spec) -> str:
+    which = ("layer.forward_layer.states[i].assign(value) and layer.backward_layer.states[i]" if spec.bidirectional
+             else "layer.states[i].assign(value)")
+    return (f"reset_state() takes no argument in Keras 3 (TypeError): set chosen states with {which}, "
+            f"{state_indices(spec)}")
+
+
+def _set_states_2(spec: Spec) -> str:
+    names = returned_states(spec)
+    half = " (a Bidirectional gives the first half to its forward layer)" if spec.bidirectional else ""
+    return (f"give a stateful layer chosen states with layer.reset_states(states=[{', '.join(names)}]){half} (numpy "
+            f"arrays of shape {_state_shape(spec)})")
+
+
+def _by_hand(spec: Spec, built: str) -> str:
+    names = returned_states(spec)
+    layer = f"Bidirectional({built}, return_state=True))" if spec.bidirectional else f"{built}, return_state=True)"
+    if spec.bidirectional:
+        returned = (" returns the final states after the output, forward then backward "
+                    f"([output, {', '.join(names)}]); pass them all back as initial_state={listed(names)} (the first "
+                    "half goes to the forward layer)")
+    elif len(names) == 1:
+        returned = f" returns the final state after the output; pass it back as initial_state={listed(names)}"
+    else:
+        returned = f" returns the final states after the output; pass them back as initial_state={listed(names)}"
+    per_layer = f", each of the {spec.layers} layers its own," if spec.layers > 1 else ""
+    taking = "it as an input" if len(names) == 1 else "them as inputs"
+    hand = (f"carry states yourself with a stateless layer: {layer}{returned}{per_layer} in the next call (a model "
+            f"taking {taking})")
     if spec.stateful and not facts_for(spec).carries and spec.backend == Backend.JAX:
         hand = (f"on jax stateful=True carries nothing inside fit, evaluate and predict: {hand}, or run the "
                 "torch or TensorFlow backend")
-    items.append(Advice("by hand", hand))
-    return items
+    return hand
 
 
 def _state_shape(spec: Spec) -> str:
