@@ -9,7 +9,8 @@ from torch import nn
 
 from lstm_inspect import ConvLSTM2D, KerasStateful
 from lstm_inspect.core.choices import Cell
-from lstm_inspect.keras.oracle.model import import_keras, keras_weights
+from lstm_inspect.keras.oracle.model import import_keras
+from lstm_inspect.mirror.port import keras_weights
 
 keras = import_keras()
 pytestmark = pytest.mark.keras

@@ -2,6 +2,8 @@
 conversion of Keras weights (its real-Keras half is in test_backends.py)."""
 
 import re
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -24,3 +26,31 @@ def test_the_final_states_the_notes_name_are_torchs(cell, bidirectional, layers)
     assert len(claims) == (2 if bidirectional else 1)
     for state, taken in claims:
         assert torch.equal(eval(state, {"h_n": h_n}), eval(taken, {"out": output, "units": 3})), (state, taken)
+
+
+@pytest.mark.parametrize("cell", [torch.nn.LSTM, torch.nn.RNN])
+def test_any_split_of_kerass_one_bias_computes_the_same(cell):
+    torch.manual_seed(0)
+    module, x = cell(2, 3, batch_first=True), torch.randn(4, 5, 2)
+    with torch.no_grad():
+        before = module(x)[0]
+        total = module.bias_ih_l0 + module.bias_hh_l0
+        share = torch.rand_like(total)
+        module.bias_ih_l0.copy_(total * share)
+        module.bias_hh_l0.copy_(total * (1 - share))
+        assert torch.allclose(module(x)[0], before, atol=1e-6)
+
+
+def test_the_port_module_imports_no_torch_until_used():
+    code = ("import sys, lstm_inspect.port as port; assert 'torch' not in sys.modules; port.from_keras; "
+            "assert 'torch' in sys.modules")
+    assert subprocess.run([sys.executable, "-c", code]).returncode == 0
+
+
+def test_to_keras_refuses_what_is_no_recurrent_module():
+    from lstm_inspect.port import PortError, to_keras
+
+    with pytest.raises(PortError, match="without proj_size"):
+        to_keras(torch.nn.LSTM(2, 4, proj_size=2, batch_first=True), None)
+    with pytest.raises(PortError, match="takes an nn.LSTM"):
+        to_keras(torch.nn.Linear(2, 3), None)

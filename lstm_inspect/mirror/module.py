@@ -4,6 +4,7 @@ handle theirs (keras/src/layers/rnn/rnn.py), by its own code: it never reads the
 from __future__ import annotations
 
 import weakref
+from typing import Any
 
 import torch
 from torch import nn
@@ -168,6 +169,25 @@ class KerasStateful(nn.Module):
             # another size) then allocates nothing, however large the batch size.
             for name in self.state_names:
                 self.register_buffer(name, None, persistent=False)
+
+    @classmethod
+    def from_keras(cls, layer_or_model: Any, *, for_inference: bool = False) -> KerasStateful:
+        """A Keras layer, or a model's stack of recurrent layers, as this module: the weights converted
+        (lstm_inspect.port.from_keras), stateful with the batch size of its states or stateless, and
+        go_backwards, as the Keras layers are; the Keras and backend that made them. Its states start
+        as zeros: set_states gives it Keras's."""
+        from .port import PortError, keras_of, module_for, recurrent_stack
+
+        stack = recurrent_stack(layer_or_model, for_inference=for_inference)
+        first = stack[0].directions[0]
+        batch_size = None
+        if stack[0].stateful:
+            if not first.states or first.states[0] is None:
+                raise PortError(f"{first.name} is stateful but holds no states yet: build it with a fixed batch size")
+            batch_size = int(first.states[0].shape[0])
+        keras, backend = keras_of(first)
+        return cls(module_for(stack), batch_size, stateful=stack[0].stateful, keras=keras, backend=backend,
+                   go_backwards=stack[0].go_backwards)
 
     @property
     def batch_size(self) -> int | None:

@@ -8,9 +8,10 @@ from typing import Any
 
 import numpy as np
 
-from ...core.choices import Backend, Cell, KerasVersion
+from ...core.choices import Backend, KerasVersion
 from ...core.replicas import per_replica_batch
 from ...core.spec import Spec
+from ...mirror.port import keras_weights
 from .errors import OracleError
 
 
@@ -39,34 +40,6 @@ def to_numpy(keras: Any, value: Any) -> np.ndarray:
     if not hasattr(keras, "ops"):  # tf-keras: TensorFlow tensors and variables
         return np.array(value, copy=True)
     return np.array(keras.ops.convert_to_numpy(value), copy=True)
-
-
-def keras_weights(cell: Cell, torch_module, layer: int, reverse: bool) -> list[np.ndarray]:
-    """One Keras RNN layer's weights from one layer and direction of a torch RNN module.
-
-    LSTM: torch's gates (i, f, g, o) are Keras's (i, f, c, o); Keras has one bias for
-    torch's two. GRU: torch's blocks (r, z, n) are Keras's (z, r, h), and Keras's default
-    reset_after=True keeps both biases as two rows. SimpleRNN maps like the LSTM.
-    """
-    suffix = f"_l{layer}" + ("_reverse" if reverse else "")
-
-    def weight(name):
-        return getattr(torch_module, name + suffix).detach().cpu().numpy()
-
-    if cell == Cell.CONVLSTM2D:
-        # torch's convolution kernels (4F, C, K, K) are Keras's (K, K, C, 4F); the gates' order is the same.
-        return [weight("weight_ih").transpose(2, 3, 1, 0), weight("weight_hh").transpose(2, 3, 1, 0), weight("bias")]
-
-    kernel, recurrent, bias_input, bias_hidden = (weight(name) for name in
-                                                  ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
-    if cell == Cell.GRU:
-        def keras_order(array):
-            r, z, n = np.split(array, 3, axis=0)
-            return np.concatenate([z, r, n], axis=0)
-
-        return [keras_order(kernel).T, keras_order(recurrent).T,
-                np.stack([keras_order(bias_input), keras_order(bias_hidden)])]
-    return [kernel.T, recurrent.T, bias_input + bias_hidden]
 
 
 def build_keras_model(keras, spec: Spec, batch_size: int | None = None, hand_carry: bool = False,
