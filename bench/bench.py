@@ -8,7 +8,8 @@ N grows; (e) part (a) on the GPU, when there is one; (f) a StateProbe's cost on 
 Keras fit: time and peak memory against the same fit without it; (g) --data on a large file,
 memory-mapped: peak memory against the same command without it; (h) padded sequences: the
 masked and the unmasked checked run against the same run unpadded and a bare PyTorch loop of
-packed sequences, and peak memory as N grows. The targets come from
+packed sequences, and peak memory as N grows; (i) lstm_inspect.torch.watch on a real PyTorch
+training loop: time and peak memory against the same loop without it. The targets come from
 shared/docs/performance-anchors.md and are printed beside the figures. Absolute times drift
 on shared machines, so each comparison is measured in this one run, interleaved, best of a
 few repeats after a warm-up. A missed target is reported, never a failure: this is a
@@ -50,7 +51,7 @@ from lstm_inspect.mirror.run import run_mirror
 # folder holds the lstm-inspect entry point the users run.
 BIN = Path(sys.executable).parent
 LSTM_INSPECT = str(BIN / "lstm-inspect")
-PARTS = "abcdefgh"
+PARTS = "abcdefghi"
 
 
 @dataclass(frozen=True)
@@ -492,6 +493,33 @@ def _write_rows(path: str, rows: int, timesteps: int, features: int, sliding: bo
     x.flush()
 
 
+# --- (i): the PyTorch probe ----------------------------------------------------------------------
+
+def part_i(sizes: Sizes) -> None:
+    samples = sizes.probe_samples
+    heading(f"(i) lstm_inspect.torch.watch on a PyTorch training loop: {samples:,} samples, T=20, F=8, an LSTM of "
+            "64 units, batch 100, the state carried detached, SGD; two epochs")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from torch_loop import model_and_data, train, watched
+
+    model, x = model_and_data(samples)
+    times, _ = best_times({"without": lambda: train(model, x, 2), "with": lambda: watched(model, x, 2)},
+                          sizes.repeats)
+    ratio = times["with"] / times["without"]
+    row("loop without the probe", duration(times["without"]))
+    row("loop with the probe", duration(times["with"]))
+    row("with the probe / without", f"{ratio:.2f}x", "(reported)")
+    script = str(Path(__file__).resolve().parent / "torch_loop.py")
+    added = []
+    for count in (samples, samples * 10):
+        peaks = {mode: run_process([sys.executable, script, str(count), mode]).max_rss_kb for mode in ("none", "probe")}
+        added.append(peaks["probe"] - peaks["none"])
+        row(f"peak RSS, {count:,} samples: with / without", f"{megabytes(peaks['probe'])} / "
+            f"{megabytes(peaks['none'])}")
+    row("the probe's memory, 10x the batches", f"{added[1] / 1024:+.0f} MB vs {added[0] / 1024:+.0f} MB",
+        "flat", abs(added[1] - added[0]) < 20 * 1024)
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller N and one repeat: a fast smoke run")
@@ -510,7 +538,7 @@ def main() -> None:
     print(f"lstm-inspect benchmark{' (quick)' if args.quick else ''}: torch {torch.__version__}, "
           f"{os.cpu_count()} CPUs; targets from shared/docs/performance-anchors.md")
     runners = {"a": part_a, "b": part_b, "c": part_c, "d": part_d, "e": part_e, "f": part_f, "g": part_g,
-               "h": part_h}
+               "h": part_h, "i": part_i}
     for part in PARTS:
         if part in args.only:
             runners[part](sizes)

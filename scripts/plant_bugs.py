@@ -39,8 +39,8 @@ TESTS = [
     "tests/test_workflows.py", "tests/test_library.py", "tests/test_mirror.py", "tests/test_schedule.py",
     "tests/test_spec.py", "tests/test_cli.py", "tests/test_robustness.py", "tests/test_backend_rules.py",
     "tests/test_output_failures.py", "tests/test_evidence_claims.py", "tests/test_memory.py",
-    "tests/test_probe_records.py", "tests/test_advice.py", "tests/test_port.py", "tests/test_layout.py",
-    "tests/test_golden.py",
+    "tests/test_probe_records.py", "tests/test_advice.py", "tests/test_port.py", "tests/test_torch_probe.py",
+    "tests/test_layout.py", "tests/test_golden.py",
     "tests/test_views_and_formats.py", "tests/test_hostile_inputs.py", "tests/test_json_stream.py",
     "tests/test_replicas.py", "tests/test_convlstm.py", "tests/test_padding.py", "tests/test_data_mask.py",
 ]
@@ -75,9 +75,11 @@ WF, LIB = "tests/test_workflows.py", "tests/test_library.py"
 CONVLSTM, PADDING = "tests/test_convlstm.py", "tests/test_padding.py"
 BACKWARDS, GIVEN = "tests/test_go_backwards.py", "tests/test_given_states.py"
 MASKED = "tests/test_data_mask.py"
+TP = "tests/test_torch_probe.py"
 
 CORE, CHECK, CLI, KERAS = "lstm_inspect/core/", "lstm_inspect/check/", "lstm_inspect/cli/", "lstm_inspect/keras/"
 DATA, EXPLAIN, MIRROR = "lstm_inspect/data/", "lstm_inspect/explain/", "lstm_inspect/mirror/"
+TORCH = "lstm_inspect/torch/"
 
 PLANTS = [
     # ---- the workflow parser and its counts (core/workflow.py, core/spec.py, core/order.py) ----------
@@ -246,8 +248,8 @@ PLANTS = [
 
     # ---- the probe's records and --replay (keras/records.py) ---------------------------------------------
     plant("probe: any state counts as its own slot's", KERAS + "records.py",
-          "        if slot < len(before) and np.array_equal(initial[slot], before[slot]):",
-          "        if slot < len(before):", "tests/test_probe_records.py", R),
+          "~zero[:shared] & (initial[:shared] == before[:shared]).all(axis=1)", "~zero[:shared]",
+          "tests/test_probe_records.py", R),
     plant("probe: zeros seen as carried", KERAS + "records.py", "    found[zero] = -1\n", "",
           "tests/test_probe_records.py"),
     plant("probe: an equal state named after the last slot", KERAS + "records.py",
@@ -269,7 +271,7 @@ PLANTS = [
     plant("replay: schema 2 taken", KERAS + "records.py",
           "type(schema) is not int or schema != 1:", "type(schema) is not int or schema not in (1, 2):", R),
     plant("replay: another program's file taken", KERAS + "records.py",
-          'if data.get("observed_by") != OBSERVER or ', "if ", R),
+          'if data.get("observed_by") not in OBSERVERS or ', "if ", R),
     plant("replay: starts of another length taken", KERAS + "records.py",
           "    if len(starts) != len(samples):", "    if False:", R),
     plant("replay: a slot of an older call taken", KERAS + "records.py",
@@ -328,6 +330,22 @@ PLANTS = [
           "    steps = first[:, None] + np.arange(timesteps)\n",
           "    steps = first[:, None] + np.arange(timesteps)[::-1]\n",
           "tests/test_layout.py"),
+
+    # ---- the PyTorch probe (torch/) -----------------------------------------------------------------------
+    plant("torch probe: an attached state counted as detached", TORCH + "probe.py",
+          "if state.grad_fn is not None]", "if state.grad_fn is None]", TP),
+    plant("torch probe: a repeated row begins no new epoch", TORCH + "passes.py",
+          "        if self.epoch == 0 and int(hashes[0]) in self.seen:", "        if False:", TP),
+    plant("torch probe: a reordered pass taken as the first", TORCH + "passes.py",
+          "not np.array_equal(hashes, expected)", "np.array_equal(hashes, expected)", TP),
+    plant("torch probe: the state's batch read as the input's", TORCH + "probe.py",
+          "        if initial is not None and len(initial) != seen.slots:", "        if False:", TP),
+    plant("torch probe: batch_first ignored", TORCH + "probe.py",
+          "    rows = x.detach() if module.batch_first else x.detach().transpose(0, 1)", "    rows = x.detach()", TP),
+    plant("torch compare: any start agrees", TORCH + "compare.py", "        if found != expected:", "        if False:",
+          TP),
+    plant("torch compare: a shorter loop matches", TORCH + "compare.py", "        if ours is None or theirs is None:",
+          "        if theirs is None:", TP),
 
     # ---- the port notes (explain/porting.py) ---------------------------------------------------------------
     plant("porting: a Bidirectional returns one direction's states", EXPLAIN + "porting.py",

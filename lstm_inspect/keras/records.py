@@ -37,6 +37,7 @@ from ..data.memory import START_UP, rooms
 from ..views.jsonout import step_to_json
 
 OBSERVER = "StateProbe"
+OBSERVERS = (OBSERVER, "TorchProbe")  # lstm_inspect.torch's probe writes the same schema
 ZEROS = Start.ZEROS.value
 OTHER = "other"  # a slot whose state is neither zeros nor a final state of the call before
 SLOT = "/slot "  # in a start label: "<call label>/slot <j>"
@@ -95,15 +96,18 @@ def classify(initial: np.ndarray, before: np.ndarray | None) -> np.ndarray:
     """Per slot (rows of `initial`: every state of every layer, flattened): -1 all zeros, j the
     row of `before` it equals exactly (its own row first), -2 otherwise."""
     found = np.full(len(initial), -2, dtype=np.int64)
-    zero = ~initial.any(axis=1)
+    zero = np.logical_not(initial.any(axis=1), dtype=bool)
     found[zero] = -1
-    if before is None:
+    if before is None or before.shape[1:] != initial.shape[1:]:
         return found
-    rows = {row.tobytes(): j for j, row in reversed(list(enumerate(before)))}
-    for slot in np.flatnonzero(~zero):
-        if slot < len(before) and np.array_equal(initial[slot], before[slot]):
-            found[slot] = slot
-        else:
+    shared = min(len(initial), len(before))
+    own = np.zeros(len(initial), dtype=bool)  # each slot's own row first, compared all at once
+    own[:shared] = ~zero[:shared] & (initial[:shared] == before[:shared]).all(axis=1)
+    found[own] = np.flatnonzero(own)
+    rest = np.flatnonzero(~zero & ~own)
+    if rest.size:
+        rows = {row.tobytes(): j for j, row in reversed(list(enumerate(before)))}
+        for slot in rest:
             found[slot] = rows.get(initial[slot].tobytes(), -2)
     return found
 
@@ -120,6 +124,7 @@ class Recorder:
         self.counts: dict[str, int] = {}
         self.number = 1
         self.invocation = -1
+        self.last_sources: np.ndarray | None = None  # the last call's per-slot sources (see classify)
 
     def start(self, kind: str) -> None:
         """A new call of the workflow (fit, evaluate, predict, train_on_batch, ...)."""
@@ -141,6 +146,7 @@ class Recorder:
             sources = classify(initial, self.final)
             observed = Observed(int(np.count_nonzero(sources == -1)), int(np.count_nonzero(sources >= 0)),
                                 float(np.abs(initial).max()) if initial.size else 0.0)
+        self.last_sources = sources
         step = observed_step(call, self.previous, sources)
         self.file.write(json.dumps(step_to_json(StepResult(step, observed, None))) + "\n")
         self.steps += 1
@@ -307,10 +313,10 @@ class Tally(inspection.Tally):
 
 
 def probe_report(spec: Spec, tally: Tally, warnings: tuple[str, ...], stateful_layers: int,
-                 steps: tuple[StepResult, ...] = ()) -> Report:
+                 steps: tuple[StepResult, ...] = (), observer: str = OBSERVER) -> Report:
     return Report(spec=spec, dry_run=False, summary=tally.freeze(None, ()), error=None, fix=None, mismatches=0,
                   first_difference=None, warnings=warnings, verdict=probe_verdict(spec, tally, stateful_layers),
-                  evidence=(), claims=(), keras=None, terms=Terms(), steps=steps, observer=OBSERVER)
+                  evidence=(), claims=(), keras=None, terms=Terms(), steps=steps, observer=observer)
 
 
 def probe_verdict(spec: Spec, tally: Tally, stateful_layers: int) -> str:
@@ -442,7 +448,7 @@ def _foreign(path: str) -> str:
 def _head(data: dict[str, Any], path: str) -> Spec:
     """The spec the steps are read with, once the file is known to be a probe's."""
     schema = data.get("schema")
-    if data.get("observed_by") != OBSERVER or type(schema) is not int or schema != 1:
+    if data.get("observed_by") not in OBSERVERS or type(schema) is not int or schema != 1:
         raise _Refused(_foreign(path))
     if not isinstance(data.get("spec"), dict):
         raise ValueError("spec is not a dict")
@@ -519,5 +525,6 @@ def replayed(saved: SavedRun) -> Report:
     data = saved.data
     # Text from the file is data: shown with its control characters escaped.
     warnings = tuple(printable(str(warning)) for warning in data.get("warnings") or ())
-    report = probe_report(saved.spec, saved.tally, warnings, int(data.get("stateful_layers", 0)))
+    report = probe_report(saved.spec, saved.tally, warnings, int(data.get("stateful_layers", 0)),
+                          observer=str(data["observed_by"]))
     return dataclasses.replace(report, verdict=printable(str(data.get("verdict") or report.verdict)))

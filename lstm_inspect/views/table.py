@@ -63,7 +63,9 @@ def _keras_cell(keras: KerasComparison, index: int, marks: Glyphs) -> Text:
 def build_table(report: Report, rows: FoldedRows, marks: Glyphs = UNICODE) -> Table:
     keras = report.keras
     name = facts_for(report.spec).name
-    if report.observer:
+    if report.observer == "TorchProbe":
+        title = "Steps of your PyTorch loop, seen by TorchProbe"
+    elif report.observer:
         title = f"Steps of your model on {name}, seen by {report.observer}"
     elif report.dry_run:
         title = f"Steps of {name} (dry run: predicted, not run)"
