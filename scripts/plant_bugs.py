@@ -40,6 +40,7 @@ TESTS = [
     "tests/test_spec.py", "tests/test_cli.py", "tests/test_robustness.py", "tests/test_backend_rules.py",
     "tests/test_output_failures.py", "tests/test_evidence_claims.py", "tests/test_memory.py",
     "tests/test_probe_records.py", "tests/test_advice.py", "tests/test_port.py", "tests/test_torch_probe.py",
+    "tests/test_slot_resets.py",
     "tests/test_layout.py", "tests/test_golden.py",
     "tests/test_views_and_formats.py", "tests/test_hostile_inputs.py", "tests/test_json_stream.py",
     "tests/test_replicas.py", "tests/test_convlstm.py", "tests/test_padding.py", "tests/test_data_mask.py",
@@ -75,7 +76,7 @@ WF, LIB = "tests/test_workflows.py", "tests/test_library.py"
 CONVLSTM, PADDING = "tests/test_convlstm.py", "tests/test_padding.py"
 BACKWARDS, GIVEN = "tests/test_go_backwards.py", "tests/test_given_states.py"
 MASKED = "tests/test_data_mask.py"
-TP = "tests/test_torch_probe.py"
+TP, SR = "tests/test_torch_probe.py", "tests/test_slot_resets.py"
 
 CORE, CHECK, CLI, KERAS = "lstm_inspect/core/", "lstm_inspect/check/", "lstm_inspect/cli/", "lstm_inspect/keras/"
 DATA, EXPLAIN, MIRROR = "lstm_inspect/data/", "lstm_inspect/explain/", "lstm_inspect/mirror/"
@@ -145,8 +146,8 @@ PLANTS = [
 
     # ---- the schedule (core/schedule.py) ----------------------------------------------------------------
     plant("schedule: a new model keeps the state", CORE + "schedule.py",
-          "            held = None  # reset_state(), and a new model",
-          "            held = held  # reset_state(), and a new model",
+          "if op.slots and held is not None else (None, frozenset())",
+          "if op.slots or held is None else (held, frozenset())",
           S, WF),
     plant("schedule: hand carry from the last batch", CORE + "schedule.py",
           "    return calls[batch], ends[batch - 1] if batch else 0",
@@ -331,6 +332,21 @@ PLANTS = [
           "    steps = first[:, None] + np.arange(timesteps)[::-1]\n",
           "tests/test_layout.py"),
 
+    # ---- per-slot resets (reset_state(slots=...)) ------------------------------------------------------
+    plant("slot resets: the schedule zeroes no slot", CORE + "schedule.py",
+          "    source_slot[[slot for slot in zeroed if slot < len(source_slot)]] = -1\n", "", SR),
+    plant("slot resets: a second reset forgets the first", CORE + "schedule.py",
+          "(held, zeroed | set(op.slots))", "(held, frozenset(op.slots))", SR),
+    plant("slot resets: the mirror zeroes every slot", MIRROR + "module.py", "            kept[:, chosen] = 0.0",
+          "            kept[:] = 0.0", SR),
+    plant("slot resets: the last slot taken as out of range", CORE + "workflow.py",
+          "        elif item.slots and item.slots[-1] >= batch_size:",
+          "        elif item.slots and item.slots[-1] >= batch_size - 1:", SR),
+    plant("slot resets: a repeat's twin forgotten", CORE + "workflow.py",
+          "            if item.times > 1 and after != (batch_size, stateful):", "            if False:", SR),
+    plant("slot resets: the carry of the rest unsaid", EXPLAIN + "verdict.py",
+          'outcome = ("carries part:" if step.zero_slots else "carries:")', 'outcome = "carries:"', SR),
+
     # ---- the PyTorch probe (torch/) -----------------------------------------------------------------------
     plant("torch probe: an attached state counted as detached", TORCH + "probe.py",
           "if state.grad_fn is not None]", "if state.grad_fn is None]", TP),
@@ -400,7 +416,7 @@ PLANTS = [
     plant("verdict: every step a call", EXPLAIN + "verdict.py",
           "        if segment == self._segment:\n            return\n", "", S),
     plant("verdict: epochs tell calls apart", EXPLAIN + "verdict.py",
-          'outcome = "carries:" + _passes(step.source.segment)', 'outcome = "carries:" + step.source.segment', S),
+          ' else "carries:") + _passes(step.source.segment)', ' else "carries:") + step.source.segment', S),
     plant("verdict: the twin's training forgotten", EXPLAIN + "verdict.py",
           '_SOURCE = {"train": "training", "twin train": "the twin\'s training", ',
           '_SOURCE = {"train": "training", ', S),

@@ -92,6 +92,13 @@ SETUPS = {
     "workflow: a one-row state in a trace left open": dict(samples=2, timesteps=3, features=1, batch_size=1,
                                                           stateful=True, shuffle=False,
                                                           workflow="train_on_batch(1); evaluate(1); predict(1)"),
+    # Per-slot resets (state.assign(state * keep) on each state variable) between predicts, fit's
+    # batches and a twin's calls: only those slots start from zeros.
+    "workflow: per-slot resets": dict(
+        samples=8, timesteps=3, features=1, batch_size=4, stateful=True, cell="gru", bidirectional=True,
+        workflow="predict(4); reset_state(slots=[1, 3]); predict(4); fit(batch_size=4, shuffle=False); "
+                 "reset_state(slots=[0]); reset_state(slots=[2]); train_on_batch(4); twin(batch_size=2); "
+                 "predict(2, batch_size=2); reset_state(slots=[1]); predict(2, batch_size=2)"),
     # Train stateless, predict step by step on a stateful twin for batch 1 (the weights copied);
     # then a stateless twin of it. JAX's stateful twin carries nothing inside predict.
     "workflow: a stateful twin of a stateless model": dict(

@@ -128,6 +128,14 @@ SETUPS = {
     "workflow: unmasked padding, go_backwards, stateful, a dataset": Spec(
         8, 4, 1, batch_size=4, stateful=True, go_backwards=True, lengths="1-4", mask=False,
         workflow='fit(epochs=2, batch_size=4, data="dataset", shuffle=False); predict(8, batch_size=4)'),
+    "workflow: per-slot resets, a stateful bidirectional GRU, fit, a twin": Spec(
+        8, 3, 1, batch_size=4, stateful=True, cell="gru", bidirectional=True,
+        workflow="predict(4); reset_state(slots=[1, 3]); predict(4); fit(batch_size=4, shuffle=False); "
+                 "reset_state(slots=[0]); reset_state(slots=[2]); train_on_batch(4); twin(batch_size=2); "
+                 "predict(2, batch_size=2); reset_state(slots=[1]); predict(2, batch_size=2)"),
+    "workflow: per-slot resets of a stateful ConvLSTM2D on tf-keras": Spec(
+        8, 2, 1, batch_size=4, stateful=True, cell="convlstm2d", frame=(4, 4), units=2, keras="2",
+        workflow="predict(4); reset_state(slots=[0, 2]); predict(4); reset_state(); predict(4)"),
     "tf-keras stateful ConvLSTM2D": Spec(
         8, 3, 2, batch_size=4, stateful=True, shuffle=False, val_samples=4, predict_samples=4, cell="convlstm2d",
         frame=(5, 5), units=2, keras="2"),

@@ -90,6 +90,21 @@ def test_a_train_on_batch_loop_with_a_manual_reset():
     assert seen(probe) == predicted(spec)
 
 
+def test_a_per_slot_reset_by_state_assign_is_what_the_tool_predicts():
+    model, probe = stateful_model(cell="GRU", bidirectional=True), StateProbe()
+    x, y = data(8)
+    model.predict(x[:4], batch_size=4, callbacks=[probe], verbose=0)
+    keep = np.array([[1.0], [0.0], [1.0], [0.0]], "float32")  # slots 1 and 3 end their episodes
+    for layer in recurrent_layers(model):
+        for state in layer.states:
+            state.assign(state * keep)
+    model.predict(x[4:], batch_size=4, callbacks=[probe], verbose=0)
+    spec = Spec(8, T, F, batch_size=4, stateful=True, cell="gru", bidirectional=True, backend="torch",
+                workflow="predict(4); reset_state(slots=[1, 3]); predict(4)")
+    assert seen(probe) == predicted(spec)
+    assert seen(probe)[1][1] == ["predict b0/slot 0", "zeros", "predict b0/slot 2", "zeros"]
+
+
 def test_a_stacked_bidirectional_gru_every_layer_and_direction_read():
     model, probe = stateful_model(cell="GRU", layers=2, bidirectional=True), StateProbe()
     assert len(recurrent_layers(model)) == 4

@@ -160,7 +160,8 @@ SETUP_OPTIONS = [
                       "data=\"arrays\"|\"dataset\"|\"generator\"|\"pydataset\", repeat=, drop_remainder=), "
                       "evaluate(n, batch_size=, steps=, data=, repeat=, drop_remainder=), predict(n, batch_size=, "
                       "steps=, initial_state=\"previous\", data=, repeat=, drop_remainder=), "
-                      "train_on_batch(n), test_on_batch(n), predict_on_batch(n), reset_state(), "
+                      "train_on_batch(n), test_on_batch(n), predict_on_batch(n), reset_state() (slots=[1, 3]: those "
+                      "slots only), "
                       "save_and_load(), twin(batch_size=b, stateful=True|False); repeats: predict(1) * 100, "
                       "(fit(), reset_state()) * 10. fit runs the --shape data; the others take the next n "
                       "samples of their own data. batch_size defaults to Keras's, 32, whatever --batch is."),

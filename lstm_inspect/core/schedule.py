@@ -109,13 +109,16 @@ def keras_steps(spec: Spec) -> Iterator[Step]:
     facts = facts_for(spec)
     hand_carry = spec.hand_carried
     held: Call | None = None  # the call whose final states the model's state holds
+    zeroed: frozenset[int] = frozenset()  # the slots of them reset_state(slots=...) zeroed since
     returned: list[Call] = []  # the calls of the last predict, whose states it returned
     ends: list[int] = []  # where each of them ends among its samples
     traces = Traces(facts)  # TensorFlow: the model's compiled functions traced so far
     for invocation, calls in iter_invocations(spec):
         op = invocation.op
         if not op.kind.runs_batches:
-            held = None  # reset_state(), and a new model (twin, loaded), start from zeros
+            # reset_state(), and a new model (twin, loaded), start from zeros; reset_state(slots=...)
+            # those slots only (Keras: state.assign(state * keep)).
+            held, zeroed = (held, zeroed | set(op.slots)) if op.slots and held is not None else (None, frozenset())
             if op.kind != Kind.RESET_STATE:
                 traces.new_model()
             continue
@@ -129,10 +132,10 @@ def keras_steps(spec: Spec) -> Iterator[Step]:
             fixed = traces.fixes_call(op, call, spec.samples_of(op, call.phase), op.batch_size or invocation.batch_size)
             step = _step(spec, facts, invocation, call, held, (returned, ends, at), fixed,
                          kept=invocation.stateful or predicts, keep_from=first if hand_carry else call.index)
-            yield step
+            yield _zeroed(step, held, zeroed)
             if step.raises:
                 return
-            held = step.call
+            held, zeroed = step.call, frozenset()
             at += len(call.samples)
             if predicts:
                 made.append(step.call)
@@ -173,6 +176,16 @@ def _step(spec: Spec, facts: Facts, invocation: Invocation, call: Call, held: Ca
                     keep_from=keep_from)
     return Step(call, None, np.full(len(call.slot_samples), -1), kept=kept, keep_from=keep_from,
                 given=stateful and spec.takes_states)
+
+
+def _zeroed(step: Step, held: Call | None, zeroed: frozenset[int]) -> Step:
+    """The step with the slots a reset_state(slots=...) zeroed starting from zeros, where it
+    carries the state the model holds (not states given or handed back)."""
+    if not zeroed or step.source is not held or step.source_slot is None:
+        return step
+    source_slot = step.source_slot.copy()
+    source_slot[[slot for slot in zeroed if slot < len(source_slot)]] = -1
+    return dataclasses.replace(step, source=None if bool((source_slot < 0).all()) else held, source_slot=source_slot)
 
 
 def _holding(calls: list[Call], ends: list[int], at: int) -> tuple[Call, int]:

@@ -19,7 +19,7 @@ from .errors import SpecError
 from .frames import DEFAULT_DATA_FORMAT, DEFAULT_KERNEL, DEFAULT_PADDING, check_frames, state_shape, step_shape, values
 from .lengths import DEFAULT_PAD, DataMask, Lengths, check_lengths
 from .replicas import check_replicas
-from .workflow import Kind, Op, Repeat, Source, Workflow, distinct, parse, text
+from .workflow import Kind, Op, Repeat, Source, Workflow, check_slots, distinct, parse, text
 
 
 def parse_shape(text: str) -> tuple[int, ...]:
@@ -205,6 +205,10 @@ class Spec:
                 "fit(validation_samples=...), predict(n))")
         if self.takes_states:
             self._check_hand_carry()
+        check_slots(self.plan, self.batch_size, self.stateful)
+        if self.replicas > 1 and any(op.slots for op in _distinct(self.workflow)):
+            raise SpecError("workflow", "{workflow}: reset_state(slots=...) with {replicas} is not followed: each "
+                            "replica holds its own slots")
         for op in _distinct(self.workflow):
             self._check_runs_out(op)
             if op.kind == Kind.FIT and op.validation_split and self.fit_split(op) in (0, self.samples):

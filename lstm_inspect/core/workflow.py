@@ -89,7 +89,7 @@ CALLS: dict[Kind, CallKind] = {
     Kind.TEST_ON_BATCH: CallKind("test_on_batch(n)", counted=True, phase=Phase.EVALUATE, callbacks=False),
     Kind.PREDICT_ON_BATCH: CallKind("predict_on_batch(n)", ("initial_state",), counted=True, phase=Phase.PREDICT,
                                     callbacks=False),
-    Kind.RESET_STATE: CallKind("reset_state()", runs_batches=False),
+    Kind.RESET_STATE: CallKind("reset_state(slots=[i, j, ...])", ("slots",), runs_batches=False),
     Kind.SAVE_AND_LOAD: CallKind("save_and_load()", runs_batches=False),
     Kind.TWIN: CallKind("twin(batch_size=b, stateful=)", ("batch_size", "stateful"), runs_batches=False),
 }
@@ -122,6 +122,7 @@ class Op:
     data: Source = Source.ARRAYS  # fit, evaluate, predict: what it is given
     repeat: bool = False  # data="dataset": dataset.repeat(); "pydataset": no length, item i wraps round
     drop_remainder: bool = False  # given a stream: no partial batch (a PyDataset's length counts whole ones)
+    slots: tuple[int, ...] = ()  # reset_state: the slots it zeroes, in order (none given: every slot)
 
     def __str__(self) -> str:
         """The call as --calls writes it, settings at their defaults (Keras's) left out."""
@@ -129,7 +130,8 @@ class Op:
         for field in fields(self)[2:]:
             value = getattr(self, field.name)
             if value != field.default and not (field.name == "batch_size" and value == CALLS[self.kind].batch_size):
-                shown = repr(value.keras_value if isinstance(value, Shuffle) else value)
+                shown = (f"[{', '.join(map(str, value))}]" if isinstance(value, tuple)
+                         else repr(value.keras_value if isinstance(value, Shuffle) else value))
                 arguments.append(f'{field.name}="{value}"' if isinstance(value, Source) else f"{field.name}={shown}")
         return f"{self.kind}({', '.join(arguments)})"
 
@@ -379,6 +381,8 @@ def _keyword_value(name: str, node: ast.expr, source: str) -> object:
             raise _refuse('data is "arrays", "dataset", "generator" or "pydataset" (a keras.utils.PyDataset; '
                           "tf-keras's Sequence)", node, source)
         return Source(value)
+    if name == "slots":
+        return _slots(node, source)
     if name == "initial_state":
         if not (isinstance(node, ast.Constant) and node.value in (PREVIOUS, ZEROS)):
             raise _refuse("initial_state takes \"previous\" (the states the previous predict returned) or "
@@ -386,6 +390,44 @@ def _keyword_value(name: str, node: ast.expr, source: str) -> object:
         return str(node.value)
     minimum = 0 if name in ("validation_samples", "initial_epoch") else 1
     return _count(node, name, source, minimum=minimum)
+
+
+MAX_SLOTS = 10**6  # slots one reset_state may name: more than any batch this tool follows
+
+
+def _slots(node: ast.expr, source: str) -> tuple[int, ...]:
+    """reset_state(slots=[1, 3]): the slots to zero, each once, as a list or tuple of whole numbers."""
+    if not isinstance(node, ast.List | ast.Tuple) or not node.elts:
+        raise _refuse("slots is a list of the slots to zero, e.g. slots=[1, 3]", node, source)
+    if len(node.elts) > MAX_SLOTS:
+        raise _refuse(f"slots names more than {MAX_SLOTS:,} slots", node, source)
+    found = tuple(_count(element, "a slot", source, minimum=0) for element in node.elts)
+    if len(set(found)) != len(found):
+        raise _refuse("slots names a slot twice", node, source)
+    return tuple(sorted(found))
+
+
+def check_slots(workflow: Workflow, batch_size: int, stateful: bool) -> tuple[int, bool]:
+    """SpecError for a reset_state(slots=...) naming a slot its model does not have, or made on a
+    stateless model (it has no states to zero); returns the batch size and statefulness after the
+    workflow, for a model of `batch_size` that is `stateful` or not (a twin may change both). A
+    repeat's body is checked twice at most: after one pass its last twin has set them for good."""
+    for item in workflow:
+        if isinstance(item, Repeat):
+            after = check_slots(item.body, batch_size, stateful)
+            if item.times > 1 and after != (batch_size, stateful):
+                after = check_slots(item.body, *after)
+            batch_size, stateful = after
+        elif item.kind == Kind.TWIN:
+            batch_size = item.batch_size or batch_size
+            stateful = stateful if item.stateful is None else item.stateful
+        elif item.slots and not stateful:
+            raise SpecError("workflow", "{workflow}: " + f"{item} zeroes slots of a stateful layer's states, and the "
+                            "model is stateless there: it holds none")
+        elif item.slots and item.slots[-1] >= batch_size:
+            raise SpecError("workflow", "{workflow}: " + f"{item} names slot {item.slots[-1]} of a model of batch "
+                            f"size {batch_size} (slots 0 to {batch_size - 1})")
+    return batch_size, stateful
 
 
 def text(workflow: Workflow) -> str:

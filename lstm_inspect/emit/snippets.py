@@ -102,6 +102,7 @@ def _values(spec: Spec, args: str) -> dict[str, object]:
         # A twin built stateful where the model is not, or the other way round: the programs
         # then build each model stateful or not.
         "mixed": any(op.kind == Kind.TWIN and op.stateful not in (None, spec.stateful) for op in distinct(spec.plan)),
+        "slot_resets": any(op.slots for op in calls),  # reset_state(slots=...): the torch program's reset_slots
         "shuffle": shuffle,  # the shorthand's fit
         "reorders": bool(shuffle),
     }

@@ -44,6 +44,9 @@ def advise(spec: Spec, data: Continuity | None = None, terms: Terms = Terms()) -
     if spec.go_backwards:
         found.append(_backwards(spec))
     found.append(Advice("port", port_notes(spec)))
+    chosen = sorted({op.slots for op in distinct(spec.workflow or ()) if op.slots})
+    if chosen:
+        found.append(_slot_resets(spec, chosen[0]))
     if data is not None:
         found.append(_data(spec, data))
     return found
@@ -89,6 +92,20 @@ def _api(spec: Spec) -> list[Advice]:
                                         f"batch raises \"Expected batch size: {b} - Received batch size: {share}\"")
     items.append(Advice("by hand", _by_hand(spec, built)))
     return items
+
+
+def _slot_resets(spec: Spec, slots: tuple[int, ...]) -> Advice:
+    """Zeroing some slots only: reset_state() takes no slots, in either Keras."""
+    named = f"[{', '.join(map(str, slots))}]"
+    image = ", 1, 1" if spec.cell.convolutional else ""
+    each = ("for rnn in (layer.forward_layer, layer.backward_layer): for state in rnn.states:" if spec.bidirectional
+            else "for state in layer.states:")
+    torch_side = ("h, c = h * (1 - done), c * (1 - done)" if len(spec.cell.state_names) == 2
+                  else "h = h * (1 - done)")
+    return Advice("slot resets", f"reset_state() zeroes every slot and takes none to choose: to zero slots {named} "
+                                 f"only (the streams whose sequence ended), keep = np.ones((B, 1{image}), "
+                                 f"\"float32\"); keep[{named}] = 0; then {each} state.assign(state * keep); in "
+                                 f"PyTorch, {torch_side}, done 1 at those slots and shaped (1, B, 1{image})")
 
 
 def _set_states_3(spec: Spec) -> str:

@@ -145,7 +145,8 @@ class Passes:
         if step.raises:
             outcome = "raises"
         elif step.carried_slots and step.source is not None:
-            outcome = "carries:" + _passes(step.source.segment)
+            # Some slots from zeros beside carried ones: a reset_state(slots=...) before it.
+            outcome = ("carries part:" if step.zero_slots else "carries:") + _passes(step.source.segment)
         else:
             outcome = "zeros"
         found = self.outcomes.setdefault((_passes(segment), outcome), [0, step.call.label])
@@ -153,7 +154,7 @@ class Passes:
 
     def carried(self, kind: str, source: str) -> int:
         """How many calls of `kind` began from the state a `source` call left."""
-        return int(self.outcomes.get((kind, "carries:" + source), [0])[0])
+        return sum(int(self.outcomes.get((kind, how + source), [0])[0]) for how in ("carries:", "carries part:"))
 
     def sentences(self, spec: Spec) -> list[str]:
         """Call by call, e.g. "predict#2 and 3 more predict calls start from the state predict left"."""
@@ -171,7 +172,9 @@ class Passes:
                     left = "the previous epoch left" if kind.endswith("train") else f"the {kind} call before it left"
                 else:
                     left = f"{_SOURCE.get(source, source)} left"
-                said.append(f"{calls} {'carries' if count == 1 else 'carry'} the state {left}")
+                part = ", in the slots reset_state(slots=...) left, the others from zeros" * outcome.startswith(
+                    "carries part")
+                said.append(f"{calls} {'carries' if count == 1 else 'carry'} the state {left}{part}")
         return said
 
 
@@ -499,11 +502,14 @@ def _stateful_details(spec: Spec, passes: Passes | None) -> str:
 
 def _resets(spec: Spec, batches: int) -> str:
     """What resets the state: the user's callback, in its hooks, and reset_state() calls."""
-    kinds = {op.kind for op in distinct(spec.workflow or ())}
+    calls = distinct(spec.workflow or ())
+    kinds = {op.kind for op in calls}
     calls_reset = Kind.RESET_STATE in kinds
+    some = (" Your reset_state(slots=...) calls zero the slots they name only, as state.assign(state * keep) "
+            "does: the other slots carry on." if any(op.slots for op in calls) else "")
     if not spec.reset:
         if calls_reset:
-            return " Only your reset_state() calls zero it."
+            return " Only your reset_state() calls zero it." + some
         if kinds & {Kind.TWIN, Kind.SAVE_AND_LOAD}:
             return " Nothing resets it within a model; a twin or a loaded model starts from zeros."
         return " Nothing resets it here: each slot's state runs on through every phase."
@@ -522,7 +528,7 @@ def _resets(spec: Spec, batches: int) -> str:
     if hooks:
         text += f" Your callback zeroes all slots {' and '.join(hooks)}."
     if calls_reset:
-        text += " So do your reset_state() calls."
+        text += " So do your reset_state() calls." + some
     return text
 
 

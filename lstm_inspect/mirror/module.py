@@ -4,6 +4,7 @@ handle theirs (keras/src/layers/rnn/rnn.py), by its own code: it never reads the
 from __future__ import annotations
 
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -233,12 +234,24 @@ class KerasStateful(nn.Module):
         for name, state in zip(self.state_names, states):
             setattr(self, name, state.detach())
 
-    def reset_state(self) -> None:
-        """Zero every slot of every layer and direction, as Keras's `layer.reset_state()`.
+    def reset_state(self, slots: Sequence[int] | None = None) -> None:
+        """Zero every slot of every layer and direction, as Keras's `layer.reset_state()`; or
+        only `slots` (say, the streams whose episode ended), as Keras's
+        `state.assign(state * keep)` on each state variable and PyTorch's `h * (1 - done)` do.
         New tensors, so states read before the reset keep their values."""
-        if self.stateful:
+        if not self.stateful:
+            return
+        if slots is None:
             for name in self.state_names:
                 setattr(self, name, None)  # zeros, made when next read
+            return
+        chosen = sorted(set(slots))
+        if chosen and not 0 <= chosen[0] <= chosen[-1] < (self.batch_size or 0):
+            raise ValueError(f"slots are 0 to {(self.batch_size or 0) - 1}, got {list(slots)}")
+        for name, state in zip(self.state_names, self.states):
+            kept = state.clone()
+            kept[:, chosen] = 0.0
+            setattr(self, name, kept)
 
     def call(self, x: torch.Tensor, initial_state: States | None = None,
              mask: torch.Tensor | None = None) -> tuple[torch.Tensor, States, States]:

@@ -89,7 +89,7 @@ def _saved_and_loaded(layer: KerasStateful, op: Op) -> KerasStateful:
 
 
 def _reset(layer: KerasStateful, op: Op) -> KerasStateful:
-    layer.reset_state()
+    layer.reset_state(op.slots or None)
     return layer
 
 

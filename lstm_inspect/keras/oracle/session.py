@@ -65,6 +65,15 @@ class Session:
         for rnn in self.rnns:
             rnn.reset_state()
 
+    def reset_slots(self, slots: tuple[int, ...]) -> None:
+        """As a user zeroes some slots only: reset_state() takes no slots, so each state variable of
+        each RNN layer is assigned itself times a mask, 0 for those slots and 1 for the others."""
+        for rnn in self.rnns:
+            for state in rnn.states:
+                keep = np.ones((state.shape[0],) + (1,) * (len(state.shape) - 1), dtype="float32")
+                keep[list(slots)] = 0.0
+                state.assign(state * keep)
+
     def make_twin(self, op: Op, batch_size: int) -> None:
         """A twin built for `batch_size`, stateful or not as asked, given the weights (set_weights)."""
         self._restore()
@@ -179,7 +188,10 @@ class Session:
 
 
 def _reset(session: Session, op: Op, size: int, calls: list[Call], x: np.ndarray) -> None:
-    session.reset()
+    if op.slots:
+        session.reset_slots(op.slots)
+    else:
+        session.reset()
 
 
 def _twin(session: Session, op: Op, size: int, calls: list[Call], x: np.ndarray) -> None:
