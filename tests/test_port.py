@@ -54,3 +54,19 @@ def test_to_keras_refuses_what_is_no_recurrent_module():
         to_keras(torch.nn.LSTM(2, 4, proj_size=2, batch_first=True), None)
     with pytest.raises(PortError, match="takes an nn.LSTM"):
         to_keras(torch.nn.Linear(2, 3), None)
+
+
+def test_the_emitted_torch_programs_bidirectional_output_is_its_two_final_states():
+    from click.testing import CliRunner
+
+    from lstm_inspect.cli import main
+
+    program = CliRunner().invoke(main, ["--shape", "8,5,2", "--batch", "4", "--bidirectional", "--cell", "gru",
+                                        "--emit", "torch"]).stdout
+    assert "# h_n[-2] is the forward state after the last step, h_n[-1] the backward one after t = 0" in program
+    assert "gates z, r, h to r, z, n" in program
+    returned = re.search(r"    return (torch\.cat\(.*\))\n", program).group(1)
+    module = torch.nn.GRU(2, 3, batch_first=True, bidirectional=True)
+    output, h_n = module(torch.randn(4, 5, 2))
+    # Keras's Bidirectional output: each direction's last output, the backward one's at t = 0.
+    assert torch.equal(eval(returned, {"torch": torch, "output": output, "UNITS": 3}), torch.cat([h_n[-2], h_n[-1]], 1))

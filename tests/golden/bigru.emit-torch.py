@@ -10,6 +10,9 @@ VAL, PRED, LAYERS = 0, 0, 2
 STATEFUL, SHUFFLE = True, False
 DIRECTIONS = 2
 torch.manual_seed(0)
+# batch_first=True: x is (batch, T, F), as Keras's; h_n is (layers x directions, batch, UNITS) all the same.
+# A Keras model's weights: lstm_inspect.port.from_keras(model) (kernels transposed; gates z, r, h to r, z, n).
+# h_n[-2] is the forward state after the last step, h_n[-1] the backward one after t = 0 (output[:, 0, UNITS:]).
 rnn = nn.GRU(F, UNITS, num_layers=LAYERS, bidirectional=DIRECTIONS == 2, batch_first=True)
 optimizer = torch.optim.SGD(rnn.parameters(), lr=0.01)
 # Row j+B continues row j: B long series cut into windows of T steps, laid out for the slots.
@@ -45,7 +48,7 @@ def call(label, inputs):
     if STATEFUL:
         # detach(): Keras carries the state as a constant, so no gradient crosses the batch boundary.
         state = last = (final.detach(),)
-    return output[:, -1]
+    return torch.cat([output[:, -1, :UNITS], output[:, 0, UNITS:]], 1)
 
 
 for epoch in range(EPOCHS):

@@ -11,6 +11,8 @@ x = torch.rand(N, T, F) * 2 - 1
 
 
 def build():
+    # batch_first=True: x is (batch, T, F), as Keras's; h_n is (layers x directions, batch, UNITS) all the same.
+    # A Keras model's weights: lstm_inspect.port.from_keras(model) (kernels transposed).
     return nn.LSTM(F, UNITS, num_layers=LAYERS, bidirectional=DIRECTIONS == 2, batch_first=True)
 
 

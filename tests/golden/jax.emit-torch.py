@@ -10,6 +10,8 @@ VAL, PRED, LAYERS = 0, 8, 1
 STATEFUL, SHUFFLE = True, False
 DIRECTIONS = 1
 torch.manual_seed(0)
+# batch_first=True: x is (batch, T, F), as Keras's; h_n is (layers x directions, batch, UNITS) all the same.
+# A Keras model's weights: lstm_inspect.port.from_keras(model) (kernels transposed).
 rnn = nn.LSTM(F, UNITS, num_layers=LAYERS, bidirectional=DIRECTIONS == 2, batch_first=True)
 optimizer = torch.optim.SGD(rnn.parameters(), lr=0.01)
 # Row j+B continues row j: B long series cut into windows of T steps, laid out for the slots.
