@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
-import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -30,12 +28,8 @@ from ..check.inspection import Report, StepResult
 from ..core.choices import Backend, Cell, KerasVersion, Phase
 from ..core.errors import SpecError
 from ..core.spec import Spec
-from ..views.console import make_console
-from ..views.files import check_writable, write_atomically
-from ..views.jsonout import SCHEMA_VERSION, step_to_json
-from ..views.table import TableView, View
-from ..views.timeline import TimelineView
-from .records import OBSERVER, Recorder, Tally, probe_report
+from ..views.jsonout import SCHEMA_VERSION
+from .records import OBSERVER, Recorded, Recorder, Tally, probe_report
 
 _PHASES = {"train_on_batch": Phase.TRAIN, "test_on_batch": Phase.EVALUATE, "predict_on_batch": Phase.PREDICT,
            "call": Phase.PREDICT}
@@ -74,7 +68,7 @@ def _check_square_and_dense(cell: Any) -> None:
         if any(int(size) != 1 for size in getattr(cell, name, (1, 1))):
             raise SpecError("kernel", f"{name}={tuple(getattr(cell, name))} (lstm-inspect follows 1 only)")
 
-class StateProbe(keras.callbacks.Callback):
+class StateProbe(keras.callbacks.Callback, Recorded):
     """A Keras 3 callback recording, for every batch of every call it sees, where each slot of
     the model's stateful recurrent layers started: zeros, the final state of slot j of the call
     before, or other states (set by hand, or from a call it did not see). It finds your own
@@ -286,59 +280,10 @@ class StateProbe(keras.callbacks.Callback):
     def _spec_now(self) -> Spec:
         return self._spec or Spec(1, 1, 1, backend=Backend(keras.backend.backend()))
 
-    def _counted(self, tally: Tally) -> Iterator[StepResult]:
-        """The steps, read back once from the file, each counted into `tally` as it passes."""
-        for result in self._recorder.results():
-            tally.add(result)
-            yield result
-
     def _report_of(self, tally: Tally, steps: tuple[StepResult, ...] = ()) -> Report:
         warnings = tuple(warning for warning in (self.unobservable, self.undescribed) if warning)
         return probe_report(self._spec_now(), tally, warnings, len(self._stateful), steps)
 
-    def result(self) -> Report:
-        """The report, every step kept in it (`Report.steps`)."""
-        tally = Tally()
-        steps = tuple(self._counted(tally))
-        return self._report_of(tally, steps)
-
-    def report(self, view: str = "table", console: Any = None, max_rows: int = 40) -> Report:
-        """Print the table (or `view="timeline"`) and verdict, as the command line does; returns the report."""
-        if view not in ("table", "timeline"):
-            raise ValueError(f"view is 'table' or 'timeline', got {view!r}")
-        console = console or make_console()
-        shown: View = (TimelineView(console, self._spec_now()) if view == "timeline"
-                       else TableView(console, max_rows))
-        tally = Tally()
-        for result in self._counted(tally):
-            shown.add(result)
-        report = self._report_of(tally)
-        shown.finish(report)
-        return report
-
-    def _json_pieces(self) -> Iterator[str]:
-        head = {"schema": SCHEMA_VERSION, "observed_by": OBSERVER, "keras_version": keras.__version__,
+    def _head(self) -> dict[str, Any]:
+        return {"schema": SCHEMA_VERSION, "observed_by": OBSERVER, "keras_version": keras.__version__,
                 "spec": self._spec_now().to_json(), "stateful_layers": len(self._stateful)}
-        yield json.dumps(head)[:-1] + ', "steps": ['
-        tally = Tally()
-        for index, result in enumerate(self._counted(tally)):
-            yield ("" if index == 0 else ", ") + "\n  " + json.dumps(step_to_json(result))
-        report = self._report_of(tally)
-        tail = {"summary": report.summary.to_json(), "warnings": list(report.warnings), "verdict": report.verdict}
-        yield "\n], " + json.dumps(tail)[1:] + "\n"
-
-    def to_json(self) -> dict[str, Any]:
-        """What `save` writes: the JSON schema of the command line, steps named by their calls."""
-        loaded: dict[str, Any] = json.loads("".join(self._json_pieces()))
-        return loaded
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the run (`to_json`) to `path` (a str or a pathlib.Path), atomically: never a
-        half-written file. ValueError where `path` cannot be written or is no regular file (a
-        device, a FIFO, a link, a directory), as the command line refuses such an export."""
-        path = os.fspath(path)
-        problem = check_writable(path)
-        if problem:
-            raise ValueError(problem)
-        write_atomically(path, self._json_pieces())
-

@@ -10,6 +10,7 @@ memory does not grow with the number of batches.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import dataclasses
 import json
@@ -34,7 +35,11 @@ from ..core.words import Terms, plural, printable
 from ..data.datafile import regular_file
 from ..data.jsonfile import Items, NotAnObject, members
 from ..data.memory import START_UP, rooms
+from ..views.console import make_console
+from ..views.files import check_writable, write_atomically
 from ..views.jsonout import step_to_json
+from ..views.table import TableView, View
+from ..views.timeline import TimelineView
 
 OBSERVER = "StateProbe"
 OBSERVERS = (OBSERVER, "TorchProbe")  # lstm_inspect.torch's probe writes the same schema
@@ -163,6 +168,82 @@ class Recorder:
 
     def close(self) -> None:
         self.file.close()
+
+
+class Recorded(abc.ABC):
+    """What both probes (StateProbe, lstm_inspect.torch's TorchProbe) give of the calls their
+    `_recorder` holds: the report, kept or printed as the command line prints it, and the run saved
+    in the command line's JSON schema."""
+
+    _recorder: Recorder
+
+    @abc.abstractmethod
+    def _spec_now(self) -> Spec:
+        """The Spec standing for what was watched, in the views."""
+
+    @abc.abstractmethod
+    def _report_of(self, tally: Tally, steps: tuple[StepResult, ...] = ()) -> Report:
+        """The report of the steps `tally` counted."""
+
+    @abc.abstractmethod
+    def _head(self) -> dict[str, Any]:
+        """The saved run's members before its steps: schema, observed_by, spec, ..."""
+
+    def _tail(self) -> dict[str, Any]:
+        """Members the saved run holds after its verdict."""
+        return {}
+
+    def _counted(self, tally: Tally) -> Iterator[StepResult]:
+        """The steps, read back once from the file, each counted into `tally` as it passes."""
+        for result in self._recorder.results():
+            tally.add(result)
+            yield result
+
+    def result(self) -> Report:
+        """The report, every step kept in it (`Report.steps`)."""
+        tally = Tally()
+        steps = tuple(self._counted(tally))
+        return self._report_of(tally, steps)
+
+    def report(self, view: str = "table", console: Any = None, max_rows: int = 40) -> Report:
+        """Print the table (or `view="timeline"`) and verdict, as the command line does; returns the report."""
+        if view not in ("table", "timeline"):
+            raise ValueError(f"view is 'table' or 'timeline', got {view!r}")
+        console = console or make_console()
+        shown: View = (TimelineView(console, self._spec_now()) if view == "timeline"
+                       else TableView(console, max_rows))
+        tally = Tally()
+        for result in self._counted(tally):
+            shown.add(result)
+        report = self._report_of(tally)
+        shown.finish(report)
+        return report
+
+    def _json_pieces(self) -> Iterator[str]:
+        yield json.dumps(self._head())[:-1] + ', "steps": ['
+        tally = Tally()
+        for index, result in enumerate(self._counted(tally)):
+            yield ("" if index == 0 else ", ") + "\n  " + json.dumps(step_to_json(result))
+        report = self._report_of(tally)
+        tail = {"summary": report.summary.to_json(), "warnings": list(report.warnings), "verdict": report.verdict,
+                **self._tail()}
+        yield "\n], " + json.dumps(tail)[1:] + "\n"
+
+    def to_json(self) -> dict[str, Any]:
+        """What `save` writes: the JSON schema of the command line, steps named by their calls."""
+        loaded: dict[str, Any] = json.loads("".join(self._json_pieces()))
+        return loaded
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the run (`to_json`) to `path` (a str or a pathlib.Path), atomically: never a
+        half-written file. ValueError where `path` cannot be written or is no regular file (a
+        device, a FIFO, a link, a directory), as the command line refuses such an export;
+        `lstm-inspect --replay` reads it."""
+        path = os.fspath(path)
+        problem = check_writable(path)
+        if problem:
+            raise ValueError(problem)
+        write_atomically(path, self._json_pieces())
 
 
 def results_from_lines(lines: Any) -> Iterator[StepResult]:

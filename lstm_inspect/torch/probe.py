@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -36,12 +34,8 @@ from ..core.choices import Backend, Cell, Phase
 from ..core.order import Call
 from ..core.spec import Spec
 from ..core.words import plural
-from ..keras.records import Recorder, Tally, probe_report
-from ..views.console import make_console
-from ..views.files import check_writable, write_atomically
-from ..views.jsonout import SCHEMA_VERSION, step_to_json
-from ..views.table import TableView, View
-from ..views.timeline import TimelineView
+from ..keras.records import Recorded, Recorder, Tally, probe_report
+from ..views.jsonout import SCHEMA_VERSION
 from .passes import Passes
 
 OBSERVER = "TorchProbe"
@@ -72,7 +66,7 @@ class _Seen:
     timesteps: int
 
 
-class TorchProbe:
+class TorchProbe(Recorded):
     """The calls of a model's recurrent modules, as `watch` records them (see the module's doc)."""
 
     def __init__(self, model: nn.Module) -> None:
@@ -190,35 +184,10 @@ class TorchProbe:
     def _spec_now(self) -> Spec:
         return self._spec or Spec(1, 1, 1, batch_size=1, backend=Backend.TORCH)
 
-    def _counted(self, tally: Tally) -> Iterator[StepResult]:
-        for result in self._recorder.results():
-            tally.add(result)
-            yield result
-
     def _report_of(self, tally: Tally, steps: tuple[StepResult, ...] = ()) -> Report:
         report = probe_report(self._spec_now(), tally, tuple(finding.text for finding in self.findings), 0, steps,
                               observer=OBSERVER)
         return _with_verdict(report, tally, len(self.modules))
-
-    def result(self) -> Report:
-        """The report, every step kept in it (`Report.steps`); the findings are its warnings."""
-        tally = Tally()
-        steps = tuple(self._counted(tally))
-        return self._report_of(tally, steps)
-
-    def report(self, view: str = "table", console: Any = None, max_rows: int = 40) -> Report:
-        """Print the table (or `view="timeline"`), the findings and the verdict; returns the report."""
-        if view not in ("table", "timeline"):
-            raise ValueError(f"view is 'table' or 'timeline', got {view!r}")
-        console = console or make_console()
-        shown: View = (TimelineView(console, self._spec_now()) if view == "timeline"
-                       else TableView(console, max_rows))
-        tally = Tally()
-        for result in self._counted(tally):
-            shown.add(result)
-        report = self._report_of(tally)
-        shown.finish(report)
-        return report
 
     def compare(self, spec: Spec) -> Any:
         """Whether the loop is Keras's `spec`, call for call and slot for slot (see compare.py)."""
@@ -230,30 +199,12 @@ class TorchProbe:
         """The steps recorded, read back once more."""
         yield from self._recorder.results()
 
-    def _json_pieces(self) -> Iterator[str]:
-        head = {"schema": SCHEMA_VERSION, "observed_by": OBSERVER, "torch_version": torch.__version__,
+    def _head(self) -> dict[str, Any]:
+        return {"schema": SCHEMA_VERSION, "observed_by": OBSERVER, "torch_version": torch.__version__,
                 "spec": self._spec_now().to_json(), "stateful_layers": 0}
-        yield json.dumps(head)[:-1] + ', "steps": ['
-        tally = Tally()
-        for index, result in enumerate(self._counted(tally)):
-            yield ("" if index == 0 else ", ") + "\n  " + json.dumps(step_to_json(result))
-        report = self._report_of(tally)
-        tail = {"summary": report.summary.to_json(), "warnings": list(report.warnings), "verdict": report.verdict,
-                "findings": [finding.to_json() for finding in self.findings]}
-        yield "\n], " + json.dumps(tail)[1:] + "\n"
 
-    def to_json(self) -> dict[str, Any]:
-        """What `save` writes: the command line's JSON schema, with `observed_by` "TorchProbe"."""
-        loaded: dict[str, Any] = json.loads("".join(self._json_pieces()))
-        return loaded
-
-    def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the run (`to_json`) to `path`, atomically; `lstm-inspect --replay` reads it."""
-        path = os.fspath(path)
-        problem = check_writable(path)
-        if problem:
-            raise ValueError(problem)
-        write_atomically(path, self._json_pieces())
+    def _tail(self) -> dict[str, Any]:
+        return {"findings": [finding.to_json() for finding in self.findings]}
 
 
 @contextlib.contextmanager
