@@ -1,6 +1,8 @@
 """The command line, through click's CliRunner (and a subprocess where imports matter)."""
 
 import json
+import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -138,3 +140,28 @@ def test_python_dash_m_runs_the_same_command():
     out = subprocess.run([sys.executable, "-m", "lstm_inspect", "--shape", "8,2,1", "--batch", "4",
                           "--dry-run", "--format", "json"], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout)["summary"]["steps"] == 2
+
+
+def test_help_shows_the_options_in_their_groups_then_examples_that_run():
+    from lstm_inspect.cli.command import HELP_END
+    from lstm_inspect.cli.options import GROUP_OF
+
+    shown = invoke("--help").stdout
+    titles = ["The setup:", "What it prints and writes:", "How it runs and checks:", "Scripts and CI:",
+              "Other options:", "Examples:", "Shell completion (click's):"]
+    at = [shown.index(title) for title in titles]
+    assert at == sorted(at)
+    sections = {title[:-1]: shown[start:end] for title, start, end in zip(titles, at, [*at[1:], len(shown)])}
+    for name, title in GROUP_OF.items():  # each option under its own group's title
+        flag = max(next(param for param in main.params if param.name == name).opts, key=len)  # -q, --quiet
+        assert f" {flag}" in sections[title], (name, title)
+    assert set(GROUP_OF.values()) == {title[:-1] for title in titles[:4]}
+    for command, _ in dict(HELP_END)["Examples"]:
+        if "--replay" not in command and "--against" not in command:  # the others run as written
+            assert invoke(*shlex.split(command)[1:], "--dry-run").exit_code == 0, command
+
+
+def test_shell_completion_is_clicks_as_the_help_says():
+    done = subprocess.run([str(Path(sys.executable).parent / "lstm-inspect")], capture_output=True, text=True,
+                          env={**os.environ, "_LSTM_INSPECT_COMPLETE": "bash_source"})
+    assert done.returncode == 0 and "complete -o nosort -F" in done.stdout

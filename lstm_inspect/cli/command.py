@@ -12,7 +12,21 @@ from typing import Any
 import click
 
 from .io import install, output_failed, stdout_open, terminated, whole_writes, writing
+from .options import GROUP_OF
 from .policy import EXIT_INTERRUPTED
+
+# What --help ends with, after the exit codes its text gives: examples and shell completion.
+HELP_END: list[tuple[str, list[Any]]] = [
+    ("Examples", [("lstm-inspect --shape 1000,20,1 --batch 200", "the headline: stateless, 5 batches"),
+                  ("lstm-inspect --shape 1000,20,1 --batch 50 --stateful --no-shuffle --reset epoch",
+                   "a stateful layer reset every epoch"),
+                  ('lstm-inspect --shape 8,5,1 --batch 4 --stateful --calls "fit(epochs=2, batch_size=4); '
+                   'predict(4)"', "a whole workflow"),
+                  ("lstm-inspect --shape 1000,20,1 --batch 200 --against keras", "held to real Keras too"),
+                  ("lstm-inspect --replay run.json --expect-resets 2", "a run a probe saved, checked in CI")]),
+    ("Shell completion (click's)", ['eval "$(_LSTM_INSPECT_COMPLETE=bash_source lstm-inspect)"   (zsh_source, '
+                                    "fish_source for zsh and fish)"]),
+]
 
 
 class InspectCommand(click.Command):
@@ -49,6 +63,22 @@ class InspectCommand(click.Command):
                 how = "both ways" if both else "twice"
                 raise click.UsageError(f"{' and '.join(dict.fromkeys(given))} given {how}: say it once", ctx)
         return super().parse_args(ctx, args)
+
+    def format_options(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The options in their groups (click's own sections: no other dependency), then the rest."""
+        sections: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is not None:
+                sections.setdefault(GROUP_OF.get(param.name or "", "Other options"), []).append(record)
+        for title, records in sections.items():
+            with formatter.section(title):
+                formatter.write_dl(records)
+
+    def format_epilog(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        for title, lines in HELP_END:
+            with formatter.section(title):
+                formatter.write_dl(lines) if isinstance(lines[0], tuple) else formatter.write_text("\n".join(lines))
 
     def invoke(self, ctx: click.Context) -> Any:
         previous = install(signal.SIGTERM, terminated)

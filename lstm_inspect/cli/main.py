@@ -30,10 +30,10 @@ from .setup import TERMS, build_spec, read_data
 
 
 @click.command(cls=InspectCommand, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@options(SETUP_OPTIONS)
-@options(OUTPUT_OPTIONS)
-@options(RUN_OPTIONS)
-@options(CI_OPTIONS)
+@options(SETUP_OPTIONS, "The setup")
+@options(OUTPUT_OPTIONS, "What it prints and writes")
+@options(RUN_OPTIONS, "How it runs and checks")
+@options(CI_OPTIONS, "Scripts and CI")
 @click.version_option(__version__, "--version", prog_name="lstm-inspect")
 def main(**params: Any) -> None:
     """When does Keras reset a recurrent layer's state for this setup, and when does it carry it?

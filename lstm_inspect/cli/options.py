@@ -240,10 +240,15 @@ CI_OPTIONS = [
 ]
 
 
-def options(options: list[Callable[[Any], Any]]) -> Callable[[Any], Any]:
-    """One decorator for a group of options, listed in the order --help shows them."""
+GROUP_OF: dict[str, str] = {}  # each option's name, to the group --help shows it in
+
+
+def options(options: list[Callable[[Any], Any]], title: str) -> Callable[[Any], Any]:
+    """One decorator for a group of options, listed in the order --help shows them under `title`."""
     def apply(function: Any) -> Any:
+        before = len(getattr(function, "__click_params__", []))
         for option in reversed(options):
             function = option(function)
+        GROUP_OF.update((param.name, title) for param in function.__click_params__[before:])
         return function
     return apply
