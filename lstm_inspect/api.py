@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from .check.inspection import Inspection
 from .core.spec import Spec
 from .core.words import Terms
+from .views import notebook  # noqa: F401  (a report shows itself in notebooks and rich consoles)
 
 if TYPE_CHECKING:
     from .data.datafile import Continuity

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..core.facts import KerasError, KerasStateError
+from ..core.facts import KerasError, KerasStateError, facts_for
 from ..core.schedule import Step, keras_steps
 from ..core.spec import Spec
 from ..core.words import Terms
@@ -112,10 +112,49 @@ class Report:
     def evidence_failed(self) -> bool:
         return any(item.passed is False for item in self.evidence)
 
+    def __repr__(self) -> str:
+        """Short: a notebook shows the table itself (`_repr_html_`), and a report holds every step."""
+        seen = f", seen by {self.observer}" if self.observer else ", dry run" if self.dry_run else ""
+        outcome = "ok" if self.ok else f"{self.mismatches:,} mismatches" if self.mismatches else "not ok"
+        kept = f", {len(self.steps):,} kept" if self.steps else ""
+        raises = f", Keras raises {self.error.type} at step {self.error.step}" if self.error else ""
+        kind = "stateful " if self.spec.stateful else "stateless "
+        name = facts_for(self.spec).name
+        if self.observer == "TorchProbe":  # its spec stands for the loop's module: no Keras ran
+            name, kind = "your PyTorch loop", ""
+        return (f"<Report: {name}, {kind}{self.spec.layer_name}; {self.summary.steps:,} steps"
+                f"{kept}{seen}{raises}; {outcome}>")
+
+    def show(self, view: str = "table", max_rows: int = 40, console: Any = None) -> None:
+        """Print it as the command line does: the table (or `view="timeline"`, from the kept
+        steps), then the summary, verdict and advice."""
+        _display("show")(self, view=view, max_rows=max_rows, console=console)
+
+    def __rich_console__(self, console: Any, options: Any) -> Iterator[Any]:
+        """The table and what follows it, in any rich console."""
+        yield _display("rich")(self)
+
+    def _repr_html_(self) -> str:
+        """The table, summary, verdict and advice as HTML, for notebooks."""
+        html: str = _display("html")(self)
+        return html
+
     @property
     def ok(self) -> bool:
         return (self.mismatches == 0 and not self.evidence_failed
                 and (self.keras is None or self.keras.agree))
+
+
+# How a finished report shows itself (in a notebook, a rich console, printed): this layer renders
+# nothing, views/notebook.py plugs its renderers in when imported (lstm_inspect.inspect and the
+# probes import it).
+DISPLAYS: dict[str, Any] = {}
+
+
+def _display(kind: str) -> Any:
+    if kind not in DISPLAYS:
+        raise RuntimeError("the report's views are not loaded: import lstm_inspect.views.notebook")
+    return DISPLAYS[kind]
 
 
 class Inspection:
@@ -140,6 +179,14 @@ class Inspection:
         self._error: KerasError | None = None
         self._mismatches = 0
         self._first_difference: tuple[int, tuple[str, ...]] | None = None
+
+    def __repr__(self) -> str:
+        kind = "stateful" if self.spec.stateful else "stateless"
+        state = (f"finished, {self._tally.steps:,} steps (.report)" if self._report is not None
+                 else f"running, {self._tally.steps:,} steps so far" if self._started
+                 else "not started (iterate it, or .run())")
+        return (f"<Inspection of {facts_for(self.spec).name}, {kind} {self.spec.layer_name}"
+                f"{' (dry run)' if self.dry_run else ''}: {state}>")
 
     @property
     def report(self) -> Report:

@@ -35,6 +35,7 @@ from ..core.words import Terms, plural, printable
 from ..data.datafile import regular_file
 from ..data.jsonfile import Items, NotAnObject, members
 from ..data.memory import START_UP, rooms
+from ..views import notebook  # noqa: F401  (a probe's report shows itself in notebooks too)
 from ..views.console import make_console
 from ..views.files import check_writable, write_atomically
 from ..views.jsonout import step_to_json
