@@ -103,7 +103,7 @@ def refused(arguments):
 
 
 def test_every_option_is_classified_here():
-    assert set(VALUES) | {"version"} == {param.name for param in main.params}
+    assert set(VALUES) | {"version", "example"} == {param.name for param in main.params}  # both print and exit
     assert set(SETUP) | set(OUTPUT) | set(RUN) | set(CI) | {"emit", "replay"} == set(VALUES)
 
 

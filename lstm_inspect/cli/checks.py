@@ -78,24 +78,27 @@ def _cuda_available() -> bool:
     return cuda_available()
 
 
-# What --against keras needs installed, per Keras and backend: (distributions, the extra that brings them).
+# What --against keras needs installed, per Keras and backend: (modules, the command that brings them).
+# tf-keras asks for the full `tensorflow`, whose module tensorflow-cpu already provides: it goes in
+# without its dependencies, as make test installs it.
+TF_KERAS_INSTALL = "pip install 'lstm-inspect[tensorflow]' && pip install --no-deps 'tf-keras>=2.16'"
 ORACLE_NEEDS = {
-    (KerasVersion.THREE, Backend.TORCH): (("keras", "torch"), "keras"),
-    (KerasVersion.THREE, Backend.TENSORFLOW): (("keras", "tensorflow"), "tensorflow"),
-    (KerasVersion.THREE, Backend.JAX): (("keras", "jax"), "jax"),
-    (KerasVersion.TWO, Backend.TENSORFLOW): (("tf_keras", "tensorflow"), "tf-keras"),
+    (KerasVersion.THREE, Backend.TORCH): (("keras", "torch"), "pip install 'lstm-inspect[keras]'"),
+    (KerasVersion.THREE, Backend.TENSORFLOW): (("keras", "tensorflow"), "pip install 'lstm-inspect[tensorflow]'"),
+    (KerasVersion.THREE, Backend.JAX): (("keras", "jax"), "pip install 'lstm-inspect[jax]'"),
+    (KerasVersion.TWO, Backend.TENSORFLOW): (("tf_keras", "tensorflow"), TF_KERAS_INSTALL),
 }
 
 
 def check_keras(spec: Spec) -> None:
     """--against keras: usage errors for a Keras that cannot serve as the oracle, found
     without importing it (it runs in a process of its own)."""
-    modules, extra = ORACLE_NEEDS[spec.keras, spec.backend]
+    modules, install = ORACLE_NEEDS[spec.keras, spec.backend]
     missing = [module for module in modules if importlib.util.find_spec(module) is None]
     name = facts_for(spec).name
     if missing:
         raise click.UsageError(f"--against keras needs {' and '.join(missing)} for {name}: "
-                               f"pip install 'lstm-inspect[{extra}]'")
+                               f"{install}")
     if spec.keras == KerasVersion.THREE:
         try:
             installed: str | None = importlib.metadata.version("keras")

@@ -26,7 +26,7 @@ from .options import (
 )
 from .output import Output, Replayed, print_snippet, show
 from .policy import Expectations
-from .setup import TERMS, build_spec, read_data
+from .setup import EXAMPLES, TERMS, build_spec, print_example, read_data
 
 
 @click.command(cls=InspectCommand, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -35,6 +35,9 @@ from .setup import TERMS, build_spec, read_data
 @options(RUN_OPTIONS, "How it runs and checks")
 @options(CI_OPTIONS, "Scripts and CI")
 @click.version_option(__version__, "--version", prog_name="lstm-inspect")
+@click.option("--example", type=click.Choice(EXAMPLES), metavar="NAME", is_eager=True, expose_value=False,
+              callback=print_example, help=f"Print where the shipped example NAME is and exit ({', '.join(EXAMPLES)}): "
+              '--replay "$(lstm-inspect --example probe-run.json)".')
 def main(**params: Any) -> None:
     """When does Keras reset a recurrent layer's state for this setup, and when does it carry it?
 

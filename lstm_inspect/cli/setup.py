@@ -4,6 +4,7 @@ fields, the command line that gives a Spec back, and --data."""
 from __future__ import annotations
 
 import dataclasses
+import importlib.resources
 import shlex
 from typing import Any
 
@@ -117,3 +118,16 @@ def _checked_data(expected: tuple[int, ...], path: str, key: str | None) -> np.n
     if not np.issubdtype(x.dtype, np.floating):
         raise click.BadParameter(f"{path} holds {x.dtype}, not floating-point numbers", param_hint="'--data'")
     return x
+
+
+# The examples the README's commands read, shipped in the package (a link to them in a checkout).
+EXAMPLES_FOLDER = importlib.resources.files("lstm_inspect") / "examples"
+EXAMPLES = sorted(entry.name for entry in EXAMPLES_FOLDER.iterdir() if entry.name.endswith((".json", ".npy")))
+
+
+def print_example(ctx: click.Context, param: click.Parameter, name: str | None) -> None:
+    """--example NAME: where that shipped example is, for --replay and --data to read; then exit."""
+    if name is None or ctx.resilient_parsing:
+        return
+    click.echo(str(EXAMPLES_FOLDER / name))
+    ctx.exit()

@@ -22,7 +22,8 @@ def import_keras(spec: Spec | None = None) -> Any:
         try:
             import tf_keras
         except ImportError as missing:
-            raise ImportError(f"{missing} (pip install 'lstm-inspect[tf-keras]' installs Keras 2)") from missing
+            raise ImportError(f"{missing} (pip install 'lstm-inspect[tensorflow]' && pip install --no-deps "
+                              "'tf-keras>=2.16' installs Keras 2)") from missing
         return tf_keras
     os.environ.setdefault("KERAS_BACKEND", str(spec.backend) if spec else "torch")
     try:
