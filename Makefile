@@ -21,9 +21,12 @@ setup: $(TEST_STAMP)
 # What running needs, nothing more. torch goes in first, pinned, so that the project's open
 # range (torch>=2.1) is already satisfied and pip fetches no other build.
 $(RUN_STAMP): pyproject.toml
+	@echo "setting up $(VENV): a virtual environment, then pip, torch and lstm-inspect"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "installing $(TORCH_SPEC) (the CPU build: seconds from local disk here, a download elsewhere)"
 	$(BIN)/python -m pip install --quiet "$(TORCH_SPEC)"
+	@echo "installing lstm-inspect (editable) with click, rich, numpy and jinja2"
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
@@ -31,7 +34,9 @@ $(RUN_STAMP): pyproject.toml
 # tf-keras asks for the `tensorflow` distribution, whose module tensorflow-cpu already
 # provides, so it goes in without its dependencies.
 $(TEST_STAMP): $(RUN_STAMP)
+	@echo "installing the test tools and the oracles, $(ORACLES_SPEC) (about a minute; 2 GB)"
 	$(BIN)/python -m pip install --quiet -e '.[keras,test]' $(ORACLES_SPEC)
+	@echo "installing $(TF_KERAS_SPEC) without its dependencies (tensorflow-cpu is its TensorFlow)"
 	$(BIN)/python -m pip install --quiet --no-deps "$(TF_KERAS_SPEC)"
 	touch $@
 
@@ -41,6 +46,7 @@ run: $(RUN_STAMP)
 # Lint, type-check and hold the architecture to its contract first (seconds), then the tests,
 # real Keras on every backend included.
 test: $(TEST_STAMP)
+	@echo "linting, type-checking and holding the import contract, then the tests (a few minutes)"
 	$(BIN)/ruff check lstm_inspect tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
