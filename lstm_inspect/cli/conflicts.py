@@ -18,9 +18,9 @@ CONFLICTS = {
     "emit": ("data", "data_key", "advice", "against", "output_format", "view", "ascii_only", "svg", "html", "max_rows",
              "dry_run", "device",
              "max_steps", "no_slots", "evidence", "evidence_batch", "quiet", "expect_resets",
-             "expect_slot_resets", "expect_carries", "expect_error", "strict",
+             "expect_slot_resets", "expect_carries", "expect_error", "strict", "no_progress",
              "replicas", "mask_value"),  # the programs build no MirroredStrategy and read no data's masks yet
-    "quiet": ("output_format", "max_rows", "view", "svg", "html", "ascii_only"),
+    "quiet": ("output_format", "max_rows", "view", "svg", "html", "ascii_only", "no_progress"),
     "dry_run": ("evidence", "evidence_batch", "against", "device", "max_steps"),
     "against": ("max_steps",),  # Keras runs every step: the mirror's shown must be checked too
 }

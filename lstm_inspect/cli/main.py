@@ -10,6 +10,7 @@ from rich.text import Text
 from .. import __version__
 from ..api import inspect
 from ..check.inspection import Inspection
+from ..core.facts import facts_for
 from ..core.spec import Spec
 from ..views.console import make_console
 from .checks import check_before_running, check_keras
@@ -26,6 +27,7 @@ from .options import (
 )
 from .output import Output, Replayed, print_snippet, show
 from .policy import Expectations
+from .progress import count_steps, spinner, wanted
 from .setup import EXAMPLES, TERMS, build_spec, print_example, read_data
 
 
@@ -70,7 +72,7 @@ def main(**params: Any) -> None:
     if not output.quiet:
         for warning in inspection.warnings:
             say(errors, Text.assemble(("warning: ", "yellow"), warning))
-    report = show(inspection, output, spec)
+    report = show(inspection, output, spec, progress=(lambda: count_steps(spec)) if wanted(params) else None)
     if not output.quiet:
         for warning in report.warnings[len(inspection.warnings):]:  # those the run found
             say(errors, Text.assemble(("warning: ", "yellow"), warning))
@@ -114,7 +116,8 @@ def replay(ctx: click.Context, params: dict[str, Any]) -> None:
         for warning in report.warnings:
             say(errors, Text.assemble(("warning: ", "yellow"), warning))
     try:
-        show(Replayed(saved.results(), report), output, spec, observer=report.observer)
+        show(Replayed(saved.results(), report), output, spec, observer=report.observer,
+             progress=(lambda: saved.tally.steps) if wanted(params) else None)
     except ValueError as error:  # the file changed after it was checked
         raise click.BadParameter(str(error), param_hint="'--replay'") from None
     failures = expectations.failures(report)
@@ -138,6 +141,8 @@ def _inspection(spec: Spec, params: dict[str, Any]) -> Inspection:
     from ..keras.oracle.errors import OracleError
 
     try:
-        return start(True)
+        with spinner(f"running real {facts_for(spec).name} (--against keras) in a process of its own",
+                     wanted(params)):
+            return start(True)
     except OracleError as failed:
         raise click.UsageError(f"--against keras: {failed}") from None

@@ -179,6 +179,9 @@ SETUP_OPTIONS = [
                  help="Seed of the weights, the inputs and the shuffle."),
 ]
 OUTPUT_OPTIONS = [
+    click.option("--no-progress", is_flag=True,
+                 help="No progress bar on stderr (shown only where stderr is a terminal outside CI, once the work "
+                      "has taken a second)."),
     click.option("--format", "output_format", type=click.Choice([f.value for f in OutputFormat]),
                  default=OutputFormat.TABLE.value, show_default=True,
                  help="table for people (see --view); json (schema 1) for scripts; markdown for docs "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,7 @@ from .options import (
     OutputFormat,
     ViewName,
 )
+from .progress import stepped
 from .setup import command_line
 
 
@@ -93,17 +94,18 @@ class Replayed:
         return self.results
 
 
-def show(inspection: Inspection | Replayed, output: Output, spec: Spec, observer: str = "") -> Report:
+def show(inspection: Inspection | Replayed, output: Output, spec: Spec, observer: str = "",
+         progress: Callable[[], int] | None = None) -> Report:
     """Feed the view every step, then the report, and write the exports. Any failure to write
     ends the command with one line and a non-zero code; the exports are written whatever
-    happens to standard output."""
+    happens to standard output. `progress`: counts the steps, for a bar on stderr (progress.py)."""
     closed = not output.quiet and not stdout_open()
     if closed:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the exports' sake; the process ends below)
     console: Console | None = None
     try:
         view, console = output.make_view(spec, observer)  # JSON and CSV write their heads at once
-        for result in inspection:
+        for result in stepped(inspection, progress or (lambda: 0), progress is not None):
             view.add(result)
         view.finish(inspection.report)
         if sys.stdout is not None:
