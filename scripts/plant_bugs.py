@@ -40,7 +40,7 @@ TESTS = [
     "tests/test_spec.py", "tests/test_cli.py", "tests/test_robustness.py", "tests/test_backend_rules.py",
     "tests/test_output_failures.py", "tests/test_evidence_claims.py", "tests/test_memory.py",
     "tests/test_probe_records.py", "tests/test_advice.py", "tests/test_port.py", "tests/test_torch_probe.py",
-    "tests/test_slot_resets.py",
+    "tests/test_slot_resets.py", "tests/test_diagram.py",
     "tests/test_layout.py", "tests/test_golden.py",
     "tests/test_views_and_formats.py", "tests/test_hostile_inputs.py", "tests/test_json_stream.py",
     "tests/test_replicas.py", "tests/test_convlstm.py", "tests/test_padding.py", "tests/test_data_mask.py",
@@ -76,11 +76,11 @@ WF, LIB = "tests/test_workflows.py", "tests/test_library.py"
 CONVLSTM, PADDING = "tests/test_convlstm.py", "tests/test_padding.py"
 BACKWARDS, GIVEN = "tests/test_go_backwards.py", "tests/test_given_states.py"
 MASKED = "tests/test_data_mask.py"
-TP, SR = "tests/test_torch_probe.py", "tests/test_slot_resets.py"
+TP, SR, DG = "tests/test_torch_probe.py", "tests/test_slot_resets.py", "tests/test_diagram.py"
 
 CORE, CHECK, CLI, KERAS = "lstm_inspect/core/", "lstm_inspect/check/", "lstm_inspect/cli/", "lstm_inspect/keras/"
 DATA, EXPLAIN, MIRROR = "lstm_inspect/data/", "lstm_inspect/explain/", "lstm_inspect/mirror/"
-TORCH = "lstm_inspect/torch/"
+TORCH, VIEWS = "lstm_inspect/torch/", "lstm_inspect/views/"
 
 PLANTS = [
     # ---- the workflow parser and its counts (core/workflow.py, core/spec.py, core/order.py) ----------
@@ -332,6 +332,18 @@ PLANTS = [
           "    steps = first[:, None] + np.arange(timesteps)[::-1]\n",
           "tests/test_layout.py"),
 
+    # ---- the diagram (views/diagram.py) ----------------------------------------------------------------
+    plant("diagram: no arrow into a carried cell", VIEWS + "diagram.py",
+          "    if cell.source_slot < 0 or column.source is None or cell.kind == \"raises\":",
+          "    if True:", DG),
+    plant("diagram: every carry drawn as a continuation", VIEWS + "diagram.py",
+          "    kind = Start.CONTINUED.value if cell.kind == Start.CONTINUED.value else Start.UNRELATED.value",
+          "    kind = Start.CONTINUED.value", DG),
+    plant("diagram: the fold not counted", VIEWS + "diagram.py", "        folded = self.total - len(columns)",
+          "        folded = 0", DG),
+    plant("diagram: the title on one line", VIEWS + "diagram.py",
+          "        if line and len(line) + 1 + len(word) > per_line:", "        if False:", DG),
+
     # ---- per-slot resets (reset_state(slots=...)) ------------------------------------------------------
     plant("slot resets: the schedule zeroes no slot", CORE + "schedule.py",
           "    source_slot[[slot for slot in zeroed if slot < len(source_slot)]] = -1\n", "", SR),
@@ -444,8 +456,8 @@ PLANTS = [
     plant("--emit takes --data", CLI + "conflicts.py", '"emit": ("data", "data_key", "advice",',
           '"emit": ("data_key", "advice",', C),
     plant("--quiet takes --ascii", CLI + "conflicts.py",
-          '"quiet": ("output_format", "max_rows", "view", "svg", "html", "ascii_only"),',
-          '"quiet": ("output_format", "max_rows", "view", "svg", "html"),', C),
+          '"svg", "html", "diagram", "ascii_only", "no_progress"),',
+          '"svg", "html", "diagram", "no_progress"),', C),
     plant("--against takes --max-steps", CLI + "conflicts.py", '"against": ("max_steps",),', '"against": (),', C),
     plant("markdown refuses --max-rows", CLI + "conflicts.py",
           '"max_rows": ("table", "markdown")', '"max_rows": ("table",)', C),

@@ -10,6 +10,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 README = Path(__file__).resolve().parent.parent / "README.md"
@@ -24,6 +25,19 @@ def render(args: str) -> str:
     return f"```text\n$ lstm-inspect {args}\n{output}```\n"
 
 
+# The diagrams the README shows, drawn by the command: file, arguments.
+DIAGRAMS = {README.parent / "docs" / "state-flow.svg": "--shape 12,5,1 --batch 4 --stateful --no-shuffle --epochs 2 "
+                                                      "--predict-samples 4 --no-evidence"}
+
+
+def drawn(args: str) -> str:
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "diagram.svg"
+        command = [str(Path(sys.executable).parent / "lstm-inspect"), *shlex.split(args), "--diagram", str(path)]
+        subprocess.run(command, capture_output=True, text=True, env=ENVIRONMENT, check=False)
+        return path.read_text()
+
+
 def updated(text: str) -> str:
     return EXAMPLE.sub(lambda match: match.group(1) + render(match.group("args")) + match.group(4), text)
 
@@ -36,12 +50,16 @@ def _without_measurements(text: str) -> str:
 def main() -> int:
     current = README.read_text()
     fresh = updated(current)
+    diagrams = {path: drawn(args) for path, args in DIAGRAMS.items()}
     if "--check" in sys.argv[1:]:
-        if _without_measurements(fresh) != _without_measurements(current):
-            print("README.md examples are stale: run `make readme`", file=sys.stderr)
+        stale = [path.name for path, text in diagrams.items() if not path.exists() or path.read_text() != text]
+        if _without_measurements(fresh) != _without_measurements(current) or stale:
+            print("README.md examples (or its diagrams) are stale: run `make readme`", file=sys.stderr)
             return 1
         return 0
     README.write_text(fresh)
+    for path, text in diagrams.items():
+        path.write_text(text)
     return 0
 
 

@@ -37,6 +37,7 @@ VALUES = {
     "output_format": ["--format", "json"], "view": ["--view", "timeline"],
     "ascii_only": ["--ascii"],
     "svg": ["--svg", "{export}.svg"], "html": ["--html", "{export}.html"], "max_rows": ["--max-rows", "5"],
+    "diagram": ["--diagram", "{export}.diagram.svg"],
     "no_slots": ["--no-slots"], "advice": ["--no-advice"], "no_progress": ["--no-progress"],
     "device": ["--device", "cpu"], "max_steps": ["--max-steps", "2"], "dry_run": ["--dry-run"],
     "evidence": ["--no-evidence"], "evidence_batch": ["--evidence-batch", "0"], "against": ["--against", "keras"],
@@ -49,7 +50,8 @@ SETUP = ["shape", "batch_size", "stateful", "epochs", "shuffle", "no_shuffle", "
          "keras", "backend", "reset", "val_samples", "predict_samples", "workflow", "data", "data_key", "units", "seed",
          "fixed_batch", "replicas", "kernel", "padding", "data_format", "lengths", "pad", "mask",
          "go_backwards", "mask_value"]
-OUTPUT = ["output_format", "view", "ascii_only", "svg", "html", "max_rows", "no_slots", "advice", "no_progress"]
+OUTPUT = ["output_format", "view", "ascii_only", "svg", "html", "diagram", "max_rows", "no_slots", "advice",
+          "no_progress"]
 RUN = ["device", "max_steps", "dry_run", "evidence", "evidence_batch", "against"]
 CI = ["expect_resets", "expect_slot_resets", "expect_carries", "expect_error", "strict", "quiet"]
 
@@ -65,7 +67,8 @@ PAIRS = sorted({
     ("emit", "mask_value"),  # nor mask the data's steps
     ("mask_value", "pad"),  # the data's masked steps are where the data has them
     # --quiet prints nothing: nothing about how to print.
-    *[("quiet", other) for other in ("output_format", "max_rows", "view", "svg", "html", "ascii_only", "no_progress")],
+    *[("quiet", other) for other in ("output_format", "max_rows", "view", "svg", "html", "diagram", "ascii_only",
+                                     "no_progress")],
     # A dry run runs nothing: nothing about the run.
     *[("dry_run", other) for other in ("evidence", "evidence_batch", "against", "device", "max_steps")],
     ("against", "max_steps"),  # real Keras runs every step: all of the mirror's must be checked

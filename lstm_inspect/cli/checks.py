@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import os
 from typing import Any
 
 import click
@@ -24,9 +25,11 @@ from .options import (
 
 def check_before_running(spec: Spec, params: dict[str, Any]) -> None:
     """Usage errors that depend on more than one option or on this machine, found before any work."""
-    if params["svg"] is not None and params["svg"] == params["html"]:
-        raise click.UsageError("--svg and --html name the same file: one would overwrite the other")
-    for option in ("svg", "html"):
+    exports = [option for option in ("svg", "html", "diagram") if params.get(option)]
+    for first, second in zip(exports, exports[1:]):
+        if os.path.abspath(params[first]) == os.path.abspath(params[second]):
+            raise click.UsageError(f"--{first} and --{second} name the same file: one would overwrite the other")
+    for option in ("svg", "html", "diagram"):
         if params[option] == "":
             raise click.BadParameter("an empty path names no file", param_hint=f"'--{option}'")
         problem = params[option] and check_writable(params[option], (params.get("data"), params.get("replay")))

@@ -15,12 +15,13 @@ CONFLICTS = {
     # --emit prints code instead of running: every option about the run or its output clashes.
     "lengths": ("data",),  # the data's own padding is read from it (--mask-value), not made
     "mask_value": ("pad",),  # the masked steps lie where the data has them
-    "emit": ("data", "data_key", "advice", "against", "output_format", "view", "ascii_only", "svg", "html", "max_rows",
+    "emit": ("data", "data_key", "advice", "against", "output_format", "view", "ascii_only", "svg", "html", "diagram",
+             "max_rows",
              "dry_run", "device",
              "max_steps", "no_slots", "evidence", "evidence_batch", "quiet", "expect_resets",
              "expect_slot_resets", "expect_carries", "expect_error", "strict", "no_progress",
              "replicas", "mask_value"),  # the programs build no MirroredStrategy and read no data's masks yet
-    "quiet": ("output_format", "max_rows", "view", "svg", "html", "ascii_only", "no_progress"),
+    "quiet": ("output_format", "max_rows", "view", "svg", "html", "diagram", "ascii_only", "no_progress"),
     "dry_run": ("evidence", "evidence_batch", "against", "device", "max_steps"),
     "against": ("max_steps",),  # Keras runs every step: the mirror's shown must be checked too
 }

@@ -27,7 +27,7 @@ from .options import (
 )
 from .output import Output, Replayed, print_snippet, show
 from .policy import Expectations
-from .progress import count_steps, spinner, wanted
+from .progress import spinner, wanted
 from .setup import EXAMPLES, TERMS, build_spec, print_example, read_data
 
 
@@ -72,7 +72,7 @@ def main(**params: Any) -> None:
     if not output.quiet:
         for warning in inspection.warnings:
             say(errors, Text.assemble(("warning: ", "yellow"), warning))
-    report = show(inspection, output, spec, progress=(lambda: count_steps(spec)) if wanted(params) else None)
+    report = show(inspection, output, spec, progress=spec.calls if wanted(params) else None)
     if not output.quiet:
         for warning in report.warnings[len(inspection.warnings):]:  # those the run found
             say(errors, Text.assemble(("warning: ", "yellow"), warning))
@@ -117,7 +117,7 @@ def replay(ctx: click.Context, params: dict[str, Any]) -> None:
             say(errors, Text.assemble(("warning: ", "yellow"), warning))
     try:
         show(Replayed(saved.results(), report), output, spec, observer=report.observer,
-             progress=(lambda: saved.tally.steps) if wanted(params) else None)
+             progress=saved.tally.steps if wanted(params) else None)
     except ValueError as error:  # the file changed after it was checked
         raise click.BadParameter(str(error), param_hint="'--replay'") from None
     failures = expectations.failures(report)

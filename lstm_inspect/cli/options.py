@@ -194,6 +194,9 @@ OUTPUT_OPTIONS = [
                  help="Also write the view as a self-contained SVG file."),
     click.option("--html", type=click.Path(dir_okay=False), metavar="FILE",
                  help="Also write the view as a self-contained HTML file."),
+    click.option("--diagram", type=click.Path(dir_okay=False), metavar="FILE.svg",
+                 help="Also draw the state flow as a self-contained SVG: a lane per slot, a column per step, an "
+                      "arrow into each carried cell from the one it carries."),
     click.option("--max-rows", type=AsciiIntRange(min=3, max=MAX_ROWS), default=40, show_default=True,
                  help="Table rows before the middle of a long schedule is folded into one row."),
     click.option("--no-slots", is_flag=True,

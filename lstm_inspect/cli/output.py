@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ from ..check.inspection import Inspection, Report, StepResult
 from ..core.spec import Spec
 from ..emit.snippets import keras_snippet, torch_snippet
 from ..views.console import make_console
+from ..views.diagram import Diagram
 from ..views.files import write_atomically
 from ..views.formats import CsvWriter, MarkdownWriter
 from ..views.jsonout import JsonWriter
@@ -43,11 +44,13 @@ class Output:
     max_rows: int
     no_slots: bool
     quiet: bool
+    diagram: str | None = None
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> Output:
         return cls(OutputFormat(params["output_format"]), ViewName(params["view"]), params["ascii_only"],
-                   params["svg"], params["html"], params["max_rows"], params["no_slots"], params["quiet"])
+                   params["svg"], params["html"], params["max_rows"], params["no_slots"], params["quiet"],
+                   params["diagram"])
 
     def make_view(self, spec: Spec, observer: str = "") -> tuple[View, Console | None]:
         """The view, and the console to export from (--svg, --html)."""
@@ -64,7 +67,9 @@ class Output:
             return TimelineView(console, spec, self.ascii_only), console
         return TableView(console, self.max_rows, self.ascii_only), console
 
-    def export(self, console: Console | None, spec: Spec) -> None:
+    def export(self, console: Console | None, spec: Spec, diagram: Diagram | None = None) -> None:
+        if diagram is not None and self.diagram:
+            write_atomically(self.diagram, diagram.svg())
         if console is None:
             return
         if self.svg:
@@ -95,31 +100,36 @@ class Replayed:
 
 
 def show(inspection: Inspection | Replayed, output: Output, spec: Spec, observer: str = "",
-         progress: Callable[[], int] | None = None) -> Report:
+         progress: int | None = None) -> Report:
     """Feed the view every step, then the report, and write the exports. Any failure to write
     ends the command with one line and a non-zero code; the exports are written whatever
-    happens to standard output. `progress`: counts the steps, for a bar on stderr (progress.py)."""
+    happens to standard output. `progress`: the steps' total, for a bar on stderr (progress.py)."""
     closed = not output.quiet and not stdout_open()
     if closed:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the exports' sake; the process ends below)
     console: Console | None = None
+    diagram = Diagram(f"lstm-inspect {command_line(spec)}") if output.diagram else None
     try:
         view, console = output.make_view(spec, observer)  # JSON and CSV write their heads at once
-        for result in stepped(inspection, progress or (lambda: 0), progress is not None):
+        for result in stepped(inspection, progress):
             view.add(result)
+            if diagram is not None:
+                diagram.add(result)
         view.finish(inspection.report)
+        if diagram is not None:
+            diagram.finish(inspection.report)
         if sys.stdout is not None:
             sys.stdout.flush()  # buffered bytes fail here, not silently at exit
     except BrokenPipeError:
-        output.export(console, spec)
+        output.export(console, spec, diagram)
         raise  # InspectCommand: 141
     except OSError as failed:
         discard_stdout()
         with contextlib.suppress(OSError):
-            output.export(console, spec)
+            output.export(console, spec, diagram)
         output_failed(failed.strerror or str(failed))
     try:
-        output.export(console, spec)
+        output.export(console, spec, diagram)
     except OSError as failed:
         output_failed(f"{failed.filename or 'an export'}: {failed.strerror or failed}")
     if closed:

@@ -2,25 +2,21 @@
 checked run (and a --replay of a large file), a spinner while real Keras runs (--against keras).
 Only where stderr is a terminal, outside CI, not --quiet or --no-progress, and not where a
 streaming format writes to the same terminal; and only once the work has taken a second: a short
-run shows nothing. The total is counted in a thread of its own (the data order alone), so the
-bar never delays the run."""
+run shows nothing. The total is the workflow's layer calls, counted without unrolling it
+(Spec.calls), or the steps a saved run holds."""
 
 from __future__ import annotations
 
 import contextlib
-import itertools
 import os
 import sys
-import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from ..core.order import iter_calls
-from ..core.spec import Spec
 from ..views.console import make_console
 from .options import OutputFormat
 
@@ -34,15 +30,6 @@ def wanted(params: dict[str, Any]) -> bool:
             and _terminal(sys.stderr) and not (streams and _terminal(sys.stdout)))
 
 
-COUNTED = 10_000_000  # steps counted for the total at most: past them the bar shows steps done alone
-
-
-def count_steps(spec: Spec) -> int:
-    """The run's steps, from the data order alone (no state rules), up to COUNTED (0: more)."""
-    total = sum(1 for _ in itertools.islice(iter_calls(spec), COUNTED + 1))
-    return total if total <= COUNTED else 0
-
-
 def _terminal(stream: Any) -> bool:
     return stream is not None and hasattr(stream, "isatty") and stream.isatty()
 
@@ -51,24 +38,20 @@ def _console() -> Console:
     return make_console(stderr=True)
 
 
-def stepped(results: Iterable[Any], count: Callable[[], int], on: bool, what: str = "steps") -> Iterator[Any]:
-    """`results`, passed through; where `on`, a bar once they have taken DELAY seconds, its total
-    from `count()` (run in a thread: the bar shows the steps done until it returns)."""
-    if not on:
+def stepped(results: Iterable[Any], total: int | None, what: str = "steps") -> Iterator[Any]:
+    """`results`, passed through; where a `total` is given, a bar once they have taken DELAY seconds."""
+    if total is None:
         yield from results
         return
     started, progress, task = time.monotonic(), None, None
-    total: list[int] = []
-    counter = threading.Thread(target=lambda: total.append(count()), daemon=True)
-    counter.start()
     try:
         for done, result in enumerate(results, 1):
             if progress is None and time.monotonic() - started >= DELAY:
                 progress = _bar(what)
                 progress.start()
-                task = progress.add_task(what, total=None)
+                task = progress.add_task(what, total=total)
             if progress is not None and task is not None:
-                progress.update(task, completed=done, total=total[0] if total and total[0] else None)
+                progress.update(task, completed=done)
             yield result
     finally:
         if progress is not None:
