@@ -115,3 +115,21 @@ def test_chromium_renders_every_lane_and_arrow_and_nothing_overlaps_the_title(tm
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20]) == width
     assert len(png) > 8000  # a blank render of this size compresses to far less
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium here (.ci/run installs Debian's)")
+def test_chromium_renders_the_html_page_the_diagram_then_real_tables(tmp_path):
+    page = tmp_path / "report.html"
+    result = CliRunner().invoke(main, [*STATEFUL, "--html", str(page)])
+    assert result.exit_code == 0
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.read_text().replace("</body>", """<pre id="found"></pre><script>
+document.getElementById("found").textContent = JSON.stringify({
+  diagrams: document.querySelectorAll("svg").length, tables: document.querySelectorAll("table").length,
+  rows: document.querySelectorAll("table:first-of-type tbody tr").length,
+  pre: document.querySelectorAll("pre").length - 1, verdict: document.body.innerText.includes("Verdict:")});
+</script></body>"""))
+    dom = chromium("--virtual-time-budget=5000", "--dump-dom", probe.as_uri()).stdout
+    found = json.loads(dom.split('<pre id="found">')[1].split("</pre>")[0])
+    # The diagram, then the steps and the advice as tables (no evidence, so no claims), no <pre> capture.
+    assert found == {"diagrams": 1, "tables": 2, "rows": 7, "pre": 0, "verdict": True}

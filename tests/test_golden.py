@@ -43,6 +43,7 @@ OUTPUTS = {
     "csv": ["--format", "csv"],
     "svg": ["--svg", "{export}"],
     "diagram.svg": ["--diagram", "{export}", "--format", "json"],
+    "page.html": ["--html", "{export}"],
     "dry.txt": ["--dry-run"],
     "dry.json": ["--dry-run", "--format", "json", "--no-slots"],
 }
@@ -71,7 +72,7 @@ def test_output_is_unchanged(setup, suffix, tmp_path, update_golden, monkeypatch
     export = tmp_path / "export.svg"
     result = CliRunner().invoke(main, _arguments(setup, suffix, export), catch_exceptions=False)
     assert result.exit_code in (0, 3), result.output
-    shown = export.read_text() if suffix in ("svg", "diagram.svg") else result.stdout
+    shown = export.read_text() if suffix in ("svg", "diagram.svg", "page.html") else result.stdout
     shown += f"\n[stderr]\n{result.stderr}[exit {result.exit_code}]\n"
     golden = GOLDEN / f"{setup}.{suffix}"
     if update_golden:

@@ -193,7 +193,8 @@ OUTPUT_OPTIONS = [
     click.option("--svg", type=click.Path(dir_okay=False), metavar="FILE",
                  help="Also write the view as a self-contained SVG file."),
     click.option("--html", type=click.Path(dir_okay=False), metavar="FILE",
-                 help="Also write the view as a self-contained HTML file."),
+                 help="Also write a self-contained HTML page: the state-flow diagram, then the steps, evidence, "
+                      "claims and advice as HTML tables, and the verdict."),
     click.option("--diagram", type=click.Path(dir_okay=False), metavar="FILE.svg",
                  help="Also draw the state flow as a self-contained SVG: a lane per slot, a column per step, an "
                       "arrow into each carried cell from the one it carries."),

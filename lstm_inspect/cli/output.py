@@ -20,6 +20,7 @@ from ..views.diagram import Diagram
 from ..views.files import write_atomically
 from ..views.formats import CsvWriter, MarkdownWriter
 from ..views.jsonout import JsonWriter
+from ..views.notebook import HtmlPage
 from ..views.table import TableView, View
 from ..views.timeline import TimelineView
 from .io import discard_stdout, output_failed, stdout_open
@@ -62,20 +63,42 @@ class Output:
             return MarkdownWriter(sys.stdout, self.max_rows, f"lstm-inspect {command_line(spec)}"), None
         if self.output_format == OutputFormat.CSV:
             return CsvWriter(sys.stdout, padded=spec.padded), None
-        console = make_console(record=bool(self.svg or self.html))
+        console = make_console(record=bool(self.svg))
         if self.view == ViewName.TIMELINE:
             return TimelineView(console, spec, self.ascii_only), console
         return TableView(console, self.max_rows, self.ascii_only), console
 
-    def export(self, console: Console | None, spec: Spec, diagram: Diagram | None = None) -> None:
-        if diagram is not None and self.diagram:
-            write_atomically(self.diagram, diagram.svg())
-        if console is None:
-            return
-        if self.svg:
+    def export(self, console: Console | None, spec: Spec, drawn: Drawn) -> None:
+        if drawn.diagram is not None and self.diagram:
+            write_atomically(self.diagram, drawn.diagram.svg())
+        if drawn.page is not None and self.html:
+            write_atomically(self.html, drawn.page.page())
+        if console is not None and self.svg:
             write_atomically(self.svg, console.export_svg(title=f"lstm-inspect {command_line(spec)}", clear=False))
-        if self.html:
-            write_atomically(self.html, console.export_html(clear=False))
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """The exports fed the steps beside the view: the diagram (--diagram) and the page (--html)."""
+
+    diagram: Diagram | None
+    page: HtmlPage | None
+
+    @classmethod
+    def asked(cls, output: Output, spec: Spec) -> Drawn:
+        title = f"lstm-inspect {command_line(spec)}"
+        return cls(Diagram(title) if output.diagram else None,
+                   HtmlPage(title, output.max_rows) if output.html else None)
+
+    def add(self, result: StepResult) -> None:
+        for export in (self.diagram, self.page):
+            if export is not None:
+                export.add(result)
+
+    def finish(self, report: Report) -> None:
+        for export in (self.diagram, self.page):
+            if export is not None:
+                export.finish(report)
 
 
 class _Discard:
@@ -108,28 +131,26 @@ def show(inspection: Inspection | Replayed, output: Output, spec: Spec, observer
     if closed:
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 (for the exports' sake; the process ends below)
     console: Console | None = None
-    diagram = Diagram(f"lstm-inspect {command_line(spec)}") if output.diagram else None
+    drawn = Drawn.asked(output, spec)
     try:
         view, console = output.make_view(spec, observer)  # JSON and CSV write their heads at once
         for result in stepped(inspection, progress):
             view.add(result)
-            if diagram is not None:
-                diagram.add(result)
+            drawn.add(result)
         view.finish(inspection.report)
-        if diagram is not None:
-            diagram.finish(inspection.report)
+        drawn.finish(inspection.report)
         if sys.stdout is not None:
             sys.stdout.flush()  # buffered bytes fail here, not silently at exit
     except BrokenPipeError:
-        output.export(console, spec, diagram)
+        output.export(console, spec, drawn)
         raise  # InspectCommand: 141
     except OSError as failed:
         discard_stdout()
         with contextlib.suppress(OSError):
-            output.export(console, spec, diagram)
+            output.export(console, spec, drawn)
         output_failed(failed.strerror or str(failed))
     try:
-        output.export(console, spec, diagram)
+        output.export(console, spec, drawn)
     except OSError as failed:
         output_failed(f"{failed.filename or 'an export'}: {failed.strerror or failed}")
     if closed:

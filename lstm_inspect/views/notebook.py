@@ -1,6 +1,7 @@
-"""A finished Report shown where people look at it: in a notebook (`_repr_html_`: the steps as an
-HTML table, then the summary, verdict and advice), in any rich console (`__rich_console__`: what
-the command line prints), or printed (`Report.show`). Importing this module plugs them into
+"""A report shown where people look at it: in a notebook (`_repr_html_`: the steps as an HTML
+table, then the summary, verdict and advice), in any rich console (`__rich_console__`: what the
+command line prints), printed (`Report.show`), or as a page of its own (`HtmlPage`, --html: the
+diagram, then the same HTML). Importing this module plugs the first three into
 check.inspection.DISPLAYS."""
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ from typing import Any
 
 from rich.console import Group
 
-from ..check.inspection import DISPLAYS, Report
+from ..check.inspection import DISPLAYS, Report, StepResult
 from ..core.words import plural
 from .cells import FoldedRows, step_cells, step_columns
 from .console import make_console
+from .diagram import Diagram
 from .table import TableView, View, build_table, closing_parts, show
 from .timeline import TimelineView
 
@@ -33,30 +35,74 @@ def rich_group(report: Report, max_rows: int = 40) -> Group:
 
 def html(report: Report, max_rows: int = 40) -> str:
     """The report as HTML: real tables and paragraphs, every text escaped (a saved run's labels are data)."""
-    rows = _rows(report, max_rows)
+    return "<div class=\"lstm-inspect\">" + "".join(body(report, _rows(report, max_rows))) + "</div>"
+
+
+def body(report: Report, rows: FoldedRows) -> list[str]:
+    """The steps' table, the summary, the evidence and claims, warnings, verdict and advice, as HTML."""
     columns = step_columns(report.spec.padded)
-    body = [step_cells(result) for result in rows.head]
+    shown = [step_cells(result) for result in rows.head]
     if rows.folded:
-        body.append([*rows.fold_cells(padded=report.spec.padded), *[""] * 2])
-    body += [step_cells(result) for result in rows.tail]
+        shown.append([*rows.fold_cells(padded=report.spec.padded), *[""] * 2])
+    shown += [step_cells(result) for result in rows.tail]
     parts = [f"<p><b>{escape(repr(report)[1:-1])}</b></p>"]
-    if body:
-        parts.append(_table(columns, body))
+    if shown:
+        parts.append(_table(columns, shown))
     summary = report.summary
     parts.append(f"<p>{plural(summary.steps, 'step')}: {plural(summary.reset_events, 'reset event')}, "
                  f"{plural(summary.slot_resets, 'slot reset')}, "
                  f"{plural(summary.slot_carries, 'slot carry', 'slot carries')}.</p>")
+    if report.evidence:
+        parts.append(_table(["evidence", "measured", "pass", "what it shows"], [
+            [item.title, "-" if item.value is None else f"{item.value:.1e}",
+             "n/a" if item.passed is None else "pass" if item.passed else "FAIL", item.detail]
+            for item in report.evidence]))
+    if report.claims:
+        parts.append(_table(["claim", "verdict", "because"], [
+            [claim.text, "TRUE" if claim.true else "FALSE", claim.because] for claim in report.claims]))
     parts += [f"<p>&#9888; {escape(warning)}</p>" for warning in report.warnings]
     parts.append(f"<p><b>Verdict:</b> {escape(report.verdict)}</p>")
     if report.advice:
         parts.append(_table(["about", "what to do"], [[item.key, item.text] for item in report.advice]))
-    return "<div class=\"lstm-inspect\">" + "".join(parts) + "</div>"
+    return parts
 
 
 def _table(columns: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{escape(name)}</th>" for name in columns)
     cells = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{cells}</tbody></table>"
+
+
+PAGE_STYLE = """body { font-family: system-ui, sans-serif; margin: 1.5em; color: #1f2328; background: #fff; }
+table { border-collapse: collapse; margin: 1em 0; } th, td { border: 1px solid #d0d7de; padding: 3px 8px;
+vertical-align: top; text-align: left; } th { background: #f6f8fa; }
+@media (prefers-color-scheme: dark) { body { color: #e6edf3; background: #0d1117; }
+th, td { border-color: #30363d; } th { background: #161b22; } }"""
+
+
+class HtmlPage:
+    """--html: a page of its own, fed the steps as they stream: the diagram, then the tables as
+    HTML tables, the verdict and advice as text."""
+
+    def __init__(self, title: str, max_rows: int) -> None:
+        self.title, self.rows, self.diagram = title, FoldedRows(max_rows), Diagram(title)
+        self.report: Report | None = None
+
+    def add(self, result: StepResult) -> None:
+        self.rows.add(result)
+        self.diagram.add(result)
+
+    def finish(self, report: Report) -> None:
+        self.rows.finish()
+        self.diagram.finish(report)
+        self.report = report
+
+    def page(self) -> str:
+        assert self.report is not None, "the page is written once the report is there"
+        return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                f"<title>{escape(self.title)}</title><style>{PAGE_STYLE}</style></head><body>\n"
+                f"{self.diagram.svg()}" + "".join(body(self.report, self.rows))
+                + "</body></html>\n")
 
 
 def show_report(report: Report, view: str = "table", max_rows: int = 40, console: Any = None) -> None:
