@@ -146,3 +146,11 @@ def test_a_failed_export_leaves_no_file(tmp_path, monkeypatch):
 def test_view_options_conflict_with_other_formats(args):
     result = CliRunner().invoke(main, [*STATEFUL, *args])
     assert result.exit_code == 2 and "cannot be combined" in result.stderr
+
+
+def test_the_svg_export_fetches_nothing_from_a_network(tmp_path):
+    svg = tmp_path / "view.svg"
+    assert invoke(*STATEFUL, "--svg", str(svg)).exit_code == 0
+    text = svg.read_text()
+    assert "http" not in text.replace("http://www.w3.org/2000/svg", "").replace("https://www.textualize.io", "")
+    assert 'local("FiraCode-Regular")' in text and "monospace" in text

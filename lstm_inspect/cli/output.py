@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -74,7 +75,15 @@ class Output:
         if drawn.page is not None and self.html:
             write_atomically(self.html, drawn.page.page())
         if console is not None and self.svg:
-            write_atomically(self.svg, console.export_svg(title=f"lstm-inspect {command_line(spec)}", clear=False))
+            title = f"lstm-inspect {command_line(spec)}"
+            room = max(20, console.width - 12)  # the window's width, less its buttons: a longer title runs over them
+            svg = console.export_svg(title=title if len(title) <= room else title[:room - 1] + "…", clear=False)
+            write_atomically(self.svg, _OFFLINE_FONTS.sub("", svg))
+
+
+# rich's SVG fetches its font from a CDN where none is installed: self-contained, it names the
+# local font and falls back to the monospace one, as offline it would anyway.
+_OFFLINE_FONTS = re.compile(r',\s*url\("https?://[^"]*"\) format\("[^"]*"\)')
 
 
 @dataclass(frozen=True)
