@@ -154,3 +154,9 @@ def test_the_svg_export_fetches_nothing_from_a_network(tmp_path):
     text = svg.read_text()
     assert "http" not in text.replace("http://www.w3.org/2000/svg", "").replace("https://www.textualize.io", "")
     assert 'local("FiraCode-Regular")' in text and "monospace" in text
+
+
+def test_the_timeline_tells_the_fits_of_a_manual_epoch_loop_apart():
+    shown = invoke("--shape", "8,5,1", "--batch", "4", "--stateful", "--no-evidence", "--view", "timeline", "--calls",
+                   "(fit(batch_size=4, shuffle=False), reset_state()) * 3").stdout
+    assert shown.splitlines()[1].split() == ["t0", "t#2", "t#3"]

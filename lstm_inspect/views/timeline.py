@@ -6,6 +6,7 @@ last steps that fit the width), so a million-step schedule folds in constant mem
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -186,10 +187,17 @@ def _segment_header(shown: list[Column | None], glyphs: Glyphs, label_width: int
     for column, width in segments:
         name = ""
         if column is not None:
-            short = column.phase.value[0] + ("" if column.phase == Phase.PREDICT else str(column.epoch))
-            name = next((text for text in (column.segment, short) if len(text) < width), "")
+            name = next((text for text in (column.segment, *_short(column)) if len(text) < width), "")
         header.append(name.ljust(width), style="bold")
     return header
+
+
+def _short(column: Column) -> tuple[str, ...]:
+    """Shorter names of a segment, longest first: for the second call of its kind on a model "t#2"
+    (repeated calls, a manual epoch loop, told apart), then "t0" (train, epoch 0), or "p"."""
+    plain = column.phase.value[0] + ("" if column.phase == Phase.PREDICT else str(column.epoch))
+    numbered = re.search(r"#(\d+)", column.segment)
+    return (f"{column.phase.value[0]}#{numbered.group(1)}", plain) if numbered else (plain,)
 
 
 class TimelineView:
