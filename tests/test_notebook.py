@@ -27,6 +27,7 @@ def test_a_notebook_shows_the_report_as_html_tables_and_an_inspection_in_one_lin
     NotebookClient(notebook, timeout=240, kernel_name="python3").execute()
     shown = notebook.cells[0].outputs[0]["data"]
     assert "<table>" in shown["text/html"] and "train e1 b0" in shown["text/html"]
+    assert shown["text/html"].count("<svg") == 1 and 'class="continued"' in shown["text/html"]  # the diagram
     assert "Verdict:" in shown["text/html"] and len(shown["text/plain"]) < 200
     assert shown["text/plain"] == "<Report: Keras 3 (torch), stateful LSTM; 6 steps, 6 kept; ok>"
     assert notebook.cells[1].outputs[0]["data"]["text/plain"] == (

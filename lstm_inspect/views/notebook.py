@@ -34,8 +34,14 @@ def rich_group(report: Report, max_rows: int = 40) -> Group:
 
 
 def html(report: Report, max_rows: int = 40) -> str:
-    """The report as HTML: real tables and paragraphs, every text escaped (a saved run's labels are data)."""
-    return "<div class=\"lstm-inspect\">" + "".join(body(report, _rows(report, max_rows))) + "</div>"
+    """The report as HTML: the diagram of its kept steps, then real tables and paragraphs, every text
+    escaped (a saved run's labels are data)."""
+    diagram = Diagram("the state flow, step by step")
+    for result in report.steps:
+        diagram.add(result)
+    diagram.finish(report)
+    drawing = diagram.svg() if report.steps else ""
+    return "<div class=\"lstm-inspect\">" + drawing + "".join(body(report, _rows(report, max_rows))) + "</div>"
 
 
 def body(report: Report, rows: FoldedRows) -> list[str]:
