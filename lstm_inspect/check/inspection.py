@@ -120,7 +120,7 @@ class Report:
         raises = f", Keras raises {self.error.type} at step {self.error.step}" if self.error else ""
         kind = "stateful " if self.spec.stateful else "stateless "
         name = facts_for(self.spec).name
-        if self.observer == "TorchProbe":  # its spec stands for the loop's module: no Keras ran
+        if self.observer == TORCH_OBSERVER:  # its spec stands for the loop's module: no Keras ran
             name, kind = "your PyTorch loop", ""
         return (f"<Report: {name}, {kind}{self.spec.layer_name}; {self.summary.steps:,} steps"
                 f"{kept}{seen}{raises}; {outcome}>")
@@ -144,6 +144,9 @@ class Report:
         return (self.mismatches == 0 and not self.evidence_failed
                 and (self.keras is None or self.keras.agree))
 
+
+# Who saw the steps of a plain PyTorch loop (lstm_inspect.torch.watch): its report runs no Keras.
+TORCH_OBSERVER = "TorchProbe"
 
 # How a finished report shows itself (in a notebook, a rich console, printed): this layer renders
 # nothing, views/notebook.py plugs its renderers in when imported (lstm_inspect.inspect and the

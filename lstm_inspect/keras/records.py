@@ -24,7 +24,7 @@ from typing import Any, NamedTuple, TextIO
 import numpy as np
 
 from ..check import inspection
-from ..check.inspection import Report, StepResult
+from ..check.inspection import TORCH_OBSERVER, Report, StepResult
 from ..check.observe import Observed
 from ..core.choices import Phase
 from ..core.errors import SpecError
@@ -35,15 +35,12 @@ from ..core.words import Terms, plural, printable
 from ..data.datafile import regular_file
 from ..data.jsonfile import Items, NotAnObject, members
 from ..data.memory import START_UP, rooms
-from ..views import notebook  # noqa: F401  (a probe's report shows itself in notebooks too)
-from ..views.console import make_console
 from ..views.files import check_writable, write_atomically
 from ..views.jsonout import step_to_json
-from ..views.table import TableView, View
-from ..views.timeline import TimelineView
+from ..views.notebook import printed_view  # (importing it: a probe's report shows itself in notebooks too)
 
 OBSERVER = "StateProbe"
-OBSERVERS = (OBSERVER, "TorchProbe")  # lstm_inspect.torch's probe writes the same schema
+OBSERVERS = (OBSERVER, TORCH_OBSERVER)  # lstm_inspect.torch's probe writes the same schema
 ZEROS = Start.ZEROS.value
 OTHER = "other"  # a slot whose state is neither zeros nor a final state of the call before
 SLOT = "/slot "  # in a start label: "<call label>/slot <j>"
@@ -208,11 +205,7 @@ class Recorded(abc.ABC):
 
     def report(self, view: str = "table", console: Any = None, max_rows: int = 40) -> Report:
         """Print the table (or `view="timeline"`) and verdict, as the command line does; returns the report."""
-        if view not in ("table", "timeline"):
-            raise ValueError(f"view is 'table' or 'timeline', got {view!r}")
-        console = console or make_console()
-        shown: View = (TimelineView(console, self._spec_now()) if view == "timeline"
-                       else TableView(console, max_rows))
+        shown = printed_view(view, self._spec_now(), max_rows, console)
         tally = Tally()
         for result in self._counted(tally):
             shown.add(result)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..check.inspection import Report, StepResult
+from ..check.inspection import TORCH_OBSERVER, Report, StepResult
 from ..core.choices import Backend, Cell, Phase
 from ..core.order import Call
 from ..core.spec import Spec
@@ -38,7 +38,7 @@ from ..keras.records import Recorded, Recorder, Tally, probe_report
 from ..views.jsonout import SCHEMA_VERSION
 from .passes import Passes
 
-OBSERVER = "TorchProbe"
+OBSERVER = TORCH_OBSERVER
 _CELLS = {nn.LSTM: Cell.LSTM, nn.GRU: Cell.GRU, nn.RNN: Cell.RNN}
 
 

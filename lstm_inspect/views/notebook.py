@@ -12,6 +12,7 @@ from typing import Any
 from rich.console import Group
 
 from ..check.inspection import DISPLAYS, Report, StepResult
+from ..core.spec import Spec
 from ..core.words import plural
 from .cells import FoldedRows, step_cells, step_columns
 from .console import make_console
@@ -111,13 +112,18 @@ class HtmlPage:
                 + "</body></html>\n")
 
 
-def show_report(report: Report, view: str = "table", max_rows: int = 40, console: Any = None) -> None:
-    """Print the report as the command line does, from its kept steps."""
+def printed_view(view: str, spec: Spec, max_rows: int, console: Any = None) -> View:
+    """The table (or `view="timeline"`) printing to `console` (a new one on stdout by default), as
+    the command line prints it: what both a report's show() and the probes' report() print with."""
     if view not in ("table", "timeline"):
         raise ValueError(f"view is 'table' or 'timeline', got {view!r}")
     console = console or make_console()
-    shown: View = TimelineView(console, report.spec) if view == "timeline" else TableView(console, max_rows)
-    show(report, shown)
+    return TimelineView(console, spec) if view == "timeline" else TableView(console, max_rows)
+
+
+def show_report(report: Report, view: str = "table", max_rows: int = 40, console: Any = None) -> None:
+    """Print the report as the command line does, from its kept steps."""
+    show(report, printed_view(view, report.spec, max_rows, console))
 
 
 DISPLAYS.update(rich=rich_group, html=html, show=show_report)

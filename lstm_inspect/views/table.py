@@ -15,7 +15,7 @@ from rich.console import Console, Group, JustifyMethod
 from rich.table import Table
 from rich.text import Text
 
-from ..check.inspection import Report, StepResult
+from ..check.inspection import TORCH_OBSERVER, Report, StepResult
 from ..core.facts import facts_for
 from ..core.words import plural
 from .cells import FoldedRows, check_mark, step_cells, step_columns
@@ -63,8 +63,8 @@ def _keras_cell(keras: KerasComparison, index: int, marks: Glyphs) -> Text:
 def build_table(report: Report, rows: FoldedRows, marks: Glyphs = UNICODE) -> Table:
     keras = report.keras
     name = facts_for(report.spec).name
-    if report.observer == "TorchProbe":
-        title = "Steps of your PyTorch loop, seen by TorchProbe"
+    if report.observer == TORCH_OBSERVER:
+        title = f"Steps of your PyTorch loop, seen by {TORCH_OBSERVER}"
     elif report.observer:
         title = f"Steps of your model on {name}, seen by {report.observer}"
     elif report.dry_run:
