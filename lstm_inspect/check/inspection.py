@@ -26,7 +26,7 @@ from ..explain.advice import advise
 from ..explain.claims import Claim, Landmarks, judge
 from ..explain.fixes import fix_for_call, fix_for_partial_batch
 from ..explain.verdict import Passes, verdict, warnings_for, workflow_warnings
-from .observe import Observed, differing_tensors, observe, tensor_names
+from .observe import Checked, Observed, Window, differing_tensors, observe, tensor_names
 
 if TYPE_CHECKING:
     from ..data.datafile import Continuity
@@ -274,35 +274,52 @@ class Inspection:
         records = mirror.run_mirror(self.spec, mirror.resolve_device(self.device))
         kept: dict[int, mirror.CallRecord] = {}  # by call index: the final states later steps start from
         last = None  # the call before, compared with where zeros are predicted: it shows a wrong carry
+        window = Window()  # plain steps, checked a few hundred at a time
         steps = keras_steps(self.spec)
         for step in steps:
             if step.call.index == self.max_steps:
                 records.close()
+                yield from self._results(window.flush())
                 yield from self._predicted(itertools.chain([step], steps))
                 return
             try:
                 record = next(records, None)
             except KerasStateError as raised:
+                yield from self._results(window.flush())
                 yield self._raised_by_mirror(step, raised)
                 return
             if step.error is not None or record is None:
                 # The mirror ran a call where Keras raises (or stopped early): a disagreement.
+                yield from self._results(window.flush())
                 self._error = step.error
                 yield StepResult(step, None, False)
                 return
             source = kept.get(step.source.index) if step.source is not None else last
-            observed, verified = observe(step, record, source)
-            if not verified:
-                observed = dataclasses.replace(observed,
-                                               differing=differing_tensors(self.spec, step, record, source))
-            yield StepResult(step, observed, verified)
+            if window.takes(step, record, source, last):
+                assert last is not None, "a plain step follows a call"
+                if window.add(step, record, last):
+                    yield from self._results(window.flush())
+            else:
+                yield from self._results(window.flush())
+                observed, verified = observe(step, record, source)
+                yield self._result(step, record, source, observed, verified)
             for index in [index for index in kept if index < step.keep_from]:
                 del kept[index]
             if step.kept:
                 kept[step.call.index] = record
             last = record
+        yield from self._results(window.flush())
         try:
             if next(records, None) is not None:
                 self._mismatches += 1  # the mirror made more calls than Keras does
         except KerasStateError:
             self._mismatches += 1  # ... and raised where Keras does not
+
+    def _results(self, checked: Iterable[Checked]) -> Iterator[StepResult]:
+        for found in checked:
+            yield self._result(found.step, found.record, found.previous, found.observed, found.verified)
+
+    def _result(self, step: Step, record: Any, source: Any, observed: Observed, verified: bool) -> StepResult:
+        if not verified:
+            observed = dataclasses.replace(observed, differing=differing_tensors(self.spec, step, record, source))
+        return StepResult(step, observed, verified)

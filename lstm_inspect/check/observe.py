@@ -1,12 +1,15 @@
 """Reading the mirror's tensors and checking them against the schedule's prediction.
 
 Every state tensor (h, and c for an LSTM) of every layer and direction is checked, and
-exactly: a carried state is the same values, not close ones. Tensor methods only, on the
-records the mirror hands over: this module never imports torch itself.
+exactly: a carried state is the same values, not close ones. `Window` checks a run of plain
+steps (each from zeros, or carrying every slot of the call just before) a few hundred at a
+time, in a few tensor operations; `observe` any step on its own. Tensor methods only, on the
+records the mirror hands over, but for stacking a window: torch is loaded then, by the run.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +78,101 @@ def observe(step: Step, record: CallRecord, previous: CallRecord | None) -> tupl
                     and all(bool((tensor[:, carried] == last[:, sources]).all())
                             for tensor, last in zip(initial, final or ())))
     return Observed(zero_slots, carried_slots, max_abs), verified
+
+
+# Steps checked together: enough that a loop of small calls pays a few tensor operations per
+# window, not per step; few enough that the records held and the results' delay stay small.
+WINDOW = 256
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A step of a window, checked: the call before it (its source when it carries) and the finding."""
+
+    step: Step
+    record: CallRecord
+    previous: CallRecord
+    observed: Observed
+    verified: bool
+
+
+class Window:
+    """Plain steps, checked together when the window is full or a step that is not plain comes.
+
+    A plain step starts every slot from zeros, or carries every slot from the same slot of the
+    call just before; its states have that call's shape. Checked as `observe` checks it: the
+    same counts, maximum and verdict, from stacked tensors read back once."""
+
+    def __init__(self) -> None:
+        self.steps: list[Step] = []
+        self.records: list[CallRecord] = []
+        self.previous: list[CallRecord] = []
+
+    def takes(self, step: Step, record: CallRecord, source: CallRecord | None, last: CallRecord | None) -> bool:
+        """Whether `step` is plain (`source`: the record it carries from, `last`: the call before)."""
+        source_slot = step.source_slot
+        if source_slot is None or last is None:
+            return False
+        shape = record.initial[0].shape
+        if len(source_slot) != shape[1] or any(a.shape != b.shape for a, b in zip(record.initial, last.final)):
+            return False  # the first call of a model of another batch size
+        if self.records and self.records[0].initial[0].shape != shape:
+            return False
+        if step.source is None:
+            return True
+        return (source is last and step.source.index == last.call.index
+                and source_slot.tobytes() == _identity(len(source_slot)).tobytes())
+
+    def add(self, step: Step, record: CallRecord, last: CallRecord) -> bool:
+        """Hold a plain step; whether the window is full."""
+        self.steps.append(step)
+        self.records.append(record)
+        self.previous.append(last)
+        return len(self.steps) >= WINDOW
+
+    def flush(self) -> Iterator[Checked]:
+        """The held steps, checked, in order; the window empty again."""
+        if not self.steps:
+            return
+        import torch  # loaded already: the run that made the records needs it
+
+        steps, records, previous = self.steps, self.records, self.previous
+        self.steps, self.records, self.previous = [], [], []
+        row_max = same = None
+        for index in range(len(records[0].initial)):
+            initial = _rows(torch.stack([record.initial[index] for record in records]))
+            before = _rows(torch.stack([record.final[index] for record in previous]))
+            tensor_max = initial.abs().amax(dim=(1, 3))  # (steps, slots)
+            tensor_same = (initial == before).all(dim=3).all(dim=1)
+            row_max = tensor_max if row_max is None else row_max.maximum(tensor_max)
+            same = tensor_same if same is None else same & tensor_same
+        assert row_max is not None and same is not None
+        zero = row_max == 0
+        columns = zero.sum(dim=1), row_max.amax(dim=1), same.all(dim=1), (same & ~zero).sum(dim=1)
+        # One read back for the window (on a GPU, one wait for the device).
+        stats = torch.stack([column.to(row_max.dtype) for column in columns], dim=1).tolist()
+        slots = records[0].initial[0].shape[1]
+        for step, record, before_it, (zeros, max_abs, identical, same_nonzero) in zip(steps, records, previous,
+                                                                                         stats):
+            zero_slots = int(zeros)
+            carried = slots - zero_slots if identical or zero_slots == slots else int(same_nonzero)
+            verified = zero_slots == slots if step.source is None else bool(identical)
+            yield Checked(step, record, before_it, Observed(zero_slots, carried, max_abs), verified)
+
+
+def _rows(states: Any) -> Any:
+    """Stacked states (steps, layers * directions, slots, ...) with each slot's values in one row."""
+    return states if states.dim() == 4 else states.flatten(3)
+
+
+_IDENTITIES: dict[int, np.ndarray] = {}
+
+
+def _identity(slots: int) -> np.ndarray:
+    """0, 1, ..., slots - 1: each slot from the same slot."""
+    if slots not in _IDENTITIES:
+        _IDENTITIES[slots] = np.arange(slots)
+    return _IDENTITIES[slots]
 
 
 def _flat(states: States) -> States:
