@@ -216,8 +216,8 @@ def _calls_of(spec: Spec, invocation: Invocation, counter: Iterator[int], cursor
     cursors[phase] += op.samples
     if op.kind == Kind.TRAIN_ON_BATCH:
         batches: Iterable[np.ndarray] = [(first + np.arange(op.samples)) % spec.samples]
-    elif op.kind.one_batch:
-        batches = [first + np.arange(op.samples)]
+    elif op.kind.one_batch or (op.samples <= size and not op.endless and op.run_batches(size) == 1):
+        batches = [first + np.arange(op.samples)]  # a serving loop's call: its one batch made at once
     else:
         # The call's samples in order (drop_remainder: whole batches only), round and round where
         # the stream is endless; as many batches as Op.run_batches counts.

@@ -10,14 +10,16 @@ import io
 import itertools
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from ..core.choices import Cell
 from ..core.facts import FACTS, KerasStateError, Traces, first_trace_error, keras_error
 from ..core.hooks import resets_before
-from ..core.order import Call, iter_invocations
+from ..core.order import Call, Invocation, iter_invocations
 from ..core.spec import Spec
 from ..core.workflow import Kind, Op
 from ..data.memory import INPUT_GROUP_VALUES
@@ -108,6 +110,7 @@ class _Loop:
                                    keras=spec.keras, backend=spec.backend, go_backwards=spec.go_backwards)
         self.traces = Traces(self.facts)
         self.returned: States | None = None  # the states the last predict returned, for each of its samples
+        self.one_thread = device.type == "cpu" and call_work(spec) < SMALL_CALL_WORK
 
     def change_model(self, op: Op) -> None:
         self.layer = MODEL_CHANGES[op.kind](self.layer, op)
@@ -134,17 +137,48 @@ class _Loop:
                 x = x.expand(layer.batch_size or 1, *x.shape[1:])
                 mask = None if mask is None else mask.expand(len(x), -1)
         before = layer.states if layer.stateful and not self.facts.carries else None
+        given = None
         if op.hand_carried and self.returned is not None:
             # Keras slices the states handed back as it slices the inputs: sample k takes row k.
-            handed = tuple(state[:, at:at + len(x)].contiguous() for state in self.returned)
-            output, initial, final = layer.call(x, handed, mask)
+            given = tuple(state[:, at:at + len(x)].contiguous() for state in self.returned)
         elif spec.takes_states:  # the model takes its states as inputs: zeros where the call names none
-            output, initial, final = layer.call(x, layer.zeros(len(x)), mask)
+            given = layer.zeros(len(x))
+        if self.one_thread:
+            output, initial, final = _on_one_thread(layer, x, given, mask)
         else:
-            output, initial, final = layer.call(x, mask=mask)
+            output, initial, final = layer.call(x, given, mask)
         if before is not None:
             layer.set_states(before)  # JAX's stateless steps drop the state variables' assignments
         return CallRecord(call, initial, final, output[:, -1])
+
+
+# Below this many multiply-adds a call runs on one CPU thread. A small call's matrix products are
+# too small to share, and threads that went to sleep while Python worked between calls take
+# longer to wake than the call takes: measured with 2 threads, a batch of one of 8 units ran in
+# 99 us, against 63 us on one; batches up to 256 x 50 steps of 64 units were faster on one too.
+SMALL_CALL_WORK = 1 << 24
+
+
+def call_work(spec: Spec) -> int:
+    """Multiply-adds of the matrix products of the spec's largest call (every gate, step, layer and
+    direction); a ConvLSTM2D's convolutions count as large."""
+    if spec.frame is not None:
+        return SMALL_CALL_WORK
+    gates = {Cell.LSTM: 4, Cell.GRU: 3}.get(spec.cell, 1)
+    directions = 2 if spec.bidirectional else 1
+    return (max(1, spec.largest_batch) * spec.timesteps * gates * spec.units * (spec.features + spec.units)
+            * spec.layers * directions)
+
+
+def _on_one_thread(layer: KerasStateful, x: torch.Tensor, given: States | None,
+                   mask: torch.Tensor | None) -> tuple[torch.Tensor, States, States]:
+    """layer.call on one intra-op thread, the caller's thread count restored after (it costs 0.1 us)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return layer.call(x, given, mask)
+    finally:
+        torch.set_num_threads(threads)
 
 
 @torch.no_grad()
@@ -153,33 +187,63 @@ def run_mirror(spec: Spec, device: torch.device | None = None) -> Generator[Call
     KerasStateError at the call where Keras raises, after yielding the calls before it."""
     device = device or torch.device("cpu")
     loop = _Loop(spec, device)
-    for invocation, calls in iter_invocations(spec):
-        op = invocation.op
-        if op.kind in MODEL_CHANGES:
-            loop.change_model(op)
-        predicts = spec.hand_carried and op.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH)
-        made: list[States] = []
-        at = 0
-        for call, x, mask in _with_inputs(spec, calls, device):
-            record = loop.run(op, call, x, mask, at)
-            at += len(call.samples)
+    current: Invocation | None = None
+    predicts = False
+    made: list[States] = []
+    at = 0
+    for invocation, call, x, mask in _with_inputs(spec, device):
+        if invocation is not current:  # the workflow's next call
             if predicts:
-                made.append(record.final)
-            yield record
+                loop.returned = tuple(torch.cat(states, dim=1) for states in zip(*made, strict=True))
+            current, op = invocation, invocation.op
+            if op.kind in MODEL_CHANGES:
+                loop.change_model(op)
+            predicts = spec.hand_carried and op.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH)
+            made, at = [], 0
+        if call is None:
+            continue
+        record = loop.run(current.op, call, x, mask, at)
+        at += len(call.samples)
         if predicts:
-            loop.returned = tuple(torch.cat(states, dim=1) for states in zip(*made, strict=True))
+            made.append(record.final)
+        yield record
+
+# Calls whose inputs are made together: enough that a loop of one-sample calls makes its inputs in
+# a few tensor operations, not a few per call; few enough that the calls read ahead stay small.
+MOST_CALLS_AHEAD = 1024
 
 
-def _with_inputs(spec: Spec, calls: Iterator[Call], device: torch.device
-                 ) -> Iterator[tuple[Call, torch.Tensor, torch.Tensor | None]]:
-    """The calls with their inputs and the model's mask of them, made a few batches at a time
-    (per data, as they come)."""
+def _with_inputs(spec: Spec, device: torch.device) -> Iterator[tuple[Invocation, Call | None, Any, Any]]:
+    """Each call of the workflow (first as itself, with no layer call), then its layer calls with
+    their inputs and the model's mask of them. Inputs are made for a few layer calls at a time,
+    across the workflow's calls (a serving loop of one-sample predicts), per data, as they come."""
     per_call = max(1, spec.largest_batch) * spec.timesteps * spec.step_values  # a workflow may make no layer call
-    group = max(1, INPUT_GROUP_VALUES // per_call)
-    for stream, same in itertools.groupby(calls, key=lambda call: call.stream):
-        while chunk := list(itertools.islice(same, group)):
-            samples = np.concatenate([call.samples for call in chunk])
-            sizes = [len(call.samples) for call in chunk]
-            x, mask = padded_batch(spec, stream, samples, device)
-            masks = [None] * len(chunk) if mask is None else torch.split(mask, sizes)
-            yield from zip(chunk, torch.split(x, sizes), masks)
+    group = min(MOST_CALLS_AHEAD, max(1, INPUT_GROUP_VALUES // per_call))
+    entries = itertools.chain.from_iterable(
+        itertools.chain([(invocation, None)], ((invocation, call) for call in calls))
+        for invocation, calls in iter_invocations(spec))
+    chunk: list[tuple[Invocation, Call | None]] = []
+    stream, calls = None, 0  # the chunk's data, and its layer calls
+    for invocation, call in entries:
+        if call is not None:
+            if calls and (calls == group or call.stream != stream):
+                yield from _made(spec, chunk, device)
+                chunk, calls = [], 0
+            stream, calls = call.stream, calls + 1
+        chunk.append((invocation, call))
+    yield from _made(spec, chunk, device)
+
+
+def _made(spec: Spec, chunk: list[tuple[Invocation, Call | None]], device: torch.device
+          ) -> Iterator[tuple[Invocation, Call | None, Any, Any]]:
+    """The chunk's entries, each layer call with its inputs and mask (all of one data)."""
+    calls = [call for _, call in chunk if call is not None]
+    if not calls:
+        yield from ((invocation, None, None, None) for invocation, _ in chunk)
+        return
+    sizes = [len(call.samples) for call in calls]
+    parts = sizes[0] if len(set(sizes)) == 1 else sizes  # torch splits in equal parts ten times faster
+    x, mask = padded_batch(spec, calls[0].stream, np.concatenate([call.samples for call in calls]), device)
+    inputs = iter(zip(torch.split(x, parts), [None] * len(calls) if mask is None else torch.split(mask, parts)))
+    for invocation, call in chunk:
+        yield (invocation, None, None, None) if call is None else (invocation, call, *next(inputs))
