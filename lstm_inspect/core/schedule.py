@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import functools
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,8 +55,8 @@ class Step:
     def raises(self) -> bool:
         return self.error is not None
 
-    @property
-    def zero_slots(self) -> int:
+    @functools.cached_property
+    def zero_slots(self) -> int:  # read by every view and count of the step: counted once
         return 0 if self.source_slot is None else int(np.count_nonzero(self.source_slot < 0))
 
     @property

@@ -117,10 +117,13 @@ def _fits(spec: Spec) -> list[Op]:
     return [op for op in distinct(spec.plan) if op.kind == Kind.FIT]
 
 
+_NUMBERS = re.compile(r"#\d+| e\d+")
+
+
 def _passes(segment: str) -> str:
     """The kind of call a segment belongs to: "predict#3" and "twin train#2 e4" read "predict"
     and "twin train"."""
-    return re.sub(r"#\d+| e\d+", "", segment)
+    return _NUMBERS.sub("", segment)
 
 
 class Passes:
@@ -132,6 +135,7 @@ class Passes:
         self.broadcast: list[str] = []  # the first calls where TensorFlow broadcast a lone sample
         self.predict_broadcast = False
         self._segment = ""
+        self._kind = ""  # the kind of call of `_segment`, where the next call carries from
 
     def add(self, step: Step) -> None:
         if step.call.broadcast:
@@ -141,15 +145,17 @@ class Passes:
         segment = step.call.segment
         if segment == self._segment:
             return
-        self._segment = segment
+        # Most calls carry from the call just before: its kind, known already.
+        before = self._kind if step.source is not None and step.source.segment == self._segment else None
+        self._segment, self._kind = segment, _passes(segment)
         if step.raises:
             outcome = "raises"
         elif step.carried_slots and step.source is not None:
             # Some slots from zeros beside carried ones: a reset_state(slots=...) before it.
-            outcome = ("carries part:" if step.zero_slots else "carries:") + _passes(step.source.segment)
+            outcome = ("carries part:" if step.zero_slots else "carries:") + (before or _passes(step.source.segment))
         else:
             outcome = "zeros"
-        found = self.outcomes.setdefault((_passes(segment), outcome), [0, step.call.label])
+        found = self.outcomes.setdefault((self._kind, outcome), [0, step.call.label])
         found[0] += 1
 
     def carried(self, kind: str, source: str) -> int:

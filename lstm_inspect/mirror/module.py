@@ -201,10 +201,11 @@ class KerasStateful(nn.Module):
         if not self.stateful:
             # Not AttributeError: nn.Module would turn it into "no attribute 'states'".
             raise TypeError("a stateless layer holds no state between calls")
-        if getattr(self, self.state_names[0]) is None:
+        held = self._buffers
+        if held[self.state_names[0]] is None:
             for name, zeros in zip(self.state_names, self.zeros(self.batch_size or 0)):
-                setattr(self, name, zeros)
-        return tuple(getattr(self, name) for name in self.state_names)
+                held[name] = zeros
+        return tuple(held[name] for name in self.state_names)  # type: ignore[misc]
 
     def zeros(self, slots: int) -> States:
         """Zero states for this many slots, in the cell's order, as Keras starts a call from."""
@@ -231,8 +232,7 @@ class KerasStateful(nn.Module):
             if state.dtype != current.dtype or state.device != current.device:
                 raise ValueError(f"{name} must be {current.dtype} on {current.device}, as the layer's weights; got "
                                  f"{state.dtype} on {state.device}")
-        for name, state in zip(self.state_names, states):
-            setattr(self, name, state.detach())
+        self._hold(tuple(state.detach() for state in states))
 
     def reset_state(self, slots: Sequence[int] | None = None) -> None:
         """Zero every slot of every layer and direction, as Keras's `layer.reset_state()`; or
@@ -242,16 +242,15 @@ class KerasStateful(nn.Module):
         if not self.stateful:
             return
         if slots is None:
-            for name in self.state_names:
-                setattr(self, name, None)  # zeros, made when next read
+            self._hold((None,) * len(self.state_names))  # zeros, made when next read
             return
         chosen = sorted(set(slots))
         if chosen and not 0 <= chosen[0] <= chosen[-1] < (self.batch_size or 0):
             raise ValueError(f"slots are 0 to {(self.batch_size or 0) - 1}, got {list(slots)}")
-        for name, state in zip(self.state_names, self.states):
-            kept = state.clone()
-            kept[:, chosen] = 0.0
-            setattr(self, name, kept)
+        kept = tuple(state.clone() for state in self.states)
+        for state in kept:
+            state[:, chosen] = 0.0
+        self._hold(kept)
 
     def call(self, x: torch.Tensor, initial_state: States | None = None,
              mask: torch.Tensor | None = None) -> tuple[torch.Tensor, States, States]:
@@ -280,9 +279,14 @@ class KerasStateful(nn.Module):
         if self.stateful:
             # Keras assigns the final states to non-trainable variables: the next call sees
             # constants, so no gradient crosses a call boundary.
-            for name, state in zip(self.state_names, final):
-                setattr(self, name, state.detach())
+            self._hold(tuple(state.detach() for state in final))
         return output, initial, final
+
+    def _hold(self, states: tuple[torch.Tensor | None, ...]) -> None:
+        """The states the layer holds now, into the buffers registered at construction (set where
+        nn.Module keeps them: its __setattr__ checks would cost more than a small batch's call)."""
+        for name, state in zip(self.state_names, states):
+            self._buffers[name] = state
 
     def _keeps_own_states(self) -> bool:
         """Whether a stateful layer given initial states starts from its own instead: tf-keras does
