@@ -8,7 +8,7 @@ import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -17,7 +17,6 @@ from ..check.inspection import Inspection, Report, StepResult
 from ..core.spec import Spec
 from ..emit.snippets import keras_snippet, torch_snippet
 from ..views.console import make_console
-from ..views.diagram import Diagram
 from ..views.files import write_atomically
 from ..views.formats import CsvWriter, MarkdownWriter
 from ..views.jsonout import JsonWriter
@@ -32,6 +31,9 @@ from .options import (
 )
 from .progress import stepped
 from .setup import command_line
+
+if TYPE_CHECKING:
+    from ..views.diagram import Diagram
 
 
 @dataclass(frozen=True)
@@ -96,6 +98,8 @@ class Drawn:
     @classmethod
     def asked(cls, output: Output, spec: Spec) -> Drawn:
         title = f"lstm-inspect {command_line(spec)}"
+        if output.diagram:
+            from ..views.diagram import Diagram  # loaded only to draw one: it loads urllib (see notebook)
         return cls(Diagram(title) if output.diagram else None,
                    HtmlPage(title, output.max_rows) if output.html else None)
 

@@ -16,9 +16,16 @@ from ..core.spec import Spec
 from ..core.words import plural
 from .cells import FoldedRows, step_cells, step_columns
 from .console import make_console
-from .diagram import Diagram
 from .table import TableView, View, build_table, closing_parts, show
 from .timeline import TimelineView
+
+
+def _diagram(title: str) -> Any:
+    """A Diagram, its module loaded only when one is drawn (its XML escaping loads urllib, 9 ms of a
+    --dry-run's start-up, which loads no torch)."""
+    from .diagram import Diagram
+
+    return Diagram(title)
 
 
 def _rows(report: Report, max_rows: int) -> FoldedRows:
@@ -37,7 +44,7 @@ def rich_group(report: Report, max_rows: int = 40) -> Group:
 def html(report: Report, max_rows: int = 40) -> str:
     """The report as HTML: the diagram of its kept steps, then real tables and paragraphs, every text
     escaped (a saved run's labels are data)."""
-    diagram = Diagram("the state flow, step by step")
+    diagram = _diagram("the state flow, step by step")
     for result in report.steps:
         diagram.add(result)
     diagram.finish(report)
@@ -92,7 +99,7 @@ class HtmlPage:
     HTML tables, the verdict and advice as text."""
 
     def __init__(self, title: str, max_rows: int) -> None:
-        self.title, self.rows, self.diagram = title, FoldedRows(max_rows), Diagram(title)
+        self.title, self.rows, self.diagram = title, FoldedRows(max_rows), _diagram(title)
         self.report: Report | None = None
 
     def add(self, result: StepResult) -> None:
