@@ -1,6 +1,6 @@
 """Benchmark: lstm-inspect measured side by side with the limits it is held to.
 
-    python bench/bench.py [--quick] [--only a,b,c,d,e,f,g,h]    (or: make bench)
+    python bench/bench.py [--quick] [--only a,b,c,...]    (or: make bench)
 
 Parts: (a) the mirror's checked run vs a bare PyTorch loop on the CPU; (b) the mirror vs
 real Keras 3; (c) wall time of the headline command vs `import torch`; (d) peak memory as
@@ -9,7 +9,9 @@ Keras fit: time and peak memory against the same fit without it; (g) --data on a
 memory-mapped: peak memory against the same command without it; (h) padded sequences: the
 masked and the unmasked checked run against the same run unpadded and a bare PyTorch loop of
 packed sequences, and peak memory as N grows; (i) lstm_inspect.torch.watch on a real PyTorch
-training loop: time and peak memory against the same loop without it. The targets come from
+training loop: time and peak memory against the same loop without it; (j) workflows of many small
+calls (a serving loop of one-sample predicts, train_on_batch(4) calls): the checked run after
+start-up against a bare PyTorch loop with the same state handling. The targets come from
 shared/docs/performance-anchors.md and are printed beside the figures. Absolute times drift
 on shared machines, so each comparison is measured in this one run, interleaved, best of a
 few repeats after a warm-up. A missed target is reported, never a failure: this is a
@@ -19,6 +21,7 @@ benchmark, not a test.
 from __future__ import annotations
 
 import argparse
+import compileall
 import dataclasses
 import json
 import math
@@ -51,7 +54,7 @@ from lstm_inspect.mirror.run import run_mirror
 # folder holds the lstm-inspect entry point the users run.
 BIN = Path(sys.executable).parent
 LSTM_INSPECT = str(BIN / "lstm-inspect")
-PARTS = "abcdefghi"
+PARTS = "abcdefghij"
 
 
 @dataclass(frozen=True)
@@ -520,6 +523,57 @@ def part_i(sizes: Sizes) -> None:
         "flat", abs(added[1] - added[0]) < 20 * 1024)
 
 
+# --- (j): many small calls ------------------------------------------------------------------------
+
+def interleaved_best(commands: dict[str, list[str]], repeats: int) -> dict[str, Process]:
+    """The fastest run of each command, the commands taken in turn each round (drift falls on all)."""
+    best: dict[str, Process] = {}
+    for _ in range(repeats):
+        for label, argv in commands.items():
+            found = run_process(argv)
+            if label not in best or found.seconds < best[label].seconds:
+                best[label] = found
+    return best
+
+
+def _checked_workflow(workflow: str, batch: int, count: int) -> list[str]:
+    return [LSTM_INSPECT, "--shape", "1000,20,1", "--batch", str(batch), "--stateful", "--no-shuffle", "--calls",
+            f"{workflow} * {count}", "--no-evidence", "--format", "json", "--no-slots"]
+
+
+def _bare_workflow(batch: int, count: int, threads: int) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve().parent / "serving_loop.py"), str(count), str(batch),
+            str(threads)]
+
+
+def part_j(sizes: Sizes) -> None:
+    calls = sizes.calls
+    heading(f"(j) many small calls, {calls:,} per workflow, after start-up (a run of {calls:,} calls less a run of "
+            f"one); best of {sizes.repeats + 2}, interleaved")
+    print("  bare: the same forward calls (T=20, F=1, 8 units), the state carried detached, one torch.equal per "
+          "call;\n  the checked run trains nothing either: it mirrors the state, so both run forward only")
+    for workflow, batch in (("predict(1)", 1), ("train_on_batch(4)", 4)):
+        found = interleaved_best({
+            "checked": _checked_workflow(workflow, batch, calls), "checked once": _checked_workflow(workflow, batch, 1),
+            "bare": _bare_workflow(batch, calls, 0), "bare once": _bare_workflow(batch, 1, 0),
+            "bare 1 thread": _bare_workflow(batch, calls, 1), "bare 1 thread once": _bare_workflow(batch, 1, 1)},
+            sizes.repeats + 2)
+        run = {name: found[name].seconds - found[f"{name} once"].seconds
+               for name in ("checked", "bare", "bare 1 thread")}
+        exits = sorted({process.exit_code for process in found.values()})
+        print(f"  --calls '{workflow} * {calls:,}' --batch {batch} (exit codes {exits}):")
+        row("  bare PyTorch loop, torch's threads", duration(run["bare"]))
+        row("  bare PyTorch loop, one thread", duration(run["bare 1 thread"]))
+        row("  checked run (lstm-inspect, JSON)", duration(run["checked"]),
+            f"peak {megabytes(found['checked'].max_rss_kb)}")
+        row("  ratio checked / bare", f"{run['checked'] / run['bare']:.2f}x", "<= 1.5x",
+            run["checked"] / run["bare"] <= 1.5)
+        # The checked run makes a small call on one thread (mirror/run.py): the ratio to a bare loop
+        # that does so too.
+        row("  ratio checked / bare on one thread", f"{run['checked'] / run['bare 1 thread']:.2f}x", "(reported)")
+        row("  per call: checked, bare", f"{run['checked'] / calls * 1e6:.0f} us, {run['bare'] / calls * 1e6:.0f} us")
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smaller N and one repeat: a fast smoke run")
@@ -532,13 +586,23 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+def compile_package() -> None:
+    """The package's bytecode, written as pip writes an installed wheel's. An editable install where
+    PYTHONDONTWRITEBYTECODE is set (this machine sets it) would compile every module of lstm-inspect
+    anew in each process, some 50 ms of every start-up that no installed copy pays."""
+    import lstm_inspect
+
+    compileall.compile_dir(str(Path(lstm_inspect.__file__).parent), quiet=1)
+
+
 def main() -> None:
     args = parse_args()
     sizes = QUICK if args.quick else FULL
+    compile_package()
     print(f"lstm-inspect benchmark{' (quick)' if args.quick else ''}: torch {torch.__version__}, "
           f"{os.cpu_count()} CPUs; targets from shared/docs/performance-anchors.md")
     runners = {"a": part_a, "b": part_b, "c": part_c, "d": part_d, "e": part_e, "f": part_f, "g": part_g,
-               "h": part_h, "i": part_i}
+               "h": part_h, "i": part_i, "j": part_j}
     for part in PARTS:
         if part in args.only:
             runners[part](sizes)
