@@ -76,6 +76,15 @@ def test_a_full_window_is_checked_and_the_next_steps_start_a_new_one():
     assert full == 1 and len(list(window.flush())) == 4
 
 
+def test_a_window_of_large_states_holds_fewer_steps():
+    # 4,096 slots of 64 units, h and c: 524,288 values a step, so two steps fill a window.
+    spec = Spec(4096 * 4, 2, 1, batch_size=4096, stateful=True, shuffle=False, units=64, epochs=1)
+    pairs = _pairs(spec)
+    window = Window()
+    full = [window.add(step, record, previous) for (_, previous), (step, record) in zip(pairs, pairs[1:])]
+    assert full == [False, True, True]
+
+
 def test_steps_that_are_not_plain_are_left_to_observe():
     # A twin of another batch size starts from zeros in states of another shape; a partial reset
     # zeroes some slots only: neither is a plain step.

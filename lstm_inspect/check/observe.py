@@ -81,8 +81,11 @@ def observe(step: Step, record: CallRecord, previous: CallRecord | None) -> tupl
 
 
 # Steps checked together: enough that a loop of small calls pays a few tensor operations per
-# window, not per step; few enough that the records held and the results' delay stay small.
+# window, not per step; few enough that the records held and the results' delay stay small. A
+# window of large states holds fewer: at most WINDOW_VALUES state values (16 MB of float32 held and
+# stacked), so that memory stays flat whatever the batch size.
 WINDOW = 256
+WINDOW_VALUES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,8 @@ class Window:
         self.steps.append(step)
         self.records.append(record)
         self.previous.append(last)
-        return len(self.steps) >= WINDOW
+        held = len(self.steps) * sum(state.numel() for state in record.initial)
+        return len(self.steps) >= WINDOW or held >= WINDOW_VALUES
 
     def flush(self) -> Iterator[Checked]:
         """The held steps, checked, in order; the window empty again."""
