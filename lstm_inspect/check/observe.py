@@ -9,6 +9,7 @@ records the mirror hands over, but for stacking a window: torch is loaded then, 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -169,14 +170,10 @@ def _rows(states: Any) -> Any:
     return states if states.dim() == 4 else states.flatten(3)
 
 
-_IDENTITIES: dict[int, np.ndarray] = {}
-
-
+@functools.cache
 def _identity(slots: int) -> np.ndarray:
     """0, 1, ..., slots - 1: each slot from the same slot."""
-    if slots not in _IDENTITIES:
-        _IDENTITIES[slots] = np.arange(slots)
-    return _IDENTITIES[slots]
+    return np.arange(slots)
 
 
 def _flat(states: States) -> States:

@@ -7,8 +7,6 @@ from typing import Any
 import click
 from rich.text import Text
 
-import lstm_inspect
-
 from ..api import inspect
 from ..check.inspection import Inspection
 from ..core.facts import facts_for
@@ -32,11 +30,13 @@ from .progress import spinner, wanted
 from .setup import EXAMPLES, TERMS, build_spec, print_example, read_data
 
 
-def print_version(ctx: click.Context, asked: bool) -> None:
+def print_version(ctx: click.Context, _: click.Parameter, asked: bool) -> None:
     """--version, as click's version_option prints it; the installed version is looked up only when
     asked (reading the package's metadata costs a run 25 ms)."""
     if asked and not ctx.resilient_parsing:
-        click.echo(f"lstm-inspect, version {lstm_inspect.__version__}")
+        from .. import __version__
+
+        click.echo(f"lstm-inspect, version {__version__}")
         ctx.exit()
 
 
@@ -45,8 +45,8 @@ def print_version(ctx: click.Context, asked: bool) -> None:
 @options(OUTPUT_OPTIONS, "What it prints and writes")
 @options(RUN_OPTIONS, "How it runs and checks")
 @options(CI_OPTIONS, "Scripts and CI")
-@click.option("--version", is_flag=True, is_eager=True, expose_value=False, callback=lambda ctx, _, asked:
-              print_version(ctx, asked), help="Show the version and exit.")
+@click.option("--version", is_flag=True, is_eager=True, expose_value=False, callback=print_version,
+              help="Show the version and exit.")
 @click.option("--example", type=click.Choice(EXAMPLES), metavar="NAME", is_eager=True, expose_value=False,
               callback=print_example, help=f"Print where the shipped example NAME is and exit ({', '.join(EXAMPLES)}): "
               '--replay "$(lstm-inspect --example probe-run.json)".')

@@ -20,7 +20,7 @@ from ..views.console import make_console
 from ..views.files import write_atomically
 from ..views.formats import CsvWriter, MarkdownWriter
 from ..views.jsonout import JsonWriter
-from ..views.notebook import HtmlPage
+from ..views.notebook import HtmlPage, new_diagram
 from ..views.table import TableView, View
 from ..views.timeline import TimelineView
 from .io import discard_stdout, output_failed, stdout_open
@@ -98,9 +98,7 @@ class Drawn:
     @classmethod
     def asked(cls, output: Output, spec: Spec) -> Drawn:
         title = f"lstm-inspect {command_line(spec)}"
-        if output.diagram:
-            from ..views.diagram import Diagram  # loaded only to draw one: it loads urllib (see notebook)
-        return cls(Diagram(title) if output.diagram else None,
+        return cls(new_diagram(title) if output.diagram else None,
                    HtmlPage(title, output.max_rows) if output.html else None)
 
     def add(self, result: StepResult) -> None:

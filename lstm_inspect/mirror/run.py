@@ -208,6 +208,7 @@ def run_mirror(spec: Spec, device: torch.device | None = None) -> Generator[Call
             made.append(record.final)
         yield record
 
+
 # Calls whose inputs are made together: enough that a loop of one-sample calls makes its inputs in
 # a few tensor operations, not a few per call; few enough that the calls read ahead stay small.
 MOST_CALLS_AHEAD = 1024

@@ -7,7 +7,7 @@ check.inspection.DISPLAYS."""
 from __future__ import annotations
 
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Group
 
@@ -19,8 +19,11 @@ from .console import make_console
 from .table import TableView, View, build_table, closing_parts, show
 from .timeline import TimelineView
 
+if TYPE_CHECKING:
+    from .diagram import Diagram
 
-def _diagram(title: str) -> Any:
+
+def new_diagram(title: str) -> Diagram:
     """A Diagram, its module loaded only when one is drawn (its XML escaping loads urllib, 9 ms of a
     --dry-run's start-up, which loads no torch)."""
     from .diagram import Diagram
@@ -44,7 +47,7 @@ def rich_group(report: Report, max_rows: int = 40) -> Group:
 def html(report: Report, max_rows: int = 40) -> str:
     """The report as HTML: the diagram of its kept steps, then real tables and paragraphs, every text
     escaped (a saved run's labels are data)."""
-    diagram = _diagram("the state flow, step by step")
+    diagram = new_diagram("the state flow, step by step")
     for result in report.steps:
         diagram.add(result)
     diagram.finish(report)
@@ -99,7 +102,7 @@ class HtmlPage:
     HTML tables, the verdict and advice as text."""
 
     def __init__(self, title: str, max_rows: int) -> None:
-        self.title, self.rows, self.diagram = title, FoldedRows(max_rows), _diagram(title)
+        self.title, self.rows, self.diagram = title, FoldedRows(max_rows), new_diagram(title)
         self.report: Report | None = None
 
     def add(self, result: StepResult) -> None:
