@@ -32,6 +32,33 @@ def test_inputs_depend_only_on_seed_phase_and_sample():
     assert together.min() >= -1 and together.max() < 1 and together.std() > 0.4
 
 
+def _murmur_finaliser(z: int) -> int:
+    for multiplier in (0x45D9F3B, 0x45D9F3B, None):
+        z ^= z >> 16
+        if multiplier is not None:
+            z = z * multiplier & 0xFFFFFFFF
+    return z
+
+
+@pytest.mark.parametrize("phase", list(Phase))
+def test_inputs_are_the_counter_hash_bit_for_bit(phase):
+    # The documented hash in plain Python integers, against the tensors' 32-bit arithmetic: every
+    # value the mirror ever fed (and so every figure users have seen) stays what it was.
+    from lstm_inspect.mirror.inputs import _PHASE_SALT
+
+    spec = Spec(50, 3, 2, seed=123456789)
+    samples = np.array([0, 7, 3, 2**31 + 5, 2**32 - 1])
+    salt = _murmur_finaliser(spec.seed ^ _PHASE_SALT[phase] & 0xFFFFFFFF)
+    expected = []
+    for sample in samples.tolist():
+        start = _murmur_finaliser(((sample & 0xFFFFFFFF) * 0x2C1B3C6D ^ salt) & 0xFFFFFFFF)
+        bits = [_murmur_finaliser((start + cell * 0x61C88647) & 0xFFFFFFFF) for cell in range(6)]
+        expected.append(np.float32(bits) * np.float32(2.0 / 2**32) - np.float32(1.0))
+    made = batch_inputs(spec, phase, samples, CPU)
+    assert made.dtype == torch.float32
+    np.testing.assert_array_equal(made.numpy(), np.array(expected).reshape(5, 3, 2))
+
+
 def test_weights_come_from_the_seed_without_touching_the_global_rng():
     state = torch.random.get_rng_state()
     first = build_rnn(Spec(4, 2, 1, seed=3), CPU)

@@ -11,7 +11,7 @@ import torch
 
 from lstm_inspect.check import inspection as inspection_module
 from lstm_inspect.check.inspection import Inspection
-from lstm_inspect.check.observe import WINDOW, Window, observe
+from lstm_inspect.check.observe import WINDOW, WINDOW_VALUES, Window, observe
 from lstm_inspect.core.choices import Phase
 from lstm_inspect.core.schedule import keras_steps
 from lstm_inspect.core.spec import Spec
@@ -77,8 +77,9 @@ def test_a_full_window_is_checked_and_the_next_steps_start_a_new_one():
 
 
 def test_a_window_of_large_states_holds_fewer_steps():
-    # 4,096 slots of 64 units, h and c: 524,288 values a step, so two steps fill a window.
-    spec = Spec(4096 * 4, 2, 1, batch_size=4096, stateful=True, shuffle=False, units=64, epochs=1)
+    # Slots of 64 units, h and c, half a window's values a step: two steps fill a window.
+    slots = WINDOW_VALUES // (2 * 2 * 64)
+    spec = Spec(slots * 4, 2, 1, batch_size=slots, stateful=True, shuffle=False, units=64, epochs=1)
     pairs = _pairs(spec)
     window = Window()
     full = [window.add(step, record, previous) for (_, previous), (step, record) in zip(pairs, pairs[1:])]
@@ -187,3 +188,22 @@ def test_the_callers_threads_come_back_when_keras_would_raise_inside_the_call(mo
 
 def test_the_inspection_module_still_loads_no_torch_of_its_own():
     assert "torch" not in vars(inspection_module)
+
+
+def test_inputs_made_ahead_on_the_cpu_stay_small_enough_for_the_cache(monkeypatch):
+    made = []
+    original = mirror_run.padded_batch
+
+    def watched(spec, phase, samples, device):
+        made.append(len(samples) * spec.timesteps * spec.step_values)
+        return original(spec, phase, samples, device)
+
+    monkeypatch.setattr(mirror_run, "padded_batch", watched)
+    large = Spec(1024, 50, 8, batch_size=256, stateful=True, shuffle=False, units=8)
+    list(mirror_run.run_mirror(large))
+    assert made == [256 * 50 * 8] * 4  # each call's inputs made alone, just before it runs
+    made.clear()
+    small = Spec(32 * 200, 20, 1, batch_size=32, stateful=True, shuffle=False, units=8)
+    list(mirror_run.run_mirror(small))
+    grouped = mirror_run.CPU_GROUP_VALUES // (32 * 20)  # 102 calls of 640 values
+    assert made == [grouped * 32 * 20, (200 - grouped) * 32 * 20]

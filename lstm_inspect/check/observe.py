@@ -83,10 +83,11 @@ def observe(step: Step, record: CallRecord, previous: CallRecord | None) -> tupl
 
 # Steps checked together: enough that a loop of small calls pays a few tensor operations per
 # window, not per step; few enough that the records held and the results' delay stay small. A
-# window of large states holds fewer: at most WINDOW_VALUES state values (16 MB of float32 held and
-# stacked), so that memory stays flat whatever the batch size.
+# window of large states holds fewer: at most WINDOW_VALUES state values (2 MB of float32 held and
+# stacked), so that memory stays flat whatever the batch size, and the window's copies stay small
+# beside the cache the layer's own work runs in (a larger one slowed bench part (a) by some 10%).
 WINDOW = 256
-WINDOW_VALUES = 1 << 20
+WINDOW_VALUES = 1 << 17
 
 
 @dataclass(frozen=True)

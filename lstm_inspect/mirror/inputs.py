@@ -36,6 +36,17 @@ def _fmix32(z: Any) -> Any:
     return z
 
 
+def _fmix32_bits(z: Any) -> Any:
+    """_fmix32 on int32 tensors holding the 32 bits: half the memory traffic of int64. A product
+    wraps modulo 2**32, as the bits want; a shift is arithmetic, so its sign bits are masked off."""
+    z ^= (z >> 16) & 0xFFFF
+    z *= 0x45D9F3B
+    z ^= (z >> 16) & 0xFFFF
+    z *= 0x45D9F3B
+    z ^= (z >> 16) & 0xFFFF
+    return z
+
+
 _PHASE_SALT = {Phase.TRAIN: 0x1B873593, Phase.VALIDATION: 0x5A3B2C1D, Phase.PREDICT: 0x27D4EB2F,
                Phase.EVALUATE: 0x165667B1}
 
@@ -70,9 +81,9 @@ def inputs_and_padding(spec: Spec, phase: Phase, samples: np.ndarray, device: to
         per_sample = torch.as_tensor(samples, dtype=torch.int64, device=device)
     per_sample = _fmix32(((per_sample & _MASK32) * 0x2C1B3C6D ^ salt) & _MASK32)
     cells = torch.arange(spec.timesteps * spec.step_values, dtype=torch.int64, device=device)
-    keys = per_sample[:, None] + cells[None, :] * 0x61C88647
-    keys &= _MASK32
-    values: torch.Tensor = _fmix32(keys).to(torch.float32)
+    cells = (cells * 0x61C88647 & _MASK32).to(torch.int32)
+    keys = per_sample.to(torch.int32)[:, None] + cells[None, :]  # the sum's low 32 bits
+    values: torch.Tensor = _fmix32_bits(keys).view(torch.uint32).to(torch.float32)
     values = values.mul_(2.0 / 2**32).sub_(1.0).view(len(samples), spec.timesteps, spec.step_values)
     valid = valid_steps(spec, phase, samples, device)
     if valid is not None:
