@@ -18,11 +18,13 @@ from lstm_inspect.cli import main
 from lstm_inspect.cli.setup import command_line
 from lstm_inspect.core.choices import Shuffle
 from lstm_inspect.core.errors import SpecError
+from lstm_inspect.core.facts import KerasStateError
 from lstm_inspect.core.order import iter_calls
 from lstm_inspect.core.schedule import Start, keras_steps
 from lstm_inspect.core.spec import Spec
 from lstm_inspect.core.workflow import Kind, Op, Repeat, Source, ops, parse, text
 from lstm_inspect.explain.verdict import warnings_for
+from lstm_inspect.mirror.run import run_mirror
 
 
 def steps(workflow, **settings):
@@ -204,11 +206,31 @@ def test_spec_level_refusals_name_the_call():
         Spec(8, 3, 1, workflow='predict(4); predict(2, initial_state="previous")')
     with pytest.raises(SpecError, match="a workflow of predict calls .*, not fit, twin"):
         Spec(8, 3, 1, workflow='predict(4, initial_state="previous"); fit(); twin(batch_size=2)')
-    with pytest.raises(SpecError, match="Training data contains 3 samples, which is not sufficient"):
-        Spec(3, 3, 1, workflow="fit(validation_split=0.9)")
+
+
+@pytest.mark.parametrize(("samples", "workflow", "left"), [
+    (3, "predict(3); fit(validation_split=0.9); predict(3)", "no training"),
     # Keras floors a float product: 5 * (1 - 0.8) is 0.9999999999999998, so no training sample is left.
-    with pytest.raises(SpecError, match="Training data contains 5 samples"):
-        Spec(5, 3, 1, workflow="fit(validation_split=0.8)")
+    (5, "predict(5); fit(validation_split=0.8); predict(5)", "no training"),
+])
+def test_a_validation_split_that_leaves_no_sample_raises_where_that_fit_starts(samples, workflow, left):
+    # Keras runs the calls before it, then raises ValueError as the fit starts (train_validation_split).
+    spec = Spec(samples, 3, 1, batch_size=samples, stateful=True, workflow=workflow)
+    found = list(keras_steps(spec))
+    assert [step.raises for step in found] == [False, True]
+    error = found[1].error
+    assert error.step == 1 and error.type == "ValueError" and error.when.startswith("as fit starts")
+    assert error.message.startswith(f"Training data contains {samples} samples, which is not sufficient to split")
+    assert error.why == f"{spec.plan[1]} leaves {left} sample of the {samples}"
+    records = []
+    with pytest.raises(KerasStateError, match=f"Training data contains {samples} samples") as raised:
+        records.extend(run_mirror(spec))
+    assert raised.value.keras_type == "ValueError" and len(records) == 1
+    result = CliRunner().invoke(main, ["--shape", f"{samples},3,1", "--batch", str(samples), "--stateful",
+                                       "--calls", workflow, "--format", "json", "--no-evidence"])
+    assert result.exit_code == 3, result.output
+    report = json.loads(result.stdout)
+    assert report["error"]["step"] == 1 and "validation_split" in report["error"]["fix"]
 
 
 # ---- the schedule -----------------------------------------------------------------------------

@@ -40,6 +40,8 @@ WORKFLOWS = {
                                             samples=10, batch_size=2),
     "validation_split: a validation part of no whole batch raises":
         spec("fit(validation_split=0.2, shuffle=False, batch_size=4)", samples=10),
+    "validation_split of no training sample raises as that fit starts, after the calls before it":
+        spec("predict(4); fit(validation_split=0.9, batch_size=4); predict(4)", samples=4),
     "the *_on_batch calls and a manual reset":
         spec("(train_on_batch(4), test_on_batch(4), predict_on_batch(4)) * 2; reset_state(); train_on_batch(4)"),
     "validation_freq and initial_epoch": spec("fit(epochs=4, validation_samples=4, validation_freq=2, "
@@ -119,6 +121,12 @@ def test_validation_split_sizes_are_kerass():
         ("train", 2), ("train", 2), ("train", 2), ("train", 2), ("validation", 2)]
     raising = compare_with_keras(WORKFLOWS["validation_split: a validation part of no whole batch raises"])
     assert raising.error is not None and raising.error.step == 2  # 8 training samples, then 2 to validate
+    # floor(4 * 0.1) = 0 training samples: Keras's predict ran, then fit raises before any batch.
+    empty = compare_with_keras(WORKFLOWS["validation_split of no training sample raises as that fit starts, "
+                                         "after the calls before it"])
+    assert empty.agree, empty.summary_line()
+    assert empty.error is not None and empty.error.step == 1 and empty.error.type == "ValueError"
+    assert "Training data contains 4 samples, which is not sufficient" in empty.error.message
 
 
 def test_a_train_on_batch_loop_follows_the_schedule_of_fit_without_shuffle():

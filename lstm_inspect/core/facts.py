@@ -19,6 +19,14 @@ if TYPE_CHECKING:
     from .order import Call
 
 
+def validation_split_message(samples: int, validation_split: float) -> str:
+    """Keras 3 and tf-keras alike (train_validation_split): a validation_split that leaves no
+    training or no validation sample."""
+    return (f"Training data contains {samples} samples, which is not sufficient to split it into a validation "
+            f"and training set as specified by `validation_split={validation_split}`. Either provide more data, "
+            "or a different value for the `validation_split` argument.")
+
+
 def stateful_batch_mismatch_message(expected: int, received: int) -> str:
     """Keras 3 (torch backend), keras/src/layers/rnn/rnn.py: a stateful call whose batch
     size differs from the state's."""
@@ -183,6 +191,7 @@ class KerasError:
     pattern: str = ""
     when: str = ""  # where in the step it is raised, when that is worth saying
     why: str = ""  # why a stateful layer raises, where it is not a batch of another size
+    cause: str = ""  # what the table says raises, where it is not the batch's samples
 
     def matches(self, message: str) -> bool:
         return re.search(self.pattern or re.escape(self.message), message) is not None

@@ -12,6 +12,7 @@ import bisect
 import dataclasses
 import functools
 import itertools
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -19,7 +20,16 @@ from enum import StrEnum
 import numpy as np
 
 from .choices import Phase
-from .facts import OPEN_TRACE_WHY, Facts, KerasError, Traces, facts_for, first_trace_error, keras_error
+from .facts import (
+    OPEN_TRACE_WHY,
+    Facts,
+    KerasError,
+    Traces,
+    facts_for,
+    first_trace_error,
+    keras_error,
+    validation_split_message,
+)
 from .hooks import resets_before
 from .order import Call, Invocation, iter_invocations
 from .spec import Spec
@@ -151,6 +161,12 @@ def _step(spec: Spec, facts: Facts, invocation: Invocation, call: Call, held: Ca
     op, model_batch, stateful = invocation.op, invocation.batch_size, invocation.stateful
     returned, ends, at = handed
     slots = len(call.samples)
+    if spec.splits_nothing(op):
+        message = validation_split_message(spec.samples, op.validation_split)
+        left = "no training" if spec.fit_split(op) == 0 else "no validation"
+        return Step(call, None, None, KerasError(
+            call.index, "ValueError", message, re.escape(message), "as fit starts, before any batch or callback",
+            why=f"{op} leaves {left} sample of the {spec.samples:,}", cause="validation_split"))
     if stateful and model_batch == 1 and fixed is False and facts.one_row_state_loop_error:
         return Step(call, None, None, dataclasses.replace(_raised(spec, facts, invocation, call), why=OPEN_TRACE_WHY))
     if stateful and slots != model_batch:

@@ -211,12 +211,6 @@ class Spec:
                             "replica holds its own slots")
         for op in _distinct(self.workflow):
             self._check_runs_out(op)
-            if op.kind == Kind.FIT and op.validation_split and self.fit_split(op) in (0, self.samples):
-                # Keras's own refusal, before fit runs a batch.
-                raise SpecError("workflow", "{workflow}: " + f"{op}: Keras raises ValueError: Training data contains "
-                                f"{self.samples} samples, which is not sufficient to split it into a validation "
-                                f"and training set as specified by `validation_split={op.validation_split}`; "
-                                "give fit more samples or another validation_split")
 
     def _check_runs_out(self, op: Op) -> None:
         """A dataset run once, whose batches run out before fit's last epoch: tf-keras then stops
@@ -294,6 +288,11 @@ class Spec:
     def fit_split(self, op: Op) -> int:
         """The training samples a fit takes: the first N(1 - validation_split), floored, as Keras."""
         return math.floor(self.samples * (1.0 - op.validation_split)) if op.validation_split else self.samples
+
+    def splits_nothing(self, op: Op) -> bool:
+        """Whether a fit's validation_split leaves no training or no validation sample: Keras raises
+        ValueError when fit starts, before any batch (the calls before it have run)."""
+        return op.kind == Kind.FIT and bool(op.validation_split) and self.fit_split(op) in (0, self.samples)
 
     def fit_validation(self, op: Op) -> int:
         """The samples a fit validates on: the rest of N after validation_split, or validation_samples."""

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from ..core.choices import Cell
-from ..core.facts import FACTS, KerasStateError, Traces, first_trace_error, keras_error
+from ..core.facts import FACTS, KerasStateError, Traces, first_trace_error, keras_error, validation_split_message
 from ..core.hooks import resets_before
 from ..core.order import Call, Invocation, iter_invocations
 from ..core.spec import Spec
@@ -122,6 +122,8 @@ class _Loop:
         `mask`: the model's mask of the padding, if any; `at`: where its first sample is among
         its invocation's (for states handed back)."""
         spec, layer = self.spec, self.layer
+        if spec.splits_nothing(op):
+            raise KerasStateError("ValueError", validation_split_message(spec.samples, op.validation_split))
         if resets_before(spec.reset, op.kind, call.phase, call.batch):
             layer.reset_state()
         size = op.batch_size or layer.batch_size or 1

@@ -41,7 +41,8 @@ def format_lengths(lengths: np.ndarray) -> str:
 def describe_start(step: Step) -> str:
     """What the slots started from, e.g. "reset x200" or "carried x4 from train e0 b2"."""
     if step.raises:
-        return f"raises: {plural(len(step.call.samples), 'sample')}"
+        assert step.error is not None
+        return f"raises: {step.error.cause or plural(len(step.call.samples), 'sample')}"
     parts = slot_counts(step)
     if step.source is not None and step.carried_slots and step.source_slot is not None:
         carried = 1 if step.zero_slots else 0  # the carried part follows the reset one
