@@ -190,7 +190,7 @@ def iter_invocations(spec: Spec) -> Iterator[tuple[Invocation, Iterator[Call]]]:
 def _calls_of(spec: Spec, invocation: Invocation, counter: Iterator[int], cursors: dict[Phase, int],
               fits: int) -> Iterator[Call]:
     op, size = invocation.op, invocation.op.batch_size or invocation.batch_size
-    if spec.splits_nothing(op):
+    if spec.empty_split_part(op):
         # The batch fit would have run first, where Keras raises instead (the schedule says so).
         yield Call(next(counter), Phase.TRAIN, op.initial_epoch, 0, np.arange(min(size, spec.samples)), 0,
                    f"{invocation.name(Phase.TRAIN)} e{op.initial_epoch}", Phase.TRAIN, invocation.index)

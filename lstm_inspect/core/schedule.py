@@ -33,7 +33,7 @@ from .facts import (
 from .hooks import resets_before
 from .order import Call, Invocation, iter_invocations
 from .spec import Spec
-from .workflow import Kind
+from .workflow import Kind, Op
 
 
 class Start(StrEnum):
@@ -133,6 +133,9 @@ def keras_steps(spec: Spec) -> Iterator[Step]:
             if op.kind != Kind.RESET_STATE:
                 traces.new_model()
             continue
+        if empty := spec.empty_split_part(op):
+            yield _split_refused(spec, op, next(calls), empty)
+            return
         predicts = op.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH) and hand_carry
         made: list[Call] = []
         at = 0  # where the call's first sample is among the invocation's
@@ -161,12 +164,6 @@ def _step(spec: Spec, facts: Facts, invocation: Invocation, call: Call, held: Ca
     op, model_batch, stateful = invocation.op, invocation.batch_size, invocation.stateful
     returned, ends, at = handed
     slots = len(call.samples)
-    if spec.splits_nothing(op):
-        message = validation_split_message(spec.samples, op.validation_split)
-        left = "no training" if spec.fit_split(op) == 0 else "no validation"
-        return Step(call, None, None, KerasError(
-            call.index, "ValueError", message, re.escape(message), "as fit starts, before any batch or callback",
-            why=f"{op} leaves {left} sample of the {spec.samples:,}", cause="validation_split"))
     if stateful and model_batch == 1 and fixed is False and facts.one_row_state_loop_error:
         return Step(call, None, None, dataclasses.replace(_raised(spec, facts, invocation, call), why=OPEN_TRACE_WHY))
     if stateful and slots != model_batch:
@@ -214,6 +211,14 @@ def _holding(calls: list[Call], ends: list[int], at: int) -> tuple[Call, int]:
 
 _BATCH_BEGIN = {Phase.TRAIN: "on_train_batch_begin", Phase.VALIDATION: "on_test_batch_begin",
                 Phase.EVALUATE: "on_test_batch_begin", Phase.PREDICT: "on_predict_batch_begin"}
+
+
+def _split_refused(spec: Spec, op: Op, call: Call, empty: str) -> Step:
+    """The fit whose validation_split leaves its `empty` part no sample: Keras raises at its start."""
+    message = validation_split_message(spec.samples, op.validation_split)
+    return Step(call, None, None, KerasError(
+        call.index, "ValueError", message, re.escape(message), "as fit starts, before any batch or callback",
+        why=f"{op} leaves no {empty} sample of the {spec.samples:,}", cause="validation_split"))
 
 
 def _raised(spec: Spec, facts: Facts, invocation: Invocation, call: Call) -> KerasError:

@@ -289,10 +289,13 @@ class Spec:
         """The training samples a fit takes: the first N(1 - validation_split), floored, as Keras."""
         return math.floor(self.samples * (1.0 - op.validation_split)) if op.validation_split else self.samples
 
-    def splits_nothing(self, op: Op) -> bool:
-        """Whether a fit's validation_split leaves no training or no validation sample: Keras raises
-        ValueError when fit starts, before any batch (the calls before it have run)."""
-        return op.kind == Kind.FIT and bool(op.validation_split) and self.fit_split(op) in (0, self.samples)
+    def empty_split_part(self, op: Op) -> str:
+        """"training" or "validation" where a fit's validation_split leaves that part no sample (Keras
+        raises ValueError when that fit starts, before any batch, the calls before it run); else ""."""
+        if op.kind != Kind.FIT or not op.validation_split:
+            return ""
+        train = self.fit_split(op)
+        return "training" if train == 0 else "validation" if train == self.samples else ""
 
     def fit_validation(self, op: Op) -> int:
         """The samples a fit validates on: the rest of N after validation_split, or validation_samples."""

@@ -62,10 +62,9 @@ def fix_for_call(spec: Spec, index: int, terms: Terms = Terms()) -> str:
         if not found:
             continue
         op, built = invocation.op, invocation.batch_size
-        if spec.splits_nothing(op):
-            return (f"{op} leaves {'no training' if spec.fit_split(op) == 0 else 'no validation'} sample of the "
-                    f"{spec.samples:,}: give fit more samples, or a validation_split that keeps at least one of "
-                    "each (or validation_samples=)")
+        if empty := spec.empty_split_part(op):
+            return (f"{op} leaves no {empty} sample of the {spec.samples:,}: give fit more samples, or a "
+                    "validation_split that keeps at least one of each (or validation_samples=)")
         slots = len(found[0].samples)
         model = f"the {invocation.model} model" if invocation.model else "the model"
         if built == 1 and slots == 1 and op.batch_size is not None and op.batch_size != 1:

@@ -122,8 +122,6 @@ class _Loop:
         `mask`: the model's mask of the padding, if any; `at`: where its first sample is among
         its invocation's (for states handed back)."""
         spec, layer = self.spec, self.layer
-        if spec.splits_nothing(op):
-            raise KerasStateError("ValueError", validation_split_message(spec.samples, op.validation_split))
         if resets_before(spec.reset, op.kind, call.phase, call.batch):
             layer.reset_state()
         size = op.batch_size or layer.batch_size or 1
@@ -198,6 +196,8 @@ def run_mirror(spec: Spec, device: torch.device | None = None) -> Generator[Call
             if predicts:
                 loop.returned = tuple(torch.cat(states, dim=1) for states in zip(*made, strict=True))
             current, op = invocation, invocation.op
+            if spec.empty_split_part(op):
+                raise KerasStateError("ValueError", validation_split_message(spec.samples, op.validation_split))
             if op.kind in MODEL_CHANGES:
                 loop.change_model(op)
             predicts = spec.hand_carried and op.kind in (Kind.PREDICT, Kind.PREDICT_ON_BATCH)

@@ -136,7 +136,7 @@ class Session:
             stream = _stream(self.keras, op, x_all, self.targets(spec.samples), size)
             self.model.fit(stream, epochs=op.epochs, initial_epoch=op.initial_epoch, **common)
             return
-        if not shuffle or spec.splits_nothing(op):  # Keras's own refusal of the split comes first
+        if not shuffle or spec.empty_split_part(op):  # Keras's own refusal of the split comes first
             split = {"validation_split": op.validation_split} if op.validation_split else {}
             self.model.fit(x_all, self.targets(spec.samples), batch_size=size, epochs=op.epochs,
                            initial_epoch=op.initial_epoch, **split, **common)
