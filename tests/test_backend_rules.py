@@ -3,6 +3,8 @@ TensorFlow broadcast of a lone stateful sample, JAX's dropped state, the version
 the command line's answers (real Keras checks the same facts in test_backends)."""
 
 import json
+import os
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -10,6 +12,7 @@ from click.testing import CliRunner
 from lstm_inspect import Spec, SpecError, inspect
 from lstm_inspect.cli import main
 from lstm_inspect.core.choices import Backend, default_backend
+from lstm_inspect.explain.verdict import warnings_for
 
 
 def run(*args, env=None):
@@ -35,6 +38,30 @@ def test_the_default_backend_is_read_as_keras_reads_it(tmp_path, monkeypatch):
     with pytest.raises(SpecError) as raised:
         default_backend({"KERAS_BACKEND": "numpy"})
     assert raised.value.field == "backend"
+    assert raised.value.describe({"backend": "--backend"}) == (
+        "--backend is torch, tensorflow or jax; KERAS_BACKEND or keras.json says 'numpy'")
+
+
+def test_where_the_home_directory_is_read_only_the_backend_is_read_under_tmp_as_keras_reads_it(tmp_path, monkeypatch):
+    home = tmp_path / "home"
+    (home / ".keras").mkdir(parents=True)
+    (home / ".keras" / "keras.json").write_text(json.dumps({"backend": "jax"}))
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setattr(os, "access", lambda path, mode: os.path.realpath(path) != os.path.realpath(home))
+    fallback = Path("/tmp/.keras/keras.json")
+    if fallback.exists():  # a Keras run with no writable home left one: it is what Keras would read
+        expected = Backend(json.loads(fallback.read_text()).get("backend") or "tensorflow")
+        assert default_backend({}) == expected
+        return
+    made = not fallback.parent.exists()
+    fallback.parent.mkdir(exist_ok=True)
+    try:
+        fallback.write_text(json.dumps({"backend": "torch"}))
+        assert default_backend({}) == Backend.TORCH
+    finally:
+        fallback.unlink()
+        if made:
+            fallback.parent.rmdir()
 
 
 def test_the_command_line_takes_the_backend_from_the_environment_without_importing_keras():
@@ -125,3 +152,19 @@ def test_keras_3_on_tensorflow_checks_a_short_first_predict_batch_itself():
     report = inspect(spec, evidence=False).run()
     assert report.ok and report.error.type == "ValueError" and report.error.step == 1
     assert not any("broadcast" in warning for warning in report.warnings)
+
+
+@pytest.mark.parametrize("keras, backend, warned", [("3", "tensorflow", True), ("2", None, True), ("3", "torch", False),
+                                                    ("3", "jax", False)])
+def test_a_channels_first_convlstm2d_on_tensorflow_is_warned_of_the_cpu_that_refuses_it(keras, backend, warned):
+    shape = dict(batch_size=4, cell="convlstm2d", frame=(4, 5), keras=keras, backend=backend)
+
+    def cpu_warnings(spec: Spec) -> list[str]:
+        return [warning for warning in warnings_for(spec) if "NHWC" in warning]
+
+    found = cpu_warnings(Spec(8, 2, 2, data_format="channels_first", **shape))
+    assert len(found) == warned
+    if warned:
+        assert "TF_ENABLE_ONEDNN_OPTS=1" in found[0] and 'data_format="channels_last"' in found[0]
+    assert cpu_warnings(Spec(8, 2, 2, data_format="channels_first", stateful=True, **shape)) == found
+    assert not cpu_warnings(Spec(8, 2, 2, **shape))

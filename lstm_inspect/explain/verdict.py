@@ -35,7 +35,7 @@ def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
                      + ("; and each is given the mask unflipped, so above the first layer it masks other steps "
                         "than the padding" if spec.padded and spec.mask else ""))
     if not spec.stateful:
-        return found + _cudnn_warning(spec)  # a twin may be built stateful
+        return found + _cudnn_warning(spec) + _cpu_layout_warning(spec)  # a twin may be built stateful
     if not facts_for(spec).carries:
         eager = (" (only a direct call, model(x), runs eagerly and carries it)"
                  if spec.backend == Backend.JAX else "")
@@ -66,7 +66,7 @@ def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
                      "previous batch's first timestep, so consecutive batches are not one long "
                      "bidirectional sequence (see the continuation evidence)")
     found += _validation_warning(spec, terms)
-    found += _cudnn_warning(spec)
+    found += _cudnn_warning(spec) + _cpu_layout_warning(spec)
     if spec.workflow is None and spec.predict_samples:
         found.append("predict starts from the state fit left: reset the layer before predict "
                      "if its sequences do not continue the training data")
@@ -111,6 +111,18 @@ def _cudnn_warning(spec: Spec) -> list[str]:
             "train_on_batch raise RuntimeError in the first batch's backward (a variable needed for gradient "
             "computation has been modified by an inplace operation), on the CPU too, while predict runs; build "
             f"it with {name}(..., stateful=True, use_cudnn=False), as this tool's models are{loaded}"]
+
+
+def _cpu_layout_warning(spec: Spec) -> list[str]:
+    """TensorFlow's own CPU convolutions take NHWC only; oneDNN's take channels_first too, and
+    TensorFlow turns them on by default on some CPUs only (measured: off on an AMD EPYC without AVX-512)."""
+    if not (spec.backend == Backend.TENSORFLOW and spec.cell.convolutional and spec.data_format == "channels_first"):
+        return []
+    return [f"{facts_for(spec).name} runs a channels_first ConvLSTM2D on the CPU only with oneDNN's operations on "
+            "(TF_ENABLE_ONEDNN_OPTS=1; TensorFlow turns them on by default only on CPUs with neural-network "
+            "instructions such as AVX-512 VNNI): without them its first call raises InvalidArgumentError (The Conv2D "
+            "op currently only supports the NHWC tensor format on the CPU); set TF_ENABLE_ONEDNN_OPTS=1, run on a "
+            "GPU, or use data_format=\"channels_last\""]
 
 
 def _fits(spec: Spec) -> list[Op]:

@@ -27,7 +27,10 @@ def run_keras_isolated(specs: list[Spec]) -> list[KerasRun]:
         # A process splits its CPU into the replicas' devices before TensorFlow starts: once.
         groups.setdefault((spec.keras, spec.backend, spec.replicas), []).append(index)
     for (keras, backend, _), indices in groups.items():
-        environ = {**os.environ, "KERAS_BACKEND": str(backend), "TF_CPP_MIN_LOG_LEVEL": "3"}
+        # oneDNN's operations on, as TensorFlow has them by default on some CPUs only: without them
+        # its CPU refuses a channels_first convolution (the warning for such a setup says so).
+        environ = {"TF_ENABLE_ONEDNN_OPTS": "1", **os.environ, "KERAS_BACKEND": str(backend),
+                   "TF_CPP_MIN_LOG_LEVEL": "3"}
         request = json.dumps([specs[index].to_json() for index in indices])
         # The runs come back in a file of their own: whatever Keras prints cannot mix with them.
         with tempfile.TemporaryDirectory(prefix="lstm-inspect-") as folder:
