@@ -29,10 +29,13 @@ if "MUTANT_UNDER_TEST" in os.environ:
     import tempfile
     from pathlib import Path
 
-    from hypothesis import settings
+    from hypothesis import Phase, settings
 
-    # The same examples in every run, so that a mutant's verdict does not depend on the draw.
-    settings.register_profile("mutation", derandomize=True, database=None, deadline=None)
+    # The same examples in every run, so that a mutant's verdict does not depend on the draw; and no
+    # shrinking: a mutant dies at the first failing example, where shrinking it can outlast the
+    # time limit and count a killed mutant as a timeout.
+    settings.register_profile("mutation", derandomize=True, database=None, deadline=None,
+                              phases=(Phase.explicit, Phase.generate))
     settings.load_profile("mutation")
 
     # The commands the tests start import the mutated copy, and report what they ran (see

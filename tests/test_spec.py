@@ -4,7 +4,7 @@ import pytest
 from click.testing import CliRunner
 
 from lstm_inspect.cli import main
-from lstm_inspect.core.choices import ResetKind, ResetPolicy
+from lstm_inspect.core.choices import Hook, ResetKind, ResetPolicy, Shuffle
 from lstm_inspect.core.errors import SpecError
 from lstm_inspect.core.spec import Spec, parse_shape
 
@@ -33,6 +33,58 @@ def test_reset_policy_parses(text, kind, every):
 def test_reset_policy_rejects(text):
     with pytest.raises(SpecError):
         ResetPolicy.parse(text)
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("validation", "validation"), (" Predict , VALIDATION ", "validation,predict"),
+    ("every:1,predict", "every:1,predict"),
+    ("predict,epoch", "epoch,predict")])
+def test_reset_policy_names_its_hooks_in_one_order(text, expected):
+    policy = ResetPolicy.parse(text)
+    assert str(policy) == expected and bool(policy)
+    assert ResetPolicy.parse(str(policy)) == policy
+
+
+def test_a_reset_policy_is_true_where_it_resets_anywhere():
+    assert not ResetPolicy() and not ResetPolicy.parse("never")
+    assert ResetPolicy(validation=True) and ResetPolicy(predict=True) and ResetPolicy(ResetKind.EPOCH)
+
+
+def test_every_k_resets_at_batch_0_when_no_batch_is_named():
+    policy = ResetPolicy.parse("every:2")
+    assert policy.resets_in(Hook.TRAIN_BATCH_BEGIN)
+    assert [policy.resets_in(Hook.TRAIN_BATCH_BEGIN, batch) for batch in range(4)] == [True, False, True, False]
+    assert not policy.resets_in(Hook.EPOCH_BEGIN)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("epoch,every:2", "--reset takes one training hook, epoch or every:K (every:K resets at each epoch's batch 0 "
+                      "already), got 'epoch,every:2'"),
+    ("every:0", "every:K needs a positive integer K, got '0'"),
+    ("every:1" + "0" * 18, "every:K takes K of at most 18 digits"),
+    ("every:²", "every:K needs a positive integer K, got '²'"),
+    ("sometimes", "expected never, or hooks among epoch, every:K, validation and predict separated by commas, "
+                  "got 'sometimes'")])
+def test_reset_policy_refusals_say_what_it_takes(text, message):
+    with pytest.raises(SpecError) as raised:
+        ResetPolicy.parse(text)
+    assert raised.value.field == "reset"
+    assert raised.value.describe({"reset": "--reset"}) == message
+
+
+@pytest.mark.parametrize("value, expected", [(True, Shuffle.TRUE), (False, Shuffle.FALSE), ("batch", Shuffle.BATCH),
+                                             ("false", Shuffle.FALSE)])
+def test_shuffle_takes_what_fit_takes(value, expected):
+    assert Shuffle.of(value) is expected
+    assert Shuffle.of(expected.keras_value) is expected
+    assert bool(expected) == (expected is not Shuffle.FALSE)
+
+
+def test_shuffle_refuses_what_fit_does_not_take():
+    with pytest.raises(SpecError) as raised:
+        Shuffle.of("sometimes")
+    assert raised.value.field == "shuffle"
+    assert raised.value.describe({"shuffle": "--shuffle"}) == "--shuffle is True, False or 'batch', got 'sometimes'"
 
 
 @pytest.mark.parametrize("field, value", [("batch_size", 0), ("epochs", 0), ("units", 0), ("val_samples", -1),

@@ -79,10 +79,11 @@ def default_backend(environ: Mapping[str, str] | None = None) -> Backend:
         base = base if os.access(base, os.W_OK) else "/tmp"  # as Keras falls back
         home = environ.get("KERAS_HOME") or os.path.join(base, ".keras")
         try:
-            with open(os.path.join(home, "keras.json"), encoding="utf-8") as config:
+            # Keras writes keras.json in ASCII (json.dump): any codec reads it.
+            with open(os.path.join(home, "keras.json"), encoding="utf-8") as config:  # pragma: no mutate
                 name = json.load(config).get("backend")
         except (OSError, ValueError, AttributeError):
-            name = None  # Keras ignores a missing or unreadable file too
+            name = None  # pragma: no mutate (Keras ignores a missing or unreadable file too; "" falls back alike)
     try:
         return Backend(name or Backend.TENSORFLOW)
     except ValueError:
