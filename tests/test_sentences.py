@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 from lstm_inspect.cli import main
 from lstm_inspect.core.spec import Spec
+from lstm_inspect.core.words import printable
 from lstm_inspect.explain.advice import advise
 
 STATEFUL = ["--shape", "8,5,1", "--batch", "4", "--stateful", "--backend", "torch"]
@@ -243,9 +244,35 @@ def test_one_window_per_slot_is_singular():
     ("8,3,1", "2", "predict(8, batch_size=4)", "predict(8, batch_size=4) asks for batches of 4 (batch_size=4) from "
      "the model, built for 2: call it with batch_size=2, or make a stateful twin for 4 first (twin(batch_size=4), "
      "which takes the weights and starts from zeros)"),
+    ("10,3,1", "2", "predict(8, batch_size=4)", "predict(8, batch_size=4) asks for batches of 4 (batch_size=4) from "
+     "the model, built for 2: call it with batch_size=2, or make a stateful twin for 4 first (twin(batch_size=4), "
+     "which takes the weights and starts from zeros)"),  # the 8 samples predict takes, not the 10 of fit's data
+    # batch_size=4 alone would leave a partial batch of 2
+    ("8,3,1", "4", "predict(6)", "predict(6) sends its 6 samples as one batch (batch_size=32, Keras's default) to "
+     "the model, built for 4: call it with batch_size=4 and a multiple of 4 samples (e.g. 4), or make a stateful "
+     "twin for 6 first (twin(batch_size=6), which takes the weights and starts from zeros)"),
+    ("9,3,1", "2", "fit(batch_size=4)", "fit(batch_size=4) asks for batches of 4 (batch_size=4) from the model, "
+     "built for 2: call it with batch_size=2 and training and validation samples in multiples of 2"),
+    # the model's own batch size, and still a batch of another size
+    ("8,3,1", "4", "predict_on_batch(3)", "predict_on_batch(3) sends 3 samples at once to the model, built for "
+     "batches of 4: send 4, or make a stateful twin for 3 first (twin(batch_size=3))"),
+    ("8,3,1", "4", "predict(2, batch_size=4)", "predict(2, batch_size=4) sends 2 samples at once to the model, built "
+     "for batches of 4: send 4, or make a stateful twin for 2 first (twin(batch_size=2))"),
+    ("10,3,1", "4", "evaluate(10, batch_size=4)", "the 10 samples of evaluate(10, batch_size=4) end with a batch of 2: "
+     "give it a multiple of 4 samples (e.g. 8), as drop_remainder does"),
+    ("10,3,1", "4", "fit(batch_size=4)", "fit's 10 training samples (N) end with a batch of 2: give it a multiple of "
+     "4 samples (e.g. 8), as drop_remainder does"),
+    ("3,3,1", "4", "fit(batch_size=4)", "fit's 3 training samples (N) end with a batch of 3: give it a multiple of "
+     "4 samples (e.g. 4), as drop_remainder does"),
 ])
 def test_the_fix_for_a_calls_batch_size_says_what_it_sends_and_a_twin_only_where_one_works(shape, batch, workflow,
                                                                                           fix):
     found = report("--shape", shape, "--batch", batch, "--stateful", "--no-shuffle", "--backend", "torch",
                    "--calls", workflow)
     assert found["error"]["fix"] == fix
+
+
+def test_text_read_from_a_file_is_shown_with_its_control_characters_escaped():
+    assert printable("a b\tc") == "a b\\tc"
+    assert printable("a b\x1b[2Jc\u200e d") == "a b\\x1b[2Jc\\u200e d"
+    assert printable("plain text, ünïcode") == "plain text, ünïcode"

@@ -12,7 +12,8 @@ from ..core.workflow import CALLS, Kind, Op
 
 
 def _divisors(n: int) -> list[int]:
-    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]
+    # (a range past the square root finds more of the same divisors: the set keeps each once)
+    small = [d for d in range(1, math.isqrt(n) + 1) if n % d == 0]  # pragma: no mutate
     return sorted(set(small + [n // d for d in small]))
 
 
@@ -27,14 +28,15 @@ def fix_for_partial_batch(spec: Spec, terms: Terms = Terms()) -> str:
     sizes = {name: size for name, size in sizes.items() if size}
     common = math.gcd(*sizes.values())
     divisors = _divisors(common)
-    below = [d for d in divisors if d < spec.batch_size][-2:]
-    above = [d for d in divisors if d > spec.batch_size][:2]
-    near = below + above
+    # The batch size divides none of them (else no batch were partial): < and <= agree, as > and >= do.
+    below = [d for d in divisors if d < spec.batch_size]  # pragma: no mutate
+    above = [d for d in divisors if d > spec.batch_size]  # pragma: no mutate
+    near = below[-2:] + above[:2]
     choice = _either(", ", " or ", [str(d) for d in near])
     what = _either(", ", " and ", list(sizes))
     advice = f"use {terms.name('batch_size')} {choice} (divisors of {what} near {spec.batch_size})"
     truncations = [f"{name} to {size - size % spec.batch_size}" for name, size in sizes.items()
-                   if size % spec.batch_size and size >= spec.batch_size]
+                   if size % spec.batch_size and size // spec.batch_size]  # keeping a whole batch at least
     if truncations:
         advice += (", or drop the remainder as drop_remainder does: truncate "
                    + ", ".join(truncations))
@@ -48,10 +50,13 @@ def _fix_for_batch_size(spec: Spec, op: Op, size: int, slots: int, model: str, b
     head = (f"{op} sends its {plural(slots, 'sample')} as one batch ({asked}) to {model}" if slots < size
             else f"{op} asks for batches of {slots:,} ({asked}) from {model}")
     parts = [spec.fit_split(op), spec.fit_validation(op)] if op.kind == Kind.FIT else [op.samples]
-    # A twin for the batch asked works only when no part of the call ends with a partial batch.
+    # Either fix works only where no part of the call ends with a partial batch.
+    whole = "" if all(part % built == 0 for part in parts) else (
+        f" and training and validation samples in multiples of {built:,}" if op.kind == Kind.FIT
+        else f" and a multiple of {built:,} samples (e.g. {max(built, op.samples - op.samples % built):,})")
     twin = (f", or make a stateful twin for {slots:,} first (twin(batch_size={slots}), which takes the weights and "
             "starts from zeros)" if all(part % slots == 0 for part in parts) else "")
-    return f"{head}, built for {built:,}: call it with batch_size={built}{twin}"
+    return f"{head}, built for {built:,}: call it with batch_size={built}{whole}{twin}"
 
 
 def fix_for_call(spec: Spec, index: int, terms: Terms = Terms()) -> str:
