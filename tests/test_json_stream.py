@@ -33,9 +33,10 @@ def expected(value):
 
 
 @settings(max_examples=300, deadline=None)
-@given(OBJECTS, st.lists(VALUES, max_size=6), st.integers(1, 40), st.sampled_from([None, 0, 2]))
-def test_any_object_reads_as_json_load_reads_it_whatever_the_chunk(value, steps, chunk, indent):
-    text = json.dumps({**value, "steps": steps}, indent=indent)
+@given(OBJECTS, st.lists(VALUES, max_size=6), st.integers(1, 40), st.sampled_from([None, 0, 2]),
+       st.sampled_from([None, (",", ":")]))
+def test_any_object_reads_as_json_load_reads_it_whatever_the_chunk(value, steps, chunk, indent, separators):
+    text = json.dumps({**value, "steps": steps}, indent=indent, separators=separators)
     assert read(text, chunk) == expected(json.loads(text))
 
 
@@ -108,3 +109,15 @@ def test_a_saved_run_is_read_back_in_memory_that_does_not_grow_with_its_steps(tm
     large, _ = run(12_000)
     assert size > 8 * 2**16
     assert large < small + 2**18, (small, large)  # held whole, 9,000 steps more would take some 10 MiB more
+
+
+@pytest.mark.parametrize("text, chunk, message", [
+    ('{"steps": [1, 2', None, "Expecting ',' or ']' between the elements of an array at the end of the file"),
+    ('{"steps": [1, 2 3]}', None, "Expecting ',' or ']' between the elements of an array at char 16"),
+    ('{"steps": [1, 2 3]}', 4, "Expecting ',' or ']' between the elements of an array at char 16"),
+    ('{"steps": [1, {"a": tru}]}', 5, "Expecting value at char 20"),  # found in a later chunk than the first
+])
+def test_a_damaged_file_is_refused_where_it_is_damaged(text, chunk, message):
+    with pytest.raises(json.JSONDecodeError) as raised:
+        read(text, chunk)
+    assert raised.value.msg == message

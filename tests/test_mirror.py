@@ -1,6 +1,8 @@
 """The mirror on real tensors, and the inspection's checks of it."""
 
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -190,3 +192,47 @@ def test_a_mirror_that_runs_a_lone_stateless_sample_in_every_slot_is_caught(monk
     results = list(inspection)
     assert [result.verified for result in results] == [True, True, False]
     assert not inspection.report.ok
+
+
+def test_the_tensors_that_break_a_prediction_are_named_slot_by_slot():
+    from lstm_inspect.check.observe import differing_tensors
+    from lstm_inspect.core.schedule import keras_steps
+
+    spec = Spec(8, 3, 1, batch_size=4, stateful=True, backend="torch", layers=2, units=3,
+                workflow="predict(4); reset_state(slots=[2]); predict(4)")
+    first, second = mirror_run.mirror_records(spec)
+    _, step = keras_steps(spec)
+    assert step.source_slot.tolist() == [0, 1, -1, 3]
+
+    def differing(slot: int | None = None, tensor: int = 0, row: int = 0, previous=first) -> tuple[str, ...]:
+        initial = tuple(state.clone() for state in second.initial)
+        if slot is not None:
+            initial[tensor][row, slot] += 1.0
+        return differing_tensors(spec, step, dataclasses.replace(second, initial=initial), previous)
+
+    assert differing() == ()
+    assert differing(slot=0) == ("h[layer 0]",)  # slot 0 carries too
+    assert differing(slot=3, tensor=1, row=1) == ("c[layer 1]",)
+    assert differing(slot=2, row=1) == ("h[layer 1]",)  # the slot reset_state zeroed
+    every = ("h[layer 0]", "h[layer 1]", "c[layer 0]", "c[layer 1]")
+    assert differing(previous=None) == every  # nothing to hold the carried slots to
+    assert differing(previous=second) == every  # not the call they carry from
+
+
+@pytest.mark.parametrize("settings", [dict(stateful=True, keras="2", backend="tensorflow", go_backwards=True),
+                                      dict(stateful=False, keras="3", backend="jax", go_backwards=False)])
+def test_save_and_load_gives_the_same_layer_with_its_weights_and_a_zero_state(settings):
+    from lstm_inspect.core.workflow import Kind, parse
+
+    torch.manual_seed(0)
+    layer = KerasStateful(torch.nn.LSTM(2, 3, batch_first=True), 4, **settings)
+    layer(torch.randn(4, 5, 2))
+    loaded = mirror_run.MODEL_CHANGES[Kind.SAVE_AND_LOAD](layer, parse("save_and_load()")[0])
+    assert (loaded.stateful, loaded.keras, loaded.backend, loaded.go_backwards) == \
+        (layer.stateful, layer.keras, layer.backend, layer.go_backwards)
+    assert all(torch.equal(value, layer.state_dict()[name]) for name, value in loaded.state_dict().items())
+    assert loaded.state_dict().keys() == layer.state_dict().keys()
+    assert loaded.batch_size == layer.batch_size and loaded is not layer
+    if layer.stateful:
+        assert any(bool(state.any()) for state in layer.states)
+        assert not any(bool(state.any()) for state in loaded.states)  # the state is not saved

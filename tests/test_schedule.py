@@ -181,6 +181,15 @@ def test_start_labels_name_the_sample_whose_state_is_carried():
     (Spec(12, 5, 1, batch_size=4, stateful=True, val_samples=6),
      "use --batch 2, 3 or 6 (divisors of N and --val-samples near 4), or drop the "
      "remainder as drop_remainder does: truncate --val-samples to 4"),
+    (Spec(120, 5, 1, batch_size=7, stateful=True),
+     "use --batch 5, 6, 8 or 10 (divisors of N near 7), or drop the remainder as drop_remainder does: "
+     "truncate N to 119"),
+    (Spec(100, 5, 1, batch_size=32, stateful=True, val_samples=50, predict_samples=30),
+     "use --batch 5 or 10 (divisors of N, --val-samples and --predict-samples near 32), or drop the remainder as "
+     "drop_remainder does: truncate N to 96, --val-samples to 32"),  # 30 holds no whole batch to keep
+    (Spec(10, 5, 1, batch_size=4, stateful=True, val_samples=3),
+     "use --batch 1 (divisors of N and --val-samples near 4), or drop the remainder as drop_remainder does: "
+     "truncate N to 8"),
 ])
 def test_fix_suggests_divisors_near_b_and_truncation(spec, expected):
     assert fix_for_partial_batch(spec, TERMS) == expected
@@ -190,3 +199,25 @@ def test_fix_names_spec_fields_by_default():
     spec = Spec(12, 5, 1, batch_size=4, stateful=True, val_samples=6)
     assert fix_for_partial_batch(spec) == ("use batch_size 2, 3 or 6 (divisors of samples and val_samples near 4), "
                                            "or drop the remainder as drop_remainder does: truncate val_samples to 4")
+
+
+def test_each_slot_is_labelled_with_the_sample_it_continues_or_zeros():
+    spec = Spec(8, 3, 1, batch_size=4, stateful=True, backend="torch",
+                workflow="predict(4); reset_state(slots=[0, 2]); predict(4)")
+    first, second = keras_steps(spec)
+    assert first.start_labels() == ["zeros"] * 4
+    assert second.start_labels() == ["zeros", "predict:1", "zeros", "predict:3"]
+
+
+def test_a_step_either_raises_or_starts_its_slots():
+    step = next(keras_steps(Spec(8, 3, 1, batch_size=4)))
+    with pytest.raises(ValueError, match=r"^a step either raises \(error\) or starts its slots \(source_slot\), "
+                                         r"not both$"):
+        dataclasses.replace(step, source_slot=None)
+
+
+def test_the_calls_are_named_by_phase_inside_fit_and_by_kind_outside_it():
+    spec = Spec(8, 3, 1, batch_size=4, backend="torch",
+                workflow="fit(validation_samples=4); test_on_batch(4); evaluate(4); fit(); predict_on_batch(4)")
+    assert [call.segment for call in iter_calls(spec)] == [  # fit's batch_size is Keras's 32: one batch each
+        "train e0", "validation e0", "test_on_batch", "evaluate", "train#2 e0", "predict_on_batch"]

@@ -41,7 +41,7 @@ class Observed:
 def observe(step: Step, record: CallRecord, previous: CallRecord | None) -> tuple[Observed, bool]:
     """Read the initial state the mirror really passed and check it against the prediction."""
     source_slot = step.source_slot
-    assert source_slot is not None, "a raising step runs no call to observe"
+    assert source_slot is not None, "a raising step runs no call to observe"  # pragma: no mutate (words for us)
     initial = _flat(record.initial)
     # Per slot: the largest |value| over every tensor, layer, direction and unit.
     row_max = initial[0].abs().amax(dim=(0, 2))
@@ -207,7 +207,7 @@ def differing_tensors(spec: Spec, step: Step, record: CallRecord, previous: Call
     """Which state tensors, layer by layer and direction by direction, break the prediction
     (only asked for a step that failed, so its cost does not matter)."""
     source_slot = step.source_slot
-    assert source_slot is not None, "a raising step runs no call to observe"
+    assert source_slot is not None, "a raising step runs no call to observe"  # pragma: no mutate (words for us)
     names = iter(tensor_names(spec))
     carried = np.flatnonzero(source_slot >= 0)
     zeros = np.flatnonzero(source_slot < 0)

@@ -127,13 +127,15 @@ def broadcast_phases(spec: Spec) -> list[Phase]:
     """The phases whose last batch is a lone sample that TensorFlow broadcasts into every slot
     (stateful only), up to the first batch that raises instead; for a workflow, the run finds
     them (verdict.Passes)."""
-    if spec.workflow is not None or not (spec.stateful and facts_for(spec).broadcasts_one and spec.batch_size > 1):
+    if spec.workflow is not None or not (spec.stateful and facts_for(spec).broadcasts_one):
         return []
     found = []
     for phase, count in ((Phase.TRAIN, spec.samples), (Phase.VALIDATION, spec.val_samples),
                          (Phase.PREDICT, spec.predict_samples)):
         remainder = count % spec.batch_size
-        first_short = count < spec.batch_size and phase == Phase.PREDICT and facts_for(spec).predict_fixes_first
+        # (<= agrees: a predict of one whole batch leaves no remainder, and predict is the last phase)
+        first_short = count < spec.batch_size and phase == Phase.PREDICT  # pragma: no mutate
+        first_short = first_short and facts_for(spec).predict_fixes_first
         if remainder > 1 or first_short:
             break  # Keras raises at this phase's last batch
         if remainder == 1:

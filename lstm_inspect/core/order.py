@@ -24,21 +24,14 @@ class Call:
     epoch: int
     batch: int
     samples: np.ndarray  # the batch's samples: data indices within `stream`
-    broadcast: int = 0  # TensorFlow: the state rows a lone sample runs in (every slot), else 0
+    broadcast: int  # TensorFlow: the state rows a lone sample runs in (every slot), else 0
     # The call it belongs to, e.g. "train e0", "predict#2", "twin predict": the phase (and the
     # epoch inside fit), numbered from the second call of its kind on a model, after the model.
-    segment: str = ""
-    # The data `samples` index (None: the phase's own); fit's validation_split: the training data.
-    stream: Phase = None  # type: ignore[assignment]
+    segment: str
+    # The data `samples` index: the phase's own, but the training data for fit's validation_split.
+    stream: Phase
     invocation: int = 0  # which call of the workflow it belongs to (0, 1, ...)
     data_pass: int = 0  # fit's training batches: which pass over the data (steps_per_epoch spans epochs)
-
-    def __post_init__(self) -> None:
-        if not self.segment:
-            object.__setattr__(self, "segment", "predict" if self.phase == Phase.PREDICT
-                               else f"{self.phase} e{self.epoch}")
-        if self.stream is None:
-            object.__setattr__(self, "stream", self.phase)
 
     @property
     def slot_samples(self) -> np.ndarray:
@@ -156,8 +149,9 @@ class Invocation:
     stateful: bool  # the model's: a twin may be built otherwise than the model it copies
 
     def name(self, phase: Phase | None = None) -> str:
-        """E.g. "predict#2" or "twin train": the phase's word inside fit, else the call's."""
-        word = str(phase) if self.op.kind == Kind.FIT and phase is not None else str(self.op.kind)
+        """E.g. "predict#2" or "twin train": the word of `phase` (fit's training or validation),
+        else the call's."""
+        word = str(self.op.kind) if phase is None else str(phase)
         numbered = word + (f"#{self.number}" if self.number > 1 else "")
         return f"{self.model} {numbered}" if self.model else numbered
 

@@ -29,7 +29,7 @@ class Items:
 
     def __init__(self, reader: _Reader) -> None:
         self._reader = reader
-        self.done = False
+        self.done = False  # pragma: no mutate (only its truth is read)
 
     def __iter__(self) -> Iterator[Any]:
         reader = self._reader
@@ -42,7 +42,7 @@ class Items:
                 return
             if not first:
                 reader.expect(",", "',' or ']' between the elements of an array")
-            first = False
+            first = False  # pragma: no mutate (only its truth is read)
             yield reader.value()
 
     def drain(self) -> None:
@@ -113,7 +113,10 @@ def _cut_off(error: json.JSONDecodeError, length: int) -> bool:
     """Whether the value may only be cut off by the end of the text held: a string left open, or
     a failure within the last token (a keyword, a number, an escape); else the text is damaged,
     and reading on would only hold more of it."""
-    return error.msg.startswith("Unterminated string") or error.pos > length - _TOKEN
+    if error.msg.startswith("Unterminated string"):
+        return True
+    # (>= reads on one character sooner: a damaged text is refused all the same, with the same words)
+    return error.pos > length - _TOKEN  # pragma: no mutate
 
 
 def members(file: TextIO, streamed: str, *, room: Callable[[int], None],
