@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lstm_inspect.cli import main
-from lstm_inspect.data.datafile import _overlaps
+from lstm_inspect.core.errors import SpecError
+from lstm_inspect.data.datafile import _overlaps, open_data
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "probe-run.json"
 
@@ -316,3 +317,59 @@ def test_a_reader_that_leaves_in_the_middle_of_a_write_gives_141(output):
     process.stdout.close()
     stderr = process.stderr.read()
     assert process.wait(timeout=120) == 141 and b"Traceback" not in stderr
+
+
+def _refusal(path, key=None) -> str:
+    with pytest.raises(ValueError) as raised:
+        open_data(str(path), key)
+    error = raised.value
+    return error.describe({"key": "--data-key"}) if isinstance(error, SpecError) else str(error)
+
+
+def test_an_npz_is_refused_in_words_that_name_its_arrays(tmp_path):
+    path = tmp_path / "x.npz"
+    np.savez(path, a=np.zeros((2, 3, 1), "float32"), b=np.zeros((2, 3, 1), "float32"))
+    assert _refusal(path) == f"{path} is a .npz archive: name its array with --data-key (it holds a, b)"
+    assert _refusal(path, "c") == f"{path} has no array 'c' (it holds a, b)"
+    with pytest.raises(SpecError) as raised:
+        open_data(str(path))
+    assert raised.value.field == "key"
+    empty = tmp_path / "empty.npz"
+    np.savez(empty)
+    assert _refusal(empty) == f"{empty} is a .npz archive: name its array with --data-key (it holds none)"
+    assert _refusal(empty, "x") == f"{empty} has no array 'x' (it holds none)"
+
+
+def test_an_npz_that_is_damaged_or_pickled_is_refused_saying_so(tmp_path):
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"PK\x03\x04 not a zip at all")
+    assert _refusal(broken, "x") == f"{broken} is not a .npy or .npz file (File is not a zip file)"
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, x=np.array([{}], dtype=object))
+    assert _refusal(pickled, "x") == (f"{pickled}: array 'x' holds Python objects, which only unpickling would read: "
+                                      "save numbers (a float array)")
+    cut = tmp_path / "cut.npz"
+    np.savez(cut, x=np.arange(4000, dtype="float32"))
+    data = cut.read_bytes()
+    cut.write_bytes(data[:600] + data[-200:])  # the directory kept, the member's bytes cut
+    assert _refusal(cut, "x").startswith(f"{cut}: array 'x' cannot be read (")
+    assert _refusal(cut, "x").endswith("): the file may be cut short")
+
+
+def test_an_npz_array_is_read_only_while_it_takes_at_most_half_the_room(tmp_path, monkeypatch):
+    from lstm_inspect.data import datafile
+    from lstm_inspect.data.memory import Room
+
+    path = tmp_path / "x.npz"
+    np.savez(path, x=np.zeros((10, 3, 1), "float32"))
+    with zipfile.ZipFile(path) as archive:
+        unpacked = archive.getinfo("x.npy").file_size
+    monkeypatch.setattr(datafile, "rooms", lambda: [Room(10 ** 9, "the cgroup"), Room(2 * unpacked, "the memory")])
+    assert open_data(str(path), "x").shape == (10, 3, 1)
+    monkeypatch.setattr(datafile, "rooms", list)  # no limit known
+    assert open_data(str(path), "x").shape == (10, 3, 1)
+    monkeypatch.setattr(datafile, "rooms", lambda: [Room(2 * unpacked - 1, "the memory")])
+    assert _refusal(path, "x") == (
+        f"{path}: array 'x' takes {unpacked:,} bytes once read, more than half of the {2 * unpacked - 1:,} this "
+        "process may hold (numpy maps no array of a .npz): save it with numpy.save as a .npy file, which is "
+        "memory-mapped")

@@ -234,7 +234,7 @@ def _npz_member(path: str, key: str | None) -> np.ndarray:
     try:
         archive = np.load(path, allow_pickle=False)
     except (ValueError, OSError, zipfile.BadZipFile) as error:
-        raise ValueError(f"{path} is not a .npy or .npz file ({error or 'not a zip archive'})") from None
+        raise ValueError(f"{path} is not a .npy or .npz file ({error})") from None
     with archive:
         if key is None:
             raise SpecError("key", "{path} is a .npz archive: name its array with {key} (it holds {names})",
@@ -244,13 +244,16 @@ def _npz_member(path: str, key: str | None) -> np.ndarray:
         member = f"{key}.npy" if f"{key}.npy" in archive.zip.namelist() else key
         unpacked = archive.zip.getinfo(member).file_size
         room = min((found.bytes for found in rooms()), default=None)
-        if room is not None and unpacked > room // 2:
+        if room is not None and 2 * unpacked > room:
             raise ValueError(f"{path}: array {key!r} takes {unpacked:,} bytes once read, more than half of the "
                              f"{room:,} this process may hold (numpy maps no array of a .npz): save it with "
                              "numpy.save as a .npy file, which is memory-mapped")
         try:
             array = archive[key]
         except (ValueError, OSError, EOFError, zipfile.BadZipFile) as error:
+            if "allow_pickle" in str(error):
+                raise ValueError(f"{path}: array {key!r} holds Python objects, which only unpickling would read: "
+                                 "save numbers (a float array)") from None
             raise ValueError(f"{path}: array {key!r} cannot be read ({error}): the file may be cut short") from None
     if not isinstance(array, np.ndarray):
         raise ValueError(f"{path}: {key!r} is not an array saved by numpy (no .npy member)")
