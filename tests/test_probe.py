@@ -156,6 +156,37 @@ def test_attach_watches_a_model_without_a_callback_list_and_detach_undoes_it():
     assert [label for label, _ in seen(probe)] == ["train e0 b0", "train e0 b1", "predict_on_batch b0"]
 
 
+def test_evaluate_is_watched_as_its_own_call_and_attaching_twice_watches_once():
+    model, probe = stateful_model(), StateProbe()
+    assert probe.attach(model) is probe and probe.attach(model) is probe  # a second wrapper would see it twice
+    assert probe.model is model
+    other = stateful_model()
+    probe.attach(other)
+    other.predict_on_batch(data(4)[0])
+    model.evaluate(*data(8), batch_size=4, verbose=0)
+    model.evaluate(*data(4), batch_size=4, verbose=0)
+    probe.detach()
+    probe.detach()  # nothing left to undo
+    spec = Spec(8, T, F, batch_size=4, stateful=True, backend="torch",
+                workflow="evaluate(8, batch_size=4); evaluate(4, batch_size=4)")
+    assert seen(probe)[1:] == predicted(spec)
+    assert [result.step.call.phase for result in probe.result().steps] == ["predict"] + ["evaluate"] * 3
+    assert [label for label, _ in seen(probe)] == ["predict_on_batch b0", "evaluate b0", "evaluate b1",
+                                                   "evaluate#2 b0"]
+
+
+def test_attach_refuses_what_is_no_keras_model():
+    class Half:
+        def fit(self):
+            pass
+
+    with pytest.raises(TypeError) as raised:
+        StateProbe().attach(Half())
+    assert str(raised.value) == ("attach takes a Keras model (with fit, evaluate, predict, train_on_batch, "
+                                 "test_on_batch, predict_on_batch); Half has no evaluate, predict, train_on_batch, "
+                                 "test_on_batch, predict_on_batch")
+
+
 def test_a_stateless_model_starts_every_call_from_zeros():
     inputs = keras.Input(shape=(T, F))
     model = keras.Model(inputs, keras.layers.LSTM(2)(inputs))
