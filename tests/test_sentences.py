@@ -252,7 +252,10 @@ def test_one_window_per_slot_is_singular():
      "the model, built for 4: call it with batch_size=4 and a multiple of 4 samples (e.g. 4), or make a stateful "
      "twin for 6 first (twin(batch_size=6), which takes the weights and starts from zeros)"),
     ("9,3,1", "2", "fit(batch_size=4)", "fit(batch_size=4) asks for batches of 4 (batch_size=4) from the model, "
-     "built for 2: call it with batch_size=2 and training and validation samples in multiples of 2"),
+     "built for 2: call it with batch_size=2 and a multiple of 2 training samples (e.g. 8)"),
+    ("12,3,1", "2", "fit(batch_size=4, validation_samples=3)", "fit(batch_size=4, validation_samples=3) asks for "
+     "batches of 4 (batch_size=4) from the model, built for 2: call it with batch_size=2 and training and "
+     "validation samples in multiples of 2"),
     # the model's own batch size, and still a batch of another size
     ("8,3,1", "4", "predict_on_batch(3)", "predict_on_batch(3) sends 3 samples at once to the model, built for "
      "batches of 4: send 4, or make a stateful twin for 3 first (twin(batch_size=3))"),
