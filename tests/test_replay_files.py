@@ -230,6 +230,20 @@ DAMAGED = {
     "a workflow that is not one": (changed(lambda d: d["spec"].update(workflow="foo()")),
                                    "is a damaged StateProbe file: workflow: unknown call foo()"),
     "a negative seed": (changed(lambda d: d["spec"].update(seed=-1)), "seed must be between 0 and 2**32 - 1"),
+    "a verdict that is no text": (changed(lambda d: d.update(verdict=5)),
+                                  "damaged StateProbe file: verdict is not text"),
+    "a batch that is true": (changed(lambda d: d["steps"][0].update(batch=True)),
+                             "damaged StateProbe file: step 0: batch is not a whole number"),
+    "a call that is a number": (changed(lambda d: d["steps"][2].update(call=2)),
+                                "damaged StateProbe file: step 2: call is not text"),
+    "an epoch past int64": (changed(lambda d: d["steps"][0].update(epoch=10**18)),
+                            "damaged StateProbe file: step 0: epoch must be a whole number from 0"),
+    "zero slots past int64": (changed(lambda d: d["steps"][0]["observed"].update(zero_slots=10**18)),
+                              "damaged StateProbe file: step 0: zero_slots must be a whole number from 0"),
+    "zero slots that are false": (changed(lambda d: d["steps"][1]["observed"].update(zero_slots=False)),
+                                  "damaged StateProbe file: step 1: zero_slots must be a whole number from 0"),
+    "fewer than no layers": (changed(lambda d: d.update(stateful_layers=-1)),
+                             "damaged StateProbe file: stateful_layers is not a whole number from 0"),
 }
 
 

@@ -319,6 +319,7 @@ def _check(item: Any, index: int, before: tuple[str, int] | None) -> _Checked:
 _PHASES = {member.value: member for member in Phase}
 _STEP_FIELDS = ("phase", "epoch", "batch", "samples", "call", "start")
 _STEP_TYPES = (str, int, int, list, str, list)  # exactly: JSON's true is a bool, never an int
+_TYPE_WORDS = {str: "text", int: "a whole number", list: "a list"}  # as JSON names them
 
 
 def _typed(item: dict[str, Any], index: int) -> tuple[Any, ...]:
@@ -327,7 +328,7 @@ def _typed(item: dict[str, Any], index: int) -> tuple[Any, ...]:
     if tuple(map(type, values)) != _STEP_TYPES:
         name, kind = next((name, kind) for name, kind, value in zip(_STEP_FIELDS, _STEP_TYPES, values, strict=True)
                           if type(value) is not kind)
-        raise ValueError(f"step {index}: {name} is not a {kind.__name__}")
+        raise ValueError(f"step {index}: {name} is not {_TYPE_WORDS[kind]}")
     return values
 _CODES = {ZEROS: -1, OTHER: -2}  # the starts that are no slot of the call before
 
@@ -340,16 +341,10 @@ def _starts_of(before: tuple[str, int] | None) -> list[str]:
     return [f"{label}{SLOT}{slot}" for slot in range(slots)]
 
 
-def _field(item: dict[str, Any], name: str, kind: type, index: int) -> Any:
-    value = item.get(name)
-    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise ValueError(f"step {index}: {name} is not a {kind.__name__}")
-    return value
-
-
 def _count(item: dict[str, Any], name: str, index: int) -> int:
-    value: int = _field(item, name, int, index)
-    if not 0 <= value < 10**18:
+    value = item.get(name)
+    # Within int64; and bool is an int to Python, not to JSON.
+    if type(value) is not int or not 0 <= value < 10**18:
         raise ValueError(f"step {index}: {name} must be a whole number from 0")
     return value
 
