@@ -51,10 +51,13 @@ def _fix_for_batch_size(spec: Spec, op: Op, size: int, slots: int, model: str, b
             else f"{op} asks for batches of {slots:,} ({asked}) from {model}")
     parts = [spec.fit_split(op), spec.fit_validation(op)] if op.kind == Kind.FIT else [op.samples]
     # Either fix works only where no part of the call ends with a partial batch.
-    whole = "" if all(part % built == 0 for part in parts) else (
-        f" and training and validation samples in multiples of {built:,}" if len([part for part in parts if part]) > 1
-        else f" and a multiple of {built:,} {'training ' * (op.kind == Kind.FIT)}samples "
-             f"(e.g. {max(built, parts[0] - parts[0] % built):,})")
+    if all(part % built == 0 for part in parts):
+        whole = ""
+    elif op.kind == Kind.FIT and spec.fit_validation(op):
+        whole = f" and training and validation samples in multiples of {built:,}"
+    else:
+        what = "training samples" if op.kind == Kind.FIT else "samples"
+        whole = f" and a multiple of {built:,} {what} (e.g. {max(built, parts[0] - parts[0] % built):,})"
     twin = (f", or make a stateful twin for {slots:,} first (twin(batch_size={slots}), which takes the weights and "
             "starts from zeros)" if all(part % slots == 0 for part in parts) else "")
     return f"{head}, built for {built:,}: call it with batch_size={built}{whole}{twin}"

@@ -35,7 +35,7 @@ def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
                      + ("; and each is given the mask unflipped, so above the first layer it masks other steps "
                         "than the padding" if spec.padded and spec.mask else ""))
     if not spec.stateful:
-        return found + _cudnn_warning(spec) + _cpu_layout_warning(spec)  # a twin may be built stateful
+        return found + _build_warnings(spec)  # a twin may be built stateful
     if not facts_for(spec).carries:
         eager = (" (only a direct call, model(x), runs eagerly and carries it)"
                  if spec.backend == Backend.JAX else "")
@@ -66,7 +66,7 @@ def warnings_for(spec: Spec, terms: Terms = Terms()) -> list[str]:
                      "previous batch's first timestep, so consecutive batches are not one long "
                      "bidirectional sequence (see the continuation evidence)")
     found += _validation_warning(spec, terms)
-    found += _cudnn_warning(spec) + _cpu_layout_warning(spec)
+    found += _build_warnings(spec)
     if spec.workflow is None and spec.predict_samples:
         found.append("predict starts from the state fit left: reset the layer before predict "
                      "if its sequences do not continue the training data")
@@ -96,6 +96,11 @@ def _broadcast_warning(spec: Spec, where: str, predict: bool) -> str:
     return (f"{facts_for(spec).name} does not raise for a stateful batch of one sample ({where}): in a compiled "
             f"step (Keras's default) it broadcasts that sample into {slots}, so each slot runs it from its own "
             f"state and every slot's state is overwritten{rows}: garbage; make every batch hold exactly {size}")
+
+
+def _build_warnings(spec: Spec) -> list[str]:
+    """What the layer as Keras builds it cannot run, stateful or not."""
+    return _cudnn_warning(spec) + _cpu_layout_warning(spec)
 
 
 def _cudnn_warning(spec: Spec) -> list[str]:
